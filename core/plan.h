@@ -1,0 +1,197 @@
+// core/plan.h: one plan, built by the planner, timed by the simulator, computed on the CPU by the
+// functional executor and launched on GPUs by the CUDA executor. The plan is the only description
+// of a scheme: every executor walks its tasks and buffers and re-derives nothing.
+//
+// Data model. Every buffer lives on one rank and holds [batch, tokens, heads, width] elements,
+// row-major (width = head_dim for Q/K/V/O, 1 for LSE). A View selects a token range and a head range
+// of one buffer across the whole batch and width. Token positions are explicit: a TokenRun maps a
+// contiguous range of a buffer's tokens to global sequence positions start + stride * i.
+//
+// Tasks run on one rank and one stream, after their dependencies. Communication tasks that belong
+// together (the sends and receives of one all-to-all or one ring step, on every participating rank)
+// share a `collective` id; the collective moves data once all of its tasks are ready.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/problem.h"
+#include "core/status.h"
+#include "core/units.h"
+
+namespace spattn::core {
+
+enum class Scheme { kUlysses, kRing, kHybrid };
+enum class RingLayout { kContiguous, kZigzag, kStriped };
+// Hybrid placement: Ulysses groups on consecutive ranks (U-major, the default, so the all-to-all
+// stays inside a node) or strided (ring neighbours on consecutive ranks).
+enum class Placement { kUlyssesInner, kRingInner };
+
+const char* to_string(Scheme s);
+const char* to_string(RingLayout l);
+const char* to_string(Placement p);
+Expected<Scheme> parse_scheme(const std::string& s);
+Expected<RingLayout> parse_ring_layout(const std::string& s);
+Expected<Placement> parse_placement(const std::string& s);
+
+// What the user (or the search) asks the planner for.
+struct PlanChoice {
+  Scheme scheme = Scheme::kUlysses;
+  int ulysses_degree = 1;  // U
+  int ring_degree = 1;     // R; world = U * R
+  RingLayout layout = RingLayout::kContiguous;
+  Placement placement = Placement::kUlyssesInner;
+  std::string name() const;  // e.g. "ulysses4", "ring4-zigzag", "hybrid2x2-zigzag"
+};
+
+using BufferId = std::int32_t;
+using TaskId = std::int32_t;
+
+enum class BufferRole {
+  kInput,    // q, k, v, joint_k, joint_v: filled from the rank's shard before the plan runs
+  kOutput,   // out, lse: the rank's shard of the result when the plan ends
+  kScratch,  // everything in between
+};
+enum class ElemType { kInput, kF32 };  // the problem's dtype, or float32 (LSE, partial outputs)
+
+// What a buffer holds, so executors can fill inputs and read outputs without knowing the scheme.
+enum class TensorKind { kQ, kK, kV, kJointK, kJointV, kOut, kLse, kOther };
+
+struct TokenRun {
+  std::int64_t local = 0;   // first token index in the buffer
+  std::int64_t count = 0;   // tokens in the run
+  std::int64_t start = 0;   // global position of the first token
+  std::int64_t stride = 1;  // global positions advance by this per token
+};
+
+struct Buffer {
+  std::string name;  // unique on its rank, e.g. "q_full", "kv_ring1.k"
+  int rank = 0;
+  BufferRole role = BufferRole::kScratch;
+  TensorKind tensor = TensorKind::kOther;
+  ElemType elem = ElemType::kInput;
+  std::int64_t batch = 1, tokens = 0, heads = 0, width = 0;
+  // The first global head held (inputs and outputs: what the shard holds of the full tensor).
+  std::int64_t head_start = 0;
+  // Global positions of this buffer's tokens, for inputs and outputs; tokens not covered and
+  // positions >= seq_len are padding (zero on input, ignored on output).
+  std::vector<TokenRun> runs;
+  std::int64_t elements() const { return batch * tokens * heads * width; }
+};
+
+struct View {
+  BufferId buffer = -1;
+  std::int64_t token_offset = 0, tokens = 0;
+  std::int64_t head_offset = 0, heads = 0;
+};
+
+// Attention of one query block against a list of key blocks taken in order as one concatenated key
+// sequence (FlashAttention over [seg0; seg1; ...]). Writes this block's (out, lse) into `out`, `lse`
+// (overwriting). Query head g = q_head_start + a uses kv head g / group - kv_head_start of the
+// segment views.
+struct KvSegment {
+  View k, v;
+  bool joint = false;            // joint (text) keys: always visible, positions unused
+  std::int64_t start = 0;        // global position of the first key (image keys)
+  std::int64_t stride = 1;
+};
+struct AttnBlock {
+  View q;                        // [b, nq, hq, d]
+  std::int64_t q_start = 0;      // global position of the first query
+  std::int64_t q_stride = 1;
+  std::vector<KvSegment> kv;     // each [b, nk_i, hkv, d]
+  View out;                      // [b, nq, hq, d]
+  View lse;                      // [b, nq, hq, 1] float32
+  std::int64_t q_head_start = 0, kv_head_start = 0;
+  std::int64_t visible_pairs = 0;  // (query, key) pairs the mask allows, per batch and head
+};
+
+// acc = merge(acc, part) by log-sum-exp:  lse = log(exp(lse_a) + exp(lse_b)),
+// out = out_a * exp(lse_a - lse) + out_b * exp(lse_b - lse). -inf is the identity.
+struct Merge {
+  View out, lse;            // accumulator, updated in place
+  View part_out, part_lse;  // a block's result
+};
+
+// dst = src (same extents). Pack/unpack for the all-to-all, pad and slice.
+enum class CopyKind { kPack, kUnpack, kPad, kSlice, kConcat };
+struct Copy {
+  CopyKind kind = CopyKind::kPack;
+  View src, dst;
+};
+
+// Sets a view to a value: 0 for outputs and padding, -inf for an LSE accumulator.
+struct Fill {
+  View dst;
+  double value = 0.0;
+};
+
+// Grouped point-to-point (ncclGroupStart; ncclSend/ncclRecv...; ncclGroupEnd). Every send view and
+// every receive view is a whole buffer (contiguous). An all-to-all is one such task per rank with a
+// send and a receive per peer (sends to itself included, as local copies); a ring step sends to the
+// next rank and receives from the previous one.
+enum class CommKind { kAllToAll, kSendRecv };
+struct Transfer {
+  int peer = 0;  // global rank
+  View view;
+};
+struct Comm {
+  CommKind kind = CommKind::kAllToAll;
+  int group = 0;  // index into Plan::groups (the communicator)
+  std::vector<Transfer> sends, recvs;
+};
+
+enum class Stream { kCompute = 0, kComm = 1 };
+using Op = std::variant<AttnBlock, Merge, Copy, Fill, Comm>;
+
+struct Task {
+  TaskId id = 0;
+  int rank = 0;
+  Stream stream = Stream::kCompute;
+  std::vector<TaskId> deps;
+  std::int64_t collective = -1;  // shared by the tasks of one collective; -1 for compute
+  std::string label;             // e.g. "a2a.qkv", "attn.step3", "merge.step3"
+  Op op;
+};
+
+struct Plan {
+  PlanChoice choice;
+  Problem problem;
+  int world = 1;
+  std::int64_t padded_len = 0;    // seq_len rounded up so the degrees divide it
+  std::int64_t pad_tokens = 0;    // padded_len - seq_len
+  std::int64_t shard_tokens = 0;  // tokens per rank at input, pads included
+  int ring_steps = 1;
+  std::vector<std::vector<int>> groups;  // communicator groups, each a list of global ranks
+  std::vector<Buffer> buffers;
+  std::vector<Task> tasks;  // in an order in which every task comes after its dependencies
+  std::vector<std::string> notes;  // how the plan handles padding, uneven heads, GQA, joint tokens
+
+  std::string name() const { return choice.name(); }
+};
+
+// Bytes of one buffer.
+Bytes buffer_bytes(const Plan& plan, const Buffer& b);
+// Peak bytes live on each rank if tasks run in plan order: a buffer is live from its first use to
+// its last (inputs from the start, outputs to the end).
+std::vector<Bytes> peak_memory(const Plan& plan);
+// Views every task reads and writes (for liveness, validation and the simulator's byte counts).
+std::vector<View> reads(const Task& t);
+std::vector<View> writes(const Task& t);
+// Bytes a view covers.
+Bytes view_bytes(const Plan& plan, const View& v);
+// Structural check: ids, ranks, views in bounds, dependencies backwards, whole-buffer comm views,
+// matching send/recv sizes within each collective. A failure here is a planner bug.
+Status validate(const Plan& plan);
+
+// Counts per task kind, for listings.
+struct PlanSummary {
+  int attn_blocks = 0, merges = 0, copies = 0, fills = 0, comms = 0, collectives = 0;
+  Bytes comm_bytes_max_rank = 0;  // bytes sent by the busiest rank
+  double attn_flops = 0;          // 4 * d * visible pairs * batch * heads, all ranks
+};
+PlanSummary summarize(const Plan& plan);
+
+}  // namespace spattn::core

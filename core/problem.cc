@@ -1,0 +1,95 @@
+#include "core/problem.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace spattn::core {
+
+int dtype_bytes(DType t) {
+  switch (t) {
+    case DType::kBF16:
+    case DType::kF16:
+      return 2;
+    case DType::kF32:
+      return 4;
+  }
+  return 0;
+}
+
+const char* to_string(DType t) {
+  switch (t) {
+    case DType::kBF16:
+      return "bf16";
+    case DType::kF16:
+      return "fp16";
+    case DType::kF32:
+      return "fp32";
+  }
+  return "?";
+}
+
+const char* to_string(JointStrategy s) { return s == JointStrategy::kFront ? "front" : "back"; }
+
+Expected<DType> parse_dtype(const std::string& s) {
+  if (s == "bf16" || s == "bfloat16") return DType::kBF16;
+  if (s == "fp16" || s == "float16" || s == "half") return DType::kF16;
+  if (s == "fp32" || s == "float32") return DType::kF32;
+  return invalid_argument("unknown dtype '" + s + "' (expected bf16, fp16 or fp32)");
+}
+
+Expected<JointStrategy> parse_joint_strategy(const std::string& s) {
+  if (s == "front") return JointStrategy::kFront;
+  if (s == "back") return JointStrategy::kBack;
+  return invalid_argument("unknown joint_strategy '" + s + "' (expected front or back)");
+}
+
+double Problem::softmax_scale() const {
+  return scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
+}
+
+Status validate(const Problem& p) {
+  auto bad = [](const std::string& field, const std::string& why) {
+    return invalid_argument("problem." + field + ": " + why);
+  };
+  if (p.batch <= 0) return bad("batch", "must be positive, got " + std::to_string(p.batch));
+  if (p.q_heads <= 0) return bad("q_heads", "must be positive, got " + std::to_string(p.q_heads));
+  if (p.kv_heads <= 0) return bad("kv_heads", "must be positive, got " + std::to_string(p.kv_heads));
+  if (p.q_heads % p.kv_heads != 0)
+    return bad("kv_heads", std::to_string(p.kv_heads) + " does not divide q_heads " +
+                               std::to_string(p.q_heads));
+  if (p.head_dim <= 0) return bad("head_dim", "must be positive, got " + std::to_string(p.head_dim));
+  if (p.seq_len <= 0) return bad("seq_len", "must be positive, got " + std::to_string(p.seq_len));
+  if (p.joint_len < 0) return bad("joint_len", "must be >= 0, got " + std::to_string(p.joint_len));
+  if (p.window.left < -1 || p.window.right < -1) return bad("window", "entries must be >= -1");
+  if (p.softcap < 0 || !std::isfinite(p.softcap)) return bad("softcap", "must be a finite value >= 0");
+  if (p.scale < 0 || !std::isfinite(p.scale)) return bad("scale", "must be a finite value >= 0");
+  if (p.chunk_len < 0) return bad("chunk_len", "must be >= 0");
+  if (p.cache_len < 0) return bad("cache_len", "must be >= 0");
+  if (p.max_attention_size < 0) return bad("max_attention_size", "must be >= 0");
+  if (p.frame_seqlen < 0) return bad("frame_seqlen", "must be >= 0");
+  if (p.sink_tokens < 0) return bad("sink_tokens", "must be >= 0");
+  return {};
+}
+
+std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
+                           std::int64_t ks, std::int64_t kstride, std::int64_t kn) {
+  if (qn <= 0 || kn <= 0) return 0;
+  std::int64_t total = 0;
+  const std::int64_t k_last = ks + kstride * (kn - 1);
+  for (std::int64_t a = 0; a < qn; ++a) {
+    const std::int64_t i = qs + qstride * a;
+    // Visible keys form one interval [lo, hi] of positions.
+    std::int64_t lo = ks, hi = k_last;
+    if (p.causal) hi = std::min(hi, i);
+    if (p.window.left >= 0) lo = std::max(lo, i - p.window.left);
+    if (p.window.right >= 0) hi = std::min(hi, i + p.window.right);
+    if (hi < lo) continue;
+    // Count b in [0, kn) with lo <= ks + kstride*b <= hi.
+    const std::int64_t b_lo = (lo - ks + kstride - 1) / kstride;  // lo >= ks here
+    const std::int64_t b_hi = (hi - ks) / kstride;                 // hi >= lo >= ks
+    if (b_hi >= b_lo) total += b_hi - b_lo + 1;
+  }
+  return total;
+}
+
+}  // namespace spattn::core

@@ -1,0 +1,83 @@
+// core/problem.h: the attention problem a plan solves, independent of how it is split.
+//
+// Tensors (per batch element, row-major):  q [S, q_heads, D]; k, v [S, kv_heads, D];
+// joint_k, joint_v [J, kv_heads, D] (text K/V replicated on every rank, seed 002);
+// out [S, q_heads, D]; lse [S, q_heads] (natural log of the softmax denominator).
+//
+// Mask semantics, for a query at global position i and an image key at global position j
+// (positions 0..seq_len-1 of the unpadded sequence):
+//   visible(i, j) = (!causal || j <= i) && (left < 0 || j >= i - left) && (right < 0 || j <= i + right)
+// Joint (text) keys are a block that is always visible to every query: causal and window masks never
+// hide them. Their placement (`front`: before the image keys, `back`: after) fixes the key order in
+// the concatenated K/V of ring step 0 and so the order of accumulation, not the exact result.
+// Scores are scale * q.k, then softcap * tanh(score / softcap) when softcap > 0 (FlashAttention).
+// A query that sees no key gets out = 0 and lse = -inf.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+#include "core/units.h"
+
+namespace spattn::core {
+
+enum class DType { kBF16, kF16, kF32 };
+enum class JointStrategy { kFront, kBack };
+
+int dtype_bytes(DType t);
+const char* to_string(DType t);
+const char* to_string(JointStrategy s);
+Expected<DType> parse_dtype(const std::string& s);
+Expected<JointStrategy> parse_joint_strategy(const std::string& s);
+
+struct Window {
+  std::int64_t left = -1;   // keys at most `left` positions before the query; -1 = unbounded
+  std::int64_t right = -1;  // keys at most `right` positions after the query; -1 = unbounded
+  bool none() const { return left < 0 && right < 0; }
+};
+
+struct Problem {
+  std::int64_t batch = 1;
+  std::int64_t q_heads = 0;
+  std::int64_t kv_heads = 0;  // divides q_heads (GQA group = q_heads / kv_heads)
+  std::int64_t head_dim = 0;
+  DType dtype = DType::kBF16;
+  std::int64_t seq_len = 0;    // valid tokens of the sharded (image) sequence
+  std::int64_t joint_len = 0;  // replicated text K/V tokens
+  JointStrategy joint_strategy = JointStrategy::kFront;
+  bool causal = false;
+  Window window;
+  double softcap = 0.0;  // 0 = off
+  double scale = 0.0;    // 0 = 1 / sqrt(head_dim)
+
+  // Streaming generation with a KV cache (seed 000); chunk_len == 0 means one non-streamed pass.
+  std::int64_t chunk_len = 0;            // tokens per generated chunk
+  std::int64_t cache_len = 0;            // tokens already in the cache before the first chunk
+  std::int64_t max_attention_size = 0;   // cap on keys a query sees (0 = none)
+  std::int64_t frame_seqlen = 0;         // tokens per latent frame (chunks are whole frames)
+  std::int64_t sink_tokens = 0;          // oldest cached tokens never evicted
+
+  std::int64_t group() const { return q_heads / kv_heads; }
+  double softmax_scale() const;
+  Bytes elem_bytes() const { return dtype_bytes(dtype); }
+};
+
+// Ok, or InvalidArgument naming the first bad field and why.
+Status validate(const Problem& p);
+
+// Whether query position i sees image key position j (the rule above).
+inline bool visible(const Problem& p, std::int64_t i, std::int64_t j) {
+  if (p.causal && j > i) return false;
+  if (p.window.left >= 0 && j < i - p.window.left) return false;
+  if (p.window.right >= 0 && j > i + p.window.right) return false;
+  return true;
+}
+
+// Number of (query, image key) pairs visible for queries at positions qs + qstride*a (a < qn) and
+// keys at ks + kstride*b (b < kn), both restricted to positions < seq_len by the caller. Exact, in
+// O(qn) time; used by the planner to skip empty blocks and by the simulator to cost them.
+std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
+                           std::int64_t ks, std::int64_t kstride, std::int64_t kn);
+
+}  // namespace spattn::core

@@ -1,0 +1,25 @@
+// core/shard.h: moving global tensors into a plan's per-rank input buffers and back out of its
+// output buffers, by the buffers' TokenRuns and head ranges. Every executor uses these, so the
+// mapping of tokens to ranks is stated once, in the plan.
+#pragma once
+
+#include <vector>
+
+#include "core/plan.h"
+#include "core/reference.h"
+#include "core/tensor.h"
+
+namespace spattn::core {
+
+// The contents of input buffer `b` (role kInput) taken from the global inputs: rows whose position
+// is >= seq_len or not covered by a run are zero (padding).
+HostTensor shard_input(const Plan& plan, const Buffer& b, const AttentionInputs& in);
+
+// Writes output buffer `b` (role kOutput, tensor kOut or kLse) into the global result: only valid
+// rows (position < seq_len) are written.
+void gather_output(const Plan& plan, const Buffer& b, const HostTensor& data, AttentionResult& into);
+
+// A result of the problem's shape, out = NaN and lse = NaN, so rows no rank writes show up.
+AttentionResult poisoned_result(const Problem& p);
+
+}  // namespace spattn::core

@@ -1,0 +1,42 @@
+// planner/planner.h: builds execution plans (Ulysses, Ring, Hybrid) for a problem, and searches the
+// feasible ones for a world size, ranked by a cost the caller hands in (experiments/ wires in the
+// simulator's predicted time; the planner does not depend on the simulator).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/plan.h"
+#include "core/problem.h"
+#include "core/status.h"
+
+namespace spattn::planner {
+
+// Builds the plan for one choice, or says why the choice is infeasible (Infeasible) or malformed
+// (InvalidArgument). world = ulysses_degree * ring_degree.
+Expected<core::Plan> make_plan(const core::Problem& problem, const core::PlanChoice& choice);
+
+// Every choice for `world` ranks: Ulysses(world), Ring(world) in each layout, and Hybrid(U x R) for
+// every factorization with U, R > 1, each layout and both placements.
+std::vector<core::PlanChoice> enumerate_choices(int world);
+
+struct Ranked {
+  core::Plan plan;
+  double cost = 0;  // the cost function's value (seconds, when it is predicted time)
+};
+struct Rejected {
+  core::PlanChoice choice;
+  Status why;
+};
+struct SearchResult {
+  std::vector<Ranked> ranked;      // feasible plans, cheapest first (ties keep enumeration order)
+  std::vector<Rejected> rejected;  // infeasible choices and why
+};
+using CostFn = std::function<Expected<double>(const core::Plan&)>;
+
+// Builds every choice for `world`, costs the feasible ones and ranks them. A cost function that
+// fails rejects that plan with its Status.
+SearchResult search(const core::Problem& problem, int world, const CostFn& cost);
+
+}  // namespace spattn::planner
