@@ -1,0 +1,2 @@
+// planner/planner.cc: placeholder until the planner lands.
+#include "planner/planner.h"

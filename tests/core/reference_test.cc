@@ -1,0 +1,146 @@
+// Tests of the double-precision reference attention and the LSE merge against closed forms.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "core/reference.h"
+
+namespace spattn::core {
+namespace {
+
+Problem small(std::int64_t s, std::int64_t hq = 2, std::int64_t hkv = 1, std::int64_t d = 4) {
+  Problem p;
+  p.q_heads = hq;
+  p.kv_heads = hkv;
+  p.head_dim = d;
+  p.seq_len = s;
+  return p;
+}
+
+// System: one query, keys with equal scores. Expectation: out = mean of v, lse = log(n) + score.
+TEST(Reference, EqualScoresGiveTheMeanOfValues) {
+  Problem p = small(3, 1, 1, 2);
+  AttentionInputs in = random_inputs(p, 1);
+  for (double& x : in.q.data) x = 0.0;  // all scores 0
+  AttentionResult r = reference_attention(p, in);
+  for (int t = 0; t < 3; ++t) {
+    for (int w = 0; w < 2; ++w) {
+      const double mean = (in.v.at(0, 0, 0, w) + in.v.at(0, 1, 0, w) + in.v.at(0, 2, 0, w)) / 3;
+      EXPECT_NEAR(r.out.at(0, t, 0, w), mean, 1e-14);
+    }
+    EXPECT_NEAR(r.lse.at(0, t, 0), std::log(3.0), 1e-14);
+  }
+}
+
+// System: causal, so query 0 sees only key 0. Expectation: out[0] = v[0], lse[0] = scale * q0.k0.
+TEST(Reference, CausalFirstQuerySeesOnlyFirstKey) {
+  Problem p = small(5, 2, 1, 4);
+  p.causal = true;
+  AttentionInputs in = random_inputs(p, 2);
+  AttentionResult r = reference_attention(p, in);
+  for (int h = 0; h < 2; ++h) {
+    double dot = 0;
+    for (int w = 0; w < 4; ++w) dot += in.q.at(0, 0, h, w) * in.k.at(0, 0, 0, w);
+    EXPECT_NEAR(r.lse.at(0, 0, h), dot / 2.0, 1e-14);
+    for (int w = 0; w < 4; ++w) EXPECT_NEAR(r.out.at(0, 0, h, w), in.v.at(0, 0, 0, w), 1e-14);
+  }
+}
+
+// System: window (0, 0) and no joint keys: each query sees only its own key.
+// Joint keys are always visible, so with joint_len 1 each query sees two keys.
+TEST(Reference, WindowAndJointVisibility) {
+  Problem p = small(4, 1, 1, 2);
+  p.window = {0, 0};
+  AttentionInputs in = random_inputs(p, 3);
+  AttentionResult r = reference_attention(p, in);
+  for (int t = 0; t < 4; ++t)
+    for (int w = 0; w < 2; ++w) EXPECT_NEAR(r.out.at(0, t, 0, w), in.v.at(0, t, 0, w), 1e-14);
+
+  p.joint_len = 1;
+  in = random_inputs(p, 3);
+  r = reference_attention(p, in);
+  for (int t = 0; t < 4; ++t) {
+    double s1 = 0, s2 = 0;
+    for (int w = 0; w < 2; ++w) {
+      s1 += in.q.at(0, t, 0, w) * in.k.at(0, t, 0, w);
+      s2 += in.q.at(0, t, 0, w) * in.joint_k.at(0, 0, 0, w);
+    }
+    s1 /= std::sqrt(2.0);
+    s2 /= std::sqrt(2.0);
+    EXPECT_NEAR(r.lse.at(0, t, 0), std::log(std::exp(s1) + std::exp(s2)), 1e-13);
+  }
+}
+
+// Front and back joint placement give the same result up to rounding (key order only).
+TEST(Reference, JointFrontAndBackAgree) {
+  Problem p = small(7, 4, 2, 8);
+  p.joint_len = 3;
+  p.causal = true;
+  AttentionInputs in = random_inputs(p, 4);
+  AttentionResult front = reference_attention(p, in);
+  p.joint_strategy = JointStrategy::kBack;
+  AttentionResult back = reference_attention(p, in);
+  EXPECT_LT(max_rel_error(back.out, front.out), 1e-13);
+  EXPECT_LT(max_rel_error(back.lse, front.lse), 1e-13);
+}
+
+// Softcap: scores pass through softcap * tanh(x / softcap), so a huge cap changes nothing and a
+// small cap flattens the softmax toward the mean.
+TEST(Reference, SoftcapLimits) {
+  Problem p = small(6, 1, 1, 4);
+  AttentionInputs in = random_inputs(p, 5);
+  for (double& x : in.q.data) x *= 50;
+  AttentionResult plain = reference_attention(p, in);
+  p.softcap = 1e9;
+  EXPECT_LT(max_rel_error(reference_attention(p, in).out, plain.out), 1e-9);
+  p.softcap = 1e-9;
+  AttentionResult flat = reference_attention(p, in);
+  for (int w = 0; w < 4; ++w) {
+    double mean = 0;
+    for (int s = 0; s < 6; ++s) mean += in.v.at(0, s, 0, w) / 6;
+    EXPECT_NEAR(flat.out.at(0, 2, 0, w), mean, 1e-8);
+  }
+}
+
+// Property: splitting the keys anywhere and merging the two halves by LSE equals attention over
+// all keys; the merge with an empty (-inf) side is the identity.
+TEST(Reference, MergeOverAnySplitEqualsFullAttention) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 50; ++trial) {
+    Problem p = small(1 + static_cast<int>(rng() % 20), 2, 1, 4);
+    p.causal = rng() % 2;
+    AttentionInputs in = random_inputs(p, trial);
+    AttentionResult full = reference_attention(p, in);
+    const std::int64_t cut = static_cast<std::int64_t>(rng() % static_cast<unsigned>(p.seq_len + 1));
+    auto slice = [&](const HostTensor& x, std::int64_t a, std::int64_t n) {
+      HostTensor y(x.batch, n, x.heads, x.width);
+      for (std::int64_t t = 0; t < n; ++t)
+        for (std::int64_t h = 0; h < x.heads; ++h)
+          for (std::int64_t w = 0; w < x.width; ++w) y.at(0, t, h, w) = x.at(0, a + t, h, w);
+      return y;
+    };
+    HostTensor k1 = slice(in.k, 0, cut), v1 = slice(in.v, 0, cut);
+    HostTensor k2 = slice(in.k, cut, p.seq_len - cut), v2 = slice(in.v, cut, p.seq_len - cut);
+    AttentionResult a = attend_block(p, in.q, 0, 1, 0, {KeyBlock{&k1, &v1, false, 0, 1, 0}});
+    AttentionResult b = attend_block(p, in.q, 0, 1, 0, {KeyBlock{&k2, &v2, false, cut, 1, 0}});
+    merge_lse(a.out, a.lse, b.out, b.lse);
+    EXPECT_LT(max_rel_error(a.out, full.out), 1e-12) << "trial " << trial;
+    EXPECT_LT(max_rel_error(a.lse, full.lse), 1e-12) << "trial " << trial;
+  }
+}
+
+TEST(Reference, MaxRelErrorCatchesNanAndInfMismatch) {
+  HostTensor a(1, 1, 1, 2), b(1, 1, 1, 2);
+  a.data = {1.0, -std::numeric_limits<double>::infinity()};
+  b.data = {1.0, -std::numeric_limits<double>::infinity()};
+  EXPECT_EQ(max_rel_error(a, b), 0.0);
+  a.data[1] = 0.0;
+  EXPECT_TRUE(std::isinf(max_rel_error(a, b)));
+  a.data[1] = std::nan("");
+  EXPECT_TRUE(std::isinf(max_rel_error(a, b)));
+}
+
+}  // namespace
+}  // namespace spattn::core
