@@ -121,44 +121,9 @@ std::vector<View> writes(const Task& t) {
 }
 
 std::vector<Bytes> peak_memory(const Plan& plan) {
-  const std::size_t nb = plan.buffers.size();
-  const int n_tasks = static_cast<int>(plan.tasks.size());
-  std::vector<int> first(nb, n_tasks), last(nb, -1);
-  for (int i = 0; i < n_tasks; ++i) {
-    const Task& t = plan.tasks[static_cast<std::size_t>(i)];
-    for (const auto& views : {reads(t), writes(t)}) {
-      for (const View& v : views) {
-        auto b = static_cast<std::size_t>(v.buffer);
-        first[b] = std::min(first[b], i);
-        last[b] = std::max(last[b], i);
-      }
-    }
-  }
-  // delta[rank][i]: bytes allocated before task i (+) and freed after task i (- at i + 1).
-  std::vector<std::vector<Bytes>> delta(static_cast<std::size_t>(plan.world),
-                                        std::vector<Bytes>(static_cast<std::size_t>(n_tasks) + 2, 0));
-  for (std::size_t b = 0; b < nb; ++b) {
-    const Buffer& buf = plan.buffers[b];
-    int lo = first[b], hi = last[b];
-    // The caller's inputs and outputs exist for the whole call.
-    if (buf.role != BufferRole::kScratch) {
-      lo = 0;
-      hi = n_tasks;
-    }
-    if (hi < lo) continue;  // never used
-    auto& d = delta[static_cast<std::size_t>(buf.rank)];
-    d[static_cast<std::size_t>(lo)] += buffer_bytes(plan, buf);
-    d[static_cast<std::size_t>(hi) + 1] -= buffer_bytes(plan, buf);
-  }
-  std::vector<Bytes> peak(static_cast<std::size_t>(plan.world), 0);
-  for (std::size_t r = 0; r < peak.size(); ++r) {
-    Bytes live = 0;
-    for (Bytes x : delta[r]) {
-      live += x;
-      peak[r] = std::max(peak[r], live);
-    }
-  }
-  return peak;
+  std::vector<Bytes> total(static_cast<std::size_t>(plan.world), 0);
+  for (const Buffer& b : plan.buffers) total[static_cast<std::size_t>(b.rank)] += buffer_bytes(plan, b);
+  return total;
 }
 
 Status validate(const Plan& plan) {

@@ -31,6 +31,9 @@ const char* to_string(JointStrategy s);
 Expected<DType> parse_dtype(const std::string& s);
 Expected<JointStrategy> parse_joint_strategy(const std::string& s);
 
+// The problem's tensors, so executors can fill inputs and read outputs without knowing the scheme.
+enum class TensorKind { kQ, kK, kV, kJointK, kJointV, kOut, kLse, kOther };
+
 struct Window {
   std::int64_t left = -1;   // keys at most `left` positions before the query; -1 = unbounded
   std::int64_t right = -1;  // keys at most `right` positions after the query; -1 = unbounded

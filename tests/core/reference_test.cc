@@ -144,3 +144,59 @@ TEST(Reference, MaxRelErrorCatchesNanAndInfMismatch) {
 
 }  // namespace
 }  // namespace spattn::core
+
+namespace spattn::core {
+namespace {
+
+// bf16 keeps 8 significant bits: spacing 2^-7 at 1. 1 + 2^-8 is a tie between 1 and 1 + 2^-7 and
+// goes to the even one (1); 1 + 3 * 2^-8 is a tie between 1 + 2^-7 and 1 + 2^-6 and goes to 1 + 2^-6.
+// fp16 keeps 11 bits: spacing 2^-10 at 1, subnormal steps of 2^-24.
+TEST(Inputs, RoundToNearestEven) {
+  EXPECT_EQ(round_to(DType::kBF16, 1 + 0x1p-8), 1.0);
+  EXPECT_EQ(round_to(DType::kBF16, 1 + 3 * 0x1p-8), 1 + 0x1p-6);
+  EXPECT_EQ(round_to(DType::kBF16, -0.3), -0.30078125);
+  EXPECT_EQ(round_to(DType::kF16, 1 + 0x1p-11), 1.0);
+  EXPECT_EQ(round_to(DType::kF16, 1 + 0x1p-10), 1 + 0x1p-10);
+  EXPECT_EQ(round_to(DType::kF16, 3 * 0x1p-26), 0x1p-24);
+}
+
+TEST(Inputs, GeneratedValuesAreUniformAndReproducible) {
+  double sum = 0, lo = 1, hi = -1;
+  for (int i = 0; i < 10000; ++i) {
+    const double x = input_value(7, TensorKind::kQ, 0, i, 3, 5);
+    EXPECT_EQ(x, input_value(7, TensorKind::kQ, 0, i, 3, 5));
+    sum += x;
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  EXPECT_NEAR(sum / 10000, 0.0, 0.03);  // mean of U(-1, 1): 0, standard error 0.006
+  EXPECT_LT(lo, -0.99);
+  EXPECT_GT(hi, 0.99);
+  EXPECT_NE(input_value(7, TensorKind::kQ, 0, 1, 3, 5), input_value(7, TensorKind::kK, 0, 1, 3, 5));
+}
+
+// reference_rows computes the same rows as the whole reference attention.
+TEST(Inputs, ReferenceRowsMatchTheWholeReference) {
+  Problem p;
+  p.batch = 2;
+  p.q_heads = 6;
+  p.kv_heads = 2;
+  p.head_dim = 8;
+  p.seq_len = 37;
+  p.joint_len = 5;
+  p.joint_strategy = JointStrategy::kBack;
+  p.causal = true;
+  p.window = {9, -1};
+  const AttentionInputs in = random_inputs(p, 11, true);
+  const AttentionResult full = reference_attention(p, in);
+  std::vector<RowId> rows = {{0, 0, 0}, {1, 36, 5}, {1, 20, 3}, {0, 12, 4}};
+  const AttentionResult r = reference_rows(p, 11, true, rows);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    for (int w = 0; w < 8; ++w)
+      EXPECT_NEAR(r.out.at(static_cast<std::int64_t>(i), 0, 0, w), full.out.at(rows[i].b, rows[i].pos, rows[i].head, w), 1e-14);
+    EXPECT_NEAR(r.lse.at(static_cast<std::int64_t>(i), 0, 0), full.lse.at(rows[i].b, rows[i].pos, rows[i].head), 1e-14);
+  }
+}
+
+}  // namespace
+}  // namespace spattn::core
