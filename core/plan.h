@@ -185,6 +185,13 @@ Bytes view_bytes(const Plan& plan, const View& v);
 // matching send/recv sizes within each collective. A failure here is a planner bug.
 Status validate(const Plan& plan);
 
+// The order in which an executor issues the plan: a list of units, each one compute task or all
+// tasks of one collective (issued together, as NCCL's grouped calls need when one process drives
+// several GPUs), every unit after the units of its dependencies. seed 0 takes ready tasks lowest id
+// first (plan order where possible); another seed picks among ready units at random, to prove the
+// dependencies complete. Fails (Internal) when the dependencies and collectives deadlock.
+Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::uint64_t seed = 0);
+
 // Counts per task kind, for listings.
 struct PlanSummary {
   int attn_blocks = 0, merges = 0, copies = 0, fills = 0, comms = 0, collectives = 0;
