@@ -200,3 +200,55 @@ TEST(Inputs, ReferenceRowsMatchTheWholeReference) {
 
 }  // namespace
 }  // namespace spattn::core
+
+namespace spattn::core {
+namespace {
+
+// count_visible agrees with a brute-force count over random masks, streaming included.
+TEST(Mask, CountVisibleMatchesBruteForce) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 2000; ++trial) {
+    Problem p;
+    p.q_heads = p.kv_heads = p.head_dim = 1;
+    p.seq_len = 1 + static_cast<std::int64_t>(rng() % 60);
+    p.causal = rng() % 2;
+    if (rng() % 2) p.window = {static_cast<std::int64_t>(rng() % 10) - 1, static_cast<std::int64_t>(rng() % 10) - 1};
+    if (rng() % 2) {
+      p.chunk_len = 1 + static_cast<std::int64_t>(rng() % 12);
+      if (rng() % 2) p.max_attention_size = 1 + static_cast<std::int64_t>(rng() % 30);
+      if (rng() % 2) p.sink_tokens = static_cast<std::int64_t>(rng() % 5);
+    }
+    const std::int64_t qs = static_cast<std::int64_t>(rng() % 20), qst = 1 + static_cast<std::int64_t>(rng() % 3);
+    const std::int64_t ks = static_cast<std::int64_t>(rng() % 20), kst = 1 + static_cast<std::int64_t>(rng() % 3);
+    const std::int64_t qn = static_cast<std::int64_t>(rng() % 15), kn = static_cast<std::int64_t>(rng() % 15);
+    std::int64_t brute = 0;
+    for (std::int64_t a = 0; a < qn; ++a)
+      for (std::int64_t b = 0; b < kn; ++b) brute += visible(p, qs + qst * a, ks + kst * b);
+    ASSERT_EQ(count_visible(p, qs, qst, qn, ks, kst, kn), brute) << "trial " << trial;
+  }
+}
+
+// Streaming: with chunks of 4 and a cap of 6 keys plus 1 sink, query 9 (chunk 2, end 12) sees
+// keys 0 (sink) and 6..11, and query 1 (chunk 0, end 4) sees keys 0..3.
+TEST(Mask, StreamingIsBlockCausalWithACapAndSinks) {
+  Problem p;
+  p.seq_len = 14;
+  p.chunk_len = 4;
+  p.max_attention_size = 6;
+  p.sink_tokens = 1;
+  std::vector<std::int64_t> seen;
+  for (std::int64_t j = 0; j < 14; ++j)
+    if (visible(p, 9, j)) seen.push_back(j);
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{0, 6, 7, 8, 9, 10, 11}));
+  seen.clear();
+  for (std::int64_t j = 0; j < 14; ++j)
+    if (visible(p, 1, j)) seen.push_back(j);
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{0, 1, 2, 3}));
+  // The last, partial chunk (12..13) ends at seq_len: query 13 sees 8..13 and the sink.
+  EXPECT_TRUE(visible(p, 13, 8));
+  EXPECT_FALSE(visible(p, 13, 7));
+  EXPECT_TRUE(visible(p, 13, 0));
+}
+
+}  // namespace
+}  // namespace spattn::core
