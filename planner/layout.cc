@@ -15,12 +15,12 @@ std::int64_t padded_length(std::int64_t seq_len, int U, int R, RingLayout layout
 }
 
 std::vector<TokenRun> Layout::group_runs(int g) const {
-  if (R == 1 || layout == RingLayout::kContiguous) return {{0, group_tokens, g * group_tokens, 1}};
+  if (R == 1 || layout == RingLayout::kContiguous) return {{0, group_tokens, base + g * group_tokens, 1}};
   if (layout == RingLayout::kZigzag) {
     const std::int64_t h = group_tokens / 2;
-    return {{0, h, g * h, 1}, {h, h, (2 * R - 1 - g) * h, 1}};
+    return {{0, h, base + g * h, 1}, {h, h, base + (2 * R - 1 - g) * h, 1}};
   }
-  return {{0, group_tokens, g, R}};  // striped
+  return {{0, group_tokens, base + g, R}};  // striped
 }
 
 std::vector<TokenRun> Layout::slice(const std::vector<TokenRun>& runs, std::int64_t a, std::int64_t n) {

@@ -1,0 +1,209 @@
+// planner/full_sequence.cc: one pass over the whole sequence: Ulysses (U x 1), Ring (1 x R) and
+// their hybrid (U x R) as one construction. Ulysses groups of U ranks gather their ring group's
+// tokens and scatter heads; then the K/V of the R groups travel around a ring of R steps, each
+// step's attention overlapped with the next block's send/recv, merged by log-sum-exp; then back.
+#include <algorithm>
+
+#include "planner/builder.h"
+
+namespace spattn::planner {
+
+using core::BufferId;
+using core::ElemType;
+using core::KvSegment;
+using core::Plan;
+using core::RingLayout;
+using core::Stream;
+using core::TaskId;
+using core::TokenRun;
+
+Status build_full_sequence(Plan& plan) {
+  const core::Problem& problem = plan.problem;
+  const core::PlanChoice& choice = plan.choice;
+  const int U = choice.ulysses_degree, R = choice.ring_degree, P = U * R;
+  Layout L;
+  L.U = U;
+  L.R = R;
+  L.layout = choice.layout;
+  L.seq_len = problem.seq_len;
+  L.padded_len = padded_length(problem.seq_len, U, R, choice.layout);
+  L.group_tokens = L.padded_len / R;
+  L.shard_tokens = L.padded_len / P;
+  plan.padded_len = L.padded_len;
+  plan.pad_tokens = L.padded_len - problem.seq_len;
+  plan.shard_tokens = L.shard_tokens;
+  plan.ring_steps = R;
+
+  const std::int64_t D = problem.head_dim, n = L.shard_tokens, G = L.group_tokens;
+  const auto rank_of = [&](int g, int u) { return choice.placement == core::Placement::kUlyssesInner ? g * U + u : u * R + g; };
+  Builder B(plan);
+
+  // Communicators: one Ulysses group per ring position g, one ring group per head slot u.
+  std::vector<int> ulysses_group(static_cast<std::size_t>(R), -1), ring_group(static_cast<std::size_t>(U), -1);
+  for (int g = 0; g < R && U > 1; ++g) {
+    std::vector<int> m;
+    for (int u = 0; u < U; ++u) m.push_back(rank_of(g, u));
+    ulysses_group[static_cast<std::size_t>(g)] = B.group(m);
+  }
+  for (int u = 0; u < U && R > 1; ++u) {
+    std::vector<int> m;
+    for (int g = 0; g < R; ++g) m.push_back(rank_of(g, u));
+    ring_group[static_cast<std::size_t>(u)] = B.group(m);
+  }
+
+  // Inputs and outputs: rank (g, u) holds group g's local tokens [u n, (u + 1) n), all heads.
+  std::vector<Shard> shards(static_cast<std::size_t>(P));
+  std::vector<std::pair<BufferId, BufferId>> joint(static_cast<std::size_t>(P));
+  for (int g = 0; g < R; ++g)
+    for (int u = 0; u < U; ++u) {
+      Shard& s = shards[static_cast<std::size_t>(rank_of(g, u))];
+      s.rank = rank_of(g, u);
+      s.g = g;
+      s.u = u;
+      s.qh = split_heads(problem.q_heads, U, u);
+      s.kvh = kv_heads_for(s.qh, problem.group());
+      add_io(B, s, Layout::slice(L.group_runs(g), u * n, n), n, "");
+      joint[static_cast<std::size_t>(s.rank)] = add_joint(B, s.rank);
+    }
+  auto members = [&](int g) {
+    std::vector<Shard*> m;
+    for (int u = 0; u < U; ++u) m.push_back(&shards[static_cast<std::size_t>(rank_of(g, u))]);
+    return m;
+  };
+
+  // Stage 1: the all-to-all gathers the group's sequence and scatters heads (pads sliced off).
+  for (int g = 0; g < R; ++g) gather_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], L, L.group_runs(g), "");
+
+  // Stage 2: R ring steps. At step t rank (g, u) holds the K/V of group (g - t) mod R.
+  const ElemType acc_elem = R > 1 ? ElemType::kF32 : ElemType::kInput;
+  struct RingState {
+    BufferId k[2] = {-1, -1}, v[2] = {-1, -1};  // receive buffers, used alternately
+    std::vector<TaskId> prev_attn;              // attention tasks of the previous step
+    TaskId prev_comm = -1;                      // send/recv of the previous step
+    std::vector<Accumulator> acc;               // one per valid query run
+  };
+  std::vector<RingState> st(static_cast<std::size_t>(P));
+  for (Shard& s : shards) {
+    RingState& r = st[static_cast<std::size_t>(s.rank)];
+    if (U == 1 && R == 1) {
+      s.o_acc = s.out;
+      s.lse_acc = s.lse_out;
+    } else {
+      s.o_acc = B.scratch(s.rank, "o_acc", acc_elem, G, s.qh.count, D);
+      s.lse_acc = B.scratch(s.rank, "lse_acc", ElemType::kF32, G, s.qh.count, 1);
+    }
+    BufferId part_o = -1, part_lse = -1;
+    if (R > 1) {
+      for (int i = 0; i < 2; ++i) {
+        r.k[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".k", ElemType::kInput, G, s.kvh.count, D);
+        r.v[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".v", ElemType::kInput, G, s.kvh.count, D);
+      }
+      part_o = B.scratch(s.rank, "ring.part_o", ElemType::kF32, G, s.qh.count, D);
+      part_lse = B.scratch(s.rank, "ring.part_lse", ElemType::kF32, G, s.qh.count, 1);
+    }
+    for (const TokenRun& q : L.valid(L.group_runs(s.g))) {
+      Accumulator a;
+      a.out = B.rows(s.o_acc, q.local, q.count);
+      a.lse = B.rows(s.lse_acc, q.local, q.count);
+      if (R > 1) {
+        a.part_out = B.rows(part_o, q.local, q.count);
+        a.part_lse = B.rows(part_lse, q.local, q.count);
+      }
+      r.acc.push_back(a);
+    }
+  }
+  for (int t = 0; t < R; ++t) {
+    const std::int64_t coll = t + 1 < R ? B.collective() : -1;
+    for (Shard& s : shards) {
+      RingState& r = st[static_cast<std::size_t>(s.rank)];
+      const BufferId bk = t == 0 ? s.k_full : r.k[t % 2], bv = t == 0 ? s.v_full : r.v[t % 2];
+      // Send this step's block on and receive the next one, overlapped with this step's attention.
+      TaskId comm = -1;
+      if (t + 1 < R) {
+        const int next = rank_of((s.g + 1) % R, s.u), prev = rank_of((s.g + R - 1) % R, s.u);
+        core::Comm c{core::CommKind::kSendRecv, ring_group[static_cast<std::size_t>(s.u)], {}, {}};
+        c.sends = {{next, B.whole(bk)}, {next, B.whole(bv)}};
+        c.recvs = {{prev, B.whole(r.k[(t + 1) % 2])}, {prev, B.whole(r.v[(t + 1) % 2])}};
+        std::vector<TaskId> deps = t == 0 ? s.full_ready : std::vector<TaskId>{r.prev_comm};
+        // The receive buffer was last read by the attention of step t - 1.
+        if (t >= 2) deps.insert(deps.end(), r.prev_attn.begin(), r.prev_attn.end());
+        comm = B.task(s.rank, Stream::kComm, "ring.sendrecv" + std::to_string(t), c, deps, coll);
+      }
+      // Each valid query run against the block's valid key runs (and the joint keys at step 0).
+      const std::vector<TokenRun> qruns = L.valid(L.group_runs(s.g));
+      const std::vector<TokenRun> kruns = L.valid(L.group_runs((s.g - t + R) % R));
+      std::vector<TaskId> attn;
+      for (std::size_t qi = 0; qi < qruns.size(); ++qi) {
+        const TokenRun& q = qruns[qi];
+        std::vector<KvSegment> segs;
+        std::vector<std::int64_t> vis;
+        const bool with_joint = t == 0 && problem.joint_len > 0;
+        if (with_joint && problem.joint_strategy == core::JointStrategy::kFront) {
+          segs.push_back(joint_segment(B, joint[static_cast<std::size_t>(s.rank)], s.kvh));
+          vis.push_back(q.count * problem.joint_len);
+        }
+        for (const TokenRun& k : kruns) {
+          const std::int64_t v = core::count_visible(problem, q.start, q.stride, q.count, k.start, k.stride, k.count);
+          if (v == 0) continue;
+          KvSegment seg;
+          seg.k = B.rows(bk, k.local, k.count);
+          seg.v = B.rows(bv, k.local, k.count);
+          seg.start = k.start;
+          seg.stride = k.stride;
+          segs.push_back(seg);
+          vis.push_back(v);
+        }
+        if (with_joint && problem.joint_strategy == core::JointStrategy::kBack) {
+          segs.push_back(joint_segment(B, joint[static_cast<std::size_t>(s.rank)], s.kvh));
+          vis.push_back(q.count * problem.joint_len);
+        }
+        if (segs.empty()) continue;
+        const QueryRun qr{B.rows_heads(s.q_full, q.local, q.count, {0, s.qh.count}), q.start, q.stride, s.qh.start, s.kvh.start};
+        std::vector<TaskId> deps = s.full_ready;
+        deps.push_back(r.prev_comm);
+        const std::vector<TaskId> ts = attend(B, s.rank, "attn.step" + std::to_string(t), qr, segs, vis, deps, r.acc[qi]);
+        attn.insert(attn.end(), ts.begin(), ts.end());
+      }
+      r.prev_attn = std::move(attn);
+      if (comm >= 0) r.prev_comm = comm;
+    }
+  }
+  // Rows no block wrote (pads; queries that see no key) become out = 0, lse = -inf.
+  for (Shard& s : shards) {
+    RingState& r = st[static_cast<std::size_t>(s.rank)];
+    const std::vector<TokenRun> qruns = L.valid(L.group_runs(s.g));
+    std::vector<std::pair<std::int64_t, std::int64_t>> written;
+    for (std::size_t qi = 0; qi < qruns.size(); ++qi) {
+      if (r.acc[qi].writer < 0) continue;
+      written.push_back({qruns[qi].local, qruns[qi].count});
+      s.acc_done.push_back(r.acc[qi].writer);
+    }
+    pad_unwritten(B, s, G, written, "");
+  }
+
+  // Stage 3: back to the input layout (reverse all-to-all, or a cast of the ring accumulator).
+  for (int g = 0; g < R; ++g) scatter_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], n, "");
+
+  // What a reader of the plan should know.
+  if (plan.pad_tokens > 0)
+    plan.notes.push_back("padding: " + std::to_string(problem.seq_len) + " tokens padded to " + std::to_string(L.padded_len) +
+                         " (+" + std::to_string(plan.pad_tokens) + "); pad keys and queries are never attended");
+  if (U > 1 && problem.q_heads % U != 0)
+    plan.notes.push_back("uneven heads: " + std::to_string(problem.q_heads) + " q heads over " + std::to_string(U) + " ranks as " +
+                         std::to_string(split_heads(problem.q_heads, U, 0).count) + " or " +
+                         std::to_string(split_heads(problem.q_heads, U, U - 1).count) + ", all-to-all counts vary per peer");
+  if (U > 1) {
+    std::int64_t held = 0;
+    for (int u = 0; u < U; ++u) held += kv_heads_for(split_heads(problem.q_heads, U, u), problem.group()).count;
+    if (held > problem.kv_heads)
+      plan.notes.push_back("kv replication: " + std::to_string(problem.kv_heads) + " kv heads held " + std::to_string(held) +
+                           " times over the " + std::to_string(U) + " ranks of a Ulysses group (GQA groups shared by ranks)");
+  }
+  if (problem.joint_len > 0)
+    plan.notes.push_back("joint: " + std::to_string(problem.joint_len) + " text tokens replicated on every rank, " +
+                         core::to_string(problem.joint_strategy) + (R > 1 ? " of the local block at ring step 0" : " of the keys") +
+                         (U > 1 ? "; each rank uses its own heads, no communication" : ""));
+  return {};
+}
+
+}  // namespace spattn::planner
