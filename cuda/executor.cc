@@ -282,7 +282,7 @@ Status Runner::launch(const Task& t, cudaStream_t s) {
       s2.v_token_stride = v.token_stride;
       s2.v_head_stride = v.head_stride;
       s2.nk = k.tokens;
-      s2.joint = a->kv[i].joint;
+      s2.joint = a->kv[i].joint || a->kv[i].unmasked;  // the kernel applies no mask to either
       s2.start = a->kv[i].start;
       s2.stride = a->kv[i].stride;
       s2.kv_head_start = a->kv_head_start;

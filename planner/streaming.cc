@@ -1,5 +1,303 @@
-// planner/streaming.cc: placeholder replaced below.
+// planner/streaming.cc: streaming causal generation with a KV cache (seed 000). The sequence
+// arrives in chunks of chunk_len tokens; a chunk's queries see the joint keys, the sink tokens and
+// the last max_attention_size keys generated so far, its own chunk included (block-causal).
+// Every query of a chunk sees the same keys, so the planner cuts the cache to exactly them and the
+// attention needs no mask.
+//
+//   Ulysses (U): the chunk is padded to a multiple of U and all-to-all'd to all its tokens and 1/U
+//     of the heads (pads sliced off); its K/V stay where they landed and are the head-sharded cache,
+//     so the cache needs no communication; the output goes back by the reverse all-to-all.
+//   Ring (R): rank g keeps slice g of every chunk's K/V (a sequence-sharded cache). The chunk's
+//     queries visit every rank around the ring (R - 1 send/recv steps, each overlapped with the
+//     attention of the block in hand); the partial outputs go home in one all-to-all and are merged
+//     by log-sum-exp.
+//   Hybrid (U x R): Ulysses inside each group of U, the ring across the R groups.
+#include <algorithm>
+#include <map>
+
 #include "planner/builder.h"
+
 namespace spattn::planner {
-Status build_streaming(core::Plan& plan) { return infeasible("plan " + plan.name() + ": streaming is not planned yet"); }
+
+using core::BufferId;
+using core::ElemType;
+using core::KvSegment;
+using core::Plan;
+using core::Stream;
+using core::TaskId;
+using core::TokenRun;
+
+namespace {
+
+// One chunk's K/V slice held by a rank: the cache entry.
+struct CacheEntry {
+  BufferId k = -1, v = -1;
+  std::vector<TokenRun> runs;    // valid tokens, local offsets into k, v
+  std::vector<TaskId> ready;     // tasks that wrote k, v
+};
+
+// The keys a query of the chunk ending at `end` sees: [0, sink) and [lo, end).
+struct KeyWindow {
+  std::int64_t sink = 0, lo = 0, end = 0;
+};
+
+KeyWindow window_for(const core::Problem& p, std::int64_t end) {
+  KeyWindow w{p.sink_tokens, 0, end};
+  if (p.max_attention_size > 0) w.lo = std::max<std::int64_t>(0, end - p.max_attention_size);
+  if (w.sink >= w.lo) w = {0, 0, end};  // sinks and window touch: every key so far
+  return w;
+}
+
+// The parts of a run (stride 1) inside the window, as unmasked segments.
+void cut(Builder& B, const CacheEntry& e, const KeyWindow& w, std::vector<KvSegment>& segs,
+         std::vector<std::int64_t>& keys) {
+  for (const TokenRun& r : e.runs) {
+    for (auto [a, b] : {std::pair{std::int64_t{0}, w.sink}, std::pair{w.lo, w.end}}) {
+      const std::int64_t lo = std::max(a, r.start), hi = std::min(b, r.start + r.count);
+      if (hi <= lo) continue;
+      KvSegment s;
+      s.k = B.rows(e.k, r.local + (lo - r.start), hi - lo);
+      s.v = B.rows(e.v, r.local + (lo - r.start), hi - lo);
+      s.start = lo;
+      s.stride = 1;
+      s.unmasked = true;
+      segs.push_back(s);
+      keys.push_back(hi - lo);
+    }
+  }
+}
+
+}  // namespace
+
+Status build_streaming(Plan& plan) {
+  const core::Problem& p = plan.problem;
+  const core::PlanChoice& choice = plan.choice;
+  if (p.causal || !p.window.none())
+    return invalid_argument("plan " + plan.name() +
+                            ": streaming attention is block-causal by chunks; set causal: false and no window "
+                            "(max_attention_size caps the keys)");
+  const int U = choice.ulysses_degree, R = choice.ring_degree, P = U * R;
+  const std::int64_t D = p.head_dim, C = (p.seq_len + p.chunk_len - 1) / p.chunk_len;
+  const auto rank_of = [&](int g, int u) { return choice.placement == core::Placement::kUlyssesInner ? g * U + u : u * R + g; };
+  Builder B(plan);
+  plan.ring_steps = R;
+  plan.padded_len = 0;
+
+  std::vector<int> ulysses_group(static_cast<std::size_t>(R), -1), ring_group(static_cast<std::size_t>(U), -1);
+  for (int g = 0; g < R && U > 1; ++g) {
+    std::vector<int> m;
+    for (int u = 0; u < U; ++u) m.push_back(rank_of(g, u));
+    ulysses_group[static_cast<std::size_t>(g)] = B.group(m);
+  }
+  for (int u = 0; u < U && R > 1; ++u) {
+    std::vector<int> m;
+    for (int g = 0; g < R; ++g) m.push_back(rank_of(g, u));
+    ring_group[static_cast<std::size_t>(u)] = B.group(m);
+  }
+  std::vector<std::pair<BufferId, BufferId>> joint(static_cast<std::size_t>(P));
+  for (int r = 0; r < P; ++r) joint[static_cast<std::size_t>(r)] = add_joint(B, r);
+  std::vector<std::vector<CacheEntry>> cache(static_cast<std::size_t>(P));  // per rank, per chunk
+
+  for (std::int64_t c = 0; c < C; ++c) {
+    const std::string sfx = ".c" + std::to_string(c);
+    Layout L;
+    L.U = U;
+    L.R = R;
+    L.base = c * p.chunk_len;
+    const std::int64_t len = std::min(p.chunk_len, p.seq_len - L.base);
+    L.seq_len = L.base + len;
+    L.padded_len = (len + P - 1) / P * P;
+    L.group_tokens = L.padded_len / R;
+    L.shard_tokens = L.padded_len / P;
+    plan.padded_len += L.padded_len;
+    plan.shard_tokens = std::max(plan.shard_tokens, L.shard_tokens);
+    const std::int64_t n = L.shard_tokens, G = L.group_tokens;
+    const KeyWindow win = window_for(p, L.seq_len);
+
+    std::vector<Shard> shards(static_cast<std::size_t>(P));
+    for (int g = 0; g < R; ++g)
+      for (int u = 0; u < U; ++u) {
+        Shard& s = shards[static_cast<std::size_t>(rank_of(g, u))];
+        s.rank = rank_of(g, u);
+        s.g = g;
+        s.u = u;
+        s.qh = split_heads(p.q_heads, U, u);
+        s.kvh = kv_heads_for(s.qh, p.group());
+        add_io(B, s, Layout::slice(L.group_runs(g), u * n, n), n, sfx);
+      }
+    auto members = [&](int g) {
+      std::vector<Shard*> m;
+      for (int u = 0; u < U; ++u) m.push_back(&shards[static_cast<std::size_t>(rank_of(g, u))]);
+      return m;
+    };
+    // The chunk's all-to-all; its K/V slices join each rank's cache where they land.
+    for (int g = 0; g < R; ++g) {
+      gather_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], L, L.group_runs(g), sfx);
+      for (Shard* s : members(g))
+        cache[static_cast<std::size_t>(s->rank)].push_back({s->k_full, s->v_full, L.valid(L.group_runs(g)), s->full_ready});
+    }
+
+    // Per rank: the accumulator of its own queries (o_acc) and a partial for each visiting block.
+    struct RankState {
+      BufferId qbuf[2] = {-1, -1};
+      std::vector<BufferId> part_o, part_lse;                  // per source group (own: o_acc)
+      std::vector<std::vector<Accumulator>> acc;               // per source group, per query run
+      std::vector<TaskId> prev_attn;
+      TaskId prev_comm = -1;
+      std::vector<std::vector<TaskId>> done;                   // per source group: its partial's writers
+    };
+    std::vector<RankState> st(static_cast<std::size_t>(P));
+    for (Shard& s : shards) {
+      RankState& r = st[static_cast<std::size_t>(s.rank)];
+      s.o_acc = B.scratch(s.rank, "o_acc" + sfx, ElemType::kF32, G, s.qh.count, D);
+      s.lse_acc = B.scratch(s.rank, "lse_acc" + sfx, ElemType::kF32, G, s.qh.count, 1);
+      for (int i = 0; i < 2 && R > 1; ++i)
+        r.qbuf[i] = B.scratch(s.rank, "ring.q" + std::to_string(i) + sfx, ElemType::kInput, G, s.qh.count, D);
+      r.part_o.assign(static_cast<std::size_t>(R), -1);
+      r.part_lse.assign(static_cast<std::size_t>(R), -1);
+      r.acc.resize(static_cast<std::size_t>(R));
+      for (int src = 0; src < R; ++src) {
+        BufferId o = s.o_acc, l = s.lse_acc;
+        if (src != s.g) {
+          o = B.scratch(s.rank, "part_o.g" + std::to_string(src) + sfx, ElemType::kF32, G, s.qh.count, D);
+          l = B.scratch(s.rank, "part_lse.g" + std::to_string(src) + sfx, ElemType::kF32, G, s.qh.count, 1);
+        }
+        // Scratch for the blocks beyond the first (more than kMaxSegments cache segments).
+        const std::string gs = ".g" + std::to_string(src) + sfx;
+        const BufferId tmp_o = B.scratch(s.rank, "part_tmp" + gs, ElemType::kF32, G, s.qh.count, D);
+        const BufferId tmp_l = B.scratch(s.rank, "part_tmp_lse" + gs, ElemType::kF32, G, s.qh.count, 1);
+        r.part_o[static_cast<std::size_t>(src)] = o;
+        r.part_lse[static_cast<std::size_t>(src)] = l;
+        for (const TokenRun& q : L.valid(L.group_runs(src)))
+          r.acc[static_cast<std::size_t>(src)].push_back({B.rows(o, q.local, q.count), B.rows(l, q.local, q.count),
+                                                          B.rows(tmp_o, q.local, q.count), B.rows(tmp_l, q.local, q.count)});
+      }
+    }
+    // R steps: at step t rank g attends the queries of group (g - t) mod R to its cache slices.
+    for (int t = 0; t < R; ++t) {
+      const std::int64_t coll = t + 1 < R ? B.collective() : -1;
+      for (Shard& s : shards) {
+        RankState& r = st[static_cast<std::size_t>(s.rank)];
+        const BufferId bq = t == 0 ? s.q_full : r.qbuf[t % 2];
+        TaskId comm = -1;
+        if (t + 1 < R) {
+          const int next = rank_of((s.g + 1) % R, s.u), prev = rank_of((s.g + R - 1) % R, s.u);
+          core::Comm cm{core::CommKind::kSendRecv, ring_group[static_cast<std::size_t>(s.u)], {}, {}};
+          cm.sends = {{next, B.whole(bq)}};
+          cm.recvs = {{prev, B.whole(r.qbuf[(t + 1) % 2])}};
+          std::vector<TaskId> deps = t == 0 ? s.full_ready : std::vector<TaskId>{r.prev_comm};
+          if (t >= 2) deps.insert(deps.end(), r.prev_attn.begin(), r.prev_attn.end());
+          comm = B.task(s.rank, Stream::kComm, "ring.send_q" + std::to_string(t) + sfx, cm, deps, coll);
+        }
+        const int src = (s.g - t + R) % R;
+        const std::vector<TokenRun> qruns = L.valid(L.group_runs(src));
+        std::vector<KvSegment> segs;
+        std::vector<std::int64_t> keys;
+        std::vector<TaskId> deps = s.full_ready;
+        deps.push_back(r.prev_comm);
+        const bool with_joint = src == s.g && p.joint_len > 0;
+        if (with_joint && p.joint_strategy == core::JointStrategy::kFront) {
+          segs.push_back(joint_segment(B, joint[static_cast<std::size_t>(s.rank)], s.kvh));
+          keys.push_back(p.joint_len);
+        }
+        for (const CacheEntry& e : cache[static_cast<std::size_t>(s.rank)]) {
+          const std::size_t before = segs.size();
+          cut(B, e, win, segs, keys);
+          if (segs.size() > before) deps.insert(deps.end(), e.ready.begin(), e.ready.end());
+        }
+        if (with_joint && p.joint_strategy == core::JointStrategy::kBack) {
+          segs.push_back(joint_segment(B, joint[static_cast<std::size_t>(s.rank)], s.kvh));
+          keys.push_back(p.joint_len);
+        }
+        std::vector<TaskId> attn;
+        for (std::size_t qi = 0; qi < qruns.size() && !segs.empty(); ++qi) {
+          const TokenRun& q = qruns[qi];
+          std::vector<std::int64_t> vis;
+          for (std::int64_t k : keys) vis.push_back(k * q.count);
+          const QueryRun qr{B.rows_heads(bq, q.local, q.count, {0, s.qh.count}), q.start, q.stride, s.qh.start, s.kvh.start};
+          const std::vector<TaskId> ts = attend(B, s.rank, "attn.step" + std::to_string(t) + sfx, qr, segs, vis, deps,
+                                                r.acc[static_cast<std::size_t>(src)][qi]);
+          attn.insert(attn.end(), ts.begin(), ts.end());
+        }
+        r.prev_attn = std::move(attn);
+        if (comm >= 0) r.prev_comm = comm;
+      }
+    }
+    // Partials that saw no key, and pad rows, become (0, -inf); then they travel home in one
+    // all-to-all of each ring group and are merged into the queries' own accumulator.
+    for (Shard& s : shards) {
+      RankState& r = st[static_cast<std::size_t>(s.rank)];
+      r.done.assign(static_cast<std::size_t>(R), {});
+      for (int src = 0; src < R; ++src) {
+        const std::vector<TokenRun> qruns = L.valid(L.group_runs(src));
+        std::vector<std::pair<std::int64_t, std::int64_t>> written;
+        Shard part = s;  // pad_unwritten pads a shard's o_acc/lse_acc: point them at this partial
+        part.o_acc = r.part_o[static_cast<std::size_t>(src)];
+        part.lse_acc = r.part_lse[static_cast<std::size_t>(src)];
+        part.acc_done.clear();
+        for (std::size_t qi = 0; qi < qruns.size(); ++qi) {
+          const Accumulator& acc = r.acc[static_cast<std::size_t>(src)][qi];
+          if (acc.writer < 0) continue;
+          written.push_back({qruns[qi].local, qruns[qi].count});
+          part.acc_done.push_back(acc.writer);
+        }
+        pad_unwritten(B, part, G, written, sfx);
+        r.done[static_cast<std::size_t>(src)] = part.acc_done;
+      }
+      s.acc_done = r.done[static_cast<std::size_t>(s.g)];
+    }
+    if (R > 1) {
+      const std::int64_t coll = B.collective();
+      for (Shard& s : shards) {
+        RankState& r = st[static_cast<std::size_t>(s.rank)];
+        core::Comm cm{core::CommKind::kAllToAll, ring_group[static_cast<std::size_t>(s.u)], {}, {}};
+        std::vector<TaskId> deps;
+        std::vector<std::pair<BufferId, BufferId>> recv;
+        for (int g2 = 0; g2 < R; ++g2) {
+          if (g2 == s.g) continue;
+          const int peer = rank_of(g2, s.u);
+          cm.sends.push_back({peer, B.whole(r.part_o[static_cast<std::size_t>(g2)])});
+          cm.sends.push_back({peer, B.whole(r.part_lse[static_cast<std::size_t>(g2)])});
+          deps.insert(deps.end(), r.done[static_cast<std::size_t>(g2)].begin(), r.done[static_cast<std::size_t>(g2)].end());
+          const std::string tag = ".from" + std::to_string(g2) + sfx;
+          const BufferId ro = B.scratch(s.rank, "home.o" + tag, ElemType::kF32, G, s.qh.count, D);
+          const BufferId rl = B.scratch(s.rank, "home.lse" + tag, ElemType::kF32, G, s.qh.count, 1);
+          cm.recvs.push_back({peer, B.whole(ro)});
+          cm.recvs.push_back({peer, B.whole(rl)});
+          recv.push_back({ro, rl});
+        }
+        const TaskId home = B.task(s.rank, Stream::kComm, "a2a.partials" + sfx, cm, deps, coll);
+        const std::vector<TokenRun> qruns = L.valid(L.group_runs(s.g));
+        std::vector<TaskId> last = s.acc_done;  // the merges into each run chain on the previous
+        for (std::size_t qi = 0; qi < qruns.size(); ++qi) {
+          const TokenRun& q = qruns[qi];
+          TaskId prev = -1;
+          for (const auto& [ro, rl] : recv) {
+            std::vector<TaskId> d = prev < 0 ? s.acc_done : std::vector<TaskId>{prev};
+            d.push_back(home);
+            const core::Merge m{B.rows(s.o_acc, q.local, q.count), B.rows(s.lse_acc, q.local, q.count),
+                                B.rows(ro, q.local, q.count), B.rows(rl, q.local, q.count)};
+            prev = B.task(s.rank, Stream::kCompute, "merge.home" + sfx, m, d);
+          }
+          last.push_back(prev);
+        }
+        s.acc_done = last;
+      }
+    }
+    // Back to the input layout.
+    for (int g = 0; g < R; ++g) scatter_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], n, sfx);
+  }
+  plan.pad_tokens = plan.padded_len - p.seq_len;
+  plan.notes.push_back("streaming: " + std::to_string(C) + " chunks of " + std::to_string(p.chunk_len) + " tokens" +
+                       (p.max_attention_size > 0 ? ", each query sees the last " + std::to_string(p.max_attention_size) +
+                                                       " keys" + (p.sink_tokens > 0 ? " and " + std::to_string(p.sink_tokens) + " sink tokens" : "")
+                                                 : ", each query sees every earlier chunk and its own"));
+  plan.notes.push_back(U > 1 ? "cache: K/V of each chunk stay where the all-to-all put them (head-sharded, no communication)"
+                             : "cache: each rank keeps its slice of every chunk's K/V");
+  if (R > 1)
+    plan.notes.push_back("ring: a chunk's queries visit all " + std::to_string(R) +
+                         " cache slices; partial outputs return home in one all-to-all and merge by log-sum-exp");
+  return {};
+}
+
 }  // namespace spattn::planner

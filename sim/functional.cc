@@ -57,7 +57,7 @@ class Machine {
       vs.push_back(view(s.v));
     }
     for (std::size_t i = 0; i < a.kv.size(); ++i)
-      keys.push_back({&ks[i], &vs[i], a.kv[i].joint, a.kv[i].start, a.kv[i].stride, a.kv_head_start});
+      keys.push_back({&ks[i], &vs[i], a.kv[i].joint || a.kv[i].unmasked, a.kv[i].start, a.kv[i].stride, a.kv_head_start});
     core::AttentionResult r = core::attend_block(plan_.problem, q, a.q_start, a.q_stride, a.q_head_start, keys);
     write(a.out, r.out);
     write(a.lse, r.lse);

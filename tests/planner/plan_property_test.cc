@@ -166,6 +166,7 @@ TEST(PlanProperty, EveryVisiblePairIsAttendedExactlyOnce) {
           for (std::int64_t kj = 0; kj < s.k.tokens; ++kj) {
             const std::int64_t j = s.joint ? -1 - kj : s.start + s.stride * kj;
             if (!s.joint) ASSERT_LT(j, p.seq_len) << "a pad key reached attention";
+            if (s.unmasked) ASSERT_TRUE(core::visible(p, i, j)) << "an unmasked segment holds a hidden key";
             if (!s.joint && !core::visible(p, i, j)) continue;
             ++pairs;
             for (std::int64_t h = 0; h < a->q.heads; ++h) ++count[{a->q_head_start + h, i, j}];

@@ -1,0 +1,93 @@
+// Streaming (seed 000): the functional run of a whole streamed sequence equals one non-streamed
+// reference run with the equivalent block-causal, capped mask (core::visible's streaming rule),
+// for random chunkings, world sizes, heads and caps.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "core/reference.h"
+#include "planner/planner.h"
+#include "sim/functional.h"
+
+namespace spattn {
+namespace {
+
+core::Problem streaming_problem(std::mt19937& rng) {
+  auto pick = [&](int lo, int hi) { return lo + static_cast<int>(rng() % static_cast<unsigned>(hi - lo + 1)); };
+  core::Problem p;
+  p.batch = pick(1, 2);
+  p.kv_heads = pick(1, 4);
+  p.q_heads = p.kv_heads * pick(1, 3);
+  p.head_dim = pick(2, 4);
+  p.frame_seqlen = pick(1, 4);
+  p.chunk_len = p.frame_seqlen * pick(1, 3);
+  p.seq_len = pick(1, 40);
+  if (pick(0, 2) > 0) p.max_attention_size = pick(1, 30);
+  if (pick(0, 2) == 0) p.sink_tokens = pick(0, 4);
+  if (p.max_attention_size == 0) p.sink_tokens = 0;
+  if (pick(0, 2) == 0) p.joint_len = pick(1, 5);
+  p.joint_strategy = pick(0, 1) ? core::JointStrategy::kFront : core::JointStrategy::kBack;
+  if (pick(0, 3) == 0) p.softcap = 2.0;
+  return p;
+}
+
+TEST(Streaming, StreamedRunEqualsTheBlockCausalReference) {
+  std::mt19937 rng(6);
+  int runs = 0;
+  while (runs < 300) {
+    const core::Problem p = streaming_problem(rng);
+    const int world = 1 + static_cast<int>(rng() % 8);
+    const auto choices = planner::enumerate_choices(world);
+    const core::PlanChoice c = choices[rng() % choices.size()];
+    Expected<core::Plan> plan = planner::make_plan(p, c);
+    if (!plan && plan.status().code() == StatusCode::kInfeasible) continue;  // e.g. U > q_heads
+    SCOPED_TRACE(c.name() + " S=" + std::to_string(p.seq_len) + " chunk=" + std::to_string(p.chunk_len) +
+                 " M=" + std::to_string(p.max_attention_size) + " sink=" + std::to_string(p.sink_tokens) +
+                 " J=" + std::to_string(p.joint_len) + " Hq=" + std::to_string(p.q_heads) + " Hkv=" + std::to_string(p.kv_heads));
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    const core::AttentionInputs in = core::random_inputs(p, static_cast<std::uint64_t>(runs) + 3);
+    const core::AttentionResult want = core::reference_attention(p, in);
+    Expected<core::AttentionResult> got = sim::execute_functional(*plan, in, {static_cast<std::uint64_t>(runs % 3)});
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    EXPECT_LT(core::max_rel_error(got->out, want.out), 1e-10);
+    EXPECT_LT(core::max_rel_error(got->lse, want.lse), 1e-10);
+    ++runs;
+  }
+}
+
+// Wan2.1-1.3B's shape scaled down: 12 heads on 8 GPUs (uneven heads), chunks of 3 frames, a cap.
+TEST(Streaming, TwelveHeadsOnEightGpus) {
+  core::Problem p;
+  p.q_heads = p.kv_heads = 12;
+  p.head_dim = 4;
+  p.frame_seqlen = 5;
+  p.chunk_len = 15;
+  p.seq_len = 5 * 7;
+  p.max_attention_size = 20;
+  for (const core::PlanChoice& c : planner::enumerate_choices(8)) {
+    SCOPED_TRACE(c.name());
+    Expected<core::Plan> plan = planner::make_plan(p, c);
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    const core::AttentionInputs in = core::random_inputs(p, 9);
+    const core::AttentionResult want = core::reference_attention(p, in);
+    Expected<core::AttentionResult> got = sim::execute_functional(*plan, in);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    EXPECT_LT(core::max_rel_error(got->out, want.out), 1e-10);
+    EXPECT_LT(core::max_rel_error(got->lse, want.lse), 1e-10);
+  }
+}
+
+TEST(Streaming, CausalFlagIsRejectedWithAReason) {
+  core::Problem p;
+  p.q_heads = p.kv_heads = 2;
+  p.head_dim = 4;
+  p.chunk_len = 4;
+  p.seq_len = 16;
+  p.causal = true;
+  Expected<core::Plan> plan = planner::make_plan(p, {core::Scheme::kRing, 1, 2});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("block-causal"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace spattn
