@@ -234,6 +234,7 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
     for (std::size_t i = 0; i < plans.size(); ++i) {
       const std::string what = "plans[" + std::to_string(i) + "]";
       ChoiceSpec c;
+      c.where = r.where(plans[i]);
       SPATTN_RETURN_IF_ERROR(read_choice(r, plans[i], what, c));
       SPATTN_RETURN_IF_ERROR(check_degrees(r, plans[i], what, c, worlds));
       e.plans.push_back(c);

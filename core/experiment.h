@@ -23,6 +23,7 @@ struct ChoiceSpec {
   int ring_degree = 0;
   RingLayout layout = RingLayout::kContiguous;
   Placement placement = Placement::kUlyssesInner;
+  std::string where;  // "FILE:LINE:COL" of the entry, for messages about it after loading
   // The planner's choice for `world` ranks (degrees of 0 replaced by world, the other by 1).
   PlanChoice resolve(int world) const;
 };
