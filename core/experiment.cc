@@ -197,6 +197,8 @@ Status read_sweep(const YamlReader& r, const YAML::Node& n, Sweep& s) {
 
 Status read_experiment(const YamlReader& r, Experiment& e) {
   const YAML::Node root = r.root();
+  if (!root.IsMap())
+    return r.error(root, "(top level)", "expected a map of experiment keys (problem, gpus, plans, ...)");
   SPATTN_RETURN_IF_ERROR(r.check_keys(root, "", {"name", "problem", "gpus", "cluster", "profile",
                                                  "plans", "sweep", "backends", "outputs"}));
   e.source = r.file();

@@ -103,7 +103,7 @@ std::string format_table(const Report& r) {
     s += fmt::format("\n{}{} GPUs, ran {}\n", c.label.empty() ? "" : "[" + c.label + "] ", c.gpus,
                      describe(c.problem));
     if (!c.shape_note.empty()) s += fmt::format("  ({})\n", c.shape_note);
-    std::string head = fmt::format("  {:<28}", "plan");
+    std::string head = fmt::format("  {:<32}", "plan");
     if (!c.rows.empty())
       for (const ReportRow& row : c.rows)
         if (!row.metrics.empty()) {
@@ -112,7 +112,7 @@ std::string format_table(const Report& r) {
         }
     s += head + "  result\n";
     for (const ReportRow& row : c.rows) {
-      std::string line = fmt::format("  {:<28}", row.plan);
+      std::string line = fmt::format("  {:<32}", row.plan);
       if (!row.status.ok()) {
         const char* word = row.status.code() == StatusCode::kInfeasible ? "infeasible" : "error";
         s += line + fmt::format(" {}: {}\n", word, row.status.message());

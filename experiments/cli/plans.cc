@@ -145,16 +145,16 @@ std::string format_table(const Listing& l) {
   for (const CaseListing& c : l.cases) {
     s += fmt::format("\n{}{} GPUs, {}\n", c.c.label.empty() ? "" : "[" + c.c.label + "] ", c.c.gpus,
                      describe(c.c.problem));
-    s += fmt::format("  {:<28} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>21} {:>11} {:>11}\n",
+    s += fmt::format("  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>21} {:>11} {:>11}\n",
                      "plan", "scheme", "UxR", "layout", "padded", "pad", "shard", "steps",
                      "attn/mrg/cpy/fil/comm", "comm/rank", "peak/rank");
     for (const PlanRow& r : c.rows) {
       if (!r.status.ok()) {
-        s += fmt::format("  {:<28} {}: {}\n", r.name, status_word(r.status), r.status.message());
+        s += fmt::format("  {:<32} {}: {}\n", r.name, status_word(r.status), r.status.message());
         continue;
       }
       const core::PlanSummary& m = r.summary;
-      s += fmt::format("  {:<28} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>21} {:>11} {:>11}\n",
+      s += fmt::format("  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>21} {:>11} {:>11}\n",
                        r.name, core::to_string(r.choice.scheme),
                        fmt::format("{}x{}", r.choice.ulysses_degree, r.choice.ring_degree),
                        r.choice.scheme == core::Scheme::kUlysses ? "-" : core::to_string(r.choice.layout),
