@@ -140,8 +140,11 @@ std::vector<Bytes> peak_memory(const Plan& plan) {
   for (std::size_t b = 0; b < nb; ++b) {
     const Buffer& buf = plan.buffers[b];
     int lo = first[b], hi = last[b];
-    if (buf.role == BufferRole::kInput) lo = 0;
-    if (buf.role == BufferRole::kOutput) hi = n_tasks;
+    // The caller's inputs and outputs exist for the whole call.
+    if (buf.role != BufferRole::kScratch) {
+      lo = 0;
+      hi = n_tasks;
+    }
     if (hi < lo) continue;  // never used
     auto& d = delta[static_cast<std::size_t>(buf.rank)];
     d[static_cast<std::size_t>(lo)] += buffer_bytes(plan, buf);

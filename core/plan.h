@@ -174,8 +174,8 @@ struct Plan {
 
 // Bytes of one buffer.
 Bytes buffer_bytes(const Plan& plan, const Buffer& b);
-// Peak bytes live on each rank if tasks run in plan order: a buffer is live from its first use to
-// its last (inputs from the start, outputs to the end).
+// Peak bytes live on each rank if tasks run in plan order: a scratch buffer is live from its first
+// use to its last; inputs and outputs, which the caller holds, for the whole plan.
 std::vector<Bytes> peak_memory(const Plan& plan);
 // Views every task reads and writes (for liveness, validation and the simulator's byte counts).
 std::vector<View> reads(const Task& t);

@@ -1,7 +1,9 @@
-// sim/functional.h: the functional executor. Runs a plan's tasks on the CPU in double precision,
-// with its buffers and communication as host copies, and returns the gathered global result; used
-// to check that a plan computes attention before anything runs on a GPU.
+// sim/functional.h: the functional executor. Runs any Plan on the CPU in double precision, ranks
+// as data: attention and merge from core's reference pieces, all-to-all and send/recv as copies.
+// Its output, compared with core::reference_attention, proves a plan exact.
 #pragma once
+
+#include <cstdint>
 
 #include "core/plan.h"
 #include "core/reference.h"
@@ -9,6 +11,15 @@
 
 namespace spattn::sim {
 
-Expected<core::AttentionResult> execute_functional(const core::Plan&, const core::AttentionInputs&);
+struct FunctionalOptions {
+  // 0: run ready tasks in plan order. Otherwise pick among the ready tasks at random with this
+  // seed, so a dependency the plan forgot shows up as a wrong result.
+  std::uint64_t shuffle_seed = 0;
+};
+
+// The global output and LSE the plan computes from `in` (shapes as core::reference_attention).
+// Fails if the plan deadlocks or leaves a valid output row unwritten.
+Expected<core::AttentionResult> execute_functional(const core::Plan& plan, const core::AttentionInputs& in,
+                                                   const FunctionalOptions& options = {});
 
 }  // namespace spattn::sim

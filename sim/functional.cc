@@ -1,0 +1,164 @@
+#include "sim/functional.h"
+
+#include <cmath>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+
+#include "core/shard.h"
+
+namespace spattn::sim {
+namespace {
+
+using core::HostTensor;
+using core::View;
+
+HostTensor get(const HostTensor& buf, const View& v) {
+  HostTensor x(buf.batch, v.tokens, v.heads, buf.width);
+  for (std::int64_t b = 0; b < buf.batch; ++b)
+    for (std::int64_t t = 0; t < v.tokens; ++t)
+      for (std::int64_t h = 0; h < v.heads; ++h)
+        for (std::int64_t w = 0; w < buf.width; ++w)
+          x.at(b, t, h, w) = buf.at(b, v.token_offset + t, v.head_offset + h, w);
+  return x;
+}
+
+void put(HostTensor& buf, const View& v, const HostTensor& x) {
+  SPATTN_CHECK(x.tokens == v.tokens && x.heads == v.heads && x.width == buf.width);
+  for (std::int64_t b = 0; b < buf.batch; ++b)
+    for (std::int64_t t = 0; t < v.tokens; ++t)
+      for (std::int64_t h = 0; h < v.heads; ++h)
+        for (std::int64_t w = 0; w < buf.width; ++w)
+          buf.at(b, v.token_offset + t, v.head_offset + h, w) = x.at(b, t, h, w);
+}
+
+class Machine {
+ public:
+  Machine(const core::Plan& plan, const core::AttentionInputs& in) : plan_(plan) {
+    mem_.reserve(plan.buffers.size());
+    for (const core::Buffer& b : plan.buffers) {
+      if (b.role == core::BufferRole::kInput)
+        mem_.push_back(core::shard_input(plan, b, in));
+      else
+        mem_.emplace_back(b.batch, b.tokens, b.heads, b.width);
+    }
+  }
+
+  HostTensor view(const View& v) const { return get(mem_[static_cast<std::size_t>(v.buffer)], v); }
+  void write(const View& v, const HostTensor& x) { put(mem_[static_cast<std::size_t>(v.buffer)], v, x); }
+
+  void run(const core::AttnBlock& a) {
+    const HostTensor q = view(a.q);
+    std::vector<HostTensor> ks, vs;
+    ks.reserve(a.kv.size());
+    vs.reserve(a.kv.size());
+    std::vector<core::KeyBlock> keys;
+    for (const core::KvSegment& s : a.kv) {
+      ks.push_back(view(s.k));
+      vs.push_back(view(s.v));
+    }
+    for (std::size_t i = 0; i < a.kv.size(); ++i)
+      keys.push_back({&ks[i], &vs[i], a.kv[i].joint, a.kv[i].start, a.kv[i].stride, a.kv_head_start});
+    core::AttentionResult r = core::attend_block(plan_.problem, q, a.q_start, a.q_stride, a.q_head_start, keys);
+    write(a.out, r.out);
+    write(a.lse, r.lse);
+  }
+  void run(const core::Merge& m) {
+    HostTensor o = view(m.out), l = view(m.lse);
+    core::merge_lse(o, l, view(m.part_out), view(m.part_lse));
+    write(m.out, o);
+    write(m.lse, l);
+  }
+  void run(const core::Copy& c) { write(c.dst, view(c.src)); }
+  void run(const core::Fill& f) {
+    HostTensor x = view(f.dst);
+    std::fill(x.data.begin(), x.data.end(), f.value);
+    write(f.dst, x);
+  }
+  // All tasks of one collective at once: the i-th send from a to b lands in the i-th receive at b
+  // from a (NCCL's ordering within a group).
+  void run_collective(const std::vector<const core::Task*>& tasks) {
+    std::map<std::pair<int, int>, std::deque<HostTensor>> wire;
+    for (const core::Task* t : tasks)
+      for (const core::Transfer& s : std::get<core::Comm>(t->op).sends) wire[{t->rank, s.peer}].push_back(view(s.view));
+    for (const core::Task* t : tasks)
+      for (const core::Transfer& r : std::get<core::Comm>(t->op).recvs) {
+        auto& q = wire[{r.peer, t->rank}];
+        SPATTN_CHECK(!q.empty());
+        write(r.view, q.front());
+        q.pop_front();
+      }
+  }
+
+  const HostTensor& buffer(std::size_t b) const { return mem_[b]; }
+
+ private:
+  const core::Plan& plan_;
+  std::vector<HostTensor> mem_;
+};
+
+}  // namespace
+
+Expected<core::AttentionResult> execute_functional(const core::Plan& plan, const core::AttentionInputs& in,
+                                                   const FunctionalOptions& options) {
+  const core::Problem& p = plan.problem;
+  if (in.q.tokens != p.seq_len || in.q.heads != p.q_heads || in.k.heads != p.kv_heads ||
+      in.q.width != p.head_dim || in.joint_k.tokens != p.joint_len || in.q.batch != p.batch)
+    return invalid_argument("functional executor: inputs do not have the problem's shape");
+  Machine m(plan, in);
+
+  const std::size_t n = plan.tasks.size();
+  std::vector<int> waiting(n, 0);
+  std::vector<std::vector<core::TaskId>> users(n);
+  std::map<std::int64_t, int> coll_size;
+  std::map<std::int64_t, std::vector<const core::Task*>> coll_ready;
+  for (const core::Task& t : plan.tasks) {
+    waiting[static_cast<std::size_t>(t.id)] = static_cast<int>(t.deps.size());
+    for (core::TaskId d : t.deps) users[static_cast<std::size_t>(d)].push_back(t.id);
+    if (t.collective >= 0) ++coll_size[t.collective];
+  }
+  std::set<core::TaskId> ready;
+  for (const core::Task& t : plan.tasks)
+    if (t.deps.empty()) ready.insert(t.id);
+  std::mt19937_64 rng(options.shuffle_seed);
+
+  std::size_t done = 0;
+  auto finish = [&](core::TaskId id) {
+    ++done;
+    for (core::TaskId u : users[static_cast<std::size_t>(id)])
+      if (--waiting[static_cast<std::size_t>(u)] == 0) ready.insert(u);
+  };
+  while (!ready.empty()) {
+    auto it = ready.begin();
+    if (options.shuffle_seed != 0) std::advance(it, static_cast<long>(rng() % ready.size()));
+    const core::Task& t = plan.tasks[static_cast<std::size_t>(*it)];
+    ready.erase(it);
+    if (t.collective >= 0) {
+      auto& r = coll_ready[t.collective];
+      r.push_back(&t);
+      if (static_cast<int>(r.size()) < coll_size[t.collective]) continue;
+      m.run_collective(r);
+      const std::vector<const core::Task*> all = r;
+      for (const core::Task* x : all) finish(x->id);
+      continue;
+    }
+    std::visit([&](const auto& op) {
+      if constexpr (!std::is_same_v<std::decay_t<decltype(op)>, core::Comm>) m.run(op);
+    }, t.op);
+    finish(t.id);
+  }
+  if (done != n)
+    return internal_error("functional executor: plan " + plan.name() + " deadlocked with " +
+                          std::to_string(n - done) + " of " + std::to_string(n) + " tasks not run");
+
+  core::AttentionResult res = core::poisoned_result(p);
+  for (std::size_t b = 0; b < plan.buffers.size(); ++b)
+    if (plan.buffers[b].role == core::BufferRole::kOutput) core::gather_output(plan, plan.buffers[b], m.buffer(b), res);
+  for (double x : res.out.data)
+    if (std::isnan(x))
+      return internal_error("functional executor: plan " + plan.name() + " left an output row unwritten");
+  return res;
+}
+
+}  // namespace spattn::sim
