@@ -70,7 +70,7 @@ Status report_status(const Report& r) {
     for (const ReportRow& row : c.rows) {
       const StatusCode code = row.status.code();
       if (row.explicit_choice && (code == StatusCode::kInfeasible || code == StatusCode::kInvalidArgument))
-        return {code, row.where + ": key 'plans': " + where(c, row) + ": " + row.status.message()};
+        return {code, row.where + ": key '" + row.key + "' (" + where(c, row) + "): " + row.status.message()};
     }
   }
   int failed = 0, total = 0;

@@ -36,7 +36,7 @@ core::Problem scale_down(const core::Problem& p, std::int64_t n, int world);
 struct ReportRow {
   std::string plan;
   bool explicit_choice = false;
-  std::string where;  // position of an explicit choice in the file
+  std::string where, key;  // position and key ("plans[i]") of an explicit choice in the file
   Status status;      // ok; Infeasible/InvalidArgument (no plan); Internal or other (the run failed)
   std::vector<std::pair<std::string, double>> metrics;  // e.g. {"out_rel_error", 1e-16}
   bool pass = true;   // the backend's own check (host: errors within tolerance)

@@ -11,10 +11,13 @@ namespace spattn::experiments {
 std::vector<Candidate> candidates(const core::Experiment& e, int world) {
   std::vector<Candidate> out;
   if (e.auto_plans) {
-    for (const core::PlanChoice& c : planner::enumerate_choices(world)) out.push_back({c, false, ""});
+    for (const core::PlanChoice& c : planner::enumerate_choices(world)) out.push_back({c, false, "", ""});
     return out;
   }
-  for (const core::ChoiceSpec& s : e.plans) out.push_back({s.resolve(world), true, s.where});
+  for (std::size_t i = 0; i < e.plans.size(); ++i) {
+    const core::ChoiceSpec& s = e.plans[i];
+    out.push_back({s.resolve(world), true, s.where, "plans[" + std::to_string(i) + "]"});
+  }
   return out;
 }
 
@@ -36,6 +39,7 @@ PlanRow plan_row(const Built& b) {
   r.choice = b.candidate.choice;
   r.explicit_choice = b.candidate.explicit_choice;
   r.where = b.candidate.where;
+  r.key = b.candidate.key;
   r.status = b.status;
   if (!b.status.ok()) return r;
   const core::Plan& p = b.plan;
@@ -66,7 +70,7 @@ Status explicit_failure(const Listing& l) {
       const StatusCode code = r.status.code();
       if (!r.explicit_choice || (code != StatusCode::kInfeasible && code != StatusCode::kInvalidArgument))
         continue;
-      std::string msg = r.where + ": key 'plans': " + r.name + ": " + r.status.message();
+      std::string msg = r.where + ": key '" + r.key + "' (" + r.name + "): " + r.status.message();
       if (!c.c.label.empty()) msg += " (sweep case " + c.c.label + ")";
       return {code, msg};
     }

@@ -21,6 +21,7 @@ struct Candidate {
   core::PlanChoice choice;
   bool explicit_choice = false;
   std::string where;  // "FILE:LINE:COL" of an explicit choice
+  std::string key;    // "plans[i]" of an explicit choice
 };
 
 // The experiment's choices for `world` ranks: its explicit list resolved, or the planner's
@@ -41,7 +42,7 @@ struct PlanRow {
   std::string name;
   core::PlanChoice choice;
   bool explicit_choice = false;
-  std::string where;
+  std::string where, key;
   Status status;  // ok, or why there is no plan
   std::int64_t padded_len = 0, pad_tokens = 0, shard_tokens = 0;
   int ring_steps = 0;
@@ -61,7 +62,7 @@ struct Listing {
 };
 Listing list_plans(const core::Experiment& e);
 
-// The first explicit choice the planner refused, as "WHERE: key 'plans': NAME: why" keeping the
+// The first explicit choice the planner refused, as "WHERE: key 'plans[i]' (NAME): why" keeping the
 // planner's code (InvalidArgument or Infeasible, both exit 2); ok when there is none.
 Status explicit_failure(const Listing& l);
 // The first plan the planner built malformed (Internal, exit 1); ok when there is none.

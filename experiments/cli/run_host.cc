@@ -57,6 +57,7 @@ Expected<Report> run_host(const core::Experiment& e, const RunOptions& o) {
       row.plan = cand.choice.name();
       row.explicit_choice = cand.explicit_choice;
       row.where = cand.where;
+      row.key = cand.key;
       const Built b = build_plan(p, cand);
       if (!b.status.ok()) {
         row.status = b.status;
