@@ -30,7 +30,8 @@ Status to_gpus(const YamlReader& r, const YAML::Node& n, const std::string& key,
 
 // A sequence of integers >= min_value under `parent[key]`; an absent key leaves `out` empty.
 Status read_int_list(const YamlReader& r, const YAML::Node& parent, const char* key,
-                     const std::string& what, std::int64_t min_value, std::vector<std::int64_t>& out) {
+                     const std::string& what, std::int64_t min_value,
+                     std::vector<std::int64_t>& out) {
   const YAML::Node n = parent[key];
   if (!n) return {};
   if (!n.IsSequence() || n.size() == 0)
@@ -46,8 +47,9 @@ Status read_int_list(const YamlReader& r, const YAML::Node& parent, const char* 
       return r.error(e, ek, "expected an integer, got '" + e.Scalar() + "'");
     }
     if (v < min_value)
-      return r.error(e, ek, (min_value > 0 ? "must be positive, got " : "must be >= 0, got ") +
-                                std::to_string(v));
+      return r.error(
+          e, ek,
+          (min_value > 0 ? "must be positive, got " : "must be >= 0, got ") + std::to_string(v));
     out.push_back(v);
   }
   return {};
@@ -56,8 +58,8 @@ Status read_int_list(const YamlReader& r, const YAML::Node& parent, const char* 
 // A string value parsed by `parse` (parse_scheme, parse_dtype, ...): the parser's message gets the
 // node's position and the key.
 template <typename T, typename Parse>
-Status read_enum(const YamlReader& r, const YAML::Node& map, const char* key, const std::string& what,
-                 T& out, bool required, Parse parse) {
+Status read_enum(const YamlReader& r, const YAML::Node& map, const char* key,
+                 const std::string& what, T& out, bool required, Parse parse) {
   std::string s;
   SPATTN_RETURN_IF_ERROR(r.get(map, key, s, required));
   if (!map[key]) return {};
@@ -68,11 +70,11 @@ Status read_enum(const YamlReader& r, const YAML::Node& map, const char* key, co
 }
 
 Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
-  SPATTN_RETURN_IF_ERROR(r.check_keys(
-      n, "problem",
-      {"batch", "q_heads", "kv_heads", "head_dim", "dtype", "seq_len", "joint_len", "joint_strategy",
-       "causal", "window", "softcap", "scale", "chunk_len", "cache_len", "max_attention_size",
-       "frame_seqlen", "sink_tokens"}));
+  SPATTN_RETURN_IF_ERROR(
+      r.check_keys(n, "problem",
+                   {"batch", "q_heads", "kv_heads", "head_dim", "dtype", "seq_len", "joint_len",
+                    "joint_strategy", "causal", "window", "softcap", "scale", "chunk_len",
+                    "cache_len", "max_attention_size", "frame_seqlen", "sink_tokens"}));
   SPATTN_RETURN_IF_ERROR(r.get_positive(n, "batch", p.batch, false));
   SPATTN_RETURN_IF_ERROR(r.get_positive(n, "q_heads", p.q_heads, true));
   p.kv_heads = p.q_heads;  // multi-head attention unless kv_heads says otherwise
@@ -81,8 +83,8 @@ Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
   SPATTN_RETURN_IF_ERROR(read_enum(r, n, "dtype", "dtype", p.dtype, false, parse_dtype));
   SPATTN_RETURN_IF_ERROR(r.get_positive(n, "seq_len", p.seq_len, true));
   SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "joint_len", p.joint_len, false));
-  SPATTN_RETURN_IF_ERROR(read_enum(r, n, "joint_strategy", "joint_strategy", p.joint_strategy, false,
-                                   parse_joint_strategy));
+  SPATTN_RETURN_IF_ERROR(read_enum(r, n, "joint_strategy", "joint_strategy", p.joint_strategy,
+                                   false, parse_joint_strategy));
   SPATTN_RETURN_IF_ERROR(r.get(n, "causal", p.causal, false));
   if (const YAML::Node w = n["window"]) {
     SPATTN_RETURN_IF_ERROR(r.check_keys(w, "window", {"left", "right"}));
@@ -129,28 +131,32 @@ Status validate_at(const YamlReader& r, const YAML::Node& problem_node, const Pr
 
 Status read_choice(const YamlReader& r, const YAML::Node& n, const std::string& what,
                    ChoiceSpec& c) {
-  SPATTN_RETURN_IF_ERROR(r.check_keys(n, what, {"scheme", "ulysses", "ring", "layout", "placement"}));
+  SPATTN_RETURN_IF_ERROR(
+      r.check_keys(n, what, {"scheme", "ulysses", "ring", "layout", "placement"}));
   SPATTN_RETURN_IF_ERROR(read_enum(r, n, "scheme", what + ".scheme", c.scheme, true, parse_scheme));
   for (const auto& [k, degree] : {std::pair<const char*, int*>{"ulysses", &c.ulysses_degree},
-                                   std::pair<const char*, int*>{"ring", &c.ring_degree}}) {
+                                  std::pair<const char*, int*>{"ring", &c.ring_degree}}) {
     std::int64_t v = 0;
     SPATTN_RETURN_IF_ERROR(r.get(n, k, v, false));
     if (n[k]) SPATTN_RETURN_IF_ERROR(to_gpus(r, n[k], what + "." + k, v, *degree));
   }
-  SPATTN_RETURN_IF_ERROR(read_enum(r, n, "layout", what + ".layout", c.layout, false, parse_ring_layout));
+  SPATTN_RETURN_IF_ERROR(
+      read_enum(r, n, "layout", what + ".layout", c.layout, false, parse_ring_layout));
   SPATTN_RETURN_IF_ERROR(
       read_enum(r, n, "placement", what + ".placement", c.placement, false, parse_placement));
   switch (c.scheme) {
     case Scheme::kUlysses:
       if (n["ring"] && c.ring_degree != 1)
         return r.error(n["ring"], what + ".ring", "a ulysses plan has no ring degree (use hybrid)");
-      if (n["layout"]) return r.error(n["layout"], what + ".layout", "ulysses plans have no ring layout");
+      if (n["layout"])
+        return r.error(n["layout"], what + ".layout", "ulysses plans have no ring layout");
       if (n["placement"])
         return r.error(n["placement"], what + ".placement", "only hybrid plans have a placement");
       break;
     case Scheme::kRing:
       if (n["ulysses"] && c.ulysses_degree != 1)
-        return r.error(n["ulysses"], what + ".ulysses", "a ring plan has no ulysses degree (use hybrid)");
+        return r.error(n["ulysses"], what + ".ulysses",
+                       "a ring plan has no ulysses degree (use hybrid)");
       if (n["placement"])
         return r.error(n["placement"], what + ".placement", "only hybrid plans have a placement");
       break;
@@ -172,8 +178,8 @@ Status check_degrees(const YamlReader& r, const YAML::Node& n, const std::string
     if (c.scheme == Scheme::kRing) key = "ring";
     return r.error(n[key], what + "." + key,
                    "degrees " + std::to_string(pc.ulysses_degree) + " (ulysses) x " +
-                       std::to_string(pc.ring_degree) + " (ring) = " +
-                       std::to_string(pc.ulysses_degree * pc.ring_degree) +
+                       std::to_string(pc.ring_degree) +
+                       " (ring) = " + std::to_string(pc.ulysses_degree * pc.ring_degree) +
                        " do not multiply to the GPU count " + std::to_string(w));
   }
   return {};
@@ -198,9 +204,11 @@ Status read_sweep(const YamlReader& r, const YAML::Node& n, Sweep& s) {
 Status read_experiment(const YamlReader& r, Experiment& e) {
   const YAML::Node root = r.root();
   if (!root.IsMap())
-    return r.error(root, "(top level)", "expected a map of experiment keys (problem, gpus, plans, ...)");
-  SPATTN_RETURN_IF_ERROR(r.check_keys(root, "", {"name", "problem", "gpus", "cluster", "profile",
-                                                 "plans", "sweep", "backends", "outputs"}));
+    return r.error(root, "(top level)",
+                   "expected a map of experiment keys (problem, gpus, plans, ...)");
+  SPATTN_RETURN_IF_ERROR(r.check_keys(
+      root, "",
+      {"name", "problem", "gpus", "cluster", "profile", "plans", "sweep", "backends", "outputs"}));
   e.source = r.file();
   e.name = std::filesystem::path(r.file()).stem().string();
   SPATTN_RETURN_IF_ERROR(r.get(root, "name", e.name, false));
@@ -218,8 +226,8 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
   const std::vector<int> worlds = e.sweep.gpus.empty() ? std::vector<int>{e.gpus} : e.sweep.gpus;
 
   for (const auto& [k, path] : {std::pair<const char*, std::string*>{"cluster", &e.cluster_path},
-                                 std::pair<const char*, std::string*>{"profile", &e.profile_path},
-                                 std::pair<const char*, std::string*>{"outputs", &e.outputs}}) {
+                                std::pair<const char*, std::string*>{"profile", &e.profile_path},
+                                std::pair<const char*, std::string*>{"outputs", &e.outputs}}) {
     std::string v;
     SPATTN_RETURN_IF_ERROR(r.get(root, k, v, false));
     if (root[k] && v.empty()) return r.error(root[k], k, "must not be empty (leave the key out)");
@@ -230,7 +238,8 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
   if (!plans) return r.error(root, "plans", "missing (required): `auto` or a list of choices");
   if (plans.IsScalar()) {
     if (plans.Scalar() != "auto")
-      return r.error(plans, "plans", "expected `auto` or a list of choices, got '" + plans.Scalar() + "'");
+      return r.error(plans, "plans",
+                     "expected `auto` or a list of choices, got '" + plans.Scalar() + "'");
     e.auto_plans = true;
   } else if (plans.IsSequence() && plans.size() > 0) {
     for (std::size_t i = 0; i < plans.size(); ++i) {

@@ -1,5 +1,5 @@
-// core/experiment.h: an experiment file (docs/experiment_format.md): a problem, the GPUs it runs on,
-// the plans to try, an optional sweep over shapes, and the backends and output folder. Loading
+// core/experiment.h: an experiment file (docs/experiment_format.md): a problem, the GPUs it runs
+// on, the plans to try, an optional sweep over shapes, and the backends and output folder. Loading
 // checks everything a run needs up front, so a bad file fails with "FILE:LINE:COL: key 'K': why"
 // before any plan is built. Core does not depend on the planner: `plans: auto` is a flag here, and
 // experiments/ expands it with planner::enumerate_choices.
@@ -35,21 +35,23 @@ struct Sweep {
   std::vector<std::int64_t> joint_len;
   std::vector<std::int64_t> batch;
   std::vector<int> gpus;
-  bool empty() const { return seq_len.empty() && joint_len.empty() && batch.empty() && gpus.empty(); }
+  bool empty() const {
+    return seq_len.empty() && joint_len.empty() && batch.empty() && gpus.empty();
+  }
 };
 
 struct Experiment {
-  std::string name;          // defaults to the file's stem
-  std::string source;        // the file it was loaded from
+  std::string name;    // defaults to the file's stem
+  std::string source;  // the file it was loaded from
   Problem problem;
   int gpus = 0;              // world size
   std::string cluster_path;  // "" = none; else resolved against the file's folder (may not exist)
   std::string profile_path;  // likewise
   bool auto_plans = false;   // `plans: auto`: every choice the planner enumerates for the world
-  std::vector<ChoiceSpec> plans;       // explicit choices, when !auto_plans
+  std::vector<ChoiceSpec> plans;  // explicit choices, when !auto_plans
   Sweep sweep;
-  std::vector<std::string> backends;   // from {host, sim, cuda}; default {host}
-  std::string outputs;                 // results folder, resolved like cluster_path; "" = none
+  std::vector<std::string> backends;  // from {host, sim, cuda}; default {host}
+  std::string outputs;                // results folder, resolved like cluster_path; "" = none
 };
 
 // One point of the sweep: the problem with the swept fields replaced, and its world size.

@@ -56,7 +56,8 @@ Expected<Report> run_backend(Backend b, const core::Experiment& e, const RunOpti
       return unavailable("backend 'sim' (the timing simulator) is not part of this build yet");
     case Backend::kCuda:
       return unavailable(
-          "backend 'cuda' is not built into this spattn (nvcc was not found when it was configured, "
+          "backend 'cuda' is not built into this spattn (nvcc was not found when it was "
+          "configured, "
           "or -DSPATTN_CUDA=OFF)");
   }
   return internal_error("unknown backend");
@@ -69,8 +70,10 @@ Status report_status(const Report& r) {
   for (const ReportCase& c : r.cases) {
     for (const ReportRow& row : c.rows) {
       const StatusCode code = row.status.code();
-      if (row.explicit_choice && (code == StatusCode::kInfeasible || code == StatusCode::kInvalidArgument))
-        return {code, row.where + ": key '" + row.key + "' (" + where(c, row) + "): " + row.status.message()};
+      if (row.explicit_choice &&
+          (code == StatusCode::kInfeasible || code == StatusCode::kInvalidArgument))
+        return {code, row.where + ": key '" + row.key + "' (" + where(c, row) +
+                          "): " + row.status.message()};
     }
   }
   int failed = 0, total = 0;
@@ -93,8 +96,8 @@ Status report_status(const Report& r) {
     }
   }
   if (failed == 0) return {};
-  return internal_error(fmt::format("backend {}: {} of {} plans failed; first: {}", to_string(r.backend),
-                                    failed, total, first));
+  return internal_error(fmt::format("backend {}: {} of {} plans failed; first: {}",
+                                    to_string(r.backend), failed, total, first));
 }
 
 std::string format_table(const Report& r) {

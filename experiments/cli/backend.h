@@ -4,9 +4,8 @@
 // metrics per plan) so the listing code does not change when a backend is added.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,12 +36,12 @@ struct ReportRow {
   std::string plan;
   bool explicit_choice = false;
   std::string where, key;  // position and key ("plans[i]") of an explicit choice in the file
-  Status status;      // ok; Infeasible/InvalidArgument (no plan); Internal or other (the run failed)
+  Status status;  // ok; Infeasible/InvalidArgument (no plan); Internal or other (the run failed)
   std::vector<std::pair<std::string, double>> metrics;  // e.g. {"out_rel_error", 1e-16}
-  bool pass = true;   // the backend's own check (host: errors within tolerance)
+  bool pass = true;  // the backend's own check (host: errors within tolerance)
 };
 struct ReportCase {
-  std::string label;       // sweep case label ("" without a sweep)
+  std::string label;  // sweep case label ("" without a sweep)
   int gpus = 0;
   core::Problem problem;   // the shape that was run (after scale_down)
   std::string shape_note;  // e.g. "scaled down by 10 from seq_len=1000 joint_len=16"

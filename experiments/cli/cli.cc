@@ -1,7 +1,6 @@
 #include "experiments/cli/cli.h"
 
 #include <CLI/CLI.hpp>
-
 #include <string>
 
 #include "core/experiment.h"
@@ -110,9 +109,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
 
   PlanArgs plan_args;
   CLI::App* plan = app.add_subcommand(
-      "plan", "List the experiment's plans for each sweep case: structure, padding, task counts, "
-              "communication bytes, peak memory; infeasible choices with the reason.");
-  plan->add_option("experiment", plan_args.experiment, "Experiment YAML file (docs/experiment_format.md)")
+      "plan",
+      "List the experiment's plans for each sweep case: structure, padding, task counts, "
+      "communication bytes, peak memory; infeasible choices with the reason.");
+  plan->add_option("experiment", plan_args.experiment,
+                   "Experiment YAML file (docs/experiment_format.md)")
       ->required();
   plan->add_option("--format", plan_args.format, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
@@ -120,18 +121,23 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
 
   RunArgs run_args;
   CLI::App* run = app.add_subcommand(
-      "run", "Run every plan of the experiment with the given backends and check the results.\n"
-             "host: the plan computed on the CPU (double precision) against the reference "
-             "attention; fails (exit 1) when a relative error exceeds 1e-9.");
-  run->add_option("experiment", run_args.experiment, "Experiment YAML file (docs/experiment_format.md)")
+      "run",
+      "Run every plan of the experiment with the given backends and check the results.\n"
+      "host: the plan computed on the CPU (double precision) against the reference "
+      "attention; fails (exit 1) when a relative error exceeds 1e-9.");
+  run->add_option("experiment", run_args.experiment,
+                  "Experiment YAML file (docs/experiment_format.md)")
       ->required();
-  run->add_option("--backend", run_args.backends,
-                  "Comma-separated backends: host, sim, cuda (default: the experiment's `backends`)");
-  run->add_option("--scale-down", run_args.options.scale_down,
-                  "Divide seq_len and joint_len by N (keeping a few tokens per rank); the host backend "
-                  "is quadratic in seq_len in double precision")
+  run->add_option(
+      "--backend", run_args.backends,
+      "Comma-separated backends: host, sim, cuda (default: the experiment's `backends`)");
+  run->add_option(
+         "--scale-down", run_args.options.scale_down,
+         "Divide seq_len and joint_len by N (keeping a few tokens per rank); the host backend "
+         "is quadratic in seq_len in double precision")
       ->capture_default_str();
-  run->add_option("--seed", run_args.options.seed, "Seed of the random inputs")->capture_default_str();
+  run->add_option("--seed", run_args.options.seed, "Seed of the random inputs")
+      ->capture_default_str();
   run->add_option("--format", run_args.format, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();

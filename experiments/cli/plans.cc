@@ -11,7 +11,8 @@ namespace spattn::experiments {
 std::vector<Candidate> candidates(const core::Experiment& e, int world) {
   std::vector<Candidate> out;
   if (e.auto_plans) {
-    for (const core::PlanChoice& c : planner::enumerate_choices(world)) out.push_back({c, false, "", ""});
+    for (const core::PlanChoice& c : planner::enumerate_choices(world))
+      out.push_back({c, false, "", ""});
     return out;
   }
   for (std::size_t i = 0; i < e.plans.size(); ++i) {
@@ -58,7 +59,8 @@ Listing list_plans(const core::Experiment& e) {
   Listing l{e.name, e.source, {}};
   for (const core::ExperimentCase& c : core::expand_cases(e)) {
     CaseListing cl{c, {}};
-    for (const Candidate& cand : candidates(e, c.gpus)) cl.rows.push_back(plan_row(build_plan(c.problem, cand)));
+    for (const Candidate& cand : candidates(e, c.gpus))
+      cl.rows.push_back(plan_row(build_plan(c.problem, cand)));
     l.cases.push_back(std::move(cl));
   }
   return l;
@@ -68,7 +70,8 @@ Status explicit_failure(const Listing& l) {
   for (const CaseListing& c : l.cases) {
     for (const PlanRow& r : c.rows) {
       const StatusCode code = r.status.code();
-      if (!r.explicit_choice || (code != StatusCode::kInfeasible && code != StatusCode::kInvalidArgument))
+      if (!r.explicit_choice ||
+          (code != StatusCode::kInfeasible && code != StatusCode::kInvalidArgument))
         continue;
       std::string msg = r.where + ": key '" + r.key + "' (" + r.name + "): " + r.status.message();
       if (!c.c.label.empty()) msg += " (sweep case " + c.c.label + ")";
@@ -158,13 +161,14 @@ std::string format_table(const Listing& l) {
         continue;
       }
       const core::PlanSummary& m = r.summary;
-      s += fmt::format("  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>21} {:>11} {:>11}\n",
-                       r.name, core::to_string(r.choice.scheme),
-                       fmt::format("{}x{}", r.choice.ulysses_degree, r.choice.ring_degree),
-                       r.choice.scheme == core::Scheme::kUlysses ? "-" : core::to_string(r.choice.layout),
-                       r.padded_len, r.pad_tokens, r.shard_tokens, r.ring_steps,
-                       fmt::format("{}/{}/{}/{}/{}", m.attn_blocks, m.merges, m.copies, m.fills, m.comms),
-                       human_bytes(m.comm_bytes_max_rank), human_bytes(r.peak_memory_max_rank));
+      s += fmt::format(
+          "  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>21} {:>11} {:>11}\n", r.name,
+          core::to_string(r.choice.scheme),
+          fmt::format("{}x{}", r.choice.ulysses_degree, r.choice.ring_degree),
+          r.choice.scheme == core::Scheme::kUlysses ? "-" : core::to_string(r.choice.layout),
+          r.padded_len, r.pad_tokens, r.shard_tokens, r.ring_steps,
+          fmt::format("{}/{}/{}/{}/{}", m.attn_blocks, m.merges, m.copies, m.fills, m.comms),
+          human_bytes(m.comm_bytes_max_rank), human_bytes(r.peak_memory_max_rank));
       for (const std::string& n : r.notes) s += fmt::format("      note: {}\n", n);
     }
   }
@@ -188,8 +192,12 @@ nlohmann::json to_json(const Listing& l) {
         j["pad_tokens"] = r.pad_tokens;
         j["shard_tokens"] = r.shard_tokens;
         j["ring_steps"] = r.ring_steps;
-        j["tasks"] = {{"attn_blocks", m.attn_blocks}, {"merges", m.merges}, {"copies", m.copies},
-                      {"fills", m.fills},             {"comms", m.comms},   {"collectives", m.collectives}};
+        j["tasks"] = {{"attn_blocks", m.attn_blocks},
+                      {"merges", m.merges},
+                      {"copies", m.copies},
+                      {"fills", m.fills},
+                      {"comms", m.comms},
+                      {"collectives", m.collectives}};
         j["attn_flops"] = m.attn_flops;
         j["comm_bytes_max_rank"] = m.comm_bytes_max_rank;
         j["peak_memory_bytes_max_rank"] = r.peak_memory_max_rank;

@@ -3,9 +3,8 @@
 // (degrees, padding, task counts, bytes) and drops the task list itself.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -16,7 +15,8 @@
 
 namespace spattn::experiments {
 
-// One choice to build for a case: from the file (explicit, with its position) or from `plans: auto`.
+// One choice to build for a case: from the file (explicit, with its position) or from `plans:
+// auto`.
 struct Candidate {
   core::PlanChoice choice;
   bool explicit_choice = false;
@@ -29,7 +29,8 @@ struct Candidate {
 std::vector<Candidate> candidates(const core::Experiment& e, int world);
 
 // A candidate built by the planner and checked by core::validate(Plan). `status` is Infeasible or
-// InvalidArgument when the planner refused the choice, Internal when the plan it built is malformed.
+// InvalidArgument when the planner refused the choice, Internal when the plan it built is
+// malformed.
 struct Built {
   Candidate candidate;
   Status status;

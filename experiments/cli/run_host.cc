@@ -27,20 +27,23 @@ double attention_flops(const core::Problem& p) {
 }  // namespace
 
 Expected<Report> run_host(const core::Experiment& e, const RunOptions& o) {
-  if (o.scale_down < 1) return invalid_argument(fmt::format("--scale-down must be >= 1, got {}", o.scale_down));
+  if (o.scale_down < 1)
+    return invalid_argument(fmt::format("--scale-down must be >= 1, got {}", o.scale_down));
   Report report;
   report.backend = Backend::kHost;
-  report.check = fmt::format("max relative error of out and lse vs the reference <= {:g}", kTolerance);
+  report.check =
+      fmt::format("max relative error of out and lse vs the reference <= {:g}", kTolerance);
 
   for (const core::ExperimentCase& c : core::expand_cases(e)) {
     const core::Problem p = scale_down(c.problem, o.scale_down, c.gpus);
     if (attention_flops(p) > kMaxFlops) {
       std::int64_t n = o.scale_down;
       while (attention_flops(scale_down(c.problem, n, c.gpus)) > kMaxFlops) n *= 2;
-      return invalid_argument(fmt::format(
-          "{}: {}: too large for the host backend ({:.2g} flops per attention in double precision); "
-          "pass --scale-down {} or more",
-          e.source, describe(p), attention_flops(p), n));
+      return invalid_argument(
+          fmt::format("{}: {}: too large for the host backend ({:.2g} flops per attention in "
+                      "double precision); "
+                      "pass --scale-down {} or more",
+                      e.source, describe(p), attention_flops(p), n));
     }
     ReportCase rc;
     rc.label = c.label;

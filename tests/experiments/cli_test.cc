@@ -1,6 +1,8 @@
 // Tests of the `spattn` command: the real binary (SPATTN_BIN) run on the broken inputs of
 // tests/experiments/bad_inputs and on the examples, checking exit codes, that an error is exactly
 // one line on stderr with the file, line, column and key, and the JSON listings.
+#include "experiments/cli/cli.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -12,7 +14,6 @@
 #include <sstream>
 
 #include "experiments/cli/backend.h"
-#include "experiments/cli/cli.h"
 #include "planner/planner.h"
 
 namespace spattn::experiments {
@@ -104,7 +105,8 @@ TEST(Cli, EveryBadInputIsExitTwoWithOneLineNamingPositionAndKey) {
       EXPECT_NE(r.err.find(at), std::string::npos) << "want '" << at << "' in: " << r.err;
       const std::string key = it->second.key;
       if (!key.empty())
-        EXPECT_NE(r.err.find("key '" + key + "'"), std::string::npos) << "want key " << key << " in: " << r.err;
+        EXPECT_NE(r.err.find("key '" + key + "'"), std::string::npos)
+            << "want key " << key << " in: " << r.err;
     }
   }
   EXPECT_EQ(seen, static_cast<int>(kBad.size())) << "a file of kBad is missing from " << kBadInputs;
@@ -133,11 +135,11 @@ TEST(Cli, HelpEverywhereIsExitZero) {
 
 TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
   const std::vector<std::vector<std::string>> cases = {
-      {},                                          // no subcommand
-      {"plan"},                                    // no experiment
-      {"plan", kQuickstart, "--format", "xml"},    // bad format
-      {"run", kQuickstart, "--backend", "tpu"},    // unknown backend
-      {"run", kQuickstart, "--scale-down", "0"},   // scale must be >= 1
+      {},                                         // no subcommand
+      {"plan"},                                   // no experiment
+      {"plan", kQuickstart, "--format", "xml"},   // bad format
+      {"run", kQuickstart, "--backend", "tpu"},   // unknown backend
+      {"run", kQuickstart, "--scale-down", "0"},  // scale must be >= 1
       {"run", kQuickstart, "--no-such-flag"},
   };
   for (const auto& args : cases) {
@@ -224,7 +226,8 @@ TEST(Cli, PlanJsonListsEveryChoiceOfTheQuickstart) {
 
 // Needs the planner and the functional executor: every quickstart plan matches the reference.
 TEST(Cli, RunHostQuickstartMatchesTheReference) {
-  const Result r = spattn({"run", kQuickstart, "--backend", "host", "--format", "json", "--seed", "7"});
+  const Result r =
+      spattn({"run", kQuickstart, "--backend", "host", "--format", "json", "--seed", "7"});
   ASSERT_TRUE(r.exited);
   ASSERT_EQ(r.code, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);
@@ -254,7 +257,8 @@ TEST(Cli, RunHostScalesDownLargeProblems) {
   EXPECT_EQ(big.err_lines(), 1);
   EXPECT_NE(big.err.find("--scale-down"), std::string::npos) << big.err;
 
-  const Result r = spattn({"run", wan, "--backend", "host", "--scale-down", "1000", "--format", "json"});
+  const Result r =
+      spattn({"run", wan, "--backend", "host", "--scale-down", "1000", "--format", "json"});
   ASSERT_TRUE(r.exited);
   ASSERT_EQ(r.code, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);

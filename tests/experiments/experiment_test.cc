@@ -1,12 +1,12 @@
 // Tests of load_experiment on the example experiments and on small files written here, and of the
 // sweep expansion. The broken files of tests/experiments/bad_inputs are run through the real
 // command in cli_test.cc.
+#include "core/experiment.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include "core/experiment.h"
 
 namespace spattn::core {
 namespace {
@@ -111,7 +111,8 @@ sweep: {seq_len: [100, 200], gpus: [2, 4]}
     EXPECT_EQ(cases[i].problem.seq_len, seqs[i]);
     EXPECT_EQ(cases[i].gpus, gpus[i]);
     EXPECT_EQ(cases[i].problem.joint_len, 3);
-    EXPECT_EQ(cases[i].label, "seq_len=" + std::to_string(seqs[i]) + " gpus=" + std::to_string(gpus[i]));
+    EXPECT_EQ(cases[i].label,
+              "seq_len=" + std::to_string(seqs[i]) + " gpus=" + std::to_string(gpus[i]));
   }
   // An explicit ring with no degree takes each world size.
   EXPECT_EQ(e->plans[0].resolve(2).name(), "ring2-striped");
@@ -170,14 +171,18 @@ TEST(Experiment, ErrorsNamePositionAndKey) {
        ":3:8: key 'plans': expected `auto`"},
       {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: auto\nbackends: host\n",
        ":4:11: key 'backends'"},
-      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10, window: {left: -2}}\ngpus: 4\nplans: auto\n",
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10, window: {left: -2}}\ngpus: 4\nplans: "
+       "auto\n",
        "key 'window.left'"},
-      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: ulysses, layout: zigzag}]\n",
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: ulysses, "
+       "layout: zigzag}]\n",
        "key 'plans[0].layout': ulysses plans have no ring layout"},
-      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: hybrid, ulysses: 2}]\n",
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: hybrid, "
+       "ulysses: 2}]\n",
        "key 'plans[0].ring': missing"},
       {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\nplans: auto\n", "key 'gpus': missing"},
-      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: auto\nsweep: {heads: [1]}\n",
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: auto\nsweep: {heads: "
+       "[1]}\n",
        "key 'sweep.heads': unknown key"},
       {"problem: {q_heads: 4, head_dim: 8, seq_len: 10, causal: maybe}\ngpus: 4\nplans: auto\n",
        "key 'causal': expected true or false"},
