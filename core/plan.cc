@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <map>
+#include <random>
+#include <set>
 
 namespace spattn::core {
 
@@ -121,44 +123,9 @@ std::vector<View> writes(const Task& t) {
 }
 
 std::vector<Bytes> peak_memory(const Plan& plan) {
-  const std::size_t nb = plan.buffers.size();
-  const int n_tasks = static_cast<int>(plan.tasks.size());
-  std::vector<int> first(nb, n_tasks), last(nb, -1);
-  for (int i = 0; i < n_tasks; ++i) {
-    const Task& t = plan.tasks[static_cast<std::size_t>(i)];
-    for (const auto& views : {reads(t), writes(t)}) {
-      for (const View& v : views) {
-        auto b = static_cast<std::size_t>(v.buffer);
-        first[b] = std::min(first[b], i);
-        last[b] = std::max(last[b], i);
-      }
-    }
-  }
-  // delta[rank][i]: bytes allocated before task i (+) and freed after task i (- at i + 1).
-  std::vector<std::vector<Bytes>> delta(static_cast<std::size_t>(plan.world),
-                                        std::vector<Bytes>(static_cast<std::size_t>(n_tasks) + 2, 0));
-  for (std::size_t b = 0; b < nb; ++b) {
-    const Buffer& buf = plan.buffers[b];
-    int lo = first[b], hi = last[b];
-    // The caller's inputs and outputs exist for the whole call.
-    if (buf.role != BufferRole::kScratch) {
-      lo = 0;
-      hi = n_tasks;
-    }
-    if (hi < lo) continue;  // never used
-    auto& d = delta[static_cast<std::size_t>(buf.rank)];
-    d[static_cast<std::size_t>(lo)] += buffer_bytes(plan, buf);
-    d[static_cast<std::size_t>(hi) + 1] -= buffer_bytes(plan, buf);
-  }
-  std::vector<Bytes> peak(static_cast<std::size_t>(plan.world), 0);
-  for (std::size_t r = 0; r < peak.size(); ++r) {
-    Bytes live = 0;
-    for (Bytes x : delta[r]) {
-      live += x;
-      peak[r] = std::max(peak[r], live);
-    }
-  }
-  return peak;
+  std::vector<Bytes> total(static_cast<std::size_t>(plan.world), 0);
+  for (const Buffer& b : plan.buffers) total[static_cast<std::size_t>(b.rank)] += buffer_bytes(plan, b);
+  return total;
 }
 
 Status validate(const Plan& plan) {
@@ -230,6 +197,47 @@ Status validate(const Plan& plan) {
                               std::to_string(pair.first) + " to " + std::to_string(pair.second) +
                               " but receives " + std::to_string(bytes.second));
   return {};
+}
+
+Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::uint64_t seed) {
+  const std::size_t n = plan.tasks.size();
+  std::vector<int> waiting(n, 0);
+  std::vector<std::vector<TaskId>> users(n);
+  std::map<std::int64_t, std::size_t> coll_size;
+  std::map<std::int64_t, std::vector<TaskId>> coll_ready;
+  std::set<TaskId> ready;
+  for (const Task& t : plan.tasks) {
+    waiting[static_cast<std::size_t>(t.id)] = static_cast<int>(t.deps.size());
+    for (TaskId d : t.deps) users[static_cast<std::size_t>(d)].push_back(t.id);
+    if (t.collective >= 0) ++coll_size[t.collective];
+    if (t.deps.empty()) ready.insert(t.id);
+  }
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<TaskId>> order;
+  std::size_t issued = 0;
+  while (!ready.empty()) {
+    auto it = ready.begin();
+    if (seed != 0) std::advance(it, static_cast<long>(rng() % ready.size()));
+    const Task& t = plan.tasks[static_cast<std::size_t>(*it)];
+    ready.erase(it);
+    std::vector<TaskId> unit{t.id};
+    if (t.collective >= 0) {
+      std::vector<TaskId>& r = coll_ready[t.collective];
+      r.push_back(t.id);
+      if (r.size() < coll_size[t.collective]) continue;
+      unit = r;
+      std::sort(unit.begin(), unit.end());
+    }
+    for (TaskId id : unit)
+      for (TaskId u : users[static_cast<std::size_t>(id)])
+        if (--waiting[static_cast<std::size_t>(u)] == 0) ready.insert(u);
+    issued += unit.size();
+    order.push_back(std::move(unit));
+  }
+  if (issued != n)
+    return internal_error("plan " + plan.name() + " deadlocks: " + std::to_string(n - issued) + " of " +
+                          std::to_string(n) + " tasks can never run");
+  return order;
 }
 
 PlanSummary summarize(const Plan& plan) {

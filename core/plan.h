@@ -56,8 +56,6 @@ enum class BufferRole {
 };
 enum class ElemType { kInput, kF32 };  // the problem's dtype, or float32 (LSE, partial outputs)
 
-// What a buffer holds, so executors can fill inputs and read outputs without knowing the scheme.
-enum class TensorKind { kQ, kK, kV, kJointK, kJointV, kOut, kLse, kOther };
 
 struct TokenRun {
   std::int64_t local = 0;   // first token index in the buffer
@@ -174,8 +172,9 @@ struct Plan {
 
 // Bytes of one buffer.
 Bytes buffer_bytes(const Plan& plan, const Buffer& b);
-// Peak bytes live on each rank if tasks run in plan order: a scratch buffer is live from its first
-// use to its last; inputs and outputs, which the caller holds, for the whole plan.
+// Peak bytes on each rank: every buffer of the plan is allocated for the whole plan (executors do
+// not alias buffers the plan keeps apart), so this is the sum of the rank's buffers. A planner that
+// wants reuse states it in the plan by sharing a buffer.
 std::vector<Bytes> peak_memory(const Plan& plan);
 // Views every task reads and writes (for liveness, validation and the simulator's byte counts).
 std::vector<View> reads(const Task& t);
@@ -185,6 +184,13 @@ Bytes view_bytes(const Plan& plan, const View& v);
 // Structural check: ids, ranks, views in bounds, dependencies backwards, whole-buffer comm views,
 // matching send/recv sizes within each collective. A failure here is a planner bug.
 Status validate(const Plan& plan);
+
+// The order in which an executor issues the plan: a list of units, each one compute task or all
+// tasks of one collective (issued together, as NCCL's grouped calls need when one process drives
+// several GPUs), every unit after the units of its dependencies. seed 0 takes ready tasks lowest id
+// first (plan order where possible); another seed picks among ready units at random, to prove the
+// dependencies complete. Fails (Internal) when the dependencies and collectives deadlock.
+Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::uint64_t seed = 0);
 
 // Counts per task kind, for listings.
 struct PlanSummary {

@@ -68,26 +68,48 @@ Status validate(const Problem& p) {
   if (p.max_attention_size < 0) return bad("max_attention_size", "must be >= 0");
   if (p.frame_seqlen < 0) return bad("frame_seqlen", "must be >= 0");
   if (p.sink_tokens < 0) return bad("sink_tokens", "must be >= 0");
+  if (p.frame_seqlen > 0 && p.chunk_len % p.frame_seqlen != 0)
+    return bad("chunk_len", std::to_string(p.chunk_len) + " is not a whole number of frames of frame_seqlen " +
+                                std::to_string(p.frame_seqlen));
+  if (p.chunk_len == 0 && (p.max_attention_size > 0 || p.sink_tokens > 0))
+    return bad("max_attention_size", "the KV-cache cap and sink tokens need streaming (chunk_len > 0)");
   return {};
 }
+
+namespace {
+
+// Number of b in [0, n) with lo <= start + stride * b <= hi.
+std::int64_t count_in(std::int64_t start, std::int64_t stride, std::int64_t n, std::int64_t lo, std::int64_t hi) {
+  lo = std::max(lo, start);
+  hi = std::min(hi, start + stride * (n - 1));
+  if (hi < lo) return 0;
+  const std::int64_t b_lo = (lo - start + stride - 1) / stride, b_hi = (hi - start) / stride;
+  return b_hi >= b_lo ? b_hi - b_lo + 1 : 0;
+}
+
+}  // namespace
 
 std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
                            std::int64_t ks, std::int64_t kstride, std::int64_t kn) {
   if (qn <= 0 || kn <= 0) return 0;
   std::int64_t total = 0;
-  const std::int64_t k_last = ks + kstride * (kn - 1);
   for (std::int64_t a = 0; a < qn; ++a) {
     const std::int64_t i = qs + qstride * a;
-    // Visible keys form one interval [lo, hi] of positions.
-    std::int64_t lo = ks, hi = k_last;
+    // Without streaming the visible keys form one interval [lo, hi] of positions; streaming with a
+    // cap adds the sink interval [0, sink) beside [end - M, end).
+    std::int64_t lo = ks, hi = ks + kstride * (kn - 1);
     if (p.causal) hi = std::min(hi, i);
     if (p.window.left >= 0) lo = std::max(lo, i - p.window.left);
     if (p.window.right >= 0) hi = std::min(hi, i + p.window.right);
-    if (hi < lo) continue;
-    // Count b in [0, kn) with lo <= ks + kstride*b <= hi.
-    const std::int64_t b_lo = (lo - ks + kstride - 1) / kstride;  // lo >= ks here
-    const std::int64_t b_hi = (hi - ks) / kstride;                 // hi >= lo >= ks
-    if (b_hi >= b_lo) total += b_hi - b_lo + 1;
+    if (p.chunk_len > 0) {
+      const std::int64_t end = std::min((i / p.chunk_len + 1) * p.chunk_len, p.seq_len);
+      hi = std::min(hi, end - 1);
+      if (p.max_attention_size > 0 && end - p.max_attention_size > p.sink_tokens) {
+        total += count_in(ks, kstride, kn, lo, std::min(hi, p.sink_tokens - 1));
+        lo = std::max(lo, end - p.max_attention_size);
+      }
+    }
+    total += count_in(ks, kstride, kn, lo, hi);
   }
   return total;
 }

@@ -10,10 +10,15 @@
 // Joint (text) keys are a block that is always visible to every query: causal and window masks never
 // hide them. Their placement (`front`: before the image keys, `back`: after) fixes the key order in
 // the concatenated K/V of ring step 0 and so the order of accumulation, not the exact result.
+// Streaming (chunk_len L > 0, seed 000): a query in chunk c = i / L sees the keys generated so far,
+// up to end(i) = min((c + 1) L, seq_len) (block-causal), and with max_attention_size M > 0 only the
+// last M of them, [end(i) - M, end(i)), plus the first sink_tokens of the sequence:
+//   visible(i, j) &= j < end(i) && (M == 0 || j >= end(i) - M || j < sink_tokens)
 // Scores are scale * q.k, then softcap * tanh(score / softcap) when softcap > 0 (FlashAttention).
 // A query that sees no key gets out = 0 and lse = -inf.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -30,6 +35,9 @@ const char* to_string(DType t);
 const char* to_string(JointStrategy s);
 Expected<DType> parse_dtype(const std::string& s);
 Expected<JointStrategy> parse_joint_strategy(const std::string& s);
+
+// The problem's tensors, so executors can fill inputs and read outputs without knowing the scheme.
+enum class TensorKind { kQ, kK, kV, kJointK, kJointV, kOut, kLse, kOther };
 
 struct Window {
   std::int64_t left = -1;   // keys at most `left` positions before the query; -1 = unbounded
@@ -66,11 +74,16 @@ struct Problem {
 // Ok, or InvalidArgument naming the first bad field and why.
 Status validate(const Problem& p);
 
-// Whether query position i sees image key position j (the rule above).
+// Whether query position i sees image key position j (the rules above).
 inline bool visible(const Problem& p, std::int64_t i, std::int64_t j) {
   if (p.causal && j > i) return false;
   if (p.window.left >= 0 && j < i - p.window.left) return false;
   if (p.window.right >= 0 && j > i + p.window.right) return false;
+  if (p.chunk_len > 0) {
+    const std::int64_t end = std::min((i / p.chunk_len + 1) * p.chunk_len, p.seq_len);
+    if (j >= end) return false;
+    if (p.max_attention_size > 0 && j < end - p.max_attention_size && j >= p.sink_tokens) return false;
+  }
   return true;
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <random>
 
 namespace spattn::core {
@@ -11,24 +12,55 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-HostTensor random_tensor(std::int64_t b, std::int64_t t, std::int64_t h, std::int64_t w,
-                         std::mt19937_64& rng) {
-  HostTensor x(b, t, h, w);
-  std::uniform_real_distribution<double> u(-1.0, 1.0);
-  for (double& e : x.data) e = u(rng);
+std::uint64_t mix(std::uint64_t x) {  // splitmix64's finalizer
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+HostTensor make_tensor(const Problem& p, std::uint64_t seed, bool round, TensorKind t, std::int64_t tokens,
+                       std::int64_t heads) {
+  HostTensor x(p.batch, tokens, heads, p.head_dim);
+  for (std::int64_t b = 0; b < p.batch; ++b)
+    for (std::int64_t s = 0; s < tokens; ++s)
+      for (std::int64_t h = 0; h < heads; ++h)
+        for (std::int64_t w = 0; w < p.head_dim; ++w) {
+          const double v = input_value(seed, t, b, s, h, w);
+          x.at(b, s, h, w) = round ? round_to(p.dtype, v) : v;
+        }
   return x;
 }
 
 }  // namespace
 
-AttentionInputs random_inputs(const Problem& p, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
+double input_value(std::uint64_t seed, TensorKind t, std::int64_t b, std::int64_t pos, std::int64_t h,
+                   std::int64_t w) {
+  std::uint64_t x = mix(seed ^ (static_cast<std::uint64_t>(t) << 56));
+  x = mix(x ^ static_cast<std::uint64_t>(b));
+  x = mix(x ^ static_cast<std::uint64_t>(pos));
+  x = mix(x ^ (static_cast<std::uint64_t>(h) << 20 ^ static_cast<std::uint64_t>(w)));
+  return static_cast<double>(x >> 11) * 0x1.0p-52 - 1.0;  // 53 random bits -> [-1, 1)
+}
+
+double round_to(DType t, double x) {
+  if (t == DType::kF32) return static_cast<double>(static_cast<float>(x));
+  if (x == 0 || !std::isfinite(x)) return x;
+  // Significand bits: bf16 8, fp16 11 (normal range down to 2^-14, subnormal steps of 2^-24).
+  const int bits = t == DType::kBF16 ? 8 : 11;
+  int e = std::ilogb(x);
+  if (t == DType::kF16 && e < -14) e = -14;
+  const double q = std::ldexp(1.0, e - bits + 1);
+  return std::nearbyint(x / q) * q;  // the default rounding mode rounds ties to even
+}
+
+AttentionInputs random_inputs(const Problem& p, std::uint64_t seed, bool round_to_dtype) {
   AttentionInputs in;
-  in.q = random_tensor(p.batch, p.seq_len, p.q_heads, p.head_dim, rng);
-  in.k = random_tensor(p.batch, p.seq_len, p.kv_heads, p.head_dim, rng);
-  in.v = random_tensor(p.batch, p.seq_len, p.kv_heads, p.head_dim, rng);
-  in.joint_k = random_tensor(p.batch, p.joint_len, p.kv_heads, p.head_dim, rng);
-  in.joint_v = random_tensor(p.batch, p.joint_len, p.kv_heads, p.head_dim, rng);
+  in.q = make_tensor(p, seed, round_to_dtype, TensorKind::kQ, p.seq_len, p.q_heads);
+  in.k = make_tensor(p, seed, round_to_dtype, TensorKind::kK, p.seq_len, p.kv_heads);
+  in.v = make_tensor(p, seed, round_to_dtype, TensorKind::kV, p.seq_len, p.kv_heads);
+  in.joint_k = make_tensor(p, seed, round_to_dtype, TensorKind::kJointK, p.joint_len, p.kv_heads);
+  in.joint_v = make_tensor(p, seed, round_to_dtype, TensorKind::kJointV, p.joint_len, p.kv_heads);
   return in;
 }
 
@@ -110,6 +142,48 @@ void merge_lse(HostTensor& out, HostTensor& lse, const HostTensor& part_out, con
     for (std::int64_t w = 0; w < d; ++w) o[w] = wa * o[w] + wb * po[w];
     lse.data[r] = l;
   }
+}
+
+AttentionResult reference_rows(const Problem& p, std::uint64_t seed, bool round_to_dtype,
+                               const std::vector<RowId>& rows) {
+  const std::int64_t d = p.head_dim, n = static_cast<std::int64_t>(rows.size());
+  AttentionResult r{HostTensor(n, 1, 1, d), HostTensor(n, 1, 1, 1)};
+  // One (batch, kv head) at a time: its keys and values [S + J, D], joint keys flagged.
+  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::int64_t>> by_kv;
+  for (std::int64_t i = 0; i < n; ++i) by_kv[{rows[i].b, rows[i].head / p.group()}].push_back(i);
+  auto value = [&](TensorKind t, std::int64_t b, std::int64_t pos, std::int64_t h, std::int64_t w) {
+    const double v = input_value(seed, t, b, pos, h, w);
+    return round_to_dtype ? round_to(p.dtype, v) : v;
+  };
+  for (const auto& [key, members] : by_kv) {
+    const auto [b, kvh] = key;
+    Problem one = p;  // a single-head, single-batch view of the problem
+    one.batch = 1;
+    one.q_heads = one.kv_heads = 1;
+    HostTensor k(1, p.seq_len, 1, d), v(1, p.seq_len, 1, d), jk(1, p.joint_len, 1, d), jv(1, p.joint_len, 1, d);
+    for (std::int64_t s = 0; s < p.seq_len; ++s)
+      for (std::int64_t w = 0; w < d; ++w) {
+        k.at(0, s, 0, w) = value(TensorKind::kK, b, s, kvh, w);
+        v.at(0, s, 0, w) = value(TensorKind::kV, b, s, kvh, w);
+      }
+    for (std::int64_t s = 0; s < p.joint_len; ++s)
+      for (std::int64_t w = 0; w < d; ++w) {
+        jk.at(0, s, 0, w) = value(TensorKind::kJointK, b, s, kvh, w);
+        jv.at(0, s, 0, w) = value(TensorKind::kJointV, b, s, kvh, w);
+      }
+    std::vector<KeyBlock> keys;
+    if (p.joint_len > 0 && p.joint_strategy == JointStrategy::kFront) keys.push_back({&jk, &jv, true, 0, 1, 0});
+    keys.push_back({&k, &v, false, 0, 1, 0});
+    if (p.joint_len > 0 && p.joint_strategy == JointStrategy::kBack) keys.push_back({&jk, &jv, true, 0, 1, 0});
+    for (std::int64_t i : members) {
+      HostTensor q(1, 1, 1, d);
+      for (std::int64_t w = 0; w < d; ++w) q.at(0, 0, 0, w) = value(TensorKind::kQ, b, rows[i].pos, rows[i].head, w);
+      AttentionResult one_row = attend_block(one, q, rows[i].pos, 1, 0, keys);
+      for (std::int64_t w = 0; w < d; ++w) r.out.at(i, 0, 0, w) = one_row.out.at(0, 0, 0, w);
+      r.lse.at(i, 0, 0) = one_row.lse.at(0, 0, 0);
+    }
+  }
+  return r;
 }
 
 double max_rel_error(const HostTensor& a, const HostTensor& b) {

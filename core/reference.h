@@ -21,8 +21,14 @@ struct AttentionResult {
   HostTensor lse;  // [B, S, q_heads, 1]; -inf where a query sees no key
 };
 
-// Inputs with entries uniform in [-1, 1), reproducible from the seed.
-AttentionInputs random_inputs(const Problem& p, std::uint64_t seed);
+// Test inputs are a pure function of (seed, tensor, batch, position, head, w), uniform in [-1, 1),
+// so an executor can generate any shard, and a check any row, without holding whole tensors.
+double input_value(std::uint64_t seed, TensorKind t, std::int64_t b, std::int64_t pos, std::int64_t h,
+                   std::int64_t w);
+// x rounded to the nearest value of `t` (ties to even): what a GPU holding x in `t` sees.
+double round_to(DType t, double x);
+// The whole inputs; rounded to the problem's dtype when `round_to_dtype`.
+AttentionInputs random_inputs(const Problem& p, std::uint64_t seed, bool round_to_dtype = false);
 
 // Softmax attention of the whole problem (problem.h gives the mask rules).
 AttentionResult reference_attention(const Problem& p, const AttentionInputs& in);
@@ -46,6 +52,16 @@ AttentionResult attend_block(const Problem& p, const HostTensor& q, std::int64_t
 // In place: (out, lse) = merge((out, lse), (part_out, part_lse)) by log-sum-exp, elementwise over
 // [B, n, h] rows. (-inf, anything) is the identity; two -inf rows stay (0, -inf).
 void merge_lse(HostTensor& out, HostTensor& lse, const HostTensor& part_out, const HostTensor& part_lse);
+
+// Reference rows of the generated inputs (input_value, rounded to the dtype when asked), for checks
+// of problems too large for reference_attention: out [n, 1, 1, D] and lse [n, 1, 1, 1] for the
+// (batch, position, q head) rows asked for. Costs O(rows * keys * D) plus one pass over the K/V of
+// each distinct (batch, kv head).
+struct RowId {
+  std::int64_t b = 0, pos = 0, head = 0;
+};
+AttentionResult reference_rows(const Problem& p, std::uint64_t seed, bool round_to_dtype,
+                               const std::vector<RowId>& rows);
 
 // max |a - b| / max(max |b|, tiny) over all entries; -inf == -inf counts as equal, NaN as infinite.
 double max_rel_error(const HostTensor& a, const HostTensor& b);

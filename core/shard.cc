@@ -23,11 +23,10 @@ const HostTensor& source(const AttentionInputs& in, TensorKind t) {
   return in.q;
 }
 
-}  // namespace
-
-HostTensor shard_input(const Plan& plan, const Buffer& b, const AttentionInputs& in) {
+// Fills input buffer b from value(tensor, batch, position, global head, w).
+template <typename Value>
+HostTensor fill_shard(const Plan& plan, const Buffer& b, Value value) {
   SPATTN_CHECK(b.role == BufferRole::kInput);
-  const HostTensor& g = source(in, b.tensor);
   HostTensor x(b.batch, b.tokens, b.heads, b.width);
   const bool joint = b.tensor == TensorKind::kJointK || b.tensor == TensorKind::kJointV;
   const std::int64_t limit = joint ? plan.problem.joint_len : plan.problem.seq_len;
@@ -37,11 +36,26 @@ HostTensor shard_input(const Plan& plan, const Buffer& b, const AttentionInputs&
       if (pos >= limit) continue;
       for (std::int64_t bb = 0; bb < b.batch; ++bb)
         for (std::int64_t h = 0; h < b.heads; ++h)
-          for (std::int64_t w = 0; w < b.width; ++w)
-            x.at(bb, r.local + i, h, w) = g.at(bb, pos, b.head_start + h, w);
+          for (std::int64_t w = 0; w < b.width; ++w) x.at(bb, r.local + i, h, w) = value(bb, pos, b.head_start + h, w);
     }
   }
   return x;
+}
+
+}  // namespace
+
+HostTensor shard_input(const Plan& plan, const Buffer& b, const AttentionInputs& in) {
+  const HostTensor& g = source(in, b.tensor);
+  return fill_shard(plan, b, [&](std::int64_t bb, std::int64_t pos, std::int64_t h, std::int64_t w) {
+    return g.at(bb, pos, h, w);
+  });
+}
+
+HostTensor shard_input(const Plan& plan, const Buffer& b, std::uint64_t seed, bool round_to_dtype) {
+  return fill_shard(plan, b, [&](std::int64_t bb, std::int64_t pos, std::int64_t h, std::int64_t w) {
+    const double v = input_value(seed, b.tensor, bb, pos, h, w);
+    return round_to_dtype ? round_to(plan.problem.dtype, v) : v;
+  });
 }
 
 void gather_output(const Plan& plan, const Buffer& b, const HostTensor& data, AttentionResult& into) {

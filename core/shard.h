@@ -14,6 +14,9 @@ namespace spattn::core {
 // The contents of input buffer `b` (role kInput) taken from the global inputs: rows whose position
 // is >= seq_len or not covered by a run are zero (padding).
 HostTensor shard_input(const Plan& plan, const Buffer& b, const AttentionInputs& in);
+// The same from the generated inputs (core::input_value), rounded to the dtype when asked, without
+// the whole tensors.
+HostTensor shard_input(const Plan& plan, const Buffer& b, std::uint64_t seed, bool round_to_dtype);
 
 // Writes output buffer `b` (role kOutput, tensor kOut or kLse) into the global result: only valid
 // rows (position < seq_len) are written.

@@ -3,8 +3,6 @@
 #include <cmath>
 #include <deque>
 #include <map>
-#include <random>
-#include <set>
 
 #include "core/shard.h"
 
@@ -108,49 +106,20 @@ Expected<core::AttentionResult> execute_functional(const core::Plan& plan, const
     return invalid_argument("functional executor: inputs do not have the problem's shape");
   Machine m(plan, in);
 
-  const std::size_t n = plan.tasks.size();
-  std::vector<int> waiting(n, 0);
-  std::vector<std::vector<core::TaskId>> users(n);
-  std::map<std::int64_t, int> coll_size;
-  std::map<std::int64_t, std::vector<const core::Task*>> coll_ready;
-  for (const core::Task& t : plan.tasks) {
-    waiting[static_cast<std::size_t>(t.id)] = static_cast<int>(t.deps.size());
-    for (core::TaskId d : t.deps) users[static_cast<std::size_t>(d)].push_back(t.id);
-    if (t.collective >= 0) ++coll_size[t.collective];
-  }
-  std::set<core::TaskId> ready;
-  for (const core::Task& t : plan.tasks)
-    if (t.deps.empty()) ready.insert(t.id);
-  std::mt19937_64 rng(options.shuffle_seed);
-
-  std::size_t done = 0;
-  auto finish = [&](core::TaskId id) {
-    ++done;
-    for (core::TaskId u : users[static_cast<std::size_t>(id)])
-      if (--waiting[static_cast<std::size_t>(u)] == 0) ready.insert(u);
-  };
-  while (!ready.empty()) {
-    auto it = ready.begin();
-    if (options.shuffle_seed != 0) std::advance(it, static_cast<long>(rng() % ready.size()));
-    const core::Task& t = plan.tasks[static_cast<std::size_t>(*it)];
-    ready.erase(it);
+  Expected<std::vector<std::vector<core::TaskId>>> order = core::issue_order(plan, options.shuffle_seed);
+  if (!order) return order.status();
+  for (const std::vector<core::TaskId>& unit : *order) {
+    const core::Task& t = plan.tasks[static_cast<std::size_t>(unit.front())];
     if (t.collective >= 0) {
-      auto& r = coll_ready[t.collective];
-      r.push_back(&t);
-      if (static_cast<int>(r.size()) < coll_size[t.collective]) continue;
-      m.run_collective(r);
-      const std::vector<const core::Task*> all = r;
-      for (const core::Task* x : all) finish(x->id);
+      std::vector<const core::Task*> tasks;
+      for (core::TaskId id : unit) tasks.push_back(&plan.tasks[static_cast<std::size_t>(id)]);
+      m.run_collective(tasks);
       continue;
     }
     std::visit([&](const auto& op) {
       if constexpr (!std::is_same_v<std::decay_t<decltype(op)>, core::Comm>) m.run(op);
     }, t.op);
-    finish(t.id);
   }
-  if (done != n)
-    return internal_error("functional executor: plan " + plan.name() + " deadlocked with " +
-                          std::to_string(n - done) + " of " + std::to_string(n) + " tasks not run");
 
   core::AttentionResult res = core::poisoned_result(p);
   for (std::size_t b = 0; b < plan.buffers.size(); ++b)

@@ -144,3 +144,111 @@ TEST(Reference, MaxRelErrorCatchesNanAndInfMismatch) {
 
 }  // namespace
 }  // namespace spattn::core
+
+namespace spattn::core {
+namespace {
+
+// bf16 keeps 8 significant bits: spacing 2^-7 at 1. 1 + 2^-8 is a tie between 1 and 1 + 2^-7 and
+// goes to the even one (1); 1 + 3 * 2^-8 is a tie between 1 + 2^-7 and 1 + 2^-6 and goes to 1 + 2^-6.
+// fp16 keeps 11 bits: spacing 2^-10 at 1, subnormal steps of 2^-24.
+TEST(Inputs, RoundToNearestEven) {
+  EXPECT_EQ(round_to(DType::kBF16, 1 + 0x1p-8), 1.0);
+  EXPECT_EQ(round_to(DType::kBF16, 1 + 3 * 0x1p-8), 1 + 0x1p-6);
+  EXPECT_EQ(round_to(DType::kBF16, -0.3), -0.30078125);
+  EXPECT_EQ(round_to(DType::kF16, 1 + 0x1p-11), 1.0);
+  EXPECT_EQ(round_to(DType::kF16, 1 + 0x1p-10), 1 + 0x1p-10);
+  EXPECT_EQ(round_to(DType::kF16, 3 * 0x1p-26), 0x1p-24);
+}
+
+TEST(Inputs, GeneratedValuesAreUniformAndReproducible) {
+  double sum = 0, lo = 1, hi = -1;
+  for (int i = 0; i < 10000; ++i) {
+    const double x = input_value(7, TensorKind::kQ, 0, i, 3, 5);
+    EXPECT_EQ(x, input_value(7, TensorKind::kQ, 0, i, 3, 5));
+    sum += x;
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  EXPECT_NEAR(sum / 10000, 0.0, 0.03);  // mean of U(-1, 1): 0, standard error 0.006
+  EXPECT_LT(lo, -0.99);
+  EXPECT_GT(hi, 0.99);
+  EXPECT_NE(input_value(7, TensorKind::kQ, 0, 1, 3, 5), input_value(7, TensorKind::kK, 0, 1, 3, 5));
+}
+
+// reference_rows computes the same rows as the whole reference attention.
+TEST(Inputs, ReferenceRowsMatchTheWholeReference) {
+  Problem p;
+  p.batch = 2;
+  p.q_heads = 6;
+  p.kv_heads = 2;
+  p.head_dim = 8;
+  p.seq_len = 37;
+  p.joint_len = 5;
+  p.joint_strategy = JointStrategy::kBack;
+  p.causal = true;
+  p.window = {9, -1};
+  const AttentionInputs in = random_inputs(p, 11, true);
+  const AttentionResult full = reference_attention(p, in);
+  std::vector<RowId> rows = {{0, 0, 0}, {1, 36, 5}, {1, 20, 3}, {0, 12, 4}};
+  const AttentionResult r = reference_rows(p, 11, true, rows);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    for (int w = 0; w < 8; ++w)
+      EXPECT_NEAR(r.out.at(static_cast<std::int64_t>(i), 0, 0, w), full.out.at(rows[i].b, rows[i].pos, rows[i].head, w), 1e-14);
+    EXPECT_NEAR(r.lse.at(static_cast<std::int64_t>(i), 0, 0), full.lse.at(rows[i].b, rows[i].pos, rows[i].head), 1e-14);
+  }
+}
+
+}  // namespace
+}  // namespace spattn::core
+
+namespace spattn::core {
+namespace {
+
+// count_visible agrees with a brute-force count over random masks, streaming included.
+TEST(Mask, CountVisibleMatchesBruteForce) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 2000; ++trial) {
+    Problem p;
+    p.q_heads = p.kv_heads = p.head_dim = 1;
+    p.seq_len = 1 + static_cast<std::int64_t>(rng() % 60);
+    p.causal = rng() % 2;
+    if (rng() % 2) p.window = {static_cast<std::int64_t>(rng() % 10) - 1, static_cast<std::int64_t>(rng() % 10) - 1};
+    if (rng() % 2) {
+      p.chunk_len = 1 + static_cast<std::int64_t>(rng() % 12);
+      if (rng() % 2) p.max_attention_size = 1 + static_cast<std::int64_t>(rng() % 30);
+      if (rng() % 2) p.sink_tokens = static_cast<std::int64_t>(rng() % 5);
+    }
+    const std::int64_t qs = static_cast<std::int64_t>(rng() % 20), qst = 1 + static_cast<std::int64_t>(rng() % 3);
+    const std::int64_t ks = static_cast<std::int64_t>(rng() % 20), kst = 1 + static_cast<std::int64_t>(rng() % 3);
+    const std::int64_t qn = static_cast<std::int64_t>(rng() % 15), kn = static_cast<std::int64_t>(rng() % 15);
+    std::int64_t brute = 0;
+    for (std::int64_t a = 0; a < qn; ++a)
+      for (std::int64_t b = 0; b < kn; ++b) brute += visible(p, qs + qst * a, ks + kst * b);
+    ASSERT_EQ(count_visible(p, qs, qst, qn, ks, kst, kn), brute) << "trial " << trial;
+  }
+}
+
+// Streaming: with chunks of 4 and a cap of 6 keys plus 1 sink, query 9 (chunk 2, end 12) sees
+// keys 0 (sink) and 6..11, and query 1 (chunk 0, end 4) sees keys 0..3.
+TEST(Mask, StreamingIsBlockCausalWithACapAndSinks) {
+  Problem p;
+  p.seq_len = 14;
+  p.chunk_len = 4;
+  p.max_attention_size = 6;
+  p.sink_tokens = 1;
+  std::vector<std::int64_t> seen;
+  for (std::int64_t j = 0; j < 14; ++j)
+    if (visible(p, 9, j)) seen.push_back(j);
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{0, 6, 7, 8, 9, 10, 11}));
+  seen.clear();
+  for (std::int64_t j = 0; j < 14; ++j)
+    if (visible(p, 1, j)) seen.push_back(j);
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{0, 1, 2, 3}));
+  // The last, partial chunk (12..13) ends at seq_len: query 13 sees 8..13 and the sink.
+  EXPECT_TRUE(visible(p, 13, 8));
+  EXPECT_FALSE(visible(p, 13, 7));
+  EXPECT_TRUE(visible(p, 13, 0));
+}
+
+}  // namespace
+}  // namespace spattn::core

@@ -1,0 +1,565 @@
+#include "cuda/executor.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "core/reference.h"
+#include "core/shard.h"
+#include "cuda/attention.h"
+#include "cuda/check.h"
+#include "cuda/comm/nccl.h"
+#include "cuda/convert.h"
+#ifdef SPATTN_WITH_MPI
+#include <mpi.h>
+#endif
+
+namespace spattn::cuda {
+namespace {
+
+using core::Buffer;
+using core::Plan;
+using core::Task;
+using core::TaskId;
+using core::View;
+
+constexpr std::size_t kAlign = 256;
+
+// The bits of x in `t`, for x already representable in t (core::round_to).
+void encode(core::DType t, const std::vector<double>& x, std::vector<std::uint8_t>& out) {
+  const std::size_t n = x.size();
+  if (t == core::DType::kF32) {
+    out.resize(n * 4);
+    for (std::size_t i = 0; i < n; ++i) {
+      const float f = static_cast<float>(x[i]);
+      std::memcpy(&out[i * 4], &f, 4);
+    }
+    return;
+  }
+  out.resize(n * 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float f = static_cast<float>(x[i]);
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    std::uint16_t h;
+    if (t == core::DType::kBF16) {
+      h = static_cast<std::uint16_t>(u >> 16);  // exact: x has at most 8 significant bits
+    } else {
+      const std::uint32_t sign = (u >> 16) & 0x8000u;
+      const double a = std::fabs(x[i]);
+      if (a == 0) {
+        h = static_cast<std::uint16_t>(sign);
+      } else if (a < 0x1p-14) {  // subnormal: multiples of 2^-24
+        h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::lround(a * 0x1p24)));
+      } else {
+        const int e = std::ilogb(a);
+        const auto mant = static_cast<std::uint32_t>(std::lround((a / std::ldexp(1.0, e) - 1.0) * 1024.0));
+        h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(e + 15) << 10 | mant);
+      }
+    }
+    std::memcpy(&out[i * 2], &h, 2);
+  }
+}
+
+double decode(core::DType t, const std::uint8_t* p) {
+  if (t == core::DType::kF32) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  if (t == core::DType::kBF16) {
+    const std::uint32_t u = static_cast<std::uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  const double sign = (h & 0x8000u) ? -1.0 : 1.0;
+  const int e = (h >> 10) & 0x1f;
+  const int m = h & 0x3ff;
+  if (e == 0) return sign * m * 0x1p-24;
+  if (e == 31) return m ? std::nan("") : sign * INFINITY;
+  return sign * std::ldexp(1.0 + m / 1024.0, e - 15);
+}
+
+core::DType elem_dtype(const Plan& plan, const Buffer& b) {
+  return b.elem == core::ElemType::kF32 ? core::DType::kF32 : plan.problem.dtype;
+}
+
+// One rank's GPU state: its buffers in one allocation, its two streams, an event per task edge.
+struct RankState {
+  int rank = 0, device = 0;
+  void* arena = nullptr;
+  std::map<core::BufferId, std::size_t> offset;
+  cudaStream_t stream[2] = {nullptr, nullptr};
+  cudaEvent_t origin = nullptr;
+  std::size_t free_before = 0;
+};
+
+class Runner {
+ public:
+  Runner(const Plan& plan, const ExecOptions& opt) : plan_(plan), opt_(opt) {}
+  ~Runner() { release(); }
+
+  Status setup(bool use_mpi);
+  Status run_iteration(core::Timeline* timeline, double* ms);
+  Status check(ExecResult& res);
+  Status measure_memory(ExecResult& res);
+  const std::vector<int>& local_ranks() const { return local_; }
+
+ private:
+  RankState& state(int rank) { return ranks_[static_cast<std::size_t>(slot_.at(rank))]; }
+  bool local(int rank) const { return slot_.count(rank) > 0; }
+  void* ptr(const View& v);
+  TensorView tview(const View& v);
+  Status launch(const Task& t, cudaStream_t s);
+  Status wait_deps(const Task& t, cudaStream_t s);
+  void release();
+
+  const Plan& plan_;
+  const ExecOptions& opt_;
+  std::vector<int> local_;
+  std::map<int, int> slot_;  // rank -> index in ranks_
+  std::vector<RankState> ranks_;
+  Communicators comms_;
+  std::vector<std::vector<TaskId>> order_;
+  std::vector<cudaEvent_t> start_, end_;  // per task (local tasks only)
+  bool aborted_ = false;
+};
+
+void* Runner::ptr(const View& v) {
+  const Buffer& b = plan_.buffers[static_cast<std::size_t>(v.buffer)];
+  RankState& r = state(b.rank);
+  const std::size_t elem = static_cast<std::size_t>(core::dtype_bytes(elem_dtype(plan_, b)));
+  const std::size_t at = static_cast<std::size_t>((v.token_offset * b.heads + v.head_offset) * b.width);
+  return static_cast<char*>(r.arena) + r.offset.at(v.buffer) + at * elem;
+}
+
+TensorView Runner::tview(const View& v) {
+  const Buffer& b = plan_.buffers[static_cast<std::size_t>(v.buffer)];
+  TensorView t;
+  t.data = ptr(v);
+  t.dtype = elem_dtype(plan_, b);
+  t.batch = b.batch;
+  t.tokens = v.tokens;
+  t.heads = v.heads;
+  t.width = b.width;
+  t.batch_stride = b.tokens * b.heads * b.width;
+  t.token_stride = b.heads * b.width;
+  t.head_stride = b.width;
+  return t;
+}
+
+Status Runner::setup(bool use_mpi) {
+  int devices = 0;
+  SPATTN_CUDA_CHECK(cudaGetDeviceCount(&devices));
+  std::vector<int> dev;
+  if (use_mpi) {
+#ifdef SPATTN_WITH_MPI
+    int me = 0, size = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size != plan_.world)
+      return invalid_argument("plan " + plan_.name() + " needs " + std::to_string(plan_.world) +
+                              " ranks, mpirun started " + std::to_string(size) + " processes");
+    const char* lr = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    local_ = {me};
+    dev = {(lr ? std::atoi(lr) : me) % devices};
+#endif
+  } else {
+    if (devices < plan_.world)
+      return unavailable("plan " + plan_.name() + " needs " + std::to_string(plan_.world) + " GPUs, this machine has " +
+                         std::to_string(devices) + " (use mpirun for more than one node)");
+    for (int r = 0; r < plan_.world; ++r) {
+      local_.push_back(r);
+      dev.push_back(r);
+    }
+  }
+  for (std::size_t i = 0; i < local_.size(); ++i) slot_[local_[i]] = static_cast<int>(i);
+  ranks_.resize(local_.size());
+
+  Expected<std::vector<std::vector<TaskId>>> order = core::issue_order(plan_);
+  if (!order) return order.status();
+  order_ = std::move(order).value();
+
+  Expected<Communicators> comms = Communicators::create(plan_, local_, dev, use_mpi);
+  if (!comms) return comms.status();
+  comms_ = std::move(comms).value();
+
+  // Memory: the plan's buffers against each GPU's free memory, then one allocation per rank.
+  const std::vector<Bytes> need = core::peak_memory(plan_);
+  for (std::size_t i = 0; i < local_.size(); ++i) {
+    RankState& r = ranks_[i];
+    r.rank = local_[i];
+    r.device = dev[i];
+    SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
+    std::size_t free = 0, total = 0;
+    SPATTN_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    r.free_before = free;
+    std::size_t bytes = 0;
+    for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
+      if (plan_.buffers[b].rank != r.rank) continue;
+      r.offset[static_cast<core::BufferId>(b)] = bytes;
+      bytes += (static_cast<std::size_t>(core::buffer_bytes(plan_, plan_.buffers[b])) + kAlign - 1) / kAlign * kAlign;
+    }
+    const double gib = 1.0 / static_cast<double>(kGiB);
+    if (bytes > free)
+      return infeasible("plan " + plan_.name() + " needs " + std::to_string(static_cast<double>(need[static_cast<std::size_t>(r.rank)]) * gib) +
+                        " GiB on rank " + std::to_string(r.rank) + " but GPU " + std::to_string(r.device) + " has " +
+                        std::to_string(static_cast<double>(free) * gib) + " GiB free");
+    SPATTN_CUDA_CHECK(cudaMalloc(&r.arena, std::max<std::size_t>(bytes, 1)));
+    SPATTN_CUDA_CHECK(cudaMemset(r.arena, 0, std::max<std::size_t>(bytes, 1)));
+    for (cudaStream_t& s : r.stream) SPATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    SPATTN_CUDA_CHECK(cudaEventCreate(&r.origin));
+  }
+  start_.assign(plan_.tasks.size(), nullptr);
+  end_.assign(plan_.tasks.size(), nullptr);
+  for (const Task& t : plan_.tasks) {
+    if (!local(t.rank)) continue;
+    SPATTN_CUDA_CHECK(cudaSetDevice(state(t.rank).device));
+    SPATTN_CUDA_CHECK(cudaEventCreate(&start_[static_cast<std::size_t>(t.id)]));
+    SPATTN_CUDA_CHECK(cudaEventCreate(&end_[static_cast<std::size_t>(t.id)]));
+  }
+
+  // Inputs: generated shards, rounded to the dtype, built on host threads and copied in.
+  std::vector<std::future<Status>> jobs;
+  for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
+    const Buffer& buf = plan_.buffers[b];
+    if (buf.role != core::BufferRole::kInput || !local(buf.rank)) continue;
+    jobs.push_back(std::async(std::launch::async, [this, b, &buf]() -> Status {
+      const core::HostTensor x = core::shard_input(plan_, buf, opt_.seed, true);
+      std::vector<std::uint8_t> bits;
+      encode(elem_dtype(plan_, buf), x.data, bits);
+      SPATTN_CUDA_CHECK(cudaSetDevice(state(buf.rank).device));
+      View all{static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads};
+      SPATTN_CUDA_CHECK(cudaMemcpy(ptr(all), bits.data(), bits.size(), cudaMemcpyHostToDevice));
+      return {};
+    }));
+  }
+  for (auto& j : jobs) SPATTN_RETURN_IF_ERROR(j.get());
+  return {};
+}
+
+Status Runner::wait_deps(const Task& t, cudaStream_t s) {
+  for (TaskId d : t.deps) SPATTN_CUDA_CHECK(cudaStreamWaitEvent(s, end_[static_cast<std::size_t>(d)], 0));
+  return {};
+}
+
+Status Runner::launch(const Task& t, cudaStream_t s) {
+  const core::Problem& p = plan_.problem;
+  if (const auto* a = std::get_if<core::AttnBlock>(&t.op)) {
+    FlashParams f;
+    f.dtype = p.dtype;
+    const TensorView q = tview(a->q), o = tview(a->out), l = tview(a->lse);
+    f.q = q.data;
+    f.q_batch_stride = q.batch_stride;
+    f.q_token_stride = q.token_stride;
+    f.q_head_stride = q.head_stride;
+    f.nq = q.tokens;
+    f.q_start = a->q_start;
+    f.q_stride = a->q_stride;
+    f.q_head_start = a->q_head_start;
+    if (a->kv.size() > static_cast<std::size_t>(kMaxKvSegments))
+      return internal_error("attention block with " + std::to_string(a->kv.size()) + " key segments");
+    for (std::size_t i = 0; i < a->kv.size(); ++i) {
+      const TensorView k = tview(a->kv[i].k), v = tview(a->kv[i].v);
+      FlashKvSegment& s2 = f.kv[i];
+      s2.k = k.data;
+      s2.v = v.data;
+      s2.k_batch_stride = k.batch_stride;
+      s2.k_token_stride = k.token_stride;
+      s2.k_head_stride = k.head_stride;
+      s2.v_batch_stride = v.batch_stride;
+      s2.v_token_stride = v.token_stride;
+      s2.v_head_stride = v.head_stride;
+      s2.nk = k.tokens;
+      s2.joint = a->kv[i].joint;
+      s2.start = a->kv[i].start;
+      s2.stride = a->kv[i].stride;
+      s2.kv_head_start = a->kv_head_start;
+    }
+    f.num_segments = static_cast<int>(a->kv.size());
+    f.out = o.data;
+    f.out_f32 = o.dtype == core::DType::kF32;
+    f.out_batch_stride = o.batch_stride;
+    f.out_token_stride = o.token_stride;
+    f.out_head_stride = o.head_stride;
+    f.lse = static_cast<float*>(l.data);
+    f.lse_batch_stride = l.batch_stride;
+    f.lse_token_stride = l.token_stride;
+    f.lse_head_stride = l.head_stride;
+    f.batch = p.batch;
+    f.hq = q.heads;
+    f.head_dim = p.head_dim;
+    f.group = p.group();
+    f.scale = static_cast<float>(p.softmax_scale());
+    f.softcap = static_cast<float>(p.softcap);
+    f.causal = p.causal;
+    f.window_left = p.window.left;
+    f.window_right = p.window.right;
+    return flash_attention_forward(f, s);
+  }
+  if (const auto* m = std::get_if<core::Merge>(&t.op))
+    return lse_merge(tview(m->out), tview(m->lse), tview(m->part_out), tview(m->part_lse), s);
+  if (const auto* c = std::get_if<core::Copy>(&t.op)) {
+    const TensorView dst = tview(c->dst), src = tview(c->src);
+    return dst.dtype == src.dtype ? copy_view(dst, src, s) : convert_view(dst, src, s);
+  }
+  if (const auto* f = std::get_if<core::Fill>(&t.op)) return fill_view(tview(f->dst), f->value, s);
+  return internal_error("launch: not a compute task");
+}
+
+Status Runner::run_iteration(core::Timeline* timeline, double* ms) {
+  for (RankState& r : ranks_) {
+    SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
+    SPATTN_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+#ifdef SPATTN_WITH_MPI
+  if (launched_by_mpi()) MPI_Barrier(MPI_COMM_WORLD);
+#endif
+  for (RankState& r : ranks_) {
+    SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
+    SPATTN_CUDA_CHECK(cudaEventRecord(r.origin, r.stream[0]));
+    SPATTN_CUDA_CHECK(cudaStreamWaitEvent(r.stream[1], r.origin, 0));
+  }
+  for (const std::vector<TaskId>& unit : order_) {
+    std::vector<const Task*> mine;
+    for (TaskId id : unit)
+      if (local(plan_.tasks[static_cast<std::size_t>(id)].rank)) mine.push_back(&plan_.tasks[static_cast<std::size_t>(id)]);
+    if (mine.empty()) continue;
+    for (const Task* t : mine) {
+      RankState& r = state(t->rank);
+      cudaStream_t s = r.stream[static_cast<int>(t->stream)];
+      SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
+      SPATTN_RETURN_IF_ERROR(wait_deps(*t, s));
+      SPATTN_CUDA_CHECK(cudaEventRecord(start_[static_cast<std::size_t>(t->id)], s));
+    }
+    if (mine.front()->collective < 0) {
+      const Task& t = *mine.front();
+      SPATTN_RETURN_IF_ERROR(launch(t, state(t.rank).stream[static_cast<int>(t.stream)]));
+    } else {
+      // All local tasks of the collective in one NCCL group (needed when one thread drives several GPUs).
+      SPATTN_NCCL_CHECK(ncclGroupStart());
+      for (const Task* t : mine) {
+        RankState& r = state(t->rank);
+        const auto& c = std::get<core::Comm>(t->op);
+        const std::vector<int>& members = plan_.groups[static_cast<std::size_t>(c.group)];
+        ncclComm_t comm = comms_.get(c.group, t->rank);
+        cudaStream_t s = r.stream[static_cast<int>(t->stream)];
+        auto peer_index = [&](int peer) { return static_cast<int>(std::find(members.begin(), members.end(), peer) - members.begin()); };
+        for (const core::Transfer& x : c.sends)
+          SPATTN_NCCL_CHECK(ncclSend(ptr(x.view), static_cast<std::size_t>(core::view_bytes(plan_, x.view)), ncclUint8,
+                                     peer_index(x.peer), comm, s));
+        for (const core::Transfer& x : c.recvs)
+          SPATTN_NCCL_CHECK(ncclRecv(ptr(x.view), static_cast<std::size_t>(core::view_bytes(plan_, x.view)), ncclUint8,
+                                     peer_index(x.peer), comm, s));
+      }
+      SPATTN_NCCL_CHECK(ncclGroupEnd());
+    }
+    for (const Task* t : mine) {
+      RankState& r = state(t->rank);
+      SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
+      SPATTN_CUDA_CHECK(cudaEventRecord(end_[static_cast<std::size_t>(t->id)], r.stream[static_cast<int>(t->stream)]));
+    }
+  }
+  // Watchdog: wait for both streams of every rank; abort NCCL when it takes too long.
+  const auto t0 = std::chrono::steady_clock::now();
+  for (RankState& r : ranks_) {
+    SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
+    for (cudaStream_t s : r.stream) {
+      while (true) {
+        const cudaError_t e = cudaStreamQuery(s);
+        if (e == cudaSuccess) break;
+        if (e != cudaErrorNotReady) SPATTN_CUDA_CHECK(e);
+        SPATTN_RETURN_IF_ERROR(comms_.async_error());
+        const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (waited > opt_.watchdog_s) {
+          comms_.abort();
+          aborted_ = true;
+          return internal_error("plan " + plan_.name() + ": an iteration did not finish in " +
+                                std::to_string(opt_.watchdog_s) + " s; NCCL communicators aborted");
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+  }
+  double slowest = 0;
+  if (timeline) {
+    timeline->source = "cuda";
+    timeline->spans.assign(plan_.tasks.size(), {});
+  }
+  for (const Task& t : plan_.tasks) {
+    if (!local(t.rank)) continue;
+    const RankState& r = state(t.rank);
+    float a = 0, b = 0;
+    SPATTN_CUDA_CHECK(cudaEventElapsedTime(&a, r.origin, start_[static_cast<std::size_t>(t.id)]));
+    SPATTN_CUDA_CHECK(cudaEventElapsedTime(&b, r.origin, end_[static_cast<std::size_t>(t.id)]));
+    slowest = std::max(slowest, static_cast<double>(b));
+    if (timeline)
+      timeline->spans[static_cast<std::size_t>(t.id)] = {t.id, static_cast<TimePs>(std::llround(a * 1e9)),
+                                                          static_cast<TimePs>(std::llround(b * 1e9))};
+  }
+  if (timeline) timeline->total = static_cast<TimePs>(std::llround(slowest * 1e9));
+  *ms = slowest;
+  return {};
+}
+
+Status Runner::measure_memory(ExecResult& res) {
+  const std::vector<Bytes> need = core::peak_memory(plan_);
+  for (RankState& r : ranks_) {
+    SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
+    std::size_t free = 0, total = 0;
+    SPATTN_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    res.predicted_bytes.push_back(need[static_cast<std::size_t>(r.rank)]);
+    res.measured_bytes.push_back(static_cast<Bytes>(r.free_before) - static_cast<Bytes>(free));
+  }
+  return {};
+}
+
+// Compares the output with the reference: whole when cheap, else sampled rows.
+Status Runner::check(ExecResult& res) {
+  const core::Problem& p = plan_.problem;
+  res.tolerance = p.dtype == core::DType::kBF16 ? 2e-2 : p.dtype == core::DType::kF16 ? 4e-3 : 1e-4;
+  // Gather the output rows this process holds.
+  core::AttentionResult got = core::poisoned_result(p);
+  const bool whole = 4.0 * static_cast<double>(p.batch * p.q_heads) * static_cast<double>(p.seq_len) *
+                         static_cast<double>(p.seq_len + p.joint_len) * static_cast<double>(p.head_dim) <=
+                     opt_.whole_check_max_flops;
+  for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
+    const Buffer& buf = plan_.buffers[b];
+    if (buf.role != core::BufferRole::kOutput || !local(buf.rank)) continue;
+    const core::DType t = elem_dtype(plan_, buf);
+    const std::size_t elem = static_cast<std::size_t>(core::dtype_bytes(t));
+    std::vector<std::uint8_t> bits(static_cast<std::size_t>(buf.elements()) * elem);
+    SPATTN_CUDA_CHECK(cudaSetDevice(state(buf.rank).device));
+    SPATTN_CUDA_CHECK(cudaMemcpy(bits.data(), ptr({static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads}), bits.size(),
+                                 cudaMemcpyDeviceToHost));
+    core::HostTensor x(buf.batch, buf.tokens, buf.heads, buf.width);
+    for (std::size_t i = 0; i < x.data.size(); ++i) x.data[i] = decode(t, &bits[i * elem]);
+    core::gather_output(plan_, buf, x, got);
+  }
+  if (whole && !launched_by_mpi()) {
+    const core::AttentionResult want = core::reference_attention(p, core::random_inputs(p, opt_.seed, true));
+    res.check = "whole";
+    res.out_error = core::max_rel_error(got.out, want.out);
+    res.lse_error = core::max_rel_error(got.lse, want.lse);
+  } else {
+    // Sampled rows among those this process holds: first, last and random valid positions.
+    std::mt19937_64 rng(opt_.seed);
+    std::vector<core::RowId> rows;
+    for (int i = 0; i < opt_.check_heads; ++i) {
+      const std::int64_t b = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(p.batch));
+      const std::int64_t h = i == 0 ? 0 : i == 1 ? p.q_heads - 1 : static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(p.q_heads));
+      for (int j = 0; j < opt_.check_rows; ++j) {
+        const std::int64_t pos = j == 0 ? 0 : j == 1 ? p.seq_len - 1 : static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(p.seq_len));
+        if (std::isnan(got.lse.at(b, pos, h))) continue;  // held by another process
+        rows.push_back({b, pos, h});
+      }
+    }
+    const core::AttentionResult want = core::reference_rows(p, opt_.seed, true, rows);
+    core::AttentionResult mine{core::HostTensor(static_cast<std::int64_t>(rows.size()), 1, 1, p.head_dim),
+                               core::HostTensor(static_cast<std::int64_t>(rows.size()), 1, 1, 1)};
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto n = static_cast<std::int64_t>(i);
+      for (std::int64_t w = 0; w < p.head_dim; ++w) mine.out.at(n, 0, 0, w) = got.out.at(rows[i].b, rows[i].pos, rows[i].head, w);
+      mine.lse.at(n, 0, 0) = got.lse.at(rows[i].b, rows[i].pos, rows[i].head);
+    }
+    res.check = std::to_string(rows.size()) + " sampled rows";
+    res.out_error = core::max_rel_error(mine.out, want.out);
+    res.lse_error = core::max_rel_error(mine.lse, want.lse);
+  }
+  res.check_passed = res.out_error <= res.tolerance && res.lse_error <= res.tolerance;
+  return {};
+}
+
+void Runner::release() {
+  for (cudaEvent_t e : start_)
+    if (e) cudaEventDestroy(e);
+  for (cudaEvent_t e : end_)
+    if (e) cudaEventDestroy(e);
+  for (RankState& r : ranks_) {
+    cudaSetDevice(r.device);
+    for (cudaStream_t s : r.stream)
+      if (s) cudaStreamDestroy(s);
+    if (r.origin) cudaEventDestroy(r.origin);
+    if (r.arena) cudaFree(r.arena);
+  }
+  start_.clear();
+  end_.clear();
+  ranks_.clear();
+}
+
+std::string describe_devices(const std::vector<int>& ranks) {
+  int n = 0, driver = 0;
+  cudaGetDeviceCount(&n);
+  cudaDriverGetVersion(&driver);
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  return std::to_string(ranks.size()) + " rank(s) on " + std::to_string(n) + " x " + prop.name + " (CUDA driver API " +
+         std::to_string(driver) + "), NCCL " + nccl_version();
+}
+
+}  // namespace
+
+bool launched_by_mpi() {
+#ifdef SPATTN_WITH_MPI
+  const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
+  return size != nullptr && std::atoi(size) > 1;
+#else
+  return false;
+#endif
+}
+
+Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
+  const bool use_mpi = launched_by_mpi();
+#ifdef SPATTN_WITH_MPI
+  if (use_mpi) {
+    int ready = 0;
+    MPI_Initialized(&ready);
+    if (!ready) MPI_Init(nullptr, nullptr);
+  }
+#endif
+  int devices = 0;
+  const cudaError_t e = cudaGetDeviceCount(&devices);
+  if (e != cudaSuccess || devices == 0)
+    return unavailable(std::string("no CUDA GPU is available (") + cudaGetErrorString(e) +
+                       "); the cuda backend needs one. Use --backend sim or host on this machine");
+  Runner runner(plan, options);
+  SPATTN_RETURN_IF_ERROR(runner.setup(use_mpi));
+  ExecResult res;
+  res.world = plan.world;
+  res.local_ranks = runner.local_ranks();
+  res.device = describe_devices(res.local_ranks);
+  double ms = 0;
+  for (int i = 0; i < options.warmup; ++i) SPATTN_RETURN_IF_ERROR(runner.run_iteration(nullptr, &ms));
+  std::vector<core::Timeline> timelines(static_cast<std::size_t>(std::max(options.iterations, 1)));
+  for (core::Timeline& tl : timelines) {
+    SPATTN_RETURN_IF_ERROR(runner.run_iteration(&tl, &ms));
+    res.iteration_ms.push_back(ms);
+  }
+  std::vector<std::size_t> idx(timelines.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return res.iteration_ms[a] < res.iteration_ms[b]; });
+  const std::size_t mid = idx[idx.size() / 2];
+  res.median_ms = res.iteration_ms[mid];
+  res.timeline = std::move(timelines[mid]);
+  SPATTN_RETURN_IF_ERROR(runner.measure_memory(res));
+  res.timeline.peak_memory = res.measured_bytes;
+  if (options.check) {
+    SPATTN_RETURN_IF_ERROR(runner.check(res));
+  } else {
+    res.check = "off";
+  }
+  return res;
+}
+
+}  // namespace spattn::cuda

@@ -1,0 +1,52 @@
+// cuda/executor.h: runs a core::Plan on real GPUs with NCCL and spattn's own kernels, timing every
+// task with CUDA events, and checks the output against the double-precision reference. One
+// process drives every local GPU by default (rank r on GPU r); under mpirun (one process per GPU,
+// any number of nodes) each process runs its own rank. No CUDA type leaks from this header.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/plan.h"
+#include "core/status.h"
+#include "core/timeline.h"
+
+namespace spattn::cuda {
+
+struct ExecOptions {
+  int warmup = 2;
+  int iterations = 10;
+  double watchdog_s = 120.0;   // an iteration that has not finished by then aborts NCCL, fails
+  std::uint64_t seed = 1;      // inputs are core::input_value(seed, ...) rounded to the dtype
+  bool check = true;
+  int check_heads = 4;         // sampled check: (batch, head) pairs ...
+  int check_rows = 16;         // ... and query rows of each
+  double whole_check_max_flops = 2e10;  // whole reference on the CPU below this many FLOPs
+};
+
+struct ExecResult {
+  std::string device;               // e.g. "4 x NVIDIA H200 (driver 580.159.04), NCCL 2.28.3"
+  int world = 0;
+  std::vector<int> local_ranks;     // ranks this process ran
+  core::Timeline timeline;          // the median iteration, spans of local ranks' tasks
+  std::vector<double> iteration_ms; // every timed iteration: the slowest local rank
+  double median_ms = 0;
+  std::vector<Bytes> predicted_bytes;  // per local rank: the plan's buffers
+  std::vector<Bytes> measured_bytes;   // per local rank: device memory taken by the run (buffers,
+                                       // NCCL's own, workspace), from cudaMemGetInfo
+  // Numerical check (max |got - ref| / max |ref| over the rows compared).
+  std::string check;                // "whole" or "N sampled rows" or "off"
+  double out_error = 0, lse_error = 0, tolerance = 0;
+  bool check_passed = true;
+};
+
+// Unavailable when no GPU / too few GPUs / NCCL fails to start; Infeasible when the plan does not
+// fit a GPU's free memory (with both numbers); Internal when a collective times out (the
+// communicators are aborted first) or a kernel fails.
+Expected<ExecResult> execute(const core::Plan& plan, const ExecOptions& options = {});
+
+// Whether this process was started by mpirun with more than one process.
+bool launched_by_mpi();
+
+}  // namespace spattn::cuda
