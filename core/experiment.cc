@@ -109,6 +109,19 @@ Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
   return {};
 }
 
+// The reader names keys as they appear in their map ("seq_len"); messages name them from the top
+// ("problem.seq_len"), so a key is found the same way in every message.
+Status qualify(const std::string& map_name, Status st) {
+  if (st.ok()) return st;
+  const std::string marker = ": key '";
+  const std::string prefix = map_name + ".";
+  std::string m = st.message();
+  const std::size_t at = m.find(marker);
+  if (at != std::string::npos && m.compare(at + marker.size(), prefix.size(), prefix) != 0)
+    m.insert(at + marker.size(), prefix);
+  return {st.code(), m};
+}
+
 // core::validate(Problem) says "problem.FIELD: why"; point at FIELD's node when the file has it.
 Status validate_at(const YamlReader& r, const YAML::Node& problem_node, const Problem& p,
                    const std::string& case_label) {
@@ -215,7 +228,7 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
   if (e.name.empty()) return r.error(root["name"], "name", "must not be empty");
 
   if (!root["problem"]) return r.error(root, "problem", "missing (required)");
-  SPATTN_RETURN_IF_ERROR(read_problem(r, root["problem"], e.problem));
+  SPATTN_RETURN_IF_ERROR(qualify("problem", read_problem(r, root["problem"], e.problem)));
 
   if (root["sweep"]) SPATTN_RETURN_IF_ERROR(read_sweep(r, root["sweep"], e.sweep));
   // gpus may be left out when the sweep lists them.

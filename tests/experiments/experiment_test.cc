@@ -173,7 +173,7 @@ TEST(Experiment, ErrorsNamePositionAndKey) {
        ":4:11: key 'backends'"},
       {"problem: {q_heads: 4, head_dim: 8, seq_len: 10, window: {left: -2}}\ngpus: 4\nplans: "
        "auto\n",
-       "key 'window.left'"},
+       "key 'problem.window.left'"},
       {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: ulysses, "
        "layout: zigzag}]\n",
        "key 'plans[0].layout': ulysses plans have no ring layout"},
@@ -185,7 +185,7 @@ TEST(Experiment, ErrorsNamePositionAndKey) {
        "[1]}\n",
        "key 'sweep.heads': unknown key"},
       {"problem: {q_heads: 4, head_dim: 8, seq_len: 10, causal: maybe}\ngpus: 4\nplans: auto\n",
-       "key 'causal': expected true or false"},
+       "key 'problem.causal': expected true or false"},
   };
   int i = 0;
   for (const Case& c : cases) {
