@@ -1,0 +1,363 @@
+#include "core/experiment.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+
+#include "core/yaml_util.h"
+
+namespace spattn::core {
+namespace {
+
+// Largest world size accepted from a file (guards the int conversion, not a hardware limit).
+constexpr std::int64_t kMaxGpus = 1 << 20;
+
+std::string resolve_path(const std::string& experiment_file, const std::string& value) {
+  namespace fs = std::filesystem;
+  const fs::path p(value);
+  if (p.is_absolute()) return p.lexically_normal().string();
+  return (fs::path(experiment_file).parent_path() / p).lexically_normal().string();
+}
+
+// A positive GPU count from an integer node.
+Status to_gpus(const YamlReader& r, const YAML::Node& n, const std::string& key, std::int64_t v,
+               int& out) {
+  if (v <= 0) return r.error(n, key, "must be positive, got " + std::to_string(v));
+  if (v > kMaxGpus) return r.error(n, key, "more than " + std::to_string(kMaxGpus) + " GPUs");
+  out = static_cast<int>(v);
+  return {};
+}
+
+// A sequence of integers >= min_value under `parent[key]`; an absent key leaves `out` empty.
+Status read_int_list(const YamlReader& r, const YAML::Node& parent, const char* key,
+                     const std::string& what, std::int64_t min_value,
+                     std::vector<std::int64_t>& out) {
+  const YAML::Node n = parent[key];
+  if (!n) return {};
+  if (!n.IsSequence() || n.size() == 0)
+    return r.error(n, what, "expected a non-empty list of integers");
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const YAML::Node e = n[i];
+    const std::string ek = what + "[" + std::to_string(i) + "]";
+    std::int64_t v = 0;
+    if (!e.IsScalar()) return r.error(e, ek, "expected an integer");
+    try {
+      v = e.as<std::int64_t>();
+    } catch (const YAML::Exception&) {
+      return r.error(e, ek, "expected an integer, got '" + e.Scalar() + "'");
+    }
+    if (v < min_value)
+      return r.error(
+          e, ek,
+          (min_value > 0 ? "must be positive, got " : "must be >= 0, got ") + std::to_string(v));
+    out.push_back(v);
+  }
+  return {};
+}
+
+// A string value parsed by `parse` (parse_scheme, parse_dtype, ...): the parser's message gets the
+// node's position and the key.
+template <typename T, typename Parse>
+Status read_enum(const YamlReader& r, const YAML::Node& map, const char* key,
+                 const std::string& what, T& out, bool required, Parse parse) {
+  std::string s;
+  SPATTN_RETURN_IF_ERROR(r.get(map, key, s, required));
+  if (!map[key]) return {};
+  Expected<T> v = parse(s);
+  if (!v) return r.error(map[key], what, v.status().message());
+  out = *v;
+  return {};
+}
+
+Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
+  SPATTN_RETURN_IF_ERROR(
+      r.check_keys(n, "problem",
+                   {"batch", "q_heads", "kv_heads", "head_dim", "dtype", "seq_len", "joint_len",
+                    "joint_strategy", "causal", "window", "softcap", "scale", "chunk_len",
+                    "cache_len", "max_attention_size", "frame_seqlen", "sink_tokens"}));
+  SPATTN_RETURN_IF_ERROR(r.get_positive(n, "batch", p.batch, false));
+  SPATTN_RETURN_IF_ERROR(r.get_positive(n, "q_heads", p.q_heads, true));
+  p.kv_heads = p.q_heads;  // multi-head attention unless kv_heads says otherwise
+  SPATTN_RETURN_IF_ERROR(r.get_positive(n, "kv_heads", p.kv_heads, false));
+  SPATTN_RETURN_IF_ERROR(r.get_positive(n, "head_dim", p.head_dim, true));
+  SPATTN_RETURN_IF_ERROR(read_enum(r, n, "dtype", "dtype", p.dtype, false, parse_dtype));
+  SPATTN_RETURN_IF_ERROR(r.get_positive(n, "seq_len", p.seq_len, true));
+  SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "joint_len", p.joint_len, false));
+  SPATTN_RETURN_IF_ERROR(read_enum(r, n, "joint_strategy", "joint_strategy", p.joint_strategy,
+                                   false, parse_joint_strategy));
+  SPATTN_RETURN_IF_ERROR(r.get(n, "causal", p.causal, false));
+  if (const YAML::Node w = n["window"]) {
+    SPATTN_RETURN_IF_ERROR(r.check_keys(w, "window", {"left", "right"}));
+    SPATTN_RETURN_IF_ERROR(r.get(w, "left", p.window.left, false));
+    SPATTN_RETURN_IF_ERROR(r.get(w, "right", p.window.right, false));
+    for (const char* k : {"left", "right"}) {
+      if (w[k] && w[k].as<std::int64_t>() < -1)
+        return r.error(w[k], std::string("window.") + k, "must be >= -1 (-1 = unbounded)");
+    }
+  }
+  SPATTN_RETURN_IF_ERROR(r.get(n, "softcap", p.softcap, false));
+  SPATTN_RETURN_IF_ERROR(r.get(n, "scale", p.scale, false));
+  for (const auto& [k, v] : {std::pair{"softcap", p.softcap}, std::pair{"scale", p.scale}}) {
+    if (n[k] && !(v >= 0 && v < std::numeric_limits<double>::infinity()))
+      return r.error(n[k], k, "must be a finite value >= 0 (0 = off / default)");
+  }
+  SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "chunk_len", p.chunk_len, false));
+  SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "cache_len", p.cache_len, false));
+  SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "max_attention_size", p.max_attention_size, false));
+  SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "frame_seqlen", p.frame_seqlen, false));
+  SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "sink_tokens", p.sink_tokens, false));
+  return {};
+}
+
+// The reader names keys as they appear in their map ("seq_len"); messages name them from the top
+// ("problem.seq_len"), so a key is found the same way in every message.
+Status qualify(const std::string& map_name, Status st) {
+  if (st.ok()) return st;
+  const std::string marker = ": key '";
+  const std::string prefix = map_name + ".";
+  std::string m = st.message();
+  const std::size_t at = m.find(marker);
+  if (at != std::string::npos && m.compare(at + marker.size(), prefix.size(), prefix) != 0)
+    m.insert(at + marker.size(), prefix);
+  return {st.code(), m};
+}
+
+// core::validate(Problem) says "problem.FIELD: why"; point at FIELD's node when the file has it.
+Status validate_at(const YamlReader& r, const YAML::Node& problem_node, const Problem& p,
+                   const std::string& case_label) {
+  const Status st = validate(p);
+  if (st.ok()) return st;
+  std::string field = "problem";
+  std::string why = st.message();
+  const std::string prefix = "problem.";
+  if (why.rfind(prefix, 0) == 0) {
+    const std::size_t colon = why.find(": ");
+    if (colon != std::string::npos) {
+      field = why.substr(prefix.size(), colon - prefix.size());
+      why = why.substr(colon + 2);
+    }
+  }
+  const YAML::Node at = problem_node[field] ? problem_node[field] : problem_node;
+  if (!case_label.empty()) why += " (sweep case " + case_label + ")";
+  return r.error(at, "problem." + field, why);
+}
+
+Status read_choice(const YamlReader& r, const YAML::Node& n, const std::string& what,
+                   ChoiceSpec& c) {
+  SPATTN_RETURN_IF_ERROR(
+      r.check_keys(n, what, {"scheme", "ulysses", "ring", "layout", "placement"}));
+  SPATTN_RETURN_IF_ERROR(read_enum(r, n, "scheme", what + ".scheme", c.scheme, true, parse_scheme));
+  for (const auto& [k, degree] : {std::pair<const char*, int*>{"ulysses", &c.ulysses_degree},
+                                  std::pair<const char*, int*>{"ring", &c.ring_degree}}) {
+    std::int64_t v = 0;
+    SPATTN_RETURN_IF_ERROR(r.get(n, k, v, false));
+    if (n[k]) SPATTN_RETURN_IF_ERROR(to_gpus(r, n[k], what + "." + k, v, *degree));
+  }
+  SPATTN_RETURN_IF_ERROR(
+      read_enum(r, n, "layout", what + ".layout", c.layout, false, parse_ring_layout));
+  SPATTN_RETURN_IF_ERROR(
+      read_enum(r, n, "placement", what + ".placement", c.placement, false, parse_placement));
+  switch (c.scheme) {
+    case Scheme::kUlysses:
+      if (n["ring"] && c.ring_degree != 1)
+        return r.error(n["ring"], what + ".ring", "a ulysses plan has no ring degree (use hybrid)");
+      if (n["layout"])
+        return r.error(n["layout"], what + ".layout", "ulysses plans have no ring layout");
+      if (n["placement"])
+        return r.error(n["placement"], what + ".placement", "only hybrid plans have a placement");
+      break;
+    case Scheme::kRing:
+      if (n["ulysses"] && c.ulysses_degree != 1)
+        return r.error(n["ulysses"], what + ".ulysses",
+                       "a ring plan has no ulysses degree (use hybrid)");
+      if (n["placement"])
+        return r.error(n["placement"], what + ".placement", "only hybrid plans have a placement");
+      break;
+    case Scheme::kHybrid:
+      for (const char* k : {"ulysses", "ring"})
+        if (!n[k]) return r.error(n, what + "." + k, "missing (a hybrid plan needs both degrees)");
+      break;
+  }
+  return {};
+}
+
+// Every given degree must multiply to each world size the experiment runs on.
+Status check_degrees(const YamlReader& r, const YAML::Node& n, const std::string& what,
+                     const ChoiceSpec& c, const std::vector<int>& worlds) {
+  for (int w : worlds) {
+    const PlanChoice pc = c.resolve(w);
+    if (pc.ulysses_degree * pc.ring_degree == w) continue;
+    const char* key = n["ulysses"] ? "ulysses" : "ring";
+    if (c.scheme == Scheme::kRing) key = "ring";
+    return r.error(n[key], what + "." + key,
+                   "degrees " + std::to_string(pc.ulysses_degree) + " (ulysses) x " +
+                       std::to_string(pc.ring_degree) +
+                       " (ring) = " + std::to_string(pc.ulysses_degree * pc.ring_degree) +
+                       " do not multiply to the GPU count " + std::to_string(w));
+  }
+  return {};
+}
+
+Status read_sweep(const YamlReader& r, const YAML::Node& n, Sweep& s) {
+  SPATTN_RETURN_IF_ERROR(r.check_keys(n, "sweep", {"seq_len", "joint_len", "batch", "gpus"}));
+  SPATTN_RETURN_IF_ERROR(read_int_list(r, n, "seq_len", "sweep.seq_len", 1, s.seq_len));
+  SPATTN_RETURN_IF_ERROR(read_int_list(r, n, "joint_len", "sweep.joint_len", 0, s.joint_len));
+  SPATTN_RETURN_IF_ERROR(read_int_list(r, n, "batch", "sweep.batch", 1, s.batch));
+  std::vector<std::int64_t> gpus;
+  SPATTN_RETURN_IF_ERROR(read_int_list(r, n, "gpus", "sweep.gpus", 1, gpus));
+  for (std::size_t i = 0; i < gpus.size(); ++i) {
+    int g = 0;
+    SPATTN_RETURN_IF_ERROR(
+        to_gpus(r, n["gpus"][i], "sweep.gpus[" + std::to_string(i) + "]", gpus[i], g));
+    s.gpus.push_back(g);
+  }
+  return {};
+}
+
+Status read_experiment(const YamlReader& r, Experiment& e) {
+  const YAML::Node root = r.root();
+  if (!root.IsMap())
+    return r.error(root, "(top level)",
+                   "expected a map of experiment keys (problem, gpus, plans, ...)");
+  SPATTN_RETURN_IF_ERROR(r.check_keys(
+      root, "",
+      {"name", "problem", "gpus", "cluster", "profile", "plans", "sweep", "backends", "outputs"}));
+  e.source = r.file();
+  e.name = std::filesystem::path(r.file()).stem().string();
+  SPATTN_RETURN_IF_ERROR(r.get(root, "name", e.name, false));
+  if (e.name.empty()) return r.error(root["name"], "name", "must not be empty");
+
+  if (!root["problem"]) return r.error(root, "problem", "missing (required)");
+  SPATTN_RETURN_IF_ERROR(qualify("problem", read_problem(r, root["problem"], e.problem)));
+
+  if (root["sweep"]) SPATTN_RETURN_IF_ERROR(read_sweep(r, root["sweep"], e.sweep));
+  // gpus may be left out when the sweep lists them.
+  std::int64_t gpus = 0;
+  SPATTN_RETURN_IF_ERROR(r.get(root, "gpus", gpus, e.sweep.gpus.empty()));
+  if (root["gpus"]) SPATTN_RETURN_IF_ERROR(to_gpus(r, root["gpus"], "gpus", gpus, e.gpus));
+  if (!root["gpus"]) e.gpus = e.sweep.gpus.front();
+  const std::vector<int> worlds = e.sweep.gpus.empty() ? std::vector<int>{e.gpus} : e.sweep.gpus;
+
+  for (const auto& [k, path] : {std::pair<const char*, std::string*>{"cluster", &e.cluster_path},
+                                std::pair<const char*, std::string*>{"profile", &e.profile_path},
+                                std::pair<const char*, std::string*>{"outputs", &e.outputs}}) {
+    std::string v;
+    SPATTN_RETURN_IF_ERROR(r.get(root, k, v, false));
+    if (root[k] && v.empty()) return r.error(root[k], k, "must not be empty (leave the key out)");
+    if (!v.empty()) *path = resolve_path(r.file(), v);
+  }
+
+  const YAML::Node plans = root["plans"];
+  if (!plans) return r.error(root, "plans", "missing (required): `auto` or a list of choices");
+  if (plans.IsScalar()) {
+    if (plans.Scalar() != "auto")
+      return r.error(plans, "plans",
+                     "expected `auto` or a list of choices, got '" + plans.Scalar() + "'");
+    e.auto_plans = true;
+  } else if (plans.IsSequence() && plans.size() > 0) {
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+      const std::string what = "plans[" + std::to_string(i) + "]";
+      ChoiceSpec c;
+      c.where = r.where(plans[i]);
+      SPATTN_RETURN_IF_ERROR(read_choice(r, plans[i], what, c));
+      SPATTN_RETURN_IF_ERROR(check_degrees(r, plans[i], what, c, worlds));
+      e.plans.push_back(c);
+    }
+  } else {
+    return r.error(plans, "plans", "expected `auto` or a non-empty list of choices");
+  }
+
+  if (const YAML::Node b = root["backends"]) {
+    if (!b.IsSequence() || b.size() == 0)
+      return r.error(b, "backends", "expected a non-empty list (host, sim, cuda)");
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      const std::string what = "backends[" + std::to_string(i) + "]";
+      if (!b[i].IsScalar()) return r.error(b[i], what, "expected a backend name");
+      const std::string name = b[i].Scalar();
+      const bool known = std::any_of(std::begin(kKnownBackends), std::end(kKnownBackends),
+                                     [&](const char* k) { return name == k; });
+      if (!known)
+        return r.error(b[i], what, "unknown backend '" + name + "' (expected host, sim or cuda)");
+      e.backends.push_back(name);
+    }
+  } else {
+    e.backends = {"host"};
+  }
+
+  // Every case of the sweep must be a valid problem.
+  for (const ExperimentCase& c : expand_cases(e))
+    SPATTN_RETURN_IF_ERROR(validate_at(r, root["problem"], c.problem, c.label));
+  return {};
+}
+
+}  // namespace
+
+PlanChoice ChoiceSpec::resolve(int world) const {
+  PlanChoice c;
+  c.scheme = scheme;
+  c.layout = layout;
+  c.placement = placement;
+  switch (scheme) {
+    case Scheme::kUlysses:
+      c.ulysses_degree = ulysses_degree > 0 ? ulysses_degree : world;
+      c.ring_degree = 1;
+      break;
+    case Scheme::kRing:
+      c.ulysses_degree = 1;
+      c.ring_degree = ring_degree > 0 ? ring_degree : world;
+      break;
+    case Scheme::kHybrid:
+      c.ulysses_degree = ulysses_degree;
+      c.ring_degree = ring_degree;
+      break;
+  }
+  return c;
+}
+
+Expected<Experiment> load_experiment(const std::string& path) {
+  Expected<YamlReader> r = YamlReader::open(path);
+  if (!r) return r.status();
+  Experiment e;
+  SPATTN_RETURN_IF_ERROR(read_experiment(*r, e));
+  return e;
+}
+
+std::vector<ExperimentCase> expand_cases(const Experiment& e) {
+  auto or_base = [](const auto& list, auto base) {
+    using T = std::decay_t<decltype(base)>;
+    return list.empty() ? std::vector<T>{base} : std::vector<T>(list.begin(), list.end());
+  };
+  const auto seqs = or_base(e.sweep.seq_len, e.problem.seq_len);
+  const auto joints = or_base(e.sweep.joint_len, e.problem.joint_len);
+  const auto batches = or_base(e.sweep.batch, e.problem.batch);
+  const auto gpus = or_base(e.sweep.gpus, e.gpus);
+  std::vector<ExperimentCase> out;
+  for (std::int64_t b : batches) {
+    for (std::int64_t j : joints) {
+      for (std::int64_t s : seqs) {
+        for (int g : gpus) {
+          ExperimentCase c;
+          c.problem = e.problem;
+          c.problem.batch = b;
+          c.problem.joint_len = j;
+          c.problem.seq_len = s;
+          c.gpus = g;
+          std::string label;
+          auto add = [&](const char* k, std::int64_t v) {
+            if (!label.empty()) label += ' ';
+            label.append(k).append("=").append(std::to_string(v));
+          };
+          if (!e.sweep.batch.empty()) add("batch", b);
+          if (!e.sweep.joint_len.empty()) add("joint_len", j);
+          if (!e.sweep.seq_len.empty()) add("seq_len", s);
+          if (!e.sweep.gpus.empty()) add("gpus", g);
+          c.label = label;
+          out.push_back(std::move(c));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace spattn::core

@@ -1,0 +1,75 @@
+// core/experiment.h: an experiment file (docs/experiment_format.md): a problem, the GPUs it runs
+// on, the plans to try, an optional sweep over shapes, and the backends and output folder. Loading
+// checks everything a run needs up front, so a bad file fails with "FILE:LINE:COL: key 'K': why"
+// before any plan is built. Core does not depend on the planner: `plans: auto` is a flag here, and
+// experiments/ expands it with planner::enumerate_choices.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/plan.h"
+#include "core/problem.h"
+#include "core/status.h"
+
+namespace spattn::core {
+
+// One explicit plan of the experiment. A degree of 0 means "the world size" (allowed for the single
+// degree of ulysses and ring); given degrees multiply to every world size the experiment runs on.
+struct ChoiceSpec {
+  Scheme scheme = Scheme::kUlysses;
+  int ulysses_degree = 0;
+  int ring_degree = 0;
+  RingLayout layout = RingLayout::kContiguous;
+  Placement placement = Placement::kUlyssesInner;
+  std::string where;  // "FILE:LINE:COL" of the entry, for messages about it after loading
+  // The planner's choice for `world` ranks (degrees of 0 replaced by world, the other by 1).
+  PlanChoice resolve(int world) const;
+};
+
+// Lists that replace one field each; the cases are their cartesian product (an empty list leaves
+// the field as the problem has it).
+struct Sweep {
+  std::vector<std::int64_t> seq_len;
+  std::vector<std::int64_t> joint_len;
+  std::vector<std::int64_t> batch;
+  std::vector<int> gpus;
+  bool empty() const {
+    return seq_len.empty() && joint_len.empty() && batch.empty() && gpus.empty();
+  }
+};
+
+struct Experiment {
+  std::string name;    // defaults to the file's stem
+  std::string source;  // the file it was loaded from
+  Problem problem;
+  int gpus = 0;              // world size
+  std::string cluster_path;  // "" = none; else resolved against the file's folder (may not exist)
+  std::string profile_path;  // likewise
+  bool auto_plans = false;   // `plans: auto`: every choice the planner enumerates for the world
+  std::vector<ChoiceSpec> plans;  // explicit choices, when !auto_plans
+  Sweep sweep;
+  std::vector<std::string> backends;  // from {host, sim, cuda}; default {host}
+  std::string outputs;                // results folder, resolved like cluster_path; "" = none
+};
+
+// One point of the sweep: the problem with the swept fields replaced, and its world size.
+struct ExperimentCase {
+  Problem problem;
+  int gpus = 0;
+  std::string label;  // e.g. "seq_len=1000 gpus=4"; "" when the experiment has no sweep
+};
+
+// Reads and checks an experiment file. NotFound when it can't be read; InvalidArgument with
+// "FILE:LINE:COL: key 'K': why" for syntax errors, unknown keys, wrong types, non-positive sizes,
+// unknown names (scheme, layout, placement, dtype, joint_strategy, backend), degrees that don't
+// multiply to the GPU count, and problems core::validate rejects (for every sweep case).
+Expected<Experiment> load_experiment(const std::string& path);
+
+// The cases of the sweep in order (last list fastest), or the single unswept case.
+std::vector<ExperimentCase> expand_cases(const Experiment& e);
+
+const char* const kKnownBackends[] = {"host", "sim", "cuda"};
+
+}  // namespace spattn::core

@@ -1,0 +1,80 @@
+// experiments/cli/plans.h: the plans of an experiment, built for each sweep case, and their
+// listing (`spattn plan`) as a table or JSON. A plan row keeps the structure a reader compares
+// (degrees, padding, task counts, bytes) and drops the task list itself.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/experiment.h"
+#include "core/plan.h"
+#include "core/problem.h"
+#include "core/status.h"
+
+namespace spattn::experiments {
+
+// One choice to build for a case: from the file (explicit, with its position) or from `plans:
+// auto`.
+struct Candidate {
+  core::PlanChoice choice;
+  bool explicit_choice = false;
+  std::string where;  // "FILE:LINE:COL" of an explicit choice
+  std::string key;    // "plans[i]" of an explicit choice
+};
+
+// The experiment's choices for `world` ranks: its explicit list resolved, or the planner's
+// enumeration when `plans: auto`.
+std::vector<Candidate> candidates(const core::Experiment& e, int world);
+
+// A candidate built by the planner and checked by core::validate(Plan). `status` is Infeasible or
+// InvalidArgument when the planner refused the choice, Internal when the plan it built is
+// malformed.
+struct Built {
+  Candidate candidate;
+  Status status;
+  core::Plan plan;  // meaningful when status.ok()
+};
+Built build_plan(const core::Problem& problem, const Candidate& c);
+
+// The listing row of a built plan.
+struct PlanRow {
+  std::string name;
+  core::PlanChoice choice;
+  bool explicit_choice = false;
+  std::string where, key;
+  Status status;  // ok, or why there is no plan
+  std::int64_t padded_len = 0, pad_tokens = 0, shard_tokens = 0;
+  int ring_steps = 0;
+  core::PlanSummary summary;
+  Bytes peak_memory_max_rank = 0;
+  std::vector<std::string> notes;
+};
+PlanRow plan_row(const Built& b);
+
+struct CaseListing {
+  core::ExperimentCase c;
+  std::vector<PlanRow> rows;
+};
+struct Listing {
+  std::string experiment, source;
+  std::vector<CaseListing> cases;
+};
+Listing list_plans(const core::Experiment& e);
+
+// The first explicit choice the planner refused, as "WHERE: key 'plans[i]' (NAME): why" keeping the
+// planner's code (InvalidArgument or Infeasible, both exit 2); ok when there is none.
+Status explicit_failure(const Listing& l);
+// The first plan the planner built malformed (Internal, exit 1); ok when there is none.
+Status internal_failure(const Listing& l);
+
+std::string format_table(const Listing& l);
+nlohmann::json to_json(const Listing& l);
+
+// Shared by the listings: the problem as JSON, a one-line description, and bytes for people.
+nlohmann::json problem_json(const core::Problem& p);
+std::string describe(const core::Problem& p);
+std::string human_bytes(Bytes b);
+
+}  // namespace spattn::experiments

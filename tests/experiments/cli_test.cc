@@ -1,0 +1,283 @@
+// Tests of the `spattn` command: the real binary (SPATTN_BIN) run on the broken inputs of
+// tests/experiments/bad_inputs and on the examples, checking exit codes, that an error is exactly
+// one line on stderr with the file, line, column and key, and the JSON listings.
+#include "experiments/cli/cli.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "experiments/cli/backend.h"
+#include "planner/planner.h"
+
+namespace spattn::experiments {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kSource = SPATTN_SOURCE_DIR;
+const std::string kBadInputs = kSource + "/tests/experiments/bad_inputs";
+const std::string kQuickstart = kSource + "/experiments/examples/quickstart.yaml";
+
+struct Result {
+  bool exited = false;  // false: killed by a signal (a crash)
+  int code = -1;
+  std::string out, err;
+  int err_lines() const {
+    int n = 0;
+    for (char c : err) n += c == '\n';
+    return n;
+  }
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Runs `spattn ARGS` through the shell; arguments are single-quoted.
+Result spattn(const std::vector<std::string>& args) {
+  const fs::path dir = fs::path(testing::TempDir()) / "cli_test";
+  fs::create_directories(dir);
+  std::string cmd = std::string("'") + SPATTN_BIN + "'";
+  for (const std::string& a : args) cmd += " '" + a + "'";
+  cmd += " >'" + (dir / "out").string() + "' 2>'" + (dir / "err").string() + "'";
+  const int st = std::system(cmd.c_str());
+  Result r;
+  r.exited = WIFEXITED(st);
+  r.code = r.exited ? WEXITSTATUS(st) : -1;
+  r.out = slurp(dir / "out");
+  r.err = slurp(dir / "err");
+  return r;
+}
+
+// What the one error line of each broken input must say: the position (LINE:COL, or "" for
+// errors without one) and the key ("" when the error is not about a key).
+struct Expect {
+  const char* position;
+  const char* key;
+};
+const std::map<std::string, Expect> kBad = {
+    {"bad_degrees.yaml", {"10:14", "plans[0].ulysses"}},
+    {"degrees_vs_sweep.yaml", {"8:32", "plans[0].ulysses"}},
+    {"empty.yaml", {"", ""}},
+    {"infeasible_explicit.yaml", {"10:5", "plans[1]"}},
+    {"kv_heads_not_dividing.yaml", {"5:13", "problem.kv_heads"}},
+    {"missing_key.yaml", {"4:3", "problem.seq_len"}},
+    {"negative_size.yaml", {"5:12", "problem.seq_len"}},
+    {"not_a_map.yaml", {"1:1", "(top level)"}},
+    {"sweep_bad_value.yaml", {"9:19", "sweep.seq_len[1]"}},
+    {"syntax_error.yaml", {"5:10", ""}},
+    {"unknown_backend.yaml", {"8:18", "backends[1]"}},
+    {"unknown_dtype.yaml", {"6:10", "problem.dtype"}},
+    {"unknown_joint_strategy.yaml", {"7:19", "problem.joint_strategy"}},
+    {"unknown_key.yaml", {"7:3", "problem.seqlen"}},
+    {"unknown_layout.yaml", {"8:28", "plans[0].layout"}},
+    {"unknown_scheme.yaml", {"9:14", "plans[1].scheme"}},
+    {"wrong_type.yaml", {"3:12", "problem.q_heads"}},
+    {"zero_size.yaml", {"4:13", "problem.head_dim"}},
+};
+
+TEST(Cli, EveryBadInputIsExitTwoWithOneLineNamingPositionAndKey) {
+  int seen = 0;
+  for (const auto& entry : fs::directory_iterator(kBadInputs)) {
+    const std::string name = entry.path().filename().string();
+    auto it = kBad.find(name);
+    ASSERT_NE(it, kBad.end()) << name << " has no expectation in kBad";
+    ++seen;
+    const std::string path = entry.path().string();
+    for (const char* cmd : {"plan", "run"}) {
+      SCOPED_TRACE(std::string(cmd) + " " + name);
+      const Result r = spattn({cmd, path});
+      ASSERT_TRUE(r.exited) << "crashed: " << r.err;
+      EXPECT_EQ(r.code, 2) << r.err;
+      EXPECT_EQ(r.err_lines(), 1) << r.err;
+      EXPECT_EQ(r.err.rfind("spattn: ", 0), 0u) << r.err;
+      const std::string pos = it->second.position;
+      const std::string at = pos.empty() ? path + ": " : path + ":" + pos + ": ";
+      EXPECT_NE(r.err.find(at), std::string::npos) << "want '" << at << "' in: " << r.err;
+      const std::string key = it->second.key;
+      if (!key.empty())
+        EXPECT_NE(r.err.find("key '" + key + "'"), std::string::npos)
+            << "want key " << key << " in: " << r.err;
+    }
+  }
+  EXPECT_EQ(seen, static_cast<int>(kBad.size())) << "a file of kBad is missing from " << kBadInputs;
+}
+
+TEST(Cli, MissingFileIsExitTwo) {
+  const std::string path = kBadInputs + "/no_such_file.yaml";
+  const Result r = spattn({"plan", path});
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err_lines(), 1);
+  EXPECT_NE(r.err.find(path + ": cannot open"), std::string::npos) << r.err;
+}
+
+TEST(Cli, HelpEverywhereIsExitZero) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--help"}, {"plan", "--help"}, {"run", "--help"}}) {
+    const Result r = spattn(args);
+    ASSERT_TRUE(r.exited);
+    EXPECT_EQ(r.code, 0) << args.front();
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
+    EXPECT_TRUE(r.err.empty()) << r.err;
+  }
+  EXPECT_NE(spattn({"run", "--help"}).out.find("--scale-down"), std::string::npos);
+}
+
+TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
+  const std::vector<std::vector<std::string>> cases = {
+      {},                                         // no subcommand
+      {"plan"},                                   // no experiment
+      {"plan", kQuickstart, "--format", "xml"},   // bad format
+      {"run", kQuickstart, "--backend", "tpu"},   // unknown backend
+      {"run", kQuickstart, "--scale-down", "0"},  // scale must be >= 1
+      {"run", kQuickstart, "--no-such-flag"},
+  };
+  for (const auto& args : cases) {
+    const Result r = spattn(args);
+    ASSERT_TRUE(r.exited);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+  }
+  EXPECT_NE(spattn({"run", kQuickstart, "--backend", "tpu"}).err.find("unknown backend 'tpu'"),
+            std::string::npos);
+}
+
+TEST(Cli, CudaBackendNotBuiltIsExitOne) {
+  const Result r = spattn({"run", kQuickstart, "--backend", "cuda"});
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err_lines(), 1);
+  EXPECT_NE(r.err.find("cuda"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ExitCodesFollowTheStatusCode) {
+  EXPECT_EQ(exit_code({}), 0);
+  EXPECT_EQ(exit_code(invalid_argument("x")), 2);
+  EXPECT_EQ(exit_code(not_found("x")), 2);
+  EXPECT_EQ(exit_code(infeasible("x")), 2);
+  EXPECT_EQ(exit_code(unavailable("x")), 1);
+  EXPECT_EQ(exit_code(internal_error("x")), 1);
+}
+
+TEST(Cli, BackendListsParse) {
+  Expected<std::vector<Backend>> b = parse_backends("sim,host,sim");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*b, (std::vector<Backend>{Backend::kSim, Backend::kHost}));
+  EXPECT_FALSE(parse_backends("host,").ok());
+  EXPECT_FALSE(parse_backends("").ok());
+}
+
+// System: seq_len 1000 and 16 joint tokens scaled down by 10, 100 and 1000 on 4 GPUs.
+// Expectation: 100/1.6 -> 100 and 4 (joint keeps at least 4); 10 and 1 -> 10 and 4; 1 -> the
+// floor of 2 * 4 = 8 image tokens. Scale 1 changes nothing.
+TEST(Cli, ScaleDownKeepsAFewTokens) {
+  core::Problem p;
+  p.seq_len = 1000;
+  p.joint_len = 16;
+  EXPECT_EQ(scale_down(p, 1, 4).seq_len, 1000);
+  EXPECT_EQ(scale_down(p, 1, 4).joint_len, 16);
+  EXPECT_EQ(scale_down(p, 10, 4).seq_len, 100);
+  EXPECT_EQ(scale_down(p, 10, 4).joint_len, 4);
+  EXPECT_EQ(scale_down(p, 100, 4).seq_len, 10);
+  EXPECT_EQ(scale_down(p, 1000, 4).seq_len, 8);
+  p.joint_len = 0;
+  EXPECT_EQ(scale_down(p, 1000, 4).joint_len, 0);
+}
+
+// Needs the planner: lists one row per enumerated choice, and the plan fields the Plan header
+// defines hold (padded_len = seq_len + pad_tokens, degrees multiply to the GPUs).
+TEST(Cli, PlanJsonListsEveryChoiceOfTheQuickstart) {
+  const Result r = spattn({"plan", kQuickstart, "--format", "json"});
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["experiment"], "quickstart");
+  ASSERT_EQ(j["cases"].size(), 1u);
+  const nlohmann::json& c = j["cases"][0];
+  EXPECT_EQ(c["gpus"], 4);
+  EXPECT_EQ(c["problem"]["seq_len"], 999);
+  ASSERT_EQ(c["plans"].size(), planner::enumerate_choices(4).size());
+  int feasible = 0;
+  for (const nlohmann::json& p : c["plans"]) {
+    SCOPED_TRACE(p["name"].get<std::string>());
+    EXPECT_EQ(p["choice"]["ulysses_degree"].get<int>() * p["choice"]["ring_degree"].get<int>(), 4);
+    if (p["status"] != "ok") {
+      EXPECT_TRUE(p.contains("reason"));
+      continue;
+    }
+    ++feasible;
+    EXPECT_EQ(p["padded_len"].get<std::int64_t>(), 999 + p["pad_tokens"].get<std::int64_t>());
+    EXPECT_GT(p["peak_memory_bytes_max_rank"].get<std::int64_t>(), 0);
+    EXPECT_GT(p["tasks"]["attn_blocks"].get<int>(), 0);
+  }
+  EXPECT_GT(feasible, 0);
+}
+
+// Needs the planner and the functional executor: every quickstart plan matches the reference.
+TEST(Cli, RunHostQuickstartMatchesTheReference) {
+  const Result r =
+      spattn({"run", kQuickstart, "--backend", "host", "--format", "json", "--seed", "7"});
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["seed"], 7);
+  ASSERT_EQ(j["runs"].size(), 1u);
+  const nlohmann::json& run = j["runs"][0];
+  EXPECT_EQ(run["backend"], "host");
+  EXPECT_EQ(run["ok"], true);
+  int ran = 0;
+  for (const nlohmann::json& p : run["cases"][0]["plans"]) {
+    if (p["status"] != "ok") continue;
+    ++ran;
+    EXPECT_TRUE(p["pass"].get<bool>());
+    EXPECT_LE(p["metrics"]["out_rel_error"].get<double>(), 1e-9);
+    EXPECT_LE(p["metrics"]["lse_rel_error"].get<double>(), 1e-9);
+  }
+  EXPECT_GT(ran, 0);
+}
+
+// The full Wan 14B problem is refused by the host backend (exit 2, naming --scale-down); scaled
+// down by 1000 it runs on 75 image and 4 joint tokens and says so.
+TEST(Cli, RunHostScalesDownLargeProblems) {
+  const std::string wan = kSource + "/experiments/examples/wan21_14b_720p.yaml";
+  const Result big = spattn({"run", wan, "--backend", "host"});
+  ASSERT_TRUE(big.exited);
+  EXPECT_EQ(big.code, 2);
+  EXPECT_EQ(big.err_lines(), 1);
+  EXPECT_NE(big.err.find("--scale-down"), std::string::npos) << big.err;
+
+  const Result r =
+      spattn({"run", wan, "--backend", "host", "--scale-down", "1000", "--format", "json"});
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const nlohmann::json& c = j["runs"][0]["cases"][0];
+  EXPECT_EQ(c["problem"]["seq_len"], 75);
+  EXPECT_EQ(c["problem"]["joint_len"], 4);
+  EXPECT_EQ(c["problem"]["q_heads"], 40);
+  EXPECT_NE(c["shape_note"].get<std::string>().find("75600"), std::string::npos);
+}
+
+// In-process: run_cli writes the listing to `out` and nothing to `err` on success.
+TEST(Cli, RunCliInProcess) {
+  std::ostringstream out, err;
+  const std::string path = kQuickstart;
+  const char* argv[] = {"spattn", "plan", path.c_str()};
+  EXPECT_EQ(run_cli(3, argv, out, err), 0) << err.str();
+  EXPECT_TRUE(err.str().empty());
+  EXPECT_NE(out.str().find("ulysses4"), std::string::npos) << out.str();
+}
+
+}  // namespace
+}  // namespace spattn::experiments

@@ -1,0 +1,208 @@
+// Tests of load_experiment on the example experiments and on small files written here, and of the
+// sweep expansion. The broken files of tests/experiments/bad_inputs are run through the real
+// command in cli_test.cc.
+#include "core/experiment.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace spattn::core {
+namespace {
+
+const std::string kExamples = std::string(SPATTN_SOURCE_DIR) + "/experiments/examples/";
+
+// Writes `text` to a fresh file under the test's temporary folder and loads it.
+Expected<Experiment> load_text(const std::string& name, const std::string& text) {
+  const std::filesystem::path dir = std::filesystem::path(testing::TempDir()) / "experiment_test";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / name).string();
+  std::ofstream(path) << text;
+  return load_experiment(path);
+}
+
+TEST(Experiment, QuickstartLoads) {
+  Expected<Experiment> e = load_experiment(kExamples + "quickstart.yaml");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_EQ(e->name, "quickstart");
+  EXPECT_EQ(e->gpus, 4);
+  EXPECT_EQ(e->problem.batch, 1);
+  EXPECT_EQ(e->problem.q_heads, 8);
+  EXPECT_EQ(e->problem.kv_heads, 2);
+  EXPECT_EQ(e->problem.head_dim, 64);
+  EXPECT_EQ(e->problem.seq_len, 999);
+  EXPECT_NE(e->problem.seq_len % 4, 0) << "the quickstart is meant to need padding";
+  EXPECT_EQ(e->problem.joint_len, 16);
+  EXPECT_EQ(e->problem.joint_strategy, JointStrategy::kFront);
+  EXPECT_FALSE(e->problem.causal);
+  EXPECT_TRUE(e->auto_plans);
+  EXPECT_TRUE(e->plans.empty());
+  EXPECT_EQ(e->backends, std::vector<std::string>{"host"});
+  EXPECT_TRUE(e->cluster_path.empty());
+  ASSERT_EQ(expand_cases(*e).size(), 1u);
+  EXPECT_EQ(expand_cases(*e)[0].label, "");
+}
+
+TEST(Experiment, Wan14bResolvesTheClusterAgainstItsFolder) {
+  Expected<Experiment> e = load_experiment(kExamples + "wan21_14b_720p.yaml");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_EQ(e->problem.q_heads, 40);
+  EXPECT_EQ(e->problem.kv_heads, 40);  // defaults to q_heads
+  EXPECT_EQ(e->problem.head_dim, 128);
+  EXPECT_EQ(e->problem.seq_len, 75600);
+  EXPECT_EQ(e->problem.joint_len, 512);
+  EXPECT_EQ(e->problem.dtype, DType::kBF16);
+  EXPECT_EQ(e->gpus, 4);
+  // The cluster file need not exist to load the experiment.
+  const std::string want =
+      (std::filesystem::path(kExamples) / "../clusters/h200x4.yaml").lexically_normal().string();
+  EXPECT_EQ(e->cluster_path, want);
+}
+
+TEST(Experiment, LlamaListsExplicitChoicesWithPositions) {
+  Expected<Experiment> e = load_experiment(kExamples + "llama3_8b_128k.yaml");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_TRUE(e->problem.causal);
+  EXPECT_EQ(e->problem.group(), 4);
+  EXPECT_EQ(e->problem.seq_len, 131072);
+  ASSERT_FALSE(e->auto_plans);
+  ASSERT_EQ(e->plans.size(), 6u);
+  // Every choice resolves to degrees that multiply to the 8 GPUs.
+  for (const ChoiceSpec& c : e->plans) {
+    const PlanChoice pc = c.resolve(e->gpus);
+    EXPECT_EQ(pc.ulysses_degree * pc.ring_degree, 8) << pc.name();
+    EXPECT_NE(c.where.find("llama3_8b_128k.yaml:"), std::string::npos);
+  }
+  EXPECT_EQ(e->plans[0].resolve(8).name(), "ulysses8");
+  EXPECT_EQ(e->plans[2].resolve(8).name(), "ring8-zigzag");
+  EXPECT_EQ(e->plans[4].resolve(8).name(), "hybrid4x2-zigzag");
+  EXPECT_EQ(e->plans[5].resolve(8).name(), "hybrid2x4-zigzag-ringinner");
+}
+
+TEST(Experiment, Wan1p3bSweepsTheGpuCount) {
+  Expected<Experiment> e = load_experiment(kExamples + "wan21_1p3b.yaml");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_EQ(e->problem.q_heads, 12);
+  EXPECT_EQ(e->problem.seq_len, 32760);
+  EXPECT_EQ(e->gpus, 2);  // no `gpus`: the first swept count
+  const std::vector<ExperimentCase> cases = expand_cases(*e);
+  ASSERT_EQ(cases.size(), 3u);
+  EXPECT_EQ(cases[0].gpus, 2);
+  EXPECT_EQ(cases[2].gpus, 8);
+  EXPECT_EQ(cases[1].label, "gpus=4");
+  for (const ExperimentCase& c : cases) EXPECT_EQ(c.problem.seq_len, 32760);
+}
+
+// System: seq_len {100, 200} x gpus {2, 4}. Expectation: 4 cases, the last list fastest, each with
+// its fields replaced and a label naming them; the unswept fields as in the problem.
+TEST(Experiment, SweepIsTheCartesianProduct) {
+  Expected<Experiment> e = load_text("sweep.yaml", R"(
+problem: {q_heads: 4, head_dim: 8, seq_len: 10, joint_len: 3}
+plans: [{scheme: ring, layout: striped}]
+sweep: {seq_len: [100, 200], gpus: [2, 4]}
+)");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  const std::vector<ExperimentCase> cases = expand_cases(*e);
+  ASSERT_EQ(cases.size(), 4u);
+  const std::int64_t seqs[] = {100, 100, 200, 200};
+  const int gpus[] = {2, 4, 2, 4};
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(cases[i].problem.seq_len, seqs[i]);
+    EXPECT_EQ(cases[i].gpus, gpus[i]);
+    EXPECT_EQ(cases[i].problem.joint_len, 3);
+    EXPECT_EQ(cases[i].label,
+              "seq_len=" + std::to_string(seqs[i]) + " gpus=" + std::to_string(gpus[i]));
+  }
+  // An explicit ring with no degree takes each world size.
+  EXPECT_EQ(e->plans[0].resolve(2).name(), "ring2-striped");
+  EXPECT_EQ(e->plans[0].resolve(4).name(), "ring4-striped");
+}
+
+TEST(Experiment, OptionalFieldsAreRead) {
+  Expected<Experiment> e = load_text("full.yaml", R"(
+name: full
+problem:
+  batch: 2
+  q_heads: 4
+  kv_heads: 1
+  head_dim: 16
+  dtype: fp32
+  seq_len: 64
+  joint_len: 8
+  joint_strategy: back
+  causal: true
+  window: {left: 16, right: 0}
+  softcap: 30.0
+  scale: 0.5
+gpus: 4
+profile: profiles/h200.yaml
+plans:
+  - {scheme: hybrid, ulysses: 2, ring: 2, layout: zigzag, placement: ring_inner}
+backends: [sim, host]
+outputs: /tmp/spattn-results
+)");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  const Problem& p = e->problem;
+  EXPECT_EQ(p.batch, 2);
+  EXPECT_EQ(p.dtype, DType::kF32);
+  EXPECT_EQ(p.joint_strategy, JointStrategy::kBack);
+  EXPECT_TRUE(p.causal);
+  EXPECT_EQ(p.window.left, 16);
+  EXPECT_EQ(p.window.right, 0);
+  EXPECT_DOUBLE_EQ(p.softcap, 30.0);
+  EXPECT_DOUBLE_EQ(p.scale, 0.5);
+  EXPECT_EQ(e->backends, (std::vector<std::string>{"sim", "host"}));
+  EXPECT_EQ(e->outputs, "/tmp/spattn-results");  // absolute paths stay as they are
+  EXPECT_EQ(std::filesystem::path(e->profile_path).filename(), "h200.yaml");
+  EXPECT_EQ(std::filesystem::path(e->profile_path).parent_path().filename(), "profiles");
+  ASSERT_EQ(e->plans.size(), 1u);
+  EXPECT_EQ(e->plans[0].resolve(4).name(), "hybrid2x2-zigzag-ringinner");
+}
+
+// Errors that need a file of their own to show (the common ones are in bad_inputs/).
+TEST(Experiment, ErrorsNamePositionAndKey) {
+  struct Case {
+    const char* text;
+    const char* want;  // a substring of the message
+  };
+  const Case cases[] = {
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: sometimes\n",
+       ":3:8: key 'plans': expected `auto`"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: auto\nbackends: host\n",
+       ":4:11: key 'backends'"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10, window: {left: -2}}\ngpus: 4\nplans: "
+       "auto\n",
+       "key 'problem.window.left'"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: ulysses, "
+       "layout: zigzag}]\n",
+       "key 'plans[0].layout': ulysses plans have no ring layout"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: hybrid, "
+       "ulysses: 2}]\n",
+       "key 'plans[0].ring': missing"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\nplans: auto\n", "key 'gpus': missing"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: auto\nsweep: {heads: "
+       "[1]}\n",
+       "key 'sweep.heads': unknown key"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10, causal: maybe}\ngpus: 4\nplans: auto\n",
+       "key 'problem.causal': expected true or false"},
+  };
+  int i = 0;
+  for (const Case& c : cases) {
+    Expected<Experiment> e = load_text("bad" + std::to_string(i++) + ".yaml", c.text);
+    ASSERT_FALSE(e.ok()) << c.text;
+    EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(e.status().message().find(c.want), std::string::npos)
+        << "got: " << e.status().message() << "\nwant: " << c.want;
+  }
+}
+
+TEST(Experiment, MissingFileIsNotFound) {
+  Expected<Experiment> e = load_experiment(kExamples + "no_such_experiment.yaml");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(e.status().message().find("no_such_experiment.yaml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace spattn::core
