@@ -5,6 +5,7 @@
 
 #include "cuda/attention.h"
 #include "cuda/check.h"
+#include "cuda/flash_internal.h"
 #include "cuda/kernels/flash_fwd/launch.cuh"
 
 namespace spattn::cuda {
@@ -62,9 +63,7 @@ Status can_implement(const FlashParams& p) {
   return {};
 }
 
-Status flash_attention_forward(const FlashParams& p, void* stream) {
-  SPATTN_RETURN_IF_ERROR(can_implement(p));
-  if (p.nq == 0) return {};
+flash::FwdParams to_fwd_params(const FlashParams& p) {
   flash::FwdParams k{};
   k.q = p.q;
   k.q_batch_stride = p.q_batch_stride;
@@ -119,6 +118,13 @@ Status flash_attention_forward(const FlashParams& p, void* stream) {
     k.score_log2 = static_cast<float>(scale * kLog2e);
     k.score_to_nat = static_cast<float>(scale);
   }
+  return k;
+}
+
+Status flash_attention_forward(const FlashParams& p, void* stream) {
+  SPATTN_RETURN_IF_ERROR(can_implement(p));
+  if (p.nq == 0) return {};
+  const flash::FwdParams k = to_fwd_params(p);
   auto st = static_cast<cudaStream_t>(stream);
   const bool bf16 = p.dtype == core::DType::kBF16;
   switch ((bf16 ? 0 : 2) + (p.head_dim == 128 ? 1 : 0)) {
