@@ -1,0 +1,12 @@
+// Copy/fill in 2-byte units: the one instantiation of this file.
+#include "cuda/kernels/copy_view/launch.cuh"
+
+namespace spattn::cuda::ops {
+
+template <>
+Status run_copy_view<2>(const CopyParams& p, bool fill, cudaStream_t stream) {
+  return fill ? launch_copy_view<CopyTraits<std::uint16_t>, true>(p, stream)
+              : launch_copy_view<CopyTraits<std::uint16_t>, false>(p, stream);
+}
+
+}  // namespace spattn::cuda::ops
