@@ -55,10 +55,13 @@ Expected<Report> run_backend(Backend b, const core::Experiment& e, const RunOpti
     case Backend::kSim:
       return unavailable("backend 'sim' (the timing simulator) is not part of this build yet");
     case Backend::kCuda:
+#ifdef SPATTN_HAVE_CUDA
+      return run_cuda(e, o);
+#else
       return unavailable(
           "backend 'cuda' is not built into this spattn (nvcc was not found when it was "
-          "configured, "
-          "or -DSPATTN_CUDA=OFF)");
+          "configured, or -DSPATTN_CUDA=OFF)");
+#endif
   }
   return internal_error("unknown backend");
 }
@@ -102,6 +105,7 @@ Status report_status(const Report& r) {
 
 std::string format_table(const Report& r) {
   std::string s = fmt::format("backend {}: check {}\n", to_string(r.backend), r.check);
+  if (!r.device.empty()) s += fmt::format("device: {}\n", r.device);
   for (const ReportCase& c : r.cases) {
     s += fmt::format("\n{}{} GPUs, ran {}\n", c.label.empty() ? "" : "[" + c.label + "] ", c.gpus,
                      describe(c.problem));
@@ -152,6 +156,7 @@ nlohmann::json to_json(const Report& r) {
   }
   return {{"backend", to_string(r.backend)},
           {"check", r.check},
+          {"device", r.device},
           {"ok", report_status(r).ok()},
           {"cases", std::move(cases)}};
 }

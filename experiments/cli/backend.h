@@ -26,6 +26,8 @@ Expected<std::vector<Backend>> parse_backends(const std::string& list);
 struct RunOptions {
   std::int64_t scale_down = 1;  // divide seq_len and joint_len by this (see scale_down below)
   std::uint64_t seed = 0;       // random inputs
+  int warmup = 2;               // cuda: untimed iterations first
+  int iterations = 10;          // cuda: timed iterations (the median is reported)
 };
 
 // The problem with seq_len and joint_len divided by n, keeping at least min(seq_len, 2 * world)
@@ -50,6 +52,7 @@ struct ReportCase {
 struct Report {
   Backend backend = Backend::kHost;
   std::string check;  // what `pass` means, e.g. "max relative error <= 1e-09"
+  std::string device;  // the machine a measuring backend ran on ("" for host and sim)
   std::vector<ReportCase> cases;
 };
 
@@ -59,6 +62,7 @@ Expected<Report> run_backend(Backend b, const core::Experiment& e, const RunOpti
 
 // The backends (each in its own file).
 Expected<Report> run_host(const core::Experiment& e, const RunOptions& o);
+Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o);  // built with cuda/ only
 
 // The first refused explicit choice (exit 2), then the first other failed row or failed check
 // (exit 1); ok when every row passed.

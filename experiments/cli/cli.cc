@@ -136,6 +136,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
          "Divide seq_len and joint_len by N (keeping a few tokens per rank); the host backend "
          "is quadratic in seq_len in double precision")
       ->capture_default_str();
+  run->add_option("--warmup", run_args.options.warmup, "cuda: untimed iterations before timing")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--iters", run_args.options.iterations, "cuda: timed iterations (median reported)")
+      ->check(CLI::PositiveNumber);
   run->add_option("--seed", run_args.options.seed, "Seed of the random inputs")
       ->capture_default_str();
   run->add_option("--format", run_args.format, "Output format")
