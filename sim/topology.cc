@@ -12,15 +12,18 @@
 namespace spattn::sim {
 namespace {
 
-// Weight of a link seen from a source: latency first, then one hop, then a hash tie-break below a
-// hop's worth (routes have far fewer than 64 hops).
-std::uint64_t link_weight(TimePs latency, int src, int link) {
+// Weight of a link seen from a source: its cost (latency + time of 1 MiB at its bandwidth, in ps)
+// first, then one hop, then a hash tie-break below a hop's worth (routes have far fewer than 64
+// hops).
+std::uint64_t link_weight(const core::Link& l, int src, int link) {
+  const auto cost = static_cast<std::uint64_t>(l.latency) +
+                    static_cast<std::uint64_t>(std::llround(1048576.0 / l.bandwidth * 1e12));
   std::uint64_t h = static_cast<std::uint64_t>(src) * 0x9E3779B97F4A7C15ull ^
                     static_cast<std::uint64_t>(link) * 0xC2B2AE3D27D4EB4Full;
   h ^= h >> 29;
   h *= 0xBF58476D1CE4E5B9ull;
   h ^= h >> 32;
-  return (static_cast<std::uint64_t>(latency) << 22) + (std::uint64_t{1} << 16) + (h & 1023);
+  return (cost << 22) + (std::uint64_t{1} << 16) + (h & 1023);
 }
 
 }  // namespace
@@ -42,7 +45,7 @@ void Topology::compute_from(int src) {
   std::vector<Vertex> pred(nv);
   auto weight = boost::make_function_property_map<Edge, std::uint64_t>([&](const Edge& e) {
     const int link = graph_[e].link;
-    return link_weight(cluster_.links[static_cast<std::size_t>(link)].latency, src, link);
+    return link_weight(cluster_.links[static_cast<std::size_t>(link)], src, link);
   });
   const Vertex s = static_cast<Vertex>(cluster_.gpus[static_cast<std::size_t>(src)]);
   boost::dijkstra_shortest_paths(

@@ -1,8 +1,9 @@
 // sim/topology.h: the cluster as a Boost.Graph of devices whose edges are the cluster's directed
-// links, and the routes between GPUs as lists of link ids. A route is the lowest-latency path;
-// among paths of equal latency the fewest hops, and among those a hash of (source, link) picks,
-// which spreads sources over equal paths like ECMP and keeps every run identical. Routes are
-// computed per source on first use (one Dijkstra) and kept.
+// links, and the routes between GPUs as lists of link ids. A route is the path of least cost, a
+// link's cost being its latency plus the time of 1 MiB at its bandwidth (so NVLink wins over a PCIe
+// switch of equal latency, as in NCCL); among equal costs the fewest hops, and among those a hash
+// of (source, link) picks, which spreads sources over equal paths like ECMP and repeats every run.
+// Routes are computed per source on first use (one Dijkstra) and kept.
 //
 // import_nccl_topology turns the XML NCCL writes under NCCL_TOPO_DUMP_FILE into a Cluster.
 #pragma once
