@@ -134,9 +134,9 @@ std::vector<Bytes> peak_memory(const Plan& plan) {
       }
     }
   }
-  // delta[rank][i]: bytes allocated before task i (+) and freed after task i (- at i + 1).
-  std::vector<std::vector<Bytes>> delta(static_cast<std::size_t>(plan.world),
-                                        std::vector<Bytes>(static_cast<std::size_t>(n_tasks) + 2, 0));
+  // Per rank, (task index, bytes): allocated before task lo (+), freed after task hi (- at hi + 1).
+  // Sparse, so memory is O(buffers) however many tasks and ranks the plan has.
+  std::vector<std::vector<std::pair<int, Bytes>>> delta(static_cast<std::size_t>(plan.world));
   for (std::size_t b = 0; b < nb; ++b) {
     const Buffer& buf = plan.buffers[b];
     int lo = first[b], hi = last[b];
@@ -144,15 +144,18 @@ std::vector<Bytes> peak_memory(const Plan& plan) {
     if (buf.role == BufferRole::kOutput) hi = n_tasks;
     if (hi < lo) continue;  // never used
     auto& d = delta[static_cast<std::size_t>(buf.rank)];
-    d[static_cast<std::size_t>(lo)] += buffer_bytes(plan, buf);
-    d[static_cast<std::size_t>(hi) + 1] -= buffer_bytes(plan, buf);
+    d.push_back({lo, buffer_bytes(plan, buf)});
+    d.push_back({hi + 1, -buffer_bytes(plan, buf)});
   }
   std::vector<Bytes> peak(static_cast<std::size_t>(plan.world), 0);
   for (std::size_t r = 0; r < peak.size(); ++r) {
+    auto& d = delta[r];
+    std::sort(d.begin(), d.end());
     Bytes live = 0;
-    for (Bytes x : delta[r]) {
-      live += x;
-      peak[r] = std::max(peak[r], live);
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      live += d[i].second;
+      // Every change at one task index applies before the peak is taken.
+      if (i + 1 == d.size() || d[i + 1].first != d[i].first) peak[r] = std::max(peak[r], live);
     }
   }
   return peak;

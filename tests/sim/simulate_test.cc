@@ -134,7 +134,18 @@ TEST(Simulate, HybridPlanRespectsDependenciesAndStreams) {
   for (std::size_t l = 0; l < cluster.links.size(); ++l)
     if (cluster.links[l].src == cluster.gpus[0]) uplink = static_cast<int>(l);
   EXPECT_EQ(r->links[static_cast<std::size_t>(uplink)].bytes, static_cast<double>(sent));
-  EXPECT_EQ(r->timeline.peak_memory, core::peak_memory(plan));
+}
+
+// System: a ring step on 2 ranks sending 1 MiB; rank 0 runs [send/recv, attention] in plan order.
+// Expectation: the send and receive buffers are live only during task 0, out and lse (outputs)
+// from task 1 on, q (input) throughout: peak = q + 2 MiB (out + lse are smaller than 2 MiB).
+TEST(Simulate, PeakMemoryCountsLiveBuffers) {
+  core::Problem p = one_head();
+  const core::Plan plan = testing::ring_step_plan(p, 2, kMiB, 0);
+  Expected<SimResult> r = simulate(plan, h200x4(), h200_profile());
+  ASSERT_TRUE(r.ok());
+  const Bytes q = 1 * 1 * 128 * 2;
+  EXPECT_EQ(r->timeline.peak_memory, (std::vector<Bytes>{q + 2 * kMiB, q + 2 * kMiB}));
 }
 
 // System: an all-to-all over 8 ranks on the 4-GPU node. Expectation: InvalidArgument that says
