@@ -7,23 +7,28 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 
 namespace spattn::sim {
 namespace {
 
-// Weight of a link seen from a source: its cost (latency + time of 1 MiB at its bandwidth, in ps)
-// first, then one hop, then a hash tie-break below a hop's worth (routes have far fewer than 64
-// hops).
-std::uint64_t link_weight(const core::Link& l, int src, int link) {
+// A link's base weight: its cost (latency + time of 1 MiB at its bandwidth, in ps) first, then one
+// hop; weight() adds a hash of (source, link) below a hop's worth (routes have far fewer than 64
+// hops) to break ties.
+std::uint64_t base_weight(const core::Link& l) {
   const auto cost = static_cast<std::uint64_t>(l.latency) +
                     static_cast<std::uint64_t>(std::llround(1048576.0 / l.bandwidth * 1e12));
+  return (cost << 22) + (std::uint64_t{1} << 16);
+}
+
+std::uint64_t tie_break(int src, int link) {
   std::uint64_t h = static_cast<std::uint64_t>(src) * 0x9E3779B97F4A7C15ull ^
                     static_cast<std::uint64_t>(link) * 0xC2B2AE3D27D4EB4Full;
   h ^= h >> 29;
   h *= 0xBF58476D1CE4E5B9ull;
   h ^= h >> 32;
-  return (cost << 22) + (std::uint64_t{1} << 16) + (h & 1023);
+  return h & 1023;
 }
 
 }  // namespace
@@ -33,7 +38,7 @@ Topology::Topology(const core::Cluster& cluster)
   for (std::size_t i = 0; i < cluster.links.size(); ++i) {
     const core::Link& l = cluster.links[i];
     boost::add_edge(static_cast<std::size_t>(l.src), static_cast<std::size_t>(l.dst),
-                    EdgeProps{static_cast<int>(i)}, graph_);
+                    EdgeProps{static_cast<int>(i), base_weight(l)}, graph_);
   }
 }
 
@@ -42,34 +47,27 @@ void Topology::compute_from(int src) {
   using Edge = Graph::edge_descriptor;
   const std::size_t nv = boost::num_vertices(graph_);
   std::vector<std::uint64_t> dist(nv);
-  std::vector<Vertex> pred(nv);
+  std::vector<Edge> pred_edge(nv);
   auto weight = boost::make_function_property_map<Edge, std::uint64_t>([&](const Edge& e) {
-    const int link = graph_[e].link;
-    return link_weight(cluster_.links[static_cast<std::size_t>(link)], src, link);
+    const EdgeProps& p = graph_[e];
+    return p.base + tie_break(src, p.link);
   });
+  auto index = boost::get(boost::vertex_index, graph_);
+  auto pred_map = boost::make_iterator_property_map(pred_edge.begin(), index);
   const Vertex s = static_cast<Vertex>(cluster_.gpus[static_cast<std::size_t>(src)]);
   boost::dijkstra_shortest_paths(
       graph_, s,
       boost::weight_map(weight)
-          .distance_map(boost::make_iterator_property_map(
-              dist.begin(), boost::get(boost::vertex_index, graph_)))
-          .predecessor_map(boost::make_iterator_property_map(
-              pred.begin(), boost::get(boost::vertex_index, graph_))));
-  // Dijkstra gives predecessor vertices; the link is the lightest edge between them (parallel
-  // links between two devices are equal in weight order for one source, so this is the one taken).
+          .distance_map(boost::make_iterator_property_map(dist.begin(), index))
+          .visitor(boost::make_dijkstra_visitor(
+              boost::record_edge_predecessors(pred_map, boost::on_edge_relaxed()))));
+  // A vertex's last relaxed edge is its shortest-path predecessor edge; unreached vertices (at
+  // infinite distance) and the source have none.
   std::vector<int>& pl = pred_[static_cast<std::size_t>(src)];
   pl.assign(nv, -1);
-  for (Vertex v = 0; v < nv; ++v) {
-    if (pred[v] == v) continue;
-    std::uint64_t best = UINT64_MAX;
-    for (auto [e, end] = boost::out_edges(pred[v], graph_); e != end; ++e) {
-      if (boost::target(*e, graph_) != v) continue;
-      if (weight[*e] < best) {
-        best = weight[*e];
-        pl[v] = graph_[*e].link;
-      }
-    }
-  }
+  for (Vertex v = 0; v < nv; ++v)
+    if (v != s && dist[v] != std::numeric_limits<std::uint64_t>::max())
+      pl[v] = graph_[pred_edge[v]].link;
 }
 
 const std::vector<int>& Topology::route(int src, int dst) {

@@ -32,6 +32,7 @@ class Topology {
  private:
   struct EdgeProps {
     int link = 0;
+    std::uint64_t base = 0;  // weight before the per-source tie-break
   };
   using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS,
                                       boost::no_property, EdgeProps>;
