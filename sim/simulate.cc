@@ -81,6 +81,7 @@ class Engine {
   std::vector<Xfer> xfers_;
   std::vector<int> xfers_begin_;  // per collective, into xfers_ (grouped by collective)
   std::vector<int> pending_;      // comm task: overhead timer + its sends and receives not done
+  std::vector<TimePs> overhead_;  // comm task: NCCL overhead before its data moves
   std::vector<RankState> ranks_;
   std::vector<core::TaskSpan> spans_;
   int done_ = 0;
@@ -143,6 +144,7 @@ Status Engine::build() {
                               ") has " + std::to_string(recvs_left[t]) +
                               " receives that no send of its collective matches (or too few)");
   pending_.assign(n, 0);
+  overhead_.assign(n, 0);
   ranks_.assign(static_cast<std::size_t>(plan_.world), {});
   spans_.resize(n);
   for (std::size_t t = 0; t < n; ++t) spans_[t] = {static_cast<core::TaskId>(t), -1, -1};
@@ -167,7 +169,6 @@ void Engine::try_start(int stream) {
 
 void Engine::launch(int c) {
   const TimePs now = queue_.now();
-  std::vector<TimePs> overhead;
   for (int t : colls_[static_cast<std::size_t>(c)].tasks) {
     const Task& tk = task(t);
     const auto& comm = std::get<core::Comm>(tk.op);
@@ -176,17 +177,16 @@ void Engine::launch(int c) {
     for (const core::Transfer& x : comm.recvs) remote += x.peer != tk.rank;
     TimePs o = profile_.nccl_launch + remote * profile_.nccl_per_peer;
     if (comm.kind == core::CommKind::kAllToAll) o += profile_.nccl_all_to_all;
-    overhead.push_back(o);
-    pending_[static_cast<std::size_t>(t)] = 1 + static_cast<int>(comm.sends.size() + comm.recvs.size());
+    overhead_[static_cast<std::size_t>(t)] = o;
+    pending_[static_cast<std::size_t>(t)] =
+        1 + static_cast<int>(comm.sends.size() + comm.recvs.size());
     set_comm_active(tk.rank, +1);
     queue_.schedule_at(now + o, [this, t] { part_done(t); });
   }
-  // Overheads by sender task: tasks of a collective are few, so a linear search is fine.
-  const auto& members = colls_[static_cast<std::size_t>(c)].tasks;
-  for (int x = xfers_begin_[static_cast<std::size_t>(c)]; x < xfers_begin_[static_cast<std::size_t>(c) + 1]; ++x) {
+  for (int x = xfers_begin_[static_cast<std::size_t>(c)];
+       x < xfers_begin_[static_cast<std::size_t>(c) + 1]; ++x) {
     const Xfer& xf = xfers_[static_cast<std::size_t>(x)];
-    const TimePs o = overhead[static_cast<std::size_t>(
-        std::find(members.begin(), members.end(), xf.sender) - members.begin())];
+    const TimePs o = overhead_[static_cast<std::size_t>(xf.sender)];
     const int src = task(xf.sender).rank, dst = task(xf.receiver).rank;
     if (src == dst) {
       queue_.schedule_at(now + o + local_copy_duration(xf.bytes, profile_),
