@@ -19,18 +19,19 @@ Status read_double(const YamlReader& y, const YAML::Node& m, const char* key, do
                    bool required, bool positive) {
   SPATTN_RETURN_IF_ERROR(y.get(m, key, out, required));
   if (m[key] && (positive ? !(out > 0) : !(out >= 0)))
-    return y.error(m[key], key, std::string(positive ? "must be positive" : "must be >= 0") +
-                                    ", got " + m[key].Scalar());
+    return y.error(
+        m[key], key,
+        std::string(positive ? "must be positive" : "must be >= 0") + ", got " + m[key].Scalar());
   return {};
 }
 
 Expected<Cluster> read_generated(const YamlReader& y, const YAML::Node& g, const std::string& name,
                                  const ClusterOptions& options) {
-  SPATTN_RETURN_IF_ERROR(y.check_keys(
-      g, "generate",
-      {"nodes", "gpus_per_node", "gpu", "nvlinks_per_gpu", "nvlink_gbps", "nvlink_latency_us",
-       "pcie_gbps", "pcie_latency_us", "nic_gbps", "network_latency_us", "network",
-       "nodes_per_leaf"}));
+  SPATTN_RETURN_IF_ERROR(
+      y.check_keys(g, "generate",
+                   {"nodes", "gpus_per_node", "gpu", "nvlinks_per_gpu", "nvlink_gbps",
+                    "nvlink_latency_us", "pcie_gbps", "pcie_latency_us", "nic_gbps",
+                    "network_latency_us", "network", "nodes_per_leaf"}));
   ClusterSpec s;
   s.name = name;
   std::int64_t v = s.nodes;
@@ -118,8 +119,8 @@ Expected<Cluster> read_cluster(const YamlReader& y, const ClusterOptions& option
       y.check_keys(m, "cluster", {"name", "generate", "nodes", "devices", "links"}));
   std::string name = "cluster";
   SPATTN_RETURN_IF_ERROR(y.get(m, "name", name, false));
-  Expected<Cluster> c = m["generate"] ? read_generated(y, m["generate"], name, options)
-                                      : read_explicit(y, m, name);
+  Expected<Cluster> c =
+      m["generate"] ? read_generated(y, m["generate"], name, options) : read_explicit(y, m, name);
   if (!c) return c.status();
   if (!m["generate"] && options.nodes > 0)
     return y.error(m, "nodes", "cannot override the node count of an explicit cluster");
@@ -289,7 +290,8 @@ Status save_cluster_yaml(const Cluster& c, const std::string& path) {
 Status validate(const Cluster& c) {
   std::map<std::string, int> names;
   for (const Device& d : c.devices)
-    if (names[d.name]++) return invalid_argument("cluster " + c.name + ": duplicate device " + d.name);
+    if (names[d.name]++)
+      return invalid_argument("cluster " + c.name + ": duplicate device " + d.name);
   const int n = static_cast<int>(c.devices.size());
   for (std::size_t i = 0; i < c.links.size(); ++i) {
     const Link& l = c.links[i];

@@ -1,7 +1,8 @@
 // core/cluster.h: the machines a plan runs on: nodes, GPUs (rank r is the r-th GPU), NVSwitch and
 // PCIe switches, CPUs, NICs and network switches, joined by directed links with a bandwidth and a
 // latency per direction. Loaded from YAML (an explicit device/link list, or the generator form for
-// HGX-like nodes and a rail-optimized or fat-tree network), written back to YAML by save_cluster_yaml.
+// HGX-like nodes and a rail-optimized or fat-tree network), written back to YAML by
+// save_cluster_yaml.
 //
 // Units: bandwidth in the YAML is `bandwidth_gbps` = GB/s (1e9 bytes per second, not Gbit/s),
 // per direction; latency is `latency_us` (microseconds). In memory: bytes/s and picoseconds.
@@ -55,8 +56,8 @@ struct Cluster {
 // The generator form: `nodes` HGX-like nodes of `gpus_per_node` GPUs, every GPU joined to one
 // NVSwitch by `nvlinks_per_gpu` links of `nvlink_gbps` GB/s per direction; with more than one node,
 // one NIC per GPU (behind a PCIe link) and a network:
-//   rail_optimized: one switch per local GPU index ("rail"), joining that NIC of every node; traffic
-//     between different rails crosses NVLink inside the source node first (NCCL's PXN).
+//   rail_optimized: one switch per local GPU index ("rail") joins that NIC of every node;
+//     traffic between different rails crosses NVLink inside the source node first (NCCL's PXN).
 //   fat_tree: leaf switches of `nodes_per_leaf` nodes, and `gpus_per_node` spine switches joining
 //     every leaf, each leaf-spine link wide enough that the tree is non-blocking.
 struct ClusterSpec {
@@ -64,12 +65,12 @@ struct ClusterSpec {
   int nodes = 1;
   int gpus_per_node = 8;
   int nvlinks_per_gpu = 18;
-  double nvlink_gbps = 26.5;        // GB/s per NVLink per direction
-  double nvlink_latency_us = 0.5;   // GPU <-> NVSwitch, per hop
-  double pcie_gbps = 64;            // GPU <-> NIC (PCIe Gen5 x16)
+  double nvlink_gbps = 26.5;       // GB/s per NVLink per direction
+  double nvlink_latency_us = 0.5;  // GPU <-> NVSwitch, per hop
+  double pcie_gbps = 64;           // GPU <-> NIC (PCIe Gen5 x16)
   double pcie_latency_us = 0.5;
-  double nic_gbps = 50;             // 400 Gb/s
-  double network_latency_us = 0.5;  // per network hop (NIC <-> switch, switch <-> switch)
+  double nic_gbps = 50;                    // 400 Gb/s
+  double network_latency_us = 0.5;         // per network hop (NIC <-> switch, switch <-> switch)
   std::string network = "rail_optimized";  // or "fat_tree"
   int nodes_per_leaf = 4;                  // fat_tree only
 };

@@ -28,7 +28,8 @@ Status read_link_class(const YamlReader& y, const YAML::Node& links, const char*
   if (!m) return {};
   SPATTN_RETURN_IF_ERROR(
       y.check_keys(m, std::string("links.") + key, {"bandwidth_efficiency", "latency_us"}));
-  SPATTN_RETURN_IF_ERROR(y.get_positive(m, "bandwidth_efficiency", out.bandwidth_efficiency, false));
+  SPATTN_RETURN_IF_ERROR(
+      y.get_positive(m, "bandwidth_efficiency", out.bandwidth_efficiency, false));
   if (out.bandwidth_efficiency > 1)
     return y.error(m["bandwidth_efficiency"], "bandwidth_efficiency", "must be <= 1");
   return read_us(y, m, "latency_us", out.latency);

@@ -8,7 +8,9 @@
 namespace spattn::sim {
 
 FlowModel::FlowModel(EventQueue& queue, std::vector<double> capacity, OnDone on_done)
-    : queue_(queue), capacity_(std::move(capacity)), on_done_(std::move(on_done)),
+    : queue_(queue),
+      capacity_(std::move(capacity)),
+      on_done_(std::move(on_done)),
       links_(capacity_.size()) {
   for (double c : capacity_) SPATTN_CHECK(c > 0);
 }
@@ -102,7 +104,8 @@ void FlowModel::reallocate(const std::vector<int>& seed_links) {
   // Bring remaining bytes up to now at the old rates.
   for (int f : comp_flows_) {
     Flow& fl = flows_[static_cast<std::size_t>(f)];
-    fl.remaining = std::max(0.0, fl.remaining - fl.rate * static_cast<double>(now - fl.last) * 1e-12);
+    fl.remaining =
+        std::max(0.0, fl.remaining - fl.rate * static_cast<double>(now - fl.last) * 1e-12);
     fl.last = now;
     fl.new_rate = -1;  // unfixed
   }

@@ -18,7 +18,9 @@ using core::Task;
 class Engine {
  public:
   Engine(const core::Plan& plan, const core::Cluster& cluster, const core::Profile& profile)
-      : plan_(plan), profile_(profile), topo_(cluster),
+      : plan_(plan),
+        profile_(profile),
+        topo_(cluster),
         flows_(queue_, capacities(cluster, profile), [this](std::int64_t x) { xfer_done(x); }) {
     for (const core::Link& l : cluster.links)
       link_latency_.push_back(l.latency + profile.link_class(l.cls).latency);
@@ -273,7 +275,8 @@ Expected<SimResult> Engine::run(const SimOptions& options) {
   SimResult r;
   r.timeline.source = "sim";
   r.timeline.spans = std::move(spans_);
-  for (const core::TaskSpan& sp : r.timeline.spans) r.timeline.total = std::max(r.timeline.total, sp.end);
+  for (const core::TaskSpan& sp : r.timeline.spans)
+    r.timeline.total = std::max(r.timeline.total, sp.end);
   if (options.peak_memory) r.timeline.peak_memory = core::peak_memory(plan_);
   for (int l = 0; l < flows_.num_links(); ++l)
     r.links.push_back({flows_.link_bytes(l), flows_.link_busy(l)});

@@ -1,4 +1,5 @@
-// sim/simulate.h: predicts when every task of a plan runs on a cluster, with a discrete-event model.
+// sim/simulate.h: predicts when every task of a plan runs on a cluster, with a discrete-event
+// model.
 //
 // Semantics. Rank r runs on GPU r of the cluster. Each rank has two in-order streams (compute and
 // comm); a task starts when its dependencies are done and it reaches the head of its stream. The

@@ -1,11 +1,10 @@
 #include "sim/topology.h"
 
+#include <algorithm>
 #include <boost/graph/dijkstra_shortest_paths.hpp>
 #include <boost/property_map/function_property_map.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <boost/property_tree/xml_parser.hpp>
-
-#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -71,7 +70,8 @@ void Topology::compute_from(int src) {
 }
 
 const std::vector<int>& Topology::route(int src, int dst) {
-  const std::uint64_t key = (static_cast<std::uint64_t>(src) << 32) | static_cast<std::uint32_t>(dst);
+  const std::uint64_t key =
+      (static_cast<std::uint64_t>(src) << 32) | static_cast<std::uint32_t>(dst);
   auto it = routes_.find(key);
   if (it != routes_.end()) return it->second;
   std::vector<int> r;
@@ -99,8 +99,8 @@ const pt::ptree kNoAttrs;  // what get_child("<xmlattr>", ...) returns for an el
 struct NcclImport {
   const NcclImportOptions& opt;
   core::Cluster c;
-  std::map<std::string, int> gpu_by_bus;   // PCI bus id -> device
-  std::map<int, int> rank_of_device;       // GPU device -> NCCL rank
+  std::map<std::string, int> gpu_by_bus;  // PCI bus id -> device
+  std::map<int, int> rank_of_device;      // GPU device -> NCCL rank
   struct NvLink {
     int gpu;
     std::string target;
@@ -138,8 +138,9 @@ struct NcclImport {
     for (const auto& [tag, child] : tree) {
       const auto& a = child.get_child("<xmlattr>", kNoAttrs);
       if (tag == "cpu") {
-        const int id = c.add_device("cpu" + a.get<std::string>("numaid", std::to_string(cpus.size())),
-                                    core::DeviceKind::kCpu, 0);
+        const int id =
+            c.add_device("cpu" + a.get<std::string>("numaid", std::to_string(cpus.size())),
+                         core::DeviceKind::kCpu, 0);
         cpus.push_back(id);
         walk(child, id);
       } else if (tag == "nic") {
@@ -181,8 +182,8 @@ Expected<core::Cluster> import_nccl_topology(const std::string& xml_path,
     pt::read_xml(xml_path, tree);
   } catch (const pt::xml_parser_error& e) {
     if (e.line() == 0) return not_found(xml_path + ": " + e.message());
-    return invalid_argument(xml_path + ":" + std::to_string(e.line()) + ": XML error: " +
-                            e.message());
+    return invalid_argument(xml_path + ":" + std::to_string(e.line()) +
+                            ": XML error: " + e.message());
   }
   const auto system = tree.get_child_optional("system");
   if (!system) return invalid_argument(xml_path + ": no <system> element (not an NCCL topology)");
@@ -190,9 +191,8 @@ Expected<core::Cluster> import_nccl_topology(const std::string& xml_path,
   im.c.name = "nccl";
   im.walk(*system, -1);
   if (im.gpu_by_bus.empty()) return invalid_argument(xml_path + ": no <gpu> in the topology");
-  if (std::any_of(im.c.links.begin(), im.c.links.end(), [](const core::Link& l) {
-        return l.src < 0 || l.dst < 0;
-      }))
+  if (std::any_of(im.c.links.begin(), im.c.links.end(),
+                  [](const core::Link& l) { return l.src < 0 || l.dst < 0; }))
     return invalid_argument(xml_path + ": a <pci> element outside any <cpu>");
   for (std::size_t i = 0; i < im.cpus.size(); ++i)
     for (std::size_t j = i + 1; j < im.cpus.size(); ++j)

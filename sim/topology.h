@@ -9,7 +9,6 @@
 #pragma once
 
 #include <boost/graph/adjacency_list.hpp>
-
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -49,8 +48,8 @@ class Topology {
 // Options of the NCCL import: NVLink bandwidth per link per direction (the XML gives the count of
 // links, not their speed), and latencies per hop.
 struct NcclImportOptions {
-  double nvlink_gbps = 26.5;     // H100/H200 (NVLink 4)
-  double cpu_link_gbps = 40;     // between CPU sockets
+  double nvlink_gbps = 26.5;  // H100/H200 (NVLink 4)
+  double cpu_link_gbps = 40;  // between CPU sockets
   double nvlink_latency_us = 0.5;
   double pcie_latency_us = 0.5;
   double network_latency_us = 0.5;

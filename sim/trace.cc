@@ -13,12 +13,19 @@ std::string chrome_trace(const core::Plan& plan,
     const core::Timeline& tl = *timelines[k];
     const int base = static_cast<int>(k) * plan.world;
     for (int r = 0; r < plan.world; ++r) {
-      events.push_back({{"ph", "M"}, {"name", "process_name"}, {"pid", base + r},
+      events.push_back({{"ph", "M"},
+                        {"name", "process_name"},
+                        {"pid", base + r},
                         {"args", {{"name", tl.source + " rank " + std::to_string(r)}}}});
-      events.push_back({{"ph", "M"}, {"name", "process_sort_index"}, {"pid", base + r},
+      events.push_back({{"ph", "M"},
+                        {"name", "process_sort_index"},
+                        {"pid", base + r},
                         {"args", {{"sort_index", base + r}}}});
       for (int s = 0; s < 2; ++s)
-        events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", base + r}, {"tid", s},
+        events.push_back({{"ph", "M"},
+                          {"name", "thread_name"},
+                          {"pid", base + r},
+                          {"tid", s},
                           {"args", {{"name", s == 0 ? "compute" : "comm"}}}});
     }
     for (const core::TaskSpan& sp : tl.spans) {

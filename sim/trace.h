@@ -13,7 +13,8 @@
 
 namespace spattn::sim {
 
-std::string chrome_trace(const core::Plan& plan, const std::vector<const core::Timeline*>& timelines);
+std::string chrome_trace(const core::Plan& plan,
+                         const std::vector<const core::Timeline*>& timelines);
 Status write_chrome_trace(const core::Plan& plan,
                           const std::vector<const core::Timeline*>& timelines,
                           const std::string& path);

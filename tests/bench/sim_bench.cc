@@ -18,7 +18,8 @@ namespace {
 const std::string kDir = SPATTN_SOURCE_DIR;
 
 const core::Profile& profile() {
-  static const core::Profile p = *core::load_profile(kDir + "/experiments/profiles/h200_default.yaml");
+  static const core::Profile p =
+      *core::load_profile(kDir + "/experiments/profiles/h200_default.yaml");
   return p;
 }
 core::Cluster multinode(int nodes) {
@@ -90,7 +91,13 @@ void BM_Ring(benchmark::State& state) {
   const core::Plan plan = testing::hybrid_plan(problem(std::int64_t{64} * p, 8), 1, p);
   run_plan(state, plan, multinode(p / 8));
 }
-BENCHMARK(BM_Ring)->Arg(256)->Arg(512)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_Ring)
+    ->Arg(256)
+    ->Arg(512)
+    ->Arg(1024)
+    ->Arg(2048)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 
 // 1,000 single-node plans on 8x H100: Ulysses 8, hybrid 4 x 2, 2 x 4 and ring 8 at 250 lengths.
 void BM_Sweep1000SingleNode(benchmark::State& state) {

@@ -1,10 +1,11 @@
 // Tests of cluster files (generated and explicit forms, errors, save/load), routes on the
 // topology graph, and the NCCL topology XML import.
+#include "core/cluster.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "core/cluster.h"
 #include "sim/topology.h"
 
 namespace spattn::sim {

@@ -90,9 +90,8 @@ TEST(FlowModel, NoLinkEverExceedsItsCapacity) {
       const Bytes bytes = 1 + static_cast<Bytes>(rng() % 50'000'000);
       for (int l : route) expected_bytes[static_cast<std::size_t>(l)] += static_cast<double>(bytes);
       const TimePs start = static_cast<TimePs>(rng() % 2'000) * kPsPerUs;
-      n.queue.schedule_at(start, [&n, route, bytes, f] {
-        n.flows.transfer(route, bytes, kPsPerUs, f);
-      });
+      n.queue.schedule_at(start,
+                          [&n, route, bytes, f] { n.flows.transfer(route, bytes, kPsPerUs, f); });
     }
     while (n.queue.step())
       for (int l = 0; l < n.flows.num_links(); ++l)

@@ -70,13 +70,14 @@ core::Problem comm_problem() {
 
 core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring) {
   const int U = ulysses, R = ring, P = U * R;
-  SPATTN_CHECK(!problem.causal && problem.q_heads == problem.kv_heads &&
-               problem.q_heads % U == 0 && problem.seq_len % P == 0);
+  SPATTN_CHECK(!problem.causal && problem.q_heads == problem.kv_heads && problem.q_heads % U == 0 &&
+               problem.seq_len % P == 0);
   core::Plan plan;
   plan.problem = problem;
   plan.world = P;
-  plan.choice.scheme = R == 1 ? core::Scheme::kUlysses : U == 1 ? core::Scheme::kRing
-                                                                : core::Scheme::kHybrid;
+  plan.choice.scheme = R == 1   ? core::Scheme::kUlysses
+                       : U == 1 ? core::Scheme::kRing
+                                : core::Scheme::kHybrid;
   plan.choice.ulysses_degree = U;
   plan.choice.ring_degree = R;
   plan.padded_len = problem.seq_len;
@@ -90,8 +91,8 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring) {
     plan.groups.emplace_back();
     for (int g = 0; g < R; ++g) plan.groups.back().push_back(g * U + u);
   }
-  const std::int64_t shard = plan.shard_tokens, T = shard * U, H = problem.q_heads,
-                     h = H / U, D = problem.head_dim;
+  const std::int64_t shard = plan.shard_tokens, T = shard * U, H = problem.q_heads, h = H / U,
+                     D = problem.head_dim;
   // Collective ids: all-to-all in of group g: g; ring step s of ring u: R + u * R + s;
   // all-to-all out of group g: R + U * R + g.
   Builder b(plan);
@@ -112,13 +113,14 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring) {
         recv[static_cast<std::size_t>(j)] =
             b.buffer(r, "a2a_in.recv" + std::to_string(j), shard, 3 * h, D);
         for (int x = 0; x < 3; ++x)
-          packs.push_back(b.copy(r, {}, "pack.qkv", {in[x], 0, shard, j * h, h},
-                                 {send, 0, shard, x * h, h}));
+          packs.push_back(
+              b.copy(r, {}, "pack.qkv", {in[x], 0, shard, j * h, h}, {send, 0, shard, x * h, h}));
         a2a.sends.push_back({g * U + j, b.whole(send)});
         a2a.recvs.push_back({g * U + j, b.whole(recv[static_cast<std::size_t>(j)])});
       }
       const TaskId comm = b.task(r, Stream::kComm, packs, "a2a.qkv", a2a, g);
-      for (int x = 0; x < 3; ++x) full[x] = b.buffer(r, std::string("qkv_full") + "qkv"[x], T, h, D);
+      for (int x = 0; x < 3; ++x)
+        full[x] = b.buffer(r, std::string("qkv_full") + "qkv"[x], T, h, D);
       std::vector<TaskId> unpacks;
       for (int j = 0; j < U; ++j)
         for (int x = 0; x < 3; ++x)
@@ -129,11 +131,11 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring) {
     }
     // Ring over the R groups: K/V double-buffered, step s attends block (g - s) mod R.
     const BufferId out = b.buffer(r, "out_acc", T, h, D);
-    const BufferId lse = b.buffer(r, "lse_acc", T, h, 1, core::BufferRole::kScratch,
-                                  core::ElemType::kF32);
+    const BufferId lse =
+        b.buffer(r, "lse_acc", T, h, 1, core::BufferRole::kScratch, core::ElemType::kF32);
     const BufferId part = b.buffer(r, "out_part", T, h, D);
-    const BufferId part_lse = b.buffer(r, "lse_part", T, h, 1, core::BufferRole::kScratch,
-                                       core::ElemType::kF32);
+    const BufferId part_lse =
+        b.buffer(r, "lse_part", T, h, 1, core::BufferRole::kScratch, core::ElemType::kF32);
     BufferId kv[2][2] = {{full[1], full[2]}, {-1, -1}};
     if (R > 1) kv[1][0] = b.buffer(r, "kv1.k", T, h, D), kv[1][1] = b.buffer(r, "kv1.v", T, h, D);
     const int next = ((g + 1) % R) * U + u, prev = ((g + R - 1) % R) * U + u;
@@ -162,9 +164,9 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring) {
           b.task(r, Stream::kCompute, {prev_recv, prev_merge}, "attn.step" + std::to_string(s), a);
       last = at;
       if (s > 0) {
-        prev_merge = b.task(r, Stream::kCompute, {at}, "merge.step" + std::to_string(s),
-                            core::Merge{b.whole(out), b.whole(lse), b.whole(part),
-                                        b.whole(part_lse)});
+        prev_merge =
+            b.task(r, Stream::kCompute, {at}, "merge.step" + std::to_string(s),
+                   core::Merge{b.whole(out), b.whole(lse), b.whole(part), b.whole(part_lse)});
         last = prev_merge;
       }
       prev_attn = at;
@@ -182,8 +184,7 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring) {
       const BufferId send = b.buffer(r, "a2a_out.send" + std::to_string(j), shard, h, D);
       recv[static_cast<std::size_t>(j)] =
           b.buffer(r, "a2a_out.recv" + std::to_string(j), shard, h, D);
-      packs.push_back(
-          b.copy(r, {last}, "pack.out", {out, j * shard, shard, 0, h}, b.whole(send)));
+      packs.push_back(b.copy(r, {last}, "pack.out", {out, j * shard, shard, 0, h}, b.whole(send)));
       back.sends.push_back({g * U + j, b.whole(send)});
       back.recvs.push_back({g * U + j, b.whole(recv[static_cast<std::size_t>(j)])});
     }
