@@ -1,6 +1,7 @@
 // Tests of cluster files (generated and explicit forms, errors, save/load), routes on the
 // topology graph, and the NCCL topology XML import.
 #include "core/cluster.h"
+#include "core/profile.h"
 
 #include <gtest/gtest.h>
 
@@ -172,3 +173,47 @@ TEST(NcclImport, MalformedXmlIsAnError) {
 
 }  // namespace
 }  // namespace spattn::sim
+
+namespace spattn::core {
+namespace {
+
+// System: experiments/profiles/h200_default.yaml written with profile_yaml and read back.
+// Expectation: the same numbers (the format `spattn calibrate` will write).
+TEST(Profile, SaveThenLoadGivesTheSameProfile) {
+  Expected<Profile> a = load_profile(std::string(SPATTN_SOURCE_DIR) +
+                                     "/experiments/profiles/h200_default.yaml");
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  Expected<Profile> b = parse_profile(profile_yaml(*a), "saved.yaml");
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(profile_yaml(*a), profile_yaml(*b));
+  EXPECT_DOUBLE_EQ(b->nvlink.bandwidth_efficiency, 0.723);
+  EXPECT_EQ(b->nccl_all_to_all, 86 * kPsPerUs);
+  EXPECT_DOUBLE_EQ(b->attention_flops_per_s(75600, false), 356e12);
+}
+
+// System: a throughput table 100 TFLOP/s at 1,000 tokens and 300 at 100,000.
+// Expectation: interpolation in log(tokens): 10,000 is halfway, 200 TFLOP/s; clamped outside.
+TEST(Profile, AttentionThroughputInterpolatesInLogTokens) {
+  Profile p;
+  p.attention_non_causal = {{1000, 100}, {100000, 300}};
+  EXPECT_NEAR(p.attention_flops_per_s(10000, false), 200e12, 1e3);
+  EXPECT_DOUBLE_EQ(p.attention_flops_per_s(10, true), 100e12);
+  EXPECT_DOUBLE_EQ(p.attention_flops_per_s(1e7, false), 300e12);
+}
+
+// System: a profile whose NVLink efficiency is 1.5. Expectation: an error at the value (line 3,
+// column 36).
+TEST(Profile, EfficiencyAboveOneIsRejected) {
+  const std::string text =
+      "profile:\n"
+      "  links:\n"
+      "    nvlink: {bandwidth_efficiency: 1.5}\n"
+      "  attention:\n"
+      "    non_causal: [{tokens: 1, tflops: 1}]\n";
+  Expected<Profile> p = parse_profile(text, "p.yaml");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().message(), "p.yaml:3:36: key 'bandwidth_efficiency': must be <= 1");
+}
+
+}  // namespace
+}  // namespace spattn::core
