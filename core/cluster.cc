@@ -73,19 +73,40 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
   if (!devs || !devs.IsSequence()) return y.error(devs ? devs : m, "devices", "expected a list");
   if (!links || !links.IsSequence()) return y.error(links ? links : m, "links", "expected a list");
   std::map<std::string, int> index;
+  std::vector<std::pair<std::int64_t, YAML::Node>> ranks;  // per GPU in listed order: rank or -1
   for (std::size_t i = 0; i < devs.size(); ++i) {
     const YAML::Node d = devs[i];
     const std::string what = "devices[" + std::to_string(i) + "]";
-    SPATTN_RETURN_IF_ERROR(y.check_keys(d, what, {"name", "kind", "node"}));
+    SPATTN_RETURN_IF_ERROR(y.check_keys(d, what, {"name", "kind", "node", "rank"}));
     std::string dname, kind;
-    std::int64_t node = 0;
+    std::int64_t node = 0, rank = -1;
     SPATTN_RETURN_IF_ERROR(y.get(d, "name", dname, true));
     SPATTN_RETURN_IF_ERROR(y.get(d, "kind", kind, true));
     SPATTN_RETURN_IF_ERROR(y.get_non_negative(d, "node", node, false));
+    SPATTN_RETURN_IF_ERROR(y.get_non_negative(d, "rank", rank, false));
     Expected<DeviceKind> k = parse_device_kind(kind);
     if (!k) return y.error(d["kind"], "kind", k.status().message());
     if (index.count(dname)) return y.error(d["name"], "name", "duplicate device '" + dname + "'");
+    if (rank >= 0 && *k != DeviceKind::kGpu)
+      return y.error(d["rank"], "rank", "only GPUs have ranks");
     index[dname] = c.add_device(dname, *k, static_cast<int>(node));
+    if (*k == DeviceKind::kGpu) ranks.push_back({rank, d});
+  }
+  // GPUs are ranked in the order listed unless every GPU gives its `rank` (0..G-1, each once).
+  if (!ranks.empty() && ranks[0].first >= 0) {
+    std::vector<int> by_rank(ranks.size(), -1);
+    for (std::size_t i = 0; i < ranks.size(); ++i) {
+      const auto& [rank, node] = ranks[i];
+      if (rank < 0 || rank >= static_cast<std::int64_t>(ranks.size()) ||
+          by_rank[static_cast<std::size_t>(rank)] >= 0)
+        return y.error(node, "rank",
+                       "every GPU needs a distinct rank in 0.." + std::to_string(ranks.size() - 1));
+      by_rank[static_cast<std::size_t>(rank)] = c.gpus[i];
+    }
+    c.gpus = by_rank;
+  } else {
+    for (const auto& [rank, node] : ranks)
+      if (rank >= 0) return y.error(node, "rank", "give every GPU a rank, or none");
   }
   for (std::size_t i = 0; i < links.size(); ++i) {
     const YAML::Node l = links[i];
@@ -266,9 +287,14 @@ std::string cluster_yaml(const Cluster& c) {
       "# Cluster '{}': bandwidth_gbps in GB/s (1e9 bytes/s) per direction, latency_us in "
       "microseconds.\ncluster:\n  name: \"{}\"\n  nodes: {}\n  devices:\n",
       c.name, c.name, c.nodes);
-  for (const Device& d : c.devices)
-    s += fmt::format("    - {{name: \"{}\", kind: {}, node: {}}}\n", d.name, to_string(d.kind),
-                     d.node);
+  std::vector<int> rank_of(c.devices.size(), -1);
+  for (int r = 0; r < c.num_gpus(); ++r)
+    rank_of[static_cast<std::size_t>(c.gpus[static_cast<std::size_t>(r)])] = r;
+  for (std::size_t i = 0; i < c.devices.size(); ++i) {
+    const Device& d = c.devices[i];
+    s += fmt::format("    - {{name: \"{}\", kind: {}, node: {}", d.name, to_string(d.kind), d.node);
+    s += rank_of[i] >= 0 ? fmt::format(", rank: {}}}\n", rank_of[i]) : "}\n";
+  }
   s += "  links:\n";
   for (const Link& l : c.links)
     s += fmt::format(

@@ -160,8 +160,10 @@ TEST(NcclImport, ReadsTheFixture) {
         ASSERT_EQ(r.size(), 2u);
         EXPECT_EQ(c->links[static_cast<std::size_t>(r[0])].cls, core::LinkClass::kNvlink);
       }
-  // The imported cluster survives save and load (the `spattn topo import` path).
-  EXPECT_TRUE(core::parse_cluster(core::cluster_yaml(*c), "imported.yaml").ok());
+  // The imported cluster survives save and load (the `spattn topo import` path), ranks included.
+  Expected<core::Cluster> saved = core::parse_cluster(core::cluster_yaml(*c), "imported.yaml");
+  ASSERT_TRUE(saved.ok()) << saved.status().message();
+  EXPECT_EQ(saved->gpus, c->gpus);
 }
 
 // System: a file that is not XML. Expectation: InvalidArgument naming the file and line.
