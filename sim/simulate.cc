@@ -38,12 +38,12 @@ class Engine {
     std::vector<int> tasks;
     int ready = 0;
   };
-  struct RankState {
-    int running = -1;      // compute task in progress
+  // The compute task a stream is running (either stream may hold compute ops).
+  struct Running {
+    int task = -1;
     double work_left = 0;  // ps of it left at full speed
-    TimePs last = 0;
+    TimePs last = 0;       // when work_left was last brought up to date
     std::uint32_t version = 0;
-    int comm_active = 0;
   };
 
   static std::vector<double> capacities(const core::Cluster& c, const core::Profile& p) {
@@ -54,14 +54,16 @@ class Engine {
   }
   int stream_of(const Task& t) const { return 2 * t.rank + static_cast<int>(t.stream); }
   const Task& task(int t) const { return plan_.tasks[static_cast<std::size_t>(t)]; }
-  double speed(const RankState& r) const {
-    return r.comm_active > 0 ? 1.0 / (1.0 + profile_.compute_slowdown) : 1.0;
+  double speed(int rank) const {
+    return comm_active_[static_cast<std::size_t>(rank)] > 0
+               ? 1.0 / (1.0 + profile_.compute_slowdown)
+               : 1.0;
   }
 
   void try_start(int stream);
   void launch(int coll);
   void start_compute(int t);
-  void schedule_compute_end(RankState& r);
+  void schedule_compute_end(int stream);
   void set_comm_active(int rank, int delta);
   void part_done(int t);
   void xfer_done(std::int64_t x);
@@ -84,7 +86,8 @@ class Engine {
   std::vector<int> xfers_begin_;  // per collective, into xfers_ (grouped by collective)
   std::vector<int> pending_;      // comm task: overhead timer + its sends and receives not done
   std::vector<TimePs> overhead_;  // comm task: NCCL overhead before its data moves
-  std::vector<RankState> ranks_;
+  std::vector<Running> running_;  // per stream
+  std::vector<int> comm_active_;  // per rank: launched comm tasks not yet ended
   std::vector<core::TaskSpan> spans_;
   int done_ = 0;
 };
@@ -147,7 +150,8 @@ Status Engine::build() {
                               " receives that no send of its collective matches (or too few)");
   pending_.assign(n, 0);
   overhead_.assign(n, 0);
-  ranks_.assign(static_cast<std::size_t>(plan_.world), {});
+  running_.assign(streams_.size(), {});
+  comm_active_.assign(static_cast<std::size_t>(plan_.world), 0);
   spans_.resize(n);
   for (std::size_t t = 0; t < n; ++t) spans_[t] = {static_cast<core::TaskId>(t), -1, -1};
   return {};
@@ -203,34 +207,42 @@ void Engine::launch(int c) {
 }
 
 void Engine::start_compute(int t) {
-  RankState& r = ranks_[static_cast<std::size_t>(task(t).rank)];
-  r.running = t;
+  const int s = stream_of(task(t));
+  Running& r = running_[static_cast<std::size_t>(s)];
+  r.task = t;
   r.work_left = static_cast<double>(compute_duration(plan_, task(t), profile_));
   r.last = queue_.now();
-  schedule_compute_end(r);
+  schedule_compute_end(s);
 }
 
-void Engine::schedule_compute_end(RankState& r) {
+void Engine::schedule_compute_end(int s) {
+  Running& r = running_[static_cast<std::size_t>(s)];
   const std::uint32_t v = ++r.version;
-  const int t = r.running;
-  const auto when = queue_.now() + static_cast<TimePs>(std::ceil(r.work_left / speed(r)));
-  queue_.schedule_at(when, [this, t, v] {
-    RankState& rs = ranks_[static_cast<std::size_t>(task(t).rank)];
+  const int t = r.task;
+  const auto when =
+      queue_.now() + static_cast<TimePs>(std::ceil(r.work_left / speed(task(t).rank)));
+  queue_.schedule_at(when, [this, s, t, v] {
+    Running& rs = running_[static_cast<std::size_t>(s)];
     if (rs.version != v) return;  // its speed changed; a later event ends it
-    rs.running = -1;
+    rs.task = -1;
     end_task(t);
   });
 }
 
 void Engine::set_comm_active(int rank, int delta) {
-  RankState& r = ranks_[static_cast<std::size_t>(rank)];
-  const bool was = r.comm_active > 0;
-  const double old_speed = speed(r);
-  r.comm_active += delta;
-  if (was == (r.comm_active > 0) || r.running < 0 || profile_.compute_slowdown == 0) return;
-  r.work_left = std::max(0.0, r.work_left - static_cast<double>(queue_.now() - r.last) * old_speed);
-  r.last = queue_.now();
-  schedule_compute_end(r);
+  int& active = comm_active_[static_cast<std::size_t>(rank)];
+  const bool was = active > 0;
+  const double old_speed = speed(rank);
+  active += delta;
+  if (was == (active > 0) || profile_.compute_slowdown == 0) return;
+  for (int s = 2 * rank; s < 2 * rank + 2; ++s) {
+    Running& r = running_[static_cast<std::size_t>(s)];
+    if (r.task < 0) continue;
+    r.work_left =
+        std::max(0.0, r.work_left - static_cast<double>(queue_.now() - r.last) * old_speed);
+    r.last = queue_.now();
+    schedule_compute_end(s);
+  }
 }
 
 void Engine::part_done(int t) {

@@ -9,8 +9,8 @@
 // the two GPUs (sharing links by max-min fairness, see flow_model.h), and a send to the rank itself
 // is a local copy at HBM speed. A comm task ends when its overhead has passed and all its sends and
 // receives are done; its span starts when it became ready on its rank (as a CUDA event before the
-// NCCL kernel would record). Compute tasks take compute_model.h's time, stretched by
-// (1 + compute_slowdown) while a launched comm task of the same rank is running.
+// NCCL kernel would record). Compute ops (on either stream) take compute_model.h's time, stretched
+// by (1 + compute_slowdown) while a launched comm task of the same rank is running.
 #pragma once
 
 #include <cstdint>

@@ -97,6 +97,23 @@ TEST(Simulate, RingStepTakesTheLargerOfComputeAndComm) {
   }
 }
 
+// System: one rank running an attention block of 3 ms on the compute stream and, on the comm
+// stream, a copy of 500 MB (the default profile's 1 TB/s HBM: 2 * 5e8 B / 1e12 B/s = 1 ms).
+// Expectation: compute ops on the two streams of one rank run side by side: the copy ends at 1 ms,
+// the attention at 3 ms (no comm task runs, so no slowdown).
+TEST(Simulate, ComputeOpsOnBothStreamsRunConcurrently) {
+  const std::int64_t pairs_per_ms = 100'000'000'000'000 / 1000 / (4 * 128);
+  core::Plan plan = testing::ring_step_plan(one_head(), 1, 500'000'000, 3 * pairs_per_ms);
+  core::Task& t = plan.tasks[0];
+  const auto comm = std::get<core::Comm>(t.op);
+  t.op = core::Copy{core::CopyKind::kPack, comm.sends[0].view, comm.recvs[0].view};
+  t.collective = -1;
+  Expected<SimResult> r = simulate(plan, h200x4(), simple_profile(0.5));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->timeline.spans[0].end, 1 * kPsPerMs);
+  EXPECT_EQ(r->timeline.spans[1].end, 3 * kPsPerMs);
+}
+
 // System: a hybrid 4x2 plan (Ulysses in groups of 4, ring of 2) on 8x H100 (h100x8.yaml) with the
 // fitted profile. Expectation: every task starts after all its dependencies end; tasks of one
 // stream never overlap and run in plan order; the total is the last end; GPU 0's NVLink port
