@@ -1,0 +1,333 @@
+#include "core/cluster.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+
+#include "core/yaml_util.h"
+
+namespace spattn::core {
+namespace {
+
+constexpr double kBytesPerGB = 1e9;
+
+TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6)); }
+
+Status read_double(const YamlReader& y, const YAML::Node& m, const char* key, double& out,
+                   bool required, bool positive) {
+  SPATTN_RETURN_IF_ERROR(y.get(m, key, out, required));
+  if (m[key] && (positive ? !(out > 0) : !(out >= 0)))
+    return y.error(
+        m[key], key,
+        std::string(positive ? "must be positive" : "must be >= 0") + ", got " + m[key].Scalar());
+  return {};
+}
+
+Expected<Cluster> read_generated(const YamlReader& y, const YAML::Node& g, const std::string& name,
+                                 const ClusterOptions& options) {
+  SPATTN_RETURN_IF_ERROR(
+      y.check_keys(g, "generate",
+                   {"nodes", "gpus_per_node", "gpu", "nvlinks_per_gpu", "nvlink_gbps",
+                    "nvlink_latency_us", "pcie_gbps", "pcie_latency_us", "nic_gbps",
+                    "network_latency_us", "network", "nodes_per_leaf"}));
+  ClusterSpec s;
+  s.name = name;
+  std::int64_t v = s.nodes;
+  SPATTN_RETURN_IF_ERROR(y.get_positive(g, "nodes", v, false));
+  s.nodes = static_cast<int>(v);
+  v = s.gpus_per_node;
+  SPATTN_RETURN_IF_ERROR(y.get_positive(g, "gpus_per_node", v, true));
+  s.gpus_per_node = static_cast<int>(v);
+  v = s.nvlinks_per_gpu;
+  SPATTN_RETURN_IF_ERROR(y.get_positive(g, "nvlinks_per_gpu", v, true));
+  s.nvlinks_per_gpu = static_cast<int>(v);
+  v = s.nodes_per_leaf;
+  SPATTN_RETURN_IF_ERROR(y.get_positive(g, "nodes_per_leaf", v, false));
+  s.nodes_per_leaf = static_cast<int>(v);
+  std::string gpu_model;
+  SPATTN_RETURN_IF_ERROR(y.get(g, "gpu", gpu_model, false));
+  SPATTN_RETURN_IF_ERROR(read_double(y, g, "nvlink_gbps", s.nvlink_gbps, true, true));
+  SPATTN_RETURN_IF_ERROR(read_double(y, g, "nvlink_latency_us", s.nvlink_latency_us, false, false));
+  SPATTN_RETURN_IF_ERROR(read_double(y, g, "pcie_gbps", s.pcie_gbps, false, true));
+  SPATTN_RETURN_IF_ERROR(read_double(y, g, "pcie_latency_us", s.pcie_latency_us, false, false));
+  SPATTN_RETURN_IF_ERROR(read_double(y, g, "nic_gbps", s.nic_gbps, false, true));
+  SPATTN_RETURN_IF_ERROR(
+      read_double(y, g, "network_latency_us", s.network_latency_us, false, false));
+  SPATTN_RETURN_IF_ERROR(y.get(g, "network", s.network, false));
+  if (s.network != "rail_optimized" && s.network != "fat_tree")
+    return y.error(g["network"], "network",
+                   "expected rail_optimized or fat_tree, got '" + s.network + "'");
+  if (options.nodes > 0) s.nodes = options.nodes;
+  return generate_cluster(s);
+}
+
+Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const std::string& name) {
+  Cluster c;
+  c.name = name;
+  std::int64_t nodes = 1;
+  SPATTN_RETURN_IF_ERROR(y.get_positive(m, "nodes", nodes, false));
+  c.nodes = static_cast<int>(nodes);
+  const YAML::Node devs = m["devices"], links = m["links"];
+  if (!devs || !devs.IsSequence()) return y.error(devs ? devs : m, "devices", "expected a list");
+  if (!links || !links.IsSequence()) return y.error(links ? links : m, "links", "expected a list");
+  std::map<std::string, int> index;
+  std::vector<std::pair<std::int64_t, YAML::Node>> ranks;  // per GPU in listed order: rank or -1
+  for (std::size_t i = 0; i < devs.size(); ++i) {
+    const YAML::Node d = devs[i];
+    const std::string what = "devices[" + std::to_string(i) + "]";
+    SPATTN_RETURN_IF_ERROR(y.check_keys(d, what, {"name", "kind", "node", "rank"}));
+    std::string dname, kind;
+    std::int64_t node = 0, rank = -1;
+    SPATTN_RETURN_IF_ERROR(y.get(d, "name", dname, true));
+    SPATTN_RETURN_IF_ERROR(y.get(d, "kind", kind, true));
+    SPATTN_RETURN_IF_ERROR(y.get_non_negative(d, "node", node, false));
+    SPATTN_RETURN_IF_ERROR(y.get_non_negative(d, "rank", rank, false));
+    Expected<DeviceKind> k = parse_device_kind(kind);
+    if (!k) return y.error(d["kind"], "kind", k.status().message());
+    if (index.count(dname)) return y.error(d["name"], "name", "duplicate device '" + dname + "'");
+    if (rank >= 0 && *k != DeviceKind::kGpu)
+      return y.error(d["rank"], "rank", "only GPUs have ranks");
+    index[dname] = c.add_device(dname, *k, static_cast<int>(node));
+    if (*k == DeviceKind::kGpu) ranks.push_back({rank, d});
+  }
+  // GPUs are ranked in the order listed unless every GPU gives its `rank` (0..G-1, each once).
+  if (!ranks.empty() && ranks[0].first >= 0) {
+    std::vector<int> by_rank(ranks.size(), -1);
+    for (std::size_t i = 0; i < ranks.size(); ++i) {
+      const auto& [rank, node] = ranks[i];
+      if (rank < 0 || rank >= static_cast<std::int64_t>(ranks.size()) ||
+          by_rank[static_cast<std::size_t>(rank)] >= 0)
+        return y.error(node, "rank",
+                       "every GPU needs a distinct rank in 0.." + std::to_string(ranks.size() - 1));
+      by_rank[static_cast<std::size_t>(rank)] = c.gpus[i];
+    }
+    c.gpus = by_rank;
+  } else {
+    for (const auto& [rank, node] : ranks)
+      if (rank >= 0) return y.error(node, "rank", "give every GPU a rank, or none");
+  }
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    const YAML::Node l = links[i];
+    const std::string what = "links[" + std::to_string(i) + "]";
+    SPATTN_RETURN_IF_ERROR(
+        y.check_keys(l, what, {"from", "to", "class", "bandwidth_gbps", "latency_us", "duplex"}));
+    std::string from, to, cls;
+    double gbps = 0, lat_us = 0;
+    bool duplex = false;
+    SPATTN_RETURN_IF_ERROR(y.get(l, "from", from, true));
+    SPATTN_RETURN_IF_ERROR(y.get(l, "to", to, true));
+    SPATTN_RETURN_IF_ERROR(y.get(l, "class", cls, true));
+    SPATTN_RETURN_IF_ERROR(read_double(y, l, "bandwidth_gbps", gbps, true, true));
+    SPATTN_RETURN_IF_ERROR(read_double(y, l, "latency_us", lat_us, false, false));
+    SPATTN_RETURN_IF_ERROR(y.get(l, "duplex", duplex, false));
+    if (!index.count(from)) return y.error(l["from"], "from", "unknown device '" + from + "'");
+    if (!index.count(to)) return y.error(l["to"], "to", "unknown device '" + to + "'");
+    Expected<LinkClass> lc = parse_link_class(cls);
+    if (!lc) return y.error(l["class"], "class", lc.status().message());
+    const Link link{index[from], index[to], *lc, gbps * kBytesPerGB, us_to_ps(lat_us)};
+    c.links.push_back(link);
+    if (duplex) c.links.push_back({link.dst, link.src, link.cls, link.bandwidth, link.latency});
+  }
+  return c;
+}
+
+Expected<Cluster> read_cluster(const YamlReader& y, const ClusterOptions& options) {
+  SPATTN_RETURN_IF_ERROR(y.check_keys(y.root(), "", {"cluster"}));
+  const YAML::Node m = y.root()["cluster"];
+  SPATTN_RETURN_IF_ERROR(
+      y.check_keys(m, "cluster", {"name", "generate", "nodes", "devices", "links"}));
+  std::string name = "cluster";
+  SPATTN_RETURN_IF_ERROR(y.get(m, "name", name, false));
+  Expected<Cluster> c =
+      m["generate"] ? read_generated(y, m["generate"], name, options) : read_explicit(y, m, name);
+  if (!c) return c.status();
+  if (!m["generate"] && options.nodes > 0)
+    return y.error(m, "nodes", "cannot override the node count of an explicit cluster");
+  if (c->gpus.empty()) return y.error(m, "devices", "the cluster has no GPU");
+  SPATTN_RETURN_IF_ERROR(validate(*c));
+  return c;
+}
+
+}  // namespace
+
+const char* to_string(DeviceKind k) {
+  switch (k) {
+    case DeviceKind::kGpu:
+      return "gpu";
+    case DeviceKind::kNvSwitch:
+      return "nvswitch";
+    case DeviceKind::kPcieSwitch:
+      return "pcie_switch";
+    case DeviceKind::kCpu:
+      return "cpu";
+    case DeviceKind::kNic:
+      return "nic";
+    case DeviceKind::kNetSwitch:
+      return "net_switch";
+  }
+  return "?";
+}
+
+const char* to_string(LinkClass c) {
+  switch (c) {
+    case LinkClass::kNvlink:
+      return "nvlink";
+    case LinkClass::kPcie:
+      return "pcie";
+    case LinkClass::kNetwork:
+      return "network";
+    case LinkClass::kCpu:
+      return "cpu";
+  }
+  return "?";
+}
+
+Expected<DeviceKind> parse_device_kind(const std::string& s) {
+  for (DeviceKind k : {DeviceKind::kGpu, DeviceKind::kNvSwitch, DeviceKind::kPcieSwitch,
+                       DeviceKind::kCpu, DeviceKind::kNic, DeviceKind::kNetSwitch})
+    if (s == to_string(k)) return k;
+  return invalid_argument("unknown device kind '" + s +
+                          "' (expected gpu, nvswitch, pcie_switch, cpu, nic or net_switch)");
+}
+
+Expected<LinkClass> parse_link_class(const std::string& s) {
+  for (LinkClass c : {LinkClass::kNvlink, LinkClass::kPcie, LinkClass::kNetwork, LinkClass::kCpu})
+    if (s == to_string(c)) return c;
+  return invalid_argument("unknown link class '" + s + "' (expected nvlink, pcie, network or cpu)");
+}
+
+int Cluster::add_device(std::string name, DeviceKind kind, int node) {
+  devices.push_back({std::move(name), kind, node});
+  const int id = static_cast<int>(devices.size()) - 1;
+  if (kind == DeviceKind::kGpu) gpus.push_back(id);
+  return id;
+}
+
+void Cluster::add_duplex(int a, int b, LinkClass cls, double bandwidth, TimePs latency) {
+  links.push_back({a, b, cls, bandwidth, latency});
+  links.push_back({b, a, cls, bandwidth, latency});
+}
+
+Expected<Cluster> generate_cluster(const ClusterSpec& s) {
+  if (s.nodes < 1 || s.gpus_per_node < 1 || s.nvlinks_per_gpu < 1 || !(s.nvlink_gbps > 0))
+    return invalid_argument("cluster " + s.name + ": nodes, gpus_per_node, nvlinks_per_gpu and " +
+                            "nvlink_gbps must be positive");
+  if (s.network != "rail_optimized" && s.network != "fat_tree")
+    return invalid_argument("cluster " + s.name + ": unknown network '" + s.network + "'");
+  Cluster c;
+  c.name = s.name;
+  c.nodes = s.nodes;
+  const int g = s.gpus_per_node;
+  const double nvlink = s.nvlinks_per_gpu * s.nvlink_gbps * kBytesPerGB;
+  std::vector<int> nics;  // node-major
+  for (int n = 0; n < s.nodes; ++n) {
+    const std::string p = s.nodes > 1 ? fmt::format("n{}.", n) : "";
+    const int sw = c.add_device(p + "nvswitch", DeviceKind::kNvSwitch, n);
+    for (int i = 0; i < g; ++i) {
+      const int gpu = c.add_device(fmt::format("{}gpu{}", p, i), DeviceKind::kGpu, n);
+      c.add_duplex(gpu, sw, LinkClass::kNvlink, nvlink, us_to_ps(s.nvlink_latency_us));
+      if (s.nodes > 1) {
+        const int nic = c.add_device(fmt::format("{}nic{}", p, i), DeviceKind::kNic, n);
+        c.add_duplex(gpu, nic, LinkClass::kPcie, s.pcie_gbps * kBytesPerGB,
+                     us_to_ps(s.pcie_latency_us));
+        nics.push_back(nic);
+      }
+    }
+  }
+  if (s.nodes == 1) return c;
+  const double nic_bw = s.nic_gbps * kBytesPerGB;
+  const TimePs net_lat = us_to_ps(s.network_latency_us);
+  if (s.network == "rail_optimized") {
+    for (int i = 0; i < g; ++i) {
+      const int rail = c.add_device(fmt::format("rail{}", i), DeviceKind::kNetSwitch, 0);
+      for (int n = 0; n < s.nodes; ++n)
+        c.add_duplex(nics[static_cast<std::size_t>(n * g + i)], rail, LinkClass::kNetwork, nic_bw,
+                     net_lat);
+    }
+    return c;
+  }
+  const int leaves = (s.nodes + s.nodes_per_leaf - 1) / s.nodes_per_leaf;
+  std::vector<int> leaf_ids;
+  for (int l = 0; l < leaves; ++l)
+    leaf_ids.push_back(c.add_device(fmt::format("leaf{}", l), DeviceKind::kNetSwitch, 0));
+  for (int n = 0; n < s.nodes; ++n)
+    for (int i = 0; i < g; ++i)
+      c.add_duplex(nics[static_cast<std::size_t>(n * g + i)],
+                   leaf_ids[static_cast<std::size_t>(n / s.nodes_per_leaf)], LinkClass::kNetwork,
+                   nic_bw, net_lat);
+  if (leaves > 1) {
+    // g spines; each leaf has nodes_per_leaf * g NICs below, so g uplinks of nodes_per_leaf NICs'
+    // bandwidth each make it non-blocking.
+    for (int sp = 0; sp < g; ++sp) {
+      const int spine = c.add_device(fmt::format("spine{}", sp), DeviceKind::kNetSwitch, 0);
+      for (int leaf : leaf_ids)
+        c.add_duplex(leaf, spine, LinkClass::kNetwork, nic_bw * s.nodes_per_leaf, net_lat);
+    }
+  }
+  return c;
+}
+
+Expected<Cluster> parse_cluster(const std::string& text, const std::string& name,
+                                const ClusterOptions& options) {
+  Expected<YamlReader> y = YamlReader::parse(text, name);
+  if (!y) return y.status();
+  return read_cluster(*y, options);
+}
+
+Expected<Cluster> load_cluster(const std::string& path, const ClusterOptions& options) {
+  Expected<YamlReader> y = YamlReader::open(path);
+  if (!y) return y.status();
+  return read_cluster(*y, options);
+}
+
+std::string cluster_yaml(const Cluster& c) {
+  std::string s = fmt::format(
+      "# Cluster '{}': bandwidth_gbps in GB/s (1e9 bytes/s) per direction, latency_us in "
+      "microseconds.\ncluster:\n  name: \"{}\"\n  nodes: {}\n  devices:\n",
+      c.name, c.name, c.nodes);
+  std::vector<int> rank_of(c.devices.size(), -1);
+  for (int r = 0; r < c.num_gpus(); ++r)
+    rank_of[static_cast<std::size_t>(c.gpus[static_cast<std::size_t>(r)])] = r;
+  for (std::size_t i = 0; i < c.devices.size(); ++i) {
+    const Device& d = c.devices[i];
+    s += fmt::format("    - {{name: \"{}\", kind: {}, node: {}", d.name, to_string(d.kind), d.node);
+    s += rank_of[i] >= 0 ? fmt::format(", rank: {}}}\n", rank_of[i]) : "}\n";
+  }
+  s += "  links:\n";
+  for (const Link& l : c.links)
+    s += fmt::format(
+        "    - {{from: \"{}\", to: \"{}\", class: {}, bandwidth_gbps: {}, latency_us: {}}}\n",
+        c.devices[static_cast<std::size_t>(l.src)].name,
+        c.devices[static_cast<std::size_t>(l.dst)].name, to_string(l.cls),
+        l.bandwidth / kBytesPerGB, static_cast<double>(l.latency) * 1e-6);
+  return s;
+}
+
+Status save_cluster_yaml(const Cluster& c, const std::string& path) {
+  std::ofstream f(path);
+  if (!f) return not_found(path + ": cannot open the file for writing");
+  f << cluster_yaml(c);
+  if (!f) return internal_error(path + ": write failed");
+  return {};
+}
+
+Status validate(const Cluster& c) {
+  std::map<std::string, int> names;
+  for (const Device& d : c.devices)
+    if (names[d.name]++)
+      return invalid_argument("cluster " + c.name + ": duplicate device " + d.name);
+  const int n = static_cast<int>(c.devices.size());
+  for (std::size_t i = 0; i < c.links.size(); ++i) {
+    const Link& l = c.links[i];
+    const std::string what = "cluster " + c.name + ": link " + std::to_string(i);
+    if (l.src < 0 || l.src >= n || l.dst < 0 || l.dst >= n || l.src == l.dst)
+      return invalid_argument(what + " has a bad end");
+    if (!(l.bandwidth > 0)) return invalid_argument(what + " has bandwidth <= 0");
+    if (l.latency < 0) return invalid_argument(what + " has a negative latency");
+  }
+  return {};
+}
+
+}  // namespace spattn::core

@@ -1,0 +1,172 @@
+#include "core/profile.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include "core/yaml_util.h"
+
+namespace spattn::core {
+namespace {
+
+TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6)); }
+double ps_to_us_exact(TimePs t) { return static_cast<double>(t) * 1e-6; }
+
+Status read_us(const YamlReader& y, const YAML::Node& m, const char* key, TimePs& out) {
+  double us = ps_to_us_exact(out);
+  SPATTN_RETURN_IF_ERROR(y.get(m, key, us, false));
+  if (m[key] && !(us >= 0)) return y.error(m[key], key, "must be >= 0, got " + m[key].Scalar());
+  out = us_to_ps(us);
+  return {};
+}
+
+Status read_link_class(const YamlReader& y, const YAML::Node& links, const char* key,
+                       LinkClassProfile& out) {
+  const YAML::Node m = links[key];
+  if (!m) return {};
+  SPATTN_RETURN_IF_ERROR(
+      y.check_keys(m, std::string("links.") + key, {"bandwidth_efficiency", "latency_us"}));
+  SPATTN_RETURN_IF_ERROR(
+      y.get_positive(m, "bandwidth_efficiency", out.bandwidth_efficiency, false));
+  if (out.bandwidth_efficiency > 1)
+    return y.error(m["bandwidth_efficiency"], "bandwidth_efficiency", "must be <= 1");
+  return read_us(y, m, "latency_us", out.latency);
+}
+
+Status read_table(const YamlReader& y, const YAML::Node& m, const char* key,
+                  std::vector<ThroughputPoint>& out) {
+  const YAML::Node t = m[key];
+  if (!t) return {};
+  if (!t.IsSequence()) return y.error(t, key, "expected a list of {tokens, tflops}");
+  out.clear();
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const std::string what = std::string(key) + "[" + std::to_string(i) + "]";
+    SPATTN_RETURN_IF_ERROR(y.check_keys(t[i], what, {"tokens", "tflops"}));
+    ThroughputPoint p;
+    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "tokens", p.tokens, true));
+    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "tflops", p.tflops, true));
+    if (!out.empty() && p.tokens <= out.back().tokens)
+      return y.error(t[i]["tokens"], "tokens", "must increase along the table");
+    out.push_back(p);
+  }
+  return {};
+}
+
+Expected<Profile> read_profile(const YamlReader& y) {
+  SPATTN_RETURN_IF_ERROR(y.check_keys(y.root(), "", {"profile"}));
+  const YAML::Node m = y.root()["profile"];
+  SPATTN_RETURN_IF_ERROR(
+      y.check_keys(m, "profile", {"name", "links", "nccl", "attention", "memory", "overlap"}));
+  Profile p;
+  SPATTN_RETURN_IF_ERROR(y.get(m, "name", p.name, false));
+  if (const YAML::Node l = m["links"]) {
+    SPATTN_RETURN_IF_ERROR(y.check_keys(l, "links", {"nvlink", "pcie", "network", "cpu"}));
+    SPATTN_RETURN_IF_ERROR(read_link_class(y, l, "nvlink", p.nvlink));
+    SPATTN_RETURN_IF_ERROR(read_link_class(y, l, "pcie", p.pcie));
+    SPATTN_RETURN_IF_ERROR(read_link_class(y, l, "network", p.network));
+    SPATTN_RETURN_IF_ERROR(read_link_class(y, l, "cpu", p.cpu));
+  }
+  if (const YAML::Node n = m["nccl"]) {
+    SPATTN_RETURN_IF_ERROR(y.check_keys(n, "nccl", {"launch_us", "per_peer_us", "all_to_all_us"}));
+    SPATTN_RETURN_IF_ERROR(read_us(y, n, "launch_us", p.nccl_launch));
+    SPATTN_RETURN_IF_ERROR(read_us(y, n, "per_peer_us", p.nccl_per_peer));
+    SPATTN_RETURN_IF_ERROR(read_us(y, n, "all_to_all_us", p.nccl_all_to_all));
+  }
+  const YAML::Node a = m["attention"];
+  SPATTN_RETURN_IF_ERROR(y.check_keys(a, "attention", {"launch_us", "non_causal", "causal"}));
+  SPATTN_RETURN_IF_ERROR(read_us(y, a, "launch_us", p.attention_launch));
+  SPATTN_RETURN_IF_ERROR(read_table(y, a, "non_causal", p.attention_non_causal));
+  SPATTN_RETURN_IF_ERROR(read_table(y, a, "causal", p.attention_causal));
+  if (p.attention_non_causal.empty())
+    return y.error(a, "non_causal", "missing (required): at least one {tokens, tflops}");
+  if (const YAML::Node mem = m["memory"]) {
+    SPATTN_RETURN_IF_ERROR(y.check_keys(mem, "memory", {"hbm_gbps", "launch_us"}));
+    double gbps = p.hbm_bandwidth / 1e9;
+    SPATTN_RETURN_IF_ERROR(y.get_positive(mem, "hbm_gbps", gbps, false));
+    p.hbm_bandwidth = gbps * 1e9;
+    SPATTN_RETURN_IF_ERROR(read_us(y, mem, "launch_us", p.memory_launch));
+  }
+  if (const YAML::Node o = m["overlap"]) {
+    SPATTN_RETURN_IF_ERROR(y.check_keys(o, "overlap", {"compute_slowdown"}));
+    SPATTN_RETURN_IF_ERROR(y.get(o, "compute_slowdown", p.compute_slowdown, false));
+    if (!(p.compute_slowdown >= 0))
+      return y.error(o["compute_slowdown"], "compute_slowdown", "must be >= 0");
+  }
+  return p;
+}
+
+std::string table_yaml(const std::vector<ThroughputPoint>& t) {
+  std::string s;
+  for (const ThroughputPoint& p : t)
+    s += fmt::format("      - {{tokens: {}, tflops: {}}}\n", p.tokens, p.tflops);
+  return s;
+}
+
+}  // namespace
+
+const LinkClassProfile& Profile::link_class(LinkClass c) const {
+  switch (c) {
+    case LinkClass::kNvlink:
+      return nvlink;
+    case LinkClass::kPcie:
+      return pcie;
+    case LinkClass::kNetwork:
+      return network;
+    case LinkClass::kCpu:
+      return cpu;
+  }
+  return nvlink;
+}
+
+double Profile::attention_flops_per_s(double tokens, bool causal) const {
+  const auto& t = causal && !attention_causal.empty() ? attention_causal : attention_non_causal;
+  SPATTN_CHECK(!t.empty());
+  if (tokens <= t.front().tokens) return t.front().tflops * 1e12;
+  if (tokens >= t.back().tokens) return t.back().tflops * 1e12;
+  auto hi = std::upper_bound(t.begin(), t.end(), tokens,
+                             [](double x, const ThroughputPoint& p) { return x < p.tokens; });
+  auto lo = hi - 1;
+  const double f = std::log(tokens / lo->tokens) / std::log(hi->tokens / lo->tokens);
+  return (lo->tflops + f * (hi->tflops - lo->tflops)) * 1e12;
+}
+
+Expected<Profile> parse_profile(const std::string& text, const std::string& name) {
+  Expected<YamlReader> y = YamlReader::parse(text, name);
+  if (!y) return y.status();
+  return read_profile(*y);
+}
+
+Expected<Profile> load_profile(const std::string& path) {
+  Expected<YamlReader> y = YamlReader::open(path);
+  if (!y) return y.status();
+  return read_profile(*y);
+}
+
+std::string profile_yaml(const Profile& p) {
+  std::string s = fmt::format("profile:\n  name: \"{}\"\n  links:\n", p.name);
+  for (LinkClass c : {LinkClass::kNvlink, LinkClass::kPcie, LinkClass::kNetwork, LinkClass::kCpu})
+    s += fmt::format("    {}: {{bandwidth_efficiency: {}, latency_us: {}}}\n", to_string(c),
+                     p.link_class(c).bandwidth_efficiency, ps_to_us_exact(p.link_class(c).latency));
+  s += fmt::format("  nccl: {{launch_us: {}, per_peer_us: {}, all_to_all_us: {}}}\n",
+                   ps_to_us_exact(p.nccl_launch), ps_to_us_exact(p.nccl_per_peer),
+                   ps_to_us_exact(p.nccl_all_to_all));
+  s += fmt::format("  attention:\n    launch_us: {}\n    non_causal:\n{}",
+                   ps_to_us_exact(p.attention_launch), table_yaml(p.attention_non_causal));
+  if (!p.attention_causal.empty()) s += "    causal:\n" + table_yaml(p.attention_causal);
+  s += fmt::format("  memory: {{hbm_gbps: {}, launch_us: {}}}\n", p.hbm_bandwidth / 1e9,
+                   ps_to_us_exact(p.memory_launch));
+  s += fmt::format("  overlap: {{compute_slowdown: {}}}\n", p.compute_slowdown);
+  return s;
+}
+
+Status save_profile_yaml(const Profile& p, const std::string& path) {
+  std::ofstream f(path);
+  if (!f) return not_found(path + ": cannot open the file for writing");
+  f << profile_yaml(p);
+  if (!f) return internal_error(path + ": write failed");
+  return {};
+}
+
+}  // namespace spattn::core

@@ -1,0 +1,61 @@
+// core/profile.h: the calibrated numbers of one machine type that turn a plan into time: how much
+// of each link class's bandwidth NCCL achieves, NCCL's per-operation overheads, the attention
+// kernel's achieved TFLOP/s by shape, HBM bandwidth for memory-bound tasks, and how much compute
+// slows while communication kernels hold SMs. Loaded from and saved to YAML (see
+// experiments/profiles/h200_default.yaml for every key and where each number came from).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/cluster.h"
+#include "core/status.h"
+#include "core/units.h"
+
+namespace spattn::core {
+
+struct LinkClassProfile {
+  double bandwidth_efficiency = 1.0;  // fraction of the link's bandwidth a transfer achieves
+  TimePs latency = 0;                 // extra per message and hop of this class
+};
+
+// Achieved attention throughput at a shape: `tokens` = sqrt(query tokens * key tokens) of a block.
+struct ThroughputPoint {
+  double tokens = 0;
+  double tflops = 0;  // 1e12 FLOP/s, FLOP = 4 * head_dim * visible pairs * batch * heads
+};
+
+struct Profile {
+  std::string name = "default";
+  LinkClassProfile nvlink, pcie, network, cpu;  // indexed by LinkClass through link_class()
+
+  // NCCL grouped send/recv: a task's data starts moving launch + per_peer * (remote sends + remote
+  // receives) (+ all_to_all for an all-to-all) after all tasks of its collective are ready.
+  TimePs nccl_launch = 0;
+  TimePs nccl_per_peer = 0;
+  TimePs nccl_all_to_all = 0;
+
+  // Attention kernel: achieved TFLOP/s by shape (sorted by tokens, interpolated linearly in
+  // log(tokens), clamped at the ends); `causal` falls back to `non_causal` when empty.
+  std::vector<ThroughputPoint> attention_non_causal, attention_causal;
+  TimePs attention_launch = 0;
+
+  // Memory-bound tasks (merge, copy, fill, local sends): (bytes read + bytes written) / hbm.
+  double hbm_bandwidth = 1e12;  // bytes/s
+  TimePs memory_launch = 0;
+
+  // Compute runs at 1 / (1 + compute_slowdown) of its speed while a comm task of its rank runs.
+  double compute_slowdown = 0.0;
+
+  const LinkClassProfile& link_class(LinkClass c) const;
+  // Achieved FLOP/s (not TFLOP/s) at `tokens` for a causal or non-causal block.
+  double attention_flops_per_s(double tokens, bool causal) const;
+};
+
+// Reads a profile file (top-level key `profile`); errors say FILE:LINE:COL: key 'K': why.
+Expected<Profile> load_profile(const std::string& path);
+Expected<Profile> parse_profile(const std::string& text, const std::string& name);
+std::string profile_yaml(const Profile& p);
+Status save_profile_yaml(const Profile& p, const std::string& path);
+
+}  // namespace spattn::core

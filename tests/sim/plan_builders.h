@@ -1,0 +1,27 @@
+// tests/sim/plan_builders.h: hand-built plans for the simulator's tests and benchmarks, standing
+// in for the planner (planner::make_plan). Each has the tasks, dependencies and collectives a real
+// scheme would have; buffers are sized so the simulator's byte counts are right.
+#pragma once
+
+#include "core/plan.h"
+
+namespace spattn::sim::testing {
+
+// Hybrid(U x R), non-causal, q_heads == kv_heads divisible by U, seq_len divisible by U * R.
+// Rank r = g * U + u (Ulysses groups on consecutive ranks). Per rank: pack q, k, v per peer, one
+// all-to-all per group, unpack; then R ring steps over the ranks with the same u (attention of
+// step s on the compute stream overlapping the send/recv of step s's K/V block to the next group on
+// the comm stream, partial results merged by LSE); then pack, a reverse all-to-all of the output,
+// unpack. U = 1 is a pure ring, R = 1 pure Ulysses.
+core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring);
+
+// P ranks, one all-to-all in which every rank sends `bytes_per_peer` to every rank (itself too).
+core::Plan all_to_all_plan(int ranks, Bytes bytes_per_peer);
+
+// P ranks, one ring step: rank r sends `bytes` to r + 1 and receives from r - 1 (one collective)
+// on the comm stream while an attention block of `attn_pairs` visible pairs runs on the compute
+// stream (no dependency between the two), as in any step of a ring.
+core::Plan ring_step_plan(const core::Problem& problem, int ranks, Bytes bytes,
+                          std::int64_t attn_pairs);
+
+}  // namespace spattn::sim::testing

@@ -1,0 +1,227 @@
+// Tests of simulate(): the calibrated profile against the H200 measurements, overlap of a ring
+// step, dependency and stream semantics on a hybrid plan, errors, and identical traces.
+#include "sim/simulate.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "core/profile.h"
+#include "sim/trace.h"
+#include "tests/sim/plan_builders.h"
+
+namespace spattn::sim {
+namespace {
+
+const std::string kDir = SPATTN_SOURCE_DIR;
+
+core::Cluster h200x4() { return *core::load_cluster(kDir + "/experiments/clusters/h200x4.yaml"); }
+core::Profile h200_profile() {
+  return *core::load_profile(kDir + "/experiments/profiles/h200_default.yaml");
+}
+
+// A profile with round numbers: links at full bandwidth, a 10 us NCCL launch and nothing else,
+// attention at a flat 100 TFLOP/s with no launch cost.
+core::Profile simple_profile(double slowdown) {
+  core::Profile p;
+  p.nccl_launch = 10 * kPsPerUs;
+  p.attention_non_causal = {{1, 100}};
+  p.compute_slowdown = slowdown;
+  return p;
+}
+
+core::Problem one_head() {
+  core::Problem p;
+  p.q_heads = p.kv_heads = 1;
+  p.head_dim = 128;
+  p.seq_len = 1;
+  return p;
+}
+
+// System: 4x H200 (h200x4.yaml), the fitted profile (h200_default.yaml), one all-to-all of B bytes
+// per rank (B/4 to each rank, itself included). Expectation: the measured times 2.45 / 0.72 /
+// 0.25 ms within 6%: the profile is a least-squares line through these three points (residuals
+// +0.1%, -2.5%, +5.7%), and the simulator computes that line: 3B/4 leave through each GPU's
+// 477 GB/s port at efficiency 0.723 (three flows of B/4 sharing it fairly), after
+// launch + 6 peers * per_peer + all_to_all + 1 us of latency = 118 us.
+TEST(Simulate, CalibratedProfileReproducesAllToAll) {
+  const core::Cluster cluster = h200x4();
+  const core::Profile profile = h200_profile();
+  const struct {
+    Bytes per_rank;
+    double ms;
+  } measured[] = {{kGiB, 2.45}, {256 * kMiB, 0.72}, {64 * kMiB, 0.25}};
+  for (const auto& m : measured) {
+    const core::Plan plan = testing::all_to_all_plan(4, m.per_rank / 4);
+    Expected<SimResult> r = simulate(plan, cluster, profile);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_NEAR(ps_to_ms(r->timeline.total), m.ms, 0.06 * m.ms) << m.per_rank << " bytes";
+  }
+}
+
+// System: 4x H200, fitted profile, one ring step of 1 GiB (send to r+1, receive from r-1) next to
+// an empty attention block. Expectation: the measured 3.13 ms within 6%: 1 GiB / (0.723 * 477 GB/s)
+// = 3.114 ms plus launch + 2 * per_peer + 1 us latency = 16 us.
+TEST(Simulate, CalibratedProfileReproducesSendRecv) {
+  const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, 0);
+  Expected<SimResult> r = simulate(plan, h200x4(), h200_profile());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_NEAR(ps_to_ms(r->timeline.total), 3.13, 0.06 * 3.13);
+}
+
+// System: 4x H200 at full link bandwidth (simple_profile), a ring step sending 1 GiB while an
+// attention block runs on the compute stream. Comm: 10 us launch + 1 us latency + 2^30 B /
+// 477 GB/s = 2262.03 us. Attention: 4 * 128 * pairs / 100 TFLOP/s.
+// Expectation: the step takes the larger of the two: the comm time when attention is 1 ms, 3 ms
+// when attention is 3 ms; and with compute_slowdown 0.1, attention runs at 1/1.1 speed while the
+// comm task runs, so it ends at 3 ms + 2262.03 us * 0.1 / 1.1.
+TEST(Simulate, RingStepTakesTheLargerOfComputeAndComm) {
+  const double comm_us = 10 + 1 + static_cast<double>(kGiB) / 477e9 * 1e6;
+  const std::int64_t pairs_per_ms = 100'000'000'000'000 / 1000 / (4 * 128);  // 1 ms of attention
+  const core::Cluster cluster = h200x4();
+  {
+    const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, pairs_per_ms);
+    Expected<SimResult> r = simulate(plan, cluster, simple_profile(0));
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_NEAR(ps_to_us(r->timeline.total), comm_us, 1e-3);
+  }
+  {
+    const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, 3 * pairs_per_ms);
+    Expected<SimResult> r = simulate(plan, cluster, simple_profile(0));
+    ASSERT_TRUE(r.ok());
+    EXPECT_NEAR(ps_to_us(r->timeline.total), 3000, 1e-3);
+    r = simulate(plan, cluster, simple_profile(0.1));
+    ASSERT_TRUE(r.ok());
+    EXPECT_NEAR(ps_to_us(r->timeline.total), 3000 + comm_us * 0.1 / 1.1, 1e-3);
+  }
+}
+
+// System: one rank running an attention block of 3 ms on the compute stream and, on the comm
+// stream, a copy of 500 MB (the default profile's 1 TB/s HBM: 2 * 5e8 B / 1e12 B/s = 1 ms).
+// Expectation: compute ops on the two streams of one rank run side by side: the copy ends at 1 ms,
+// the attention at 3 ms (no comm task runs, so no slowdown).
+TEST(Simulate, ComputeOpsOnBothStreamsRunConcurrently) {
+  const std::int64_t pairs_per_ms = 100'000'000'000'000 / 1000 / (4 * 128);
+  core::Plan plan = testing::ring_step_plan(one_head(), 1, 500'000'000, 3 * pairs_per_ms);
+  core::Task& t = plan.tasks[0];
+  const auto comm = std::get<core::Comm>(t.op);
+  t.op = core::Copy{core::CopyKind::kPack, comm.sends[0].view, comm.recvs[0].view};
+  t.collective = -1;
+  Expected<SimResult> r = simulate(plan, h200x4(), simple_profile(0.5));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->timeline.spans[0].end, 1 * kPsPerMs);
+  EXPECT_EQ(r->timeline.spans[1].end, 3 * kPsPerMs);
+}
+
+// System: a hybrid 4x2 plan (Ulysses in groups of 4, ring of 2) on 8x H100 (h100x8.yaml) with the
+// fitted profile. Expectation: every task starts after all its dependencies end; tasks of one
+// stream never overlap and run in plan order; the total is the last end; GPU 0's NVLink port
+// carries exactly the bytes rank 0 sends to other ranks.
+TEST(Simulate, HybridPlanRespectsDependenciesAndStreams) {
+  core::Problem p;
+  p.q_heads = p.kv_heads = 8;
+  p.head_dim = 128;
+  p.seq_len = 8 * 1024;
+  const core::Plan plan = testing::hybrid_plan(p, 4, 2);
+  ASSERT_TRUE(core::validate(plan).ok()) << core::validate(plan).message();
+  const core::Cluster cluster = *core::load_cluster(kDir + "/experiments/clusters/h100x8.yaml");
+  Expected<SimResult> r = simulate(plan, cluster, h200_profile());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const auto& spans = r->timeline.spans;
+  ASSERT_EQ(spans.size(), plan.tasks.size());
+  TimePs last = 0;
+  std::map<std::pair<int, int>, TimePs> stream_free;
+  for (const core::Task& t : plan.tasks) {
+    const core::TaskSpan& s = spans[static_cast<std::size_t>(t.id)];
+    EXPECT_LE(s.start, s.end);
+    for (core::TaskId d : t.deps) EXPECT_GE(s.start, spans[static_cast<std::size_t>(d)].end);
+    auto& free_at = stream_free[{t.rank, static_cast<int>(t.stream)}];
+    EXPECT_GE(s.start, free_at) << t.label;
+    free_at = s.end;
+    last = std::max(last, s.end);
+  }
+  EXPECT_EQ(r->timeline.total, last);
+  Bytes sent = 0;
+  for (const core::Task& t : plan.tasks)
+    if (const auto* c = std::get_if<core::Comm>(&t.op); c && t.rank == 0)
+      for (const core::Transfer& x : c->sends)
+        if (x.peer != 0) sent += core::view_bytes(plan, x.view);
+  int uplink = -1;  // GPU 0 -> NVSwitch
+  for (std::size_t l = 0; l < cluster.links.size(); ++l)
+    if (cluster.links[l].src == cluster.gpus[0]) uplink = static_cast<int>(l);
+  EXPECT_EQ(r->links[static_cast<std::size_t>(uplink)].bytes, static_cast<double>(sent));
+}
+
+// System: a ring step on 2 ranks sending 1 MiB. Expectation: every buffer of a rank is allocated
+// for the whole plan (core::peak_memory), so the peak is q (1 token x 128 x bf16 = 256 B), the
+// 1 MiB send and receive buffers, out (256 B) and lse (one fp32, 4 B).
+TEST(Simulate, PeakMemoryCountsEveryBuffer) {
+  core::Problem p = one_head();
+  const core::Plan plan = testing::ring_step_plan(p, 2, kMiB, 0);
+  Expected<SimResult> r = simulate(plan, h200x4(), h200_profile());
+  ASSERT_TRUE(r.ok());
+  const Bytes q = 1 * 1 * 128 * 2;
+  const Bytes out = q, lse = 4;
+  EXPECT_EQ(r->timeline.peak_memory, (std::vector<Bytes>{q + 2 * kMiB + out + lse, q + 2 * kMiB + out + lse}));
+}
+
+// System: an all-to-all over 8 ranks on the 4-GPU node. Expectation: InvalidArgument that says
+// how many GPUs the plan needs and the cluster has.
+TEST(Simulate, PlanLargerThanTheClusterIsAnError) {
+  Expected<SimResult> r = simulate(testing::all_to_all_plan(8, 1024), h200x4(), h200_profile());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("needs 8 GPUs but cluster h200x4 has 4"), std::string::npos);
+}
+
+// System: two ranks that issue two send/recv collectives in opposite orders on their comm streams
+// (the classic NCCL deadlock). Expectation: an Internal status saying the plan deadlocks.
+TEST(Simulate, OppositeCollectiveOrderDeadlocks) {
+  core::Plan plan = testing::ring_step_plan(one_head(), 2, 256, 0);
+  // Keep the two comm tasks (ids 0 and 2), add a second collective, rank 1 issuing it first.
+  std::vector<core::Task> comm = {plan.tasks[0], plan.tasks[2]};
+  plan.tasks.clear();
+  auto add = [&](core::Task t, std::int64_t coll) {
+    t.id = static_cast<core::TaskId>(plan.tasks.size());
+    t.collective = coll;
+    plan.tasks.push_back(t);
+  };
+  add(comm[0], 0);
+  add(comm[0], 1);
+  add(comm[1], 1);
+  add(comm[1], 0);
+  Expected<SimResult> r = simulate(plan, h200x4(), h200_profile());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInternal);
+  EXPECT_NE(r.status().message().find("deadlocks"), std::string::npos) << r.status().message();
+}
+
+// System: the hybrid 4x2 plan simulated twice. Expectation: byte-identical Chrome traces (integer
+// time, insertion-ordered ties, no unordered iteration in the output); a side-by-side trace of two
+// timelines has 2 * world processes and two complete events per task.
+TEST(Trace, SameInputGivesIdenticalTrace) {
+  core::Problem p;
+  p.q_heads = p.kv_heads = 8;
+  p.head_dim = 128;
+  p.seq_len = 8 * 1024;
+  const core::Plan plan = testing::hybrid_plan(p, 4, 2);
+  const core::Cluster cluster = *core::load_cluster(kDir + "/experiments/clusters/h100x8.yaml");
+  const SimResult a = *simulate(plan, cluster, h200_profile());
+  const SimResult b = *simulate(plan, cluster, h200_profile());
+  EXPECT_EQ(chrome_trace(plan, {&a.timeline}), chrome_trace(plan, {&b.timeline}));
+  core::Timeline measured = b.timeline;
+  measured.source = "cuda";
+  const auto doc = nlohmann::json::parse(chrome_trace(plan, {&a.timeline, &measured}));
+  std::set<int> pids;
+  std::size_t complete = 0;
+  for (const auto& e : doc["traceEvents"]) {
+    pids.insert(e["pid"].get<int>());
+    complete += e["ph"] == "X";
+  }
+  EXPECT_EQ(pids.size(), 16u);
+  EXPECT_EQ(complete, 2 * plan.tasks.size());
+}
+
+}  // namespace
+}  // namespace spattn::sim
