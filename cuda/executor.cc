@@ -114,6 +114,7 @@ class Runner {
   Status run_iteration(core::Timeline* timeline, double* ms);
   Status check(ExecResult& res);
   Status measure_memory(ExecResult& res);
+  Status digest(ExecResult& res);
   const std::vector<int>& local_ranks() const { return local_; }
 
  private:
@@ -481,6 +482,23 @@ Status Runner::check(ExecResult& res) {
   return {};
 }
 
+Status Runner::digest(ExecResult& res) {
+  for (int rank : local_) {
+    std::uint64_t h = 1469598103934665603ULL;
+    for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
+      const Buffer& buf = plan_.buffers[b];
+      if (buf.rank != rank || buf.role != core::BufferRole::kOutput) continue;
+      std::vector<std::uint8_t> bytes(static_cast<std::size_t>(core::buffer_bytes(plan_, buf)));
+      SPATTN_CUDA_CHECK(cudaSetDevice(state(rank).device));
+      SPATTN_CUDA_CHECK(cudaMemcpy(bytes.data(), ptr({static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads}),
+                                   bytes.size(), cudaMemcpyDeviceToHost));
+      for (std::uint8_t x : bytes) h = (h ^ x) * 1099511628211ULL;
+    }
+    res.output_digest.push_back(h);
+  }
+  return {};
+}
+
 void Runner::release() {
   for (cudaEvent_t e : start_)
     if (e) cudaEventDestroy(e);
@@ -525,7 +543,14 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   if (use_mpi) {
     int ready = 0;
     MPI_Initialized(&ready);
-    if (!ready) MPI_Init(nullptr, nullptr);
+    if (!ready) {
+      MPI_Init(nullptr, nullptr);
+      std::atexit([] {
+        int done = 0;
+        MPI_Finalized(&done);
+        if (!done) MPI_Finalize();
+      });
+    }
   }
 #endif
   int devices = 0;
@@ -553,6 +578,7 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   res.median_ms = res.iteration_ms[mid];
   res.timeline = std::move(timelines[mid]);
   SPATTN_RETURN_IF_ERROR(runner.measure_memory(res));
+  SPATTN_RETURN_IF_ERROR(runner.digest(res));
   res.timeline.peak_memory = res.measured_bytes;
   if (options.check) {
     SPATTN_RETURN_IF_ERROR(runner.check(res));

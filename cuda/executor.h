@@ -39,6 +39,9 @@ struct ExecResult {
   std::string check;                // "whole" or "N sampled rows" or "off"
   double out_error = 0, lse_error = 0, tolerance = 0;
   bool check_passed = true;
+  // Per local rank: an FNV-1a hash of its output buffers' bytes (out, then lse), so two runs (one
+  // process, or one per GPU under mpirun) can be compared bit for bit.
+  std::vector<std::uint64_t> output_digest;
 };
 
 // Unavailable when no GPU / too few GPUs / NCCL fails to start; Infeasible when the plan does not

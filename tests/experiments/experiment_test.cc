@@ -68,16 +68,17 @@ TEST(Experiment, LlamaListsExplicitChoicesWithPositions) {
   EXPECT_EQ(e->problem.seq_len, 131072);
   ASSERT_FALSE(e->auto_plans);
   ASSERT_EQ(e->plans.size(), 6u);
-  // Every choice resolves to degrees that multiply to the 8 GPUs.
+  // Every choice resolves to degrees that multiply to the 4 GPUs.
+  EXPECT_EQ(e->gpus, 4);
   for (const ChoiceSpec& c : e->plans) {
     const PlanChoice pc = c.resolve(e->gpus);
-    EXPECT_EQ(pc.ulysses_degree * pc.ring_degree, 8) << pc.name();
+    EXPECT_EQ(pc.ulysses_degree * pc.ring_degree, 4) << pc.name();
     EXPECT_NE(c.where.find("llama3_8b_128k.yaml:"), std::string::npos);
   }
-  EXPECT_EQ(e->plans[0].resolve(8).name(), "ulysses8");
-  EXPECT_EQ(e->plans[2].resolve(8).name(), "ring8-zigzag");
-  EXPECT_EQ(e->plans[4].resolve(8).name(), "hybrid4x2-zigzag");
-  EXPECT_EQ(e->plans[5].resolve(8).name(), "hybrid2x4-zigzag-ringinner");
+  EXPECT_EQ(e->plans[0].resolve(4).name(), "ulysses4");
+  EXPECT_EQ(e->plans[2].resolve(4).name(), "ring4-zigzag");
+  EXPECT_EQ(e->plans[4].resolve(4).name(), "hybrid2x2-zigzag");
+  EXPECT_EQ(e->plans[5].resolve(4).name(), "hybrid2x2-zigzag-ringinner");
 }
 
 TEST(Experiment, Wan1p3bSweepsTheGpuCount) {
