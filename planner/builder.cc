@@ -108,8 +108,11 @@ void gather_heads(Builder& B, const std::vector<Shard*>& members, int comm_group
         a2a.recvs.push_back({peer.rank, B.whole(b)});
         recv.push_back(b);
       }
+      s.q_sent.push_back(sq);
+      s.q_received.push_back(rq);
     }
     const TaskId comm = B.task(s.rank, core::Stream::kComm, "a2a.qkv" + suffix, a2a, packs, coll);
+    s.gathered = comm;
     // Peer v's rows are the group's local tokens [v n, (v + 1) n): copy only their valid tokens.
     for (int v = 0; v < U; ++v) {
       for (const TokenRun& run : L.valid(Layout::slice(group_runs, v * n, n))) {
@@ -139,18 +142,26 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
   for (Shard* sp : members) {
     Shard& s = *sp;
     Comm a2a{CommKind::kAllToAll, comm_group, {}, {}};
-    std::vector<TaskId> packs;
+    std::vector<TaskId> packs{s.gathered};  // the receive reuses what the forward all-to-all sent
+    std::vector<TaskId> after = s.acc_done;  // the packs overwrite what the unpacks read
+    after.insert(after.end(), s.full_ready.begin(), s.full_ready.end());
     std::vector<std::pair<BufferId, BufferId>> recv;  // (out, lse) from each peer
     for (int v = 0; v < U; ++v) {
       const Shard& peer = *members[static_cast<std::size_t>(v)];
       const std::string tag = suffix + "." + std::to_string(v);
-      const BufferId so = B.scratch(s.rank, "a2a.send_o" + tag, ElemType::kInput, n, s.qh.count, D);
+      // Back: this rank's tokens of peer v's rows, its heads: the shape it received q in (and it
+      // receives what it sent q in). Those were last read by the unpack, which the attention and so
+      // the packs below wait for; the receive follows the forward all-to-all on the comm stream.
+      const bool reuse = static_cast<std::size_t>(v) < s.q_received.size();
+      const BufferId so = reuse ? s.q_received[static_cast<std::size_t>(v)]
+                                : B.scratch(s.rank, "a2a.send_o" + tag, ElemType::kInput, n, s.qh.count, D);
       const BufferId sl = B.scratch(s.rank, "a2a.send_lse" + tag, ElemType::kF32, n, s.qh.count, 1);
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.out", B.rows(s.o_acc, v * n, n), B.whole(so), s.acc_done));
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.lse", B.rows(s.lse_acc, v * n, n), B.whole(sl), s.acc_done));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.out", B.rows(s.o_acc, v * n, n), B.whole(so), after));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.lse", B.rows(s.lse_acc, v * n, n), B.whole(sl), after));
       a2a.sends.push_back({peer.rank, B.whole(so)});
       a2a.sends.push_back({peer.rank, B.whole(sl)});
-      const BufferId ro = B.scratch(s.rank, "a2a.recv_o" + tag, ElemType::kInput, n, peer.qh.count, D);
+      const BufferId ro = reuse ? s.q_sent[static_cast<std::size_t>(v)]
+                                : B.scratch(s.rank, "a2a.recv_o" + tag, ElemType::kInput, n, peer.qh.count, D);
       const BufferId rl = B.scratch(s.rank, "a2a.recv_lse" + tag, ElemType::kF32, n, peer.qh.count, 1);
       a2a.recvs.push_back({peer.rank, B.whole(ro)});
       a2a.recvs.push_back({peer.rank, B.whole(rl)});

@@ -61,6 +61,11 @@ struct Shard {
   core::BufferId q_full = -1, k_full = -1, v_full = -1;  // the group's tokens, this rank's heads
   core::BufferId o_acc = -1, lse_acc = -1;               // this rank's output before the way back
   std::vector<core::TaskId> full_ready;                  // tasks that wrote q_full, k_full, v_full
+  // The all-to-all's q buffers, per peer: what this rank sent (its tokens, the peer's heads) and
+  // received (the peer's tokens, its heads). The way back has the same shapes the other way round
+  // and reuses them.
+  std::vector<core::BufferId> q_sent, q_received;
+  core::TaskId gathered = -1;  // the forward all-to-all (last reader of q_sent)
   std::vector<core::TaskId> acc_done;                    // tasks that wrote o_acc and lse_acc
 };
 
