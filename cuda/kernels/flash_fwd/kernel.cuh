@@ -131,18 +131,29 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
   const i64 qmax = p.q_start + p.q_stride * (q0 + rows_valid - 1);
   const i64 kv_head = (p.q_head_start + h) / p.group;
 
-  // Q tile -> shared memory (rows past nq zero-filled).
-  {
-    const T* gq = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
-                  q0 * p.q_token_stride;
+  // Loader: thread tid copies 16-byte chunk tid % CH of rows tid / CH + i * kRowStep; kRowStep is a
+  // multiple of 8, so the swizzled shared offset only advances by whole rows.
+  constexpr int kRowStep = NTH / CH;
+  static_assert(kRowStep % 8 == 0, "rows per loader pass keep row % 8 fixed");
+  const int ld_row = tid / CH;
+  const int ld_smem = swz<CH>(ld_row, tid % CH);
+  auto load_rows = [&](T* dst, const T* g, i64 ts, int rows, int n_valid) {
+    const T* src = g + ld_row * ts + (tid % CH) * 8;
+    const i64 step = kRowStep * ts;
 #pragma unroll
-    for (int c = tid; c < BM * CH; c += NTH) {
-      const int row = c / CH, ch = c % CH;
-      const bool ok = row < rows_valid;
-      cp_async_16(sQ + swz<CH>(row, ch), ok ? gq + row * p.q_token_stride + ch * 8 : gq, ok);
+    for (int i = 0; i < rows / kRowStep; ++i) {
+      const bool ok = ld_row + i * kRowStep < n_valid;
+      cp_async_16(dst + ld_smem + i * kRowStep * D, ok ? src : g, ok);
+      src += step;
     }
     cp_async_commit();
-  }
+  };
+
+  // Q tile -> shared memory (rows past nq zero-filled).
+  load_rows(sQ,
+            static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
+                q0 * p.q_token_stride,
+            p.q_token_stride, BM, rows_valid);
 
   // Tile cursor over (segment, key tile), skipping fully masked tiles.
   int seg = -1;
@@ -156,25 +167,19 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     return true;
   };
   // Loads rows [j0, j0 + BN) of a segment's K or V (rows past nk zero-filled, so P V stays finite).
-  auto load_tile = [&](T* dst, const void* base, i64 bs, i64 ts, i64 hs, i64 j0, i64 nk) {
-    const T* g = static_cast<const T*>(base) + b * bs + (kv_head - p.seg[seg].kv_head_start) * hs +
-                 j0 * ts;
-    const int n_valid = static_cast<int>(min(static_cast<i64>(BN), nk - j0));
-#pragma unroll
-    for (int c = tid; c < BN * CH; c += NTH) {
-      const int row = c / CH, ch = c % CH;
-      const bool ok = row < n_valid;
-      cp_async_16(dst + swz<CH>(row, ch), ok ? g + row * ts + ch * 8 : g, ok);
-    }
-    cp_async_commit();
+  auto load_kv = [&](T* dst, const void* base, i64 bs, i64 ts, i64 hs) {
+    const Segment& sg = p.seg[seg];
+    const i64 j0 = tile * BN;
+    const T* g = static_cast<const T*>(base) + b * bs + (kv_head - sg.kv_head_start) * hs + j0 * ts;
+    load_rows(dst, g, ts, BN, static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0)));
   };
   auto load_k = [&]() {
     const Segment& sg = p.seg[seg];
-    load_tile(sK, sg.k, sg.k_batch_stride, sg.k_token_stride, sg.k_head_stride, tile * BN, sg.nk);
+    load_kv(sK, sg.k, sg.k_batch_stride, sg.k_token_stride, sg.k_head_stride);
   };
   auto load_v = [&]() {
     const Segment& sg = p.seg[seg];
-    load_tile(sV, sg.v, sg.v_batch_stride, sg.v_token_stride, sg.v_head_stride, tile * BN, sg.nk);
+    load_kv(sV, sg.v, sg.v_batch_stride, sg.v_token_stride, sg.v_head_stride);
   };
 
   float o[MT][DT][4];
