@@ -78,7 +78,6 @@ int main(int argc, char** argv) {
         time_config<fl::FwdTraits<B, 128, 128, 64, 4, 2>>("m128n64w4b2", p, 10);
         time_config<fl::FwdTraits<B, 128, 128, 64, 8, 2>>("m128n64w8b2", p, 10);
         time_config<fl::FwdTraits<B, 128, 256, 64, 8, 1>>("m256n64w8b1", p, 10);
-        time_config<fl::FwdTraits<B, 128, 256, 128, 16, 1>>("m256n128w16b1", p, 10);
       } else {
         time_config<fl::FwdTraits<B, 64, 128, 128, 4, 2>>("m128n128w4b2", p, 10);
         time_config<fl::FwdTraits<B, 64, 128, 64, 4, 2>>("m128n64w4b2", p, 10);
