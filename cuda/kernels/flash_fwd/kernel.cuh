@@ -131,18 +131,29 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
   const i64 qmax = p.q_start + p.q_stride * (q0 + rows_valid - 1);
   const i64 kv_head = (p.q_head_start + h) / p.group;
 
-  // Q tile -> shared memory (rows past nq zero-filled).
-  {
-    const T* gq = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
-                  q0 * p.q_token_stride;
+  // Loader: thread tid copies 16-byte chunk tid % CH of rows tid / CH + i * kRowStep; kRowStep is a
+  // multiple of 8, so the swizzled shared offset only advances by whole rows.
+  constexpr int kRowStep = NTH / CH;
+  static_assert(kRowStep % 8 == 0, "rows per loader pass keep row % 8 fixed");
+  const int ld_row = tid / CH;
+  const int ld_smem = swz<CH>(ld_row, tid % CH);
+  auto load_rows = [&](T* dst, const T* g, i64 ts, int rows, int n_valid) {
+    const T* src = g + ld_row * ts + (tid % CH) * 8;
+    const i64 step = kRowStep * ts;
 #pragma unroll
-    for (int c = tid; c < BM * CH; c += NTH) {
-      const int row = c / CH, ch = c % CH;
-      const bool ok = row < rows_valid;
-      cp_async_16(sQ + swz<CH>(row, ch), ok ? gq + row * p.q_token_stride + ch * 8 : gq, ok);
+    for (int i = 0; i < rows / kRowStep; ++i) {
+      const bool ok = ld_row + i * kRowStep < n_valid;
+      cp_async_16(dst + ld_smem + i * kRowStep * D, ok ? src : g, ok);
+      src += step;
     }
     cp_async_commit();
-  }
+  };
+
+  // Q tile -> shared memory (rows past nq zero-filled).
+  load_rows(sQ,
+            static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
+                q0 * p.q_token_stride,
+            p.q_token_stride, BM, rows_valid);
 
   // Tile cursor over (segment, key tile), skipping fully masked tiles.
   int seg = -1;
@@ -156,25 +167,19 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     return true;
   };
   // Loads rows [j0, j0 + BN) of a segment's K or V (rows past nk zero-filled, so P V stays finite).
-  auto load_tile = [&](T* dst, const void* base, i64 bs, i64 ts, i64 hs, i64 j0, i64 nk) {
-    const T* g = static_cast<const T*>(base) + b * bs + (kv_head - p.seg[seg].kv_head_start) * hs +
-                 j0 * ts;
-    const int n_valid = static_cast<int>(min(static_cast<i64>(BN), nk - j0));
-#pragma unroll
-    for (int c = tid; c < BN * CH; c += NTH) {
-      const int row = c / CH, ch = c % CH;
-      const bool ok = row < n_valid;
-      cp_async_16(dst + swz<CH>(row, ch), ok ? g + row * ts + ch * 8 : g, ok);
-    }
-    cp_async_commit();
+  auto load_kv = [&](T* dst, const void* base, i64 bs, i64 ts, i64 hs) {
+    const Segment& sg = p.seg[seg];
+    const i64 j0 = tile * BN;
+    const T* g = static_cast<const T*>(base) + b * bs + (kv_head - sg.kv_head_start) * hs + j0 * ts;
+    load_rows(dst, g, ts, BN, static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0)));
   };
   auto load_k = [&]() {
     const Segment& sg = p.seg[seg];
-    load_tile(sK, sg.k, sg.k_batch_stride, sg.k_token_stride, sg.k_head_stride, tile * BN, sg.nk);
+    load_kv(sK, sg.k, sg.k_batch_stride, sg.k_token_stride, sg.k_head_stride);
   };
   auto load_v = [&]() {
     const Segment& sg = p.seg[seg];
-    load_tile(sV, sg.v, sg.v_batch_stride, sg.v_token_stride, sg.v_head_stride, tile * BN, sg.nk);
+    load_kv(sV, sg.v, sg.v_batch_stride, sg.v_token_stride, sg.v_head_stride);
   };
 
   float o[MT][DT][4];
@@ -189,6 +194,13 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     row_sum[mi][0] = row_sum[mi][1] = 0.f;
   }
   const int warp_row0 = warp * Tr::kRowsPerWarp;
+  // ldmatrix addresses. With swz(), the chunk of (row, 2k + c) is (2k + c) ^ (row % 8); rows
+  // advance in multiples of 8, so row % 8 = lane % 8 and the element offset of k-step k is
+  // lane_off ^ (k << 4), plus whole 16-row blocks: one register per operand, not one per step.
+  const int r8 = lane & 7;
+  const int q_off = (warp_row0 + (lane & 15)) * D + (((lane >> 4) ^ r8) << 3);
+  const int k_off = (r8 + ((lane >> 4) << 3)) * D + ((((lane >> 3) & 1) ^ r8) << 3);
+  const int v_off = (r8 + ((lane >> 3) & 1) * 8) * D + (((lane >> 4) ^ r8) << 3);
   std::uint32_t q_frag[Tr::kQInRegs ? KS : 1][4];
 
   bool have = advance();
@@ -198,7 +210,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < KS; ++kk)
-      ldmatrix_x4(q_frag[kk], sQ + swz<CH>(warp_row0 + (lane & 15), kk * 2 + (lane >> 4)));
+      ldmatrix_x4(q_frag[kk], sQ + (q_off ^ (kk << 4)));
   }
 
   while (have) {
@@ -225,13 +237,13 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
 #pragma unroll
           for (int r = 0; r < 4; ++r) a[mi][r] = q_frag[kk][r];
         } else {
-          ldmatrix_x4(a[mi], sQ + swz<CH>(warp_row0 + mi * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+          ldmatrix_x4(a[mi], sQ + (q_off ^ (kk << 4)) + mi * 16 * D);
         }
       }
 #pragma unroll
       for (int np = 0; np < NT / 2; ++np) {
         std::uint32_t bk[4];
-        ldmatrix_x4(bk, sK + swz<CH>(np * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)));
+        ldmatrix_x4(bk, sK + (k_off ^ (kk << 4)) + np * 16 * D);
 #pragma unroll
         for (int mi = 0; mi < MT; ++mi) {
           mma_16816<T>(s[mi][2 * np], a[mi], bk[0], bk[1]);
@@ -297,7 +309,6 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
 
     // Online softmax: m = max(m, rowmax(s)); o *= exp(m_old - m); l = l * exp(m_old - m) + rowsum(p)
     const float sl2 = p.score_log2;
-    std::uint32_t pa[MT][BN / 16][4];  // P as A fragments of P @ V
 #pragma unroll
     for (int mi = 0; mi < MT; ++mi) {
 #pragma unroll
@@ -326,26 +337,28 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
           row_sum[mi][hr] += e0 + e1;
         }
       }
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) {
-        pa[mi][kk][0] = pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
-        pa[mi][kk][1] = pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
-        pa[mi][kk][2] = pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
-        pa[mi][kk][3] = pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
-      }
     }
 
-    // o += p @ v
+    // o += p @ v; P packed to 16 bits just in time (S tiles 2kk, 2kk+1 form the A fragment of
+    // k-step kk), so the packed copy never holds registers for the whole tile.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
+      std::uint32_t pa[MT][4];
+#pragma unroll
+      for (int mi = 0; mi < MT; ++mi) {
+        pa[mi][0] = pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+        pa[mi][1] = pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+        pa[mi][2] = pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+        pa[mi][3] = pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < DT / 2; ++dp) {
         std::uint32_t bv[4];
-        ldmatrix_x4_trans(bv, sV + swz<CH>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 2 + (lane >> 4)));
+        ldmatrix_x4_trans(bv, sV + (v_off ^ (dp << 4)) + kk * 16 * D);
 #pragma unroll
         for (int mi = 0; mi < MT; ++mi) {
-          mma_16816<T>(o[mi][2 * dp], pa[mi][kk], bv[0], bv[1]);
-          mma_16816<T>(o[mi][2 * dp + 1], pa[mi][kk], bv[2], bv[3]);
+          mma_16816<T>(o[mi][2 * dp], pa[mi], bv[0], bv[1]);
+          mma_16816<T>(o[mi][2 * dp + 1], pa[mi], bv[2], bv[3]);
         }
       }
     }
