@@ -157,11 +157,13 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
                                                                        : "";
   if (a.resume && dir.empty())
     return fail(err, invalid_argument("--resume: needs --out DIR (or `outputs` with cuda)"));
-  if (!dir.empty()) {
+  // Created on the first write, so a run that writes nothing (cuda not built) leaves no folder.
+  auto make_dir = [&dir]() -> Status {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) return fail(err, not_found(dir + ": cannot create: " + ec.message()));
-  }
+    if (ec) return not_found(dir + ": cannot create: " + ec.message());
+    return {};
+  };
 
   RunOptions opt = a.options;
   opt.nodes = g.nodes;
@@ -200,8 +202,9 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
       bo.on_case_done = [&](const Report& partial) {
         nlohmann::json j = report_file_json(partial, *e, a);
         j["complete"] = false;
-        if (Status s = write_file_atomic(file, j.dump(2) + "\n"); !s.ok() && checkpoint.ok())
-          checkpoint = s;
+        Status s = make_dir();
+        if (s.ok()) s = write_file_atomic(file, j.dump(2) + "\n");
+        if (!s.ok() && checkpoint.ok()) checkpoint = s;
       };
     Expected<Report> r = run_backend(b, *e, bo);
     if (!r) {
@@ -210,7 +213,9 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
     }
     r->complete = true;
     if (!file.empty()) {
-      if (checkpoint.ok()) checkpoint = write_file_atomic(file, report_file_json(*r, *e, a).dump(2) + "\n");
+      if (checkpoint.ok()) checkpoint = make_dir();
+      if (checkpoint.ok())
+        checkpoint = write_file_atomic(file, report_file_json(*r, *e, a).dump(2) + "\n");
       if (!checkpoint.ok()) return fail(err, checkpoint);
       written.push_back(file);
     }

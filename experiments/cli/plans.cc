@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "planner/planner.h"
 #include "sim/simulate.h"
@@ -174,10 +175,17 @@ Listing list_plans(const core::Experiment& e, SimInputs* sim) {
 }
 
 Status explicit_failure(const Listing& l) {
+  // Refused in some sweep cases only: infeasible rows there, not bad input (see report_status).
+  std::set<std::string> built_somewhere;
+  for (const CaseListing& c : l.cases)
+    for (const PlanRow& r : c.rows)
+      if (r.explicit_choice && r.status.code() != StatusCode::kInfeasible &&
+          r.status.code() != StatusCode::kInvalidArgument)
+        built_somewhere.insert(r.key);
   for (const CaseListing& c : l.cases) {
     for (const PlanRow& r : c.rows) {
       const StatusCode code = r.status.code();
-      if (!r.explicit_choice ||
+      if (!r.explicit_choice || built_somewhere.count(r.key) ||
           (code != StatusCode::kInfeasible && code != StatusCode::kInvalidArgument))
         continue;
       std::string msg = r.where + ": key '" + r.key + "' (" + r.name + "): " + r.status.message();
