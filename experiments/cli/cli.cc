@@ -101,6 +101,11 @@ nlohmann::json report_file_json(const Report& r, const core::Experiment& e, cons
 Status write_traces(const std::string& trace, const std::vector<Report>& reports,
                     std::vector<std::string>& written) {
   std::filesystem::path base(trace);
+  if (base.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(base.parent_path(), ec);
+    if (ec) return not_found(base.parent_path().string() + ": cannot create: " + ec.message());
+  }
   const std::string ext = base.has_extension() ? base.extension().string() : ".json";
   base.replace_extension();
   std::map<std::pair<std::string, std::string>, std::vector<const ReportRow*>> rows;

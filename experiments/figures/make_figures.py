@@ -191,7 +191,7 @@ def load_trace(path):
 
 
 def fig_d(plt, results, out):
-    traces = sorted(results.rglob("*.trace.json"))
+    traces = sorted(p for p in results.rglob("*.json") if "trace" in p.name)
     if not traces:
         log("(d) skipped: no *.trace.json under the results folder (spattn run --backend sim,cuda "
             "writes them; --trace FILE.json for sim alone)")
@@ -229,7 +229,7 @@ def fig_d(plt, results, out):
                        fontsize=7)
     ax.invert_yaxis()  # predicted (first timeline) above measured
     ax.set_xlabel("time (ms)")
-    ax.set_title(f"Timelines of {path.name.replace('.trace.json', '')}: predicted above measured")
+    ax.set_title(f"Timelines of {path.name}: predicted above measured")
     from matplotlib.patches import Patch
     ax.legend(handles=[Patch(color="#1f77b4", label="attention"), Patch(color="#9467bd", label="merge"),
                        Patch(color="#7f7f7f", label="other compute"),
