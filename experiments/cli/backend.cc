@@ -179,8 +179,9 @@ nlohmann::json to_json(const Report& r) {
   for (const ReportCase& c : r.cases) {
     nlohmann::json rows = nlohmann::json::array();
     for (const ReportRow& row : c.rows) {
-      nlohmann::json j = {
-          {"plan", row.plan}, {"explicit", row.explicit_choice}, {"choice", choice_json(row.choice)}};
+      nlohmann::json j = {{"plan", row.plan},
+                          {"explicit", row.explicit_choice},
+                          {"choice", choice_json(row.choice)}};
       if (row.status.ok()) {
         j["status"] = "ok";
         for (const auto& [k, v] : row.metrics) j["metrics"][k] = v;

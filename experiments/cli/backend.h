@@ -56,7 +56,7 @@ struct ReportRow {
   std::string where, key;  // position and key ("plans[i]") of an explicit choice in the file
   Status status;  // ok; Infeasible/InvalidArgument (no plan); Internal or other (the run failed)
   std::vector<std::pair<std::string, double>> metrics;  // e.g. {"out_rel_error", 1e-16}
-  bool pass = true;  // the backend's own check (host: errors within tolerance)
+  bool pass = true;         // the backend's own check (host: errors within tolerance)
   core::PlanChoice choice;  // what the planner built (rebuild the plan from it and the case)
   // The predicted (sim) or measured (cuda) Timeline, when RunOptions::keep_timelines; else null.
   std::shared_ptr<const core::Timeline> timeline;
@@ -73,8 +73,8 @@ struct ReportCase {
 };
 struct Report {
   Backend backend = Backend::kHost;
-  std::string check;  // what `pass` means, e.g. "max relative error <= 1e-09"
-  std::string device;  // the machine a measuring backend ran on ("" for host and sim)
+  std::string check;             // what `pass` means, e.g. "max relative error <= 1e-09"
+  std::string device;            // the machine a measuring backend ran on ("" for host and sim)
   std::string cluster, profile;  // sim: the cluster and profile used (file, or what default)
   bool complete = true;          // false in a checkpoint of a run still going
   std::vector<ReportCase> cases;
@@ -90,7 +90,8 @@ Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o);  // b
 Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o);
 
 // Shared by the backends: the row of an earlier run to reuse for (case label, plan), or null.
-const ReportRow* resumed_row(const RunOptions& o, const std::string& label, const std::string& plan);
+const ReportRow* resumed_row(const RunOptions& o, const std::string& label,
+                             const std::string& plan);
 // One progress line: "<backend> [case i/n] <label>: <plan> (k/m)".
 void report_progress(const RunOptions& o, Backend b, std::size_t case_index, std::size_t cases,
                      const std::string& label, const std::string& plan, std::size_t plan_index,

@@ -16,8 +16,8 @@
 #include "experiments/cli/compare.h"
 #include "experiments/cli/plans.h"
 #include "experiments/cli/sim_inputs.h"
-#include "sim/topology.h"
 #include "planner/planner.h"
+#include "sim/topology.h"
 #include "sim/trace.h"
 
 namespace spattn::experiments {
@@ -46,8 +46,8 @@ struct RunArgs {
   std::string experiment;
   std::string backends;  // "" = the experiment's `backends`
   std::string format = "table";
-  std::string trace;     // --trace FILE.json
-  std::string out_dir;   // --out DIR
+  std::string trace;    // --trace FILE.json
+  std::string out_dir;  // --out DIR
   bool resume = false;
   RunOptions options;
 };
@@ -157,7 +157,7 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
 
   // Results go to --out, else to the experiment's `outputs` when a measuring backend runs
   // (measurements are expensive; host and sim runs are cheap to repeat and write nothing).
-  const std::string dir = !a.out_dir.empty()                        ? a.out_dir
+  const std::string dir = !a.out_dir.empty()                           ? a.out_dir
                           : has(Backend::kCuda) && !e->outputs.empty() ? e->outputs
                                                                        : "";
   if (a.resume && dir.empty())
@@ -270,12 +270,9 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
     if (Status s = write_traces(a.trace, reports, written); !s.ok()) return fail(err, s);
 
   if (a.format == "json") {
-    out << nlohmann::json{{"experiment", e->name},
-                          {"source", e->source},
-                          {"seed", a.options.seed},
-                          {"scale_down", a.options.scale_down},
-                          {"written", written},
-                          {"runs", std::move(runs)}}
+    out << nlohmann::json{{"experiment", e->name},  {"source", e->source},
+                          {"seed", a.options.seed}, {"scale_down", a.options.scale_down},
+                          {"written", written},     {"runs", std::move(runs)}}
                .dump(2)
         << "\n";
   } else if (!written.empty()) {
@@ -344,8 +341,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   plan->add_option("--format", plan_args.format, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
-  plan->add_flag("--no-rank", plan_args.no_rank,
-                 "List in candidate order without simulating");
+  plan->add_flag("--no-rank", plan_args.no_rank, "List in candidate order without simulating");
 
   RunArgs run_args;
   CLI::App* run = app.add_subcommand(
@@ -371,7 +367,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       ->capture_default_str();
   run->add_option("--warmup", run_args.options.warmup, "cuda: untimed iterations before timing")
       ->check(CLI::NonNegativeNumber);
-  run->add_option("--iters", run_args.options.iterations, "cuda: timed iterations (median reported)")
+  run->add_option("--iters", run_args.options.iterations,
+                  "cuda: timed iterations (median reported)")
       ->check(CLI::PositiveNumber);
   run->add_option("--seed", run_args.options.seed, "Seed of the random inputs")
       ->capture_default_str();

@@ -29,7 +29,8 @@ std::vector<TaskDiff> largest_task_differences(const core::Plan& plan,
     const core::TaskSpan* m = meas[static_cast<std::size_t>(sp.task)];
     if (m == nullptr) continue;
     const core::Task& t = plan.tasks[static_cast<std::size_t>(sp.task)];
-    all.push_back({t.label, t.rank, t.id, ps_to_us(sp.end - sp.start), ps_to_us(m->end - m->start)});
+    all.push_back(
+        {t.label, t.rank, t.id, ps_to_us(sp.end - sp.start), ps_to_us(m->end - m->start)});
   }
   auto gap = [](const TaskDiff& d) { return std::abs(d.predicted_us - d.measured_us); };
   const std::size_t k = std::min<std::size_t>(all.size(), static_cast<std::size_t>(std::max(n, 0)));
@@ -177,7 +178,8 @@ Expected<std::vector<CompareRow>> compare_from_json(const nlohmann::json& j) {
       r.choice = *ch;
       r.predicted_ms = jr.value("predicted_ms", 0.0);
       r.measured_ms = jr.value("measured_ms", 0.0);
-      r.rel_error = jr.at("rel_error").is_number() ? jr.at("rel_error").get<double>() : std::nan("");
+      r.rel_error =
+          jr.at("rel_error").is_number() ? jr.at("rel_error").get<double>() : std::nan("");
       r.predicted_gib = jr.value("predicted_gib", 0.0);
       r.measured_gib = jr.value("measured_gib", 0.0);
       for (const nlohmann::json& d : jr.at("largest_task_differences"))

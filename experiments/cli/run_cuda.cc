@@ -28,8 +28,8 @@ Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o) {
     rc.gpus = c.gpus;
     rc.problem = scale_down(c.problem, o.scale_down, c.gpus);
     if (o.scale_down > 1)
-      rc.shape_note = fmt::format("scaled down by {} from seq_len={} joint_len={}", o.scale_down, c.problem.seq_len,
-                                  c.problem.joint_len);
+      rc.shape_note = fmt::format("scaled down by {} from seq_len={} joint_len={}", o.scale_down,
+                                  c.problem.seq_len, c.problem.joint_len);
     const std::vector<Candidate> cands = candidates(e, c.gpus);
     for (std::size_t pi = 0; pi < cands.size(); ++pi) {
       const Candidate& cand = cands[pi];

@@ -74,11 +74,11 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o) {
       const std::vector<Bytes>& peak = r->timeline.peak_memory;
       const Bytes peak_max = peak.empty() ? 0 : *std::max_element(peak.begin(), peak.end());
       const core::PlanSummary sum = core::summarize(b.plan);
-      row.metrics = {{"predicted_ms", ps_to_ms(r->timeline.total)},
-                     {"predicted_gib", static_cast<double>(peak_max) / static_cast<double>(kGiB)},
-                     {"events", static_cast<double>(r->events)},
-                     {"comm_gib", static_cast<double>(sum.comm_bytes_max_rank) /
-                                      static_cast<double>(kGiB)}};
+      row.metrics = {
+          {"predicted_ms", ps_to_ms(r->timeline.total)},
+          {"predicted_gib", static_cast<double>(peak_max) / static_cast<double>(kGiB)},
+          {"events", static_cast<double>(r->events)},
+          {"comm_gib", static_cast<double>(sum.comm_bytes_max_rank) / static_cast<double>(kGiB)}};
       row.pass = true;
       if (o.keep_timelines)
         row.timeline = std::make_shared<const core::Timeline>(std::move(r->timeline));

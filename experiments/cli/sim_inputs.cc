@@ -76,8 +76,9 @@ const char* Breakdown::dominant() const {
                                                   {other_compute, "other compute"},
                                                   {exposed_comm, "exposed communication"},
                                                   {idle, "imbalance (idle ranks)"}};
-  const auto* best = std::max_element(std::begin(parts), std::end(parts),
-                                      [](const auto& a, const auto& b) { return a.first < b.first; });
+  const auto* best =
+      std::max_element(std::begin(parts), std::end(parts),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
   return best->second;
 }
 

@@ -61,8 +61,7 @@ core::Task task(core::TaskId id, int rank, core::Op op) {
 TEST(Breakdown, SplitsRankTimeIntoAttentionOtherExposedCommAndIdle) {
   core::Plan plan;
   plan.world = 2;
-  plan.tasks = {task(0, 0, core::AttnBlock{}), task(1, 0, core::Comm{}),
-                task(2, 1, core::Merge{})};
+  plan.tasks = {task(0, 0, core::AttnBlock{}), task(1, 0, core::Comm{}), task(2, 1, core::Merge{})};
   core::Timeline tl;
   tl.total = 100 * kPsPerUs;
   tl.spans = {{0, 0, 60 * kPsPerUs}, {1, 40 * kPsPerUs, 100 * kPsPerUs}, {2, 0, 20 * kPsPerUs}};
@@ -253,7 +252,9 @@ TEST(Compare, ReportsJoinByCaseAndPlan) {
                          0),
             0u)
       << header;
-  EXPECT_EQ(line.rfind("seq_len=4096,4,4096,0,8,2,64,0,ring4-contiguous,ring,1,4,contiguous,", 0), 0u) << line;
+  EXPECT_EQ(line.rfind("seq_len=4096,4,4096,0,8,2,64,0,ring4-contiguous,ring,1,4,contiguous,", 0),
+            0u)
+      << line;
   EXPECT_NE(line.find(",-0.2,0.5,0.75,"), std::string::npos) << line;
 
   Expected<std::vector<CompareRow>> back = compare_from_json(compare_json(rows));
