@@ -149,6 +149,11 @@ Status read_choice(const YamlReader& r, const YAML::Node& n, const std::string& 
   SPATTN_RETURN_IF_ERROR(read_enum(r, n, "scheme", what + ".scheme", c.scheme, true, parse_scheme));
   for (const auto& [k, degree] : {std::pair<const char*, int*>{"ulysses", &c.ulysses_degree},
                                   std::pair<const char*, int*>{"ring", &c.ring_degree}}) {
+    // Hybrid only: `auto` = the GPU count divided by the other degree (kept as 0 until resolve).
+    if (c.scheme == Scheme::kHybrid && n[k] && n[k].IsScalar() && n[k].Scalar() == "auto") {
+      *degree = 0;
+      continue;
+    }
     std::int64_t v = 0;
     SPATTN_RETURN_IF_ERROR(r.get(n, k, v, false));
     if (n[k]) SPATTN_RETURN_IF_ERROR(to_gpus(r, n[k], what + "." + k, v, *degree));
@@ -176,6 +181,8 @@ Status read_choice(const YamlReader& r, const YAML::Node& n, const std::string& 
     case Scheme::kHybrid:
       for (const char* k : {"ulysses", "ring"})
         if (!n[k]) return r.error(n, what + "." + k, "missing (a hybrid plan needs both degrees)");
+      if (c.ulysses_degree == 0 && c.ring_degree == 0)
+        return r.error(n["ring"], what + ".ring", "at most one hybrid degree can be `auto`");
       break;
   }
   return {};
@@ -307,8 +314,14 @@ PlanChoice ChoiceSpec::resolve(int world) const {
       c.ring_degree = ring_degree > 0 ? ring_degree : world;
       break;
     case Scheme::kHybrid:
+      // A degree of 0 (`auto`) takes what the other leaves of the world; 0 when it does not
+      // divide the world (check_degrees reports that).
       c.ulysses_degree = ulysses_degree;
       c.ring_degree = ring_degree;
+      if (c.ulysses_degree == 0 && c.ring_degree > 0)
+        c.ulysses_degree = world % c.ring_degree == 0 ? world / c.ring_degree : 0;
+      if (c.ring_degree == 0 && c.ulysses_degree > 0)
+        c.ring_degree = world % c.ulysses_degree == 0 ? world / c.ulysses_degree : 0;
       break;
   }
   return c;

@@ -15,8 +15,9 @@
 
 namespace spattn::core {
 
-// One explicit plan of the experiment. A degree of 0 means "the world size" (allowed for the single
-// degree of ulysses and ring); given degrees multiply to every world size the experiment runs on.
+// One explicit plan of the experiment. A degree of 0 means "the world size" for the single degree
+// of ulysses and ring, and "the world size divided by the other degree" for one degree of a hybrid
+// (`ring: auto`); degrees multiply to every world size the experiment runs on.
 struct ChoiceSpec {
   Scheme scheme = Scheme::kUlysses;
   int ulysses_degree = 0;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "experiments/cli/plans.h"
 
@@ -53,7 +54,7 @@ Expected<Report> run_backend(Backend b, const core::Experiment& e, const RunOpti
     case Backend::kHost:
       return run_host(e, o);
     case Backend::kSim:
-      return unavailable("backend 'sim' (the timing simulator) is not part of this build yet");
+      return run_sim(e, o);
     case Backend::kCuda:
 #ifdef SPATTN_HAVE_CUDA
       return run_cuda(e, o);
@@ -66,14 +67,53 @@ Expected<Report> run_backend(Backend b, const core::Experiment& e, const RunOpti
   return internal_error("unknown backend");
 }
 
+double ReportRow::metric(const std::string& name, double fallback) const {
+  for (const auto& [k, v] : metrics)
+    if (k == name) return v;
+  return fallback;
+}
+
+bool ReportRow::has_metric(const std::string& name) const {
+  for (const auto& [k, v] : metrics)
+    if (k == name) return true;
+  return false;
+}
+
+const ReportRow* resumed_row(const RunOptions& o, const std::string& label,
+                             const std::string& plan) {
+  if (o.resume == nullptr) return nullptr;
+  for (const ReportCase& c : o.resume->cases) {
+    if (c.label != label) continue;
+    for (const ReportRow& row : c.rows)
+      if (row.plan == plan && row.status.ok()) return &row;
+  }
+  return nullptr;
+}
+
+void report_progress(const RunOptions& o, Backend b, std::size_t case_index, std::size_t cases,
+                     const std::string& label, const std::string& plan, std::size_t plan_index,
+                     std::size_t plans) {
+  if (!o.progress) return;
+  o.progress(fmt::format("{} [case {}/{}]{}{} plan {}/{}: {}", to_string(b), case_index + 1, cases,
+                         label.empty() ? "" : " ", label, plan_index + 1, plans, plan));
+}
+
 Status report_status(const Report& r) {
   auto where = [](const ReportCase& c, const ReportRow& row) {
     return row.plan + (c.label.empty() ? "" : " [" + c.label + "]");
   };
+  // In a sweep, an explicit choice the planner refuses in some cases only (Ulysses past the head
+  // count in a GPU sweep) is an infeasible row; refused in every case, it is bad input.
+  std::set<std::string> built_somewhere;
+  for (const ReportCase& c : r.cases)
+    for (const ReportRow& row : c.rows)
+      if (row.explicit_choice && row.status.code() != StatusCode::kInfeasible &&
+          row.status.code() != StatusCode::kInvalidArgument)
+        built_somewhere.insert(row.key);
   for (const ReportCase& c : r.cases) {
     for (const ReportRow& row : c.rows) {
       const StatusCode code = row.status.code();
-      if (row.explicit_choice &&
+      if (row.explicit_choice && !built_somewhere.count(row.key) &&
           (code == StatusCode::kInfeasible || code == StatusCode::kInvalidArgument))
         return {code, row.where + ": key '" + row.key + "' (" + where(c, row) +
                           "): " + row.status.message()};
@@ -106,6 +146,8 @@ Status report_status(const Report& r) {
 std::string format_table(const Report& r) {
   std::string s = fmt::format("backend {}: check {}\n", to_string(r.backend), r.check);
   if (!r.device.empty()) s += fmt::format("device: {}\n", r.device);
+  if (!r.cluster.empty()) s += fmt::format("cluster: {}\n", r.cluster);
+  if (!r.profile.empty()) s += fmt::format("profile: {}\n", r.profile);
   for (const ReportCase& c : r.cases) {
     s += fmt::format("\n{}{} GPUs, ran {}\n", c.label.empty() ? "" : "[" + c.label + "] ", c.gpus,
                      describe(c.problem));
@@ -137,7 +179,9 @@ nlohmann::json to_json(const Report& r) {
   for (const ReportCase& c : r.cases) {
     nlohmann::json rows = nlohmann::json::array();
     for (const ReportRow& row : c.rows) {
-      nlohmann::json j = {{"plan", row.plan}, {"explicit", row.explicit_choice}};
+      nlohmann::json j = {{"plan", row.plan},
+                          {"explicit", row.explicit_choice},
+                          {"choice", choice_json(row.choice)}};
       if (row.status.ok()) {
         j["status"] = "ok";
         for (const auto& [k, v] : row.metrics) j["metrics"][k] = v;
@@ -157,8 +201,64 @@ nlohmann::json to_json(const Report& r) {
   return {{"backend", to_string(r.backend)},
           {"check", r.check},
           {"device", r.device},
+          {"cluster", r.cluster},
+          {"profile", r.profile},
+          {"complete", r.complete},
           {"ok", report_status(r).ok()},
           {"cases", std::move(cases)}};
+}
+
+Expected<Report> report_from_json(const nlohmann::json& j) {
+  try {
+    Report r;
+    Expected<Backend> b = parse_backend(j.at("backend").get<std::string>());
+    if (!b) return b.status();
+    r.backend = *b;
+    r.check = j.value("check", "");
+    r.device = j.value("device", "");
+    r.cluster = j.value("cluster", "");
+    r.profile = j.value("profile", "");
+    r.complete = j.value("complete", true);
+    for (const nlohmann::json& jc : j.at("cases")) {
+      ReportCase c;
+      c.label = jc.value("label", "");
+      c.gpus = jc.value("gpus", 0);
+      c.shape_note = jc.value("shape_note", "");
+      const nlohmann::json& p = jc.at("problem");
+      c.problem.batch = p.value("batch", 1);
+      c.problem.q_heads = p.value("q_heads", 1);
+      c.problem.kv_heads = p.value("kv_heads", 1);
+      c.problem.head_dim = p.value("head_dim", 1);
+      c.problem.seq_len = p.value("seq_len", 1);
+      c.problem.joint_len = p.value("joint_len", 0);
+      c.problem.causal = p.value("causal", false);
+      for (const nlohmann::json& jr : jc.at("plans")) {
+        ReportRow row;
+        row.plan = jr.at("plan").get<std::string>();
+        row.explicit_choice = jr.value("explicit", false);
+        if (jr.contains("choice")) {
+          Expected<core::PlanChoice> ch = choice_from_json(jr.at("choice"));
+          if (!ch) return ch.status();
+          row.choice = *ch;
+        }
+        const std::string st = jr.value("status", "error");
+        if (st == "ok") {
+          if (jr.contains("metrics"))
+            for (const auto& [k, v] : jr.at("metrics").items())
+              row.metrics.emplace_back(k, v.get<double>());
+          row.pass = jr.value("pass", false);
+        } else {
+          row.status = {st == "infeasible" ? StatusCode::kInfeasible : StatusCode::kInternal,
+                        jr.value("reason", "")};
+        }
+        c.rows.push_back(std::move(row));
+      }
+      r.cases.push_back(std::move(c));
+    }
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return invalid_argument(std::string("not a spattn report: ") + e.what());
+  }
 }
 
 }  // namespace spattn::experiments

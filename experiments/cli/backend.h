@@ -5,7 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +17,7 @@
 #include "core/plan.h"
 #include "core/problem.h"
 #include "core/status.h"
+#include "core/timeline.h"
 
 namespace spattn::experiments {
 
@@ -23,11 +27,23 @@ Expected<Backend> parse_backend(const std::string& s);
 // "host,sim" -> {kHost, kSim}; InvalidArgument naming an unknown one.
 Expected<std::vector<Backend>> parse_backends(const std::string& list);
 
+struct Report;
+
 struct RunOptions {
   std::int64_t scale_down = 1;  // divide seq_len and joint_len by this (see scale_down below)
   std::uint64_t seed = 0;       // random inputs
   int warmup = 2;               // cuda: untimed iterations first
   int iterations = 10;          // cuda: timed iterations (the median is reported)
+  int nodes = 0;                // sim: > 0 replaces `nodes` of a generated cluster file (--nodes)
+  bool keep_timelines = false;  // sim, cuda: keep each row's Timeline (traces, comparison)
+  // Rows of an earlier, interrupted run of the same backend (--resume): a row found here by
+  // (case label, plan) with status ok is copied instead of run again. May be null.
+  const Report* resume = nullptr;
+  // Called after every finished case with the report so far (checkpoints); may be empty.
+  std::function<void(const Report&)> on_case_done;
+  // Receives a progress line before each plan runs ("sim [case 3/40] seq_len=1000 gpus=8 plan
+  // 2/9: ring8"); the CLI throttles them onto stderr. May be empty.
+  std::function<void(const std::string&)> progress;
 };
 
 // The problem with seq_len and joint_len divided by n, keeping at least min(seq_len, 2 * world)
@@ -40,7 +56,13 @@ struct ReportRow {
   std::string where, key;  // position and key ("plans[i]") of an explicit choice in the file
   Status status;  // ok; Infeasible/InvalidArgument (no plan); Internal or other (the run failed)
   std::vector<std::pair<std::string, double>> metrics;  // e.g. {"out_rel_error", 1e-16}
-  bool pass = true;  // the backend's own check (host: errors within tolerance)
+  bool pass = true;         // the backend's own check (host: errors within tolerance)
+  core::PlanChoice choice;  // what the planner built (rebuild the plan from it and the case)
+  // The predicted (sim) or measured (cuda) Timeline, when RunOptions::keep_timelines; else null.
+  std::shared_ptr<const core::Timeline> timeline;
+  bool resumed = false;  // copied from RunOptions::resume, not run again
+  double metric(const std::string& name, double fallback = 0) const;
+  bool has_metric(const std::string& name) const;
 };
 struct ReportCase {
   std::string label;  // sweep case label ("" without a sweep)
@@ -51,8 +73,10 @@ struct ReportCase {
 };
 struct Report {
   Backend backend = Backend::kHost;
-  std::string check;  // what `pass` means, e.g. "max relative error <= 1e-09"
-  std::string device;  // the machine a measuring backend ran on ("" for host and sim)
+  std::string check;             // what `pass` means, e.g. "max relative error <= 1e-09"
+  std::string device;            // the machine a measuring backend ran on ("" for host and sim)
+  std::string cluster, profile;  // sim: the cluster and profile used (file, or what default)
+  bool complete = true;          // false in a checkpoint of a run still going
   std::vector<ReportCase> cases;
 };
 
@@ -63,6 +87,15 @@ Expected<Report> run_backend(Backend b, const core::Experiment& e, const RunOpti
 // The backends (each in its own file).
 Expected<Report> run_host(const core::Experiment& e, const RunOptions& o);
 Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o);  // built with cuda/ only
+Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o);
+
+// Shared by the backends: the row of an earlier run to reuse for (case label, plan), or null.
+const ReportRow* resumed_row(const RunOptions& o, const std::string& label,
+                             const std::string& plan);
+// One progress line: "<backend> [case i/n] <label>: <plan> (k/m)".
+void report_progress(const RunOptions& o, Backend b, std::size_t case_index, std::size_t cases,
+                     const std::string& label, const std::string& plan, std::size_t plan_index,
+                     std::size_t plans);
 
 // The first refused explicit choice (exit 2), then the first other failed row or failed check
 // (exit 1); ok when every row passed.
@@ -70,5 +103,7 @@ Status report_status(const Report& r);
 
 std::string format_table(const Report& r);
 nlohmann::json to_json(const Report& r);
+// Reads back what to_json wrote (rows with metrics, pass, status; no timelines).
+Expected<Report> report_from_json(const nlohmann::json& j);
 
 }  // namespace spattn::experiments

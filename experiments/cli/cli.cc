@@ -1,11 +1,24 @@
 #include "experiments/cli/cli.h"
 
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
 #include <string>
 
+#include "core/cluster.h"
 #include "core/experiment.h"
 #include "experiments/cli/backend.h"
+#include "experiments/cli/compare.h"
 #include "experiments/cli/plans.h"
+#include "experiments/cli/sim_inputs.h"
+#include "planner/planner.h"
+#include "sim/topology.h"
+#include "sim/trace.h"
 
 namespace spattn::experiments {
 namespace {
@@ -19,22 +32,47 @@ int fail(std::ostream& err, const Status& s) {
   return exit_code(s);
 }
 
+struct GlobalArgs {
+  int nodes = 0;  // --nodes: replaces `nodes` of a generated cluster file
+};
+
 struct PlanArgs {
   std::string experiment;
   std::string format = "table";
+  bool no_rank = false;
 };
 
 struct RunArgs {
   std::string experiment;
   std::string backends;  // "" = the experiment's `backends`
   std::string format = "table";
+  std::string trace;    // --trace FILE.json
+  std::string out_dir;  // --out DIR
+  bool resume = false;
   RunOptions options;
 };
 
-int cmd_plan(const PlanArgs& a, std::ostream& out, std::ostream& err) {
+struct TopoArgs {
+  std::string xml;
+  std::string out;  // "" = stdout
+  sim::NcclImportOptions options;
+};
+
+int cmd_plan(const PlanArgs& a, const GlobalArgs& g, std::ostream& out, std::ostream& err) {
   Expected<core::Experiment> e = core::load_experiment(a.experiment);
   if (!e) return fail(err, e.status());
-  const Listing l = list_plans(*e);
+  std::optional<SimInputs> sim;
+  if (!a.no_rank) {
+    Expected<SimInputs> in = SimInputs::load(*e, g.nodes);
+    if (in) {
+      sim = std::move(*in);
+    } else if (!e->profile_path.empty() || !e->cluster_path.empty()) {
+      return fail(err, in.status());  // the experiment's own files are broken
+    } else {
+      err << "spattn: note: not ranking by predicted time (" << in.status().message() << ")\n";
+    }
+  }
+  const Listing l = list_plans(*e, sim ? &*sim : nullptr);
   if (a.format == "json")
     out << to_json(l).dump(2) << "\n";
   else
@@ -44,7 +82,64 @@ int cmd_plan(const PlanArgs& a, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
+// "DIR/NAME", or "" when there is no output folder.
+std::string out_path(const std::string& dir, const std::string& name) {
+  return dir.empty() ? "" : (std::filesystem::path(dir) / name).string();
+}
+
+nlohmann::json report_file_json(const Report& r, const core::Experiment& e, const RunArgs& a) {
+  nlohmann::json j = to_json(r);
+  j["experiment"] = e.name;
+  j["source"] = e.source;
+  j["seed"] = a.options.seed;
+  j["scale_down"] = a.options.scale_down;
+  return j;
+}
+
+// --trace FILE.json -> FILE.<case>.<plan>.json: every kept timeline of that (case, plan), the
+// predicted (sim) one first.
+Status write_traces(const std::string& trace, const std::vector<Report>& reports,
+                    std::vector<std::string>& written) {
+  std::filesystem::path base(trace);
+  if (base.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(base.parent_path(), ec);
+    if (ec) return not_found(base.parent_path().string() + ": cannot create: " + ec.message());
+  }
+  const std::string ext = base.has_extension() ? base.extension().string() : ".json";
+  base.replace_extension();
+  std::map<std::pair<std::string, std::string>, std::vector<const ReportRow*>> rows;
+  std::map<std::pair<std::string, std::string>, const ReportCase*> cases;
+  std::vector<std::pair<std::string, std::string>> order;
+  std::vector<const Report*> sorted;
+  for (const Report& r : reports) sorted.push_back(&r);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Report* x, const Report* y) {
+    return (x->backend == Backend::kSim) > (y->backend == Backend::kSim);
+  });
+  for (const Report* r : sorted)
+    for (const ReportCase& c : r->cases)
+      for (const ReportRow& row : c.rows) {
+        if (!row.timeline) continue;
+        const auto key = std::make_pair(c.label, row.plan);
+        if (rows.find(key) == rows.end()) order.push_back(key);
+        rows[key].push_back(&row);
+        cases[key] = &c;
+      }
+  for (const auto& key : order) {
+    const ReportCase& c = *cases[key];
+    Expected<core::Plan> plan = planner::make_plan(c.problem, rows[key][0]->choice);
+    if (!plan) return plan.status();
+    std::vector<const core::Timeline*> tls;
+    for (const ReportRow* row : rows[key]) tls.push_back(row->timeline.get());
+    const std::string name = base.string() + (c.label.empty() ? "" : "." + file_safe(c.label)) +
+                             "." + file_safe(key.second) + ext;
+    SPATTN_RETURN_IF_ERROR(write_file_atomic(name, sim::chrome_trace(*plan, tls)));
+    written.push_back(name);
+  }
+  return {};
+}
+
+int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostream& err) {
   if (a.options.scale_down < 1)
     return fail(err, invalid_argument("--scale-down: must be >= 1, got " +
                                       std::to_string(a.options.scale_down)));
@@ -55,31 +150,151 @@ int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
     for (const std::string& b : e->backends) list += (list.empty() ? "" : ",") + b;
   Expected<std::vector<Backend>> backends = parse_backends(list);
   if (!backends) return fail(err, backends.status());
+  auto has = [&](Backend b) {
+    return std::find(backends->begin(), backends->end(), b) != backends->end();
+  };
+  const bool comparing = has(Backend::kSim) && has(Backend::kCuda);
+
+  // Results go to --out, else to the experiment's `outputs` when a measuring backend runs
+  // (measurements are expensive; host and sim runs are cheap to repeat and write nothing).
+  const std::string dir = !a.out_dir.empty()                           ? a.out_dir
+                          : has(Backend::kCuda) && !e->outputs.empty() ? e->outputs
+                                                                       : "";
+  if (a.resume && dir.empty())
+    return fail(err, invalid_argument("--resume: needs --out DIR (or `outputs` with cuda)"));
+  // Created on the first write, so a run that writes nothing (cuda not built) leaves no folder.
+  auto make_dir = [&dir]() -> Status {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return not_found(dir + ": cannot create: " + ec.message());
+    return {};
+  };
+
+  RunOptions opt = a.options;
+  opt.nodes = g.nodes;
+  opt.keep_timelines = !a.trace.empty() || (comparing && !dir.empty());
+  // Progress on stderr, at most one line a second (short runs print none).
+  auto last = std::chrono::steady_clock::now();
+  opt.progress = [&err, &last](const std::string& line) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::seconds(1)) return;
+    last = now;
+    err << "spattn: " << line << "\n";
+    err.flush();
+  };
 
   nlohmann::json runs = nlohmann::json::array();
+  std::vector<Report> reports;
+  std::vector<std::string> written;
   Status first;  // the first failure; every backend still runs and is reported
   for (Backend b : *backends) {
-    Expected<Report> r = run_backend(b, *e, a.options);
+    const std::string file = out_path(dir, std::string(to_string(b)) + ".json");
+    std::optional<Report> earlier;
+    if (a.resume) {
+      Expected<nlohmann::json> j = read_json_file(file);
+      if (j) {
+        Expected<Report> r = report_from_json(*j);
+        if (!r) return fail(err, Status(r.status().code(), file + ": " + r.status().message()));
+        earlier = std::move(*r);
+      } else if (j.status().code() != StatusCode::kNotFound) {
+        return fail(err, j.status());
+      }
+    }
+    RunOptions bo = opt;
+    bo.resume = earlier ? &*earlier : nullptr;
+    Status checkpoint;
+    if (!file.empty())
+      bo.on_case_done = [&](const Report& partial) {
+        nlohmann::json j = report_file_json(partial, *e, a);
+        j["complete"] = false;
+        Status s = make_dir();
+        if (s.ok()) s = write_file_atomic(file, j.dump(2) + "\n");
+        if (!s.ok() && checkpoint.ok()) checkpoint = s;
+      };
+    Expected<Report> r = run_backend(b, *e, bo);
     if (!r) {
       if (first.ok()) first = r.status();
       continue;
+    }
+    r->complete = true;
+    if (!file.empty()) {
+      if (checkpoint.ok()) checkpoint = make_dir();
+      if (checkpoint.ok())
+        checkpoint = write_file_atomic(file, report_file_json(*r, *e, a).dump(2) + "\n");
+      if (!checkpoint.ok()) return fail(err, checkpoint);
+      written.push_back(file);
     }
     if (a.format == "json")
       runs.push_back(to_json(*r));
     else
       out << format_table(*r) << "\n";
     if (Status s = report_status(*r); !s.ok() && first.ok()) first = s;
+    reports.push_back(std::move(*r));
   }
+
+  const Report* predicted = nullptr;
+  const Report* measured = nullptr;
+  for (const Report& r : reports) {
+    if (r.backend == Backend::kSim) predicted = &r;
+    if (r.backend == Backend::kCuda) measured = &r;
+  }
+  if (predicted != nullptr && measured != nullptr && !dir.empty()) {
+    std::vector<CompareRow> earlier;
+    if (a.resume)
+      if (Expected<nlohmann::json> j = read_json_file(out_path(dir, "compare.json")); j)
+        if (Expected<std::vector<CompareRow>> c = compare_from_json(*j); c) earlier = std::move(*c);
+    const std::vector<CompareRow> rows = compare_reports(*predicted, *measured, earlier);
+    for (const auto& [name, text] :
+         {std::pair{std::string("compare.csv"), compare_csv(rows)},
+          std::pair{std::string("compare.json"), compare_json(rows).dump(2) + "\n"}}) {
+      if (Status s = write_file_atomic(out_path(dir, name), text); !s.ok()) return fail(err, s);
+      written.push_back(out_path(dir, name));
+    }
+    std::vector<Report> pair;
+    for (const Report* r : {predicted, measured}) pair.push_back(*r);
+    std::vector<std::string> traces;
+    if (Status s = write_traces(out_path(dir, "trace.json"), pair, traces); !s.ok())
+      return fail(err, s);
+    // "trace.<case>.<plan>.json" -> "<case>.<plan>.trace.json"
+    for (const std::string& t : traces) {
+      const std::filesystem::path p(t);
+      std::string stem = p.stem().string().substr(std::string("trace.").size());
+      const std::filesystem::path to = p.parent_path() / (stem + ".trace.json");
+      std::error_code ec;
+      std::filesystem::rename(p, to, ec);
+      if (ec) return fail(err, internal_error(t + ": rename failed: " + ec.message()));
+      written.push_back(to.string());
+    }
+  }
+  if (!a.trace.empty())
+    if (Status s = write_traces(a.trace, reports, written); !s.ok()) return fail(err, s);
+
   if (a.format == "json") {
-    out << nlohmann::json{{"experiment", e->name},
-                          {"source", e->source},
-                          {"seed", a.options.seed},
-                          {"scale_down", a.options.scale_down},
-                          {"runs", std::move(runs)}}
+    out << nlohmann::json{{"experiment", e->name},  {"source", e->source},
+                          {"seed", a.options.seed}, {"scale_down", a.options.scale_down},
+                          {"written", written},     {"runs", std::move(runs)}}
                .dump(2)
         << "\n";
+  } else if (!written.empty()) {
+    out << "wrote " << written.size() << " files:";
+    for (const std::string& w : written) out << " " << w;
+    out << "\n";
   }
   if (!first.ok()) return fail(err, first);
+  return 0;
+}
+
+int cmd_topo_import(const TopoArgs& a, std::ostream& out, std::ostream& err) {
+  Expected<core::Cluster> c = sim::import_nccl_topology(a.xml, a.options);
+  if (!c) return fail(err, c.status());
+  if (a.out.empty()) {
+    out << core::cluster_yaml(*c);
+    return 0;
+  }
+  std::string yaml = core::cluster_yaml(*c);
+  if (Status s = write_file_atomic(a.out, yaml); !s.ok()) return fail(err, s);
+  out << fmt::format("imported {}: {} GPUs, {} devices, {} links -> {}\n", a.xml, c->num_gpus(),
+                     c->devices.size(), c->links.size(), a.out);
   return 0;
 }
 
@@ -106,25 +321,39 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       "Exit codes: 0 ok, 2 bad input (file, key, infeasible explicit plan, command line), 1 other "
       "failures."};
   app.require_subcommand(1);
+  GlobalArgs global;
+  app.add_option("--nodes", global.nodes,
+                 "Nodes of a generated (multinode) cluster file, replacing its `nodes` (sim and "
+                 "plan ranking)")
+      ->check(CLI::PositiveNumber);
+  app.fallthrough();
 
   PlanArgs plan_args;
   CLI::App* plan = app.add_subcommand(
       "plan",
       "List the experiment's plans for each sweep case: structure, padding, task counts, "
-      "communication bytes, peak memory; infeasible choices with the reason.");
+      "communication bytes, peak memory; infeasible choices with the reason. Ranked by the "
+      "simulator's predicted time on the experiment's cluster and profile (defaults: H200s on "
+      "one NVSwitch, experiments/profiles/h200_default.yaml), best first, with why.");
   plan->add_option("experiment", plan_args.experiment,
                    "Experiment YAML file (docs/experiment_format.md)")
       ->required();
   plan->add_option("--format", plan_args.format, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
+  plan->add_flag("--no-rank", plan_args.no_rank, "List in candidate order without simulating");
 
   RunArgs run_args;
   CLI::App* run = app.add_subcommand(
       "run",
       "Run every plan of the experiment with the given backends and check the results.\n"
       "host: the plan computed on the CPU (double precision) against the reference "
-      "attention; fails (exit 1) when a relative error exceeds 1e-9.");
+      "attention; fails (exit 1) when a relative error exceeds 1e-9.\n"
+      "sim: the plan timed by the simulator on the experiment's cluster and profile (or the "
+      "defaults): predicted_ms, predicted_gib, events, comm_gib.\n"
+      "cuda: the plan on this machine's GPUs (built with CUDA only).\n"
+      "Results: --out DIR (or the experiment's `outputs` when cuda runs) gets <backend>.json; "
+      "with sim and cuda also compare.csv, compare.json and <case>.<plan>.trace.json.");
   run->add_option("experiment", run_args.experiment,
                   "Experiment YAML file (docs/experiment_format.md)")
       ->required();
@@ -138,12 +367,34 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       ->capture_default_str();
   run->add_option("--warmup", run_args.options.warmup, "cuda: untimed iterations before timing")
       ->check(CLI::NonNegativeNumber);
-  run->add_option("--iters", run_args.options.iterations, "cuda: timed iterations (median reported)")
+  run->add_option("--iters", run_args.options.iterations,
+                  "cuda: timed iterations (median reported)")
       ->check(CLI::PositiveNumber);
   run->add_option("--seed", run_args.options.seed, "Seed of the random inputs")
       ->capture_default_str();
   run->add_option("--format", run_args.format, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  run->add_option("--trace", run_args.trace,
+                  "Chrome trace per plan: FILE.json -> FILE[.<case>].<plan>.json (sim, and cuda "
+                  "timelines side by side when both run)");
+  run->add_option("--out", run_args.out_dir,
+                  "Results folder: <backend>.json per backend (written atomically, after every "
+                  "case), compare.csv/json and traces when sim and cuda both run");
+  run->add_flag("--resume", run_args.resume,
+                "Reuse the finished (case, plan) rows of the <backend>.json already in the "
+                "results folder instead of running them again");
+
+  TopoArgs topo_args;
+  CLI::App* topo = app.add_subcommand("topo", "Cluster topology tools");
+  topo->require_subcommand(1);
+  CLI::App* topo_import = topo->add_subcommand(
+      "import", "Turn an NCCL topology dump (NCCL_TOPO_DUMP_FILE XML) into a cluster YAML file");
+  topo_import->add_option("xml", topo_args.xml, "NCCL topology XML")->required();
+  topo_import->add_option("--out", topo_args.out, "Cluster YAML to write (default: stdout)");
+  topo_import
+      ->add_option("--nvlink-gbps", topo_args.options.nvlink_gbps,
+                   "GB/s per NVLink per direction (the XML has link counts only)")
       ->capture_default_str();
 
   try {
@@ -152,8 +403,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (e.get_exit_code() == 0) return app.exit(e, out, err);  // --help
     return fail(err, invalid_argument(e.what()));
   }
-  if (plan->parsed()) return cmd_plan(plan_args, out, err);
-  if (run->parsed()) return cmd_run(run_args, out, err);
+  if (plan->parsed()) return cmd_plan(plan_args, global, out, err);
+  if (run->parsed()) return cmd_run(run_args, global, out, err);
+  if (topo_import->parsed()) return cmd_topo_import(topo_args, out, err);
   return fail(err, internal_error("no subcommand"));
 }
 

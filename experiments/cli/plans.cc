@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include "planner/planner.h"
+#include "sim/simulate.h"
 
 namespace spattn::experiments {
 
@@ -55,10 +58,115 @@ PlanRow plan_row(const Built& b) {
   return r;
 }
 
-Listing list_plans(const core::Experiment& e) {
-  Listing l{e.name, e.source, {}};
+namespace {
+
+struct Prediction {
+  double ms = 0;
+  Bytes peak = 0;
+  Breakdown breakdown;
+};
+
+// The simulator as the planner's cost function (seconds); the details of every plan it costs go
+// to `seen`, by plan name.
+planner::CostFn simulator_cost(SimInputs& sim, int gpus, std::map<std::string, Prediction>& seen) {
+  return [&sim, gpus, &seen](const core::Plan& plan) -> Expected<double> {
+    SPATTN_RETURN_IF_ERROR(core::validate(plan));
+    Expected<const core::Cluster*> cluster = sim.cluster(gpus);
+    if (!cluster) return cluster.status();
+    Expected<sim::SimResult> r = sim::simulate(plan, **cluster, sim.profile());
+    if (!r) return r.status();
+    Prediction p;
+    p.ms = ps_to_ms(r->timeline.total);
+    for (Bytes b : r->timeline.peak_memory) p.peak = std::max(p.peak, b);
+    p.breakdown = breakdown(plan, r->timeline);
+    seen[plan.name()] = p;
+    return p.ms * 1e-3;
+  };
+}
+
+PlanRow predicted_row(const Built& b, const Prediction& p) {
+  PlanRow r = plan_row(b);
+  r.predicted = true;
+  r.predicted_ms = p.ms;
+  r.predicted_peak_max_rank = p.peak;
+  r.breakdown = p.breakdown;
+  return r;
+}
+
+CaseListing ranked_case(const core::Experiment& e, const core::ExperimentCase& c, SimInputs& sim) {
+  CaseListing cl{c, {}, ""};
+  std::map<std::string, Prediction> seen;
+  const planner::CostFn cost = simulator_cost(sim, c.gpus, seen);
+  std::vector<PlanRow> failed;
+  if (e.auto_plans) {
+    planner::SearchResult res = planner::search(c.problem, c.gpus, cost);
+    for (planner::Ranked& rk : res.ranked) {
+      const std::string name = rk.plan.name();
+      Built b{{rk.plan.choice, false, "", ""}, {}, std::move(rk.plan)};
+      cl.rows.push_back(predicted_row(b, seen.at(name)));
+    }
+    for (const planner::Rejected& rj : res.rejected)
+      failed.push_back(plan_row(Built{{rj.choice, false, "", ""}, rj.why, {}}));
+  } else {
+    std::vector<std::pair<double, PlanRow>> ok;
+    for (const Candidate& cand : candidates(e, c.gpus)) {
+      Built b = build_plan(c.problem, cand);
+      if (b.status.ok()) {
+        Expected<double> x = cost(b.plan);
+        if (x) {
+          ok.emplace_back(*x, predicted_row(b, seen.at(b.plan.name())));
+          continue;
+        }
+        b.status = x.status();
+      }
+      failed.push_back(plan_row(b));
+    }
+    std::stable_sort(ok.begin(), ok.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [x, row] : ok) cl.rows.push_back(std::move(row));
+  }
+  cl.why = why_first(cl.rows);
+  for (PlanRow& r : failed) cl.rows.push_back(std::move(r));
+  return cl;
+}
+
+}  // namespace
+
+std::string why_first(const std::vector<PlanRow>& rows) {
+  if (rows.empty() || !rows[0].predicted) return "no plan could be simulated";
+  const PlanRow& a = rows[0];
+  std::string s = fmt::format("{} is first: {:.3f} ms predicted", a.name, a.predicted_ms);
+  if (rows.size() > 1 && rows[1].predicted) {
+    const PlanRow& b = rows[1];
+    if (b.predicted_ms > a.predicted_ms)
+      s += fmt::format(", {:.1f}% faster than {} ({:.3f} ms)",
+                       100.0 * (b.predicted_ms - a.predicted_ms) / b.predicted_ms, b.name,
+                       b.predicted_ms);
+    else
+      s += fmt::format(", tied with {} (kept in enumeration order)", b.name);
+  } else {
+    s += ", the only plan the simulator could time";
+  }
+  const Breakdown& d = a.breakdown;
+  s += fmt::format(
+      "; its rank time is {:.0f}% attention compute, {:.0f}% other compute, {:.0f}% exposed "
+      "communication, {:.0f}% idle: dominated by {}",
+      100 * d.attention, 100 * d.other_compute, 100 * d.exposed_comm, 100 * d.idle, d.dominant());
+  return s;
+}
+
+Listing list_plans(const core::Experiment& e, SimInputs* sim) {
+  Listing l{e.name, e.source, sim != nullptr, "", "", {}};
+  if (sim != nullptr) {
+    l.cluster = sim->cluster_description();
+    l.profile = sim->profile_description();
+  }
   for (const core::ExperimentCase& c : core::expand_cases(e)) {
-    CaseListing cl{c, {}};
+    if (sim != nullptr) {
+      l.cases.push_back(ranked_case(e, c, *sim));
+      continue;
+    }
+    CaseListing cl{c, {}, ""};
     for (const Candidate& cand : candidates(e, c.gpus))
       cl.rows.push_back(plan_row(build_plan(c.problem, cand)));
     l.cases.push_back(std::move(cl));
@@ -67,10 +175,17 @@ Listing list_plans(const core::Experiment& e) {
 }
 
 Status explicit_failure(const Listing& l) {
+  // Refused in some sweep cases only: infeasible rows there, not bad input (see report_status).
+  std::set<std::string> built_somewhere;
+  for (const CaseListing& c : l.cases)
+    for (const PlanRow& r : c.rows)
+      if (r.explicit_choice && r.status.code() != StatusCode::kInfeasible &&
+          r.status.code() != StatusCode::kInvalidArgument)
+        built_somewhere.insert(r.key);
   for (const CaseListing& c : l.cases) {
     for (const PlanRow& r : c.rows) {
       const StatusCode code = r.status.code();
-      if (!r.explicit_choice ||
+      if (!r.explicit_choice || built_somewhere.count(r.key) ||
           (code != StatusCode::kInfeasible && code != StatusCode::kInvalidArgument))
         continue;
       std::string msg = r.where + ": key '" + r.key + "' (" + r.name + "): " + r.status.message();
@@ -86,6 +201,34 @@ Status internal_failure(const Listing& l) {
     for (const PlanRow& r : c.rows)
       if (r.status.code() == StatusCode::kInternal) return r.status;
   return {};
+}
+
+nlohmann::json choice_json(const core::PlanChoice& c) {
+  return {{"scheme", core::to_string(c.scheme)},
+          {"ulysses_degree", c.ulysses_degree},
+          {"ring_degree", c.ring_degree},
+          {"layout", core::to_string(c.layout)},
+          {"placement", core::to_string(c.placement)}};
+}
+
+Expected<core::PlanChoice> choice_from_json(const nlohmann::json& j) {
+  try {
+    core::PlanChoice c;
+    Expected<core::Scheme> s = core::parse_scheme(j.at("scheme").get<std::string>());
+    if (!s) return s.status();
+    c.scheme = *s;
+    c.ulysses_degree = j.at("ulysses_degree").get<int>();
+    c.ring_degree = j.at("ring_degree").get<int>();
+    Expected<core::RingLayout> l = core::parse_ring_layout(j.at("layout").get<std::string>());
+    if (!l) return l.status();
+    c.layout = *l;
+    Expected<core::Placement> p = core::parse_placement(j.at("placement").get<std::string>());
+    if (!p) return p.status();
+    c.placement = *p;
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    return invalid_argument(std::string("bad plan choice in JSON: ") + e.what());
+  }
 }
 
 std::string human_bytes(Bytes b) {
@@ -137,25 +280,36 @@ const char* status_word(const Status& s) {
   }
 }
 
-nlohmann::json choice_json(const core::PlanChoice& c) {
-  return {{"scheme", core::to_string(c.scheme)},
-          {"ulysses_degree", c.ulysses_degree},
-          {"ring_degree", c.ring_degree},
-          {"layout", core::to_string(c.layout)},
-          {"placement", core::to_string(c.placement)}};
-}
-
 }  // namespace
 
 std::string format_table(const Listing& l) {
   std::string s = fmt::format("experiment {} ({})\n", l.experiment, l.source);
+  if (l.ranked)
+    s += fmt::format("ranked by predicted time (sim::simulate)\ncluster: {}\nprofile: {}\n",
+                     l.cluster, l.profile);
   for (const CaseListing& c : l.cases) {
     s += fmt::format("\n{}{} GPUs, {}\n", c.c.label.empty() ? "" : "[" + c.c.label + "] ", c.c.gpus,
                      describe(c.c.problem));
+    if (l.ranked) s += fmt::format("  why: {}\n", c.why);
+    if (l.ranked)
+      s += fmt::format("  {:>4} {:>11} {:>11} {:>16}", "rank", "predicted", "peak(sim)",
+                       "attn/comm/idle");
     s += fmt::format("  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>21} {:>11} {:>11}\n",
                      "plan", "scheme", "UxR", "layout", "padded", "pad", "shard", "steps",
                      "attn/mrg/cpy/fil/comm", "comm/rank", "peak/rank");
+    int rank = 0;
     for (const PlanRow& r : c.rows) {
+      if (l.ranked) {
+        if (r.predicted) {
+          const Breakdown& d = r.breakdown;
+          s += fmt::format("  {:>4} {:>8.3f} ms {:>11} {:>16}", ++rank, r.predicted_ms,
+                           human_bytes(r.predicted_peak_max_rank),
+                           fmt::format("{:.0f}/{:.0f}/{:.0f}%", 100 * d.attention,
+                                       100 * d.exposed_comm, 100 * d.idle));
+        } else {
+          s += fmt::format("  {:>4} {:>11} {:>11} {:>16}", "-", "-", "-", "-");
+        }
+      }
       if (!r.status.ok()) {
         s += fmt::format("  {:<32} {}: {}\n", r.name, status_word(r.status), r.status.message());
         continue;
@@ -202,15 +356,38 @@ nlohmann::json to_json(const Listing& l) {
         j["comm_bytes_max_rank"] = m.comm_bytes_max_rank;
         j["peak_memory_bytes_max_rank"] = r.peak_memory_max_rank;
         j["notes"] = r.notes;
+        if (r.predicted) {
+          j["predicted_ms"] = r.predicted_ms;
+          j["predicted_peak_bytes_max_rank"] = r.predicted_peak_max_rank;
+          j["predicted_breakdown"] = {{"attention", r.breakdown.attention},
+                                      {"other_compute", r.breakdown.other_compute},
+                                      {"exposed_comm", r.breakdown.exposed_comm},
+                                      {"idle", r.breakdown.idle},
+                                      {"dominant", r.breakdown.dominant()}};
+        }
       }
       plans.push_back(std::move(j));
     }
-    cases.push_back({{"label", c.c.label},
-                     {"gpus", c.c.gpus},
-                     {"problem", problem_json(c.c.problem)},
-                     {"plans", std::move(plans)}});
+    nlohmann::json jc = {{"label", c.c.label},
+                         {"gpus", c.c.gpus},
+                         {"problem", problem_json(c.c.problem)},
+                         {"plans", std::move(plans)}};
+    if (l.ranked) {
+      jc["best"] = !c.rows.empty() && c.rows[0].predicted ? nlohmann::json(c.rows[0].name)
+                                                          : nlohmann::json();
+      jc["why"] = c.why;
+    }
+    cases.push_back(std::move(jc));
   }
-  return {{"experiment", l.experiment}, {"source", l.source}, {"cases", std::move(cases)}};
+  nlohmann::json j = {{"experiment", l.experiment},
+                      {"source", l.source},
+                      {"ranked", l.ranked},
+                      {"cases", std::move(cases)}};
+  if (l.ranked) {
+    j["cluster"] = l.cluster;
+    j["profile"] = l.profile;
+  }
+  return j;
 }
 
 }  // namespace spattn::experiments

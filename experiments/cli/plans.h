@@ -12,6 +12,7 @@
 #include "core/plan.h"
 #include "core/problem.h"
 #include "core/status.h"
+#include "experiments/cli/sim_inputs.h"
 
 namespace spattn::experiments {
 
@@ -50,18 +51,33 @@ struct PlanRow {
   core::PlanSummary summary;
   Bytes peak_memory_max_rank = 0;
   std::vector<std::string> notes;
+  // Filled when the listing is ranked by the simulator (list_plans with SimInputs).
+  bool predicted = false;
+  double predicted_ms = 0;
+  Bytes predicted_peak_max_rank = 0;
+  Breakdown breakdown;
 };
 PlanRow plan_row(const Built& b);
 
 struct CaseListing {
   core::ExperimentCase c;
-  std::vector<PlanRow> rows;
+  std::vector<PlanRow> rows;  // ranked: predicted rows fastest first, then the others
+  std::string why;            // ranked: one line on why the first plan is first
 };
 struct Listing {
   std::string experiment, source;
+  bool ranked = false;
+  std::string cluster, profile;  // ranked: what the simulator used
   std::vector<CaseListing> cases;
 };
-Listing list_plans(const core::Experiment& e);
+// Without `sim`, the plans in candidate order. With it, each case's plans are ranked by predicted
+// time: `plans: auto` through planner::search with sim::simulate as the cost function, explicit
+// lists by the same cost; a plan the simulator cannot time (a cluster too small) is a row with
+// that status after the ranked ones.
+Listing list_plans(const core::Experiment& e, SimInputs* sim = nullptr);
+// "ring4-zigzag is first: 1.23 ms predicted, 4.1% faster than ulysses4 (1.28 ms); its rank time is
+// 80% attention compute, ...: dominated by attention compute". Rows must be ranked.
+std::string why_first(const std::vector<PlanRow>& ranked_rows);
 
 // The first explicit choice the planner refused, as "WHERE: key 'plans[i]' (NAME): why" keeping the
 // planner's code (InvalidArgument or Infeasible, both exit 2); ok when there is none.
@@ -76,5 +92,7 @@ nlohmann::json to_json(const Listing& l);
 nlohmann::json problem_json(const core::Problem& p);
 std::string describe(const core::Problem& p);
 std::string human_bytes(Bytes b);
+nlohmann::json choice_json(const core::PlanChoice& c);
+Expected<core::PlanChoice> choice_from_json(const nlohmann::json& j);
 
 }  // namespace spattn::experiments

@@ -3,6 +3,9 @@
 // output checked against the double-precision reference (whole, or sampled rows when large).
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <memory>
+
 #include "cuda/executor.h"
 #include "experiments/cli/backend.h"
 #include "experiments/cli/plans.h"
@@ -17,20 +20,33 @@ Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o) {
   opt.seed = o.seed + 1;
   opt.iterations = o.iterations;
   opt.warmup = o.warmup;
-  for (const core::ExperimentCase& c : core::expand_cases(e)) {
+  const std::vector<core::ExperimentCase> cases = core::expand_cases(e);
+  for (std::size_t ci = 0; ci < cases.size(); ++ci) {
+    const core::ExperimentCase& c = cases[ci];
     ReportCase rc;
     rc.label = c.label;
     rc.gpus = c.gpus;
     rc.problem = scale_down(c.problem, o.scale_down, c.gpus);
     if (o.scale_down > 1)
-      rc.shape_note = fmt::format("scaled down by {} from seq_len={} joint_len={}", o.scale_down, c.problem.seq_len,
-                                  c.problem.joint_len);
-    for (const Candidate& cand : candidates(e, c.gpus)) {
+      rc.shape_note = fmt::format("scaled down by {} from seq_len={} joint_len={}", o.scale_down,
+                                  c.problem.seq_len, c.problem.joint_len);
+    const std::vector<Candidate> cands = candidates(e, c.gpus);
+    for (std::size_t pi = 0; pi < cands.size(); ++pi) {
+      const Candidate& cand = cands[pi];
       ReportRow row;
       row.plan = cand.choice.name();
+      row.choice = cand.choice;
       row.explicit_choice = cand.explicit_choice;
       row.where = cand.where;
       row.key = cand.key;
+      if (const ReportRow* done = resumed_row(o, c.label, row.plan)) {
+        row.metrics = done->metrics;
+        row.pass = done->pass;
+        row.resumed = true;
+        rc.rows.push_back(std::move(row));
+        continue;
+      }
+      report_progress(o, Backend::kCuda, ci, cases.size(), c.label, row.plan, pi, cands.size());
       const Built b = build_plan(rc.problem, cand);
       if (!b.status.ok()) {
         row.status = b.status;
@@ -57,10 +73,13 @@ Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o) {
         row.metrics.push_back({"digest_r" + std::to_string(r->local_ranks[i]),
                                static_cast<double>(r->output_digest[i] >> 12)});  // 52 bits: exact in a double
       row.pass = r->check_passed;
+      if (o.keep_timelines)
+        row.timeline = std::make_shared<const core::Timeline>(std::move(r->timeline));
       rc.rows.push_back(std::move(row));
       if (report.device.empty()) report.device = r->device;
     }
     report.cases.push_back(std::move(rc));
+    if (o.on_case_done) o.on_case_done(report);
   }
   return report;
 }

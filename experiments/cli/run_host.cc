@@ -34,7 +34,9 @@ Expected<Report> run_host(const core::Experiment& e, const RunOptions& o) {
   report.check =
       fmt::format("max relative error of out and lse vs the reference <= {:g}", kTolerance);
 
-  for (const core::ExperimentCase& c : core::expand_cases(e)) {
+  const std::vector<core::ExperimentCase> cases = core::expand_cases(e);
+  for (std::size_t ci = 0; ci < cases.size(); ++ci) {
+    const core::ExperimentCase& c = cases[ci];
     const core::Problem p = scale_down(c.problem, o.scale_down, c.gpus);
     if (attention_flops(p) > kMaxFlops) {
       std::int64_t n = o.scale_down;
@@ -55,12 +57,23 @@ Expected<Report> run_host(const core::Experiment& e, const RunOptions& o) {
 
     const core::AttentionInputs in = core::random_inputs(p, o.seed);
     const core::AttentionResult ref = core::reference_attention(p, in);
-    for (const Candidate& cand : candidates(e, c.gpus)) {
+    const std::vector<Candidate> cands = candidates(e, c.gpus);
+    for (std::size_t pi = 0; pi < cands.size(); ++pi) {
+      const Candidate& cand = cands[pi];
       ReportRow row;
       row.plan = cand.choice.name();
+      row.choice = cand.choice;
       row.explicit_choice = cand.explicit_choice;
       row.where = cand.where;
       row.key = cand.key;
+      if (const ReportRow* done = resumed_row(o, c.label, row.plan)) {
+        row.metrics = done->metrics;
+        row.pass = done->pass;
+        row.resumed = true;
+        rc.rows.push_back(std::move(row));
+        continue;
+      }
+      report_progress(o, Backend::kHost, ci, cases.size(), c.label, row.plan, pi, cands.size());
       const Built b = build_plan(p, cand);
       if (!b.status.ok()) {
         row.status = b.status;
@@ -81,6 +94,7 @@ Expected<Report> run_host(const core::Experiment& e, const RunOptions& o) {
       rc.rows.push_back(std::move(row));
     }
     report.cases.push_back(std::move(rc));
+    if (o.on_case_done) o.on_case_done(report);
   }
   return report;
 }

@@ -13,8 +13,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/cluster.h"
 #include "experiments/cli/backend.h"
 #include "planner/planner.h"
+#include "sim/topology.h"
 
 namespace spattn::experiments {
 namespace {
@@ -277,6 +279,139 @@ TEST(Cli, RunCliInProcess) {
   EXPECT_EQ(run_cli(3, argv, out, err), 0) << err.str();
   EXPECT_TRUE(err.str().empty());
   EXPECT_NE(out.str().find("ulysses4"), std::string::npos) << out.str();
+}
+
+
+// `spattn plan` ranks by predicted time: fastest first, every feasible plan predicted, and a `why`
+// that names the first plan and what dominates its time.
+TEST(Cli, PlanRanksByPredictedTimeWithWhy) {
+  const std::string wan = kSource + "/experiments/examples/wan21_14b_720p.yaml";
+  const Result r = spattn({"plan", wan, "--format", "json"});
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["ranked"].get<bool>());
+  EXPECT_NE(j["cluster"].get<std::string>().find("h200x4.yaml"), std::string::npos);
+  const nlohmann::json& c = j["cases"][0];
+  ASSERT_EQ(c["plans"].size(), planner::enumerate_choices(4).size());
+  double last = 0;
+  for (const nlohmann::json& p : c["plans"]) {
+    ASSERT_EQ(p["status"], "ok") << p.dump();
+    const double ms = p["predicted_ms"].get<double>();
+    EXPECT_GE(ms, last) << p["name"];
+    last = ms;
+    const nlohmann::json& b = p["predicted_breakdown"];
+    EXPECT_NEAR(b["attention"].get<double>() + b["other_compute"].get<double>() +
+                    b["exposed_comm"].get<double>() + b["idle"].get<double>(),
+                1.0, 1e-9);
+  }
+  const std::string best = c["best"].get<std::string>();
+  EXPECT_EQ(best, c["plans"][0]["name"].get<std::string>());
+  const std::string why = c["why"].get<std::string>();
+  EXPECT_EQ(why.rfind(best + " is first: ", 0), 0u) << why;
+  EXPECT_NE(why.find("dominated by"), std::string::npos) << why;
+
+  const Result plain = spattn({"plan", wan, "--no-rank", "--format", "json"});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_FALSE(nlohmann::json::parse(plain.out)["ranked"].get<bool>());
+}
+
+// System: the fixture's 2-socket node (4 GPUs on 4 NVSwitches, 2 NICs). Expectation: the YAML
+// `topo import` writes loads back as the same cluster as the import itself (devices, links, ranks).
+TEST(Cli, TopoImportWritesALoadableCluster) {
+  const std::string xml = kSource + "/tests/sim/data/nccl_topo_2socket.xml";
+  const fs::path out = fs::path(testing::TempDir()) / "topo_import.yaml";
+  fs::remove(out);
+  const Result r = spattn({"topo", "import", xml, "--out", out.string()});
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("4 GPUs"), std::string::npos) << r.out;
+  Expected<core::Cluster> loaded = core::load_cluster(out.string());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  Expected<core::Cluster> direct = sim::import_nccl_topology(xml);
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(loaded->num_gpus(), 4);
+  EXPECT_EQ(loaded->devices.size(), direct->devices.size());
+  EXPECT_EQ(loaded->links.size(), direct->links.size());
+  for (int g = 0; g < 4; ++g)
+    EXPECT_EQ(loaded->devices[static_cast<std::size_t>(loaded->gpus[g])].name,
+              direct->devices[static_cast<std::size_t>(direct->gpus[g])].name);
+  const Result missing = spattn({"topo", "import", xml + ".missing", "--out", out.string()});
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_EQ(missing.err_lines(), 1);
+}
+
+// `run --backend sim --out DIR --trace FILE`: sim.json (complete), one Chrome trace per plan.
+TEST(Cli, RunSimWritesResultsAndTraces) {
+  const fs::path dir = fs::path(testing::TempDir()) / "run_sim_out";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string trace = (dir / "t.json").string();
+  const Result r = spattn({"run", kQuickstart, "--backend", "sim,host", "--out", dir.string(),
+                           "--trace", trace, "--format", "json"});
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json sim = nlohmann::json::parse(slurp(dir / "sim.json"));
+  EXPECT_TRUE(sim["complete"].get<bool>());
+  EXPECT_EQ(sim["backend"], "sim");
+  EXPECT_TRUE(fs::exists(dir / "host.json"));
+  const auto& plans = sim["cases"][0]["plans"];
+  ASSERT_EQ(plans.size(), planner::enumerate_choices(4).size());
+  for (const nlohmann::json& p : plans) {
+    EXPECT_GT(p["metrics"]["predicted_ms"].get<double>(), 0) << p.dump();
+    const fs::path t = dir / ("t." + p["plan"].get<std::string>() + ".json");
+    ASSERT_TRUE(fs::exists(t)) << t;
+    const nlohmann::json tj = nlohmann::json::parse(slurp(t));
+    EXPECT_FALSE(tj["traceEvents"].empty());
+  }
+  for (const auto& entry : fs::directory_iterator(dir))
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << entry.path();
+  // No cuda here: comparing fails (exit 1) but sim.json is still written, no compare.csv.
+  fs::remove(dir / "sim.json");
+  const Result both = spattn({"run", kQuickstart, "--backend", "sim,cuda", "--out", dir.string()});
+  EXPECT_EQ(both.code, 1);
+  EXPECT_TRUE(fs::exists(dir / "sim.json"));
+  EXPECT_FALSE(fs::exists(dir / "compare.csv"));
+}
+
+// --resume: rows of an interrupted run (complete: false) are reused, the others run.
+TEST(Cli, ResumeReusesFinishedRows) {
+  const fs::path dir = fs::path(testing::TempDir()) / "resume_out";
+  fs::remove_all(dir);
+  ASSERT_EQ(spattn({"run", kQuickstart, "--backend", "sim", "--out", dir.string()}).code, 0);
+  nlohmann::json j = nlohmann::json::parse(slurp(dir / "sim.json"));
+  // Pretend the run stopped after two plans, the first of which said 777 ms.
+  auto& plans = j["cases"][0]["plans"];
+  const std::size_t n = plans.size();
+  plans.erase(plans.begin() + 2, plans.end());
+  plans[0]["metrics"]["predicted_ms"] = 777.0;
+  j["complete"] = false;
+  std::ofstream(dir / "sim.json") << j.dump();
+  const Result r = spattn({"run", kQuickstart, "--backend", "sim", "--out", dir.string(), "--resume"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json after = nlohmann::json::parse(slurp(dir / "sim.json"));
+  EXPECT_TRUE(after["complete"].get<bool>());
+  ASSERT_EQ(after["cases"][0]["plans"].size(), n);
+  EXPECT_EQ(after["cases"][0]["plans"][0]["metrics"]["predicted_ms"].get<double>(), 777.0);
+  EXPECT_NE(after["cases"][0]["plans"][2]["metrics"]["predicted_ms"].get<double>(), 777.0);
+  EXPECT_EQ(spattn({"run", kQuickstart, "--backend", "sim", "--resume"}).code, 2);
+}
+
+// Global --nodes resizes a generated cluster file: multinode.yaml has 4 nodes x 8 = 32 GPUs; a
+// 64-GPU case is bad input there (exit 2, suggesting --nodes) and runs with --nodes 8.
+TEST(Cli, NodesOptionResizesAGeneratedCluster) {
+  const fs::path dir = fs::path(testing::TempDir()) / "nodes_opt";
+  fs::create_directories(dir);
+  const fs::path exp = dir / "e.yaml";
+  std::ofstream(exp) << "problem: {q_heads: 8, head_dim: 64, seq_len: 4096}\ngpus: 64\n"
+                        "cluster: " << kSource << "/experiments/clusters/multinode.yaml\n"
+                        "plans: [{scheme: hybrid, ulysses: 8, ring: auto, layout: zigzag}]\n";
+  const Result small = spattn({"run", exp.string(), "--backend", "sim"});
+  EXPECT_EQ(small.code, 2);
+  EXPECT_NE(small.err.find("--nodes"), std::string::npos) << small.err;
+  const Result big = spattn({"--nodes", "8", "run", exp.string(), "--backend", "sim"});
+  EXPECT_EQ(big.code, 0) << big.err;
+  EXPECT_NE(big.out.find("hybrid8x8-zigzag"), std::string::npos) << big.out;
 }
 
 }  // namespace

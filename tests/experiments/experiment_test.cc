@@ -22,6 +22,34 @@ Expected<Experiment> load_text(const std::string& name, const std::string& text)
   return load_experiment(path);
 }
 
+// `ring: auto` in a hybrid takes what the Ulysses degree leaves of each world size of the sweep.
+TEST(Experiment, HybridAutoDegreeFollowsTheGpuCount) {
+  Expected<Experiment> e = load_text("auto.yaml", R"(
+problem: {q_heads: 8, head_dim: 8, seq_len: 64}
+plans: [{scheme: hybrid, ulysses: 2, ring: auto, layout: zigzag}]
+sweep: {gpus: [4, 8]}
+)");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_EQ(e->plans[0].resolve(4).name(), "hybrid2x2-zigzag");
+  EXPECT_EQ(e->plans[0].resolve(8).name(), "hybrid2x4-zigzag");
+  Expected<Experiment> odd = load_text("auto_odd.yaml", R"(
+problem: {q_heads: 8, head_dim: 8, seq_len: 64}
+plans: [{scheme: hybrid, ulysses: 4, ring: auto}]
+sweep: {gpus: [4, 6]}
+)");
+  ASSERT_FALSE(odd.ok());
+  EXPECT_NE(odd.status().message().find("GPU count 6"), std::string::npos)
+      << odd.status().message();
+  Expected<Experiment> both = load_text("auto_both.yaml", R"(
+problem: {q_heads: 8, head_dim: 8, seq_len: 64}
+gpus: 4
+plans: [{scheme: hybrid, ulysses: auto, ring: auto}]
+)");
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("at most one"), std::string::npos)
+      << both.status().message();
+}
+
 TEST(Experiment, QuickstartLoads) {
   Expected<Experiment> e = load_experiment(kExamples + "quickstart.yaml");
   ASSERT_TRUE(e.ok()) << e.status().message();
@@ -39,7 +67,10 @@ TEST(Experiment, QuickstartLoads) {
   EXPECT_TRUE(e->auto_plans);
   EXPECT_TRUE(e->plans.empty());
   EXPECT_EQ(e->backends, std::vector<std::string>{"host"});
-  EXPECT_TRUE(e->cluster_path.empty());
+  // cluster and profile resolve against the experiment's folder.
+  EXPECT_EQ(std::filesystem::path(e->cluster_path).lexically_normal().filename(), "h200x4.yaml");
+  EXPECT_EQ(std::filesystem::path(e->profile_path).lexically_normal().filename(),
+            "h200_default.yaml");
   ASSERT_EQ(expand_cases(*e).size(), 1u);
   EXPECT_EQ(expand_cases(*e)[0].label, "");
 }
