@@ -52,6 +52,25 @@ std::map<std::string, double> worst_errors(const calibrate::FitResult& fit) {
   return worst;
 }
 
+// x to a multiple of 1 / per_unit (divided last, so 0.7230 prints as 0.723).
+double round_to(double x, double per_unit) { return std::round(x * per_unit) / per_unit; }
+TimePs round_ps(TimePs t) { return (t + 5'000) / 10'000 * 10'000; }  // to 10 ns
+
+// The fitted numbers at the precision the measurements support, so the file reads cleanly:
+// efficiency and slowdown to 1e-4, TFLOP/s to 0.1, HBM to 1 GB/s, overheads to 10 ns.
+core::Profile rounded(core::Profile p) {
+  p.nvlink.bandwidth_efficiency = round_to(p.nvlink.bandwidth_efficiency, 1e4);
+  p.nccl_launch = round_ps(p.nccl_launch);
+  p.nccl_per_peer = round_ps(p.nccl_per_peer);
+  p.nccl_all_to_all = round_ps(p.nccl_all_to_all);
+  p.memory_launch = round_ps(p.memory_launch);
+  p.hbm_bandwidth = std::round(p.hbm_bandwidth / 1e9) * 1e9;
+  p.compute_slowdown = round_to(p.compute_slowdown, 1e4);
+  for (auto* t : {&p.attention_non_causal, &p.attention_causal})
+    for (core::ThroughputPoint& x : *t) x.tflops = round_to(x.tflops, 10);
+  return p;
+}
+
 }  // namespace
 
 int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) {
@@ -121,7 +140,7 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
   header += "# Worst |simulated / measured - 1| by kind with this profile:";
   for (const auto& [kind, e] : worst) header += fmt::format(" {} {:.1f}%,", kind, 100 * e);
   header.back() = '\n';
-  const std::string text = header + core::profile_yaml(prof);
+  const std::string text = header + core::profile_yaml(rounded(prof));
   if (Status s = core::parse_profile(text, a.out).status(); !s.ok())
     return fail(err, internal_error("the fitted profile does not read back: " + s.message()));
   if (Status s = calibrate::write_file_atomic(a.out, text); !s.ok()) return fail(err, s);
