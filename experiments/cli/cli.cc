@@ -14,6 +14,7 @@
 #include "core/experiment.h"
 #include "experiments/cli/backend.h"
 #include "experiments/cli/compare.h"
+#include "experiments/cli/calibrate.h"
 #include "experiments/cli/plans.h"
 #include "experiments/cli/sim_inputs.h"
 #include "planner/planner.h"
@@ -397,6 +398,32 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                    "GB/s per NVLink per direction (the XML has link counts only)")
       ->capture_default_str();
 
+  CalibrateArgs cal_args;
+  for (int i = 0; i < argc; ++i) cal_args.command_line += (i ? " " : "") + std::string(argv[i]);
+  CLI::App* cal = app.add_subcommand(
+      "calibrate",
+      "Measure this machine's GPUs with microbenchmarks (NCCL send/recv and all-to-all, the attention "
+      "kernel, copy/merge, compute under communication), fit the profile the simulator reads and write it "
+      "to --out, with the raw measurements beside it as NAME.measurements.csv. An interrupted run "
+      "resumes from that file. Progress on stderr. Needs a GPU (exit 1 without one). "
+      "See docs/calibration.md.");
+  cal->add_option("--out", cal_args.out, "Profile to write, e.g. experiments/profiles/NAME.yaml")->required();
+  cal->add_option("--cluster", cal_args.cluster, "Cluster the profile is fitted for (link bandwidths)")
+      ->capture_default_str();
+  cal->add_option("--base", cal_args.base, "Profile giving the numbers calibrate does not measure")
+      ->capture_default_str();
+  cal->add_flag("--quick", cal_args.quick, "Fewer points (a fast check)");
+  cal->add_flag("--restart", cal_args.restart, "Ignore measurements already in NAME.measurements.csv");
+  cal->add_option("--warmup", cal_args.warmup, "Untimed iterations per point")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cal->add_option("--iters", cal_args.iterations, "Timed iterations per point (median used)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cal->add_option("--synthetic", cal_args.synthetic,
+                  "Measure with the simulator and this profile instead of GPUs (checks the pipeline: the "
+                  "fit should give this profile back)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -406,6 +433,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   if (plan->parsed()) return cmd_plan(plan_args, global, out, err);
   if (run->parsed()) return cmd_run(run_args, global, out, err);
   if (topo_import->parsed()) return cmd_topo_import(topo_args, out, err);
+  if (cal->parsed()) return cmd_calibrate(cal_args, out, err);
   return fail(err, internal_error("no subcommand"));
 }
 

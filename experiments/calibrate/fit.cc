@@ -1,0 +1,284 @@
+#include "experiments/calibrate/fit.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <variant>
+
+#include "sim/simulate.h"
+
+namespace spattn::calibrate {
+namespace {
+
+TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6)); }
+
+// What the simulator says about one comm point, independent of the fitted numbers.
+struct CommRow {
+  const Measurement* m = nullptr;
+  double remote = 0;  // n_i: remote sends + receives of a timed task
+  double a2a = 0;     // a_i
+  double latency = 0, drain = 0;  // L_i, D_i (us)
+};
+
+Expected<CommRow> comm_row(const Measurement& m, const core::Cluster& cluster,
+                           const core::Profile& base) {
+  CommRow row;
+  row.m = &m;
+  const MicroBench mb = build_microbench(m.point);
+  const core::Task& t = mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front()));
+  const auto& c = std::get<core::Comm>(t.op);
+  for (const core::Transfer& x : c.sends) row.remote += x.peer != t.rank;
+  for (const core::Transfer& x : c.recvs) row.remote += x.peer != t.rank;
+  row.a2a = c.kind == core::CommKind::kAllToAll ? 1 : 0;
+  core::Profile p = base;
+  p.nccl_launch = p.nccl_per_peer = p.nccl_all_to_all = 0;
+  p.nvlink.bandwidth_efficiency = 1.0;
+  Expected<double> full = simulate_point(m.point, cluster, p);
+  if (!full) return full.status();
+  p.nvlink.bandwidth_efficiency = 0.5;
+  Expected<double> half = simulate_point(m.point, cluster, p);
+  if (!half) return half.status();
+  row.drain = *half - *full;
+  row.latency = *full - row.drain;
+  return row;
+}
+
+const Measurement* find_point(const std::vector<Measurement>& ms, const Point& p) {
+  return find(ms, p);
+}
+
+std::string tokens_list(const std::vector<core::ThroughputPoint>& t) {
+  std::string s;
+  for (const core::ThroughputPoint& x : t)
+    s += fmt::format("{}{:.0f}: {:.1f}", s.empty() ? "" : ", ", x.tokens, x.tflops);
+  return s;
+}
+
+}  // namespace
+
+Eigen::VectorXd nnls(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
+  const int n = static_cast<int>(a.cols());
+  SPATTN_CHECK(n <= 8 && a.rows() == b.size());
+  Eigen::VectorXd best = Eigen::VectorXd::Zero(n);
+  double best_res = b.squaredNorm();
+  for (int mask = 1; mask < (1 << n); ++mask) {
+    std::vector<int> cols;
+    for (int j = 0; j < n; ++j)
+      if (mask & (1 << j)) cols.push_back(j);
+    Eigen::MatrixXd sub(a.rows(), static_cast<Eigen::Index>(cols.size()));
+    for (std::size_t k = 0; k < cols.size(); ++k)
+      sub.col(static_cast<Eigen::Index>(k)) = a.col(cols[k]);
+    const Eigen::VectorXd y = sub.completeOrthogonalDecomposition().solve(b);
+    if ((y.array() < 0).any()) continue;
+    const double res = (sub * y - b).squaredNorm();
+    // A strictly better residual wins; ties (within rounding) keep the earlier, smaller subset.
+    if (res < best_res * (1 - 1e-12) - 1e-300) {
+      best_res = res;
+      best.setZero();
+      for (std::size_t k = 0; k < cols.size(); ++k) best(cols[k]) = y(static_cast<Eigen::Index>(k));
+    }
+  }
+  return best;
+}
+
+Expected<double> simulate_point(const Point& p, const core::Cluster& cluster,
+                                const core::Profile& profile) {
+  const MicroBench mb = build_microbench(p);
+  sim::SimOptions o;
+  o.peak_memory = false;
+  Expected<sim::SimResult> r = sim::simulate(mb.plan, cluster, profile, o);
+  if (!r) return r.status();
+  return timed_us(mb, r->timeline);
+}
+
+Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::Cluster& cluster,
+                                const core::Profile& base, const FitOptions& options) {
+  FitResult res;
+  core::Profile& prof = res.profile;
+  prof = base;
+  for (const Measurement& m : ms)
+    if (m.point.ranks > cluster.num_gpus() ||
+        (m.point.kind == PointKind::kSendRecvPair && cluster.num_gpus() < 2))
+      return invalid_argument(fmt::format("{} needs {} GPUs but cluster {} has {}",
+                                          describe(m.point), m.point.ranks, cluster.name,
+                                          cluster.num_gpus()));
+
+  // Memory-bound tasks: T = bytes / hbm + launch.
+  {
+    std::vector<std::pair<double, double>> pts;  // (bytes read + written, us)
+    for (const Measurement& m : ms) {
+      if (m.point.kind != PointKind::kCopy && m.point.kind != PointKind::kMerge) continue;
+      const MicroBench mb = build_microbench(m.point);
+      const core::Task& t = mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front()));
+      double bytes = 0;
+      for (const core::View& v : core::reads(t)) bytes += static_cast<double>(core::view_bytes(mb.plan, v));
+      for (const core::View& v : core::writes(t)) bytes += static_cast<double>(core::view_bytes(mb.plan, v));
+      pts.push_back({bytes, m.median_us});
+    }
+    if (pts.size() >= 2) {
+      Eigen::MatrixXd a(static_cast<Eigen::Index>(pts.size()), 2);
+      Eigen::VectorXd b(a.rows());
+      for (std::size_t i = 0; i < pts.size(); ++i) {
+        a(static_cast<Eigen::Index>(i), 0) = pts[i].first;
+        a(static_cast<Eigen::Index>(i), 1) = 1.0;
+        b(static_cast<Eigen::Index>(i)) = pts[i].second;
+      }
+      const Eigen::VectorXd x = nnls(a, b);
+      if (!(x(0) > 0)) return invalid_argument("memory: the copy/merge times do not grow with bytes");
+      prof.hbm_bandwidth = 1e6 / x(0);
+      prof.memory_launch = us_to_ps(x(1));
+      res.notes.push_back(fmt::format(
+          "memory: hbm {:.0f} GB/s, launch {:.2f} us: least squares over {} copy/merge points", prof.hbm_bandwidth / 1e9,
+          x(1), pts.size()));
+    } else {
+      res.notes.push_back("memory: fewer than 2 copy/merge points, hbm and launch kept from the base");
+    }
+  }
+
+  // Attention table: F(n) = flops / (T - launch).
+  {
+    std::map<double, double> table[2];  // [causal] tokens -> tflops
+    for (const Measurement& m : ms) {
+      if (m.point.kind != PointKind::kAttention) continue;
+      const MicroBench mb = build_microbench(m.point);
+      const auto& a = std::get<core::AttnBlock>(
+          mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())).op);
+      const double flops = 4.0 * kHeadDim * static_cast<double>(a.visible_pairs) * kHeads;
+      const double work_us = m.median_us - ps_to_us(prof.attention_launch);
+      if (!(work_us > 0))
+        return invalid_argument(fmt::format("{}: {} us is not more than the attention launch ({} us)",
+                                            describe(m.point), m.median_us,
+                                            ps_to_us(prof.attention_launch)));
+      table[m.point.causal][static_cast<double>(m.point.tokens)] = flops / (work_us * 1e-6) / 1e12;
+    }
+    for (int causal = 0; causal < 2; ++causal) {
+      std::vector<core::ThroughputPoint>& t = causal ? prof.attention_causal : prof.attention_non_causal;
+      if (table[causal].empty()) continue;
+      t.clear();
+      for (const auto& [n, tf] : table[causal]) t.push_back({n, tf});
+      res.notes.push_back(fmt::format("attention {}: TFLOP/s by tokens {{{}}} (launch {} us from the base)",
+                                      causal ? "causal" : "non-causal", tokens_list(t),
+                                      ps_to_us(prof.attention_launch)));
+    }
+  }
+
+  // Communication, piecewise: 1/e from large messages, overheads from small ones.
+  {
+    std::vector<CommRow> large, small;
+    for (const Measurement& m : ms) {
+      if (!is_comm(m.point.kind)) continue;
+      const bool is_large = m.point.bytes >= options.bandwidth_min_bytes;
+      const bool is_small = m.point.bytes <= options.overhead_max_bytes;
+      if (!is_large && !is_small) continue;
+      Expected<CommRow> row = comm_row(m, cluster, prof);
+      if (!row) return row.status();
+      (is_large ? large : small).push_back(*row);
+    }
+    double inv_e = 1.0 / base.nvlink.bandwidth_efficiency;
+    Eigen::Vector3d over(ps_to_us(base.nccl_launch), ps_to_us(base.nccl_per_peer),
+                         ps_to_us(base.nccl_all_to_all));
+    auto overhead = [&](const CommRow& r) { return over(0) + r.remote * over(1) + r.a2a * over(2); };
+    for (int round = 0; round < 2; ++round) {
+      if (!large.empty()) {
+        if (round == 0) {  // overheads unknown yet: fit them with the slope
+          Eigen::MatrixXd a(static_cast<Eigen::Index>(large.size()), 4);
+          Eigen::VectorXd b(a.rows());
+          for (std::size_t i = 0; i < large.size(); ++i) {
+            const auto k = static_cast<Eigen::Index>(i);
+            a.row(k) << 1.0, large[i].remote, large[i].a2a, large[i].drain;
+            b(k) = large[i].m->median_us - large[i].latency;
+          }
+          inv_e = nnls(a, b)(3);
+        } else {  // y - overhead = D / e
+          double num = 0, den = 0;
+          for (const CommRow& r : large) {
+            num += r.drain * (r.m->median_us - r.latency - overhead(r));
+            den += r.drain * r.drain;
+          }
+          inv_e = num / den;
+        }
+        if (!(inv_e > 0))
+          return invalid_argument("communication: the large-message times do not grow with bytes");
+      }
+      if (!small.empty()) {
+        Eigen::MatrixXd a(static_cast<Eigen::Index>(small.size()), 3);
+        Eigen::VectorXd b(a.rows());
+        for (std::size_t i = 0; i < small.size(); ++i) {
+          const auto k = static_cast<Eigen::Index>(i);
+          a.row(k) << 1.0, small[i].remote, small[i].a2a;
+          b(k) = small[i].m->median_us - small[i].latency - small[i].drain * inv_e;
+        }
+        over = nnls(a, b);
+      }
+    }
+    if (!large.empty()) {
+      prof.nvlink.bandwidth_efficiency = 1.0 / inv_e;
+      res.notes.push_back(fmt::format(
+          "nvlink bandwidth_efficiency {:.4f}: slope of {} messages >= {}", prof.nvlink.bandwidth_efficiency,
+          large.size(), format_bytes(options.bandwidth_min_bytes)));
+    } else {
+      res.notes.push_back("nvlink bandwidth_efficiency kept from the base (no large messages)");
+    }
+    if (!small.empty()) {
+      prof.nccl_launch = us_to_ps(over(0));
+      prof.nccl_per_peer = us_to_ps(over(1));
+      prof.nccl_all_to_all = us_to_ps(over(2));
+      res.notes.push_back(fmt::format(
+          "nccl launch {:.2f} us, per_peer {:.2f} us, all_to_all {:.2f} us: non-negative least squares "
+          "over {} messages <= {}",
+          over(0), over(1), over(2), small.size(), format_bytes(options.overhead_max_bytes)));
+    } else {
+      res.notes.push_back("nccl overheads kept from the base (no small messages)");
+    }
+  }
+
+  // Slowdown of compute under communication.
+  {
+    const Measurement* overlap = nullptr;
+    for (const Measurement& m : ms)
+      if (m.point.kind == PointKind::kOverlap) overlap = &m;
+    const Measurement* alone = nullptr;
+    const Measurement* ring = nullptr;
+    if (overlap) {
+      alone = find_point(ms, {PointKind::kAttention, 1, 0, overlap->point.tokens, false});
+      ring = find_point(ms, {PointKind::kSendRecvRing, overlap->point.ranks, overlap->point.bytes, 0, false});
+    }
+    if (overlap && alone && ring) {
+      const double w = alone->median_us, tc = overlap->median_us, ring_us = ring->median_us;
+      double s = 0;
+      bool ok = true;
+      if (tc <= ring_us) {
+        s = tc / w - 1;
+      } else if (ring_us + w - tc > 0) {
+        s = ring_us / (ring_us + w - tc) - 1;
+      } else {
+        ok = false;
+      }
+      if (ok) {
+        prof.compute_slowdown = std::max(0.0, s);
+        res.notes.push_back(fmt::format(
+            "compute_slowdown {:.4f}: attention {} tokens {:.1f} us alone, {:.1f} us under a {} ring "
+            "({:.1f} us){}",
+            prof.compute_slowdown, overlap->point.tokens, w, tc, format_bytes(overlap->point.bytes),
+            ring_us, s < 0 ? " (measured faster under comm: clamped to 0)" : ""));
+      } else {
+        res.notes.push_back(fmt::format(
+            "compute_slowdown kept from the base: the attention under comm ({:.1f} us) took longer than "
+            "the ring and the attention one after the other ({:.1f} us)", tc, ring_us + w));
+      }
+    } else {
+      res.notes.push_back("compute_slowdown kept from the base (no overlap point with its attention and ring)");
+    }
+  }
+
+  for (const Measurement& m : ms) {
+    Expected<double> t = simulate_point(m.point, cluster, prof);
+    if (!t) return t.status();
+    res.checks.push_back({m.point, m.median_us, *t});
+  }
+  return res;
+}
+
+}  // namespace spattn::calibrate

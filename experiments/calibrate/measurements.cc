@@ -1,0 +1,132 @@
+#include "experiments/calibrate/measurements.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace spattn::calibrate {
+namespace {
+
+constexpr const char* kHeader = "kind,ranks,bytes,tokens,causal,median_us";
+
+std::vector<std::string> split(const std::string& line) {
+  std::vector<std::string> f;
+  std::string cur;
+  for (char c : line) {
+    if (c == ',') {
+      f.push_back(cur);
+      cur.clear();
+    } else if (c != '\r') {
+      cur += c;
+    }
+  }
+  f.push_back(cur);
+  return f;
+}
+
+template <typename T>
+bool parse_number(const std::string& s, T& out) {
+  std::istringstream in(s);
+  in >> out;
+  return !in.fail() && in.eof();
+}
+
+}  // namespace
+
+std::string measurements_path(const std::string& profile_path) {
+  std::string stem = profile_path;
+  for (const char* ext : {".yaml", ".yml"}) {
+    const std::size_t n = std::strlen(ext);
+    if (stem.size() > n && stem.compare(stem.size() - n, n, ext) == 0) {
+      stem.resize(stem.size() - n);
+      break;
+    }
+  }
+  return stem + ".measurements.csv";
+}
+
+std::string measurements_csv(const std::vector<Measurement>& ms) {
+  std::string s = std::string(kHeader) + "\n";
+  for (const Measurement& m : ms)
+    s += fmt::format("{},{},{},{},{},{}\n", to_string(m.point.kind), m.point.ranks, m.point.bytes,
+                     m.point.tokens, m.point.causal ? 1 : 0, m.median_us);
+  return s;
+}
+
+Expected<std::vector<Measurement>> parse_measurements_csv(const std::string& text,
+                                                          const std::string& name) {
+  std::vector<Measurement> ms;
+  std::istringstream in(text);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    auto bad = [&](const std::string& why) {
+      return invalid_argument(fmt::format("{}:{}: {}", name, n, why));
+    };
+    if (line == kHeader) continue;
+    const std::vector<std::string> f = split(line);
+    if (f.size() != 6)
+      return bad(fmt::format("expected 6 fields ({}), got {}", kHeader, f.size()));
+    Expected<PointKind> kind = parse_point_kind(f[0]);
+    if (!kind) return bad(kind.status().message());
+    Measurement m;
+    m.point.kind = *kind;
+    int causal = 0;
+    if (!parse_number(f[1], m.point.ranks) || m.point.ranks < 1) return bad("bad ranks '" + f[1] + "'");
+    if (!parse_number(f[2], m.point.bytes) || m.point.bytes < 0) return bad("bad bytes '" + f[2] + "'");
+    if (!parse_number(f[3], m.point.tokens) || m.point.tokens < 0)
+      return bad("bad tokens '" + f[3] + "'");
+    if (!parse_number(f[4], causal) || (causal != 0 && causal != 1))
+      return bad("bad causal '" + f[4] + "' (0 or 1)");
+    m.point.causal = causal == 1;
+    if (!parse_number(f[5], m.median_us) || !(m.median_us >= 0))
+      return bad("bad median_us '" + f[5] + "'");
+    ms.push_back(m);
+  }
+  return ms;
+}
+
+Expected<std::vector<Measurement>> load_measurements(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return std::vector<Measurement>{};
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_measurements_csv(ss.str(), path);
+}
+
+Status write_file_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    if (!f) return not_found(tmp + ": cannot open the file for writing");
+    f << text;
+    f.flush();
+    if (!f) return internal_error(tmp + ": write failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return internal_error("rename " + tmp + " -> " + path + ": " + std::strerror(errno));
+  return {};
+}
+
+const Measurement* find(const std::vector<Measurement>& ms, const Point& p) {
+  for (const Measurement& m : ms)
+    if (m.point == p) return &m;
+  return nullptr;
+}
+
+std::vector<Point> pending_points(const std::vector<Point>& all,
+                                  const std::vector<Measurement>& done) {
+  std::vector<Point> left;
+  for (const Point& p : all)
+    if (!find(done, p)) left.push_back(p);
+  return left;
+}
+
+}  // namespace spattn::calibrate

@@ -1,0 +1,256 @@
+#include "experiments/calibrate/microbench.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace spattn::calibrate {
+namespace {
+
+using core::BufferId;
+using core::ElemType;
+using core::TaskId;
+using core::View;
+
+struct KindName {
+  PointKind kind;
+  const char* name;
+};
+constexpr KindName kKindNames[] = {
+    {PointKind::kSendRecvPair, "sendrecv_pair"}, {PointKind::kSendRecvRing, "sendrecv_ring"},
+    {PointKind::kAllToAll, "all_to_all"},        {PointKind::kAttention, "attention"},
+    {PointKind::kCopy, "copy"},                  {PointKind::kMerge, "merge"},
+    {PointKind::kOverlap, "overlap"},
+};
+
+// Builds a plan buffer by buffer and task by task (ids in order, so dependencies point back).
+class Builder {
+ public:
+  explicit Builder(core::Plan& plan) : plan_(plan) {}
+
+  BufferId buffer(int rank, std::string name, std::int64_t tokens, std::int64_t heads,
+                  std::int64_t width, ElemType elem) {
+    core::Buffer b;
+    b.name = std::move(name);
+    b.rank = rank;
+    b.role = core::BufferRole::kScratch;
+    b.elem = elem;
+    b.tokens = tokens;
+    b.heads = heads;
+    b.width = width;
+    plan_.buffers.push_back(std::move(b));
+    return static_cast<BufferId>(plan_.buffers.size()) - 1;
+  }
+  // A flat bf16 buffer of `bytes` (rounded down to whole elements, at least one).
+  BufferId bytes_buffer(int rank, std::string name, Bytes bytes) {
+    return buffer(rank, std::move(name), std::max<Bytes>(bytes / 2, 1), 1, 1, ElemType::kInput);
+  }
+  View whole(BufferId b) const {
+    const core::Buffer& buf = plan_.buffers[static_cast<std::size_t>(b)];
+    return {b, 0, buf.tokens, 0, buf.heads};
+  }
+  TaskId task(int rank, core::Stream stream, std::string label, core::Op op,
+              std::int64_t collective = -1) {
+    core::Task t;
+    t.id = static_cast<TaskId>(plan_.tasks.size());
+    t.rank = rank;
+    t.stream = stream;
+    t.collective = collective;
+    t.label = std::move(label);
+    t.op = std::move(op);
+    plan_.tasks.push_back(std::move(t));
+    return plan_.tasks.back().id;
+  }
+
+ private:
+  core::Plan& plan_;
+};
+
+core::Plan empty_plan(int world, std::int64_t tokens, bool causal) {
+  core::Plan plan;
+  plan.problem.batch = 1;
+  plan.problem.q_heads = plan.problem.kv_heads = kHeads;
+  plan.problem.head_dim = kHeadDim;
+  plan.problem.dtype = core::DType::kBF16;
+  plan.problem.seq_len = std::max<std::int64_t>(tokens, 1);
+  plan.problem.causal = causal;
+  plan.world = world;
+  plan.choice.ulysses_degree = world;
+  plan.padded_len = plan.problem.seq_len;
+  plan.shard_tokens = plan.problem.seq_len;
+  std::vector<int> all;
+  for (int r = 0; r < world; ++r) all.push_back(r);
+  plan.groups.push_back(std::move(all));
+  return plan;
+}
+
+// Ring of `ranks` (2 ranks: each sends to and receives from the other); returns the comm tasks.
+std::vector<TaskId> add_ring(Builder& b, int ranks, Bytes bytes) {
+  std::vector<TaskId> tasks;
+  for (int r = 0; r < ranks; ++r) {
+    core::Comm c{core::CommKind::kSendRecv, 0, {}, {}};
+    c.sends.push_back({(r + 1) % ranks, b.whole(b.bytes_buffer(r, "ring.send", bytes))});
+    c.recvs.push_back({(r + ranks - 1) % ranks, b.whole(b.bytes_buffer(r, "ring.recv", bytes))});
+    tasks.push_back(b.task(r, core::Stream::kComm, "ring.sendrecv", std::move(c), 0));
+  }
+  return tasks;
+}
+
+TaskId add_attention(Builder& b, std::int64_t n, bool causal) {
+  const BufferId q = b.buffer(0, "q", n, kHeads, kHeadDim, ElemType::kInput);
+  const BufferId k = b.buffer(0, "k", n, kHeads, kHeadDim, ElemType::kInput);
+  const BufferId v = b.buffer(0, "v", n, kHeads, kHeadDim, ElemType::kInput);
+  const BufferId o = b.buffer(0, "out", n, kHeads, kHeadDim, ElemType::kInput);
+  const BufferId l = b.buffer(0, "lse", n, kHeads, 1, ElemType::kF32);
+  core::AttnBlock a;
+  a.q = b.whole(q);
+  a.kv.push_back({b.whole(k), b.whole(v), false, false, 0, 1});
+  a.out = b.whole(o);
+  a.lse = b.whole(l);
+  a.visible_pairs = causal ? n * (n + 1) / 2 : n * n;
+  return b.task(0, core::Stream::kCompute, causal ? "attn.causal" : "attn", std::move(a));
+}
+
+}  // namespace
+
+const char* to_string(PointKind k) {
+  for (const KindName& kn : kKindNames)
+    if (kn.kind == k) return kn.name;
+  return "?";
+}
+
+Expected<PointKind> parse_point_kind(const std::string& s) {
+  for (const KindName& kn : kKindNames)
+    if (s == kn.name) return kn.kind;
+  return invalid_argument("unknown measurement kind '" + s + "'");
+}
+
+bool is_comm(PointKind k) {
+  return k == PointKind::kSendRecvPair || k == PointKind::kSendRecvRing ||
+         k == PointKind::kAllToAll;
+}
+
+std::string format_bytes(Bytes b) {
+  if (b >= kGiB && b % kGiB == 0) return fmt::format("{} GiB", b / kGiB);
+  if (b >= kMiB && b % kMiB == 0) return fmt::format("{} MiB", b / kMiB);
+  if (b >= kKiB && b % kKiB == 0) return fmt::format("{} KiB", b / kKiB);
+  if (b >= 10 * kMiB) return fmt::format("{:.0f} MiB", static_cast<double>(b) / kMiB);
+  return fmt::format("{} B", b);
+}
+
+std::string describe(const Point& p) {
+  switch (p.kind) {
+    case PointKind::kSendRecvPair:
+    case PointKind::kSendRecvRing:
+    case PointKind::kAllToAll:
+      return fmt::format("{} P={} {}", to_string(p.kind), p.ranks, format_bytes(p.bytes));
+    case PointKind::kAttention:
+      return fmt::format("attention {}{} tokens", p.causal ? "causal " : "", p.tokens);
+    case PointKind::kCopy:
+    case PointKind::kMerge: {
+      const MicroBench mb = build_microbench(p);
+      const core::Buffer& b = mb.plan.buffers.back();
+      return fmt::format("{} {}", to_string(p.kind), format_bytes(core::buffer_bytes(mb.plan, b)));
+    }
+    case PointKind::kOverlap:
+      return fmt::format("overlap P={} attention {} tokens + ring {}", p.ranks, p.tokens,
+                         format_bytes(p.bytes));
+  }
+  return "?";
+}
+
+std::vector<Point> calibration_points(int gpus, bool quick) {
+  SPATTN_CHECK(gpus >= 1);
+  std::vector<Point> pts;
+  const std::vector<Bytes> sizes =
+      quick ? std::vector<Bytes>{4 * kKiB, kMiB, 64 * kMiB, kGiB}
+            : std::vector<Bytes>{4 * kKiB, 64 * kKiB, kMiB, 16 * kMiB, 64 * kMiB, 256 * kMiB, kGiB};
+  if (gpus >= 2) {
+    for (Bytes b : sizes) pts.push_back({PointKind::kSendRecvPair, 2, b, 0, false});
+    for (Bytes b : sizes) pts.push_back({PointKind::kSendRecvRing, gpus, b, 0, false});
+    for (int g = quick ? gpus : 2; g <= gpus; ++g)
+      for (Bytes b : sizes) pts.push_back({PointKind::kAllToAll, g, b, 0, false});
+  }
+  const std::vector<std::int64_t> tokens =
+      quick ? std::vector<std::int64_t>{1024, kOverlapTokens}
+            : std::vector<std::int64_t>{1024, 2048, 4096, 8192, 16384, 32768};
+  for (bool causal : {false, true})
+    for (std::int64_t n : tokens) pts.push_back({PointKind::kAttention, 1, 0, n, causal});
+  // [tokens, 40, 128]: 100 rows of bf16 = 1,024,000 bytes; 102400 rows of bf16 = 1000 MiB;
+  // 51200 rows of fp32 = 1000 MiB.
+  pts.push_back({PointKind::kCopy, 1, 0, 100, false});
+  pts.push_back({PointKind::kCopy, 1, 0, 102400, false});
+  pts.push_back({PointKind::kMerge, 1, 0, 51200, false});
+  if (gpus >= 2) pts.push_back({PointKind::kOverlap, gpus, kOverlapBytes, kOverlapTokens, false});
+  return pts;
+}
+
+MicroBench build_microbench(const Point& p) {
+  MicroBench mb;
+  const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kOverlap;
+  mb.plan = empty_plan(p.kind == PointKind::kSendRecvPair ? 2 : p.ranks, attn ? p.tokens : 0,
+                       p.kind == PointKind::kAttention && p.causal);
+  Builder b(mb.plan);
+  switch (p.kind) {
+    case PointKind::kSendRecvPair: {
+      core::Comm send{core::CommKind::kSendRecv, 0, {}, {}}, recv = send;
+      send.sends.push_back({1, b.whole(b.bytes_buffer(0, "send", p.bytes))});
+      recv.recvs.push_back({0, b.whole(b.bytes_buffer(1, "recv", p.bytes))});
+      mb.timed.push_back(b.task(0, core::Stream::kComm, "pair.send", std::move(send), 0));
+      mb.timed.push_back(b.task(1, core::Stream::kComm, "pair.recv", std::move(recv), 0));
+      break;
+    }
+    case PointKind::kSendRecvRing:
+      mb.timed = add_ring(b, p.ranks, p.bytes);
+      break;
+    case PointKind::kAllToAll: {
+      const Bytes per_peer = p.bytes / p.ranks;
+      for (int r = 0; r < p.ranks; ++r) {
+        core::Comm c{core::CommKind::kAllToAll, 0, {}, {}};
+        for (int j = 0; j < p.ranks; ++j) {
+          c.sends.push_back({j, b.whole(b.bytes_buffer(r, fmt::format("a2a.send{}", j), per_peer))});
+          c.recvs.push_back({j, b.whole(b.bytes_buffer(r, fmt::format("a2a.recv{}", j), per_peer))});
+        }
+        mb.timed.push_back(b.task(r, core::Stream::kComm, "a2a", std::move(c), 0));
+      }
+      break;
+    }
+    case PointKind::kAttention:
+      mb.timed.push_back(add_attention(b, p.tokens, p.causal));
+      break;
+    case PointKind::kCopy: {
+      const BufferId src = b.buffer(0, "src", p.tokens, kHeads, kHeadDim, ElemType::kInput);
+      const BufferId dst = b.buffer(0, "dst", p.tokens, kHeads, kHeadDim, ElemType::kInput);
+      mb.timed.push_back(b.task(0, core::Stream::kCompute, "copy",
+                                core::Copy{core::CopyKind::kPack, b.whole(src), b.whole(dst)}));
+      break;
+    }
+    case PointKind::kMerge: {
+      const BufferId lse = b.buffer(0, "lse_acc", p.tokens, kHeads, 1, ElemType::kF32);
+      const BufferId part_lse = b.buffer(0, "lse_part", p.tokens, kHeads, 1, ElemType::kF32);
+      const BufferId part = b.buffer(0, "out_part", p.tokens, kHeads, kHeadDim, ElemType::kF32);
+      const BufferId out = b.buffer(0, "out_acc", p.tokens, kHeads, kHeadDim, ElemType::kF32);
+      mb.timed.push_back(b.task(0, core::Stream::kCompute, "merge",
+                                core::Merge{b.whole(out), b.whole(lse), b.whole(part),
+                                            b.whole(part_lse)}));
+      break;
+    }
+    case PointKind::kOverlap:
+      mb.timed.push_back(add_attention(b, p.tokens, false));
+      add_ring(b, p.ranks, p.bytes);
+      break;
+  }
+  return mb;
+}
+
+double timed_us(const MicroBench& mb, const core::Timeline& timeline) {
+  TimePs longest = 0;
+  for (core::TaskId t : mb.timed) {
+    const core::TaskSpan& s = timeline.spans.at(static_cast<std::size_t>(t));
+    longest = std::max(longest, s.end - s.start);
+  }
+  return ps_to_us(longest);
+}
+
+}  // namespace spattn::calibrate

@@ -1,0 +1,73 @@
+// experiments/calibrate/microbench.h: the microbenchmarks of `spattn calibrate`. Each point is a
+// small hand-built core::Plan that any executor runs: cuda::execute measures it on the GPUs, and
+// sim::simulate predicts it (which is how the fit inverts the simulator's model, and how the tests
+// make synthetic measurements). A point's time is the longest span among its timed tasks.
+//
+// Points (P = GPUs used):
+//   sendrecv_pair  ranks 0 -> 1 (rank 0 sends, rank 1 receives): 1 remote peer per task
+//   sendrecv_ring  rank r sends to r+1 and receives from r-1, over `ranks`: 2 remote peers per task
+//   all_to_all     over ranks 0..G-1, `bytes` per rank split evenly over the G peers (itself
+//                  included): 2 (G - 1) remote peers per task
+//   attention      one square AttnBlock of `tokens` on rank 0, bf16, 40 heads, head_dim 128
+//   copy, merge    one Copy (bf16) / Merge (fp32, the planner's accumulators) of [tokens, 40, 128]
+//   overlap        the attention point of kOverlapTokens on rank 0's compute stream while the
+//                  sendrecv_ring of kOverlapBytes over `ranks` runs on the comm streams
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/plan.h"
+#include "core/status.h"
+#include "core/timeline.h"
+#include "core/units.h"
+
+namespace spattn::calibrate {
+
+enum class PointKind { kSendRecvPair, kSendRecvRing, kAllToAll, kAttention, kCopy, kMerge, kOverlap };
+const char* to_string(PointKind k);
+Expected<PointKind> parse_point_kind(const std::string& s);
+bool is_comm(PointKind k);  // pair, ring, all_to_all
+
+inline constexpr std::int64_t kHeads = 40;
+inline constexpr std::int64_t kHeadDim = 128;
+inline constexpr std::int64_t kOverlapTokens = 4096;
+inline constexpr Bytes kOverlapBytes = kGiB;
+
+struct Point {
+  PointKind kind = PointKind::kAttention;
+  int ranks = 1;            // GPUs taking part (rank 0..ranks-1)
+  Bytes bytes = 0;          // comm: message per rank (nominal); overlap: the ring's message
+  std::int64_t tokens = 0;  // attention, overlap: block size; copy, merge: rows of [40, 128]
+  bool causal = false;      // attention only
+
+  friend bool operator==(const Point&, const Point&) = default;
+};
+
+// "all_to_all P=4 64 MiB", "attention causal 8192 tokens", "copy 1000 MiB".
+std::string describe(const Point& p);
+// "4 KiB", "64 MiB", "1 GiB", "1000 MiB", "1234 B".
+std::string format_bytes(Bytes b);
+
+// The calibration sweep on `gpus` GPUs (>= 1; with one GPU there are no communication points).
+// Full: send/recv pair and ring, all-to-all over 2..P, at 4 KiB, 64 KiB, 1 MiB, 16 MiB, 64 MiB,
+// 256 MiB, 1 GiB; attention at 1K..32K tokens, causal and not; copy 1 MiB and 1000 MiB, merge
+// 1000 MiB; overlap. Quick: pair, ring, all-to-all over P at 4 KiB, 1 MiB, 64 MiB, 1 GiB;
+// attention at 1024 and 4096; the same memory and overlap points. Both include what the fit
+// needs: small and large messages of every collective, the ring of 1 GiB over P and the attention
+// of kOverlapTokens (for the slowdown).
+std::vector<Point> calibration_points(int gpus, bool quick);
+
+struct MicroBench {
+  core::Plan plan;
+  std::vector<core::TaskId> timed;  // the point's time = max over these of (end - start)
+};
+// The plan of a point; every buffer is scratch (the executors zero it; no input generation, no
+// output check), every comm view a whole buffer.
+MicroBench build_microbench(const Point& p);
+
+// Microseconds: max over the timed tasks of (end - start).
+double timed_us(const MicroBench& mb, const core::Timeline& timeline);
+
+}  // namespace spattn::calibrate

@@ -1,0 +1,160 @@
+#include "experiments/cli/calibrate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <map>
+
+#include "core/cluster.h"
+#include "core/profile.h"
+#include "experiments/calibrate/fit.h"
+#include "experiments/calibrate/sweep.h"
+#include "experiments/cli/cli.h"
+#ifdef SPATTN_HAVE_CUDA
+#include "cuda/executor.h"
+#include "experiments/calibrate/measure_cuda.h"
+#endif
+
+namespace spattn::experiments {
+namespace {
+
+using calibrate::Measurement;
+using calibrate::Point;
+
+int fail(std::ostream& err, const Status& s) {
+  std::string m = s.message();
+  for (char& c : m)
+    if (c == '\n') c = ' ';
+  err << "spattn: " << m << "\n";
+  return exit_code(s);
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// Worst |fitted / measured - 1| by kind, for the header and the summary.
+std::map<std::string, double> worst_errors(const calibrate::FitResult& fit) {
+  std::map<std::string, double> worst;
+  for (const calibrate::PointCheck& c : fit.checks) {
+    const double e = c.measured_us > 0 ? std::fabs(c.fitted_us / c.measured_us - 1) : 0;
+    double& w = worst[calibrate::to_string(c.point.kind)];
+    w = std::max(w, e);
+  }
+  return worst;
+}
+
+// x to a multiple of 1 / per_unit (divided last, so 0.7230 prints as 0.723).
+double round_to(double x, double per_unit) { return std::round(x * per_unit) / per_unit; }
+TimePs round_ps(TimePs t) { return (t + 5'000) / 10'000 * 10'000; }  // to 10 ns
+
+// The fitted numbers at the precision the measurements support, so the file reads cleanly:
+// efficiency and slowdown to 1e-4, TFLOP/s to 0.1, HBM to 1 GB/s, overheads to 10 ns.
+core::Profile rounded(core::Profile p) {
+  p.nvlink.bandwidth_efficiency = round_to(p.nvlink.bandwidth_efficiency, 1e4);
+  p.nccl_launch = round_ps(p.nccl_launch);
+  p.nccl_per_peer = round_ps(p.nccl_per_peer);
+  p.nccl_all_to_all = round_ps(p.nccl_all_to_all);
+  p.memory_launch = round_ps(p.memory_launch);
+  p.hbm_bandwidth = std::round(p.hbm_bandwidth / 1e9) * 1e9;
+  p.compute_slowdown = round_to(p.compute_slowdown, 1e4);
+  for (auto* t : {&p.attention_non_causal, &p.attention_causal})
+    for (core::ThroughputPoint& x : *t) x.tflops = round_to(x.tflops, 10);
+  return p;
+}
+
+}  // namespace
+
+int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) {
+  namespace fs = std::filesystem;
+  const fs::path out_path(a.out);
+  if (out_path.extension() != ".yaml" && out_path.extension() != ".yml")
+    return fail(err, invalid_argument("--out: expected a .yaml path, got '" + a.out + "'"));
+  if (!out_path.parent_path().empty() && !fs::is_directory(out_path.parent_path()))
+    return fail(err, not_found("--out: directory " + out_path.parent_path().string() + " does not exist"));
+  Expected<core::Cluster> cluster = core::load_cluster(a.cluster);
+  if (!cluster) return fail(err, cluster.status());
+  Expected<core::Profile> base = core::load_profile(a.base);
+  if (!base) return fail(err, base.status());
+
+  calibrate::MeasureFn measure;
+  int gpus = 0;
+  std::string device;
+  if (!a.synthetic.empty()) {
+    Expected<core::Profile> truth = core::load_profile(a.synthetic);
+    if (!truth) return fail(err, truth.status());
+    gpus = cluster->num_gpus();
+    device = fmt::format("synthetic: sim::simulate with profile {} on cluster {} ({} GPUs)", a.synthetic,
+                         cluster->name, gpus);
+    measure = [c = *cluster, t = *truth](const Point& p) { return calibrate::simulate_point(p, c, t); };
+  } else {
+#ifdef SPATTN_HAVE_CUDA
+    if (cuda::launched_by_mpi())
+      return fail(err, invalid_argument("calibrate drives every local GPU from one process; do not start it "
+                                        "under mpirun"));
+    Expected<int> n = calibrate::cuda_gpus();
+    if (!n) return fail(err, unavailable("calibrate needs a GPU: " + n.status().message()));
+    gpus = std::min(*n, cluster->num_gpus());
+    device = fmt::format("{} x {} (of {} on the machine; cluster {} has {})", gpus, calibrate::cuda_device(), *n,
+                         cluster->name, cluster->num_gpus());
+    measure = calibrate::cuda_measure({a.warmup, a.iterations});
+#else
+    return fail(err, unavailable("calibrate needs a GPU, and this spattn was built without cuda/ (nvcc was not "
+                                 "found at configure time); --synthetic PROFILE runs the sweep on the simulator"));
+#endif
+  }
+
+  const std::vector<Point> points = calibrate::calibration_points(gpus, a.quick);
+  const std::string csv = calibrate::measurements_path(a.out);
+  err << fmt::format("calibrate: {} points{} on {}; measurements in {}\n", points.size(),
+                     a.quick ? " (quick)" : "", device, csv);
+  calibrate::SweepOptions so;
+  so.csv_path = csv;
+  so.restart = a.restart;
+  so.progress = &err;
+  Expected<calibrate::SweepResult> sweep = calibrate::run_sweep(points, measure, so);
+  if (!sweep) return fail(err, sweep.status());
+
+  Expected<calibrate::FitResult> fit = calibrate::fit_profile(sweep->measurements, *cluster, *base);
+  if (!fit) return fail(err, fit.status());
+  core::Profile& prof = fit->profile;
+  prof.name = out_path.stem().string();
+  const std::map<std::string, double> worst = worst_errors(*fit);
+
+  std::string header = fmt::format(
+      "# Profile {}, fitted by `spattn calibrate` (experiments/calibrate, docs/calibration.md).\n"
+      "# Machine: {}\n# Date: {}\n# Command: {}\n"
+      "# Cluster: {} ({}); numbers not measured come from {}.\n"
+      "# Raw measurements: {} ({} points).\n# Fit:\n",
+      prof.name, device, utc_now(), a.command_line, a.cluster, cluster->name, a.base,
+      fs::path(csv).filename().string(), sweep->measurements.size());
+  for (const std::string& n : fit->notes) header += "#   " + n + "\n";
+  header += "# Worst |simulated / measured - 1| by kind with this profile:";
+  for (const auto& [kind, e] : worst) header += fmt::format(" {} {:.1f}%,", kind, 100 * e);
+  header.back() = '\n';
+  const std::string text = header + core::profile_yaml(rounded(prof));
+  if (Status s = core::parse_profile(text, a.out).status(); !s.ok())
+    return fail(err, internal_error("the fitted profile does not read back: " + s.message()));
+  if (Status s = calibrate::write_file_atomic(a.out, text); !s.ok()) return fail(err, s);
+
+  out << fmt::format("profile {} written to {}\n", prof.name, a.out);
+  for (const std::string& n : fit->notes) out << "  " << n << "\n";
+  out << fmt::format("{:<58} {:>12} {:>12} {:>7}\n", "point", "measured", "simulated", "error");
+  for (const calibrate::PointCheck& c : fit->checks)
+    out << fmt::format("{:<58} {:>12} {:>12} {:>6.1f}%\n", calibrate::describe(c.point),
+                       calibrate::format_time_us(c.measured_us), calibrate::format_time_us(c.fitted_us),
+                       c.measured_us > 0 ? 100 * (c.fitted_us / c.measured_us - 1) : 0.0);
+  err << fmt::format("calibration finished: {} points ({} measured now, {} resumed) in {}\n", points.size(),
+                     sweep->measured, sweep->resumed, calibrate::format_duration(sweep->seconds));
+  return 0;
+}
+
+}  // namespace spattn::experiments

@@ -1,0 +1,113 @@
+// `spattn calibrate` end to end on the CPU: --synthetic measures with the simulator and the
+// h200_default profile on h200x4, so the written profile must give h200_default's numbers back;
+// a second run resumes from the CSV and measures nothing; without a GPU the command fails (exit 1)
+// with one line.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/profile.h"
+#include "experiments/calibrate/measurements.h"
+#ifdef SPATTN_HAVE_CUDA
+#include "experiments/calibrate/measure_cuda.h"
+#endif
+
+namespace spattn::calibrate {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kSource = SPATTN_SOURCE_DIR;
+const std::string kCluster = kSource + "/experiments/clusters/h200x4.yaml";
+const std::string kDefault = kSource + "/experiments/profiles/h200_default.yaml";
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+Result spattn(const fs::path& dir, const std::vector<std::string>& args) {
+  std::string cmd = std::string("'") + SPATTN_BIN + "'";
+  for (const std::string& a : args) cmd += " '" + a + "'";
+  cmd += " >'" + (dir / "stdout").string() + "' 2>'" + (dir / "stderr").string() + "'";
+  const int st = std::system(cmd.c_str());
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(dir / "stdout"), slurp(dir / "stderr")};
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path d = fs::path(testing::TempDir()) / ("calibrate_cli_" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+TEST(CalibrateCli, SyntheticRunGivesTheProfileBackAndResumes) {
+  const fs::path dir = fresh_dir("synthetic");
+  const std::string out = (dir / "h200_synth.yaml").string();
+  const std::vector<std::string> args = {"calibrate", "--out", out, "--quick", "--cluster", kCluster,
+                                         "--base", kDefault, "--synthetic", kDefault};
+  const Result r = spattn(dir, args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("[20/20] overlap P=4"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("profile h200_synth written"), std::string::npos) << r.out;
+  Expected<core::Profile> p = core::load_profile(out);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->name, "h200_synth");
+  // h200_default: e 0.723, launch 7, per_peer 4, all_to_all 86 us, hbm 4300 GB/s, memory launch
+  // 3 us, compute_slowdown 0.05, attention 356 TFLOP/s at every size (one flat table).
+  EXPECT_NEAR(p->nvlink.bandwidth_efficiency, 0.723, 0.02 * 0.723);
+  EXPECT_NEAR(ps_to_us(p->nccl_launch), 7, 0.14);
+  EXPECT_NEAR(ps_to_us(p->nccl_per_peer), 4, 0.08);
+  EXPECT_NEAR(ps_to_us(p->nccl_all_to_all), 86, 1.72);
+  EXPECT_NEAR(p->hbm_bandwidth, 4300e9, 86e9);
+  EXPECT_NEAR(ps_to_us(p->memory_launch), 3, 0.06);
+  EXPECT_NEAR(p->compute_slowdown, 0.05, 0.001);
+  ASSERT_EQ(p->attention_non_causal.size(), 2u);
+  for (const core::ThroughputPoint& t : p->attention_non_causal) EXPECT_NEAR(t.tflops, 356, 1);
+  const std::string text = slurp(out);
+  EXPECT_EQ(text.rfind("# Profile h200_synth", 0), 0u) << text;
+  EXPECT_NE(text.find("# Command: "), std::string::npos);
+  EXPECT_NE(text.find("# Date: "), std::string::npos);
+  Expected<std::vector<Measurement>> ms = load_measurements((dir / "h200_synth.measurements.csv").string());
+  ASSERT_TRUE(ms.ok());
+  EXPECT_EQ(ms->size(), 20u);
+
+  const Result again = spattn(dir, args);
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.err.find("resuming: 20 of 20 points"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("(0 measured now, 20 resumed)"), std::string::npos) << again.err;
+  EXPECT_EQ(again.err.find("[1/20]"), std::string::npos) << again.err;
+}
+
+TEST(CalibrateCli, WithoutAGpuFailsWithOneLine) {
+#ifdef SPATTN_HAVE_CUDA
+  if (cuda_gpus().ok()) GTEST_SKIP() << "this machine has a GPU (calibrate_gpu_test covers it)";
+#endif
+  const fs::path dir = fresh_dir("nogpu");
+  const Result r = spattn(dir, {"calibrate", "--out", (dir / "x.yaml").string(), "--cluster", kCluster,
+                                "--base", kDefault});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("calibrate needs a GPU"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "x.yaml"));
+}
+
+TEST(CalibrateCli, BadOutPathIsBadInput) {
+  const fs::path dir = fresh_dir("badout");
+  const Result r = spattn(dir, {"calibrate", "--out", (dir / "x.json").string(), "--synthetic", kDefault,
+                                "--cluster", kCluster, "--base", kDefault});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find(".yaml"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace spattn::calibrate

@@ -1,0 +1,172 @@
+// The fit inverts the simulator: measurements made by sim::simulate on the calibration plans with a
+// known profile must give that profile back. System: the h200x4 cluster (each GPU joined to an
+// NVSwitch by 18 x 26.5 = 477 GB/s per direction, 0.5 us per hop) and a profile with
+// e = 0.70, launch 9 us, per_peer 3 us, all_to_all 60 us, hbm 4000 GB/s, memory launch 2 us,
+// attention launch 5 us, compute_slowdown 0.08. The simulator's comm times are affine in
+// (launch, per_peer, all_to_all, 1/e) and the fit uses the simulator's own regressors, so the
+// recovery is exact up to picosecond rounding; the tolerance asked for is 2%.
+#include "experiments/calibrate/fit.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace spattn::calibrate {
+namespace {
+
+core::Cluster h200(int gpus) {
+  core::ClusterSpec spec;
+  spec.name = "h200x" + std::to_string(gpus);
+  spec.gpus_per_node = gpus;
+  spec.nvlinks_per_gpu = 18;
+  spec.nvlink_gbps = 26.5;
+  spec.nvlink_latency_us = 0.5;
+  Expected<core::Cluster> c = core::generate_cluster(spec);
+  SPATTN_CHECK(c.ok());
+  return *c;
+}
+
+core::Profile truth() {
+  core::Profile p;
+  p.name = "truth";
+  p.nvlink.bandwidth_efficiency = 0.70;
+  p.nccl_launch = 9 * kPsPerUs;
+  p.nccl_per_peer = 3 * kPsPerUs;
+  p.nccl_all_to_all = 60 * kPsPerUs;
+  p.hbm_bandwidth = 4000e9;
+  p.memory_launch = 2 * kPsPerUs;
+  p.attention_launch = 5 * kPsPerUs;
+  p.attention_non_causal = {{1024, 250}, {4096, 380}, {32768, 420}};
+  p.attention_causal = {{1024, 150}, {32768, 380}};
+  p.compute_slowdown = 0.08;
+  return p;
+}
+
+// A base that differs from the truth everywhere the fit measures (the attention launch is not
+// measured, so both share it).
+core::Profile base() {
+  core::Profile p;
+  p.name = "base";
+  p.nvlink.bandwidth_efficiency = 0.5;
+  p.nccl_launch = p.nccl_per_peer = p.nccl_all_to_all = 1 * kPsPerUs;
+  p.hbm_bandwidth = 1000e9;
+  p.attention_launch = 5 * kPsPerUs;
+  p.attention_non_causal = {{1000, 100}};
+  p.compute_slowdown = 0.5;
+  return p;
+}
+
+std::vector<Measurement> synthetic(const std::vector<Point>& pts, const core::Cluster& c,
+                                   const core::Profile& p) {
+  std::vector<Measurement> ms;
+  for (const Point& pt : pts) {
+    Expected<double> us = simulate_point(pt, c, p);
+    SPATTN_CHECK(us.ok());
+    ms.push_back({pt, *us});
+  }
+  return ms;
+}
+
+void expect_recovered(const core::Profile& got, const core::Profile& want, bool attention_points_full) {
+  EXPECT_NEAR(got.nvlink.bandwidth_efficiency, want.nvlink.bandwidth_efficiency, 0.02 * want.nvlink.bandwidth_efficiency);
+  EXPECT_NEAR(ps_to_us(got.nccl_launch), ps_to_us(want.nccl_launch), 0.02 * ps_to_us(want.nccl_launch));
+  EXPECT_NEAR(ps_to_us(got.nccl_per_peer), ps_to_us(want.nccl_per_peer), 0.02 * ps_to_us(want.nccl_per_peer));
+  EXPECT_NEAR(ps_to_us(got.nccl_all_to_all), ps_to_us(want.nccl_all_to_all), 0.02 * ps_to_us(want.nccl_all_to_all));
+  EXPECT_NEAR(got.hbm_bandwidth, want.hbm_bandwidth, 0.02 * want.hbm_bandwidth);
+  EXPECT_NEAR(ps_to_us(got.memory_launch), ps_to_us(want.memory_launch), 0.02 * ps_to_us(want.memory_launch));
+  EXPECT_NEAR(got.compute_slowdown, want.compute_slowdown, 0.02 * want.compute_slowdown);
+  // The table holds the measured token counts; at each, the simulator's (log-interpolated)
+  // throughput of the truth.
+  for (bool causal : {false, true}) {
+    const auto& t = causal ? got.attention_causal : got.attention_non_causal;
+    ASSERT_EQ(t.size(), attention_points_full ? 6u : 2u);
+    for (const core::ThroughputPoint& x : t)
+      EXPECT_NEAR(x.tflops * 1e12, want.attention_flops_per_s(x.tokens, causal),
+                  0.001 * want.attention_flops_per_s(x.tokens, causal))
+          << (causal ? "causal " : "") << x.tokens;
+  }
+}
+
+TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {
+  const core::Cluster c = h200(4);
+  const std::vector<Measurement> ms = synthetic(calibration_points(4, false), c, truth());
+  Expected<FitResult> fit = fit_profile(ms, c, base());
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  expect_recovered(fit->profile, truth(), true);
+  // Every point simulated with the fitted profile matches its measurement.
+  ASSERT_EQ(fit->checks.size(), ms.size());
+  for (const PointCheck& k : fit->checks)
+    EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
+}
+
+TEST(Fit, RecoversTheProfileFromTheQuickSweepOnTwoGpus) {
+  // Two GPUs: pair (1 remote peer), ring (2) and all-to-all over 2 (2 + all_to_all) still separate
+  // the three overheads.
+  const core::Cluster c = h200(2);
+  const std::vector<Measurement> ms = synthetic(calibration_points(2, true), c, truth());
+  Expected<FitResult> fit = fit_profile(ms, c, base());
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  expect_recovered(fit->profile, truth(), false);
+}
+
+TEST(Fit, SlowdownWhenTheAttentionOutlastsTheRing) {
+  // Attention of 4096 tokens at 50 TFLOP/s: 4 * 128 * 4096^2 * 40 / 50e12 = 6.9 ms, longer than
+  // the 1 GiB ring (~3.2 ms): compute is slowed only while the ring runs,
+  // T_c = t_c + W - t_c / (1 + s), and s is recovered from that branch.
+  core::Profile t = truth();
+  t.attention_non_causal = {{1024, 50}, {32768, 50}};
+  t.compute_slowdown = 0.2;
+  const core::Cluster c = h200(4);
+  const std::vector<Measurement> ms = synthetic(calibration_points(4, true), c, t);
+  const Measurement* ring = find(ms, {PointKind::kSendRecvRing, 4, kGiB, 0, false});
+  const Measurement* alone = find(ms, {PointKind::kAttention, 1, 0, 4096, false});
+  ASSERT_TRUE(ring && alone);
+  ASSERT_GT(alone->median_us, ring->median_us);
+  Expected<FitResult> fit = fit_profile(ms, c, base());
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  EXPECT_NEAR(fit->profile.compute_slowdown, 0.2, 0.004);
+}
+
+TEST(Fit, KeepsTheBaseWhereNothingWasMeasured) {
+  // One GPU: no communication points, so NCCL numbers, the efficiency and the slowdown stay.
+  const core::Cluster c = h200(4);
+  const std::vector<Measurement> ms = synthetic(calibration_points(1, true), c, truth());
+  Expected<FitResult> fit = fit_profile(ms, c, base());
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  EXPECT_EQ(fit->profile.nvlink.bandwidth_efficiency, 0.5);
+  EXPECT_EQ(fit->profile.nccl_launch, 1 * kPsPerUs);
+  EXPECT_EQ(fit->profile.compute_slowdown, 0.5);
+  EXPECT_NEAR(fit->profile.hbm_bandwidth, 4000e9, 80e9);
+}
+
+TEST(Fit, RefusesAClusterSmallerThanTheMeasurements) {
+  const std::vector<Measurement> ms = {{{PointKind::kAllToAll, 4, kMiB, 0, false}, 100}};
+  EXPECT_EQ(fit_profile(ms, h200(2), base()).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Fit, RefusesAttentionFasterThanItsLaunch) {
+  const std::vector<Measurement> ms = {{{PointKind::kAttention, 1, 0, 1024, false}, 4.0}};
+  EXPECT_EQ(fit_profile(ms, h200(4), base()).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Nnls, ClampsANegativeUnconstrainedSolution) {
+  // System: A = [[1, 0], [0, 1], [1, 1]], b = [1, -1, 0]. Unconstrained: x = (1, -1). With x >= 0
+  // the second is 0 and x1 minimizes (x1 - 1)^2 + 1 + x1^2: x1 = 0.5.
+  Eigen::MatrixXd a(3, 2);
+  a << 1, 0, 0, 1, 1, 1;
+  const Eigen::VectorXd x = nnls(a, Eigen::Vector3d(1, -1, 0));
+  EXPECT_NEAR(x(0), 0.5, 1e-12);
+  EXPECT_EQ(x(1), 0.0);
+}
+
+TEST(Nnls, FeasibleSolutionIsTheLeastSquaresOne) {
+  // b = A (2, 3) exactly: the solution is (2, 3).
+  Eigen::MatrixXd a(3, 2);
+  a << 1, 1, 1, 2, 1, 3;
+  const Eigen::VectorXd x = nnls(a, a * Eigen::Vector2d(2, 3));
+  EXPECT_NEAR(x(0), 2, 1e-9);
+  EXPECT_NEAR(x(1), 3, 1e-9);
+}
+
+}  // namespace
+}  // namespace spattn::calibrate
