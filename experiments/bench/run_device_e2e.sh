@@ -1,45 +1,58 @@
 #!/usr/bin/env bash
-# experiments/bench/run_device_e2e.sh: on a GPU machine (the 4x H200 node), from the repository
-# root: builds spattn, runs the GPU tests, times every plan of the Wan2.1-14B and Llama-128k
-# examples with spattn's own executor and the PyTorch peer (Ulysses with all_to_all + SDPA, and
-# context_parallel's ring) in the same call, and checks that one process per GPU under mpirun
-# gives bit-identical outputs to the single-process default. Everything goes to $OUT.
+# experiments/bench/run_device_e2e.sh: on the 4x H200 node, from the repository root: builds the
+# spattn command, then for the Wan2.1-14B and Llama-128k examples runs every plan on the GPUs
+# (spattn's executor and kernels) and in the simulator (--backend sim,cuda: predicted vs measured),
+# times the PyTorch peer (Ulysses with all_to_all + SDPA, and context_parallel's ring) in the same
+# call, and checks that mpirun -np 4 (one process per GPU) gives bit-identical outputs to one
+# process. Files (at most 8) go to $OUT; the summary table is printed last.
+#   RUN_GPU_TESTS=1 also runs `ctest -L gpu` first (about 2 minutes).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 OUT=${OUT:-/tmp/spattn-out}
-mkdir -p "$OUT"
+WORK=/tmp/spattn-work
+mkdir -p "$OUT" "$WORK"
 log="$OUT/log.txt"
-say() { echo "== $*" | tee -a "$log"; }
+say() { echo "== $(date +%T) $*" | tee -a "$log"; }
 
 say "machine"
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nvidia-smi topo -m; nvcc --version | tail -2;
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nvidia-smi topo -m | head -5; nvcc --version | tail -2;
   python3 -c 'import torch; print("torch", torch.__version__, "nccl", torch.cuda.nccl.version())'; } >>"$log" 2>&1
 say "build"
-cmake -S . -B build -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 >>"$log" 2>&1 && ninja -C build >>"$log" 2>&1 || { tail -40 "$log"; exit 1; }
-say "gpu tests"
-ctest --test-dir build -L gpu --output-on-failure >>"$log" 2>&1
-grep -E "tests passed|Failed|FAILED" "$log" | tail -8
+cmake -S . -B build -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 >>"$log" 2>&1 && ninja -C build spattn >>"$log" 2>&1 ||
+  { tail -40 "$log"; exit 1; }
+if [[ "${RUN_GPU_TESTS:-0}" == 1 ]]; then
+  say "gpu tests"
+  ninja -C build >>"$log" 2>&1
+  ctest --test-dir build -L gpu --timeout 300 >>"$log" 2>&1
+fi
 
-run_ours() {  # experiment, output name
-  ./build/spattn run "$1" --backend cuda --iters 10 --warmup 2 --format json >"$OUT/$2.json" 2>>"$log"
-  echo "exit $?" >>"$log"
+ours() {  # name, experiment, timeout
+  say "$1: spattn (sim + cuda)"
+  timeout "$3" ./build/spattn run "$2" --backend sim,cuda --iters 5 --warmup 1 --out "$WORK/$1" \
+    --trace "$WORK/$1/t.json" --format json >"$WORK/$1.stdout" 2>>"$log"
+  echo "exit $?" | tee -a "$log"
+  cp "$WORK/$1/compare.csv" "$OUT/$1_compare.csv" 2>/dev/null
+  cp "$WORK/$1/cuda.json" "$OUT/$1_cuda.json" 2>/dev/null
 }
-say "wan21_14b_720p: ours"
-run_ours experiments/examples/wan21_14b_720p.yaml wan_ours
-say "wan21_14b_720p: torch"
-torchrun --nproc_per_node=4 experiments/bench/torch_peer.py --seq 75600 --heads 40 --dim 128 --joint 512 \
-  --iters 10 --json "$OUT/wan_torch.json" 2>&1 | grep -v Warning | tee -a "$log"
-say "llama3_8b_128k: ours"
-run_ours experiments/examples/llama3_8b_128k.yaml llama_ours
-say "llama3_8b_128k: torch"
-torchrun --nproc_per_node=4 experiments/bench/torch_peer.py --seq 131072 --heads 32 --kv-heads 8 --dim 128 --causal \
-  --iters 10 --json "$OUT/llama_torch.json" 2>&1 | grep -v Warning | tee -a "$log"
+peer() {  # name, timeout, args...
+  local name=$1 t=$2
+  shift 2
+  say "$name: PyTorch"
+  timeout "$t" torchrun --nproc_per_node=4 experiments/bench/torch_peer.py "$@" --iters 5 --json "$OUT/${name}_torch.json" \
+    2>&1 | grep -v -i warn | tee -a "$log"
+}
+ours wan experiments/examples/wan21_14b_720p.yaml 150
+cp "$(ls "$WORK"/wan/*ring4-zigzag*.trace.json 2>/dev/null | head -1)" "$OUT/wan_ring4-zigzag.trace.json" 2>/dev/null
+peer wan 100 --seq 75600 --heads 40 --dim 128 --joint 512
+ours llama experiments/examples/llama3_8b_128k.yaml 120
+peer llama 100 --seq 131072 --heads 32 --kv-heads 8 --dim 128 --causal
 
 say "mpirun -np 4 vs one process"
-./build/spattn run experiments/examples/quickstart.yaml --backend cuda --iters 1 --warmup 0 --format json \
-  >"$OUT/single.json" 2>>"$log"
-mpirun --allow-run-as-root --oversubscribe -np 4 -x NCCL_NVLS_ENABLE -x TORCH_SYMM_MEM_DISABLE_MULTICAST \
+timeout 40 ./build/spattn run experiments/examples/quickstart.yaml --backend cuda --iters 1 --warmup 0 --format json \
+  >"$WORK/single.json" 2>>"$log"
+timeout 60 mpirun --allow-run-as-root --oversubscribe -np 4 -x NCCL_NVLS_ENABLE -x TORCH_SYMM_MEM_DISABLE_MULTICAST \
   -x NVSHMEM_DISABLE_NVLS ./build/spattn run experiments/examples/quickstart.yaml --backend cuda --iters 1 \
-  --warmup 0 --format json >"$OUT/mpi.json" 2>>"$log"
-echo "mpirun exit $?" >>"$log"
-python3 experiments/bench/summarize_e2e.py "$OUT" | tee -a "$log"
+  --warmup 0 --format json >"$WORK/mpi.json" 2>>"$log"
+echo "mpirun exit $?" | tee -a "$log"
+cp "$WORK/single.json" "$WORK/mpi.json" "$WORK/wan.stdout" "$WORK/llama.stdout" /tmp/ 2>/dev/null
+python3 experiments/bench/summarize_e2e.py "$OUT" "$WORK" 2>&1 | tee -a "$log"

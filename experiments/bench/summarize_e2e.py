@@ -34,7 +34,7 @@ def ours_rows(path):
 
 
 def table(out, name):
-    ours = out / f"{name}_ours.json"
+    ours = out / f"{name}_cuda.json"
     torch = out / f"{name}_torch.json"
     if not ours.exists():
         print(f"{name}: no results")
@@ -55,7 +55,7 @@ def table(out, name):
 
 
 def mpi(out):
-    single, multi = out / "single.json", out / "mpi.json"
+    single, multi = out / "single.json", out / "mpi.json"  # in the work folder
     if not (single.exists() and multi.exists()):
         print("\nmpirun: no results")
         return
@@ -74,9 +74,17 @@ def mpi(out):
 
 def main():
     out = Path(sys.argv[1])
+    work = Path(sys.argv[2]) if len(sys.argv) > 2 else out
     for name in ("wan", "llama"):
         table(out, name)
-    mpi(out)
+        compare = out / f"{name}_compare.csv"
+        if compare.exists():
+            print(f"\n{name}: predicted vs measured (compare.csv)")
+            import csv
+            for r in csv.DictReader(compare.open()):
+                print(f"  {r.get('plan', '?'):30s} predicted {r.get('predicted_ms', '?'):>10s} ms  measured "
+                      f"{r.get('measured_ms', '?'):>10s} ms  rel_error {r.get('rel_error', '?')}")
+    mpi(work)
 
 
 if __name__ == "__main__":
