@@ -54,5 +54,4 @@ timeout 60 mpirun --allow-run-as-root --oversubscribe -np 4 -x NCCL_NVLS_ENABLE 
   -x NVSHMEM_DISABLE_NVLS ./build/spattn run experiments/examples/quickstart.yaml --backend cuda --iters 1 \
   --warmup 0 --format json >"$WORK/mpi.json" 2>>"$log"
 echo "mpirun exit $?" | tee -a "$log"
-cp "$WORK/single.json" "$WORK/mpi.json" "$WORK/wan.stdout" "$WORK/llama.stdout" /tmp/ 2>/dev/null
-python3 experiments/bench/summarize_e2e.py "$OUT" "$WORK" 2>&1 | tee -a "$log"
+python3 experiments/bench/summarize_e2e.py "$OUT" "$WORK" 2>&1 | tee "$OUT/summary.txt"

@@ -21,10 +21,20 @@ def json_docs(path):
     return docs
 
 
+def report(doc):
+    """The cuda report of a document: a <backend>.json file, or `spattn run --format json` output."""
+    if "cases" in doc:
+        return doc
+    for r in doc.get("runs", []):
+        if r.get("backend") == "cuda":
+            return r
+    return {"cases": []}
+
+
 def ours_rows(path):
     rows = []
     for doc in json_docs(path):
-        for case in doc["cases"]:
+        for case in report(doc)["cases"]:
             for p in case["plans"]:
                 m = p.get("metrics", {})
                 rows.append((p["plan"], m.get("median_ms", math.nan), m.get("out_rel_error", math.nan),
@@ -41,7 +51,7 @@ def table(out, name):
         return
     peers = json.loads(torch.read_text()) if torch.exists() else []
     best_peer = min((p["ms"] for p in peers if p["ms"] == p["ms"]), default=math.nan)
-    print(f"\n{name}: ours (spattn executor + own kernels) vs PyTorch, median ms over 10 iterations")
+    print(f"\n{name}: ours (spattn executor + own kernels) vs PyTorch, median ms")
     print(f"  {'plan':34s} {'ms':>9s} {'vs best torch':>13s} {'out err':>9s} {'lse err':>9s} {'check':>5s} "
           f"{'pred GiB':>8s} {'meas GiB':>8s}")
     for plan, ms, oe, le, ok, pg, mg, reason in ours_rows(ours):
@@ -62,7 +72,7 @@ def mpi(out):
     want, got = {}, {}
     for target, path in ((want, single), (got, multi)):
         for doc in json_docs(path):
-            for case in doc["cases"]:
+            for case in report(doc)["cases"]:
                 for p in case["plans"]:
                     for k, v in p.get("metrics", {}).items():
                         if k.startswith("digest_r"):

@@ -102,11 +102,18 @@ def main():
             set_rotate_method("alltoall")  # pass K/V around the ring (send/recv), not all-gather
         except Exception:
             pass
+        try:  # load balancing (zigzag) is for causal masks only; off otherwise
+            from torch.distributed.tensor.experimental._attention import _cp_options
+            _cp_options.enable_load_balance = a.causal
+        except Exception:
+            pass
         mesh = init_device_mesh("cuda", (world,))
         st = S + J
         st -= st % (2 * world)
         gq = rnd(B, H, st, D)
-        gk, gv = rnd(B, kvh, st, D), rnd(B, kvh, st, D)
+        # context_parallel's SDPA takes equal head counts: GQA's kv heads are repeated.
+        gk = rnd(B, kvh, st, D).repeat_interleave(H // kvh, dim=1)
+        gv = rnd(B, kvh, st, D).repeat_interleave(H // kvh, dim=1)
         for name, be in backends.items():
             try:
                 with context_parallel(mesh, buffers=[gq, gk, gv], buffer_seq_dims=[2, 2, 2]), sdpa_kernel([be]):
