@@ -45,7 +45,8 @@ void time_config(const char* name, const sc::FlashParams& p, int iters) {
 }
 
 int main(int argc, char** argv) {
-  const long long S = argc > 1 ? std::atoll(argv[1]) : 16384, H = argc > 2 ? std::atoll(argv[2]) : 40;
+  const long long S = argc > 1 ? std::atoll(argv[1]) : 16384,
+                  H = argc > 2 ? std::atoll(argv[2]) : 40;
   for (int d : {128, 64}) {
     const size_t n = static_cast<size_t>(S * H * d);
     std::vector<std::uint16_t> h(n);

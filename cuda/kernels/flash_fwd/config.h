@@ -16,6 +16,6 @@ namespace spattn::cuda::flash {
 template <typename T>
 using Traits128 = FwdTraits<T, 128, 128, 64, 4, 2>;
 template <typename T>
-using Traits64 = FwdTraits<T, 64, 128, 128, 4, 2, false, 2>;
+using Traits64 = FwdTraits<T, 64, 128, 128, 4, 2>;
 
 }  // namespace spattn::cuda::flash

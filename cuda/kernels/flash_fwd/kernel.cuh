@@ -2,7 +2,8 @@
 // mma.sync m16n8k16, ldmatrix and cp.async, for the masks of core/problem.h. In PyTorch terms,
 // per (batch, head):
 //   s = (q @ k.T) * scale;  s = softcap * tanh(s / softcap) if softcap;  s[~visible] = -inf
-//   lse = torch.logsumexp(s, -1);  out = torch.softmax(s, -1) @ v   (rows with no visible key: 0, -inf)
+//   lse = torch.logsumexp(s, -1);  out = torch.softmax(s, -1) @ v   (rows with no visible key: 0,
+//   -inf)
 // One CTA: kBlockM queries of one (batch, head), looping over the key tiles of the segments that
 // the masks leave (fully masked tiles are skipped, fully visible ones skip the per-element mask).
 // Pipeline, kStages = 1 (single-buffered K and V, as FlashAttention-2): the load of V(j) overlaps
@@ -49,11 +50,12 @@ __device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const v
 
 // c += a (16x16, row) * b (16x8, col), fp32 accumulators.
 template <typename T>
-__device__ __forceinline__ void mma_16816(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                          std::uint32_t b1) {
+__device__ __forceinline__ void mma_16816(float (&c)[4], const std::uint32_t (&a)[4],
+                                          std::uint32_t b0, std::uint32_t b1) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, "
         "{%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -97,13 +99,14 @@ __device__ __forceinline__ i64 floor_div(i64 a, i64 b) {  // b > 0
 // Key tiles [lo, hi) of segment s that hold a key visible to some query with global position in
 // [qmin, qmax]; image keys are monotone in j, so that set is one range.
 template <int kBlockN>
-__device__ __forceinline__ void segment_tiles(const FwdParams& p, const Segment& sg, i64 qmin, i64 qmax,
-                                              i64& lo, i64& hi) {
+__device__ __forceinline__ void segment_tiles(const FwdParams& p, const Segment& sg, i64 qmin,
+                                              i64 qmax, i64& lo, i64& hi) {
   i64 jlo = 0, jhi = sg.nk - 1;
   if (!sg.joint) {
     if (p.causal) jhi = min(jhi, floor_div(qmax - sg.start, sg.stride));
     if (p.window_right >= 0) jhi = min(jhi, floor_div(qmax + p.window_right - sg.start, sg.stride));
-    if (p.window_left >= 0) jlo = max(jlo, -floor_div(-(qmin - p.window_left - sg.start), sg.stride));
+    if (p.window_left >= 0)
+      jlo = max(jlo, -floor_div(-(qmin - p.window_left - sg.start), sg.stride));
   }
   if (jlo > jhi) {
     lo = hi = 0;
@@ -122,8 +125,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
                 NTH = Tr::kThreads;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
-  T* sK = sQ + BM * D;                 // [kStages][BN * D]
-  T* sV = sK + Tr::kStages * BN * D;   // [kStages][BN * D]
+  T* sK = sQ + BM * D;                // [kStages][BN * D]
+  T* sV = sK + Tr::kStages * BN * D;  // [kStages][BN * D]
   constexpr bool kTwoStage = Tr::kStages == 2;
 
   const int m_block = gridDim.x - 1 - blockIdx.x;  // the longest causal rows first
@@ -218,8 +221,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     cp_async_wait<0>();
     __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < KS; ++kk)
-      ldmatrix_x4(q_frag[kk], sQ + (q_off ^ (kk << 4)));
+    for (int kk = 0; kk < KS; ++kk) ldmatrix_x4(q_frag[kk], sQ + (q_off ^ (kk << 4)));
   }
 
   while (have) {
@@ -338,7 +340,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
       if (next) load_k(0);
     }
 
-    // Online softmax: m = max(m, rowmax(s)); o *= exp(m_old - m); l = l * exp(m_old - m) + rowsum(p)
+    // Online softmax: m = max(m, rowmax(s)); o *= exp(m_old - m); l = l * exp(m_old - m) +
+    // rowsum(p)
     const float sl2 = p.score_log2;
 #pragma unroll
     for (int mi = 0; mi < MT; ++mi) {
@@ -346,7 +349,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
       for (int hr = 0; hr < 2; ++hr) {
         float mx = row_max[mi][hr];
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[mi][nt][hr * 2], s[mi][nt][hr * 2 + 1]));
+        for (int nt = 0; nt < NT; ++nt)
+          mx = fmaxf(mx, fmaxf(s[mi][nt][hr * 2], s[mi][nt][hr * 2 + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float m_use = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet

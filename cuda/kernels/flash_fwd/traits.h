@@ -23,7 +23,7 @@ struct FwdTraits {
   static constexpr int kDTiles = kHeadDim / 8;       // n8 tiles of O per warp
   static constexpr int kKSteps = kHeadDim / 16;      // k16 steps of Q K^T
   static constexpr int kChunks = kHeadDim / 8;       // 16-byte chunks per row
-  static constexpr bool kQInRegs = kQInRegs_;  // Q fragments kept in registers (else re-read)
+  static constexpr bool kQInRegs = kQInRegs_;        // Q fragments kept in registers (else re-read)
   // K/V buffers: 1 = single (V(j) loads during Q K(j)^T, K(j+1) during softmax and P V(j), as
   // FlashAttention-2); 2 = double (K(j+1) and V(j+1) load during the whole of iteration j).
   static constexpr int kStages = kStages_;
