@@ -19,10 +19,10 @@ struct FlashKvSegment {
   const void* v = nullptr;  // [batch, nk, kv_heads_in_view, head_dim]
   std::int64_t k_batch_stride = 0, k_token_stride = 0, k_head_stride = 0;  // elements
   std::int64_t v_batch_stride = 0, v_token_stride = 0, v_head_stride = 0;  // elements
-  std::int64_t nk = 0;         // keys in the segment (0 = empty, skipped)
-  bool joint = false;          // joint (text) keys: always visible, positions unused
-  std::int64_t start = 0;      // global position of key 0 (image keys)
-  std::int64_t stride = 1;     // global positions advance by this per key (>= 1)
+  std::int64_t nk = 0;             // keys in the segment (0 = empty, skipped)
+  bool joint = false;              // joint (text) keys: always visible, positions unused
+  std::int64_t start = 0;          // global position of key 0 (image keys)
+  std::int64_t stride = 1;         // global positions advance by this per key (>= 1)
   std::int64_t kv_head_start = 0;  // global kv head of the view's head 0
 };
 
@@ -34,7 +34,7 @@ inline constexpr int kMaxKvSegments = 4;
 // softcap on scaled scores, a query that sees no key gets out = 0 and lse = -inf).
 struct FlashParams {
   core::DType dtype = core::DType::kBF16;  // q, k, v (and out unless out_f32): bf16 or fp16
-  const void* q = nullptr;  // [batch, nq, hq, head_dim]
+  const void* q = nullptr;                 // [batch, nq, hq, head_dim]
   std::int64_t q_batch_stride = 0, q_token_stride = 0, q_head_stride = 0;  // elements
   std::int64_t nq = 0;
   std::int64_t q_start = 0, q_stride = 1;  // global position of query i = q_start + q_stride * i

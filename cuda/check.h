@@ -21,8 +21,8 @@ inline Status cuda_status(cudaError_t e, const char* call, const char* file, int
 }  // namespace spattn::cuda
 
 // Evaluates a CUDA runtime call; returns its error as a Status from the enclosing function.
-#define SPATTN_CUDA_CHECK(call)                                                                \
-  do {                                                                                         \
-    const cudaError_t _e = (call);                                                             \
-    if (_e != cudaSuccess) return ::spattn::cuda::cuda_status(_e, #call, __FILE__, __LINE__);  \
+#define SPATTN_CUDA_CHECK(call)                                                               \
+  do {                                                                                        \
+    const cudaError_t _e = (call);                                                            \
+    if (_e != cudaSuccess) return ::spattn::cuda::cuda_status(_e, #call, __FILE__, __LINE__); \
   } while (0)

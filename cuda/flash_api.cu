@@ -12,7 +12,9 @@ namespace spattn::cuda {
 namespace {
 
 bool aligned(const void* p, std::size_t a) { return reinterpret_cast<std::uintptr_t>(p) % a == 0; }
-bool mult8(std::int64_t a, std::int64_t b, std::int64_t c) { return a % 8 == 0 && b % 8 == 0 && c % 8 == 0; }
+bool mult8(std::int64_t a, std::int64_t b, std::int64_t c) {
+  return a % 8 == 0 && b % 8 == 0 && c % 8 == 0;
+}
 Status bad(const std::string& m) { return invalid_argument("flash_attention_forward: " + m); }
 
 }  // namespace
@@ -27,7 +29,8 @@ Status can_implement(const FlashParams& p) {
   if (p.q_stride < 1) return bad("q_stride must be >= 1");
   if (p.q_head_start < 0) return bad("q_head_start must be >= 0");
   if (!(p.scale >= 0.f) || !std::isfinite(p.scale)) return bad("scale must be finite and >= 0");
-  if (!(p.softcap >= 0.f) || !std::isfinite(p.softcap)) return bad("softcap must be finite and >= 0");
+  if (!(p.softcap >= 0.f) || !std::isfinite(p.softcap))
+    return bad("softcap must be finite and >= 0");
   if (p.num_segments < 0 || p.num_segments > kMaxKvSegments)
     return bad("num_segments must be in [0, " + std::to_string(kMaxKvSegments) + "]");
   if (p.nq == 0) return {};
@@ -128,10 +131,14 @@ Status flash_attention_forward(const FlashParams& p, void* stream) {
   auto st = static_cast<cudaStream_t>(stream);
   const bool bf16 = p.dtype == core::DType::kBF16;
   switch ((bf16 ? 0 : 2) + (p.head_dim == 128 ? 1 : 0)) {
-    case 0: return flash::run_fwd<__nv_bfloat16, 64>(k, p.batch, p.hq, st);
-    case 1: return flash::run_fwd<__nv_bfloat16, 128>(k, p.batch, p.hq, st);
-    case 2: return flash::run_fwd<__half, 64>(k, p.batch, p.hq, st);
-    default: return flash::run_fwd<__half, 128>(k, p.batch, p.hq, st);
+    case 0:
+      return flash::run_fwd<__nv_bfloat16, 64>(k, p.batch, p.hq, st);
+    case 1:
+      return flash::run_fwd<__nv_bfloat16, 128>(k, p.batch, p.hq, st);
+    case 2:
+      return flash::run_fwd<__half, 64>(k, p.batch, p.hq, st);
+    default:
+      return flash::run_fwd<__half, 128>(k, p.batch, p.hq, st);
   }
 }
 

@@ -13,7 +13,9 @@ namespace {
 
 int elem_bytes(core::DType t) { return t == core::DType::kF32 ? 4 : 2; }
 int elem_kind(core::DType t) {
-  return t == core::DType::kF32 ? ops::kElemF32 : t == core::DType::kBF16 ? ops::kElemBF16 : ops::kElemF16;
+  return t == core::DType::kF32    ? ops::kElemF32
+         : t == core::DType::kBF16 ? ops::kElemBF16
+                                   : ops::kElemF16;
 }
 bool same_rows(const TensorView& a, const TensorView& b) {
   return a.batch == b.batch && a.tokens == b.tokens && a.heads == b.heads;
@@ -45,15 +47,16 @@ Status lse_merge(const TensorView& acc_out, const TensorView& acc_lse, const Ten
   SPATTN_RETURN_IF_ERROR(check_view(acc_lse, op, "acc_lse"));
   SPATTN_RETURN_IF_ERROR(check_view(part_out, op, "part_out"));
   SPATTN_RETURN_IF_ERROR(check_view(part_lse, op, "part_lse"));
-  if (!same_rows(acc_out, acc_lse) || !same_rows(acc_out, part_out) || !same_rows(acc_out, part_lse) ||
-      acc_out.width != part_out.width || acc_lse.width != 1 || part_lse.width != 1)
+  if (!same_rows(acc_out, acc_lse) || !same_rows(acc_out, part_out) ||
+      !same_rows(acc_out, part_lse) || acc_out.width != part_out.width || acc_lse.width != 1 ||
+      part_lse.width != 1)
     return invalid_argument(std::string(op) + ": extents differ: acc_out " + extents(acc_out) +
                             ", acc_lse " + extents(acc_lse) + ", part_out " + extents(part_out) +
                             ", part_lse " + extents(part_lse) + " (lse width must be 1)");
   if (acc_lse.dtype != core::DType::kF32 || part_lse.dtype != core::DType::kF32)
     return invalid_argument(std::string(op) + ": lse views must be fp32");
   ops::MergeParams p{view4(acc_out), view4(acc_lse), view4(part_out), view4(part_lse),
-                     acc_out.batch, acc_out.tokens, acc_out.heads, acc_out.width};
+                     acc_out.batch,  acc_out.tokens, acc_out.heads,   acc_out.width};
   return ops::launch_lse_merge(p, static_cast<cudaStream_t>(stream));
 }
 
@@ -90,9 +93,12 @@ Status run_strided(const TensorView& dst, const void* src_data, const std::int64
   for (std::uint32_t& w : p.pattern) w = pattern_word;
   auto st = static_cast<cudaStream_t>(stream);
   switch (unit) {
-    case 2: return ops::run_copy_view<2>(p, fill, st);
-    case 4: return ops::run_copy_view<4>(p, fill, st);
-    default: return ops::run_copy_view<16>(p, fill, st);
+    case 2:
+      return ops::run_copy_view<2>(p, fill, st);
+    case 4:
+      return ops::run_copy_view<4>(p, fill, st);
+    default:
+      return ops::run_copy_view<16>(p, fill, st);
   }
 }
 
@@ -102,7 +108,8 @@ Status copy_view(const TensorView& dst, const TensorView& src, void* stream) {
   SPATTN_RETURN_IF_ERROR(check_view(dst, "copy_view", "dst"));
   SPATTN_RETURN_IF_ERROR(check_view(src, "copy_view", "src"));
   if (!same_rows(dst, src) || dst.width != src.width)
-    return invalid_argument("copy_view: extents differ: dst " + extents(dst) + ", src " + extents(src));
+    return invalid_argument("copy_view: extents differ: dst " + extents(dst) + ", src " +
+                            extents(src));
   if (elem_bytes(dst.dtype) != elem_bytes(src.dtype))
     return invalid_argument("copy_view: element sizes differ (no conversion is done)");
   if (empty(dst)) return {};
@@ -116,9 +123,15 @@ Status fill_view(const TensorView& dst, double value, void* stream) {
   std::uint32_t word = 0;
   const float f = static_cast<float>(value);
   switch (dst.dtype) {
-    case core::DType::kF32: std::memcpy(&word, &f, 4); break;
-    case core::DType::kBF16: word = float_to_bf16(f) * 0x10001u; break;
-    case core::DType::kF16: word = float_to_fp16(f) * 0x10001u; break;
+    case core::DType::kF32:
+      std::memcpy(&word, &f, 4);
+      break;
+    case core::DType::kBF16:
+      word = float_to_bf16(f) * 0x10001u;
+      break;
+    case core::DType::kF16:
+      word = float_to_fp16(f) * 0x10001u;
+      break;
   }
   return run_strided(dst, nullptr, nullptr, true, word, stream);
 }

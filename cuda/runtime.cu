@@ -1,6 +1,5 @@
-#include "cuda/runtime.h"
-
 #include "cuda/check.h"
+#include "cuda/runtime.h"
 
 namespace spattn::cuda {
 
@@ -71,20 +70,22 @@ EventTimer::~EventTimer() {
 }
 Status EventTimer::start(void* stream) {
   SPATTN_RETURN_IF_ERROR(init_);
-  SPATTN_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(start_), static_cast<cudaStream_t>(stream)));
+  SPATTN_CUDA_CHECK(
+      cudaEventRecord(static_cast<cudaEvent_t>(start_), static_cast<cudaStream_t>(stream)));
   return {};
 }
 Status EventTimer::stop(void* stream) {
   SPATTN_RETURN_IF_ERROR(init_);
-  SPATTN_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(stop_), static_cast<cudaStream_t>(stream)));
+  SPATTN_CUDA_CHECK(
+      cudaEventRecord(static_cast<cudaEvent_t>(stop_), static_cast<cudaStream_t>(stream)));
   return {};
 }
 Expected<float> EventTimer::elapsed_ms() {
   SPATTN_RETURN_IF_ERROR(init_);
   SPATTN_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(stop_)));
   float ms = 0;
-  SPATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start_),
-                                         static_cast<cudaEvent_t>(stop_)));
+  SPATTN_CUDA_CHECK(
+      cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start_), static_cast<cudaEvent_t>(stop_)));
   return ms;
 }
 

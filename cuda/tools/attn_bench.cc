@@ -4,10 +4,9 @@
 // FLOPs = 4 * S * S * d * heads * batch, halved for causal (the visible pairs). Inputs are random
 // (never zeros), warmed up first; median over --iters timed calls.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,13 +20,13 @@ namespace {
 using spattn::Status;
 namespace sc = spattn::cuda;
 
-#define BENCH_CHECK(expr)                                                               \
-  do {                                                                                  \
-    const ::spattn::Status _s = (expr);                                                 \
-    if (!_s.ok()) {                                                                     \
-      std::fprintf(stderr, "attn_bench: %s\n", _s.message().c_str());                   \
-      return 1;                                                                         \
-    }                                                                                   \
+#define BENCH_CHECK(expr)                                             \
+  do {                                                                \
+    const ::spattn::Status _s = (expr);                               \
+    if (!_s.ok()) {                                                   \
+      std::fprintf(stderr, "attn_bench: %s\n", _s.message().c_str()); \
+      return 1;                                                       \
+    }                                                                 \
   } while (0)
 
 // Fills `bytes` of device memory with random 16-bit values in [-1, 1), tiling a host chunk.
@@ -39,7 +38,8 @@ Status fill_random(void* dev, std::size_t elems, bool bf16, std::uint64_t seed) 
   for (auto& x : h) x = bf16 ? sc::float_to_bf16(u(rng)) : sc::float_to_fp16(u(rng));
   for (std::size_t off = 0; off < elems; off += chunk) {
     const std::size_t n = std::min(chunk, elems - off);
-    SPATTN_RETURN_IF_ERROR(sc::copy_to_device(static_cast<std::uint16_t*>(dev) + off, h.data(), n * 2));
+    SPATTN_RETURN_IF_ERROR(
+        sc::copy_to_device(static_cast<std::uint16_t*>(dev) + off, h.data(), n * 2));
   }
   return {};
 }
@@ -93,7 +93,9 @@ int main(int argc, char** argv) {
         p.q_head_stride = d;
         p.nq = s;
         p.num_segments = 1;
-        p.kv[0] = {buf[1], buf[2], s * heads * d, heads * d, d, s * heads * d, heads * d, d, s, false, 0, 1, 0};
+        p.kv[0] = {
+            buf[1], buf[2], s * heads * d, heads * d, d, s * heads * d, heads * d, d, s, false, 0,
+            1,      0};
         p.out = buf[3];
         p.out_batch_stride = s * heads * d;
         p.out_token_stride = heads * d;

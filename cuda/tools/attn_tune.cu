@@ -45,7 +45,8 @@ void time_config(const char* name, const sc::FlashParams& p, int iters) {
 }
 
 int main(int argc, char** argv) {
-  const long long S = argc > 1 ? std::atoll(argv[1]) : 16384, H = argc > 2 ? std::atoll(argv[2]) : 40;
+  const long long S = argc > 1 ? std::atoll(argv[1]) : 16384,
+                  H = argc > 2 ? std::atoll(argv[2]) : 40;
   for (int d : {128, 64}) {
     const size_t n = static_cast<size_t>(S * H * d);
     std::vector<std::uint16_t> h(n);
@@ -75,13 +76,14 @@ int main(int argc, char** argv) {
       p.causal = causal;
       using B = __nv_bfloat16;
       if (d == 128) {
-        time_config<fl::FwdTraits<B, 128, 128, 64, 4, 2>>("m128n64w4b2", p, 10);
-        time_config<fl::FwdTraits<B, 128, 128, 64, 8, 2>>("m128n64w8b2", p, 10);
-        time_config<fl::FwdTraits<B, 128, 256, 64, 8, 1>>("m256n64w8b1", p, 10);
+        time_config<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, 1>>("m128n64w4b2s1", p, 10);
+        time_config<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, 2>>("m128n64w4b2s2", p, 10);
+        time_config<fl::FwdTraits<B, 128, 256, 64, 8, 1, false, 2>>("m256n64w8b1s2", p, 10);
+        time_config<fl::FwdTraits<B, 128, 128, 32, 4, 2, false, 2>>("m128n32w4b2s2", p, 10);
       } else {
-        time_config<fl::FwdTraits<B, 64, 128, 128, 4, 2>>("m128n128w4b2", p, 10);
-        time_config<fl::FwdTraits<B, 64, 128, 64, 4, 2>>("m128n64w4b2", p, 10);
-        time_config<fl::FwdTraits<B, 64, 256, 128, 8, 1>>("m256n128w8b1", p, 10);
+        time_config<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, 1>>("m128n128w4b2s1", p, 10);
+        time_config<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, 2>>("m128n128w4b2s2", p, 10);
+        time_config<fl::FwdTraits<B, 64, 128, 64, 4, 2, false, 2>>("m128n64w4b2s2", p, 10);
       }
     }
     for (auto& bp : buf) cudaFree(bp);

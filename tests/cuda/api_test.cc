@@ -70,9 +70,9 @@ TEST(HalfConversion, RoundsToNearestEven) {
   EXPECT_EQ(float_to_fp16(1.0f), 0x3c00);
   EXPECT_EQ(float_to_fp16(-0.5f), 0xb800);
   EXPECT_EQ(float_to_fp16(65504.0f), 0x7bff);
-  EXPECT_EQ(float_to_fp16(70000.0f), 0x7c00);                  // overflow to inf
-  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -24)), 0x0001);     // smallest subnormal
-  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -25)), 0x0000);     // halfway to 0: ties to even
+  EXPECT_EQ(float_to_fp16(70000.0f), 0x7c00);                      // overflow to inf
+  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -24)), 0x0001);         // smallest subnormal
+  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -25)), 0x0000);         // halfway to 0: ties to even
   EXPECT_EQ(float_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // halfway, to even
   EXPECT_EQ(fp16_to_float(0x0001), std::ldexp(1.0f, -24));
   EXPECT_EQ(fp16_to_float(0xfc00), -std::numeric_limits<float>::infinity());

@@ -49,8 +49,8 @@ struct Case {
     std::string s = std::string(core::to_string(p.dtype)) + " d" + std::to_string(p.head_dim) +
                     " b" + std::to_string(p.batch) + " hq" + std::to_string(p.q_heads) + "/" +
                     std::to_string(p.kv_heads) + " view[" + std::to_string(q_head_start) + "+" +
-                    std::to_string(hq) + "] nq" + std::to_string(nq) + " q@" + std::to_string(q_start) +
-                    "+" + std::to_string(q_stride) + "i";
+                    std::to_string(hq) + "] nq" + std::to_string(nq) + " q@" +
+                    std::to_string(q_start) + "+" + std::to_string(q_stride) + "i";
     for (const auto& g : segs)
       s += g.joint ? " joint" + std::to_string(g.nk)
                    : " img" + std::to_string(g.nk) + "@" + std::to_string(g.start) + "+" +
@@ -77,7 +77,8 @@ AttentionResult naive_attend(const Problem& p, const HostTensor& q, std::int64_t
                              std::int64_t q_stride, std::int64_t q_head_start,
                              const std::vector<KeyBlock>& keys, DType out_dt) {
   const std::int64_t d = q.width;
-  AttentionResult r{HostTensor(q.batch, q.tokens, q.heads, d), HostTensor(q.batch, q.tokens, q.heads, 1)};
+  AttentionResult r{HostTensor(q.batch, q.tokens, q.heads, d),
+                    HostTensor(q.batch, q.tokens, q.heads, 1)};
   const float scale = static_cast<float>(p.softmax_scale());
   const float cap = static_cast<float>(p.softcap);
   std::vector<float> s, acc(d);
@@ -94,7 +95,8 @@ AttentionResult naive_attend(const Problem& p, const HostTensor& q, std::int64_t
             if (!kb.joint && !core::visible(p, i, kb.start + kb.stride * j)) continue;
             float x = 0;
             for (std::int64_t w = 0; w < d; ++w)
-              x += static_cast<float>(q.at(b, t, h, w)) * static_cast<float>(kb.k->at(b, j, kvh - kb.head_start, w));
+              x += static_cast<float>(q.at(b, t, h, w)) *
+                   static_cast<float>(kb.k->at(b, j, kvh - kb.head_start, w));
             x *= scale;
             if (cap > 0) x = cap * std::tanh(x / cap);
             s.push_back(x);
@@ -148,7 +150,8 @@ struct DeviceTensor {
   std::size_t elems() const { return static_cast<std::size_t>(b * t * (h + pad) * w); }
   void* view() const { return static_cast<char*>(buf->get()) + pad * w * esize; }
   std::size_t index(std::int64_t bi, std::int64_t ti, std::int64_t hi, std::int64_t wi) const {
-    return static_cast<std::size_t>(bi * batch_stride() + ti * token_stride() + (hi + pad) * w + wi);
+    return static_cast<std::size_t>(bi * batch_stride() + ti * token_stride() + (hi + pad) * w +
+                                    wi);
   }
 };
 
@@ -231,7 +234,8 @@ void run_case(const Case& c, std::uint64_t seed) {
     keys.push_back({&ks[s], &vs[s], c.segs[s].joint, c.segs[s].start, c.segs[s].stride, kv0});
   const AttentionResult ref = core::attend_block(p, q, c.q_start, c.q_stride, c.q_head_start, keys);
   const DType out_dt = c.out_f32 ? DType::kF32 : p.dtype;
-  const AttentionResult naive = naive_attend(p, q, c.q_start, c.q_stride, c.q_head_start, keys, out_dt);
+  const AttentionResult naive =
+      naive_attend(p, q, c.q_start, c.q_stride, c.q_head_start, keys, out_dt);
 
   DeviceTensor dq = make_device(B, c.nq, hq, d, pad, 2);
   SPATTN_ASSERT_OK(upload16(dq, q, p.dtype));

@@ -15,18 +15,18 @@
 namespace spattn::cuda::testing {
 
 // GTEST_SKIP()s the calling test when no GPU can be used.
-#define SPATTN_REQUIRE_GPU()                                                                 \
-  do {                                                                                       \
-    auto _n = ::spattn::cuda::device_count();                                                \
-    if (!_n.ok() || *_n == 0)                                                                \
-      GTEST_SKIP() << "no GPU: "                                                             \
+#define SPATTN_REQUIRE_GPU()                                                                       \
+  do {                                                                                             \
+    auto _n = ::spattn::cuda::device_count();                                                      \
+    if (!_n.ok() || *_n == 0)                                                                      \
+      GTEST_SKIP() << "no GPU: "                                                                   \
                    << (_n.ok() ? std::string("cudaGetDeviceCount() = 0") : _n.status().message()); \
   } while (0)
 
-#define SPATTN_ASSERT_OK(expr)                      \
-  do {                                              \
-    const ::spattn::Status _s = (expr);             \
-    ASSERT_TRUE(_s.ok()) << _s.message();           \
+#define SPATTN_ASSERT_OK(expr)            \
+  do {                                    \
+    const ::spattn::Status _s = (expr);   \
+    ASSERT_TRUE(_s.ok()) << _s.message(); \
   } while (0)
 
 // Device memory freed on scope exit.

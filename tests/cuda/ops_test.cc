@@ -23,7 +23,8 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 // A [b, t, h, w] view at head offset `ho` and token offset `to` of a [b, T, H, w] buffer.
 TensorView view_of(void* base, DType dt, std::int64_t b, std::int64_t T, std::int64_t H,
-                   std::int64_t w, std::int64_t to, std::int64_t ho, std::int64_t t, std::int64_t h) {
+                   std::int64_t w, std::int64_t to, std::int64_t ho, std::int64_t t,
+                   std::int64_t h) {
   TensorView v;
   const std::int64_t es = dt == DType::kF32 ? 4 : 2;
   v.data = static_cast<char*>(base) + ((to * H + ho) * w) * es;
@@ -61,10 +62,13 @@ void merge_case(DType acc_dt, DType part_dt, std::uint64_t seed) {
       return d.upload(f);
     }
     std::vector<std::uint16_t> hb(x.data.size());
-    for (std::size_t n = 0; n < hb.size(); ++n) hb[n] = to_half_bits(static_cast<float>(x.data[n]), dt);
+    for (std::size_t n = 0; n < hb.size(); ++n)
+      hb[n] = to_half_bits(static_cast<float>(x.data[n]), dt);
     return d.upload(hb);
   };
-  auto bytes = [&](const HostTensor& x, DType dt) { return x.data.size() * (dt == DType::kF32 ? 4 : 2); };
+  auto bytes = [&](const HostTensor& x, DType dt) {
+    return x.data.size() * (dt == DType::kF32 ? 4 : 2);
+  };
   DeviceBuffer dao(bytes(ao, acc_dt)), dal(bytes(al, DType::kF32)), dpo(bytes(po, part_dt)),
       dpl(bytes(pl, DType::kF32));
   SPATTN_ASSERT_OK(up(ao, acc_dt, dao));
@@ -171,7 +175,11 @@ TEST(CopyView, StridedViewsExact) {
 // holds the value's bits, the rest is untouched.
 TEST(FillView, SetsOnlyTheView) {
   SPATTN_REQUIRE_GPU();
-  struct F { DType dt; std::int64_t w; double value; };
+  struct F {
+    DType dt;
+    std::int64_t w;
+    double value;
+  };
   for (const F f : {F{DType::kF32, 1, kNegInf}, F{DType::kBF16, 64, 0.0}, F{DType::kF16, 3, 1.5}}) {
     SCOPED_TRACE(core::to_string(f.dt));
     const std::int64_t es = f.dt == DType::kF32 ? 4 : 2, B = 2, T = 9, H = 5, t = 4, h = 2;

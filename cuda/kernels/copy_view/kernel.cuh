@@ -12,7 +12,8 @@
 namespace spattn::cuda::ops {
 
 template <class Tr, bool kFill>
-__global__ void __launch_bounds__(Tr::kThreads) copy_view_kernel(const __grid_constant__ CopyParams p) {
+__global__ void __launch_bounds__(Tr::kThreads)
+    copy_view_kernel(const __grid_constant__ CopyParams p) {
   using U = typename Tr::Unit;
   const std::int64_t n = p.batch * p.tokens * p.heads * p.width_units;
   U fill_value;
@@ -20,13 +21,15 @@ __global__ void __launch_bounds__(Tr::kThreads) copy_view_kernel(const __grid_co
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t w = i % p.width_units, row = i / p.width_units;
-    const std::int64_t h = row % p.heads, t = (row / p.heads) % p.tokens, b = row / (p.heads * p.tokens);
-    U* d = static_cast<U*>(p.dst) + b * p.dst_batch_stride + t * p.dst_token_stride + h * p.dst_head_stride + w;
+    const std::int64_t h = row % p.heads, t = (row / p.heads) % p.tokens,
+                       b = row / (p.heads * p.tokens);
+    U* d = static_cast<U*>(p.dst) + b * p.dst_batch_stride + t * p.dst_token_stride +
+           h * p.dst_head_stride + w;
     if constexpr (kFill) {
       *d = fill_value;
     } else {
-      *d = static_cast<const U*>(p.src)[b * p.src_batch_stride + t * p.src_token_stride +
-                                        h * p.src_head_stride + w];
+      *d = static_cast<const U*>(
+          p.src)[b * p.src_batch_stride + t * p.src_token_stride + h * p.src_head_stride + w];
     }
   }
 }

@@ -16,7 +16,8 @@ template <class Tr, bool kFill>
 Status launch_copy_view(const CopyParams& p, cudaStream_t stream) {
   const std::int64_t n = p.batch * p.tokens * p.heads * p.width_units;
   if (n == 0) return {};
-  const std::int64_t blocks = std::min<std::int64_t>((n + Tr::kThreads - 1) / Tr::kThreads, 1 << 16);
+  const std::int64_t blocks =
+      std::min<std::int64_t>((n + Tr::kThreads - 1) / Tr::kThreads, 1 << 16);
   copy_view_kernel<Tr, kFill><<<static_cast<unsigned>(blocks), Tr::kThreads, 0, stream>>>(p);
   SPATTN_CUDA_CHECK(cudaGetLastError());
   return {};

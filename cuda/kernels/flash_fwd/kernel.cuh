@@ -2,11 +2,13 @@
 // mma.sync m16n8k16, ldmatrix and cp.async, for the masks of core/problem.h. In PyTorch terms,
 // per (batch, head):
 //   s = (q @ k.T) * scale;  s = softcap * tanh(s / softcap) if softcap;  s[~visible] = -inf
-//   lse = torch.logsumexp(s, -1);  out = torch.softmax(s, -1) @ v   (rows with no visible key: 0, -inf)
+//   lse = torch.logsumexp(s, -1);  out = torch.softmax(s, -1) @ v   (rows with no visible key: 0,
+//   -inf)
 // One CTA: kBlockM queries of one (batch, head), looping over the key tiles of the segments that
 // the masks leave (fully masked tiles are skipped, fully visible ones skip the per-element mask).
-// Pipeline (single-buffered K and V, as FlashAttention-2): the load of V(j) overlaps S = Q K(j)^T,
-// the load of K(j+1) overlaps the softmax and O += P V(j).
+// Pipeline, kStages = 1 (single-buffered K and V, as FlashAttention-2): the load of V(j) overlaps
+// S = Q K(j)^T, the load of K(j+1) overlaps the softmax and O += P V(j). kStages = 2: K(j+1) and
+// V(j+1) load into the other buffer during the whole of iteration j.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -28,7 +30,10 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool p
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+template <int kPending>  // wait until at most kPending committed groups are still in flight
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
 
 __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* smem) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -45,11 +50,12 @@ __device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const v
 
 // c += a (16x16, row) * b (16x8, col), fp32 accumulators.
 template <typename T>
-__device__ __forceinline__ void mma_16816(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                          std::uint32_t b1) {
+__device__ __forceinline__ void mma_16816(float (&c)[4], const std::uint32_t (&a)[4],
+                                          std::uint32_t b0, std::uint32_t b1) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, "
         "{%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -93,13 +99,14 @@ __device__ __forceinline__ i64 floor_div(i64 a, i64 b) {  // b > 0
 // Key tiles [lo, hi) of segment s that hold a key visible to some query with global position in
 // [qmin, qmax]; image keys are monotone in j, so that set is one range.
 template <int kBlockN>
-__device__ __forceinline__ void segment_tiles(const FwdParams& p, const Segment& sg, i64 qmin, i64 qmax,
-                                              i64& lo, i64& hi) {
+__device__ __forceinline__ void segment_tiles(const FwdParams& p, const Segment& sg, i64 qmin,
+                                              i64 qmax, i64& lo, i64& hi) {
   i64 jlo = 0, jhi = sg.nk - 1;
   if (!sg.joint) {
     if (p.causal) jhi = min(jhi, floor_div(qmax - sg.start, sg.stride));
     if (p.window_right >= 0) jhi = min(jhi, floor_div(qmax + p.window_right - sg.start, sg.stride));
-    if (p.window_left >= 0) jlo = max(jlo, -floor_div(-(qmin - p.window_left - sg.start), sg.stride));
+    if (p.window_left >= 0)
+      jlo = max(jlo, -floor_div(-(qmin - p.window_left - sg.start), sg.stride));
   }
   if (jlo > jhi) {
     lo = hi = 0;
@@ -118,8 +125,9 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
                 NTH = Tr::kThreads;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
-  T* sK = sQ + BM * D;
-  T* sV = sK + BN * D;
+  T* sK = sQ + BM * D;                // [kStages][BN * D]
+  T* sV = sK + Tr::kStages * BN * D;  // [kStages][BN * D]
+  constexpr bool kTwoStage = Tr::kStages == 2;
 
   const int m_block = gridDim.x - 1 - blockIdx.x;  // the longest causal rows first
   const int h = blockIdx.y;
@@ -173,13 +181,13 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     const T* g = static_cast<const T*>(base) + b * bs + (kv_head - sg.kv_head_start) * hs + j0 * ts;
     load_rows(dst, g, ts, BN, static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0)));
   };
-  auto load_k = [&]() {
+  auto load_k = [&](int stage) {
     const Segment& sg = p.seg[seg];
-    load_kv(sK, sg.k, sg.k_batch_stride, sg.k_token_stride, sg.k_head_stride);
+    load_kv(sK + stage * BN * D, sg.k, sg.k_batch_stride, sg.k_token_stride, sg.k_head_stride);
   };
-  auto load_v = [&]() {
+  auto load_v = [&](int stage) {
     const Segment& sg = p.seg[seg];
-    load_kv(sV, sg.v, sg.v_batch_stride, sg.v_token_stride, sg.v_head_stride);
+    load_kv(sV + stage * BN * D, sg.v, sg.v_batch_stride, sg.v_token_stride, sg.v_head_stride);
   };
 
   float o[MT][DT][4];
@@ -203,22 +211,38 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
   const int v_off = (r8 + ((lane >> 3) & 1) * 8) * D + (((lane >> 4) ^ r8) << 3);
   std::uint32_t q_frag[Tr::kQInRegs ? KS : 1][4];
 
+  int stage = 0;
   bool have = advance();
-  if (have) load_k();
+  if (have) {
+    load_k(0);
+    if constexpr (kTwoStage) load_v(0);
+  }
   if constexpr (Tr::kQInRegs) {
-    cp_async_wait_all();
+    cp_async_wait<0>();
     __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < KS; ++kk)
-      ldmatrix_x4(q_frag[kk], sQ + (q_off ^ (kk << 4)));
+    for (int kk = 0; kk < KS; ++kk) ldmatrix_x4(q_frag[kk], sQ + (q_off ^ (kk << 4)));
   }
 
   while (have) {
-    cp_async_wait_all();  // K(tile) (and Q) landed
-    __syncthreads();      // ... for every thread; and every warp is done reading V(previous)
-    const Segment& sg = p.seg[seg];
+    const Segment& sg = p.seg[seg];  // the current tile's segment and first key
     const i64 j0 = tile * BN;
-    load_v();
+    const T* sKs = sK + stage * BN * D;
+    const T* sVs = sV + stage * BN * D;
+    bool next = false;
+    if constexpr (kTwoStage) {
+      cp_async_wait<1>();  // Q and K(tile) landed; V(tile) may still be in flight
+      __syncthreads();     // ... for every thread; every warp is done with the other stage
+      next = advance();
+      if (next) {
+        load_k(stage ^ 1);
+        load_v(stage ^ 1);
+      }
+    } else {
+      cp_async_wait<0>();  // K(tile) (and Q) landed
+      __syncthreads();     // ... for every thread; and every warp is done reading V(previous)
+      load_v(0);
+    }
 
     // s = q @ k.T over this key tile.
     float s[MT][NT][4];
@@ -243,7 +267,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
 #pragma unroll
       for (int np = 0; np < NT / 2; ++np) {
         std::uint32_t bk[4];
-        ldmatrix_x4(bk, sK + (k_off ^ (kk << 4)) + np * 16 * D);
+        ldmatrix_x4(bk, sKs + (k_off ^ (kk << 4)) + np * 16 * D);
 #pragma unroll
         for (int mi = 0; mi < MT; ++mi) {
           mma_16816<T>(s[mi][2 * np], a[mi], bk[0], bk[1]);
@@ -302,12 +326,22 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
       }
     }
 
-    cp_async_wait_all();  // V(tile) landed
-    __syncthreads();      // ... for every thread; every warp is done reading K(tile)
-    have = advance();
-    if (have) load_k();
+    if constexpr (kTwoStage) {
+      if (next) {
+        cp_async_wait<2>();  // V(tile) landed; K, V of the next tile may still be in flight
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
+    } else {
+      cp_async_wait<0>();  // V(tile) landed
+      __syncthreads();     // ... for every thread; every warp is done reading K(tile)
+      next = advance();
+      if (next) load_k(0);
+    }
 
-    // Online softmax: m = max(m, rowmax(s)); o *= exp(m_old - m); l = l * exp(m_old - m) + rowsum(p)
+    // Online softmax: m = max(m, rowmax(s)); o *= exp(m_old - m); l = l * exp(m_old - m) +
+    // rowsum(p)
     const float sl2 = p.score_log2;
 #pragma unroll
     for (int mi = 0; mi < MT; ++mi) {
@@ -315,7 +349,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
       for (int hr = 0; hr < 2; ++hr) {
         float mx = row_max[mi][hr];
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(s[mi][nt][hr * 2], s[mi][nt][hr * 2 + 1]));
+        for (int nt = 0; nt < NT; ++nt)
+          mx = fmaxf(mx, fmaxf(s[mi][nt][hr * 2], s[mi][nt][hr * 2 + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float m_use = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet
@@ -354,7 +389,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
 #pragma unroll
       for (int dp = 0; dp < DT / 2; ++dp) {
         std::uint32_t bv[4];
-        ldmatrix_x4_trans(bv, sV + (v_off ^ (dp << 4)) + kk * 16 * D);
+        ldmatrix_x4_trans(bv, sVs + (v_off ^ (dp << 4)) + kk * 16 * D);
 #pragma unroll
         for (int mi = 0; mi < MT; ++mi) {
           mma_16816<T>(o[mi][2 * dp], pa[mi], bv[0], bv[1]);
@@ -362,8 +397,10 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
         }
       }
     }
+    have = next;
+    if constexpr (kTwoStage) stage ^= 1;
   }
-  cp_async_wait_all();
+  cp_async_wait<0>();
 
   // out = o / l; lse = m + log(l); rows with l == 0 saw no key: out 0, lse -inf.
 #pragma unroll

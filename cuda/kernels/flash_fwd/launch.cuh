@@ -19,7 +19,8 @@ Status launch_fwd(const FwdParams& p, std::int64_t batch, std::int64_t hq, cudaS
   auto* kernel = &flash_fwd_kernel<Tr>;
   SPATTN_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
-  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(hq), static_cast<unsigned>(batch));
+  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(hq),
+                  static_cast<unsigned>(batch));
   kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
   SPATTN_CUDA_CHECK(cudaGetLastError());
   return {};

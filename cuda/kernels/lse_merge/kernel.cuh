@@ -16,16 +16,24 @@ namespace spattn::cuda::ops {
 
 __device__ __forceinline__ float load_elem(const View4& v, std::int64_t off) {
   switch (v.kind) {
-    case kElemBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(v.data)[off]);
-    case kElemF16: return __half2float(static_cast<const __half*>(v.data)[off]);
-    default: return static_cast<const float*>(v.data)[off];
+    case kElemBF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(v.data)[off]);
+    case kElemF16:
+      return __half2float(static_cast<const __half*>(v.data)[off]);
+    default:
+      return static_cast<const float*>(v.data)[off];
   }
 }
 __device__ __forceinline__ void store_elem(const View4& v, std::int64_t off, float x) {
   switch (v.kind) {
-    case kElemBF16: static_cast<__nv_bfloat16*>(v.data)[off] = __float2bfloat16_rn(x); break;
-    case kElemF16: static_cast<__half*>(v.data)[off] = __float2half_rn(x); break;
-    default: static_cast<float*>(v.data)[off] = x;
+    case kElemBF16:
+      static_cast<__nv_bfloat16*>(v.data)[off] = __float2bfloat16_rn(x);
+      break;
+    case kElemF16:
+      static_cast<__half*>(v.data)[off] = __float2half_rn(x);
+      break;
+    default:
+      static_cast<float*>(v.data)[off] = x;
   }
 }
 __device__ __forceinline__ std::int64_t offset(const View4& v, std::int64_t b, std::int64_t t,
@@ -33,12 +41,15 @@ __device__ __forceinline__ std::int64_t offset(const View4& v, std::int64_t b, s
   return b * v.batch_stride + t * v.token_stride + h * v.head_stride;
 }
 
-__global__ void __launch_bounds__(MergeTraits::kThreads) lse_merge_kernel(const __grid_constant__ MergeParams p) {
+__global__ void __launch_bounds__(MergeTraits::kThreads)
+    lse_merge_kernel(const __grid_constant__ MergeParams p) {
   const std::int64_t rows = p.batch * p.tokens * p.heads;
   const int lane = threadIdx.x % 32;
-  for (std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * MergeTraits::kWarps + threadIdx.x / 32;
+  for (std::int64_t row =
+           static_cast<std::int64_t>(blockIdx.x) * MergeTraits::kWarps + threadIdx.x / 32;
        row < rows; row += static_cast<std::int64_t>(gridDim.x) * MergeTraits::kWarps) {
-    const std::int64_t h = row % p.heads, t = (row / p.heads) % p.tokens, b = row / (p.heads * p.tokens);
+    const std::int64_t h = row % p.heads, t = (row / p.heads) % p.tokens,
+                       b = row / (p.heads * p.tokens);
     const float la = static_cast<const float*>(p.acc_lse.data)[offset(p.acc_lse, b, t, h)];
     const float lb = static_cast<const float*>(p.part_lse.data)[offset(p.part_lse, b, t, h)];
     if (lb == -INFINITY) continue;  // nothing to add (warp-uniform)

@@ -9,8 +9,8 @@ namespace spattn::cuda::ops {
 enum ElemKind : int { kElemF32 = 0, kElemBF16 = 1, kElemF16 = 2 };
 
 struct View4 {
-  void* data;                                   // [batch, tokens, heads, width]
-  int kind;                                     // ElemKind
+  void* data;  // [batch, tokens, heads, width]
+  int kind;    // ElemKind
   std::int64_t batch_stride, token_stride, head_stride;
 };
 

@@ -6,7 +6,7 @@ namespace spattn::cuda::flash {
 
 template <>
 Status run_fwd<__nv_bfloat16, 128>(const FwdParams& p, std::int64_t batch, std::int64_t hq,
-                           cudaStream_t stream) {
+                                   cudaStream_t stream) {
   return launch_fwd<Traits128<__nv_bfloat16>>(p, batch, hq, stream);
 }
 
