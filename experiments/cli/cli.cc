@@ -49,6 +49,7 @@ struct RunArgs {
   std::string format = "table";
   std::string trace;    // --trace FILE.json
   std::string out_dir;  // --out DIR
+  std::string profile;  // --profile FILE: replaces the experiment's `profile`
   bool resume = false;
   RunOptions options;
 };
@@ -146,6 +147,7 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
                                       std::to_string(a.options.scale_down)));
   Expected<core::Experiment> e = core::load_experiment(a.experiment);
   if (!e) return fail(err, e.status());
+  if (!a.profile.empty()) e->profile_path = a.profile;
   std::string list = a.backends;
   if (list.empty())
     for (const std::string& b : e->backends) list += (list.empty() ? "" : ",") + b;
@@ -376,6 +378,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   run->add_option("--format", run_args.format, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
+  run->add_option("--profile", run_args.profile,
+                  "Profile for the sim backend, instead of the experiment's `profile` (e.g. to "
+                  "re-predict measured results with a newly calibrated profile: --resume keeps them)");
   run->add_option("--trace", run_args.trace,
                   "Chrome trace per plan: FILE.json -> FILE[.<case>].<plan>.json (sim, and cuda "
                   "timelines side by side when both run)");

@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import pathlib
+import statistics
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -97,9 +98,9 @@ def fig_a(plt, rows, out):
     ax.set_ylim(lo, hi)
     ax.set_xlabel("measured time (ms)")
     ax.set_ylabel("predicted time (ms)")
-    errs = sorted(abs(p - m) / m for p, m in zip(pred, meas))
+    errs = [abs(p - m) / m for p, m in zip(pred, meas)]
     ax.set_title(f"Predicted vs measured ({len(rows)} plans, median |error| "
-                 f"{100 * errs[len(errs) // 2]:.1f}%)")
+                 f"{100 * statistics.median(errs):.1f}%, max {100 * max(errs):.1f}%)")
     ax.legend(loc="upper left", fontsize=8)
     save(fig, out, "a_predicted_vs_measured")
     plt.close(fig)
