@@ -97,9 +97,9 @@ void gather_heads(Builder& B, const std::vector<Shard*>& members, int comm_group
       const BufferId sq = B.scratch(s.rank, "a2a.send_q" + tag, ElemType::kInput, n, peer.qh.count, D);
       const BufferId sk = B.scratch(s.rank, "a2a.send_k" + tag, ElemType::kInput, n, peer.kvh.count, D);
       const BufferId sv = B.scratch(s.rank, "a2a.send_v" + tag, ElemType::kInput, n, peer.kvh.count, D);
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.q", B.rows_heads(s.q_in, 0, n, peer.qh), B.whole(sq), {}));
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.k", B.rows_heads(s.k_in, 0, n, peer.kvh), B.whole(sk), {}));
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.v", B.rows_heads(s.v_in, 0, n, peer.kvh), B.whole(sv), {}));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.q" + suffix, B.rows_heads(s.q_in, 0, n, peer.qh), B.whole(sq), {}));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.k" + suffix, B.rows_heads(s.k_in, 0, n, peer.kvh), B.whole(sk), {}));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.v" + suffix, B.rows_heads(s.v_in, 0, n, peer.kvh), B.whole(sv), {}));
       for (BufferId b : {sq, sk, sv}) a2a.sends.push_back({peer.rank, B.whole(b)});
       const BufferId rq = B.scratch(s.rank, "a2a.recv_q" + tag, ElemType::kInput, n, s.qh.count, D);
       const BufferId rk = B.scratch(s.rank, "a2a.recv_k" + tag, ElemType::kInput, n, s.kvh.count, D);
@@ -116,7 +116,7 @@ void gather_heads(Builder& B, const std::vector<Shard*>& members, int comm_group
     // Peer v's rows are the group's local tokens [v n, (v + 1) n): copy only their valid tokens.
     for (int v = 0; v < U; ++v) {
       for (const TokenRun& run : L.valid(Layout::slice(group_runs, v * n, n))) {
-        const char* labels[] = {"unpack.q", "unpack.k", "unpack.v"};
+        const std::string labels[] = {"unpack.q" + suffix, "unpack.k" + suffix, "unpack.v" + suffix};
         const BufferId dst[] = {s.q_full, s.k_full, s.v_full};
         for (int t = 0; t < 3; ++t)
           s.full_ready.push_back(B.copy(s.rank, CopyKind::kUnpack, labels[t],
@@ -134,8 +134,8 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
   if (U == 1) {
     Shard& s = *members[0];
     if (s.o_acc == s.out) return;
-    B.copy(s.rank, CopyKind::kSlice, "cast.out", B.whole(s.o_acc), B.whole(s.out), s.acc_done);
-    B.copy(s.rank, CopyKind::kSlice, "cast.lse", B.whole(s.lse_acc), B.whole(s.lse_out), s.acc_done);
+    B.copy(s.rank, CopyKind::kSlice, "cast.out" + suffix, B.whole(s.o_acc), B.whole(s.out), s.acc_done);
+    B.copy(s.rank, CopyKind::kSlice, "cast.lse" + suffix, B.whole(s.lse_acc), B.whole(s.lse_out), s.acc_done);
     return;
   }
   const std::int64_t coll = B.collective();
@@ -156,8 +156,8 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
       const BufferId so = reuse ? s.q_received[static_cast<std::size_t>(v)]
                                 : B.scratch(s.rank, "a2a.send_o" + tag, ElemType::kInput, n, s.qh.count, D);
       const BufferId sl = B.scratch(s.rank, "a2a.send_lse" + tag, ElemType::kF32, n, s.qh.count, 1);
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.out", B.rows(s.o_acc, v * n, n), B.whole(so), after));
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.lse", B.rows(s.lse_acc, v * n, n), B.whole(sl), after));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.out" + suffix, B.rows(s.o_acc, v * n, n), B.whole(so), after));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.lse" + suffix, B.rows(s.lse_acc, v * n, n), B.whole(sl), after));
       a2a.sends.push_back({peer.rank, B.whole(so)});
       a2a.sends.push_back({peer.rank, B.whole(sl)});
       const BufferId ro = reuse ? s.q_sent[static_cast<std::size_t>(v)]
@@ -171,8 +171,8 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
     for (int v = 0; v < U; ++v) {
       const HeadRange h = members[static_cast<std::size_t>(v)]->qh;
       const auto [ro, rl] = recv[static_cast<std::size_t>(v)];
-      B.copy(s.rank, CopyKind::kUnpack, "unpack.out", B.whole(ro), B.rows_heads(s.out, 0, n, h), {comm});
-      B.copy(s.rank, CopyKind::kUnpack, "unpack.lse", B.whole(rl), B.rows_heads(s.lse_out, 0, n, h), {comm});
+      B.copy(s.rank, CopyKind::kUnpack, "unpack.out" + suffix, B.whole(ro), B.rows_heads(s.out, 0, n, h), {comm});
+      B.copy(s.rank, CopyKind::kUnpack, "unpack.lse" + suffix, B.whole(rl), B.rows_heads(s.lse_out, 0, n, h), {comm});
     }
   }
 }

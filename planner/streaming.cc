@@ -292,6 +292,10 @@ Status build_streaming(Plan& plan) {
                        (p.max_attention_size > 0 ? ", each query sees the last " + std::to_string(p.max_attention_size) +
                                                        " keys" + (p.sink_tokens > 0 ? " and " + std::to_string(p.sink_tokens) + " sink tokens" : "")
                                                  : ", each query sees every earlier chunk and its own"));
+  if (R > 1 && choice.layout != core::RingLayout::kContiguous)
+    plan.notes.push_back(std::string("layout: ") + core::to_string(choice.layout) +
+                         " changes nothing when streaming: every query of a chunk sees the same keys, so "
+                         "chunks are split contiguously and the work is balanced already");
   plan.notes.push_back(U > 1 ? "cache: K/V of each chunk stay where the all-to-all put them (head-sharded, no communication)"
                              : "cache: each rank keeps its slice of every chunk's K/V");
   if (R > 1)

@@ -10,6 +10,7 @@ Inputs, found under --results (default: experiments/results next to this folder)
   (d) one plan's timelines            a Chrome trace (*.trace.json: predicted above measured,
                                       or a sim-only trace from --trace)
   (e) the planner's choice map        the sim sweep: best scheme per (sequence length, GPUs)
+  (f) streaming time per chunk        sim traces under results/*streaming*/ (spattn run --trace)
 A figure whose inputs are missing is skipped with a message; the exit code is non-zero only on
 real errors (unreadable files, matplotlib missing). Needs only python3 and Debian's
 python3-matplotlib.
@@ -272,6 +273,35 @@ def fig_e(plt, sweeps, out):
     plt.close(fig)
 
 
+def fig_f(plt, results, out):
+    """(f) Streaming: time per chunk against chunk index, one line per plan (sim traces)."""
+    import re
+    traces = sorted(p for d in results.glob("*streaming*") for p in d.rglob("*.json") if "trace" in p.name)
+    if not traces:
+        log("(f) skipped: no streaming traces (spattn run EXP --backend sim --trace) under the results folder")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    chunk = re.compile(r"\.c(\d+)$")
+    for path in traces:
+        j = json.loads(path.read_text())
+        ends = {}
+        for e in j["traceEvents"] if isinstance(j, dict) else j:
+            m = chunk.search(e.get("name", "")) if e.get("ph") == "X" else None
+            if m:
+                k = int(m.group(1))
+                ends[k] = max(ends.get(k, 0.0), e["ts"] + e["dur"])
+        if not ends:
+            continue
+        ks = sorted(ends)
+        per = [(ends[k] - (ends[k - 1] if k > 0 else 0.0)) / 1e3 for k in ks]  # us -> ms
+        ax.plot(ks, per, marker="o", label=path.stem.split(".")[-2] if "." in path.stem else path.stem)
+    ax.set_xlabel("chunk index")
+    ax.set_ylabel("time per chunk (ms, predicted)")
+    ax.set_title(f"Streaming: time per chunk as the cache grows ({traces[0].parent.name})")
+    ax.legend(fontsize=8)
+    save(fig, out, "f_streaming_per_chunk")
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=pathlib.Path, default=HERE.parent / "results",
@@ -298,6 +328,7 @@ def main(argv):
     fig_c(plt, sweeps, compare_rows, a.out)
     fig_d(plt, a.results, a.out)
     fig_e(plt, sweeps, a.out)
+    fig_f(plt, a.results, a.out)
     return 0
 
 
