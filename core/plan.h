@@ -92,11 +92,11 @@ struct View {
 struct KvSegment {
   View k, v;
   bool joint = false;            // joint (text) keys: always visible, positions unused
+  std::int64_t start = 0;        // global position of the first key (image keys)
+  std::int64_t stride = 1;
   // Image keys the planner cut to exactly what every query of the block sees (streaming's
   // block-causal chunks): no mask is applied. Positions stay meaningful.
   bool unmasked = false;
-  std::int64_t start = 0;        // global position of the first key (image keys)
-  std::int64_t stride = 1;
 };
 struct AttnBlock {
   View q;                        // [b, nq, hq, d]

@@ -105,7 +105,7 @@ TaskId add_attention(Builder& b, std::int64_t n, bool causal) {
   const BufferId l = b.buffer(0, "lse", n, kHeads, 1, ElemType::kF32);
   core::AttnBlock a;
   a.q = b.whole(q);
-  a.kv.push_back({b.whole(k), b.whole(v), false, false, 0, 1});
+  a.kv.push_back({b.whole(k), b.whole(v), false, 0, 1});
   a.out = b.whole(o);
   a.lse = b.whole(l);
   a.visible_pairs = causal ? n * (n + 1) / 2 : n * n;
