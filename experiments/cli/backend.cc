@@ -79,6 +79,8 @@ bool ReportRow::has_metric(const std::string& name) const {
   return false;
 }
 
+namespace {
+
 const ReportRow* resumed_row(const RunOptions& o, const std::string& label,
                              const std::string& plan) {
   if (o.resume == nullptr) return nullptr;
@@ -96,6 +98,52 @@ void report_progress(const RunOptions& o, Backend b, std::size_t case_index, std
   if (!o.progress) return;
   o.progress(fmt::format("{} [case {}/{}]{}{} plan {}/{}: {}", to_string(b), case_index + 1, cases,
                          label.empty() ? "" : " ", label, plan_index + 1, plans, plan));
+}
+
+}  // namespace
+
+Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m, Report& report) {
+  if (o.scale_down < 1) return invalid_argument(fmt::format("--scale-down must be >= 1, got {}", o.scale_down));
+  report.complete = false;
+  const std::vector<core::ExperimentCase> cases = core::expand_cases(e);
+  for (std::size_t ci = 0; ci < cases.size(); ++ci) {
+    const core::ExperimentCase& c = cases[ci];
+    ReportCase rc;
+    rc.label = c.label;
+    rc.gpus = c.gpus;
+    rc.problem = scale_down(c.problem, o.scale_down, c.gpus);
+    if (rc.problem.seq_len != c.problem.seq_len || rc.problem.joint_len != c.problem.joint_len)
+      rc.shape_note = fmt::format("scaled down by {} from seq_len={} joint_len={}", o.scale_down,
+                                  c.problem.seq_len, c.problem.joint_len);
+    if (m.setup) SPATTN_RETURN_IF_ERROR(m.setup(c, rc));
+    const std::vector<Candidate> cands = candidates(e, c.gpus);
+    for (std::size_t pi = 0; pi < cands.size(); ++pi) {
+      const Candidate& cand = cands[pi];
+      ReportRow row;
+      row.plan = cand.choice.name();
+      row.choice = cand.choice;
+      row.explicit_choice = cand.explicit_choice;
+      row.where = cand.where;
+      row.key = cand.key;
+      if (const ReportRow* done = resumed_row(o, c.label, row.plan)) {
+        row.metrics = done->metrics;
+        row.pass = done->pass;
+        row.resumed = true;
+      } else {
+        report_progress(o, report.backend, ci, cases.size(), c.label, row.plan, pi, cands.size());
+        const Built b = build_plan(rc.problem, cand);
+        if (b.status.ok())
+          SPATTN_RETURN_IF_ERROR(m.measure(b.plan, rc, row));
+        else
+          row.status = b.status;
+      }
+      rc.rows.push_back(std::move(row));
+    }
+    report.cases.push_back(std::move(rc));
+    if (o.on_case_done) o.on_case_done(report);
+  }
+  report.complete = true;
+  return {};
 }
 
 Status report_status(const Report& r) {

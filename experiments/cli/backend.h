@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -89,13 +90,17 @@ Expected<Report> run_host(const core::Experiment& e, const RunOptions& o);
 Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o);  // built with cuda/ only
 Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o);
 
-// Shared by the backends: the row of an earlier run to reuse for (case label, plan), or null.
-const ReportRow* resumed_row(const RunOptions& o, const std::string& label,
-                             const std::string& plan);
-// One progress line: "<backend> [case i/n] <label>: <plan> (k/m)".
-void report_progress(const RunOptions& o, Backend b, std::size_t case_index, std::size_t cases,
-                     const std::string& label, const std::string& plan, std::size_t plan_index,
-                     std::size_t plans);
+// The loop every backend shares: for each case (scaled down by o.scale_down) and each candidate
+// plan, a row naming the plan; rows of an earlier run (--resume) are reused, refused choices become
+// rows with the planner's Status, progress goes to stderr and o.on_case_done runs after each case.
+// A backend adds `setup` (once per case, before its plans: e.g. the reference the plans are checked
+// against) and `measure` (fills the row of one built plan; a plan-level failure goes in row.status).
+// A non-ok Status from either fails the whole run (a problem too large, no GPU).
+struct Measurement {
+  std::function<Status(const core::ExperimentCase&, ReportCase&)> setup;
+  std::function<Status(const core::Plan&, const ReportCase&, ReportRow&)> measure;
+};
+Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m, Report& report);
 
 // The first refused explicit choice (exit 2), then the first other failed row or failed check
 // (exit 1); ok when every row passed.

@@ -44,9 +44,12 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-// Runs `spattn ARGS` through the shell; arguments are single-quoted.
+// Runs `spattn ARGS` through the shell; arguments are single-quoted. Output goes to files named
+// after the running test, so tests that ctest runs in parallel never share them.
 Result spattn(const std::vector<std::string>& args) {
-  const fs::path dir = fs::path(testing::TempDir()) / "cli_test";
+  const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
+  const fs::path dir = fs::path(testing::TempDir()) / "cli_test" /
+                       (t ? std::string(t->test_suite_name()) + "." + t->name() : std::string("none"));
   fs::create_directories(dir);
   std::string cmd = std::string("'") + SPATTN_BIN + "'";
   for (const std::string& a : args) cmd += " '" + a + "'";
