@@ -87,11 +87,45 @@ std::int64_t count_in(std::int64_t start, std::int64_t stride, std::int64_t n, s
   return b_hi >= b_lo ? b_hi - b_lo + 1 : 0;
 }
 
+// sum_{i=0}^{n-1} floor((a i + b) / m) for a, b >= 0, m > 0, in O(log) steps (the classic
+// Euclid-like reduction, as in the AtCoder Library's floor_sum).
+std::int64_t floor_sum(std::int64_t n, std::int64_t m, std::int64_t a, std::int64_t b) {
+  std::int64_t sum = 0;
+  while (n > 0) {
+    if (a >= m) {
+      sum += (n - 1) * n / 2 * (a / m);
+      a %= m;
+    }
+    if (b >= m) {
+      sum += n * (b / m);
+      b %= m;
+    }
+    const std::int64_t y = a * n + b;
+    if (y < m) break;
+    n = y / m;
+    b = y % m;
+    std::swap(m, a);
+  }
+  return sum;
+}
+
+std::int64_t ceil_div(std::int64_t x, std::int64_t d) { return x >= 0 ? (x + d - 1) / d : -((-x) / d); }
+
 }  // namespace
 
 std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
                            std::int64_t ks, std::int64_t kstride, std::int64_t kn) {
   if (qn <= 0 || kn <= 0) return 0;
+  // The masks planners meet at scale, in closed form: none, and causal alone.
+  if (p.window.none() && p.chunk_len == 0) {
+    if (!p.causal) return qn * kn;
+    // Query a sees f(a) = floor((qs + qstride a - ks) / kstride) + 1 keys, clamped to [0, kn]:
+    // none before a_lo, all from a_hi on, and a floor sum between.
+    const std::int64_t a_lo = std::clamp<std::int64_t>(ceil_div(ks - qs, qstride), 0, qn);
+    const std::int64_t a_hi = std::clamp<std::int64_t>(ceil_div(ks + kstride * (kn - 1) - qs, qstride), a_lo, qn);
+    const std::int64_t mid = a_hi - a_lo;
+    return mid + floor_sum(mid, kstride, qstride, qs - ks + qstride * a_lo) + (qn - a_hi) * kn;
+  }
   std::int64_t total = 0;
   for (std::int64_t a = 0; a < qn; ++a) {
     const std::int64_t i = qs + qstride * a;

@@ -252,3 +252,25 @@ TEST(Mask, StreamingIsBlockCausalWithACapAndSinks) {
 
 }  // namespace
 }  // namespace spattn::core
+
+namespace spattn::core {
+namespace {
+
+// Closed forms at the sizes planners meet: a causal diagonal block of n queries and keys holds
+// n (n + 1) / 2 visible pairs; a block entirely in the past holds all n^2; one in the future none;
+// striped runs (stride 4, offsets 1 and 3) hold, per query q = 1 + 4a, the keys 3 + 4b <= q,
+// i.e. a of them: sum_{a<n} a = n (n - 1) / 2.
+TEST(Mask, CausalCountsInClosedFormAtScale) {
+  Problem p;
+  p.causal = true;
+  const std::int64_t n = 1 << 20;
+  EXPECT_EQ(count_visible(p, 0, 1, n, 0, 1, n), n * (n + 1) / 2);
+  EXPECT_EQ(count_visible(p, n, 1, n, 0, 1, n), n * n);
+  EXPECT_EQ(count_visible(p, 0, 1, n, n, 1, n), 0);
+  EXPECT_EQ(count_visible(p, 1, 4, n, 3, 4, n), n * (n - 1) / 2);
+  p.causal = false;
+  EXPECT_EQ(count_visible(p, 0, 1, n, 5, 3, n), n * n);
+}
+
+}  // namespace
+}  // namespace spattn::core
