@@ -54,6 +54,28 @@ int Builder::group(std::vector<int> ranks) {
   return static_cast<int>(plan_.groups.size() - 1);
 }
 
+std::vector<int> Builder::ulysses_groups() {
+  const core::PlanChoice& c = plan_.choice;
+  std::vector<int> ids(static_cast<std::size_t>(c.ring_degree), -1);
+  for (int g = 0; g < c.ring_degree && c.ulysses_degree > 1; ++g) {
+    std::vector<int> m;
+    for (int u = 0; u < c.ulysses_degree; ++u) m.push_back(rank_of(c, g, u));
+    ids[static_cast<std::size_t>(g)] = group(m);
+  }
+  return ids;
+}
+
+std::vector<int> Builder::ring_groups() {
+  const core::PlanChoice& c = plan_.choice;
+  std::vector<int> ids(static_cast<std::size_t>(c.ulysses_degree), -1);
+  for (int u = 0; u < c.ulysses_degree && c.ring_degree > 1; ++u) {
+    std::vector<int> m;
+    for (int g = 0; g < c.ring_degree; ++g) m.push_back(rank_of(c, g, u));
+    ids[static_cast<std::size_t>(u)] = group(m);
+  }
+  return ids;
+}
+
 void add_io(Builder& B, Shard& s, const std::vector<TokenRun>& runs, std::int64_t n, const std::string& suffix) {
   const core::Problem& p = B.problem();
   auto io = [&](const char* name, TensorKind t, std::int64_t heads, std::int64_t width, BufferRole role, ElemType e) {

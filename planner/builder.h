@@ -37,6 +37,11 @@ class Builder {
   }
   std::int64_t collective() { return next_collective_++; }
   int group(std::vector<int> ranks);
+  // The plan's communicators (choice U x R): one Ulysses group per ring position g (the ranks
+  // (g, 0..U-1)), and one ring group per head slot u (the ranks (0..R-1, u)); indexed by g and u,
+  // -1 where the degree is 1.
+  std::vector<int> ulysses_groups();
+  std::vector<int> ring_groups();
 
   core::View whole(core::BufferId b) { return {b, 0, at(b).tokens, 0, at(b).heads}; }
   core::View rows(core::BufferId b, std::int64_t offset, std::int64_t n) {
@@ -52,6 +57,12 @@ class Builder {
   core::Plan& plan_;
   std::int64_t next_collective_ = 0;
 };
+
+// The global rank of ring position g and head slot u: Ulysses groups on consecutive ranks
+// (kUlyssesInner, so the all-to-all stays inside a node) or ring neighbours on consecutive ranks.
+inline int rank_of(const core::PlanChoice& c, int g, int u) {
+  return c.placement == core::Placement::kUlyssesInner ? g * c.ulysses_degree + u : u * c.ring_degree + g;
+}
 
 // One rank's buffers for one pass (the whole sequence, or one streamed chunk).
 struct Shard {

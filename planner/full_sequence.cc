@@ -35,21 +35,10 @@ Status build_full_sequence(Plan& plan) {
   plan.ring_steps = R;
 
   const std::int64_t D = problem.head_dim, n = L.shard_tokens, G = L.group_tokens;
-  const auto rank_of = [&](int g, int u) { return choice.placement == core::Placement::kUlyssesInner ? g * U + u : u * R + g; };
+  const auto rank_of = [&](int g, int u) { return planner::rank_of(choice, g, u); };
   Builder B(plan);
 
-  // Communicators: one Ulysses group per ring position g, one ring group per head slot u.
-  std::vector<int> ulysses_group(static_cast<std::size_t>(R), -1), ring_group(static_cast<std::size_t>(U), -1);
-  for (int g = 0; g < R && U > 1; ++g) {
-    std::vector<int> m;
-    for (int u = 0; u < U; ++u) m.push_back(rank_of(g, u));
-    ulysses_group[static_cast<std::size_t>(g)] = B.group(m);
-  }
-  for (int u = 0; u < U && R > 1; ++u) {
-    std::vector<int> m;
-    for (int g = 0; g < R; ++g) m.push_back(rank_of(g, u));
-    ring_group[static_cast<std::size_t>(u)] = B.group(m);
-  }
+  const std::vector<int> ulysses_group = B.ulysses_groups(), ring_group = B.ring_groups();
 
   // Inputs and outputs: rank (g, u) holds group g's local tokens [u n, (u + 1) n), all heads.
   std::vector<Shard> shards(static_cast<std::size_t>(P));

@@ -78,22 +78,12 @@ Status build_streaming(Plan& plan) {
                             "(max_attention_size caps the keys)");
   const int U = choice.ulysses_degree, R = choice.ring_degree, P = U * R;
   const std::int64_t D = p.head_dim, C = (p.seq_len + p.chunk_len - 1) / p.chunk_len;
-  const auto rank_of = [&](int g, int u) { return choice.placement == core::Placement::kUlyssesInner ? g * U + u : u * R + g; };
+  const auto rank_of = [&](int g, int u) { return planner::rank_of(choice, g, u); };
   Builder B(plan);
   plan.ring_steps = R;
   plan.padded_len = 0;
 
-  std::vector<int> ulysses_group(static_cast<std::size_t>(R), -1), ring_group(static_cast<std::size_t>(U), -1);
-  for (int g = 0; g < R && U > 1; ++g) {
-    std::vector<int> m;
-    for (int u = 0; u < U; ++u) m.push_back(rank_of(g, u));
-    ulysses_group[static_cast<std::size_t>(g)] = B.group(m);
-  }
-  for (int u = 0; u < U && R > 1; ++u) {
-    std::vector<int> m;
-    for (int g = 0; g < R; ++g) m.push_back(rank_of(g, u));
-    ring_group[static_cast<std::size_t>(u)] = B.group(m);
-  }
+  const std::vector<int> ulysses_group = B.ulysses_groups(), ring_group = B.ring_groups();
   std::vector<std::pair<BufferId, BufferId>> joint(static_cast<std::size_t>(P));
   for (int r = 0; r < P; ++r) joint[static_cast<std::size_t>(r)] = add_joint(B, r);
   std::vector<std::vector<CacheEntry>> cache(static_cast<std::size_t>(P));  // per rank, per chunk
