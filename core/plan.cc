@@ -43,7 +43,8 @@ Expected<RingLayout> parse_ring_layout(const std::string& s) {
   if (s == "contiguous") return RingLayout::kContiguous;
   if (s == "zigzag") return RingLayout::kZigzag;
   if (s == "striped") return RingLayout::kStriped;
-  return invalid_argument("unknown ring layout '" + s + "' (expected contiguous, zigzag or striped)");
+  return invalid_argument("unknown ring layout '" + s +
+                          "' (expected contiguous, zigzag or striped)");
 }
 Expected<Placement> parse_placement(const std::string& s) {
   if (s == "ulysses_inner") return Placement::kUlyssesInner;
@@ -124,14 +125,15 @@ std::vector<View> writes(const Task& t) {
 
 std::vector<Bytes> peak_memory(const Plan& plan) {
   std::vector<Bytes> total(static_cast<std::size_t>(plan.world), 0);
-  for (const Buffer& b : plan.buffers) total[static_cast<std::size_t>(b.rank)] += buffer_bytes(plan, b);
+  for (const Buffer& b : plan.buffers)
+    total[static_cast<std::size_t>(b.rank)] += buffer_bytes(plan, b);
   return total;
 }
 
 Status validate(const Plan& plan) {
   auto fail = [&](const Task& t, const std::string& why) {
-    return internal_error("plan " + plan.name() + ": task " + std::to_string(t.id) + " (" + t.label +
-                          ", rank " + std::to_string(t.rank) + "): " + why);
+    return internal_error("plan " + plan.name() + ": task " + std::to_string(t.id) + " (" +
+                          t.label + ", rank " + std::to_string(t.rank) + "): " + why);
   };
   for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
     const Buffer& buf = plan.buffers[b];
@@ -143,8 +145,8 @@ Status validate(const Plan& plan) {
       return fail(t, "view of unknown buffer " + std::to_string(v.buffer));
     const Buffer& b = plan.buffers[static_cast<std::size_t>(v.buffer)];
     if (b.rank != t.rank) return fail(t, "view of buffer " + b.name + " on another rank");
-    if (v.token_offset < 0 || v.tokens < 0 || v.token_offset + v.tokens > b.tokens || v.head_offset < 0 ||
-        v.heads < 0 || v.head_offset + v.heads > b.heads)
+    if (v.token_offset < 0 || v.tokens < 0 || v.token_offset + v.tokens > b.tokens ||
+        v.head_offset < 0 || v.heads < 0 || v.head_offset + v.heads > b.heads)
       return fail(t, "view out of bounds of buffer " + b.name);
     return {};
   };
@@ -182,18 +184,19 @@ Status validate(const Plan& plan) {
       }
     }
     if (const auto* a = std::get_if<AttnBlock>(&t.op)) {
-      if (a->q.tokens != a->out.tokens || a->q.heads != a->out.heads || a->q.tokens != a->lse.tokens ||
-          a->q.heads != a->lse.heads)
+      if (a->q.tokens != a->out.tokens || a->q.heads != a->out.heads ||
+          a->q.tokens != a->lse.tokens || a->q.heads != a->lse.heads)
         return fail(t, "attention output views do not match the query view");
       for (const KvSegment& s : a->kv)
-        if (s.k.tokens != s.v.tokens || s.k.heads != s.v.heads) return fail(t, "k and v views differ");
+        if (s.k.tokens != s.v.tokens || s.k.heads != s.v.heads)
+          return fail(t, "k and v views differ");
     }
   }
   for (const auto& [id, m] : flows)
     for (const auto& [pair, bytes] : m)
       if (bytes.first != bytes.second)
-        return internal_error("plan " + plan.name() + ": collective " + std::to_string(id) + " sends " +
-                              std::to_string(bytes.first) + " bytes from rank " +
+        return internal_error("plan " + plan.name() + ": collective " + std::to_string(id) +
+                              " sends " + std::to_string(bytes.first) + " bytes from rank " +
                               std::to_string(pair.first) + " to " + std::to_string(pair.second) +
                               " but receives " + std::to_string(bytes.second));
   return {};
@@ -235,8 +238,8 @@ Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::ui
     order.push_back(std::move(unit));
   }
   if (issued != n)
-    return internal_error("plan " + plan.name() + " deadlocks: " + std::to_string(n - issued) + " of " +
-                          std::to_string(n) + " tasks can never run");
+    return internal_error("plan " + plan.name() + " deadlocks: " + std::to_string(n - issued) +
+                          " of " + std::to_string(n) + " tasks can never run");
   return order;
 }
 
@@ -248,8 +251,8 @@ PlanSummary summarize(const Plan& plan) {
     if (const auto* a = std::get_if<AttnBlock>(&t.op)) {
       ++s.attn_blocks;
       s.attn_flops += 4.0 * static_cast<double>(plan.problem.head_dim) *
-                      static_cast<double>(a->visible_pairs) * static_cast<double>(plan.problem.batch) *
-                      static_cast<double>(a->q.heads);
+                      static_cast<double>(a->visible_pairs) *
+                      static_cast<double>(plan.problem.batch) * static_cast<double>(a->q.heads);
     } else if (std::holds_alternative<Merge>(t.op)) {
       ++s.merges;
     } else if (std::holds_alternative<Copy>(t.op)) {

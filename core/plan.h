@@ -3,9 +3,9 @@
 // of a scheme: every executor walks its tasks and buffers and re-derives nothing.
 //
 // Data model. Every buffer lives on one rank and holds [batch, tokens, heads, width] elements,
-// row-major (width = head_dim for Q/K/V/O, 1 for LSE). A View selects a token range and a head range
-// of one buffer across the whole batch and width. Token positions are explicit: a TokenRun maps a
-// contiguous range of a buffer's tokens to global sequence positions start + stride * i.
+// row-major (width = head_dim for Q/K/V/O, 1 for LSE). A View selects a token range and a head
+// range of one buffer across the whole batch and width. Token positions are explicit: a TokenRun
+// maps a contiguous range of a buffer's tokens to global sequence positions start + stride * i.
 //
 // Tasks run on one rank and one stream, after their dependencies. Communication tasks that belong
 // together (the sends and receives of one all-to-all or one ring step, on every participating rank)
@@ -56,7 +56,6 @@ enum class BufferRole {
 };
 enum class ElemType { kInput, kF32 };  // the problem's dtype, or float32 (LSE, partial outputs)
 
-
 struct TokenRun {
   std::int64_t local = 0;   // first token index in the buffer
   std::int64_t count = 0;   // tokens in the run
@@ -86,25 +85,25 @@ struct View {
 };
 
 // Attention of one query block against a list of key blocks taken in order as one concatenated key
-// sequence (FlashAttention over [seg0; seg1; ...]). Writes this block's (out, lse) into `out`, `lse`
-// (overwriting). Query head g = q_head_start + a uses kv head g / group - kv_head_start of the
-// segment views.
+// sequence (FlashAttention over [seg0; seg1; ...]). Writes this block's (out, lse) into `out`,
+// `lse` (overwriting). Query head g = q_head_start + a uses kv head g / group - kv_head_start of
+// the segment views.
 struct KvSegment {
   View k, v;
-  bool joint = false;            // joint (text) keys: always visible, positions unused
-  std::int64_t start = 0;        // global position of the first key (image keys)
+  bool joint = false;      // joint (text) keys: always visible, positions unused
+  std::int64_t start = 0;  // global position of the first key (image keys)
   std::int64_t stride = 1;
   // Image keys the planner cut to exactly what every query of the block sees (streaming's
   // block-causal chunks): no mask is applied. Positions stay meaningful.
   bool unmasked = false;
 };
 struct AttnBlock {
-  View q;                        // [b, nq, hq, d]
-  std::int64_t q_start = 0;      // global position of the first query
+  View q;                    // [b, nq, hq, d]
+  std::int64_t q_start = 0;  // global position of the first query
   std::int64_t q_stride = 1;
-  std::vector<KvSegment> kv;     // each [b, nk_i, hkv, d]
-  View out;                      // [b, nq, hq, d]
-  View lse;                      // [b, nq, hq, 1] float32
+  std::vector<KvSegment> kv;  // each [b, nk_i, hkv, d]
+  View out;                   // [b, nq, hq, d]
+  View lse;                   // [b, nq, hq, 1] float32
   std::int64_t q_head_start = 0, kv_head_start = 0;
   std::int64_t visible_pairs = 0;  // (query, key) pairs the mask allows, per batch and head
 };
@@ -167,7 +166,7 @@ struct Plan {
   int ring_steps = 1;
   std::vector<std::vector<int>> groups;  // communicator groups, each a list of global ranks
   std::vector<Buffer> buffers;
-  std::vector<Task> tasks;  // in an order in which every task comes after its dependencies
+  std::vector<Task> tasks;         // in an order in which every task comes after its dependencies
   std::vector<std::string> notes;  // how the plan handles padding, uneven heads, GQA, joint tokens
 
   std::string name() const { return choice.name(); }

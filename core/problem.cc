@@ -53,15 +53,18 @@ Status validate(const Problem& p) {
   };
   if (p.batch <= 0) return bad("batch", "must be positive, got " + std::to_string(p.batch));
   if (p.q_heads <= 0) return bad("q_heads", "must be positive, got " + std::to_string(p.q_heads));
-  if (p.kv_heads <= 0) return bad("kv_heads", "must be positive, got " + std::to_string(p.kv_heads));
+  if (p.kv_heads <= 0)
+    return bad("kv_heads", "must be positive, got " + std::to_string(p.kv_heads));
   if (p.q_heads % p.kv_heads != 0)
     return bad("kv_heads", std::to_string(p.kv_heads) + " does not divide q_heads " +
                                std::to_string(p.q_heads));
-  if (p.head_dim <= 0) return bad("head_dim", "must be positive, got " + std::to_string(p.head_dim));
+  if (p.head_dim <= 0)
+    return bad("head_dim", "must be positive, got " + std::to_string(p.head_dim));
   if (p.seq_len <= 0) return bad("seq_len", "must be positive, got " + std::to_string(p.seq_len));
   if (p.joint_len < 0) return bad("joint_len", "must be >= 0, got " + std::to_string(p.joint_len));
   if (p.window.left < -1 || p.window.right < -1) return bad("window", "entries must be >= -1");
-  if (p.softcap < 0 || !std::isfinite(p.softcap)) return bad("softcap", "must be a finite value >= 0");
+  if (p.softcap < 0 || !std::isfinite(p.softcap))
+    return bad("softcap", "must be a finite value >= 0");
   if (p.scale < 0 || !std::isfinite(p.scale)) return bad("scale", "must be a finite value >= 0");
   if (p.chunk_len < 0) return bad("chunk_len", "must be >= 0");
   if (p.cache_len < 0) return bad("cache_len", "must be >= 0");
@@ -69,17 +72,20 @@ Status validate(const Problem& p) {
   if (p.frame_seqlen < 0) return bad("frame_seqlen", "must be >= 0");
   if (p.sink_tokens < 0) return bad("sink_tokens", "must be >= 0");
   if (p.frame_seqlen > 0 && p.chunk_len % p.frame_seqlen != 0)
-    return bad("chunk_len", std::to_string(p.chunk_len) + " is not a whole number of frames of frame_seqlen " +
+    return bad("chunk_len", std::to_string(p.chunk_len) +
+                                " is not a whole number of frames of frame_seqlen " +
                                 std::to_string(p.frame_seqlen));
   if (p.chunk_len == 0 && (p.max_attention_size > 0 || p.sink_tokens > 0))
-    return bad("max_attention_size", "the KV-cache cap and sink tokens need streaming (chunk_len > 0)");
+    return bad("max_attention_size",
+               "the KV-cache cap and sink tokens need streaming (chunk_len > 0)");
   return {};
 }
 
 namespace {
 
 // Number of b in [0, n) with lo <= start + stride * b <= hi.
-std::int64_t count_in(std::int64_t start, std::int64_t stride, std::int64_t n, std::int64_t lo, std::int64_t hi) {
+std::int64_t count_in(std::int64_t start, std::int64_t stride, std::int64_t n, std::int64_t lo,
+                      std::int64_t hi) {
   lo = std::max(lo, start);
   hi = std::min(hi, start + stride * (n - 1));
   if (hi < lo) return 0;
@@ -109,7 +115,9 @@ std::int64_t floor_sum(std::int64_t n, std::int64_t m, std::int64_t a, std::int6
   return sum;
 }
 
-std::int64_t ceil_div(std::int64_t x, std::int64_t d) { return x >= 0 ? (x + d - 1) / d : -((-x) / d); }
+std::int64_t ceil_div(std::int64_t x, std::int64_t d) {
+  return x >= 0 ? (x + d - 1) / d : -((-x) / d);
+}
 
 }  // namespace
 
@@ -122,7 +130,8 @@ std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstri
     // Query a sees f(a) = floor((qs + qstride a - ks) / kstride) + 1 keys, clamped to [0, kn]:
     // none before a_lo, all from a_hi on, and a floor sum between.
     const std::int64_t a_lo = std::clamp<std::int64_t>(ceil_div(ks - qs, qstride), 0, qn);
-    const std::int64_t a_hi = std::clamp<std::int64_t>(ceil_div(ks + kstride * (kn - 1) - qs, qstride), a_lo, qn);
+    const std::int64_t a_hi =
+        std::clamp<std::int64_t>(ceil_div(ks + kstride * (kn - 1) - qs, qstride), a_lo, qn);
     const std::int64_t mid = a_hi - a_lo;
     return mid + floor_sum(mid, kstride, qstride, qs - ks + qstride * a_lo) + (qn - a_hi) * kn;
   }

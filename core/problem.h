@@ -6,13 +6,14 @@
 //
 // Mask semantics, for a query at global position i and an image key at global position j
 // (positions 0..seq_len-1 of the unpadded sequence):
-//   visible(i, j) = (!causal || j <= i) && (left < 0 || j >= i - left) && (right < 0 || j <= i + right)
-// Joint (text) keys are a block that is always visible to every query: causal and window masks never
-// hide them. Their placement (`front`: before the image keys, `back`: after) fixes the key order in
-// the concatenated K/V of ring step 0 and so the order of accumulation, not the exact result.
-// Streaming (chunk_len L > 0, seed 000): a query in chunk c = i / L sees the keys generated so far,
-// up to end(i) = min((c + 1) L, seq_len) (block-causal), and with max_attention_size M > 0 only the
-// last M of them, [end(i) - M, end(i)), plus the first sink_tokens of the sequence:
+//   visible(i, j) = (!causal || j <= i) && (left < 0 || j >= i - left) && (right < 0 || j <= i +
+//   right)
+// Joint (text) keys are a block that is always visible to every query: causal and window masks
+// never hide them. Their placement (`front`: before the image keys, `back`: after) fixes the key
+// order in the concatenated K/V of ring step 0 and so the order of accumulation, not the exact
+// result. Streaming (chunk_len L > 0, seed 000): a query in chunk c = i / L sees the keys generated
+// so far, up to end(i) = min((c + 1) L, seq_len) (block-causal), and with max_attention_size M > 0
+// only the last M of them, [end(i) - M, end(i)), plus the first sink_tokens of the sequence:
 //   visible(i, j) &= j < end(i) && (M == 0 || j >= end(i) - M || j < sink_tokens)
 // Scores are scale * q.k, then softcap * tanh(score / softcap) when softcap > 0 (FlashAttention).
 // A query that sees no key gets out = 0 and lse = -inf.
@@ -60,11 +61,11 @@ struct Problem {
   double scale = 0.0;    // 0 = 1 / sqrt(head_dim)
 
   // Streaming generation with a KV cache (seed 000); chunk_len == 0 means one non-streamed pass.
-  std::int64_t chunk_len = 0;            // tokens per generated chunk
-  std::int64_t cache_len = 0;            // tokens already in the cache before the first chunk
-  std::int64_t max_attention_size = 0;   // cap on keys a query sees (0 = none)
-  std::int64_t frame_seqlen = 0;         // tokens per latent frame (chunks are whole frames)
-  std::int64_t sink_tokens = 0;          // oldest cached tokens never evicted
+  std::int64_t chunk_len = 0;           // tokens per generated chunk
+  std::int64_t cache_len = 0;           // tokens already in the cache before the first chunk
+  std::int64_t max_attention_size = 0;  // cap on keys a query sees (0 = none)
+  std::int64_t frame_seqlen = 0;        // tokens per latent frame (chunks are whole frames)
+  std::int64_t sink_tokens = 0;         // oldest cached tokens never evicted
 
   std::int64_t group() const { return q_heads / kv_heads; }
   double softmax_scale() const;
@@ -82,7 +83,8 @@ inline bool visible(const Problem& p, std::int64_t i, std::int64_t j) {
   if (p.chunk_len > 0) {
     const std::int64_t end = std::min((i / p.chunk_len + 1) * p.chunk_len, p.seq_len);
     if (j >= end) return false;
-    if (p.max_attention_size > 0 && j < end - p.max_attention_size && j >= p.sink_tokens) return false;
+    if (p.max_attention_size > 0 && j < end - p.max_attention_size && j >= p.sink_tokens)
+      return false;
   }
   return true;
 }

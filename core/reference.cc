@@ -19,8 +19,8 @@ std::uint64_t mix(std::uint64_t x) {  // splitmix64's finalizer
   return x ^ (x >> 31);
 }
 
-HostTensor make_tensor(const Problem& p, std::uint64_t seed, bool round, TensorKind t, std::int64_t tokens,
-                       std::int64_t heads) {
+HostTensor make_tensor(const Problem& p, std::uint64_t seed, bool round, TensorKind t,
+                       std::int64_t tokens, std::int64_t heads) {
   HostTensor x(p.batch, tokens, heads, p.head_dim);
   for (std::int64_t b = 0; b < p.batch; ++b)
     for (std::int64_t s = 0; s < tokens; ++s)
@@ -34,8 +34,8 @@ HostTensor make_tensor(const Problem& p, std::uint64_t seed, bool round, TensorK
 
 }  // namespace
 
-double input_value(std::uint64_t seed, TensorKind t, std::int64_t b, std::int64_t pos, std::int64_t h,
-                   std::int64_t w) {
+double input_value(std::uint64_t seed, TensorKind t, std::int64_t b, std::int64_t pos,
+                   std::int64_t h, std::int64_t w) {
   std::uint64_t x = mix(seed ^ (static_cast<std::uint64_t>(t) << 56));
   x = mix(x ^ static_cast<std::uint64_t>(b));
   x = mix(x ^ static_cast<std::uint64_t>(pos));
@@ -68,7 +68,8 @@ AttentionResult attend_block(const Problem& p, const HostTensor& q, std::int64_t
                              std::int64_t q_stride, std::int64_t q_head_start,
                              const std::vector<KeyBlock>& keys) {
   const std::int64_t d = q.width;
-  AttentionResult r{HostTensor(q.batch, q.tokens, q.heads, d), HostTensor(q.batch, q.tokens, q.heads, 1)};
+  AttentionResult r{HostTensor(q.batch, q.tokens, q.heads, d),
+                    HostTensor(q.batch, q.tokens, q.heads, 1)};
   const double scale = p.softmax_scale();
   std::vector<double> scores;
   std::vector<std::pair<const KeyBlock*, std::int64_t>> seen;  // (block, key index) per score
@@ -102,7 +103,8 @@ AttentionResult attend_block(const Problem& p, const HostTensor& q, std::int64_t
           const double e = std::exp(scores[n] - m);
           sum += e;
           const KeyBlock& kb = *seen[n].first;
-          o += e * Eigen::Map<const Eigen::VectorXd>(kb.v->row(b, seen[n].second, kvh - kb.head_start), d);
+          o += e * Eigen::Map<const Eigen::VectorXd>(
+                       kb.v->row(b, seen[n].second, kvh - kb.head_start), d);
         }
         o /= sum;
         r.lse.at(b, t, h) = m + std::log(sum);
@@ -122,7 +124,8 @@ AttentionResult reference_attention(const Problem& p, const AttentionInputs& in)
   return attend_block(p, in.q, 0, 1, 0, keys);
 }
 
-void merge_lse(HostTensor& out, HostTensor& lse, const HostTensor& part_out, const HostTensor& part_lse) {
+void merge_lse(HostTensor& out, HostTensor& lse, const HostTensor& part_out,
+               const HostTensor& part_lse) {
   SPATTN_CHECK(out.data.size() == part_out.data.size() && lse.data.size() == part_lse.data.size());
   const std::int64_t d = out.width;
   const std::int64_t rows = lse.batch * lse.tokens * lse.heads;
@@ -160,7 +163,8 @@ AttentionResult reference_rows(const Problem& p, std::uint64_t seed, bool round_
     Problem one = p;  // a single-head, single-batch view of the problem
     one.batch = 1;
     one.q_heads = one.kv_heads = 1;
-    HostTensor k(1, p.seq_len, 1, d), v(1, p.seq_len, 1, d), jk(1, p.joint_len, 1, d), jv(1, p.joint_len, 1, d);
+    HostTensor k(1, p.seq_len, 1, d), v(1, p.seq_len, 1, d), jk(1, p.joint_len, 1, d),
+        jv(1, p.joint_len, 1, d);
     for (std::int64_t s = 0; s < p.seq_len; ++s)
       for (std::int64_t w = 0; w < d; ++w) {
         k.at(0, s, 0, w) = value(TensorKind::kK, b, s, kvh, w);
@@ -172,12 +176,15 @@ AttentionResult reference_rows(const Problem& p, std::uint64_t seed, bool round_
         jv.at(0, s, 0, w) = value(TensorKind::kJointV, b, s, kvh, w);
       }
     std::vector<KeyBlock> keys;
-    if (p.joint_len > 0 && p.joint_strategy == JointStrategy::kFront) keys.push_back({&jk, &jv, true, 0, 1, 0});
+    if (p.joint_len > 0 && p.joint_strategy == JointStrategy::kFront)
+      keys.push_back({&jk, &jv, true, 0, 1, 0});
     keys.push_back({&k, &v, false, 0, 1, 0});
-    if (p.joint_len > 0 && p.joint_strategy == JointStrategy::kBack) keys.push_back({&jk, &jv, true, 0, 1, 0});
+    if (p.joint_len > 0 && p.joint_strategy == JointStrategy::kBack)
+      keys.push_back({&jk, &jv, true, 0, 1, 0});
     for (std::int64_t i : members) {
       HostTensor q(1, 1, 1, d);
-      for (std::int64_t w = 0; w < d; ++w) q.at(0, 0, 0, w) = value(TensorKind::kQ, b, rows[i].pos, rows[i].head, w);
+      for (std::int64_t w = 0; w < d; ++w)
+        q.at(0, 0, 0, w) = value(TensorKind::kQ, b, rows[i].pos, rows[i].head, w);
       AttentionResult one_row = attend_block(one, q, rows[i].pos, 1, 0, keys);
       for (std::int64_t w = 0; w < d; ++w) r.out.at(i, 0, 0, w) = one_row.out.at(0, 0, 0, w);
       r.lse.at(i, 0, 0) = one_row.lse.at(0, 0, 0);

@@ -12,9 +12,9 @@
 namespace spattn::core {
 
 struct AttentionInputs {
-  HostTensor q;                  // [B, S, q_heads, D]
-  HostTensor k, v;               // [B, S, kv_heads, D]
-  HostTensor joint_k, joint_v;   // [B, J, kv_heads, D]; J = 0 allowed
+  HostTensor q;                 // [B, S, q_heads, D]
+  HostTensor k, v;              // [B, S, kv_heads, D]
+  HostTensor joint_k, joint_v;  // [B, J, kv_heads, D]; J = 0 allowed
 };
 struct AttentionResult {
   HostTensor out;  // [B, S, q_heads, D]
@@ -23,8 +23,8 @@ struct AttentionResult {
 
 // Test inputs are a pure function of (seed, tensor, batch, position, head, w), uniform in [-1, 1),
 // so an executor can generate any shard, and a check any row, without holding whole tensors.
-double input_value(std::uint64_t seed, TensorKind t, std::int64_t b, std::int64_t pos, std::int64_t h,
-                   std::int64_t w);
+double input_value(std::uint64_t seed, TensorKind t, std::int64_t b, std::int64_t pos,
+                   std::int64_t h, std::int64_t w);
 // x rounded to the nearest value of `t` (ties to even): what a GPU holding x in `t` sees.
 double round_to(DType t, double x);
 // The whole inputs; rounded to the problem's dtype when `round_to_dtype`.
@@ -44,14 +44,16 @@ struct KeyBlock {
 };
 
 // Attention of queries q [B, nq, hq, D] (global positions q_start + q_stride * i, global heads
-// q_head_start...) to the concatenation of `keys`. Returns out [B, nq, hq, D] and lse [B, nq, hq, 1].
+// q_head_start...) to the concatenation of `keys`. Returns out [B, nq, hq, D] and lse [B, nq, hq,
+// 1].
 AttentionResult attend_block(const Problem& p, const HostTensor& q, std::int64_t q_start,
                              std::int64_t q_stride, std::int64_t q_head_start,
                              const std::vector<KeyBlock>& keys);
 
 // In place: (out, lse) = merge((out, lse), (part_out, part_lse)) by log-sum-exp, elementwise over
 // [B, n, h] rows. (-inf, anything) is the identity; two -inf rows stay (0, -inf).
-void merge_lse(HostTensor& out, HostTensor& lse, const HostTensor& part_out, const HostTensor& part_lse);
+void merge_lse(HostTensor& out, HostTensor& lse, const HostTensor& part_out,
+               const HostTensor& part_lse);
 
 // Reference rows of the generated inputs (input_value, rounded to the dtype when asked), for checks
 // of problems too large for reference_attention: out [n, 1, 1, D] and lse [n, 1, 1, 1] for the

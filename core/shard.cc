@@ -36,7 +36,8 @@ HostTensor fill_shard(const Plan& plan, const Buffer& b, Value value) {
       if (pos >= limit) continue;
       for (std::int64_t bb = 0; bb < b.batch; ++bb)
         for (std::int64_t h = 0; h < b.heads; ++h)
-          for (std::int64_t w = 0; w < b.width; ++w) x.at(bb, r.local + i, h, w) = value(bb, pos, b.head_start + h, w);
+          for (std::int64_t w = 0; w < b.width; ++w)
+            x.at(bb, r.local + i, h, w) = value(bb, pos, b.head_start + h, w);
     }
   }
   return x;
@@ -46,19 +47,22 @@ HostTensor fill_shard(const Plan& plan, const Buffer& b, Value value) {
 
 HostTensor shard_input(const Plan& plan, const Buffer& b, const AttentionInputs& in) {
   const HostTensor& g = source(in, b.tensor);
-  return fill_shard(plan, b, [&](std::int64_t bb, std::int64_t pos, std::int64_t h, std::int64_t w) {
-    return g.at(bb, pos, h, w);
-  });
+  return fill_shard(plan, b,
+                    [&](std::int64_t bb, std::int64_t pos, std::int64_t h, std::int64_t w) {
+                      return g.at(bb, pos, h, w);
+                    });
 }
 
 HostTensor shard_input(const Plan& plan, const Buffer& b, std::uint64_t seed, bool round_to_dtype) {
-  return fill_shard(plan, b, [&](std::int64_t bb, std::int64_t pos, std::int64_t h, std::int64_t w) {
-    const double v = input_value(seed, b.tensor, bb, pos, h, w);
-    return round_to_dtype ? round_to(plan.problem.dtype, v) : v;
-  });
+  return fill_shard(plan, b,
+                    [&](std::int64_t bb, std::int64_t pos, std::int64_t h, std::int64_t w) {
+                      const double v = input_value(seed, b.tensor, bb, pos, h, w);
+                      return round_to_dtype ? round_to(plan.problem.dtype, v) : v;
+                    });
 }
 
-void gather_output(const Plan& plan, const Buffer& b, const HostTensor& data, AttentionResult& into) {
+void gather_output(const Plan& plan, const Buffer& b, const HostTensor& data,
+                   AttentionResult& into) {
   SPATTN_CHECK(b.role == BufferRole::kOutput);
   HostTensor& g = b.tensor == TensorKind::kLse ? into.lse : into.out;
   for (const TokenRun& r : b.runs) {

@@ -20,7 +20,8 @@ HostTensor shard_input(const Plan& plan, const Buffer& b, std::uint64_t seed, bo
 
 // Writes output buffer `b` (role kOutput, tensor kOut or kLse) into the global result: only valid
 // rows (position < seq_len) are written.
-void gather_output(const Plan& plan, const Buffer& b, const HostTensor& data, AttentionResult& into);
+void gather_output(const Plan& plan, const Buffer& b, const HostTensor& data,
+                   AttentionResult& into);
 
 // A result of the problem's shape, out = NaN and lse = NaN, so rows no rank writes show up.
 AttentionResult poisoned_result(const Problem& p);

@@ -35,7 +35,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status invalid_argument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status infeasible(std::string m) { return {StatusCode::kInfeasible, std::move(m)}; }
 inline Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
@@ -45,7 +47,7 @@ inline Status internal_error(std::string m) { return {StatusCode::kInternal, std
 template <typename T>
 class [[nodiscard]] Expected {
  public:
-  Expected(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Expected(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Expected(Status status) : v_(std::move(status)) {  // NOLINT
     if (std::get<Status>(v_).ok()) {
       std::fprintf(stderr, "Expected constructed from an ok Status\n");
@@ -73,17 +75,17 @@ class [[nodiscard]] Expected {
 }  // namespace spattn
 
 // Aborts with file and line when a programming invariant fails (not for bad input).
-#define SPATTN_CHECK(cond)                                                             \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);    \
-      std::abort();                                                                    \
-    }                                                                                  \
+#define SPATTN_CHECK(cond)                                                          \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                 \
+    }                                                                               \
   } while (0)
 
 // Returns the Status of an expression from the enclosing function when it is not ok.
-#define SPATTN_RETURN_IF_ERROR(expr)   \
-  do {                                 \
-    ::spattn::Status _st = (expr);     \
-    if (!_st.ok()) return _st;         \
+#define SPATTN_RETURN_IF_ERROR(expr) \
+  do {                               \
+    ::spattn::Status _st = (expr);   \
+    if (!_st.ok()) return _st;       \
   } while (0)

@@ -15,7 +15,11 @@ struct HostTensor {
 
   HostTensor() = default;
   HostTensor(std::int64_t b, std::int64_t t, std::int64_t h, std::int64_t w, double fill = 0.0)
-      : batch(b), tokens(t), heads(h), width(w), data(static_cast<std::size_t>(b * t * h * w), fill) {}
+      : batch(b),
+        tokens(t),
+        heads(h),
+        width(w),
+        data(static_cast<std::size_t>(b * t * h * w), fill) {}
 
   std::int64_t index(std::int64_t b, std::int64_t t, std::int64_t h, std::int64_t w = 0) const {
     return ((b * tokens + t) * heads + h) * width + w;

@@ -31,7 +31,8 @@ std::string YamlReader::where(const YAML::Node& n) const {
   return file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
 }
 
-Status YamlReader::error(const YAML::Node& n, const std::string& key, const std::string& why) const {
+Status YamlReader::error(const YAML::Node& n, const std::string& key,
+                         const std::string& why) const {
   return invalid_argument(where(n) + ": key '" + key + "': " + why);
 }
 
@@ -50,7 +51,8 @@ Status YamlReader::check_keys(const YAML::Node& n, const std::string& what,
     if (!ok) {
       std::string list;
       for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return error(kv.first, what.empty() ? k : what + "." + k, "unknown key (allowed: " + list + ")");
+      return error(kv.first, what.empty() ? k : what + "." + k,
+                   "unknown key (allowed: " + list + ")");
     }
   }
   return {};
@@ -73,7 +75,8 @@ Status YamlReader::get_scalar(const YAML::Node& map, const char* key, T& out, bo
   return {};
 }
 
-Status YamlReader::get(const YAML::Node& map, const char* key, std::int64_t& out, bool required) const {
+Status YamlReader::get(const YAML::Node& map, const char* key, std::int64_t& out,
+                       bool required) const {
   return get_scalar(map, key, out, required, "an integer");
 }
 Status YamlReader::get(const YAML::Node& map, const char* key, int& out, bool required) const {
@@ -85,20 +88,23 @@ Status YamlReader::get(const YAML::Node& map, const char* key, double& out, bool
 Status YamlReader::get(const YAML::Node& map, const char* key, bool& out, bool required) const {
   return get_scalar(map, key, out, required, "true or false");
 }
-Status YamlReader::get(const YAML::Node& map, const char* key, std::string& out, bool required) const {
+Status YamlReader::get(const YAML::Node& map, const char* key, std::string& out,
+                       bool required) const {
   return get_scalar(map, key, out, required, "a string");
 }
 
 Status YamlReader::get_positive(const YAML::Node& map, const char* key, std::int64_t& out,
                                 bool required) const {
   SPATTN_RETURN_IF_ERROR(get(map, key, out, required));
-  if (map[key] && out <= 0) return error(map[key], key, "must be positive, got " + std::to_string(out));
+  if (map[key] && out <= 0)
+    return error(map[key], key, "must be positive, got " + std::to_string(out));
   return {};
 }
 Status YamlReader::get_positive(const YAML::Node& map, const char* key, double& out,
                                 bool required) const {
   SPATTN_RETURN_IF_ERROR(get(map, key, out, required));
-  if (map[key] && !(out > 0)) return error(map[key], key, "must be positive, got " + map[key].Scalar());
+  if (map[key] && !(out > 0))
+    return error(map[key], key, "must be positive, got " + map[key].Scalar());
   return {};
 }
 Status YamlReader::get_non_negative(const YAML::Node& map, const char* key, std::int64_t& out,

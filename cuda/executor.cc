@@ -61,7 +61,8 @@ void encode(core::DType t, const std::vector<double>& x, std::vector<std::uint8_
         h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::lround(a * 0x1p24)));
       } else {
         const int e = std::ilogb(a);
-        const auto mant = static_cast<std::uint32_t>(std::lround((a / std::ldexp(1.0, e) - 1.0) * 1024.0));
+        const auto mant =
+            static_cast<std::uint32_t>(std::lround((a / std::ldexp(1.0, e) - 1.0) * 1024.0));
         h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(e + 15) << 10 | mant);
       }
     }
@@ -141,7 +142,8 @@ void* Runner::ptr(const View& v) {
   const Buffer& b = plan_.buffers[static_cast<std::size_t>(v.buffer)];
   RankState& r = state(b.rank);
   const std::size_t elem = static_cast<std::size_t>(core::dtype_bytes(elem_dtype(plan_, b)));
-  const std::size_t at = static_cast<std::size_t>((v.token_offset * b.heads + v.head_offset) * b.width);
+  const std::size_t at =
+      static_cast<std::size_t>((v.token_offset * b.heads + v.head_offset) * b.width);
   return static_cast<char*>(r.arena) + r.offset.at(v.buffer) + at * elem;
 }
 
@@ -178,8 +180,9 @@ Status Runner::setup(bool use_mpi) {
 #endif
   } else {
     if (devices < plan_.world)
-      return unavailable("plan " + plan_.name() + " needs " + std::to_string(plan_.world) + " GPUs, this machine has " +
-                         std::to_string(devices) + " (use mpirun for more than one node)");
+      return unavailable("plan " + plan_.name() + " needs " + std::to_string(plan_.world) +
+                         " GPUs, this machine has " + std::to_string(devices) +
+                         " (use mpirun for more than one node)");
     for (int r = 0; r < plan_.world; ++r) {
       local_.push_back(r);
       dev.push_back(r);
@@ -210,16 +213,21 @@ Status Runner::setup(bool use_mpi) {
     for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
       if (plan_.buffers[b].rank != r.rank) continue;
       r.offset[static_cast<core::BufferId>(b)] = bytes;
-      bytes += (static_cast<std::size_t>(core::buffer_bytes(plan_, plan_.buffers[b])) + kAlign - 1) / kAlign * kAlign;
+      bytes +=
+          (static_cast<std::size_t>(core::buffer_bytes(plan_, plan_.buffers[b])) + kAlign - 1) /
+          kAlign * kAlign;
     }
     const double gib = 1.0 / static_cast<double>(kGiB);
     if (bytes > free)
-      return infeasible("plan " + plan_.name() + " needs " + std::to_string(static_cast<double>(need[static_cast<std::size_t>(r.rank)]) * gib) +
-                        " GiB on rank " + std::to_string(r.rank) + " but GPU " + std::to_string(r.device) + " has " +
-                        std::to_string(static_cast<double>(free) * gib) + " GiB free");
+      return infeasible(
+          "plan " + plan_.name() + " needs " +
+          std::to_string(static_cast<double>(need[static_cast<std::size_t>(r.rank)]) * gib) +
+          " GiB on rank " + std::to_string(r.rank) + " but GPU " + std::to_string(r.device) +
+          " has " + std::to_string(static_cast<double>(free) * gib) + " GiB free");
     SPATTN_CUDA_CHECK(cudaMalloc(&r.arena, std::max<std::size_t>(bytes, 1)));
     SPATTN_CUDA_CHECK(cudaMemset(r.arena, 0, std::max<std::size_t>(bytes, 1)));
-    for (cudaStream_t& s : r.stream) SPATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    for (cudaStream_t& s : r.stream)
+      SPATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     SPATTN_CUDA_CHECK(cudaEventCreate(&r.origin));
   }
   start_.assign(plan_.tasks.size(), nullptr);
@@ -251,7 +259,8 @@ Status Runner::setup(bool use_mpi) {
 }
 
 Status Runner::wait_deps(const Task& t, cudaStream_t s) {
-  for (TaskId d : t.deps) SPATTN_CUDA_CHECK(cudaStreamWaitEvent(s, end_[static_cast<std::size_t>(d)], 0));
+  for (TaskId d : t.deps)
+    SPATTN_CUDA_CHECK(cudaStreamWaitEvent(s, end_[static_cast<std::size_t>(d)], 0));
   return {};
 }
 
@@ -270,7 +279,8 @@ Status Runner::launch(const Task& t, cudaStream_t s) {
     f.q_stride = a->q_stride;
     f.q_head_start = a->q_head_start;
     if (a->kv.size() > static_cast<std::size_t>(kMaxKvSegments))
-      return internal_error("attention block with " + std::to_string(a->kv.size()) + " key segments");
+      return internal_error("attention block with " + std::to_string(a->kv.size()) +
+                            " key segments");
     for (std::size_t i = 0; i < a->kv.size(); ++i) {
       const TensorView k = tview(a->kv[i].k), v = tview(a->kv[i].v);
       FlashKvSegment& s2 = f.kv[i];
@@ -335,7 +345,8 @@ Status Runner::run_iteration(core::Timeline* timeline, double* ms) {
   for (const std::vector<TaskId>& unit : order_) {
     std::vector<const Task*> mine;
     for (TaskId id : unit)
-      if (local(plan_.tasks[static_cast<std::size_t>(id)].rank)) mine.push_back(&plan_.tasks[static_cast<std::size_t>(id)]);
+      if (local(plan_.tasks[static_cast<std::size_t>(id)].rank))
+        mine.push_back(&plan_.tasks[static_cast<std::size_t>(id)]);
     if (mine.empty()) continue;
     for (const Task* t : mine) {
       RankState& r = state(t->rank);
@@ -348,7 +359,8 @@ Status Runner::run_iteration(core::Timeline* timeline, double* ms) {
       const Task& t = *mine.front();
       SPATTN_RETURN_IF_ERROR(launch(t, state(t.rank).stream[static_cast<int>(t.stream)]));
     } else {
-      // All local tasks of the collective in one NCCL group (needed when one thread drives several GPUs).
+      // All local tasks of the collective in one NCCL group (needed when one thread drives several
+      // GPUs).
       SPATTN_NCCL_CHECK(ncclGroupStart());
       for (const Task* t : mine) {
         RankState& r = state(t->rank);
@@ -356,20 +368,26 @@ Status Runner::run_iteration(core::Timeline* timeline, double* ms) {
         const std::vector<int>& members = plan_.groups[static_cast<std::size_t>(c.group)];
         ncclComm_t comm = comms_.get(c.group, t->rank);
         cudaStream_t s = r.stream[static_cast<int>(t->stream)];
-        auto peer_index = [&](int peer) { return static_cast<int>(std::find(members.begin(), members.end(), peer) - members.begin()); };
+        auto peer_index = [&](int peer) {
+          return static_cast<int>(std::find(members.begin(), members.end(), peer) -
+                                  members.begin());
+        };
         for (const core::Transfer& x : c.sends)
-          SPATTN_NCCL_CHECK(ncclSend(ptr(x.view), static_cast<std::size_t>(core::view_bytes(plan_, x.view)), ncclUint8,
-                                     peer_index(x.peer), comm, s));
+          SPATTN_NCCL_CHECK(ncclSend(ptr(x.view),
+                                     static_cast<std::size_t>(core::view_bytes(plan_, x.view)),
+                                     ncclUint8, peer_index(x.peer), comm, s));
         for (const core::Transfer& x : c.recvs)
-          SPATTN_NCCL_CHECK(ncclRecv(ptr(x.view), static_cast<std::size_t>(core::view_bytes(plan_, x.view)), ncclUint8,
-                                     peer_index(x.peer), comm, s));
+          SPATTN_NCCL_CHECK(ncclRecv(ptr(x.view),
+                                     static_cast<std::size_t>(core::view_bytes(plan_, x.view)),
+                                     ncclUint8, peer_index(x.peer), comm, s));
       }
       SPATTN_NCCL_CHECK(ncclGroupEnd());
     }
     for (const Task* t : mine) {
       RankState& r = state(t->rank);
       SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
-      SPATTN_CUDA_CHECK(cudaEventRecord(end_[static_cast<std::size_t>(t->id)], r.stream[static_cast<int>(t->stream)]));
+      SPATTN_CUDA_CHECK(cudaEventRecord(end_[static_cast<std::size_t>(t->id)],
+                                        r.stream[static_cast<int>(t->stream)]));
     }
   }
   // Watchdog: wait for both streams of every rank; abort NCCL when it takes too long.
@@ -382,7 +400,8 @@ Status Runner::run_iteration(core::Timeline* timeline, double* ms) {
         if (e == cudaSuccess) break;
         if (e != cudaErrorNotReady) SPATTN_CUDA_CHECK(e);
         SPATTN_RETURN_IF_ERROR(comms_.async_error());
-        const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double waited =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (waited > opt_.watchdog_s) {
           comms_.abort();
           aborted_ = true;
@@ -406,8 +425,9 @@ Status Runner::run_iteration(core::Timeline* timeline, double* ms) {
     SPATTN_CUDA_CHECK(cudaEventElapsedTime(&b, r.origin, end_[static_cast<std::size_t>(t.id)]));
     slowest = std::max(slowest, static_cast<double>(b));
     if (timeline)
-      timeline->spans[static_cast<std::size_t>(t.id)] = {t.id, static_cast<TimePs>(std::llround(a * 1e9)),
-                                                          static_cast<TimePs>(std::llround(b * 1e9))};
+      timeline->spans[static_cast<std::size_t>(t.id)] = {
+          t.id, static_cast<TimePs>(std::llround(a * 1e9)),
+          static_cast<TimePs>(std::llround(b * 1e9))};
   }
   if (timeline) timeline->total = static_cast<TimePs>(std::llround(slowest * 1e9));
   *ms = slowest;
@@ -432,9 +452,10 @@ Status Runner::check(ExecResult& res) {
   res.tolerance = p.dtype == core::DType::kBF16 ? 2e-2 : p.dtype == core::DType::kF16 ? 4e-3 : 1e-4;
   // Gather the output rows this process holds.
   core::AttentionResult got = core::poisoned_result(p);
-  const bool whole = 4.0 * static_cast<double>(p.batch * p.q_heads) * static_cast<double>(p.seq_len) *
-                         static_cast<double>(p.seq_len + p.joint_len) * static_cast<double>(p.head_dim) <=
-                     opt_.whole_check_max_flops;
+  const bool whole =
+      4.0 * static_cast<double>(p.batch * p.q_heads) * static_cast<double>(p.seq_len) *
+          static_cast<double>(p.seq_len + p.joint_len) * static_cast<double>(p.head_dim) <=
+      opt_.whole_check_max_flops;
   for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
     const Buffer& buf = plan_.buffers[b];
     if (buf.role != core::BufferRole::kOutput || !local(buf.rank)) continue;
@@ -442,14 +463,16 @@ Status Runner::check(ExecResult& res) {
     const std::size_t elem = static_cast<std::size_t>(core::dtype_bytes(t));
     std::vector<std::uint8_t> bits(static_cast<std::size_t>(buf.elements()) * elem);
     SPATTN_CUDA_CHECK(cudaSetDevice(state(buf.rank).device));
-    SPATTN_CUDA_CHECK(cudaMemcpy(bits.data(), ptr({static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads}), bits.size(),
-                                 cudaMemcpyDeviceToHost));
+    SPATTN_CUDA_CHECK(cudaMemcpy(bits.data(),
+                                 ptr({static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads}),
+                                 bits.size(), cudaMemcpyDeviceToHost));
     core::HostTensor x(buf.batch, buf.tokens, buf.heads, buf.width);
     for (std::size_t i = 0; i < x.data.size(); ++i) x.data[i] = decode(t, &bits[i * elem]);
     core::gather_output(plan_, buf, x, got);
   }
   if (whole && !launched_by_mpi()) {
-    const core::AttentionResult want = core::reference_attention(p, core::random_inputs(p, opt_.seed, true));
+    const core::AttentionResult want =
+        core::reference_attention(p, core::random_inputs(p, opt_.seed, true));
     res.check = "whole";
     res.out_error = core::max_rel_error(got.out, want.out);
     res.lse_error = core::max_rel_error(got.lse, want.lse);
@@ -459,19 +482,27 @@ Status Runner::check(ExecResult& res) {
     std::vector<core::RowId> rows;
     for (int i = 0; i < opt_.check_heads; ++i) {
       const std::int64_t b = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(p.batch));
-      const std::int64_t h = i == 0 ? 0 : i == 1 ? p.q_heads - 1 : static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(p.q_heads));
+      const std::int64_t h =
+          i == 0   ? 0
+          : i == 1 ? p.q_heads - 1
+                   : static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(p.q_heads));
       for (int j = 0; j < opt_.check_rows; ++j) {
-        const std::int64_t pos = j == 0 ? 0 : j == 1 ? p.seq_len - 1 : static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(p.seq_len));
+        const std::int64_t pos =
+            j == 0   ? 0
+            : j == 1 ? p.seq_len - 1
+                     : static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(p.seq_len));
         if (std::isnan(got.lse.at(b, pos, h))) continue;  // held by another process
         rows.push_back({b, pos, h});
       }
     }
     const core::AttentionResult want = core::reference_rows(p, opt_.seed, true, rows);
-    core::AttentionResult mine{core::HostTensor(static_cast<std::int64_t>(rows.size()), 1, 1, p.head_dim),
-                               core::HostTensor(static_cast<std::int64_t>(rows.size()), 1, 1, 1)};
+    core::AttentionResult mine{
+        core::HostTensor(static_cast<std::int64_t>(rows.size()), 1, 1, p.head_dim),
+        core::HostTensor(static_cast<std::int64_t>(rows.size()), 1, 1, 1)};
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto n = static_cast<std::int64_t>(i);
-      for (std::int64_t w = 0; w < p.head_dim; ++w) mine.out.at(n, 0, 0, w) = got.out.at(rows[i].b, rows[i].pos, rows[i].head, w);
+      for (std::int64_t w = 0; w < p.head_dim; ++w)
+        mine.out.at(n, 0, 0, w) = got.out.at(rows[i].b, rows[i].pos, rows[i].head, w);
       mine.lse.at(n, 0, 0) = got.lse.at(rows[i].b, rows[i].pos, rows[i].head);
     }
     res.check = std::to_string(rows.size()) + " sampled rows";
@@ -490,8 +521,9 @@ Status Runner::digest(ExecResult& res) {
       if (buf.rank != rank || buf.role != core::BufferRole::kOutput) continue;
       std::vector<std::uint8_t> bytes(static_cast<std::size_t>(core::buffer_bytes(plan_, buf)));
       SPATTN_CUDA_CHECK(cudaSetDevice(state(rank).device));
-      SPATTN_CUDA_CHECK(cudaMemcpy(bytes.data(), ptr({static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads}),
-                                   bytes.size(), cudaMemcpyDeviceToHost));
+      SPATTN_CUDA_CHECK(cudaMemcpy(
+          bytes.data(), ptr({static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads}),
+          bytes.size(), cudaMemcpyDeviceToHost));
       for (std::uint8_t x : bytes) h = (h ^ x) * 1099511628211ULL;
     }
     res.output_digest.push_back(h);
@@ -522,8 +554,8 @@ std::string describe_devices(const std::vector<int>& ranks) {
   cudaDriverGetVersion(&driver);
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
-  return std::to_string(ranks.size()) + " rank(s) on " + std::to_string(n) + " x " + prop.name + " (CUDA driver API " +
-         std::to_string(driver) + "), NCCL " + nccl_version();
+  return std::to_string(ranks.size()) + " rank(s) on " + std::to_string(n) + " x " + prop.name +
+         " (CUDA driver API " + std::to_string(driver) + "), NCCL " + nccl_version();
 }
 
 }  // namespace
@@ -565,7 +597,8 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   res.local_ranks = runner.local_ranks();
   res.device = describe_devices(res.local_ranks);
   double ms = 0;
-  for (int i = 0; i < options.warmup; ++i) SPATTN_RETURN_IF_ERROR(runner.run_iteration(nullptr, &ms));
+  for (int i = 0; i < options.warmup; ++i)
+    SPATTN_RETURN_IF_ERROR(runner.run_iteration(nullptr, &ms));
   std::vector<core::Timeline> timelines(static_cast<std::size_t>(std::max(options.iterations, 1)));
   for (core::Timeline& tl : timelines) {
     SPATTN_RETURN_IF_ERROR(runner.run_iteration(&tl, &ms));
@@ -573,7 +606,9 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   }
   std::vector<std::size_t> idx(timelines.size());
   for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return res.iteration_ms[a] < res.iteration_ms[b]; });
+  std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+    return res.iteration_ms[a] < res.iteration_ms[b];
+  });
   const std::size_t mid = idx[idx.size() / 2];
   res.median_ms = res.iteration_ms[mid];
   res.timeline = std::move(timelines[mid]);

@@ -17,26 +17,26 @@ namespace spattn::cuda {
 struct ExecOptions {
   int warmup = 2;
   int iterations = 10;
-  double watchdog_s = 120.0;   // an iteration that has not finished by then aborts NCCL, fails
-  std::uint64_t seed = 1;      // inputs are core::input_value(seed, ...) rounded to the dtype
+  double watchdog_s = 120.0;  // an iteration that has not finished by then aborts NCCL, fails
+  std::uint64_t seed = 1;     // inputs are core::input_value(seed, ...) rounded to the dtype
   bool check = true;
-  int check_heads = 4;         // sampled check: (batch, head) pairs ...
-  int check_rows = 16;         // ... and query rows of each
+  int check_heads = 4;                  // sampled check: (batch, head) pairs ...
+  int check_rows = 16;                  // ... and query rows of each
   double whole_check_max_flops = 2e10;  // whole reference on the CPU below this many FLOPs
 };
 
 struct ExecResult {
-  std::string device;               // e.g. "4 x NVIDIA H200 (driver 580.159.04), NCCL 2.28.3"
+  std::string device;  // e.g. "4 x NVIDIA H200 (driver 580.159.04), NCCL 2.28.3"
   int world = 0;
-  std::vector<int> local_ranks;     // ranks this process ran
-  core::Timeline timeline;          // the median iteration, spans of local ranks' tasks
-  std::vector<double> iteration_ms; // every timed iteration: the slowest local rank
+  std::vector<int> local_ranks;      // ranks this process ran
+  core::Timeline timeline;           // the median iteration, spans of local ranks' tasks
+  std::vector<double> iteration_ms;  // every timed iteration: the slowest local rank
   double median_ms = 0;
   std::vector<Bytes> predicted_bytes;  // per local rank: the plan's buffers
   std::vector<Bytes> measured_bytes;   // per local rank: device memory taken by the run (buffers,
                                        // NCCL's own, workspace), from cudaMemGetInfo
   // Numerical check (max |got - ref| / max |ref| over the rows compared).
-  std::string check;                // "whole" or "N sampled rows" or "off"
+  std::string check;  // "whole" or "N sampled rows" or "off"
   double out_error = 0, lse_error = 0, tolerance = 0;
   bool check_passed = true;
   // Per local rank: an FNV-1a hash of its output buffers' bytes (out, then lse), so two runs (one

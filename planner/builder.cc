@@ -16,8 +16,9 @@ using core::TensorKind;
 using core::TokenRun;
 using core::View;
 
-BufferId Builder::buffer(int rank, std::string name, BufferRole role, TensorKind tensor, ElemType elem,
-                         std::int64_t tokens, std::int64_t heads, std::int64_t width) {
+BufferId Builder::buffer(int rank, std::string name, BufferRole role, TensorKind tensor,
+                         ElemType elem, std::int64_t tokens, std::int64_t heads,
+                         std::int64_t width) {
   core::Buffer b;
   b.name = std::move(name);
   b.rank = rank;
@@ -32,8 +33,8 @@ BufferId Builder::buffer(int rank, std::string name, BufferRole role, TensorKind
   return static_cast<BufferId>(plan_.buffers.size() - 1);
 }
 
-TaskId Builder::task(int rank, core::Stream stream, std::string label, core::Op op, std::vector<TaskId> deps,
-                     std::int64_t collective) {
+TaskId Builder::task(int rank, core::Stream stream, std::string label, core::Op op,
+                     std::vector<TaskId> deps, std::int64_t collective) {
   deps.erase(std::remove(deps.begin(), deps.end(), TaskId{-1}), deps.end());
   std::sort(deps.begin(), deps.end());
   deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
@@ -76,9 +77,11 @@ std::vector<int> Builder::ring_groups() {
   return ids;
 }
 
-void add_io(Builder& B, Shard& s, const std::vector<TokenRun>& runs, std::int64_t n, const std::string& suffix) {
+void add_io(Builder& B, Shard& s, const std::vector<TokenRun>& runs, std::int64_t n,
+            const std::string& suffix) {
   const core::Problem& p = B.problem();
-  auto io = [&](const char* name, TensorKind t, std::int64_t heads, std::int64_t width, BufferRole role, ElemType e) {
+  auto io = [&](const char* name, TensorKind t, std::int64_t heads, std::int64_t width,
+                BufferRole role, ElemType e) {
     const BufferId b = B.buffer(s.rank, name + suffix, role, t, e, n, heads, width);
     B.at(b).runs = runs;
     return b;
@@ -116,16 +119,24 @@ void gather_heads(Builder& B, const std::vector<Shard*>& members, int comm_group
     for (int v = 0; v < U; ++v) {
       const Shard& peer = *members[static_cast<std::size_t>(v)];
       const std::string tag = suffix + "." + std::to_string(v);
-      const BufferId sq = B.scratch(s.rank, "a2a.send_q" + tag, ElemType::kInput, n, peer.qh.count, D);
-      const BufferId sk = B.scratch(s.rank, "a2a.send_k" + tag, ElemType::kInput, n, peer.kvh.count, D);
-      const BufferId sv = B.scratch(s.rank, "a2a.send_v" + tag, ElemType::kInput, n, peer.kvh.count, D);
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.q" + suffix, B.rows_heads(s.q_in, 0, n, peer.qh), B.whole(sq), {}));
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.k" + suffix, B.rows_heads(s.k_in, 0, n, peer.kvh), B.whole(sk), {}));
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.v" + suffix, B.rows_heads(s.v_in, 0, n, peer.kvh), B.whole(sv), {}));
+      const BufferId sq =
+          B.scratch(s.rank, "a2a.send_q" + tag, ElemType::kInput, n, peer.qh.count, D);
+      const BufferId sk =
+          B.scratch(s.rank, "a2a.send_k" + tag, ElemType::kInput, n, peer.kvh.count, D);
+      const BufferId sv =
+          B.scratch(s.rank, "a2a.send_v" + tag, ElemType::kInput, n, peer.kvh.count, D);
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.q" + suffix,
+                             B.rows_heads(s.q_in, 0, n, peer.qh), B.whole(sq), {}));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.k" + suffix,
+                             B.rows_heads(s.k_in, 0, n, peer.kvh), B.whole(sk), {}));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.v" + suffix,
+                             B.rows_heads(s.v_in, 0, n, peer.kvh), B.whole(sv), {}));
       for (BufferId b : {sq, sk, sv}) a2a.sends.push_back({peer.rank, B.whole(b)});
       const BufferId rq = B.scratch(s.rank, "a2a.recv_q" + tag, ElemType::kInput, n, s.qh.count, D);
-      const BufferId rk = B.scratch(s.rank, "a2a.recv_k" + tag, ElemType::kInput, n, s.kvh.count, D);
-      const BufferId rv = B.scratch(s.rank, "a2a.recv_v" + tag, ElemType::kInput, n, s.kvh.count, D);
+      const BufferId rk =
+          B.scratch(s.rank, "a2a.recv_k" + tag, ElemType::kInput, n, s.kvh.count, D);
+      const BufferId rv =
+          B.scratch(s.rank, "a2a.recv_v" + tag, ElemType::kInput, n, s.kvh.count, D);
       for (BufferId b : {rq, rk, rv}) {
         a2a.recvs.push_back({peer.rank, B.whole(b)});
         recv.push_back(b);
@@ -138,12 +149,14 @@ void gather_heads(Builder& B, const std::vector<Shard*>& members, int comm_group
     // Peer v's rows are the group's local tokens [v n, (v + 1) n): copy only their valid tokens.
     for (int v = 0; v < U; ++v) {
       for (const TokenRun& run : L.valid(Layout::slice(group_runs, v * n, n))) {
-        const std::string labels[] = {"unpack.q" + suffix, "unpack.k" + suffix, "unpack.v" + suffix};
+        const std::string labels[] = {"unpack.q" + suffix, "unpack.k" + suffix,
+                                      "unpack.v" + suffix};
         const BufferId dst[] = {s.q_full, s.k_full, s.v_full};
         for (int t = 0; t < 3; ++t)
-          s.full_ready.push_back(B.copy(s.rank, CopyKind::kUnpack, labels[t],
-                                        B.rows(recv[static_cast<std::size_t>(3 * v + t)], run.local, run.count),
-                                        B.rows(dst[t], v * n + run.local, run.count), {comm}));
+          s.full_ready.push_back(
+              B.copy(s.rank, CopyKind::kUnpack, labels[t],
+                     B.rows(recv[static_cast<std::size_t>(3 * v + t)], run.local, run.count),
+                     B.rows(dst[t], v * n + run.local, run.count), {comm}));
       }
     }
   }
@@ -156,15 +169,17 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
   if (U == 1) {
     Shard& s = *members[0];
     if (s.o_acc == s.out) return;
-    B.copy(s.rank, CopyKind::kSlice, "cast.out" + suffix, B.whole(s.o_acc), B.whole(s.out), s.acc_done);
-    B.copy(s.rank, CopyKind::kSlice, "cast.lse" + suffix, B.whole(s.lse_acc), B.whole(s.lse_out), s.acc_done);
+    B.copy(s.rank, CopyKind::kSlice, "cast.out" + suffix, B.whole(s.o_acc), B.whole(s.out),
+           s.acc_done);
+    B.copy(s.rank, CopyKind::kSlice, "cast.lse" + suffix, B.whole(s.lse_acc), B.whole(s.lse_out),
+           s.acc_done);
     return;
   }
   const std::int64_t coll = B.collective();
   for (Shard* sp : members) {
     Shard& s = *sp;
     Comm a2a{CommKind::kAllToAll, comm_group, {}, {}};
-    std::vector<TaskId> packs{s.gathered};  // the receive reuses what the forward all-to-all sent
+    std::vector<TaskId> packs{s.gathered};   // the receive reuses what the forward all-to-all sent
     std::vector<TaskId> after = s.acc_done;  // the packs overwrite what the unpacks read
     after.insert(after.end(), s.full_ready.begin(), s.full_ready.end());
     std::vector<std::pair<BufferId, BufferId>> recv;  // (out, lse) from each peer
@@ -175,16 +190,21 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
       // receives what it sent q in). Those were last read by the unpack, which the attention and so
       // the packs below wait for; the receive follows the forward all-to-all on the comm stream.
       const bool reuse = static_cast<std::size_t>(v) < s.q_received.size();
-      const BufferId so = reuse ? s.q_received[static_cast<std::size_t>(v)]
-                                : B.scratch(s.rank, "a2a.send_o" + tag, ElemType::kInput, n, s.qh.count, D);
+      const BufferId so =
+          reuse ? s.q_received[static_cast<std::size_t>(v)]
+                : B.scratch(s.rank, "a2a.send_o" + tag, ElemType::kInput, n, s.qh.count, D);
       const BufferId sl = B.scratch(s.rank, "a2a.send_lse" + tag, ElemType::kF32, n, s.qh.count, 1);
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.out" + suffix, B.rows(s.o_acc, v * n, n), B.whole(so), after));
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.lse" + suffix, B.rows(s.lse_acc, v * n, n), B.whole(sl), after));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.out" + suffix,
+                             B.rows(s.o_acc, v * n, n), B.whole(so), after));
+      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.lse" + suffix,
+                             B.rows(s.lse_acc, v * n, n), B.whole(sl), after));
       a2a.sends.push_back({peer.rank, B.whole(so)});
       a2a.sends.push_back({peer.rank, B.whole(sl)});
-      const BufferId ro = reuse ? s.q_sent[static_cast<std::size_t>(v)]
-                                : B.scratch(s.rank, "a2a.recv_o" + tag, ElemType::kInput, n, peer.qh.count, D);
-      const BufferId rl = B.scratch(s.rank, "a2a.recv_lse" + tag, ElemType::kF32, n, peer.qh.count, 1);
+      const BufferId ro =
+          reuse ? s.q_sent[static_cast<std::size_t>(v)]
+                : B.scratch(s.rank, "a2a.recv_o" + tag, ElemType::kInput, n, peer.qh.count, D);
+      const BufferId rl =
+          B.scratch(s.rank, "a2a.recv_lse" + tag, ElemType::kF32, n, peer.qh.count, 1);
       a2a.recvs.push_back({peer.rank, B.whole(ro)});
       a2a.recvs.push_back({peer.rank, B.whole(rl)});
       recv.push_back({ro, rl});
@@ -193,15 +213,18 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
     for (int v = 0; v < U; ++v) {
       const HeadRange h = members[static_cast<std::size_t>(v)]->qh;
       const auto [ro, rl] = recv[static_cast<std::size_t>(v)];
-      B.copy(s.rank, CopyKind::kUnpack, "unpack.out" + suffix, B.whole(ro), B.rows_heads(s.out, 0, n, h), {comm});
-      B.copy(s.rank, CopyKind::kUnpack, "unpack.lse" + suffix, B.whole(rl), B.rows_heads(s.lse_out, 0, n, h), {comm});
+      B.copy(s.rank, CopyKind::kUnpack, "unpack.out" + suffix, B.whole(ro),
+             B.rows_heads(s.out, 0, n, h), {comm});
+      B.copy(s.rank, CopyKind::kUnpack, "unpack.lse" + suffix, B.whole(rl),
+             B.rows_heads(s.lse_out, 0, n, h), {comm});
     }
   }
 }
 
 std::vector<TaskId> attend(Builder& B, int rank, const std::string& label, const QueryRun& q,
-                           const std::vector<core::KvSegment>& segments, const std::vector<std::int64_t>& visible,
-                           std::vector<TaskId> deps, Accumulator& acc) {
+                           const std::vector<core::KvSegment>& segments,
+                           const std::vector<std::int64_t>& visible, std::vector<TaskId> deps,
+                           Accumulator& acc) {
   std::vector<TaskId> tasks;
   for (std::size_t first = 0; first < segments.size(); first += kMaxSegments) {
     core::AttnBlock a;
@@ -227,20 +250,25 @@ std::vector<TaskId> attend(Builder& B, int rank, const std::string& label, const
       const TaskId at = B.task(rank, core::Stream::kCompute, label, a, d);
       tasks.push_back(at);
       const core::Merge m{acc.out, acc.lse, acc.part_out, acc.part_lse};
-      acc.writer = acc.part_reader = B.task(rank, core::Stream::kCompute, "merge" + label.substr(label.find('.')), m, {at, acc.writer});
+      acc.writer = acc.part_reader =
+          B.task(rank, core::Stream::kCompute, "merge" + label.substr(label.find('.')), m,
+                 {at, acc.writer});
     }
   }
   return tasks;
 }
 
-void pad_unwritten(Builder& B, Shard& s, std::int64_t tokens, std::vector<std::pair<std::int64_t, std::int64_t>> written,
+void pad_unwritten(Builder& B, Shard& s, std::int64_t tokens,
+                   std::vector<std::pair<std::int64_t, std::int64_t>> written,
                    const std::string& suffix) {
   std::sort(written.begin(), written.end());
   std::int64_t at = 0;
   auto fill = [&](std::int64_t off, std::int64_t cnt) {
-    s.acc_done.push_back(B.task(s.rank, core::Stream::kCompute, "pad.out" + suffix, core::Fill{B.rows(s.o_acc, off, cnt), 0.0}, {}));
-    s.acc_done.push_back(B.task(s.rank, core::Stream::kCompute, "pad.lse" + suffix,
-                                core::Fill{B.rows(s.lse_acc, off, cnt), -std::numeric_limits<double>::infinity()}, {}));
+    s.acc_done.push_back(B.task(s.rank, core::Stream::kCompute, "pad.out" + suffix,
+                                core::Fill{B.rows(s.o_acc, off, cnt), 0.0}, {}));
+    s.acc_done.push_back(B.task(
+        s.rank, core::Stream::kCompute, "pad.lse" + suffix,
+        core::Fill{B.rows(s.lse_acc, off, cnt), -std::numeric_limits<double>::infinity()}, {}));
   };
   for (auto [off, cnt] : written) {
     if (off > at) fill(at, off - at);
@@ -257,14 +285,16 @@ std::pair<core::BufferId, core::BufferId> add_joint(Builder& B, int rank) {
   const core::Problem& p = B.problem();
   if (p.joint_len == 0) return {-1, -1};
   auto in = [&](const char* name, TensorKind t) {
-    const BufferId b = B.buffer(rank, name, BufferRole::kInput, t, ElemType::kInput, p.joint_len, p.kv_heads, p.head_dim);
+    const BufferId b = B.buffer(rank, name, BufferRole::kInput, t, ElemType::kInput, p.joint_len,
+                                p.kv_heads, p.head_dim);
     B.at(b).runs = {{0, p.joint_len, 0, 1}};
     return b;
   };
   return {in("joint_k", TensorKind::kJointK), in("joint_v", TensorKind::kJointV)};
 }
 
-core::KvSegment joint_segment(Builder& B, std::pair<core::BufferId, core::BufferId> joint, HeadRange kvh) {
+core::KvSegment joint_segment(Builder& B, std::pair<core::BufferId, core::BufferId> joint,
+                              HeadRange kvh) {
   core::KvSegment s;
   const std::int64_t J = B.problem().joint_len;
   s.k = B.rows_heads(joint.first, 0, J, kvh);

@@ -21,7 +21,8 @@ class Builder {
   explicit Builder(core::Plan& plan) : plan_(plan) {}
 
   core::BufferId buffer(int rank, std::string name, core::BufferRole role, core::TensorKind tensor,
-                        core::ElemType elem, std::int64_t tokens, std::int64_t heads, std::int64_t width);
+                        core::ElemType elem, std::int64_t tokens, std::int64_t heads,
+                        std::int64_t width);
   core::BufferId scratch(int rank, std::string name, core::ElemType elem, std::int64_t tokens,
                          std::int64_t heads, std::int64_t width) {
     return buffer(rank, std::move(name), core::BufferRole::kScratch, core::TensorKind::kOther, elem,
@@ -31,9 +32,10 @@ class Builder {
 
   core::TaskId task(int rank, core::Stream stream, std::string label, core::Op op,
                     std::vector<core::TaskId> deps, std::int64_t collective = -1);
-  core::TaskId copy(int rank, core::CopyKind kind, std::string label, core::View src, core::View dst,
-                    std::vector<core::TaskId> deps) {
-    return task(rank, core::Stream::kCompute, std::move(label), core::Copy{kind, src, dst}, std::move(deps));
+  core::TaskId copy(int rank, core::CopyKind kind, std::string label, core::View src,
+                    core::View dst, std::vector<core::TaskId> deps) {
+    return task(rank, core::Stream::kCompute, std::move(label), core::Copy{kind, src, dst},
+                std::move(deps));
   }
   std::int64_t collective() { return next_collective_++; }
   int group(std::vector<int> ranks);
@@ -61,7 +63,8 @@ class Builder {
 // The global rank of ring position g and head slot u: Ulysses groups on consecutive ranks
 // (kUlyssesInner, so the all-to-all stays inside a node) or ring neighbours on consecutive ranks.
 inline int rank_of(const core::PlanChoice& c, int g, int u) {
-  return c.placement == core::Placement::kUlyssesInner ? g * c.ulysses_degree + u : u * c.ring_degree + g;
+  return c.placement == core::Placement::kUlyssesInner ? g * c.ulysses_degree + u
+                                                       : u * c.ring_degree + g;
 }
 
 // One rank's buffers for one pass (the whole sequence, or one streamed chunk).
@@ -76,8 +79,8 @@ struct Shard {
   // received (the peer's tokens, its heads). The way back has the same shapes the other way round
   // and reuses them.
   std::vector<core::BufferId> q_sent, q_received;
-  core::TaskId gathered = -1;  // the forward all-to-all (last reader of q_sent)
-  std::vector<core::TaskId> acc_done;                    // tasks that wrote o_acc and lse_acc
+  core::TaskId gathered = -1;          // the forward all-to-all (last reader of q_sent)
+  std::vector<core::TaskId> acc_done;  // tasks that wrote o_acc and lse_acc
 };
 
 // The pass's inputs (q, k, v of `runs`, n tokens, all heads) and outputs of one shard; `suffix`
@@ -120,7 +123,8 @@ std::vector<core::TaskId> attend(Builder& B, int rank, const std::string& label,
 // Rows [0, tokens) of (o_acc, lse_acc) that no run in `written` covers get out = 0, lse = -inf;
 // appends the fills to s.acc_done.
 void pad_unwritten(Builder& B, Shard& s, std::int64_t tokens,
-                   std::vector<std::pair<std::int64_t, std::int64_t>> written, const std::string& suffix);
+                   std::vector<std::pair<std::int64_t, std::int64_t>> written,
+                   const std::string& suffix);
 
 }  // namespace spattn::planner
 
@@ -129,7 +133,8 @@ namespace spattn::planner {
 // Replicated joint (text) K/V of one rank: inputs [J, kv_heads, D]; (-1, -1) when J = 0.
 std::pair<core::BufferId, core::BufferId> add_joint(Builder& B, int rank);
 // The joint segment for heads `kvh` (always visible).
-core::KvSegment joint_segment(Builder& B, std::pair<core::BufferId, core::BufferId> joint, HeadRange kvh);
+core::KvSegment joint_segment(Builder& B, std::pair<core::BufferId, core::BufferId> joint,
+                              HeadRange kvh);
 
 // The plan families; planner.cc checks the choice and fills plan.choice and plan.problem first.
 Status build_full_sequence(core::Plan& plan);

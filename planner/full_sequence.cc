@@ -61,7 +61,8 @@ Status build_full_sequence(Plan& plan) {
   };
 
   // Stage 1: the all-to-all gathers the group's sequence and scatters heads (pads sliced off).
-  for (int g = 0; g < R; ++g) gather_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], L, L.group_runs(g), "");
+  for (int g = 0; g < R; ++g)
+    gather_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], L, L.group_runs(g), "");
 
   // Stage 2: R ring steps. At step t rank (g, u) holds the K/V of group (g - t) mod R.
   const ElemType acc_elem = R > 1 ? ElemType::kF32 : ElemType::kInput;
@@ -84,8 +85,10 @@ Status build_full_sequence(Plan& plan) {
     BufferId part_o = -1, part_lse = -1;
     if (R > 1) {
       for (int i = 0; i < 2; ++i) {
-        r.k[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".k", ElemType::kInput, G, s.kvh.count, D);
-        r.v[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".v", ElemType::kInput, G, s.kvh.count, D);
+        r.k[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".k", ElemType::kInput, G,
+                           s.kvh.count, D);
+        r.v[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".v", ElemType::kInput, G,
+                           s.kvh.count, D);
       }
       part_o = B.scratch(s.rank, "ring.part_o", ElemType::kF32, G, s.qh.count, D);
       part_lse = B.scratch(s.rank, "ring.part_lse", ElemType::kF32, G, s.qh.count, 1);
@@ -132,7 +135,8 @@ Status build_full_sequence(Plan& plan) {
           vis.push_back(q.count * problem.joint_len);
         }
         for (const TokenRun& k : kruns) {
-          const std::int64_t v = core::count_visible(problem, q.start, q.stride, q.count, k.start, k.stride, k.count);
+          const std::int64_t v =
+              core::count_visible(problem, q.start, q.stride, q.count, k.start, k.stride, k.count);
           if (v == 0) continue;
           KvSegment seg;
           seg.k = B.rows(bk, k.local, k.count);
@@ -147,10 +151,12 @@ Status build_full_sequence(Plan& plan) {
           vis.push_back(q.count * problem.joint_len);
         }
         if (segs.empty()) continue;
-        const QueryRun qr{B.rows_heads(s.q_full, q.local, q.count, {0, s.qh.count}), q.start, q.stride, s.qh.start, s.kvh.start};
+        const QueryRun qr{B.rows_heads(s.q_full, q.local, q.count, {0, s.qh.count}), q.start,
+                          q.stride, s.qh.start, s.kvh.start};
         std::vector<TaskId> deps = s.full_ready;
         deps.push_back(r.prev_comm);
-        const std::vector<TaskId> ts = attend(B, s.rank, "attn.step" + std::to_string(t), qr, segs, vis, deps, r.acc[qi]);
+        const std::vector<TaskId> ts =
+            attend(B, s.rank, "attn.step" + std::to_string(t), qr, segs, vis, deps, r.acc[qi]);
         attn.insert(attn.end(), ts.begin(), ts.end());
       }
       r.prev_attn = std::move(attn);
@@ -171,26 +177,35 @@ Status build_full_sequence(Plan& plan) {
   }
 
   // Stage 3: back to the input layout (reverse all-to-all, or a cast of the ring accumulator).
-  for (int g = 0; g < R; ++g) scatter_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], n, "");
+  for (int g = 0; g < R; ++g)
+    scatter_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], n, "");
 
   // What a reader of the plan should know.
   if (plan.pad_tokens > 0)
-    plan.notes.push_back("padding: " + std::to_string(problem.seq_len) + " tokens padded to " + std::to_string(L.padded_len) +
-                         " (+" + std::to_string(plan.pad_tokens) + "); pad keys and queries are never attended");
+    plan.notes.push_back("padding: " + std::to_string(problem.seq_len) + " tokens padded to " +
+                         std::to_string(L.padded_len) + " (+" + std::to_string(plan.pad_tokens) +
+                         "); pad keys and queries are never attended");
   if (U > 1 && problem.q_heads % U != 0)
-    plan.notes.push_back("uneven heads: " + std::to_string(problem.q_heads) + " q heads over " + std::to_string(U) + " ranks as " +
+    plan.notes.push_back("uneven heads: " + std::to_string(problem.q_heads) + " q heads over " +
+                         std::to_string(U) + " ranks as " +
                          std::to_string(split_heads(problem.q_heads, U, 0).count) + " or " +
-                         std::to_string(split_heads(problem.q_heads, U, U - 1).count) + ", all-to-all counts vary per peer");
+                         std::to_string(split_heads(problem.q_heads, U, U - 1).count) +
+                         ", all-to-all counts vary per peer");
   if (U > 1) {
     std::int64_t held = 0;
-    for (int u = 0; u < U; ++u) held += kv_heads_for(split_heads(problem.q_heads, U, u), problem.group()).count;
+    for (int u = 0; u < U; ++u)
+      held += kv_heads_for(split_heads(problem.q_heads, U, u), problem.group()).count;
     if (held > problem.kv_heads)
-      plan.notes.push_back("kv replication: " + std::to_string(problem.kv_heads) + " kv heads held " + std::to_string(held) +
-                           " times over the " + std::to_string(U) + " ranks of a Ulysses group (GQA groups shared by ranks)");
+      plan.notes.push_back("kv replication: " + std::to_string(problem.kv_heads) +
+                           " kv heads held " + std::to_string(held) + " times over the " +
+                           std::to_string(U) +
+                           " ranks of a Ulysses group (GQA groups shared by ranks)");
   }
   if (problem.joint_len > 0)
-    plan.notes.push_back("joint: " + std::to_string(problem.joint_len) + " text tokens replicated on every rank, " +
-                         core::to_string(problem.joint_strategy) + (R > 1 ? " of the local block at ring step 0" : " of the keys") +
+    plan.notes.push_back("joint: " + std::to_string(problem.joint_len) +
+                         " text tokens replicated on every rank, " +
+                         core::to_string(problem.joint_strategy) +
+                         (R > 1 ? " of the local block at ring step 0" : " of the keys") +
                          (U > 1 ? "; each rank uses its own heads, no communication" : ""));
   return {};
 }

@@ -10,12 +10,14 @@ using core::TokenRun;
 
 std::int64_t padded_length(std::int64_t seq_len, int U, int R, RingLayout layout) {
   std::int64_t unit = static_cast<std::int64_t>(U) * R;
-  if (R > 1 && layout == RingLayout::kZigzag) unit = std::lcm(unit, 2 * static_cast<std::int64_t>(R));
+  if (R > 1 && layout == RingLayout::kZigzag)
+    unit = std::lcm(unit, 2 * static_cast<std::int64_t>(R));
   return (seq_len + unit - 1) / unit * unit;
 }
 
 std::vector<TokenRun> Layout::group_runs(int g) const {
-  if (R == 1 || layout == RingLayout::kContiguous) return {{0, group_tokens, base + g * group_tokens, 1}};
+  if (R == 1 || layout == RingLayout::kContiguous)
+    return {{0, group_tokens, base + g * group_tokens, 1}};
   if (layout == RingLayout::kZigzag) {
     const std::int64_t h = group_tokens / 2;
     return {{0, h, base + g * h, 1}, {h, h, base + (2 * R - 1 - g) * h, 1}};
@@ -23,7 +25,8 @@ std::vector<TokenRun> Layout::group_runs(int g) const {
   return {{0, group_tokens, base + g, R}};  // striped
 }
 
-std::vector<TokenRun> Layout::slice(const std::vector<TokenRun>& runs, std::int64_t a, std::int64_t n) {
+std::vector<TokenRun> Layout::slice(const std::vector<TokenRun>& runs, std::int64_t a,
+                                    std::int64_t n) {
   std::vector<TokenRun> out;
   for (const TokenRun& r : runs) {
     const std::int64_t lo = std::max(a, r.local), hi = std::min(a + n, r.local + r.count);

@@ -22,7 +22,7 @@ struct Layout {
   core::RingLayout layout = core::RingLayout::kContiguous;
   std::int64_t base = 0;     // global position of the first token (a chunk's start when streaming)
   std::int64_t seq_len = 0;  // positions >= seq_len are padding (absolute, so base + valid tokens)
-  std::int64_t padded_len = 0;  // tokens split, pads included
+  std::int64_t padded_len = 0;    // tokens split, pads included
   std::int64_t group_tokens = 0;  // padded_len / R
   std::int64_t shard_tokens = 0;  // padded_len / (U * R)
 

@@ -18,20 +18,23 @@ namespace {
 Status check_choice(const Problem& p, const PlanChoice& c) {
   const int U = c.ulysses_degree, R = c.ring_degree;
   if (U < 1 || R < 1)
-    return invalid_argument("plan " + c.name() + ": degrees must be >= 1 (ulysses " + std::to_string(U) +
-                            ", ring " + std::to_string(R) + ")");
+    return invalid_argument("plan " + c.name() + ": degrees must be >= 1 (ulysses " +
+                            std::to_string(U) + ", ring " + std::to_string(R) + ")");
   if (c.scheme == Scheme::kUlysses && R != 1)
     return invalid_argument("plan " + c.name() + ": a ulysses plan has ring degree 1");
   if (c.scheme == Scheme::kRing && U != 1)
     return invalid_argument("plan " + c.name() + ": a ring plan has ulysses degree 1");
   if (c.scheme == Scheme::kHybrid && (U < 2 || R < 2))
-    return invalid_argument("plan " + c.name() +
-                            ": a hybrid plan needs ulysses and ring degrees >= 2 (use ulysses or ring)");
+    return invalid_argument(
+        "plan " + c.name() +
+        ": a hybrid plan needs ulysses and ring degrees >= 2 (use ulysses or ring)");
   if (U > p.q_heads)
-    return infeasible("plan " + c.name() + ": ulysses degree " + std::to_string(U) + " exceeds q_heads " +
-                      std::to_string(p.q_heads) + ", so some ranks would hold no heads");
+    return infeasible("plan " + c.name() + ": ulysses degree " + std::to_string(U) +
+                      " exceeds q_heads " + std::to_string(p.q_heads) +
+                      ", so some ranks would hold no heads");
   if (p.cache_len > 0)
-    return infeasible("plan " + c.name() + ": a pre-filled cache (cache_len > 0) is not planned yet");
+    return infeasible("plan " + c.name() +
+                      ": a pre-filled cache (cache_len > 0) is not planned yet");
   return {};
 }
 
@@ -53,10 +56,12 @@ Expected<Plan> make_plan(const Problem& problem, const PlanChoice& choice) {
 std::vector<PlanChoice> enumerate_choices(int world) {
   std::vector<PlanChoice> out;
   if (world < 1) return out;
-  out.push_back({Scheme::kUlysses, world, 1, RingLayout::kContiguous, core::Placement::kUlyssesInner});
+  out.push_back(
+      {Scheme::kUlysses, world, 1, RingLayout::kContiguous, core::Placement::kUlyssesInner});
   if (world == 1) return out;
   const RingLayout layouts[] = {RingLayout::kContiguous, RingLayout::kZigzag, RingLayout::kStriped};
-  for (RingLayout l : layouts) out.push_back({Scheme::kRing, 1, world, l, core::Placement::kUlyssesInner});
+  for (RingLayout l : layouts)
+    out.push_back({Scheme::kRing, 1, world, l, core::Placement::kUlyssesInner});
   for (int U = 2; U < world; ++U) {
     if (world % U != 0) continue;
     for (core::Placement pl : {core::Placement::kUlyssesInner, core::Placement::kRingInner})

@@ -5,8 +5,8 @@
 // attention needs no mask.
 //
 //   Ulysses (U): the chunk is padded to a multiple of U and all-to-all'd to all its tokens and 1/U
-//     of the heads (pads sliced off); its K/V stay where they landed and are the head-sharded cache,
-//     so the cache needs no communication; the output goes back by the reverse all-to-all.
+//     of the heads (pads sliced off); its K/V stay where they landed and are the head-sharded
+//     cache, so the cache needs no communication; the output goes back by the reverse all-to-all.
 //   Ring (R): rank g keeps slice g of every chunk's K/V (a sequence-sharded cache). The chunk's
 //     queries visit every rank around the ring (R - 1 send/recv steps, each overlapped with the
 //     attention of the block in hand); the partial outputs go home in one all-to-all and are merged
@@ -32,8 +32,8 @@ namespace {
 // One chunk's K/V slice held by a rank: the cache entry.
 struct CacheEntry {
   BufferId k = -1, v = -1;
-  std::vector<TokenRun> runs;    // valid tokens, local offsets into k, v
-  std::vector<TaskId> ready;     // tasks that wrote k, v
+  std::vector<TokenRun> runs;  // valid tokens, local offsets into k, v
+  std::vector<TaskId> ready;   // tasks that wrote k, v
 };
 
 // The keys a query of the chunk ending at `end` sees: [0, sink) and [lo, end).
@@ -73,9 +73,10 @@ Status build_streaming(Plan& plan) {
   const core::Problem& p = plan.problem;
   const core::PlanChoice& choice = plan.choice;
   if (p.causal || !p.window.none())
-    return invalid_argument("plan " + plan.name() +
-                            ": streaming attention is block-causal by chunks; set causal: false and no window "
-                            "(max_attention_size caps the keys)");
+    return invalid_argument(
+        "plan " + plan.name() +
+        ": streaming attention is block-causal by chunks; set causal: false and no window "
+        "(max_attention_size caps the keys)");
   const int U = choice.ulysses_degree, R = choice.ring_degree, P = U * R;
   const std::int64_t D = p.head_dim, C = (p.seq_len + p.chunk_len - 1) / p.chunk_len;
   const auto rank_of = [&](int g, int u) { return planner::rank_of(choice, g, u); };
@@ -122,19 +123,21 @@ Status build_streaming(Plan& plan) {
     };
     // The chunk's all-to-all; its K/V slices join each rank's cache where they land.
     for (int g = 0; g < R; ++g) {
-      gather_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], L, L.group_runs(g), sfx);
+      gather_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], L, L.group_runs(g),
+                   sfx);
       for (Shard* s : members(g))
-        cache[static_cast<std::size_t>(s->rank)].push_back({s->k_full, s->v_full, L.valid(L.group_runs(g)), s->full_ready});
+        cache[static_cast<std::size_t>(s->rank)].push_back(
+            {s->k_full, s->v_full, L.valid(L.group_runs(g)), s->full_ready});
     }
 
     // Per rank: the accumulator of its own queries (o_acc) and a partial for each visiting block.
     struct RankState {
       BufferId qbuf[2] = {-1, -1};
-      std::vector<BufferId> part_o, part_lse;                  // per source group (own: o_acc)
-      std::vector<std::vector<Accumulator>> acc;               // per source group, per query run
+      std::vector<BufferId> part_o, part_lse;     // per source group (own: o_acc)
+      std::vector<std::vector<Accumulator>> acc;  // per source group, per query run
       std::vector<TaskId> prev_attn;
       TaskId prev_comm = -1;
-      std::vector<std::vector<TaskId>> done;                   // per source group: its partial's writers
+      std::vector<std::vector<TaskId>> done;  // per source group: its partial's writers
     };
     std::vector<RankState> st(static_cast<std::size_t>(P));
     for (Shard& s : shards) {
@@ -142,25 +145,30 @@ Status build_streaming(Plan& plan) {
       s.o_acc = B.scratch(s.rank, "o_acc" + sfx, ElemType::kF32, G, s.qh.count, D);
       s.lse_acc = B.scratch(s.rank, "lse_acc" + sfx, ElemType::kF32, G, s.qh.count, 1);
       for (int i = 0; i < 2 && R > 1; ++i)
-        r.qbuf[i] = B.scratch(s.rank, "ring.q" + std::to_string(i) + sfx, ElemType::kInput, G, s.qh.count, D);
+        r.qbuf[i] = B.scratch(s.rank, "ring.q" + std::to_string(i) + sfx, ElemType::kInput, G,
+                              s.qh.count, D);
       r.part_o.assign(static_cast<std::size_t>(R), -1);
       r.part_lse.assign(static_cast<std::size_t>(R), -1);
       r.acc.resize(static_cast<std::size_t>(R));
       for (int src = 0; src < R; ++src) {
         BufferId o = s.o_acc, l = s.lse_acc;
         if (src != s.g) {
-          o = B.scratch(s.rank, "part_o.g" + std::to_string(src) + sfx, ElemType::kF32, G, s.qh.count, D);
-          l = B.scratch(s.rank, "part_lse.g" + std::to_string(src) + sfx, ElemType::kF32, G, s.qh.count, 1);
+          o = B.scratch(s.rank, "part_o.g" + std::to_string(src) + sfx, ElemType::kF32, G,
+                        s.qh.count, D);
+          l = B.scratch(s.rank, "part_lse.g" + std::to_string(src) + sfx, ElemType::kF32, G,
+                        s.qh.count, 1);
         }
         // Scratch for the blocks beyond the first (more than kMaxSegments cache segments).
         const std::string gs = ".g" + std::to_string(src) + sfx;
         const BufferId tmp_o = B.scratch(s.rank, "part_tmp" + gs, ElemType::kF32, G, s.qh.count, D);
-        const BufferId tmp_l = B.scratch(s.rank, "part_tmp_lse" + gs, ElemType::kF32, G, s.qh.count, 1);
+        const BufferId tmp_l =
+            B.scratch(s.rank, "part_tmp_lse" + gs, ElemType::kF32, G, s.qh.count, 1);
         r.part_o[static_cast<std::size_t>(src)] = o;
         r.part_lse[static_cast<std::size_t>(src)] = l;
         for (const TokenRun& q : L.valid(L.group_runs(src)))
-          r.acc[static_cast<std::size_t>(src)].push_back({B.rows(o, q.local, q.count), B.rows(l, q.local, q.count),
-                                                          B.rows(tmp_o, q.local, q.count), B.rows(tmp_l, q.local, q.count)});
+          r.acc[static_cast<std::size_t>(src)].push_back(
+              {B.rows(o, q.local, q.count), B.rows(l, q.local, q.count),
+               B.rows(tmp_o, q.local, q.count), B.rows(tmp_l, q.local, q.count)});
       }
     }
     // R steps: at step t rank g attends the queries of group (g - t) mod R to its cache slices.
@@ -172,12 +180,14 @@ Status build_streaming(Plan& plan) {
         TaskId comm = -1;
         if (t + 1 < R) {
           const int next = rank_of((s.g + 1) % R, s.u), prev = rank_of((s.g + R - 1) % R, s.u);
-          core::Comm cm{core::CommKind::kSendRecv, ring_group[static_cast<std::size_t>(s.u)], {}, {}};
+          core::Comm cm{
+              core::CommKind::kSendRecv, ring_group[static_cast<std::size_t>(s.u)], {}, {}};
           cm.sends = {{next, B.whole(bq)}};
           cm.recvs = {{prev, B.whole(r.qbuf[(t + 1) % 2])}};
           std::vector<TaskId> deps = t == 0 ? s.full_ready : std::vector<TaskId>{r.prev_comm};
           if (t >= 2) deps.insert(deps.end(), r.prev_attn.begin(), r.prev_attn.end());
-          comm = B.task(s.rank, Stream::kComm, "ring.send_q" + std::to_string(t) + sfx, cm, deps, coll);
+          comm = B.task(s.rank, Stream::kComm, "ring.send_q" + std::to_string(t) + sfx, cm, deps,
+                        coll);
         }
         const int src = (s.g - t + R) % R;
         const std::vector<TokenRun> qruns = L.valid(L.group_runs(src));
@@ -204,9 +214,11 @@ Status build_streaming(Plan& plan) {
           const TokenRun& q = qruns[qi];
           std::vector<std::int64_t> vis;
           for (std::int64_t k : keys) vis.push_back(k * q.count);
-          const QueryRun qr{B.rows_heads(bq, q.local, q.count, {0, s.qh.count}), q.start, q.stride, s.qh.start, s.kvh.start};
-          const std::vector<TaskId> ts = attend(B, s.rank, "attn.step" + std::to_string(t) + sfx, qr, segs, vis, deps,
-                                                r.acc[static_cast<std::size_t>(src)][qi]);
+          const QueryRun qr{B.rows_heads(bq, q.local, q.count, {0, s.qh.count}), q.start, q.stride,
+                            s.qh.start, s.kvh.start};
+          const std::vector<TaskId> ts =
+              attend(B, s.rank, "attn.step" + std::to_string(t) + sfx, qr, segs, vis, deps,
+                     r.acc[static_cast<std::size_t>(src)][qi]);
           attn.insert(attn.end(), ts.begin(), ts.end());
         }
         r.prev_attn = std::move(attn);
@@ -248,7 +260,8 @@ Status build_streaming(Plan& plan) {
           const int peer = rank_of(g2, s.u);
           cm.sends.push_back({peer, B.whole(r.part_o[static_cast<std::size_t>(g2)])});
           cm.sends.push_back({peer, B.whole(r.part_lse[static_cast<std::size_t>(g2)])});
-          deps.insert(deps.end(), r.done[static_cast<std::size_t>(g2)].begin(), r.done[static_cast<std::size_t>(g2)].end());
+          deps.insert(deps.end(), r.done[static_cast<std::size_t>(g2)].begin(),
+                      r.done[static_cast<std::size_t>(g2)].end());
           const std::string tag = ".from" + std::to_string(g2) + sfx;
           const BufferId ro = B.scratch(s.rank, "home.o" + tag, ElemType::kF32, G, s.qh.count, D);
           const BufferId rl = B.scratch(s.rank, "home.lse" + tag, ElemType::kF32, G, s.qh.count, 1);
@@ -265,8 +278,9 @@ Status build_streaming(Plan& plan) {
           for (const auto& [ro, rl] : recv) {
             std::vector<TaskId> d = prev < 0 ? s.acc_done : std::vector<TaskId>{prev};
             d.push_back(home);
-            const core::Merge m{B.rows(s.o_acc, q.local, q.count), B.rows(s.lse_acc, q.local, q.count),
-                                B.rows(ro, q.local, q.count), B.rows(rl, q.local, q.count)};
+            const core::Merge m{B.rows(s.o_acc, q.local, q.count),
+                                B.rows(s.lse_acc, q.local, q.count), B.rows(ro, q.local, q.count),
+                                B.rows(rl, q.local, q.count)};
             prev = B.task(s.rank, Stream::kCompute, "merge.home" + sfx, m, d);
           }
           last.push_back(prev);
@@ -275,22 +289,28 @@ Status build_streaming(Plan& plan) {
       }
     }
     // Back to the input layout.
-    for (int g = 0; g < R; ++g) scatter_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], n, sfx);
+    for (int g = 0; g < R; ++g)
+      scatter_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], n, sfx);
   }
   plan.pad_tokens = plan.padded_len - p.seq_len;
-  plan.notes.push_back("streaming: " + std::to_string(C) + " chunks of " + std::to_string(p.chunk_len) + " tokens" +
-                       (p.max_attention_size > 0 ? ", each query sees the last " + std::to_string(p.max_attention_size) +
-                                                       " keys" + (p.sink_tokens > 0 ? " and " + std::to_string(p.sink_tokens) + " sink tokens" : "")
-                                                 : ", each query sees every earlier chunk and its own"));
+  plan.notes.push_back(
+      "streaming: " + std::to_string(C) + " chunks of " + std::to_string(p.chunk_len) + " tokens" +
+      (p.max_attention_size > 0
+           ? ", each query sees the last " + std::to_string(p.max_attention_size) + " keys" +
+                 (p.sink_tokens > 0 ? " and " + std::to_string(p.sink_tokens) + " sink tokens" : "")
+           : ", each query sees every earlier chunk and its own"));
   if (R > 1 && choice.layout != core::RingLayout::kContiguous)
-    plan.notes.push_back(std::string("layout: ") + core::to_string(choice.layout) +
-                         " changes nothing when streaming: every query of a chunk sees the same keys, so "
-                         "chunks are split contiguously and the work is balanced already");
-  plan.notes.push_back(U > 1 ? "cache: K/V of each chunk stay where the all-to-all put them (head-sharded, no communication)"
+    plan.notes.push_back(
+        std::string("layout: ") + core::to_string(choice.layout) +
+        " changes nothing when streaming: every query of a chunk sees the same keys, so "
+        "chunks are split contiguously and the work is balanced already");
+  plan.notes.push_back(U > 1 ? "cache: K/V of each chunk stay where the all-to-all put them "
+                               "(head-sharded, no communication)"
                              : "cache: each rank keeps its slice of every chunk's K/V");
   if (R > 1)
-    plan.notes.push_back("ring: a chunk's queries visit all " + std::to_string(R) +
-                         " cache slices; partial outputs return home in one all-to-all and merge by log-sum-exp");
+    plan.notes.push_back(
+        "ring: a chunk's queries visit all " + std::to_string(R) +
+        " cache slices; partial outputs return home in one all-to-all and merge by log-sum-exp");
   return {};
 }
 

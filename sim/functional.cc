@@ -44,7 +44,9 @@ class Machine {
   }
 
   HostTensor view(const View& v) const { return get(mem_[static_cast<std::size_t>(v.buffer)], v); }
-  void write(const View& v, const HostTensor& x) { put(mem_[static_cast<std::size_t>(v.buffer)], v, x); }
+  void write(const View& v, const HostTensor& x) {
+    put(mem_[static_cast<std::size_t>(v.buffer)], v, x);
+  }
 
   void run(const core::AttnBlock& a) {
     const HostTensor q = view(a.q);
@@ -57,8 +59,10 @@ class Machine {
       vs.push_back(view(s.v));
     }
     for (std::size_t i = 0; i < a.kv.size(); ++i)
-      keys.push_back({&ks[i], &vs[i], a.kv[i].joint || a.kv[i].unmasked, a.kv[i].start, a.kv[i].stride, a.kv_head_start});
-    core::AttentionResult r = core::attend_block(plan_.problem, q, a.q_start, a.q_stride, a.q_head_start, keys);
+      keys.push_back({&ks[i], &vs[i], a.kv[i].joint || a.kv[i].unmasked, a.kv[i].start,
+                      a.kv[i].stride, a.kv_head_start});
+    core::AttentionResult r =
+        core::attend_block(plan_.problem, q, a.q_start, a.q_stride, a.q_head_start, keys);
     write(a.out, r.out);
     write(a.lse, r.lse);
   }
@@ -79,7 +83,8 @@ class Machine {
   void run_collective(const std::vector<const core::Task*>& tasks) {
     std::map<std::pair<int, int>, std::deque<HostTensor>> wire;
     for (const core::Task* t : tasks)
-      for (const core::Transfer& s : std::get<core::Comm>(t->op).sends) wire[{t->rank, s.peer}].push_back(view(s.view));
+      for (const core::Transfer& s : std::get<core::Comm>(t->op).sends)
+        wire[{t->rank, s.peer}].push_back(view(s.view));
     for (const core::Task* t : tasks)
       for (const core::Transfer& r : std::get<core::Comm>(t->op).recvs) {
         auto& q = wire[{r.peer, t->rank}];
@@ -98,7 +103,8 @@ class Machine {
 
 }  // namespace
 
-Expected<core::AttentionResult> execute_functional(const core::Plan& plan, const core::AttentionInputs& in,
+Expected<core::AttentionResult> execute_functional(const core::Plan& plan,
+                                                   const core::AttentionInputs& in,
                                                    const FunctionalOptions& options) {
   const core::Problem& p = plan.problem;
   if (in.q.tokens != p.seq_len || in.q.heads != p.q_heads || in.k.heads != p.kv_heads ||
@@ -106,7 +112,8 @@ Expected<core::AttentionResult> execute_functional(const core::Plan& plan, const
     return invalid_argument("functional executor: inputs do not have the problem's shape");
   Machine m(plan, in);
 
-  Expected<std::vector<std::vector<core::TaskId>>> order = core::issue_order(plan, options.shuffle_seed);
+  Expected<std::vector<std::vector<core::TaskId>>> order =
+      core::issue_order(plan, options.shuffle_seed);
   if (!order) return order.status();
   for (const std::vector<core::TaskId>& unit : *order) {
     const core::Task& t = plan.tasks[static_cast<std::size_t>(unit.front())];
@@ -116,17 +123,21 @@ Expected<core::AttentionResult> execute_functional(const core::Plan& plan, const
       m.run_collective(tasks);
       continue;
     }
-    std::visit([&](const auto& op) {
-      if constexpr (!std::is_same_v<std::decay_t<decltype(op)>, core::Comm>) m.run(op);
-    }, t.op);
+    std::visit(
+        [&](const auto& op) {
+          if constexpr (!std::is_same_v<std::decay_t<decltype(op)>, core::Comm>) m.run(op);
+        },
+        t.op);
   }
 
   core::AttentionResult res = core::poisoned_result(p);
   for (std::size_t b = 0; b < plan.buffers.size(); ++b)
-    if (plan.buffers[b].role == core::BufferRole::kOutput) core::gather_output(plan, plan.buffers[b], m.buffer(b), res);
+    if (plan.buffers[b].role == core::BufferRole::kOutput)
+      core::gather_output(plan, plan.buffers[b], m.buffer(b), res);
   for (double x : res.out.data)
     if (std::isnan(x))
-      return internal_error("functional executor: plan " + plan.name() + " left an output row unwritten");
+      return internal_error("functional executor: plan " + plan.name() +
+                            " left an output row unwritten");
   return res;
 }
 

@@ -19,7 +19,8 @@ struct FunctionalOptions {
 
 // The global output and LSE the plan computes from `in` (shapes as core::reference_attention).
 // Fails if the plan deadlocks or leaves a valid output row unwritten.
-Expected<core::AttentionResult> execute_functional(const core::Plan& plan, const core::AttentionInputs& in,
+Expected<core::AttentionResult> execute_functional(const core::Plan& plan,
+                                                   const core::AttentionInputs& in,
                                                    const FunctionalOptions& options = {});
 
 }  // namespace spattn::sim

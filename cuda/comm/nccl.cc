@@ -14,17 +14,19 @@ namespace spattn::cuda {
 
 Status nccl_status(ncclResult_t r, const char* call, const char* file, int line) {
   if (r == ncclSuccess) return {};
-  return internal_error(std::string(call) + " failed at " + file + ":" + std::to_string(line) + ": " +
-                        ncclGetErrorString(r));
+  return internal_error(std::string(call) + " failed at " + file + ":" + std::to_string(line) +
+                        ": " + ncclGetErrorString(r));
 }
 
 std::string nccl_version() {
   int v = 0;
   if (ncclGetVersion(&v) != ncclSuccess) return "unknown";
-  return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
+  return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." +
+         std::to_string(v % 100);
 }
 
-Expected<Communicators> Communicators::create(const core::Plan& plan, const std::vector<int>& local_ranks,
+Expected<Communicators> Communicators::create(const core::Plan& plan,
+                                              const std::vector<int>& local_ranks,
                                               const std::vector<int>& devices, bool use_mpi) {
   // NVLink multicast stays off on shared machines (see the device notes); respect a caller's value.
   setenv("NCCL_NVLS_ENABLE", "0", 0);
@@ -37,9 +39,11 @@ Expected<Communicators> Communicators::create(const core::Plan& plan, const std:
     MPI_Comm_rank(MPI_COMM_WORLD, &me);
     if (me == 0)
       for (ncclUniqueId& id : ids) SPATTN_NCCL_CHECK(ncclGetUniqueId(&id));
-    MPI_Bcast(ids.data(), static_cast<int>(ids.size() * sizeof(ncclUniqueId)), MPI_BYTE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(ids.data(), static_cast<int>(ids.size() * sizeof(ncclUniqueId)), MPI_BYTE, 0,
+              MPI_COMM_WORLD);
 #else
-    return unavailable("this build has no MPI support (OpenMPI's mpi.h was not found at configure time)");
+    return unavailable(
+        "this build has no MPI support (OpenMPI's mpi.h was not found at configure time)");
 #endif
   }
   Communicators c;
@@ -66,8 +70,9 @@ Status Communicators::async_error() const {
     ncclResult_t r = ncclSuccess;
     SPATTN_NCCL_CHECK(ncclCommGetAsyncError(comm, &r));
     if (r != ncclSuccess && r != ncclInProgress)
-      return internal_error("NCCL communicator of group " + std::to_string(key.first) + " on rank " +
-                            std::to_string(key.second) + ": " + ncclGetErrorString(r));
+      return internal_error("NCCL communicator of group " + std::to_string(key.first) +
+                            " on rank " + std::to_string(key.second) + ": " +
+                            ncclGetErrorString(r));
   }
   return {};
 }

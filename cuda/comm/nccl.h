@@ -17,9 +17,9 @@ namespace spattn::cuda {
 
 Status nccl_status(ncclResult_t r, const char* call, const char* file, int line);
 
-#define SPATTN_NCCL_CHECK(call)                                                             \
-  do {                                                                                      \
-    const ncclResult_t _r = (call);                                                         \
+#define SPATTN_NCCL_CHECK(call)                                                               \
+  do {                                                                                        \
+    const ncclResult_t _r = (call);                                                           \
     if (_r != ncclSuccess) return ::spattn::cuda::nccl_status(_r, #call, __FILE__, __LINE__); \
   } while (0)
 

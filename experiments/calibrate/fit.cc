@@ -17,8 +17,8 @@ TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6));
 // What the simulator says about one comm point, independent of the fitted numbers.
 struct CommRow {
   const Measurement* m = nullptr;
-  double remote = 0;  // n_i: remote sends + receives of a timed task
-  double a2a = 0;     // a_i
+  double remote = 0;              // n_i: remote sends + receives of a timed task
+  double a2a = 0;                 // a_i
   double latency = 0, drain = 0;  // L_i, D_i (us)
 };
 
@@ -113,8 +113,10 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       const MicroBench mb = build_microbench(m.point);
       const core::Task& t = mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front()));
       double bytes = 0;
-      for (const core::View& v : core::reads(t)) bytes += static_cast<double>(core::view_bytes(mb.plan, v));
-      for (const core::View& v : core::writes(t)) bytes += static_cast<double>(core::view_bytes(mb.plan, v));
+      for (const core::View& v : core::reads(t))
+        bytes += static_cast<double>(core::view_bytes(mb.plan, v));
+      for (const core::View& v : core::writes(t))
+        bytes += static_cast<double>(core::view_bytes(mb.plan, v));
       pts.push_back({bytes, m.median_us});
     }
     if (pts.size() >= 2) {
@@ -126,14 +128,16 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
         b(static_cast<Eigen::Index>(i)) = pts[i].second;
       }
       const Eigen::VectorXd x = nnls(a, b);
-      if (!(x(0) > 0)) return invalid_argument("memory: the copy/merge times do not grow with bytes");
+      if (!(x(0) > 0))
+        return invalid_argument("memory: the copy/merge times do not grow with bytes");
       prof.hbm_bandwidth = 1e6 / x(0);
       prof.memory_launch = us_to_ps(x(1));
       res.notes.push_back(fmt::format(
-          "memory: hbm {:.0f} GB/s, launch {:.2f} us: least squares over {} copy/merge points", prof.hbm_bandwidth / 1e9,
-          x(1), pts.size()));
+          "memory: hbm {:.0f} GB/s, launch {:.2f} us: least squares over {} copy/merge points",
+          prof.hbm_bandwidth / 1e9, x(1), pts.size()));
     } else {
-      res.notes.push_back("memory: fewer than 2 copy/merge points, hbm and launch kept from the base");
+      res.notes.push_back(
+          "memory: fewer than 2 copy/merge points, hbm and launch kept from the base");
     }
   }
 
@@ -148,19 +152,20 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       const double flops = 4.0 * kHeadDim * static_cast<double>(a.visible_pairs) * kHeads;
       const double work_us = m.median_us - ps_to_us(prof.attention_launch);
       if (!(work_us > 0))
-        return invalid_argument(fmt::format("{}: {} us is not more than the attention launch ({} us)",
-                                            describe(m.point), m.median_us,
-                                            ps_to_us(prof.attention_launch)));
+        return invalid_argument(
+            fmt::format("{}: {} us is not more than the attention launch ({} us)",
+                        describe(m.point), m.median_us, ps_to_us(prof.attention_launch)));
       table[m.point.causal][static_cast<double>(m.point.tokens)] = flops / (work_us * 1e-6) / 1e12;
     }
     for (int causal = 0; causal < 2; ++causal) {
-      std::vector<core::ThroughputPoint>& t = causal ? prof.attention_causal : prof.attention_non_causal;
+      std::vector<core::ThroughputPoint>& t =
+          causal ? prof.attention_causal : prof.attention_non_causal;
       if (table[causal].empty()) continue;
       t.clear();
       for (const auto& [n, tf] : table[causal]) t.push_back({n, tf});
-      res.notes.push_back(fmt::format("attention {}: TFLOP/s by tokens {{{}}} (launch {} us from the base)",
-                                      causal ? "causal" : "non-causal", tokens_list(t),
-                                      ps_to_us(prof.attention_launch)));
+      res.notes.push_back(fmt::format(
+          "attention {}: TFLOP/s by tokens {{{}}} (launch {} us from the base)",
+          causal ? "causal" : "non-causal", tokens_list(t), ps_to_us(prof.attention_launch)));
     }
   }
 
@@ -179,7 +184,9 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
     double inv_e = 1.0 / base.nvlink.bandwidth_efficiency;
     Eigen::Vector3d over(ps_to_us(base.nccl_launch), ps_to_us(base.nccl_per_peer),
                          ps_to_us(base.nccl_all_to_all));
-    auto overhead = [&](const CommRow& r) { return over(0) + r.remote * over(1) + r.a2a * over(2); };
+    auto overhead = [&](const CommRow& r) {
+      return over(0) + r.remote * over(1) + r.a2a * over(2);
+    };
     for (int round = 0; round < 2; ++round) {
       if (!large.empty()) {
         if (round == 0) {  // overheads unknown yet: fit them with the slope
@@ -215,9 +222,10 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
     }
     if (!large.empty()) {
       prof.nvlink.bandwidth_efficiency = 1.0 / inv_e;
-      res.notes.push_back(fmt::format(
-          "nvlink bandwidth_efficiency {:.4f}: slope of {} messages >= {}", prof.nvlink.bandwidth_efficiency,
-          large.size(), format_bytes(options.bandwidth_min_bytes)));
+      res.notes.push_back(
+          fmt::format("nvlink bandwidth_efficiency {:.4f}: slope of {} messages >= {}",
+                      prof.nvlink.bandwidth_efficiency, large.size(),
+                      format_bytes(options.bandwidth_min_bytes)));
     } else {
       res.notes.push_back("nvlink bandwidth_efficiency kept from the base (no large messages)");
     }
@@ -226,7 +234,8 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       prof.nccl_per_peer = us_to_ps(over(1));
       prof.nccl_all_to_all = us_to_ps(over(2));
       res.notes.push_back(fmt::format(
-          "nccl launch {:.2f} us, per_peer {:.2f} us, all_to_all {:.2f} us: non-negative least squares "
+          "nccl launch {:.2f} us, per_peer {:.2f} us, all_to_all {:.2f} us: non-negative least "
+          "squares "
           "over {} messages <= {}",
           over(0), over(1), over(2), small.size(), format_bytes(options.overhead_max_bytes)));
     } else {
@@ -243,7 +252,8 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
     const Measurement* ring = nullptr;
     if (overlap) {
       alone = find_point(ms, {PointKind::kAttention, 1, 0, overlap->point.tokens, false});
-      ring = find_point(ms, {PointKind::kSendRecvRing, overlap->point.ranks, overlap->point.bytes, 0, false});
+      ring = find_point(
+          ms, {PointKind::kSendRecvRing, overlap->point.ranks, overlap->point.bytes, 0, false});
     }
     if (overlap && alone && ring) {
       const double w = alone->median_us, tc = overlap->median_us, ring_us = ring->median_us;
@@ -259,17 +269,21 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       if (ok) {
         prof.compute_slowdown = std::max(0.0, s);
         res.notes.push_back(fmt::format(
-            "compute_slowdown {:.4f}: attention {} tokens {:.1f} us alone, {:.1f} us under a {} ring "
+            "compute_slowdown {:.4f}: attention {} tokens {:.1f} us alone, {:.1f} us under a {} "
+            "ring "
             "({:.1f} us){}",
             prof.compute_slowdown, overlap->point.tokens, w, tc, format_bytes(overlap->point.bytes),
             ring_us, s < 0 ? " (measured faster under comm: clamped to 0)" : ""));
       } else {
-        res.notes.push_back(fmt::format(
-            "compute_slowdown kept from the base: the attention under comm ({:.1f} us) took longer than "
-            "the ring and the attention one after the other ({:.1f} us)", tc, ring_us + w));
+        res.notes.push_back(
+            fmt::format("compute_slowdown kept from the base: the attention under comm ({:.1f} us) "
+                        "took longer than "
+                        "the ring and the attention one after the other ({:.1f} us)",
+                        tc, ring_us + w));
       }
     } else {
-      res.notes.push_back("compute_slowdown kept from the base (no overlap point with its attention and ring)");
+      res.notes.push_back(
+          "compute_slowdown kept from the base (no overlap point with its attention and ring)");
     }
   }
 

@@ -72,15 +72,16 @@ Expected<std::vector<Measurement>> parse_measurements_csv(const std::string& tex
     };
     if (line == kHeader) continue;
     const std::vector<std::string> f = split(line);
-    if (f.size() != 6)
-      return bad(fmt::format("expected 6 fields ({}), got {}", kHeader, f.size()));
+    if (f.size() != 6) return bad(fmt::format("expected 6 fields ({}), got {}", kHeader, f.size()));
     Expected<PointKind> kind = parse_point_kind(f[0]);
     if (!kind) return bad(kind.status().message());
     Measurement m;
     m.point.kind = *kind;
     int causal = 0;
-    if (!parse_number(f[1], m.point.ranks) || m.point.ranks < 1) return bad("bad ranks '" + f[1] + "'");
-    if (!parse_number(f[2], m.point.bytes) || m.point.bytes < 0) return bad("bad bytes '" + f[2] + "'");
+    if (!parse_number(f[1], m.point.ranks) || m.point.ranks < 1)
+      return bad("bad ranks '" + f[1] + "'");
+    if (!parse_number(f[2], m.point.bytes) || m.point.bytes < 0)
+      return bad("bad bytes '" + f[2] + "'");
     if (!parse_number(f[3], m.point.tokens) || m.point.tokens < 0)
       return bad("bad tokens '" + f[3] + "'");
     if (!parse_number(f[4], causal) || (causal != 0 && causal != 1))

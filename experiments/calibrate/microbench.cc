@@ -18,9 +18,12 @@ struct KindName {
   const char* name;
 };
 constexpr KindName kKindNames[] = {
-    {PointKind::kSendRecvPair, "sendrecv_pair"}, {PointKind::kSendRecvRing, "sendrecv_ring"},
-    {PointKind::kAllToAll, "all_to_all"},        {PointKind::kAttention, "attention"},
-    {PointKind::kCopy, "copy"},                  {PointKind::kMerge, "merge"},
+    {PointKind::kSendRecvPair, "sendrecv_pair"},
+    {PointKind::kSendRecvRing, "sendrecv_ring"},
+    {PointKind::kAllToAll, "all_to_all"},
+    {PointKind::kAttention, "attention"},
+    {PointKind::kCopy, "copy"},
+    {PointKind::kMerge, "merge"},
     {PointKind::kOverlap, "overlap"},
 };
 
@@ -209,8 +212,10 @@ MicroBench build_microbench(const Point& p) {
       for (int r = 0; r < p.ranks; ++r) {
         core::Comm c{core::CommKind::kAllToAll, 0, {}, {}};
         for (int j = 0; j < p.ranks; ++j) {
-          c.sends.push_back({j, b.whole(b.bytes_buffer(r, fmt::format("a2a.send{}", j), per_peer))});
-          c.recvs.push_back({j, b.whole(b.bytes_buffer(r, fmt::format("a2a.recv{}", j), per_peer))});
+          c.sends.push_back(
+              {j, b.whole(b.bytes_buffer(r, fmt::format("a2a.send{}", j), per_peer))});
+          c.recvs.push_back(
+              {j, b.whole(b.bytes_buffer(r, fmt::format("a2a.recv{}", j), per_peer))});
         }
         mb.timed.push_back(b.task(r, core::Stream::kComm, "a2a", std::move(c), 0));
       }
@@ -231,9 +236,9 @@ MicroBench build_microbench(const Point& p) {
       const BufferId part_lse = b.buffer(0, "lse_part", p.tokens, kHeads, 1, ElemType::kF32);
       const BufferId part = b.buffer(0, "out_part", p.tokens, kHeads, kHeadDim, ElemType::kF32);
       const BufferId out = b.buffer(0, "out_acc", p.tokens, kHeads, kHeadDim, ElemType::kF32);
-      mb.timed.push_back(b.task(0, core::Stream::kCompute, "merge",
-                                core::Merge{b.whole(out), b.whole(lse), b.whole(part),
-                                            b.whole(part_lse)}));
+      mb.timed.push_back(
+          b.task(0, core::Stream::kCompute, "merge",
+                 core::Merge{b.whole(out), b.whole(lse), b.whole(part), b.whole(part_lse)}));
       break;
     }
     case PointKind::kOverlap:

@@ -25,7 +25,15 @@
 
 namespace spattn::calibrate {
 
-enum class PointKind { kSendRecvPair, kSendRecvRing, kAllToAll, kAttention, kCopy, kMerge, kOverlap };
+enum class PointKind {
+  kSendRecvPair,
+  kSendRecvRing,
+  kAllToAll,
+  kAttention,
+  kCopy,
+  kMerge,
+  kOverlap
+};
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);
 bool is_comm(PointKind k);  // pair, ring, all_to_all

@@ -35,15 +35,16 @@ Expected<SweepResult> run_sweep(const std::vector<Point>& points, const MeasureF
   res.resumed = static_cast<int>(points.size() - todo.size());
   const int total = static_cast<int>(points.size());
   if (options.progress && res.resumed > 0)
-    *options.progress << fmt::format("resuming: {} of {} points already in {}\n", res.resumed, total,
-                                     options.csv_path);
-  if (options.restart || !todo.empty()) SPATTN_RETURN_IF_ERROR(write_file_atomic(options.csv_path, measurements_csv(file)));
+    *options.progress << fmt::format("resuming: {} of {} points already in {}\n", res.resumed,
+                                     total, options.csv_path);
+  if (options.restart || !todo.empty())
+    SPATTN_RETURN_IF_ERROR(write_file_atomic(options.csv_path, measurements_csv(file)));
   for (const Point& p : todo) {
     Expected<double> us = measure(p);
     if (!us) {
-      return Status(us.status().code(),
-                    fmt::format("{}: {} ({} points done are kept in {})", describe(p),
-                                us.status().message(), res.resumed + res.measured, options.csv_path));
+      return Status(us.status().code(), fmt::format("{}: {} ({} points done are kept in {})",
+                                                    describe(p), us.status().message(),
+                                                    res.resumed + res.measured, options.csv_path));
     }
     file.push_back({p, *us});
     SPATTN_RETURN_IF_ERROR(write_file_atomic(options.csv_path, measurements_csv(file)));
@@ -52,8 +53,9 @@ Expected<SweepResult> run_sweep(const std::vector<Point>& points, const MeasureF
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
       const int left = static_cast<int>(todo.size()) - res.measured;
       const double eta = elapsed / res.measured * left;
-      *options.progress << fmt::format("[{}/{}] {}: {} (ETA {})\n", res.resumed + res.measured, total,
-                                       describe(p), format_time_us(*us), format_duration(eta))
+      *options.progress << fmt::format("[{}/{}] {}: {} (ETA {})\n", res.resumed + res.measured,
+                                       total, describe(p), format_time_us(*us),
+                                       format_duration(eta))
                         << std::flush;
     }
   }

@@ -18,8 +18,8 @@ namespace spattn::calibrate {
 using MeasureFn = std::function<Expected<double>(const Point&)>;
 
 struct SweepOptions {
-  std::string csv_path;          // NAME.measurements.csv
-  bool restart = false;          // ignore (and overwrite) measurements already in the file
+  std::string csv_path;              // NAME.measurements.csv
+  bool restart = false;              // ignore (and overwrite) measurements already in the file
   std::ostream* progress = nullptr;  // one line per point; nullptr: silent
 };
 

@@ -102,8 +102,10 @@ void report_progress(const RunOptions& o, Backend b, std::size_t case_index, std
 
 }  // namespace
 
-Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m, Report& report) {
-  if (o.scale_down < 1) return invalid_argument(fmt::format("--scale-down must be >= 1, got {}", o.scale_down));
+Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m,
+                 Report& report) {
+  if (o.scale_down < 1)
+    return invalid_argument(fmt::format("--scale-down must be >= 1, got {}", o.scale_down));
   report.complete = false;
   const std::vector<core::ExperimentCase> cases = core::expand_cases(e);
   for (std::size_t ci = 0; ci < cases.size(); ++ci) {

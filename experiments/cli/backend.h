@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -94,13 +93,14 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o);
 // plan, a row naming the plan; rows of an earlier run (--resume) are reused, refused choices become
 // rows with the planner's Status, progress goes to stderr and o.on_case_done runs after each case.
 // A backend adds `setup` (once per case, before its plans: e.g. the reference the plans are checked
-// against) and `measure` (fills the row of one built plan; a plan-level failure goes in row.status).
-// A non-ok Status from either fails the whole run (a problem too large, no GPU).
+// against) and `measure` (fills the row of one built plan; a plan-level failure goes in
+// row.status). A non-ok Status from either fails the whole run (a problem too large, no GPU).
 struct Measurement {
   std::function<Status(const core::ExperimentCase&, ReportCase&)> setup;
   std::function<Status(const core::Plan&, const ReportCase&, ReportRow&)> measure;
 };
-Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m, Report& report);
+Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m,
+                 Report& report);
 
 // The first refused explicit choice (exit 2), then the first other failed row or failed check
 // (exit 1); ok when every row passed.

@@ -79,7 +79,8 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
   if (out_path.extension() != ".yaml" && out_path.extension() != ".yml")
     return fail(err, invalid_argument("--out: expected a .yaml path, got '" + a.out + "'"));
   if (!out_path.parent_path().empty() && !fs::is_directory(out_path.parent_path()))
-    return fail(err, not_found("--out: directory " + out_path.parent_path().string() + " does not exist"));
+    return fail(
+        err, not_found("--out: directory " + out_path.parent_path().string() + " does not exist"));
   Expected<core::Cluster> cluster = core::load_cluster(a.cluster);
   if (!cluster) return fail(err, cluster.status());
   Expected<core::Profile> base = core::load_profile(a.base);
@@ -92,23 +93,28 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
     Expected<core::Profile> truth = core::load_profile(a.synthetic);
     if (!truth) return fail(err, truth.status());
     gpus = cluster->num_gpus();
-    device = fmt::format("synthetic: sim::simulate with profile {} on cluster {} ({} GPUs)", a.synthetic,
-                         cluster->name, gpus);
-    measure = [c = *cluster, t = *truth](const Point& p) { return calibrate::simulate_point(p, c, t); };
+    device = fmt::format("synthetic: sim::simulate with profile {} on cluster {} ({} GPUs)",
+                         a.synthetic, cluster->name, gpus);
+    measure = [c = *cluster, t = *truth](const Point& p) {
+      return calibrate::simulate_point(p, c, t);
+    };
   } else {
 #ifdef SPATTN_HAVE_CUDA
     if (cuda::launched_by_mpi())
-      return fail(err, invalid_argument("calibrate drives every local GPU from one process; do not start it "
-                                        "under mpirun"));
+      return fail(err, invalid_argument(
+                           "calibrate drives every local GPU from one process; do not start it "
+                           "under mpirun"));
     Expected<int> n = calibrate::cuda_gpus();
     if (!n) return fail(err, unavailable("calibrate needs a GPU: " + n.status().message()));
     gpus = std::min(*n, cluster->num_gpus());
-    device = fmt::format("{} x {} (of {} on the machine; cluster {} has {})", gpus, calibrate::cuda_device(), *n,
-                         cluster->name, cluster->num_gpus());
+    device = fmt::format("{} x {} (of {} on the machine; cluster {} has {})", gpus,
+                         calibrate::cuda_device(), *n, cluster->name, cluster->num_gpus());
     measure = calibrate::cuda_measure({a.warmup, a.iterations});
 #else
-    return fail(err, unavailable("calibrate needs a GPU, and this spattn was built without cuda/ (nvcc was not "
-                                 "found at configure time); --synthetic PROFILE runs the sweep on the simulator"));
+    return fail(
+        err, unavailable(
+                 "calibrate needs a GPU, and this spattn was built without cuda/ (nvcc was not "
+                 "found at configure time); --synthetic PROFILE runs the sweep on the simulator"));
 #endif
   }
 
@@ -150,10 +156,12 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
   out << fmt::format("{:<58} {:>12} {:>12} {:>7}\n", "point", "measured", "simulated", "error");
   for (const calibrate::PointCheck& c : fit->checks)
     out << fmt::format("{:<58} {:>12} {:>12} {:>6.1f}%\n", calibrate::describe(c.point),
-                       calibrate::format_time_us(c.measured_us), calibrate::format_time_us(c.fitted_us),
+                       calibrate::format_time_us(c.measured_us),
+                       calibrate::format_time_us(c.fitted_us),
                        c.measured_us > 0 ? 100 * (c.fitted_us / c.measured_us - 1) : 0.0);
-  err << fmt::format("calibration finished: {} points ({} measured now, {} resumed) in {}\n", points.size(),
-                     sweep->measured, sweep->resumed, calibrate::format_duration(sweep->seconds));
+  err << fmt::format("calibration finished: {} points ({} measured now, {} resumed) in {}\n",
+                     points.size(), sweep->measured, sweep->resumed,
+                     calibrate::format_duration(sweep->seconds));
   return 0;
 }
 

@@ -9,7 +9,7 @@
 namespace spattn::experiments {
 
 struct CalibrateArgs {
-  std::string out;                                              // NAME.yaml
+  std::string out;  // NAME.yaml
   std::string cluster = "experiments/clusters/h200x4.yaml";
   std::string base = "experiments/profiles/h200_default.yaml";  // numbers not measured
   std::string synthetic;  // a profile: measure with the simulator instead of GPUs

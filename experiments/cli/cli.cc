@@ -13,8 +13,8 @@
 #include "core/cluster.h"
 #include "core/experiment.h"
 #include "experiments/cli/backend.h"
-#include "experiments/cli/compare.h"
 #include "experiments/cli/calibrate.h"
+#include "experiments/cli/compare.h"
 #include "experiments/cli/plans.h"
 #include "experiments/cli/sim_inputs.h"
 #include "planner/planner.h"
@@ -378,9 +378,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   run->add_option("--format", run_args.format, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
-  run->add_option("--profile", run_args.profile,
-                  "Profile for the sim backend, instead of the experiment's `profile` (e.g. to "
-                  "re-predict measured results with a newly calibrated profile: --resume keeps them)");
+  run->add_option(
+      "--profile", run_args.profile,
+      "Profile for the sim backend, instead of the experiment's `profile` (e.g. to "
+      "re-predict measured results with a newly calibrated profile: --resume keeps them)");
   run->add_option("--trace", run_args.trace,
                   "Chrome trace per plan: FILE.json -> FILE[.<case>].<plan>.json (sim, and cuda "
                   "timelines side by side when both run)");
@@ -407,27 +408,33 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   for (int i = 0; i < argc; ++i) cal_args.command_line += (i ? " " : "") + std::string(argv[i]);
   CLI::App* cal = app.add_subcommand(
       "calibrate",
-      "Measure this machine's GPUs with microbenchmarks (NCCL send/recv and all-to-all, the attention "
-      "kernel, copy/merge, compute under communication), fit the profile the simulator reads and write it "
+      "Measure this machine's GPUs with microbenchmarks (NCCL send/recv and all-to-all, the "
+      "attention "
+      "kernel, copy/merge, compute under communication), fit the profile the simulator reads and "
+      "write it "
       "to --out, with the raw measurements beside it as NAME.measurements.csv. An interrupted run "
       "resumes from that file. Progress on stderr. Needs a GPU (exit 1 without one). "
       "See docs/calibration.md.");
-  cal->add_option("--out", cal_args.out, "Profile to write, e.g. experiments/profiles/NAME.yaml")->required();
-  cal->add_option("--cluster", cal_args.cluster, "Cluster the profile is fitted for (link bandwidths)")
+  cal->add_option("--out", cal_args.out, "Profile to write, e.g. experiments/profiles/NAME.yaml")
+      ->required();
+  cal->add_option("--cluster", cal_args.cluster,
+                  "Cluster the profile is fitted for (link bandwidths)")
       ->capture_default_str();
   cal->add_option("--base", cal_args.base, "Profile giving the numbers calibrate does not measure")
       ->capture_default_str();
   cal->add_flag("--quick", cal_args.quick, "Fewer points (a fast check)");
-  cal->add_flag("--restart", cal_args.restart, "Ignore measurements already in NAME.measurements.csv");
+  cal->add_flag("--restart", cal_args.restart,
+                "Ignore measurements already in NAME.measurements.csv");
   cal->add_option("--warmup", cal_args.warmup, "Untimed iterations per point")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cal->add_option("--iters", cal_args.iterations, "Timed iterations per point (median used)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cal->add_option("--synthetic", cal_args.synthetic,
-                  "Measure with the simulator and this profile instead of GPUs (checks the pipeline: the "
-                  "fit should give this profile back)");
+  cal->add_option(
+      "--synthetic", cal_args.synthetic,
+      "Measure with the simulator and this profile instead of GPUs (checks the pipeline: the "
+      "fit should give this profile back)");
 
   try {
     app.parse(argc, argv);

@@ -38,11 +38,13 @@ Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o) {
                    {"lse_rel_error", r->lse_error},
                    {"predicted_gib", static_cast<double>(predicted) / static_cast<double>(kGiB)},
                    {"measured_gib", static_cast<double>(measured) / static_cast<double>(kGiB)}};
-    for (std::size_t i = 0; i < r->local_ranks.size(); ++i)  // 52 bits of the digest: exact in a double
+    for (std::size_t i = 0; i < r->local_ranks.size();
+         ++i)  // 52 bits of the digest: exact in a double
       row.metrics.push_back({"digest_r" + std::to_string(r->local_ranks[i]),
                              static_cast<double>(r->output_digest[i] >> 12)});
     row.pass = r->check_passed;
-    if (o.keep_timelines) row.timeline = std::make_shared<const core::Timeline>(std::move(r->timeline));
+    if (o.keep_timelines)
+      row.timeline = std::make_shared<const core::Timeline>(std::move(r->timeline));
     if (report.device.empty()) report.device = r->device;
     return {};
   };

@@ -47,7 +47,8 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o) {
         {"events", static_cast<double>(r->events)},
         {"comm_gib", static_cast<double>(sum.comm_bytes_max_rank) / static_cast<double>(kGiB)}};
     row.pass = true;
-    if (o.keep_timelines) row.timeline = std::make_shared<const core::Timeline>(std::move(r->timeline));
+    if (o.keep_timelines)
+      row.timeline = std::make_shared<const core::Timeline>(std::move(r->timeline));
     return {};
   };
   SPATTN_RETURN_IF_ERROR(run_plans(e, o, m, report));

@@ -53,8 +53,9 @@ fs::path fresh_dir(const std::string& name) {
 TEST(CalibrateCli, SyntheticRunGivesTheProfileBackAndResumes) {
   const fs::path dir = fresh_dir("synthetic");
   const std::string out = (dir / "h200_synth.yaml").string();
-  const std::vector<std::string> args = {"calibrate", "--out", out, "--quick", "--cluster", kCluster,
-                                         "--base", kDefault, "--synthetic", kDefault};
+  const std::vector<std::string> args = {"calibrate",   "--out",  out,      "--quick",
+                                         "--cluster",   kCluster, "--base", kDefault,
+                                         "--synthetic", kDefault};
   const Result r = spattn(dir, args);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("[20/20] overlap P=4"), std::string::npos) << r.err;
@@ -77,7 +78,8 @@ TEST(CalibrateCli, SyntheticRunGivesTheProfileBackAndResumes) {
   EXPECT_EQ(text.rfind("# Profile h200_synth", 0), 0u) << text;
   EXPECT_NE(text.find("# Command: "), std::string::npos);
   EXPECT_NE(text.find("# Date: "), std::string::npos);
-  Expected<std::vector<Measurement>> ms = load_measurements((dir / "h200_synth.measurements.csv").string());
+  Expected<std::vector<Measurement>> ms =
+      load_measurements((dir / "h200_synth.measurements.csv").string());
   ASSERT_TRUE(ms.ok());
   EXPECT_EQ(ms->size(), 20u);
 
@@ -93,8 +95,8 @@ TEST(CalibrateCli, WithoutAGpuFailsWithOneLine) {
   if (cuda_gpus().ok()) GTEST_SKIP() << "this machine has a GPU (calibrate_gpu_test covers it)";
 #endif
   const fs::path dir = fresh_dir("nogpu");
-  const Result r = spattn(dir, {"calibrate", "--out", (dir / "x.yaml").string(), "--cluster", kCluster,
-                                "--base", kDefault});
+  const Result r = spattn(dir, {"calibrate", "--out", (dir / "x.yaml").string(), "--cluster",
+                                kCluster, "--base", kDefault});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find("calibrate needs a GPU"), std::string::npos) << r.err;
@@ -103,8 +105,8 @@ TEST(CalibrateCli, WithoutAGpuFailsWithOneLine) {
 
 TEST(CalibrateCli, BadOutPathIsBadInput) {
   const fs::path dir = fresh_dir("badout");
-  const Result r = spattn(dir, {"calibrate", "--out", (dir / "x.json").string(), "--synthetic", kDefault,
-                                "--cluster", kCluster, "--base", kDefault});
+  const Result r = spattn(dir, {"calibrate", "--out", (dir / "x.json").string(), "--synthetic",
+                                kDefault, "--cluster", kCluster, "--base", kDefault});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find(".yaml"), std::string::npos) << r.err;
 }

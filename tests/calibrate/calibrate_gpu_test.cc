@@ -25,15 +25,16 @@ TEST(CalibrateGpu, QuickRunOnTheLocalGpus) {
   fs::create_directories(dir);
   const std::string out = (dir / "gpu_quick.yaml").string();
   const std::string cluster = kSource + "/experiments/clusters/h200x4.yaml";
-  const std::string cmd = std::string("'") + SPATTN_BIN + "' calibrate --quick --iters 3 --warmup 1 --out '" +
-                          out + "' --cluster '" + cluster + "' --base '" + kSource +
+  const std::string cmd = std::string("'") + SPATTN_BIN +
+                          "' calibrate --quick --iters 3 --warmup 1 --out '" + out +
+                          "' --cluster '" + cluster + "' --base '" + kSource +
                           "/experiments/profiles/h200_default.yaml' 2>&1";
   const int st = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(st));
   ASSERT_EQ(WEXITSTATUS(st), 0);
   Expected<core::Profile> p = core::load_profile(out);
   ASSERT_TRUE(p.ok()) << p.status().message();
-  EXPECT_GT(p->hbm_bandwidth, 1e11);   // > 100 GB/s: any datacenter GPU
+  EXPECT_GT(p->hbm_bandwidth, 1e11);  // > 100 GB/s: any datacenter GPU
   EXPECT_LT(p->hbm_bandwidth, 2e13);
   ASSERT_EQ(p->attention_non_causal.size(), 2u);
   for (const core::ThroughputPoint& t : p->attention_non_causal) EXPECT_GT(t.tflops, 1.0);

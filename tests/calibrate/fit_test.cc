@@ -67,13 +67,19 @@ std::vector<Measurement> synthetic(const std::vector<Point>& pts, const core::Cl
   return ms;
 }
 
-void expect_recovered(const core::Profile& got, const core::Profile& want, bool attention_points_full) {
-  EXPECT_NEAR(got.nvlink.bandwidth_efficiency, want.nvlink.bandwidth_efficiency, 0.02 * want.nvlink.bandwidth_efficiency);
-  EXPECT_NEAR(ps_to_us(got.nccl_launch), ps_to_us(want.nccl_launch), 0.02 * ps_to_us(want.nccl_launch));
-  EXPECT_NEAR(ps_to_us(got.nccl_per_peer), ps_to_us(want.nccl_per_peer), 0.02 * ps_to_us(want.nccl_per_peer));
-  EXPECT_NEAR(ps_to_us(got.nccl_all_to_all), ps_to_us(want.nccl_all_to_all), 0.02 * ps_to_us(want.nccl_all_to_all));
+void expect_recovered(const core::Profile& got, const core::Profile& want,
+                      bool attention_points_full) {
+  EXPECT_NEAR(got.nvlink.bandwidth_efficiency, want.nvlink.bandwidth_efficiency,
+              0.02 * want.nvlink.bandwidth_efficiency);
+  EXPECT_NEAR(ps_to_us(got.nccl_launch), ps_to_us(want.nccl_launch),
+              0.02 * ps_to_us(want.nccl_launch));
+  EXPECT_NEAR(ps_to_us(got.nccl_per_peer), ps_to_us(want.nccl_per_peer),
+              0.02 * ps_to_us(want.nccl_per_peer));
+  EXPECT_NEAR(ps_to_us(got.nccl_all_to_all), ps_to_us(want.nccl_all_to_all),
+              0.02 * ps_to_us(want.nccl_all_to_all));
   EXPECT_NEAR(got.hbm_bandwidth, want.hbm_bandwidth, 0.02 * want.hbm_bandwidth);
-  EXPECT_NEAR(ps_to_us(got.memory_launch), ps_to_us(want.memory_launch), 0.02 * ps_to_us(want.memory_launch));
+  EXPECT_NEAR(ps_to_us(got.memory_launch), ps_to_us(want.memory_launch),
+              0.02 * ps_to_us(want.memory_launch));
   EXPECT_NEAR(got.compute_slowdown, want.compute_slowdown, 0.02 * want.compute_slowdown);
   // The table holds the measured token counts; at each, the simulator's (log-interpolated)
   // throughput of the truth.

@@ -69,10 +69,13 @@ TEST(Sweep, InterruptedSweepResumesWithoutRedoingFinishedPoints) {
   o.csv_path = (dir / "p.measurements.csv").string();
   // First run: the 4th point fails (as a crash or Ctrl-C would stop it).
   int calls = 0;
-  Expected<SweepResult> first = run_sweep(pts, [&](const Point& p) -> Expected<double> {
-    if (++calls == 4) return internal_error("NCCL failed");
-    return fake_us(p);
-  }, o);
+  Expected<SweepResult> first = run_sweep(
+      pts,
+      [&](const Point& p) -> Expected<double> {
+        if (++calls == 4) return internal_error("NCCL failed");
+        return fake_us(p);
+      },
+      o);
   ASSERT_FALSE(first.ok());
   EXPECT_NE(first.status().message().find("3 points done are kept"), std::string::npos)
       << first.status().message();
@@ -82,10 +85,13 @@ TEST(Sweep, InterruptedSweepResumesWithoutRedoingFinishedPoints) {
   EXPECT_FALSE(fs::exists(o.csv_path + ".tmp"));
   // Second run: only the points not in the file are measured.
   std::vector<Point> measured;
-  Expected<SweepResult> second = run_sweep(pts, [&](const Point& p) -> Expected<double> {
-    measured.push_back(p);
-    return fake_us(p);
-  }, o);
+  Expected<SweepResult> second = run_sweep(
+      pts,
+      [&](const Point& p) -> Expected<double> {
+        measured.push_back(p);
+        return fake_us(p);
+      },
+      o);
   ASSERT_TRUE(second.ok()) << second.status().message();
   EXPECT_EQ(second->resumed, 3);
   EXPECT_EQ(second->measured, static_cast<int>(pts.size()) - 3);
@@ -98,10 +104,13 @@ TEST(Sweep, InterruptedSweepResumesWithoutRedoingFinishedPoints) {
   }
   // Third run: nothing left to measure.
   int third_calls = 0;
-  Expected<SweepResult> third = run_sweep(pts, [&](const Point& p) -> Expected<double> {
-    ++third_calls;
-    return fake_us(p);
-  }, o);
+  Expected<SweepResult> third = run_sweep(
+      pts,
+      [&](const Point& p) -> Expected<double> {
+        ++third_calls;
+        return fake_us(p);
+      },
+      o);
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(third_calls, 0);
   EXPECT_EQ(third->resumed, static_cast<int>(pts.size()));
@@ -112,10 +121,13 @@ TEST(Sweep, RestartMeasuresEverythingAgain) {
   const std::vector<Point> pts = calibration_points(2, true);
   SweepOptions o;
   o.csv_path = (dir / "p.measurements.csv").string();
-  ASSERT_TRUE(run_sweep(pts, [](const Point& p) -> Expected<double> { return fake_us(p); }, o).ok());
+  ASSERT_TRUE(run_sweep(
+                  pts, [](const Point& p) -> Expected<double> { return fake_us(p); }, o)
+                  .ok());
   o.restart = true;
   int calls = 0;
-  Expected<SweepResult> r = run_sweep(pts, [&](const Point&) -> Expected<double> { return ++calls; }, o);
+  Expected<SweepResult> r = run_sweep(
+      pts, [&](const Point&) -> Expected<double> { return ++calls; }, o);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(calls, static_cast<int>(pts.size()));
   EXPECT_EQ(r->measurements.back().median_us, static_cast<double>(pts.size()));
@@ -127,12 +139,17 @@ TEST(Sweep, KeepsRowsOfOtherSweepsInTheFile) {
   SweepOptions o;
   o.csv_path = (dir / "p.measurements.csv").string();
   const std::vector<Point> full = calibration_points(4, false), quick = calibration_points(4, true);
-  ASSERT_TRUE(run_sweep(full, [](const Point& p) -> Expected<double> { return fake_us(p); }, o).ok());
+  ASSERT_TRUE(run_sweep(
+                  full, [](const Point& p) -> Expected<double> { return fake_us(p); }, o)
+                  .ok());
   int calls = 0;
-  Expected<SweepResult> r = run_sweep(quick, [&](const Point& p) -> Expected<double> {
-    ++calls;
-    return fake_us(p);
-  }, o);
+  Expected<SweepResult> r = run_sweep(
+      quick,
+      [&](const Point& p) -> Expected<double> {
+        ++calls;
+        return fake_us(p);
+      },
+      o);
   ASSERT_TRUE(r.ok());
   // Quick all-to-all sizes 4 KiB, 1 MiB, 64 MiB, 1 GiB are in the full list: nothing to measure.
   EXPECT_EQ(calls, 0);
@@ -147,7 +164,9 @@ TEST(Sweep, ProgressSaysWhatRunsHowFarAndTimeLeft) {
   o.csv_path = (dir / "p.measurements.csv").string();
   o.progress = &progress;
   const std::vector<Point> pts = calibration_points(4, true);
-  ASSERT_TRUE(run_sweep(pts, [](const Point&) -> Expected<double> { return 250.0; }, o).ok());
+  ASSERT_TRUE(run_sweep(
+                  pts, [](const Point&) -> Expected<double> { return 250.0; }, o)
+                  .ok());
   std::istringstream lines(progress.str());
   std::string line;
   int n = 0;

@@ -1,11 +1,11 @@
 // Tests of the double-precision reference attention and the LSE merge against closed forms.
+#include "core/reference.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <random>
-
-#include "core/reference.h"
 
 namespace spattn::core {
 namespace {
@@ -113,7 +113,8 @@ TEST(Reference, MergeOverAnySplitEqualsFullAttention) {
     p.causal = rng() % 2;
     AttentionInputs in = random_inputs(p, trial);
     AttentionResult full = reference_attention(p, in);
-    const std::int64_t cut = static_cast<std::int64_t>(rng() % static_cast<unsigned>(p.seq_len + 1));
+    const std::int64_t cut =
+        static_cast<std::int64_t>(rng() % static_cast<unsigned>(p.seq_len + 1));
     auto slice = [&](const HostTensor& x, std::int64_t a, std::int64_t n) {
       HostTensor y(x.batch, n, x.heads, x.width);
       for (std::int64_t t = 0; t < n; ++t)
@@ -149,8 +150,8 @@ namespace spattn::core {
 namespace {
 
 // bf16 keeps 8 significant bits: spacing 2^-7 at 1. 1 + 2^-8 is a tie between 1 and 1 + 2^-7 and
-// goes to the even one (1); 1 + 3 * 2^-8 is a tie between 1 + 2^-7 and 1 + 2^-6 and goes to 1 + 2^-6.
-// fp16 keeps 11 bits: spacing 2^-10 at 1, subnormal steps of 2^-24.
+// goes to the even one (1); 1 + 3 * 2^-8 is a tie between 1 + 2^-7 and 1 + 2^-6 and goes to 1 +
+// 2^-6. fp16 keeps 11 bits: spacing 2^-10 at 1, subnormal steps of 2^-24.
 TEST(Inputs, RoundToNearestEven) {
   EXPECT_EQ(round_to(DType::kBF16, 1 + 0x1p-8), 1.0);
   EXPECT_EQ(round_to(DType::kBF16, 1 + 3 * 0x1p-8), 1 + 0x1p-6);
@@ -193,8 +194,10 @@ TEST(Inputs, ReferenceRowsMatchTheWholeReference) {
   const AttentionResult r = reference_rows(p, 11, true, rows);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     for (int w = 0; w < 8; ++w)
-      EXPECT_NEAR(r.out.at(static_cast<std::int64_t>(i), 0, 0, w), full.out.at(rows[i].b, rows[i].pos, rows[i].head, w), 1e-14);
-    EXPECT_NEAR(r.lse.at(static_cast<std::int64_t>(i), 0, 0), full.lse.at(rows[i].b, rows[i].pos, rows[i].head), 1e-14);
+      EXPECT_NEAR(r.out.at(static_cast<std::int64_t>(i), 0, 0, w),
+                  full.out.at(rows[i].b, rows[i].pos, rows[i].head, w), 1e-14);
+    EXPECT_NEAR(r.lse.at(static_cast<std::int64_t>(i), 0, 0),
+                full.lse.at(rows[i].b, rows[i].pos, rows[i].head), 1e-14);
   }
 }
 
@@ -212,15 +215,20 @@ TEST(Mask, CountVisibleMatchesBruteForce) {
     p.q_heads = p.kv_heads = p.head_dim = 1;
     p.seq_len = 1 + static_cast<std::int64_t>(rng() % 60);
     p.causal = rng() % 2;
-    if (rng() % 2) p.window = {static_cast<std::int64_t>(rng() % 10) - 1, static_cast<std::int64_t>(rng() % 10) - 1};
+    if (rng() % 2)
+      p.window = {static_cast<std::int64_t>(rng() % 10) - 1,
+                  static_cast<std::int64_t>(rng() % 10) - 1};
     if (rng() % 2) {
       p.chunk_len = 1 + static_cast<std::int64_t>(rng() % 12);
       if (rng() % 2) p.max_attention_size = 1 + static_cast<std::int64_t>(rng() % 30);
       if (rng() % 2) p.sink_tokens = static_cast<std::int64_t>(rng() % 5);
     }
-    const std::int64_t qs = static_cast<std::int64_t>(rng() % 20), qst = 1 + static_cast<std::int64_t>(rng() % 3);
-    const std::int64_t ks = static_cast<std::int64_t>(rng() % 20), kst = 1 + static_cast<std::int64_t>(rng() % 3);
-    const std::int64_t qn = static_cast<std::int64_t>(rng() % 15), kn = static_cast<std::int64_t>(rng() % 15);
+    const std::int64_t qs = static_cast<std::int64_t>(rng() % 20),
+                       qst = 1 + static_cast<std::int64_t>(rng() % 3);
+    const std::int64_t ks = static_cast<std::int64_t>(rng() % 20),
+                       kst = 1 + static_cast<std::int64_t>(rng() % 3);
+    const std::int64_t qn = static_cast<std::int64_t>(rng() % 15),
+                       kn = static_cast<std::int64_t>(rng() % 15);
     std::int64_t brute = 0;
     for (std::int64_t a = 0; a < qn; ++a)
       for (std::int64_t b = 0; b < kn; ++b) brute += visible(p, qs + qst * a, ks + kst * b);

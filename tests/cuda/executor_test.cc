@@ -1,9 +1,10 @@
 // The GPU executor on this machine's GPUs: every plan kind for every world size the GPUs allow
 // (1, 2, 4, ...) matches the double-precision reference within the dtype's tolerance, the
 // measured memory is at least the plan's buffers, and two runs give bit-identical outputs.
+#include "cuda/executor.h"
+
 #include <gtest/gtest.h>
 
-#include "cuda/executor.h"
 #include "planner/planner.h"
 #include "tests/cuda/gpu_util.h"
 
@@ -31,7 +32,8 @@ TEST(Executor, EveryPlanOfEveryWorldMatchesTheReference) {
   opt.iterations = 1;
   for (int world = 1; world <= gpus; world *= 2) {
     for (bool causal : {false, true}) {
-      const core::Problem p = awkward(causal, causal ? core::JointStrategy::kBack : core::JointStrategy::kFront);
+      const core::Problem p =
+          awkward(causal, causal ? core::JointStrategy::kBack : core::JointStrategy::kFront);
       for (const core::PlanChoice& c : planner::enumerate_choices(world)) {
         SCOPED_TRACE(c.name() + (causal ? " causal" : ""));
         Expected<core::Plan> plan = planner::make_plan(p, c);
@@ -39,8 +41,10 @@ TEST(Executor, EveryPlanOfEveryWorldMatchesTheReference) {
         Expected<ExecResult> r = execute(*plan, opt);
         ASSERT_TRUE(r.ok()) << r.status().message();
         EXPECT_EQ(r->check, "whole");
-        EXPECT_TRUE(r->check_passed) << "out error " << r->out_error << ", lse error " << r->lse_error;
-        for (std::size_t i = 0; i < r->measured_bytes.size(); ++i) EXPECT_GE(r->measured_bytes[i], r->predicted_bytes[i]);
+        EXPECT_TRUE(r->check_passed)
+            << "out error " << r->out_error << ", lse error " << r->lse_error;
+        for (std::size_t i = 0; i < r->measured_bytes.size(); ++i)
+          EXPECT_GE(r->measured_bytes[i], r->predicted_bytes[i]);
         EXPECT_EQ(static_cast<int>(r->timeline.spans.size()), static_cast<int>(plan->tasks.size()));
         EXPECT_GT(r->median_ms, 0.0);
       }
@@ -69,7 +73,8 @@ TEST(Executor, StreamingPlansMatchTheBlockCausalReference) {
       ASSERT_TRUE(plan.ok()) << plan.status().message();
       Expected<ExecResult> r = execute(*plan, opt);
       ASSERT_TRUE(r.ok()) << r.status().message();
-      EXPECT_TRUE(r->check_passed) << "out error " << r->out_error << ", lse error " << r->lse_error;
+      EXPECT_TRUE(r->check_passed)
+          << "out error " << r->out_error << ", lse error " << r->lse_error;
     }
   }
 }
@@ -77,9 +82,10 @@ TEST(Executor, StreamingPlansMatchTheBlockCausalReference) {
 TEST(Executor, TwoRunsAreBitIdentical) {
   SPATTN_REQUIRE_GPU();
   const int world = std::min(*device_count(), 4);
-  Expected<core::Plan> plan = planner::make_plan(awkward(true, core::JointStrategy::kFront),
-                                                 {world > 1 ? core::Scheme::kRing : core::Scheme::kUlysses, 1, world,
-                                                  core::RingLayout::kZigzag});
+  Expected<core::Plan> plan =
+      planner::make_plan(awkward(true, core::JointStrategy::kFront),
+                         {world > 1 ? core::Scheme::kRing : core::Scheme::kUlysses, 1, world,
+                          core::RingLayout::kZigzag});
   ASSERT_TRUE(plan.ok());
   Expected<ExecResult> a = execute(*plan, {});
   Expected<ExecResult> b = execute(*plan, {});

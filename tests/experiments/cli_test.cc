@@ -48,8 +48,9 @@ std::string slurp(const fs::path& p) {
 // after the running test, so tests that ctest runs in parallel never share them.
 Result spattn(const std::vector<std::string>& args) {
   const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(testing::TempDir()) / "cli_test" /
-                       (t ? std::string(t->test_suite_name()) + "." + t->name() : std::string("none"));
+  const fs::path dir =
+      fs::path(testing::TempDir()) / "cli_test" /
+      (t ? std::string(t->test_suite_name()) + "." + t->name() : std::string("none"));
   fs::create_directories(dir);
   std::string cmd = std::string("'") + SPATTN_BIN + "'";
   for (const std::string& a : args) cmd += " '" + a + "'";
@@ -284,7 +285,6 @@ TEST(Cli, RunCliInProcess) {
   EXPECT_NE(out.str().find("ulysses4"), std::string::npos) << out.str();
 }
 
-
 // `spattn plan` ranks by predicted time: fastest first, every feasible plan predicted, and a `why`
 // that names the first plan and what dominates its time.
 TEST(Cli, PlanRanksByPredictedTimeWithWhy) {
@@ -390,7 +390,8 @@ TEST(Cli, ResumeReusesFinishedRows) {
   plans[0]["metrics"]["predicted_ms"] = 777.0;
   j["complete"] = false;
   std::ofstream(dir / "sim.json") << j.dump();
-  const Result r = spattn({"run", kQuickstart, "--backend", "sim", "--out", dir.string(), "--resume"});
+  const Result r =
+      spattn({"run", kQuickstart, "--backend", "sim", "--out", dir.string(), "--resume"});
   ASSERT_EQ(r.code, 0) << r.err;
   const nlohmann::json after = nlohmann::json::parse(slurp(dir / "sim.json"));
   EXPECT_TRUE(after["complete"].get<bool>());
@@ -407,7 +408,9 @@ TEST(Cli, NodesOptionResizesAGeneratedCluster) {
   fs::create_directories(dir);
   const fs::path exp = dir / "e.yaml";
   std::ofstream(exp) << "problem: {q_heads: 8, head_dim: 64, seq_len: 4096}\ngpus: 64\n"
-                        "cluster: " << kSource << "/experiments/clusters/multinode.yaml\n"
+                        "cluster: "
+                     << kSource
+                     << "/experiments/clusters/multinode.yaml\n"
                         "plans: [{scheme: hybrid, ulysses: 8, ring: auto, layout: zigzag}]\n";
   const Result small = spattn({"run", exp.string(), "--backend", "sim"});
   EXPECT_EQ(small.code, 2);

@@ -24,7 +24,8 @@ struct Case {
     const Problem& p = problem;
     return choice.name() + " S=" + std::to_string(p.seq_len) + " B=" + std::to_string(p.batch) +
            " Hq=" + std::to_string(p.q_heads) + " Hkv=" + std::to_string(p.kv_heads) +
-           " J=" + std::to_string(p.joint_len) + (p.joint_strategy == core::JointStrategy::kBack ? "(back)" : "(front)") +
+           " J=" + std::to_string(p.joint_len) +
+           (p.joint_strategy == core::JointStrategy::kBack ? "(back)" : "(front)") +
            (p.causal ? " causal" : "") + " window=(" + std::to_string(p.window.left) + "," +
            std::to_string(p.window.right) + ") softcap=" + std::to_string(p.softcap);
   }
@@ -33,7 +34,9 @@ struct Case {
 // A random problem: lengths below 2P, not divisible by P, and larger; heads not divisible by P;
 // GQA; joint 0, small or larger than the sequence; causal or not; windows; softcap.
 Problem random_problem(std::mt19937& rng, int world) {
-  auto pick = [&](int lo, int hi) { return lo + static_cast<int>(rng() % static_cast<unsigned>(hi - lo + 1)); };
+  auto pick = [&](int lo, int hi) {
+    return lo + static_cast<int>(rng() % static_cast<unsigned>(hi - lo + 1));
+  };
   Problem p;
   p.batch = pick(1, 2);
   const int group = pick(1, 3);
@@ -45,22 +48,41 @@ Problem random_problem(std::mt19937& rng, int world) {
   }
   p.head_dim = pick(2, 5);
   switch (pick(0, 3)) {
-    case 0: p.seq_len = pick(1, 2 * world); break;
-    case 1: p.seq_len = world * pick(1, 6) + pick(1, world); break;
-    default: p.seq_len = pick(2 * world, 48); break;
+    case 0:
+      p.seq_len = pick(1, 2 * world);
+      break;
+    case 1:
+      p.seq_len = world * pick(1, 6) + pick(1, world);
+      break;
+    default:
+      p.seq_len = pick(2 * world, 48);
+      break;
   }
   switch (pick(0, 3)) {
-    case 0: p.joint_len = 0; break;
-    case 1: p.joint_len = pick(1, 3); break;
-    case 2: p.joint_len = pick(4, 60); break;
-    default: p.joint_len = 0; break;
+    case 0:
+      p.joint_len = 0;
+      break;
+    case 1:
+      p.joint_len = pick(1, 3);
+      break;
+    case 2:
+      p.joint_len = pick(4, 60);
+      break;
+    default:
+      p.joint_len = 0;
+      break;
   }
   p.joint_strategy = pick(0, 1) ? core::JointStrategy::kFront : core::JointStrategy::kBack;
   p.causal = pick(0, 1);
   switch (pick(0, 3)) {
-    case 0: p.window = {pick(0, 8), pick(0, 8)}; break;
-    case 1: p.window = {pick(0, 8), -1}; break;
-    default: break;
+    case 0:
+      p.window = {pick(0, 8), pick(0, 8)};
+      break;
+    case 1:
+      p.window = {pick(0, 8), -1};
+      break;
+    default:
+      break;
   }
   if (pick(0, 3) == 0) p.softcap = 0.5 + pick(0, 20) / 4.0;
   if (pick(0, 4) == 0) p.scale = 0.05 * pick(1, 20);
@@ -86,7 +108,8 @@ TEST(PlanProperty, FunctionalRunEqualsReferenceOn600RandomConfigurations) {
     SCOPED_TRACE(c.describe());
     Expected<core::Plan> plan = planner::make_plan(c.problem, c.choice);
     ASSERT_TRUE(plan.ok()) << plan.status().message();
-    const core::AttentionInputs in = core::random_inputs(c.problem, static_cast<std::uint64_t>(planned) + 1);
+    const core::AttentionInputs in =
+        core::random_inputs(c.problem, static_cast<std::uint64_t>(planned) + 1);
     const core::AttentionResult want = core::reference_attention(c.problem, in);
     Expected<core::AttentionResult> got = sim::execute_functional(*plan, in);
     ASSERT_TRUE(got.ok()) << got.status().message();
@@ -138,7 +161,8 @@ TEST(PlanProperty, RandomReadyOrderGivesTheSameResult) {
     ASSERT_TRUE(plan.ok()) << plan.status().message();
     const core::AttentionInputs in = core::random_inputs(c.problem, 5);
     const core::AttentionResult want = core::reference_attention(c.problem, in);
-    Expected<core::AttentionResult> got = sim::execute_functional(*plan, in, {static_cast<std::uint64_t>(++i)});
+    Expected<core::AttentionResult> got =
+        sim::execute_functional(*plan, in, {static_cast<std::uint64_t>(++i)});
     ASSERT_TRUE(got.ok()) << got.status().message();
     EXPECT_LT(core::max_rel_error(got->out, want.out), 1e-10);
     EXPECT_LT(core::max_rel_error(got->lse, want.lse), 1e-10);
@@ -166,7 +190,8 @@ TEST(PlanProperty, EveryVisiblePairIsAttendedExactlyOnce) {
           for (std::int64_t kj = 0; kj < s.k.tokens; ++kj) {
             const std::int64_t j = s.joint ? -1 - kj : s.start + s.stride * kj;
             if (!s.joint) ASSERT_LT(j, p.seq_len) << "a pad key reached attention";
-            if (s.unmasked) ASSERT_TRUE(core::visible(p, i, j)) << "an unmasked segment holds a hidden key";
+            if (s.unmasked)
+              ASSERT_TRUE(core::visible(p, i, j)) << "an unmasked segment holds a hidden key";
             if (!s.joint && !core::visible(p, i, j)) continue;
             ++pairs;
             for (std::int64_t h = 0; h < a->q.heads; ++h) ++count[{a->q_head_start + h, i, j}];

@@ -1,8 +1,9 @@
 // Tests of the planner's structure: padding, head splits, layouts, infeasible choices, memory.
+#include "planner/planner.h"
+
 #include <gtest/gtest.h>
 
 #include "planner/layout.h"
-#include "planner/planner.h"
 
 namespace spattn::planner {
 namespace {
@@ -37,8 +38,8 @@ TEST(Layout, ZigzagGroupHoldsChunksGAnd2RMinus1MinusG) {
   L.seq_len = 16;
   auto runs = L.group_runs(1);
   ASSERT_EQ(runs.size(), 2u);
-  EXPECT_EQ(runs[0].start, 2);  // chunk 1 of 8, 2 tokens each
-  EXPECT_EQ(runs[1].start, 12); // chunk 6 = 2R - 1 - 1
+  EXPECT_EQ(runs[0].start, 2);   // chunk 1 of 8, 2 tokens each
+  EXPECT_EQ(runs[1].start, 12);  // chunk 6 = 2R - 1 - 1
 }
 
 TEST(Layout, HeadsSplitEvenlyAndGqaReplicates) {
@@ -70,7 +71,8 @@ TEST(Planner, UlyssesPlanStatesItsPaddingAndHeads) {
 
 TEST(Planner, RingPlanHasPStepsAndOverlapsSendWithAttention) {
   core::Problem p = wan_like(4096);
-  Expected<core::Plan> plan = make_plan(p, {core::Scheme::kRing, 1, 4, core::RingLayout::kContiguous});
+  Expected<core::Plan> plan =
+      make_plan(p, {core::Scheme::kRing, 1, 4, core::RingLayout::kContiguous});
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->ring_steps, 4);
   const core::PlanSummary s = summarize(*plan);
@@ -80,7 +82,8 @@ TEST(Planner, RingPlanHasPStepsAndOverlapsSendWithAttention) {
   // The send/recv of step t does not wait for the attention of step t: they overlap.
   for (const core::Task& t : plan->tasks) {
     if (t.label != "attn.step1" || t.rank != 0) continue;
-    for (core::TaskId d : t.deps) EXPECT_NE(plan->tasks[static_cast<std::size_t>(d)].label, "ring.sendrecv1");
+    for (core::TaskId d : t.deps)
+      EXPECT_NE(plan->tasks[static_cast<std::size_t>(d)].label, "ring.sendrecv1");
   }
 }
 
@@ -93,7 +96,8 @@ TEST(Planner, CausalContiguousRingSkipsFutureBlocksAndZigzagBalances) {
     EXPECT_TRUE(plan.ok());
     std::vector<double> pairs(4, 0);
     for (const core::Task& t : plan->tasks)
-      if (const auto* a = std::get_if<core::AttnBlock>(&t.op)) pairs[static_cast<std::size_t>(t.rank)] += static_cast<double>(a->visible_pairs);
+      if (const auto* a = std::get_if<core::AttnBlock>(&t.op))
+        pairs[static_cast<std::size_t>(t.rank)] += static_cast<double>(a->visible_pairs);
     return pairs;
   };
   const auto contiguous = blocks_per_rank(core::RingLayout::kContiguous);
@@ -116,7 +120,8 @@ TEST(Planner, InfeasibleAndMalformedChoicesSayWhy) {
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
   p.seq_len = 0;
-  EXPECT_EQ(make_plan(p, {core::Scheme::kRing, 1, 4}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(make_plan(p, {core::Scheme::kRing, 1, 4}).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(Planner, PeakMemoryGrowsWithTheRingBuffers) {
@@ -143,7 +148,8 @@ TEST(Planner, SearchRanksByCostAndKeepsRejections) {
     return static_cast<double>(plan.tasks.size());
   });
   ASSERT_FALSE(s.ranked.empty());
-  for (std::size_t i = 1; i < s.ranked.size(); ++i) EXPECT_LE(s.ranked[i - 1].cost, s.ranked[i].cost);
+  for (std::size_t i = 1; i < s.ranked.size(); ++i)
+    EXPECT_LE(s.ranked[i - 1].cost, s.ranked[i].cost);
   // Ulysses 4 needs 4 q heads: rejected with its reason; hybrid 2x2 is fine.
   ASSERT_FALSE(s.rejected.empty());
   EXPECT_EQ(s.rejected[0].choice.name(), "ulysses4");

@@ -13,7 +13,9 @@ namespace spattn {
 namespace {
 
 core::Problem streaming_problem(std::mt19937& rng) {
-  auto pick = [&](int lo, int hi) { return lo + static_cast<int>(rng() % static_cast<unsigned>(hi - lo + 1)); };
+  auto pick = [&](int lo, int hi) {
+    return lo + static_cast<int>(rng() % static_cast<unsigned>(hi - lo + 1));
+  };
   core::Problem p;
   p.batch = pick(1, 2);
   p.kv_heads = pick(1, 4);
@@ -41,13 +43,15 @@ TEST(Streaming, StreamedRunEqualsTheBlockCausalReference) {
     const core::PlanChoice c = choices[rng() % choices.size()];
     Expected<core::Plan> plan = planner::make_plan(p, c);
     if (!plan && plan.status().code() == StatusCode::kInfeasible) continue;  // e.g. U > q_heads
-    SCOPED_TRACE(c.name() + " S=" + std::to_string(p.seq_len) + " chunk=" + std::to_string(p.chunk_len) +
-                 " M=" + std::to_string(p.max_attention_size) + " sink=" + std::to_string(p.sink_tokens) +
-                 " J=" + std::to_string(p.joint_len) + " Hq=" + std::to_string(p.q_heads) + " Hkv=" + std::to_string(p.kv_heads));
+    SCOPED_TRACE(c.name() + " S=" + std::to_string(p.seq_len) + " chunk=" +
+                 std::to_string(p.chunk_len) + " M=" + std::to_string(p.max_attention_size) +
+                 " sink=" + std::to_string(p.sink_tokens) + " J=" + std::to_string(p.joint_len) +
+                 " Hq=" + std::to_string(p.q_heads) + " Hkv=" + std::to_string(p.kv_heads));
     ASSERT_TRUE(plan.ok()) << plan.status().message();
     const core::AttentionInputs in = core::random_inputs(p, static_cast<std::uint64_t>(runs) + 3);
     const core::AttentionResult want = core::reference_attention(p, in);
-    Expected<core::AttentionResult> got = sim::execute_functional(*plan, in, {static_cast<std::uint64_t>(runs % 3)});
+    Expected<core::AttentionResult> got =
+        sim::execute_functional(*plan, in, {static_cast<std::uint64_t>(runs % 3)});
     ASSERT_TRUE(got.ok()) << got.status().message();
     EXPECT_LT(core::max_rel_error(got->out, want.out), 1e-10);
     EXPECT_LT(core::max_rel_error(got->lse, want.lse), 1e-10);

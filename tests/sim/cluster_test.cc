@@ -1,12 +1,12 @@
 // Tests of cluster files (generated and explicit forms, errors, save/load), routes on the
 // topology graph, and the NCCL topology XML import.
 #include "core/cluster.h"
-#include "core/profile.h"
 
 #include <gtest/gtest.h>
 
 #include <set>
 
+#include "core/profile.h"
 #include "sim/topology.h"
 
 namespace spattn::sim {
@@ -182,8 +182,8 @@ namespace {
 // System: experiments/profiles/h200_default.yaml written with profile_yaml and read back.
 // Expectation: the same numbers (the format `spattn calibrate` will write).
 TEST(Profile, SaveThenLoadGivesTheSameProfile) {
-  Expected<Profile> a = load_profile(std::string(SPATTN_SOURCE_DIR) +
-                                     "/experiments/profiles/h200_default.yaml");
+  Expected<Profile> a =
+      load_profile(std::string(SPATTN_SOURCE_DIR) + "/experiments/profiles/h200_default.yaml");
   ASSERT_TRUE(a.ok()) << a.status().message();
   Expected<Profile> b = parse_profile(profile_yaml(*a), "saved.yaml");
   ASSERT_TRUE(b.ok()) << b.status().message();

@@ -163,7 +163,8 @@ TEST(Simulate, PeakMemoryCountsEveryBuffer) {
   ASSERT_TRUE(r.ok());
   const Bytes q = 1 * 1 * 128 * 2;
   const Bytes out = q, lse = 4;
-  EXPECT_EQ(r->timeline.peak_memory, (std::vector<Bytes>{q + 2 * kMiB + out + lse, q + 2 * kMiB + out + lse}));
+  EXPECT_EQ(r->timeline.peak_memory,
+            (std::vector<Bytes>{q + 2 * kMiB + out + lse, q + 2 * kMiB + out + lse}));
 }
 
 // System: an all-to-all over 8 ranks on the 4-GPU node. Expectation: InvalidArgument that says

@@ -40,20 +40,24 @@ __global__ void convert_kernel(TensorView dst, TensorView src) {
     const std::int64_t w = i % dst.width, r = i / dst.width;
     const std::int64_t h = r % dst.heads, r2 = r / dst.heads;
     const std::int64_t t = r2 % dst.tokens, b = r2 / dst.tokens;
-    const float x = load(src.data, src.dtype, b * src.batch_stride + t * src.token_stride + h * src.head_stride + w);
-    store(dst.data, dst.dtype, b * dst.batch_stride + t * dst.token_stride + h * dst.head_stride + w, x);
+    const float x = load(src.data, src.dtype,
+                         b * src.batch_stride + t * src.token_stride + h * src.head_stride + w);
+    store(dst.data, dst.dtype,
+          b * dst.batch_stride + t * dst.token_stride + h * dst.head_stride + w, x);
   }
 }
 
 }  // namespace
 
 Status convert_view(const TensorView& dst, const TensorView& src, void* stream) {
-  if (dst.batch != src.batch || dst.tokens != src.tokens || dst.heads != src.heads || dst.width != src.width)
+  if (dst.batch != src.batch || dst.tokens != src.tokens || dst.heads != src.heads ||
+      dst.width != src.width)
     return invalid_argument("convert_view: source and destination extents differ");
   const std::int64_t n = dst.batch * dst.tokens * dst.heads * dst.width;
   if (n == 0) return {};
   const int threads = 256;
-  const auto blocks = static_cast<unsigned>(std::min<std::int64_t>((n + threads - 1) / threads, 132 * 16));
+  const auto blocks =
+      static_cast<unsigned>(std::min<std::int64_t>((n + threads - 1) / threads, 132 * 16));
   convert_kernel<<<blocks, threads, 0, static_cast<cudaStream_t>(stream)>>>(dst, src);
   SPATTN_CUDA_CHECK(cudaGetLastError());
   return {};
