@@ -130,6 +130,29 @@ std::vector<Bytes> peak_memory(const Plan& plan) {
   return total;
 }
 
+std::vector<std::vector<Bytes>> memory_by_pass(const Plan& plan) {
+  int passes = 1;
+  for (const Task& t : plan.tasks) passes = std::max(passes, t.pass + 1);
+  // A buffer lives from its own pass to the last pass of a task that uses it.
+  std::vector<int> last(plan.buffers.size(), -1);
+  for (const Task& t : plan.tasks)
+    for (const auto& views : {reads(t), writes(t)})
+      for (const View& v : views) {
+        int& l = last[static_cast<std::size_t>(v.buffer)];
+        l = std::max(l, t.pass);
+      }
+  std::vector<std::vector<Bytes>> mem(static_cast<std::size_t>(passes),
+                                      std::vector<Bytes>(static_cast<std::size_t>(plan.world), 0));
+  for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
+    const Buffer& buf = plan.buffers[b];
+    const int from = buf.pass < 0 ? 0 : buf.pass;
+    const int to = buf.pass < 0 ? passes - 1 : std::max(buf.pass, last[b]);
+    for (int p = from; p <= to; ++p)
+      mem[static_cast<std::size_t>(p)][static_cast<std::size_t>(buf.rank)] += buffer_bytes(plan, buf);
+  }
+  return mem;
+}
+
 Status validate(const Plan& plan) {
   auto fail = [&](const Task& t, const std::string& why) {
     return internal_error("plan " + plan.name() + ": task " + std::to_string(t.id) + " (" +

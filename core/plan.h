@@ -75,6 +75,9 @@ struct Buffer {
   // Global positions of this buffer's tokens, for inputs and outputs; tokens not covered and
   // positions >= seq_len are padding (zero on input, ignored on output).
   std::vector<TokenRun> runs;
+  // The pass (streamed chunk) that creates it; -1 for buffers every pass shares (joint K/V).
+  // A plan without streaming has one pass, 0.
+  int pass = 0;
   std::int64_t elements() const { return batch * tokens * heads * width; }
 };
 
@@ -153,6 +156,7 @@ struct Task {
   std::vector<TaskId> deps;
   std::int64_t collective = -1;  // shared by the tasks of one collective; -1 for compute
   std::string label;             // e.g. "a2a.qkv", "attn.step3", "merge.step3"
+  int pass = 0;                  // the streamed chunk it belongs to (0 without streaming)
   Op op;
 };
 
@@ -178,6 +182,12 @@ Bytes buffer_bytes(const Plan& plan, const Buffer& b);
 // not alias buffers the plan keeps apart), so this is the sum of the rank's buffers. A planner that
 // wants reuse states it in the plan by sharing a buffer.
 std::vector<Bytes> peak_memory(const Plan& plan);
+// Streaming working set: per pass (chunk) and rank, the bytes an executor that allocates a pass's
+// buffers when the pass starts and frees each buffer after the last pass that uses it would hold
+// (the caller's inputs and outputs of that pass, the KV-cache entries still inside the window, and
+// the pass's scratch). Shared buffers (pass -1) count in every pass. Result [pass][rank].
+std::vector<std::vector<Bytes>> memory_by_pass(const Plan& plan);
+
 // Views every task reads and writes (for liveness, validation and the simulator's byte counts).
 std::vector<View> reads(const Task& t);
 std::vector<View> writes(const Task& t);

@@ -29,6 +29,7 @@ BufferId Builder::buffer(int rank, std::string name, BufferRole role, TensorKind
   b.tokens = tokens;
   b.heads = heads;
   b.width = width;
+  b.pass = pass_;
   plan_.buffers.push_back(std::move(b));
   return static_cast<BufferId>(plan_.buffers.size() - 1);
 }
@@ -45,6 +46,7 @@ TaskId Builder::task(int rank, core::Stream stream, std::string label, core::Op 
   t.deps = std::move(deps);
   t.collective = collective;
   t.label = std::move(label);
+  t.pass = std::max(pass_, 0);
   t.op = std::move(op);
   plan_.tasks.push_back(std::move(t));
   return plan_.tasks.back().id;

@@ -53,11 +53,14 @@ class Builder {
     return {b, offset, n, h.start, h.count};
   }
   const core::Problem& problem() const { return plan_.problem; }
+  // Buffers and tasks made from now on belong to streamed chunk `pass` (-1: shared by all).
+  void set_pass(int pass) { pass_ = pass; }
   core::Plan& plan() { return plan_; }
 
  private:
   core::Plan& plan_;
   std::int64_t next_collective_ = 0;
+  int pass_ = 0;
 };
 
 // The global rank of ring position g and head slot u: Ulysses groups on consecutive ranks

@@ -86,11 +86,13 @@ Status build_streaming(Plan& plan) {
 
   const std::vector<int> ulysses_group = B.ulysses_groups(), ring_group = B.ring_groups();
   std::vector<std::pair<BufferId, BufferId>> joint(static_cast<std::size_t>(P));
+  B.set_pass(-1);  // the joint text K/V serve every chunk
   for (int r = 0; r < P; ++r) joint[static_cast<std::size_t>(r)] = add_joint(B, r);
   std::vector<std::vector<CacheEntry>> cache(static_cast<std::size_t>(P));  // per rank, per chunk
 
   for (std::int64_t c = 0; c < C; ++c) {
     const std::string sfx = ".c" + std::to_string(c);
+    B.set_pass(static_cast<int>(c));
     Layout L;
     L.U = U;
     L.R = R;

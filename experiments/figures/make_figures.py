@@ -274,31 +274,45 @@ def fig_e(plt, sweeps, out):
 
 
 def fig_f(plt, results, out):
-    """(f) Streaming: time per chunk against chunk index, one line per plan (sim traces)."""
+    """(f) Streaming: time and working set per chunk against the chunk index, one line per plan."""
     import re
-    traces = sorted(p for d in results.glob("*streaming*") for p in d.rglob("*.json") if "trace" in p.name)
-    if not traces:
+    folders = sorted(d for d in results.glob("*streaming*") if any(d.rglob("*trace*.json")))
+    if not folders:
         log("(f) skipped: no streaming traces (spattn run EXP --backend sim --trace) under the results folder")
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
     chunk = re.compile(r"\.c(\d+)$")
-    for path in traces:
-        j = json.loads(path.read_text())
-        ends = {}
-        for e in j["traceEvents"] if isinstance(j, dict) else j:
-            m = chunk.search(e.get("name", "")) if e.get("ph") == "X" else None
-            if m:
-                k = int(m.group(1))
-                ends[k] = max(ends.get(k, 0.0), e["ts"] + e["dur"])
-        if not ends:
-            continue
-        ks = sorted(ends)
-        per = [(ends[k] - (ends[k - 1] if k > 0 else 0.0)) / 1e3 for k in ks]  # us -> ms
-        ax.plot(ks, per, marker="o", label=path.stem.split(".")[-2] if "." in path.stem else path.stem)
-    ax.set_xlabel("chunk index")
-    ax.set_ylabel("time per chunk (ms, predicted)")
-    ax.set_title(f"Streaming: time per chunk as the cache grows ({traces[0].parent.name})")
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(len(folders), 2, figsize=(11, 3.6 * len(folders)), squeeze=False)
+    for row, folder in enumerate(folders):
+        for path in sorted(p for p in folder.rglob("*.json") if "trace" in p.name):
+            j = json.loads(path.read_text())
+            events = j["traceEvents"] if isinstance(j, dict) else j
+            ends, memory = {}, []
+            for e in events:
+                if e.get("ph") == "X":
+                    m = chunk.search(e.get("name", ""))
+                    if m:
+                        k = int(m.group(1))
+                        ends[k] = max(ends.get(k, 0.0), e["ts"] + e["dur"])
+                elif e.get("ph") == "C" and e.get("pid") == 0:
+                    memory.append((e["ts"], e["args"]["MiB"]))
+            if not ends:
+                continue
+            label = path.stem.split(".")[-2] if "." in path.stem else path.stem
+            ks = sorted(ends)
+            per = [(ends[k] - (ends[k - 1] if k > 0 else 0.0)) / 1e3 for k in ks]  # us -> ms
+            axes[row][0].plot(ks, per, marker="o", label=label)
+            if memory:
+                memory.sort()
+                axes[row][1].plot(range(len(memory)), [m for _, m in memory], marker="o", label=label)
+        axes[row][0].set_xlabel("chunk index")
+        axes[row][0].set_ylabel("time per chunk (ms, predicted)")
+        axes[row][0].set_title(f"{folder.name}: time per chunk")
+        axes[row][0].legend(fontsize=8)
+        axes[row][1].set_xlabel("chunk index")
+        axes[row][1].set_ylabel("working set, rank 0 (MiB)")
+        axes[row][1].set_title(f"{folder.name}: memory as the cache grows")
+        axes[row][1].legend(fontsize=8)
+    fig.tight_layout()
     save(fig, out, "f_streaming_per_chunk")
 
 

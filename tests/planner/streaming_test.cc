@@ -95,3 +95,35 @@ TEST(Streaming, CausalFlagIsRejectedWithAReason) {
 
 }  // namespace
 }  // namespace spattn
+
+namespace spattn {
+namespace {
+
+// System: one rank, 1 head of dim 4 in bf16, 10 chunks of 4 tokens. With max_attention_size 8 a
+// chunk's queries see their own chunk and the one before, so the working set of chunk c >= 1 is
+// the same every time (a plateau): its own buffers plus the previous chunk's k and v. Without the cap
+// every earlier chunk stays in the cache: the working set grows by one chunk's k + v per chunk,
+// 2 tensors x 4 tokens x 1 head x 4 x 2 bytes = 64 bytes.
+TEST(Streaming, WorkingSetPlateausUnderTheCapAndGrowsWithout) {
+  core::Problem p;
+  p.q_heads = p.kv_heads = 1;
+  p.head_dim = 4;
+  p.chunk_len = 4;
+  p.seq_len = 40;
+  p.max_attention_size = 8;
+  Expected<core::Plan> capped = planner::make_plan(p, {core::Scheme::kUlysses, 1, 1});
+  ASSERT_TRUE(capped.ok()) << capped.status().message();
+  const auto m = core::memory_by_pass(*capped);
+  ASSERT_EQ(m.size(), 10u);
+  for (std::size_t c = 2; c < m.size(); ++c) EXPECT_EQ(m[c][0], m[1][0]) << "chunk " << c;
+  EXPECT_LT(m[0][0], m[1][0]);  // the first chunk has no cache yet
+
+  p.max_attention_size = 0;
+  Expected<core::Plan> full = planner::make_plan(p, {core::Scheme::kUlysses, 1, 1});
+  ASSERT_TRUE(full.ok());
+  const auto g = core::memory_by_pass(*full);
+  for (std::size_t c = 1; c < g.size(); ++c) EXPECT_EQ(g[c][0] - g[c - 1][0], 64) << "chunk " << c;
+}
+
+}  // namespace
+}  // namespace spattn
