@@ -148,7 +148,8 @@ std::vector<std::vector<Bytes>> memory_by_pass(const Plan& plan) {
     const int from = buf.pass < 0 ? 0 : buf.pass;
     const int to = buf.pass < 0 ? passes - 1 : std::max(buf.pass, last[b]);
     for (int p = from; p <= to; ++p)
-      mem[static_cast<std::size_t>(p)][static_cast<std::size_t>(buf.rank)] += buffer_bytes(plan, buf);
+      mem[static_cast<std::size_t>(p)][static_cast<std::size_t>(buf.rank)] +=
+          buffer_bytes(plan, buf);
   }
   return mem;
 }

@@ -43,7 +43,8 @@ std::string chrome_trace(const core::Plan& plan,
   const std::vector<std::vector<Bytes>> mem = core::memory_by_pass(plan);
   for (std::size_t k = 0; k < timelines.size() && mem.size() > 1; ++k) {
     const int base = static_cast<int>(k) * plan.world;
-    std::vector<std::vector<TimePs>> start(mem.size(), std::vector<TimePs>(static_cast<std::size_t>(plan.world), -1));
+    std::vector<std::vector<TimePs>> start(
+        mem.size(), std::vector<TimePs>(static_cast<std::size_t>(plan.world), -1));
     for (const core::TaskSpan& sp : timelines[k]->spans) {
       const core::Task& t = plan.tasks[static_cast<std::size_t>(sp.task)];
       TimePs& s0 = start[static_cast<std::size_t>(t.pass)][static_cast<std::size_t>(t.rank)];
@@ -53,11 +54,13 @@ std::string chrome_trace(const core::Plan& plan,
       for (int r = 0; r < plan.world; ++r) {
         const TimePs at = start[c][static_cast<std::size_t>(r)];
         if (at < 0) continue;
-        events.push_back({{"ph", "C"},
-                          {"name", "working set"},
-                          {"pid", base + r},
-                          {"ts", ps_to_us(at)},
-                          {"args", {{"MiB", static_cast<double>(mem[c][static_cast<std::size_t>(r)]) / (1 << 20)}}}});
+        events.push_back(
+            {{"ph", "C"},
+             {"name", "working set"},
+             {"pid", base + r},
+             {"ts", ps_to_us(at)},
+             {"args",
+              {{"MiB", static_cast<double>(mem[c][static_cast<std::size_t>(r)]) / (1 << 20)}}}});
       }
   }
   json doc = {{"traceEvents", std::move(events)}, {"displayTimeUnit", "ns"}};

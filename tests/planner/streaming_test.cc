@@ -101,8 +101,8 @@ namespace {
 
 // System: one rank, 1 head of dim 4 in bf16, 10 chunks of 4 tokens. With max_attention_size 8 a
 // chunk's queries see their own chunk and the one before, so the working set of chunk c >= 1 is
-// the same every time (a plateau): its own buffers plus the previous chunk's k and v. Without the cap
-// every earlier chunk stays in the cache: the working set grows by one chunk's k + v per chunk,
+// the same every time (a plateau): its own buffers plus the previous chunk's k and v. Without the
+// cap every earlier chunk stays in the cache: the working set grows by one chunk's k + v per chunk,
 // 2 tensors x 4 tokens x 1 head x 4 x 2 bytes = 64 bytes.
 TEST(Streaming, WorkingSetPlateausUnderTheCapAndGrowsWithout) {
   core::Problem p;
