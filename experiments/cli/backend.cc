@@ -202,11 +202,14 @@ std::string format_table(const Report& r) {
     s += fmt::format("\n{}{} GPUs, ran {}\n", c.label.empty() ? "" : "[" + c.label + "] ", c.gpus,
                      describe(c.problem));
     if (!c.shape_note.empty()) s += fmt::format("  ({})\n", c.shape_note);
+    // Output digests (for comparing runs bit for bit) stay in the JSON, out of the table.
+    auto shown = [](const std::string& k) { return k.rfind("digest", 0) != 0; };
     std::string head = fmt::format("  {:<32}", "plan");
     if (!c.rows.empty())
       for (const ReportRow& row : c.rows)
         if (!row.metrics.empty()) {
-          for (const auto& [k, v] : row.metrics) head += fmt::format(" {:>14}", k);
+          for (const auto& [k, v] : row.metrics)
+            if (shown(k)) head += fmt::format(" {:>14}", k);
           break;
         }
     s += head + "  result\n";
@@ -217,7 +220,8 @@ std::string format_table(const Report& r) {
         s += line + fmt::format(" {}: {}\n", word, row.status.message());
         continue;
       }
-      for (const auto& [k, v] : row.metrics) line += fmt::format(" {:>14.3e}", v);
+      for (const auto& [k, v] : row.metrics)
+        if (shown(k)) line += fmt::format(" {:>14.4g}", v);
       s += line + (row.pass ? "  PASS\n" : "  FAIL\n");
     }
   }
