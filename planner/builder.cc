@@ -79,6 +79,19 @@ std::vector<int> Builder::ring_groups() {
   return ids;
 }
 
+Shard make_shard(Builder& B, const Layout& L, int g, int u, const std::string& suffix) {
+  const core::Problem& p = B.problem();
+  Shard s;
+  s.rank = rank_of(B.plan().choice, g, u);
+  s.g = g;
+  s.u = u;
+  s.qh = split_heads(p.q_heads, L.U, u);
+  s.kvh = kv_heads_for(s.qh, p.group());
+  add_io(B, s, Layout::slice(L.group_runs(g), u * L.shard_tokens, L.shard_tokens), L.shard_tokens,
+         suffix);
+  return s;
+}
+
 void add_io(Builder& B, Shard& s, const std::vector<TokenRun>& runs, std::int64_t n,
             const std::string& suffix) {
   const core::Problem& p = B.problem();

@@ -86,6 +86,11 @@ struct Shard {
   std::vector<core::TaskId> acc_done;  // tasks that wrote o_acc and lse_acc
 };
 
+// The shard of ring position g and head slot u for one pass over `layout`: its rank, its heads
+// (query heads split evenly over the U ranks, the kv heads they need) and its inputs and outputs
+// (group g's local tokens [u n, (u + 1) n), all heads); `suffix` tells passes apart in names.
+Shard make_shard(Builder& B, const Layout& layout, int g, int u, const std::string& suffix);
+
 // The pass's inputs (q, k, v of `runs`, n tokens, all heads) and outputs of one shard; `suffix`
 // tells passes apart in buffer names.
 void add_io(Builder& B, Shard& s, const std::vector<core::TokenRun>& runs, std::int64_t n,

@@ -46,12 +46,7 @@ Status build_full_sequence(Plan& plan) {
   for (int g = 0; g < R; ++g)
     for (int u = 0; u < U; ++u) {
       Shard& s = shards[static_cast<std::size_t>(rank_of(g, u))];
-      s.rank = rank_of(g, u);
-      s.g = g;
-      s.u = u;
-      s.qh = split_heads(problem.q_heads, U, u);
-      s.kvh = kv_heads_for(s.qh, problem.group());
-      add_io(B, s, Layout::slice(L.group_runs(g), u * n, n), n, "");
+      s = make_shard(B, L, g, u, "");
       joint[static_cast<std::size_t>(s.rank)] = add_joint(B, s.rank);
     }
   auto members = [&](int g) {

@@ -109,15 +109,8 @@ Status build_streaming(Plan& plan) {
 
     std::vector<Shard> shards(static_cast<std::size_t>(P));
     for (int g = 0; g < R; ++g)
-      for (int u = 0; u < U; ++u) {
-        Shard& s = shards[static_cast<std::size_t>(rank_of(g, u))];
-        s.rank = rank_of(g, u);
-        s.g = g;
-        s.u = u;
-        s.qh = split_heads(p.q_heads, U, u);
-        s.kvh = kv_heads_for(s.qh, p.group());
-        add_io(B, s, Layout::slice(L.group_runs(g), u * n, n), n, sfx);
-      }
+      for (int u = 0; u < U; ++u)
+        shards[static_cast<std::size_t>(rank_of(g, u))] = make_shard(B, L, g, u, sfx);
     auto members = [&](int g) {
       std::vector<Shard*> m;
       for (int u = 0; u < U; ++u) m.push_back(&shards[static_cast<std::size_t>(rank_of(g, u))]);

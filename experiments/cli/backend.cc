@@ -278,14 +278,7 @@ Expected<Report> report_from_json(const nlohmann::json& j) {
       c.label = jc.value("label", "");
       c.gpus = jc.value("gpus", 0);
       c.shape_note = jc.value("shape_note", "");
-      const nlohmann::json& p = jc.at("problem");
-      c.problem.batch = p.value("batch", 1);
-      c.problem.q_heads = p.value("q_heads", 1);
-      c.problem.kv_heads = p.value("kv_heads", 1);
-      c.problem.head_dim = p.value("head_dim", 1);
-      c.problem.seq_len = p.value("seq_len", 1);
-      c.problem.joint_len = p.value("joint_len", 0);
-      c.problem.causal = p.value("causal", false);
+      c.problem = problem_from_json(jc.at("problem"));
       for (const nlohmann::json& jr : jc.at("plans")) {
         ReportRow row;
         row.plan = jr.at("plan").get<std::string>();

@@ -164,14 +164,7 @@ Expected<std::vector<CompareRow>> compare_from_json(const nlohmann::json& j) {
       CompareRow r;
       r.label = jr.at("case").get<std::string>();
       r.gpus = jr.value("gpus", 0);
-      const nlohmann::json& p = jr.at("problem");
-      r.problem.batch = p.value("batch", 1);
-      r.problem.q_heads = p.value("q_heads", 1);
-      r.problem.kv_heads = p.value("kv_heads", 1);
-      r.problem.head_dim = p.value("head_dim", 1);
-      r.problem.seq_len = p.value("seq_len", 1);
-      r.problem.joint_len = p.value("joint_len", 0);
-      r.problem.causal = p.value("causal", false);
+      r.problem = problem_from_json(jr.at("problem"));
       r.plan = jr.at("plan").get<std::string>();
       Expected<core::PlanChoice> ch = choice_from_json(jr.at("choice"));
       if (!ch) return ch.status();

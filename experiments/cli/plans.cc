@@ -265,6 +265,29 @@ nlohmann::json problem_json(const core::Problem& p) {
           {"scale", p.scale}};
 }
 
+core::Problem problem_from_json(const nlohmann::json& j) {
+  core::Problem p;
+  p.batch = j.value("batch", p.batch);
+  p.q_heads = j.value("q_heads", p.q_heads);
+  p.kv_heads = j.value("kv_heads", p.kv_heads);
+  p.head_dim = j.value("head_dim", p.head_dim);
+  if (Expected<core::DType> d = core::parse_dtype(j.value("dtype", std::string("bf16"))))
+    p.dtype = *d;
+  p.seq_len = j.value("seq_len", p.seq_len);
+  p.joint_len = j.value("joint_len", p.joint_len);
+  if (Expected<core::JointStrategy> js =
+          core::parse_joint_strategy(j.value("joint_strategy", std::string("front"))))
+    p.joint_strategy = *js;
+  p.causal = j.value("causal", p.causal);
+  if (j.contains("window")) {
+    p.window.left = j["window"].value("left", p.window.left);
+    p.window.right = j["window"].value("right", p.window.right);
+  }
+  p.softcap = j.value("softcap", p.softcap);
+  p.scale = j.value("scale", p.scale);
+  return p;
+}
+
 namespace {
 
 const char* status_word(const Status& s) {

@@ -90,6 +90,9 @@ nlohmann::json to_json(const Listing& l);
 
 // Shared by the listings: the problem as JSON, a one-line description, and bytes for people.
 nlohmann::json problem_json(const core::Problem& p);
+// Its inverse (absent keys keep Problem's defaults); throws nlohmann::json's exceptions on bad
+// types.
+core::Problem problem_from_json(const nlohmann::json& j);
 std::string describe(const core::Problem& p);
 std::string human_bytes(Bytes b);
 nlohmann::json choice_json(const core::PlanChoice& c);
