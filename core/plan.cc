@@ -123,34 +123,117 @@ std::vector<View> writes(const Task& t) {
       t.op);
 }
 
-std::vector<Bytes> peak_memory(const Plan& plan) {
-  std::vector<Bytes> total(static_cast<std::size_t>(plan.world), 0);
-  for (const Buffer& b : plan.buffers)
-    total[static_cast<std::size_t>(b.rank)] += buffer_bytes(plan, b);
-  return total;
-}
+namespace {
 
-std::vector<std::vector<Bytes>> memory_by_pass(const Plan& plan) {
+// Passes of a plan and each buffer's life [first pass, last pass] (see memory_layout); with
+// `caller_io`, inputs and outputs live for the whole plan (filled before it, read after it).
+struct Lifetimes {
   int passes = 1;
-  for (const Task& t : plan.tasks) passes = std::max(passes, t.pass + 1);
-  // A buffer lives from its own pass to the last pass of a task that uses it.
+  std::vector<std::pair<int, int>> life;
+};
+
+Lifetimes lifetimes(const Plan& plan, bool caller_io) {
+  Lifetimes l;
+  for (const Task& t : plan.tasks) l.passes = std::max(l.passes, t.pass + 1);
   std::vector<int> last(plan.buffers.size(), -1);
   for (const Task& t : plan.tasks)
     for (const auto& views : {reads(t), writes(t)})
       for (const View& v : views) {
-        int& l = last[static_cast<std::size_t>(v.buffer)];
-        l = std::max(l, t.pass);
+        int& x = last[static_cast<std::size_t>(v.buffer)];
+        x = std::max(x, t.pass);
       }
-  std::vector<std::vector<Bytes>> mem(static_cast<std::size_t>(passes),
-                                      std::vector<Bytes>(static_cast<std::size_t>(plan.world), 0));
   for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
     const Buffer& buf = plan.buffers[b];
-    const int from = buf.pass < 0 ? 0 : buf.pass;
-    const int to = buf.pass < 0 ? passes - 1 : std::max(buf.pass, last[b]);
-    for (int p = from; p <= to; ++p)
-      mem[static_cast<std::size_t>(p)][static_cast<std::size_t>(buf.rank)] +=
-          buffer_bytes(plan, buf);
+    const bool whole = buf.pass < 0 || (caller_io && (buf.role == BufferRole::kInput ||
+                                                      buf.role == BufferRole::kOutput));
+    l.life.push_back(whole ? std::pair{0, l.passes - 1}
+                           : std::pair{buf.pass, std::max(buf.pass, last[b])});
   }
+  return l;
+}
+
+// First-fit allocator over one arena: free ranges by offset, merged with their neighbours.
+class Arena {
+ public:
+  Bytes allocate(Bytes size) {
+    for (auto it = free_.begin(); it != free_.end(); ++it)
+      if (it->second >= size) {
+        const Bytes at = it->first, left = it->second - size;
+        free_.erase(it);
+        if (left > 0) free_.emplace(at + size, left);
+        return at;
+      }
+    // Grow: from the last free range if it touches the top, else from the top.
+    Bytes at = top_;
+    if (!free_.empty()) {
+      auto last = std::prev(free_.end());
+      if (last->first + last->second == top_) {
+        at = last->first;
+        free_.erase(last);
+      }
+    }
+    top_ = at + size;
+    return at;
+  }
+  void release(Bytes at, Bytes size) {
+    if (size == 0) return;
+    auto it = free_.emplace(at, size).first;
+    if (auto next = std::next(it); next != free_.end() && at + size == next->first) {
+      it->second += next->second;
+      free_.erase(next);
+    }
+    if (it != free_.begin())
+      if (auto prev = std::prev(it); prev->first + prev->second == at) {
+        prev->second += it->second;
+        free_.erase(it);
+      }
+  }
+
+ private:
+  std::map<Bytes, Bytes> free_;
+  Bytes top_ = 0;
+};
+
+}  // namespace
+
+MemoryLayout memory_layout(const Plan& plan, Bytes align) {
+  const Lifetimes l = lifetimes(plan, true);
+  MemoryLayout m;
+  m.offset.assign(plan.buffers.size(), 0);
+  m.bytes.assign(static_cast<std::size_t>(plan.world), 0);
+  auto aligned = [&](std::size_t b) {
+    return (buffer_bytes(plan, plan.buffers[b]) + align - 1) / align * align;
+  };
+  // Buffers by the pass that creates them and by the pass after their last.
+  std::vector<std::vector<std::size_t>> born(static_cast<std::size_t>(l.passes)),
+      dead(static_cast<std::size_t>(l.passes) + 1);
+  for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
+    born[static_cast<std::size_t>(l.life[b].first)].push_back(b);
+    dead[static_cast<std::size_t>(l.life[b].second) + 1].push_back(b);
+  }
+  std::vector<Arena> arena(static_cast<std::size_t>(plan.world));
+  for (std::size_t p = 0; p < born.size(); ++p) {
+    for (std::size_t b : dead[p])
+      arena[static_cast<std::size_t>(plan.buffers[b].rank)].release(m.offset[b], aligned(b));
+    for (std::size_t b : born[p]) {
+      const auto r = static_cast<std::size_t>(plan.buffers[b].rank);
+      m.offset[b] = arena[r].allocate(aligned(b));
+      m.bytes[r] = std::max(m.bytes[r], m.offset[b] + buffer_bytes(plan, plan.buffers[b]));
+    }
+  }
+  return m;
+}
+
+std::vector<Bytes> peak_memory(const Plan& plan) { return memory_layout(plan).bytes; }
+
+std::vector<std::vector<Bytes>> memory_by_pass(const Plan& plan) {
+  const Lifetimes l = lifetimes(plan, false);
+  std::vector<std::vector<Bytes>> mem(static_cast<std::size_t>(l.passes),
+                                      std::vector<Bytes>(static_cast<std::size_t>(plan.world), 0));
+  for (std::size_t b = 0; b < plan.buffers.size(); ++b)
+    for (int p = l.life[b].first; p <= l.life[b].second; ++p)
+      mem[static_cast<std::size_t>(p)][static_cast<std::size_t>(plan.buffers[b].rank)] +=
+          buffer_bytes(plan, plan.buffers[b]);
   return mem;
 }
 

@@ -178,14 +178,21 @@ struct Plan {
 
 // Bytes of one buffer.
 Bytes buffer_bytes(const Plan& plan, const Buffer& b);
-// Peak bytes on each rank: every buffer of the plan is allocated for the whole plan (executors do
-// not alias buffers the plan keeps apart), so this is the sum of the rank's buffers. A planner that
-// wants reuse states it in the plan by sharing a buffer.
+// Where each buffer lives in one arena per rank. A buffer lives from its pass (pass -1: every
+// pass) to the last pass of a task that uses it, except the plan's inputs and outputs, which the
+// caller fills before the run and reads after it; a buffer whose life ended before a pass starts
+// gives its bytes to the buffers that pass creates (first fit, offsets aligned to `align`). Only
+// streaming plans have more than one pass, so any other plan's arena is every buffer side by side.
+// Reuse is safe because each rank runs its passes one after another (the planner makes every task
+// of pass p wait for the rank's last tasks of pass p - 1).
+struct MemoryLayout {
+  std::vector<Bytes> offset;  // per buffer, bytes from the start of its rank's arena
+  std::vector<Bytes> bytes;   // per rank, the end of the highest buffer (the arena's size)
+};
+MemoryLayout memory_layout(const Plan& plan, Bytes align = 256);
+// Peak bytes on each rank: the arena of memory_layout (for one pass, the sum of the rank's
+// buffers, aligned).
 std::vector<Bytes> peak_memory(const Plan& plan);
-// Streaming working set: per pass (chunk) and rank, the bytes an executor that allocates a pass's
-// buffers when the pass starts and frees each buffer after the last pass that uses it would hold
-// (the caller's inputs and outputs of that pass, the KV-cache entries still inside the window, and
-// the pass's scratch). Shared buffers (pass -1) count in every pass. Result [pass][rank].
 std::vector<std::vector<Bytes>> memory_by_pass(const Plan& plan);
 
 // Views every task reads and writes (for liveness, validation and the simulator's byte counts).

@@ -103,7 +103,7 @@ struct RankState {
   std::map<core::BufferId, std::size_t> offset;
   cudaStream_t stream[2] = {nullptr, nullptr};
   cudaEvent_t origin = nullptr;
-  std::size_t free_before = 0;
+  std::size_t free_before = 0, free_after_arena = 0;
 };
 
 class Runner {
@@ -199,8 +199,10 @@ Status Runner::setup(bool use_mpi) {
   if (!comms) return comms.status();
   comms_ = std::move(comms).value();
 
-  // Memory: the plan's buffers against each GPU's free memory, then one allocation per rank.
-  const std::vector<Bytes> need = core::peak_memory(plan_);
+  // Memory: the plan's arena (core::memory_layout: a streaming plan reuses the bytes of buffers
+  // whose chunk is over) against each GPU's free memory, then one allocation per rank.
+  const core::MemoryLayout layout = core::memory_layout(plan_, kAlign);
+  const std::vector<Bytes>& need = layout.bytes;
   for (std::size_t i = 0; i < local_.size(); ++i) {
     RankState& r = ranks_[i];
     r.rank = local_[i];
@@ -209,14 +211,10 @@ Status Runner::setup(bool use_mpi) {
     std::size_t free = 0, total = 0;
     SPATTN_CUDA_CHECK(cudaMemGetInfo(&free, &total));
     r.free_before = free;
-    std::size_t bytes = 0;
-    for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
-      if (plan_.buffers[b].rank != r.rank) continue;
-      r.offset[static_cast<core::BufferId>(b)] = bytes;
-      bytes +=
-          (static_cast<std::size_t>(core::buffer_bytes(plan_, plan_.buffers[b])) + kAlign - 1) /
-          kAlign * kAlign;
-    }
+    for (std::size_t b = 0; b < plan_.buffers.size(); ++b)
+      if (plan_.buffers[b].rank == r.rank)
+        r.offset[static_cast<core::BufferId>(b)] = static_cast<std::size_t>(layout.offset[b]);
+    const auto bytes = static_cast<std::size_t>(need[static_cast<std::size_t>(r.rank)]);
     const double gib = 1.0 / static_cast<double>(kGiB);
     if (bytes > free)
       return infeasible(
@@ -226,6 +224,7 @@ Status Runner::setup(bool use_mpi) {
           " has " + std::to_string(static_cast<double>(free) * gib) + " GiB free");
     SPATTN_CUDA_CHECK(cudaMalloc(&r.arena, std::max<std::size_t>(bytes, 1)));
     SPATTN_CUDA_CHECK(cudaMemset(r.arena, 0, std::max<std::size_t>(bytes, 1)));
+    SPATTN_CUDA_CHECK(cudaMemGetInfo(&r.free_after_arena, &total));
     for (cudaStream_t& s : r.stream)
       SPATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     SPATTN_CUDA_CHECK(cudaEventCreate(&r.origin));
@@ -442,6 +441,8 @@ Status Runner::measure_memory(ExecResult& res) {
     SPATTN_CUDA_CHECK(cudaMemGetInfo(&free, &total));
     res.predicted_bytes.push_back(need[static_cast<std::size_t>(r.rank)]);
     res.measured_bytes.push_back(static_cast<Bytes>(r.free_before) - static_cast<Bytes>(free));
+    res.arena_bytes.push_back(static_cast<Bytes>(r.free_before) -
+                              static_cast<Bytes>(r.free_after_arena));
   }
   return {};
 }

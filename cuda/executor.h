@@ -32,9 +32,11 @@ struct ExecResult {
   core::Timeline timeline;           // the median iteration, spans of local ranks' tasks
   std::vector<double> iteration_ms;  // every timed iteration: the slowest local rank
   double median_ms = 0;
-  std::vector<Bytes> predicted_bytes;  // per local rank: the plan's buffers
-  std::vector<Bytes> measured_bytes;   // per local rank: device memory taken by the run (buffers,
-                                       // NCCL's own, workspace), from cudaMemGetInfo
+  std::vector<Bytes> predicted_bytes;  // per local rank: the plan's arena (core::peak_memory)
+  // Per local rank, from cudaMemGetInfo: the device memory the arena's allocation took, and all
+  // the run took (the arena, NCCL's connection buffers made at the first send, workspace).
+  std::vector<Bytes> arena_bytes;
+  std::vector<Bytes> measured_bytes;
   // Numerical check (max |got - ref| / max |ref| over the rows compared).
   std::string check;  // "whole" or "N sampled rows" or "off"
   double out_error = 0, lse_error = 0, tolerance = 0;

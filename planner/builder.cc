@@ -36,6 +36,10 @@ BufferId Builder::buffer(int rank, std::string name, BufferRole role, TensorKind
 
 TaskId Builder::task(int rank, core::Stream stream, std::string label, core::Op op,
                      std::vector<TaskId> deps, std::int64_t collective) {
+  if (pass_ > 0 && static_cast<std::size_t>(rank) < pass_entry_.size()) {
+    const std::vector<TaskId>& entry = pass_entry_[static_cast<std::size_t>(rank)];
+    deps.insert(deps.end(), entry.begin(), entry.end());
+  }
   deps.erase(std::remove(deps.begin(), deps.end(), TaskId{-1}), deps.end());
   std::sort(deps.begin(), deps.end());
   deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
@@ -50,6 +54,21 @@ TaskId Builder::task(int rank, core::Stream stream, std::string label, core::Op 
   t.op = std::move(op);
   plan_.tasks.push_back(std::move(t));
   return plan_.tasks.back().id;
+}
+
+void Builder::set_pass(int pass) {
+  if (pass > 0 && pass > pass_) {
+    const int prev = std::max(pass_, 0);
+    std::vector<char> waited_on(plan_.tasks.size(), 0);
+    for (const core::Task& t : plan_.tasks)
+      if (t.pass == prev)
+        for (TaskId d : t.deps) waited_on[static_cast<std::size_t>(d)] = 1;
+    pass_entry_.assign(static_cast<std::size_t>(plan_.world), {});
+    for (const core::Task& t : plan_.tasks)
+      if (t.pass == prev && !waited_on[static_cast<std::size_t>(t.id)])
+        pass_entry_[static_cast<std::size_t>(t.rank)].push_back(t.id);
+  }
+  pass_ = pass;
 }
 
 int Builder::group(std::vector<int> ranks) {

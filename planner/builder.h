@@ -54,13 +54,18 @@ class Builder {
   }
   const core::Problem& problem() const { return plan_.problem; }
   // Buffers and tasks made from now on belong to streamed chunk `pass` (-1: shared by all).
-  void set_pass(int pass) { pass_ = pass; }
+  // Tasks from here on belong to `pass` (a streamed chunk; -1: buffers every pass shares). Passes
+  // run one after another on each rank, as chunks do in generation: every task of a new pass
+  // waits for the rank's last tasks of the previous pass (those no task of that pass waits for),
+  // which also lets an executor reuse the memory of buffers whose pass is over.
+  void set_pass(int pass);
   core::Plan& plan() { return plan_; }
 
  private:
   core::Plan& plan_;
   std::int64_t next_collective_ = 0;
   int pass_ = 0;
+  std::vector<std::vector<core::TaskId>> pass_entry_;  // per rank: what a new pass's tasks wait for
 };
 
 // The global rank of ring position g and head slot u: Ulysses groups on consecutive ranks

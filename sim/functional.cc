@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <map>
 
 #include "core/shard.h"
@@ -38,8 +39,9 @@ class Machine {
     for (const core::Buffer& b : plan.buffers) {
       if (b.role == core::BufferRole::kInput)
         mem_.push_back(core::shard_input(plan, b, in));
-      else
-        mem_.emplace_back(b.batch, b.tokens, b.heads, b.width);
+      else  // NaN until written: a plan must not read what it never wrote (executors reuse memory)
+        mem_.emplace_back(b.batch, b.tokens, b.heads, b.width,
+                          std::numeric_limits<double>::quiet_NaN());
     }
   }
 

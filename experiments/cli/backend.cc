@@ -193,6 +193,26 @@ Status report_status(const Report& r) {
                                     to_string(r.backend), failed, total, first));
 }
 
+void add_chunk_metrics(const core::Plan& plan, const core::Timeline& timeline, ReportRow& row) {
+  const std::vector<std::vector<Bytes>> set = core::memory_by_pass(plan);
+  if (set.size() < 2) return;
+  std::vector<TimePs> end(set.size(), 0);
+  for (const core::TaskSpan& sp : timeline.spans) {
+    if (sp.end == 0) continue;  // a task of a rank this timeline does not hold
+    const int pass = plan.tasks[static_cast<std::size_t>(sp.task)].pass;
+    end[static_cast<std::size_t>(pass)] = std::max(end[static_cast<std::size_t>(pass)], sp.end);
+  }
+  for (std::size_t c = 0; c < set.size(); ++c) {
+    const TimePs from = c == 0 ? 0 : end[c - 1];
+    row.metrics.push_back({fmt::format("chunk{}_ms", c), ps_to_ms(end[c] - from)});
+  }
+  for (std::size_t c = 0; c < set.size(); ++c)
+    row.metrics.push_back(
+        {fmt::format("chunk{}_set_gib", c),
+         static_cast<double>(*std::max_element(set[c].begin(), set[c].end())) /
+             static_cast<double>(kGiB)});
+}
+
 std::string format_table(const Report& r) {
   std::string s = fmt::format("backend {}: check {}\n", to_string(r.backend), r.check);
   if (!r.device.empty()) s += fmt::format("device: {}\n", r.device);
@@ -202,8 +222,10 @@ std::string format_table(const Report& r) {
     s += fmt::format("\n{}{} GPUs, ran {}\n", c.label.empty() ? "" : "[" + c.label + "] ", c.gpus,
                      describe(c.problem));
     if (!c.shape_note.empty()) s += fmt::format("  ({})\n", c.shape_note);
-    // Output digests (for comparing runs bit for bit) stay in the JSON, out of the table.
-    auto shown = [](const std::string& k) { return k.rfind("digest", 0) != 0; };
+    // Output digests (for comparing runs bit for bit) and per-chunk metrics stay in the JSON.
+    auto shown = [](const std::string& k) {
+      return k.rfind("digest", 0) != 0 && k.rfind("chunk", 0) != 0;
+    };
     std::string head = fmt::format("  {:<32}", "plan");
     if (!c.rows.empty())
       for (const ReportRow& row : c.rows)

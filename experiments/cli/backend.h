@@ -64,6 +64,11 @@ struct ReportRow {
   double metric(const std::string& name, double fallback = 0) const;
   bool has_metric(const std::string& name) const;
 };
+// Streaming plans: per chunk c, "chunk<c>_ms" (when the chunk's last task ended, less when the
+// previous chunk's did, over all ranks the timeline holds; chunks run one after another) and
+// "chunk<c>_set_gib" (core::memory_by_pass, the busiest rank). Only in the JSON, not the table.
+void add_chunk_metrics(const core::Plan& plan, const core::Timeline& timeline, ReportRow& row);
+
 struct ReportCase {
   std::string label;  // sweep case label ("" without a sweep)
   int gpus = 0;

@@ -30,14 +30,17 @@ Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o) {
       row.status = r.status();
       return {};
     }
-    Bytes predicted = 0, measured = 0;
+    Bytes predicted = 0, arena = 0, measured = 0;
     for (Bytes x : r->predicted_bytes) predicted = std::max(predicted, x);
+    for (Bytes x : r->arena_bytes) arena = std::max(arena, x);
     for (Bytes x : r->measured_bytes) measured = std::max(measured, x);
     row.metrics = {{"median_ms", r->median_ms},
                    {"out_rel_error", r->out_error},
                    {"lse_rel_error", r->lse_error},
                    {"predicted_gib", static_cast<double>(predicted) / static_cast<double>(kGiB)},
+                   {"arena_gib", static_cast<double>(arena) / static_cast<double>(kGiB)},
                    {"measured_gib", static_cast<double>(measured) / static_cast<double>(kGiB)}};
+    add_chunk_metrics(plan, r->timeline, row);
     for (std::size_t i = 0; i < r->local_ranks.size();
          ++i)  // 52 bits of the digest: exact in a double
       row.metrics.push_back({"digest_r" + std::to_string(r->local_ranks[i]),

@@ -46,6 +46,7 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o) {
         {"predicted_gib", static_cast<double>(peak_max) / static_cast<double>(kGiB)},
         {"events", static_cast<double>(r->events)},
         {"comm_gib", static_cast<double>(sum.comm_bytes_max_rank) / static_cast<double>(kGiB)}};
+    add_chunk_metrics(plan, r->timeline, row);
     row.pass = true;
     if (o.keep_timelines)
       row.timeline = std::make_shared<const core::Timeline>(std::move(r->timeline));

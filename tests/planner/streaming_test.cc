@@ -127,3 +127,99 @@ TEST(Streaming, WorkingSetPlateausUnderTheCapAndGrowsWithout) {
 
 }  // namespace
 }  // namespace spattn
+
+namespace spattn {
+namespace {
+
+// Each rank runs the chunks one after another: every task of pass p is ordered (through
+// dependencies) after every task of pass p - 1 on its rank. This is what lets core::memory_layout
+// give a finished chunk's bytes to the next chunk; so check it, and that the layout never puts two
+// buffers that live at the same time (same rank, overlapping passes) on the same bytes.
+TEST(Streaming, PassesRunInOrderAndTheArenaNeverOverlapsLiveBuffers) {
+  std::mt19937 rng(11);
+  int plans = 0, reused = 0;
+  while (plans < 60) {
+    const core::Problem p = streaming_problem(rng);
+    const int world = 1 + static_cast<int>(rng() % 6);
+    const auto choices = planner::enumerate_choices(world);
+    Expected<core::Plan> plan = planner::make_plan(p, choices[rng() % choices.size()]);
+    if (!plan) continue;
+    ++plans;
+    SCOPED_TRACE(plan->name() + " S=" + std::to_string(p.seq_len));
+    const std::size_t n = plan->tasks.size();
+    // after[t]: the tasks t is ordered after (tasks come after their dependencies).
+    std::vector<std::vector<char>> after(n, std::vector<char>(n, 0));
+    for (const core::Task& t : plan->tasks)
+      for (core::TaskId d : t.deps) {
+        after[static_cast<std::size_t>(t.id)][static_cast<std::size_t>(d)] = 1;
+        for (std::size_t x = 0; x < n; ++x)
+          if (after[static_cast<std::size_t>(d)][x]) after[static_cast<std::size_t>(t.id)][x] = 1;
+      }
+    for (const core::Task& t : plan->tasks)
+      for (const core::Task& u : plan->tasks)
+        if (u.rank == t.rank && u.pass == t.pass - 1)
+          ASSERT_TRUE(after[static_cast<std::size_t>(t.id)][static_cast<std::size_t>(u.id)])
+              << t.label << " does not wait for " << u.label;
+
+    // Lives as the layout defines them; inputs and outputs span the plan.
+    int passes = 1;
+    for (const core::Task& t : plan->tasks) passes = std::max(passes, t.pass + 1);
+    std::vector<int> first(plan->buffers.size()), last(plan->buffers.size());
+    for (std::size_t b = 0; b < plan->buffers.size(); ++b) {
+      const core::Buffer& buf = plan->buffers[b];
+      const bool whole = buf.pass < 0 || buf.role == core::BufferRole::kInput ||
+                         buf.role == core::BufferRole::kOutput;
+      first[b] = whole ? 0 : buf.pass;
+      last[b] = whole ? passes - 1 : buf.pass;
+    }
+    for (const core::Task& t : plan->tasks)
+      for (const auto& views : {core::reads(t), core::writes(t)})
+        for (const core::View& v : views)
+          last[static_cast<std::size_t>(v.buffer)] =
+              std::max(last[static_cast<std::size_t>(v.buffer)], t.pass);
+    const core::MemoryLayout m = core::memory_layout(*plan);
+    std::vector<Bytes> sum(static_cast<std::size_t>(plan->world), 0);
+    for (std::size_t a = 0; a < plan->buffers.size(); ++a) {
+      const core::Buffer& A = plan->buffers[a];
+      const Bytes asz = core::buffer_bytes(*plan, A);
+      sum[static_cast<std::size_t>(A.rank)] += asz;
+      EXPECT_LE(m.offset[a] + asz, m.bytes[static_cast<std::size_t>(A.rank)]);
+      for (std::size_t b = a + 1; b < plan->buffers.size(); ++b) {
+        const core::Buffer& B = plan->buffers[b];
+        if (B.rank != A.rank || last[a] < first[b] || last[b] < first[a]) continue;
+        const Bytes bsz = core::buffer_bytes(*plan, B);
+        EXPECT_TRUE(asz == 0 || bsz == 0 || m.offset[a] + asz <= m.offset[b] ||
+                    m.offset[b] + bsz <= m.offset[a])
+            << A.name << " and " << B.name << " share bytes while both live";
+      }
+    }
+    for (std::size_t r = 0; r < sum.size(); ++r)
+      if (m.bytes[r] < sum[r]) ++reused;
+  }
+  EXPECT_GT(reused, 0);  // some streamed plan did reuse memory
+}
+
+// System: Ulysses on 2 ranks, 2 heads of dim 4, chunks of 4 tokens (bf16: every buffer is at most
+// 64 B, so each takes one 256-B slot of the arena). Expectation, rank 0: going from 5 to 10 chunks
+// adds per chunk the caller's q, k, v, out and lse (5 slots: they live for the whole plan) and
+// nothing else when a chunk sees only itself and the one before (max_attention_size 8: the
+// evicted cache entries, k_full and v_full, and all scratch are reused); without the cap every
+// chunk's k_full and v_full stay in the cache: 7 slots.
+TEST(Streaming, ArenaReusesTheEvictedCache) {
+  auto arena = [](std::int64_t chunks, std::int64_t cap) {
+    core::Problem p;
+    p.q_heads = p.kv_heads = 2;
+    p.head_dim = 4;
+    p.chunk_len = 4;
+    p.seq_len = 4 * chunks;
+    p.max_attention_size = cap;
+    Expected<core::Plan> plan = planner::make_plan(p, {core::Scheme::kUlysses, 2, 1});
+    EXPECT_TRUE(plan.ok());
+    return plan.ok() ? core::memory_layout(*plan).bytes[0] : Bytes{0};
+  };
+  EXPECT_EQ(arena(10, 8) - arena(5, 8), 5 * 5 * 256);
+  EXPECT_EQ(arena(10, 0) - arena(5, 0), 5 * 7 * 256);
+}
+
+}  // namespace
+}  // namespace spattn
