@@ -58,7 +58,7 @@ Expected<Profile> read_profile(const YamlReader& y) {
   SPATTN_RETURN_IF_ERROR(y.check_keys(y.root(), "", {"profile"}));
   const YAML::Node m = y.root()["profile"];
   SPATTN_RETURN_IF_ERROR(
-      y.check_keys(m, "profile", {"name", "links", "nccl", "attention", "memory", "overlap"}));
+      y.check_keys(m, "profile", {"name", "links", "nccl", "attention", "memory", "overlap", "host"}));
   Profile p;
   SPATTN_RETURN_IF_ERROR(y.get(m, "name", p.name, false));
   if (const YAML::Node l = m["links"]) {
@@ -89,10 +89,17 @@ Expected<Profile> read_profile(const YamlReader& y) {
     SPATTN_RETURN_IF_ERROR(read_us(y, mem, "launch_us", p.memory_launch));
   }
   if (const YAML::Node o = m["overlap"]) {
-    SPATTN_RETURN_IF_ERROR(y.check_keys(o, "overlap", {"compute_slowdown"}));
+    SPATTN_RETURN_IF_ERROR(
+        y.check_keys(o, "overlap", {"compute_slowdown", "comm_waits_for_compute"}));
     SPATTN_RETURN_IF_ERROR(y.get(o, "compute_slowdown", p.compute_slowdown, false));
     if (!(p.compute_slowdown >= 0))
       return y.error(o["compute_slowdown"], "compute_slowdown", "must be >= 0");
+    SPATTN_RETURN_IF_ERROR(y.get(o, "comm_waits_for_compute", p.comm_waits_for_compute, false));
+  }
+  if (const YAML::Node h = m["host"]) {
+    SPATTN_RETURN_IF_ERROR(y.check_keys(h, "host", {"task_us", "one_process"}));
+    SPATTN_RETURN_IF_ERROR(read_us(y, h, "task_us", p.host_task));
+    SPATTN_RETURN_IF_ERROR(y.get(h, "one_process", p.host_one_process, false));
   }
   return p;
 }
@@ -157,7 +164,10 @@ std::string profile_yaml(const Profile& p) {
   if (!p.attention_causal.empty()) s += "    causal:\n" + table_yaml(p.attention_causal);
   s += fmt::format("  memory: {{hbm_gbps: {}, launch_us: {}}}\n", p.hbm_bandwidth / 1e9,
                    ps_to_us_exact(p.memory_launch));
-  s += fmt::format("  overlap: {{compute_slowdown: {}}}\n", p.compute_slowdown);
+  s += fmt::format("  overlap: {{compute_slowdown: {}, comm_waits_for_compute: {}}}\n",
+                   p.compute_slowdown, p.comm_waits_for_compute);
+  s += fmt::format("  host: {{task_us: {}, one_process: {}}}\n", ps_to_us_exact(p.host_task),
+                   p.host_one_process);
   return s;
 }
 

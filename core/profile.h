@@ -46,6 +46,15 @@ struct Profile {
 
   // Compute runs at 1 / (1 + compute_slowdown) of its speed while a comm task of its rank runs.
   double compute_slowdown = 0.0;
+  // A collective whose ranks are running compute kernels when it is ready moves no data before
+  // those kernels end (NCCL's kernels find no free SM until the running kernel's last blocks go).
+  bool comm_waits_for_compute = false;
+
+  // Host: issuing one task (events, waits, the launch) takes host_task on the issuing thread, and
+  // no task starts before it is issued. Tasks are issued in core::issue_order, by one thread for
+  // every rank (host_one_process, the executor's default) or one per rank (mpirun).
+  TimePs host_task = 0;
+  bool host_one_process = true;
 
   const LinkClassProfile& link_class(LinkClass c) const;
   // Achieved FLOP/s (not TFLOP/s) at `tokens` for a causal or non-causal block.

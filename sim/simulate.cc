@@ -37,6 +37,7 @@ class Engine {
   struct Collective {
     std::vector<int> tasks;
     int ready = 0;
+    int blockers = 0;  // comm_waits_for_compute: compute tasks it waits for
   };
   // The compute task a stream is running (either stream may hold compute ops).
   struct Running {
@@ -61,6 +62,8 @@ class Engine {
   }
 
   void try_start(int stream);
+  void ready_to_launch(int coll);
+  void release_waiting(int stream);
   void launch(int coll);
   void start_compute(int t);
   void schedule_compute_end(int stream);
@@ -88,6 +91,9 @@ class Engine {
   std::vector<TimePs> overhead_;  // comm task: NCCL overhead before its data moves
   std::vector<Running> running_;  // per stream
   std::vector<int> comm_active_;  // per rank: launched comm tasks not yet ended
+  std::vector<std::vector<int>> waiting_;  // per stream: collectives waiting for its compute task
+  std::vector<TimePs> issued_;             // per task: when the host has issued it (host_task)
+  std::vector<char> issue_pending_;        // per task: a try_start is scheduled at issued_
   std::vector<core::TaskSpan> spans_;
   int done_ = 0;
 };
@@ -152,6 +158,24 @@ Status Engine::build() {
   overhead_.assign(n, 0);
   running_.assign(streams_.size(), {});
   comm_active_.assign(static_cast<std::size_t>(plan_.world), 0);
+  waiting_.assign(streams_.size(), {});
+  if (profile_.host_task > 0) {
+    // The executor's host thread(s) issue tasks in issue order, host_task each; a collective's
+    // tasks are issued together (one NCCL group), so all of them when the last one is.
+    Expected<std::vector<std::vector<core::TaskId>>> order = core::issue_order(plan_);
+    if (!order) return order.status();
+    std::vector<TimePs> cursor(profile_.host_one_process ? 1 : static_cast<std::size_t>(plan_.world),
+                               0);
+    auto thread = [&](core::TaskId t) -> TimePs& {
+      return cursor[profile_.host_one_process ? 0 : static_cast<std::size_t>(task(t).rank)];
+    };
+    issued_.assign(n, 0);
+    issue_pending_.assign(n, 0);
+    for (const std::vector<core::TaskId>& unit : *order) {
+      for (core::TaskId t : unit) thread(t) += profile_.host_task;
+      for (core::TaskId t : unit) issued_[static_cast<std::size_t>(t)] = thread(t);
+    }
+  }
   spans_.resize(n);
   for (std::size_t t = 0; t < n; ++t) spans_[t] = {static_cast<core::TaskId>(t), -1, -1};
   return {};
@@ -162,6 +186,13 @@ void Engine::try_start(int stream) {
   if (busy_[s] || head_[s] == static_cast<int>(streams_[s].size())) return;
   const int t = streams_[s][static_cast<std::size_t>(head_[s])];
   if (deps_left_[static_cast<std::size_t>(t)] > 0) return;
+  if (!issued_.empty() && queue_.now() < issued_[static_cast<std::size_t>(t)]) {
+    if (!issue_pending_[static_cast<std::size_t>(t)]) {
+      issue_pending_[static_cast<std::size_t>(t)] = 1;
+      queue_.schedule_at(issued_[static_cast<std::size_t>(t)], [this, stream] { try_start(stream); });
+    }
+    return;
+  }
   busy_[s] = 1;
   spans_[static_cast<std::size_t>(t)].start = queue_.now();
   const int c = coll_of_[static_cast<std::size_t>(t)];
@@ -170,7 +201,26 @@ void Engine::try_start(int stream) {
     return;
   }
   Collective& coll = colls_[static_cast<std::size_t>(c)];
-  if (++coll.ready == static_cast<int>(coll.tasks.size())) launch(c);
+  if (++coll.ready == static_cast<int>(coll.tasks.size())) ready_to_launch(c);
+}
+
+void Engine::ready_to_launch(int c) {
+  Collective& coll = colls_[static_cast<std::size_t>(c)];
+  if (profile_.comm_waits_for_compute)
+    for (int t : coll.tasks)
+      for (int s = 2 * task(t).rank; s < 2 * task(t).rank + 2; ++s)
+        if (running_[static_cast<std::size_t>(s)].task >= 0) {
+          ++coll.blockers;
+          waiting_[static_cast<std::size_t>(s)].push_back(c);
+        }
+  if (coll.blockers == 0) launch(c);
+}
+
+void Engine::release_waiting(int stream) {
+  std::vector<int> w;
+  w.swap(waiting_[static_cast<std::size_t>(stream)]);
+  for (int c : w)
+    if (--colls_[static_cast<std::size_t>(c)].blockers == 0) launch(c);
 }
 
 void Engine::launch(int c) {
@@ -225,6 +275,7 @@ void Engine::schedule_compute_end(int s) {
     Running& rs = running_[static_cast<std::size_t>(s)];
     if (rs.version != v) return;  // its speed changed; a later event ends it
     rs.task = -1;
+    release_waiting(s);
     end_task(t);
   });
 }

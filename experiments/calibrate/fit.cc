@@ -105,7 +105,8 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
                                           describe(m.point), m.point.ranks, cluster.name,
                                           cluster.num_gpus()));
 
-  // Memory-bound tasks: T = bytes / hbm + launch.
+  // Memory-bound tasks: T = bytes / hbm + launch, least squares in relative error (each row
+  // divided by its time, so a 8 us copy counts as much as a 1 ms one).
   {
     std::vector<std::pair<double, double>> pts;  // (bytes read + written, us)
     for (const Measurement& m : ms) {
@@ -123,9 +124,9 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       Eigen::MatrixXd a(static_cast<Eigen::Index>(pts.size()), 2);
       Eigen::VectorXd b(a.rows());
       for (std::size_t i = 0; i < pts.size(); ++i) {
-        a(static_cast<Eigen::Index>(i), 0) = pts[i].first;
-        a(static_cast<Eigen::Index>(i), 1) = 1.0;
-        b(static_cast<Eigen::Index>(i)) = pts[i].second;
+        a(static_cast<Eigen::Index>(i), 0) = pts[i].first / pts[i].second;
+        a(static_cast<Eigen::Index>(i), 1) = 1.0 / pts[i].second;
+        b(static_cast<Eigen::Index>(i)) = 1.0;
       }
       const Eigen::VectorXd x = nnls(a, b);
       if (!(x(0) > 0))
@@ -133,12 +134,40 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       prof.hbm_bandwidth = 1e6 / x(0);
       prof.memory_launch = us_to_ps(x(1));
       res.notes.push_back(fmt::format(
-          "memory: hbm {:.0f} GB/s, launch {:.2f} us: least squares over {} copy/merge points",
+          "memory: hbm {:.0f} GB/s, launch {:.2f} us: relative least squares over {} copy/merge "
+          "points",
           prof.hbm_bandwidth / 1e9, x(1), pts.size()));
     } else {
       res.notes.push_back(
           "memory: fewer than 2 copy/merge points, hbm and launch kept from the base");
     }
+  }
+
+  // Host: the time to issue one task, so that the simulated issue point takes what it measured
+  // (bisection: the simulated time does not fall as host_task grows). Before the communication
+  // fit, so that NCCL's overheads are what remains once the host's share is known.
+  for (const Measurement& m : ms) {
+    if (m.point.kind != PointKind::kIssue) continue;
+    auto sim_at = [&](double us) -> Expected<double> {
+      core::Profile p = prof;
+      p.host_task = us_to_ps(us);
+      return simulate_point(m.point, cluster, p);
+    };
+    Expected<double> gpu = sim_at(0);
+    if (!gpu) return gpu.status();
+    double lo = 0, hi = m.median_us;
+    if (*gpu < m.median_us) {
+      for (int i = 0; i < 60; ++i) {
+        const double mid = 0.5 * (lo + hi);
+        Expected<double> t = sim_at(mid);
+        if (!t) return t.status();
+        (*t < m.median_us ? lo : hi) = mid;
+      }
+    }
+    prof.host_task = us_to_ps(lo);
+    res.notes.push_back(fmt::format(
+        "host task {:.2f} us: {} took {:.1f} us, the GPU work alone {:.1f} us (simulated)",
+        ps_to_us(prof.host_task), describe(m.point), m.median_us, *gpu));
   }
 
   // Attention table: F(n) = flops / (T - launch).
@@ -243,48 +272,62 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
     }
   }
 
-  // Slowdown of compute under communication.
-  {
-    const Measurement* overlap = nullptr;
-    for (const Measurement& m : ms)
-      if (m.point.kind == PointKind::kOverlap) overlap = &m;
-    const Measurement* alone = nullptr;
-    const Measurement* ring = nullptr;
-    if (overlap) {
-      alone = find_point(ms, {PointKind::kAttention, 1, 0, overlap->point.tokens, false});
-      ring = find_point(
-          ms, {PointKind::kSendRecvRing, overlap->point.ranks, overlap->point.bytes, 0, false});
+  // Does a collective wait for the compute kernel running when it is ready? The model (on or
+  // off) whose simulated overlap_ring is closer to the measured one.
+  for (const Measurement& m : ms) {
+    if (m.point.kind != PointKind::kOverlapRing) continue;
+    double t[2];
+    for (int waits = 0; waits < 2; ++waits) {
+      core::Profile p = prof;
+      p.comm_waits_for_compute = waits == 1;
+      p.compute_slowdown = 0;  // not known yet; the ring's time hardly depends on it
+      Expected<double> x = simulate_point(m.point, cluster, p);
+      if (!x) return x.status();
+      t[waits] = *x;
     }
-    if (overlap && alone && ring) {
-      const double w = alone->median_us, tc = overlap->median_us, ring_us = ring->median_us;
-      double s = 0;
-      bool ok = true;
-      if (tc <= ring_us) {
-        s = tc / w - 1;
-      } else if (ring_us + w - tc > 0) {
-        s = ring_us / (ring_us + w - tc) - 1;
-      } else {
-        ok = false;
-      }
-      if (ok) {
-        prof.compute_slowdown = std::max(0.0, s);
-        res.notes.push_back(fmt::format(
-            "compute_slowdown {:.4f}: attention {} tokens {:.1f} us alone, {:.1f} us under a {} "
-            "ring "
-            "({:.1f} us){}",
-            prof.compute_slowdown, overlap->point.tokens, w, tc, format_bytes(overlap->point.bytes),
-            ring_us, s < 0 ? " (measured faster under comm: clamped to 0)" : ""));
-      } else {
-        res.notes.push_back(
-            fmt::format("compute_slowdown kept from the base: the attention under comm ({:.1f} us) "
-                        "took longer than "
-                        "the ring and the attention one after the other ({:.1f} us)",
-                        tc, ring_us + w));
-      }
+    prof.comm_waits_for_compute = std::abs(t[1] - m.median_us) < std::abs(t[0] - m.median_us);
+    res.notes.push_back(fmt::format(
+        "comm_waits_for_compute {}: {} took {:.1f} us; simulated {:.1f} us if it waits, {:.1f} "
+        "us if not",
+        prof.comm_waits_for_compute, describe(m.point), m.median_us, t[1], t[0]));
+  }
+
+  // Slowdown of compute under communication: the s for which the simulated overlap point (the
+  // attention while the ring runs beside it) takes what it measured (bisection; the simulated
+  // time grows with s). Seen only when the ring runs beside the attention, not after it.
+  for (const Measurement& m : ms) {
+    if (m.point.kind != PointKind::kOverlap) continue;
+    auto sim_at = [&](double slowdown) -> Expected<double> {
+      core::Profile p = prof;
+      p.compute_slowdown = slowdown;
+      return simulate_point(m.point, cluster, p);
+    };
+    if (prof.comm_waits_for_compute) {
+      prof.compute_slowdown = 0;
+      res.notes.push_back("compute_slowdown 0: the ring waits for the attention, so none is seen");
+      continue;
+    }
+    Expected<double> lo_t = sim_at(0), hi_t = sim_at(10);
+    if (!lo_t || !hi_t) return (lo_t ? hi_t : lo_t).status();
+    double lo = 0, hi = 10;
+    if (m.median_us <= *lo_t) {
+      hi = 0;
+    } else if (m.median_us >= *hi_t) {
+      lo = 10;
     } else {
-      res.notes.push_back(
-          "compute_slowdown kept from the base (no overlap point with its attention and ring)");
+      for (int i = 0; i < 60; ++i) {
+        const double x = 0.5 * (lo + hi);
+        Expected<double> t = sim_at(x);
+        if (!t) return t.status();
+        (*t < m.median_us ? lo : hi) = x;
+      }
     }
+    prof.compute_slowdown = 0.5 * (lo + hi);
+    res.notes.push_back(fmt::format(
+        "compute_slowdown {:.4f}: {} took {:.1f} us for the attention; {:.1f} us simulated "
+        "without slowdown{}",
+        prof.compute_slowdown, describe(m.point), m.median_us, *lo_t,
+        m.median_us <= *lo_t ? " (not slower under comm: 0)" : ""));
   }
 
   for (const Measurement& m : ms) {

@@ -25,6 +25,8 @@ constexpr KindName kKindNames[] = {
     {PointKind::kCopy, "copy"},
     {PointKind::kMerge, "merge"},
     {PointKind::kOverlap, "overlap"},
+    {PointKind::kOverlapRing, "overlap_ring"},
+    {PointKind::kIssue, "issue"},
 };
 
 // Builds a plan buffer by buffer and task by task (ids in order, so dependencies point back).
@@ -157,8 +159,11 @@ std::string describe(const Point& p) {
       return fmt::format("{} {}", to_string(p.kind), format_bytes(core::buffer_bytes(mb.plan, b)));
     }
     case PointKind::kOverlap:
-      return fmt::format("overlap P={} attention {} tokens + ring {}", p.ranks, p.tokens,
-                         format_bytes(p.bytes));
+    case PointKind::kOverlapRing:
+      return fmt::format("{} P={} attention {} tokens + ring {}", to_string(p.kind), p.ranks,
+                         p.tokens, format_bytes(p.bytes));
+    case PointKind::kIssue:
+      return fmt::format("issue P={} {} tasks per rank", p.ranks, p.tokens);
   }
   return "?";
 }
@@ -185,13 +190,18 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
   pts.push_back({PointKind::kCopy, 1, 0, 100, false});
   pts.push_back({PointKind::kCopy, 1, 0, 102400, false});
   pts.push_back({PointKind::kMerge, 1, 0, 51200, false});
-  if (gpus >= 2) pts.push_back({PointKind::kOverlap, gpus, kOverlapBytes, kOverlapTokens, false});
+  if (gpus >= 2) {
+    pts.push_back({PointKind::kOverlap, gpus, kOverlapBytes, kOverlapTokens, false});
+    pts.push_back({PointKind::kOverlapRing, gpus, kOverlapBytes, kOverlapTokens, false});
+  }
+  pts.push_back({PointKind::kIssue, gpus, 0, kIssueTasks, false});
   return pts;
 }
 
 MicroBench build_microbench(const Point& p) {
   MicroBench mb;
-  const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kOverlap;
+  const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kOverlap ||
+                    p.kind == PointKind::kOverlapRing;
   mb.plan = empty_plan(p.kind == PointKind::kSendRecvPair ? 2 : p.ranks, attn ? p.tokens : 0,
                        p.kind == PointKind::kAttention && p.causal);
   Builder b(mb.plan);
@@ -245,17 +255,33 @@ MicroBench build_microbench(const Point& p) {
       mb.timed.push_back(add_attention(b, p.tokens, false));
       add_ring(b, p.ranks, p.bytes);
       break;
+    case PointKind::kOverlapRing:
+      add_attention(b, p.tokens, false);
+      mb.timed = add_ring(b, p.ranks, p.bytes);
+      break;
+    case PointKind::kIssue: {
+      mb.span = true;
+      for (int r = 0; r < p.ranks; ++r) {
+        const BufferId row = b.buffer(r, "row", 1, kHeads, kHeadDim, ElemType::kInput);
+        for (std::int64_t i = 0; i < p.tokens; ++i)
+          mb.timed.push_back(
+              b.task(r, core::Stream::kCompute, "fill", core::Fill{b.whole(row), 0.0}));
+      }
+      break;
+    }
   }
   return mb;
 }
 
 double timed_us(const MicroBench& mb, const core::Timeline& timeline) {
-  TimePs longest = 0;
+  TimePs longest = 0, first = -1, last = 0;
   for (core::TaskId t : mb.timed) {
     const core::TaskSpan& s = timeline.spans.at(static_cast<std::size_t>(t));
     longest = std::max(longest, s.end - s.start);
+    first = first < 0 ? s.start : std::min(first, s.start);
+    last = std::max(last, s.end);
   }
-  return ps_to_us(longest);
+  return ps_to_us(mb.span ? last - first : longest);
 }
 
 }  // namespace spattn::calibrate

@@ -11,7 +11,11 @@
 //   attention      one square AttnBlock of `tokens` on rank 0, bf16, 40 heads, head_dim 128
 //   copy, merge    one Copy (bf16) / Merge (fp32, the planner's accumulators) of [tokens, 40, 128]
 //   overlap        the attention point of kOverlapTokens on rank 0's compute stream while the
-//                  sendrecv_ring of kOverlapBytes over `ranks` runs on the comm streams
+//                  sendrecv_ring of kOverlapBytes over `ranks` runs on the comm streams; timed:
+//                  the attention
+//   overlap_ring   the same plan, timed: the ring (does its data wait for the attention?)
+//   issue          `tokens` independent fills of one row per rank on every rank's compute stream,
+//                  issued by one thread; timed: first start to last end (the host's issue rate)
 #pragma once
 
 #include <cstdint>
@@ -32,7 +36,9 @@ enum class PointKind {
   kAttention,
   kCopy,
   kMerge,
-  kOverlap
+  kOverlap,
+  kOverlapRing,
+  kIssue
 };
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);
@@ -42,6 +48,7 @@ inline constexpr std::int64_t kHeads = 40;
 inline constexpr std::int64_t kHeadDim = 128;
 inline constexpr std::int64_t kOverlapTokens = 4096;
 inline constexpr Bytes kOverlapBytes = kGiB;
+inline constexpr std::int64_t kIssueTasks = 100;  // per rank
 
 struct Point {
   PointKind kind = PointKind::kAttention;
@@ -70,12 +77,13 @@ std::vector<Point> calibration_points(int gpus, bool quick);
 struct MicroBench {
   core::Plan plan;
   std::vector<core::TaskId> timed;  // the point's time = max over these of (end - start)
+  bool span = false;                // ... or, when set, the last end less the first start
 };
 // The plan of a point; every buffer is scratch (the executors zero it; no input generation, no
 // output check), every comm view a whole buffer.
 MicroBench build_microbench(const Point& p);
 
-// Microseconds: max over the timed tasks of (end - start).
+// Microseconds: max over the timed tasks of (end - start), or their whole span (MicroBench::span).
 double timed_us(const MicroBench& mb, const core::Timeline& timeline);
 
 }  // namespace spattn::calibrate

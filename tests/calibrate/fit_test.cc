@@ -2,7 +2,7 @@
 // known profile must give that profile back. System: the h200x4 cluster (each GPU joined to an
 // NVSwitch by 18 x 26.5 = 477 GB/s per direction, 0.5 us per hop) and a profile with
 // e = 0.70, launch 9 us, per_peer 3 us, all_to_all 60 us, hbm 4000 GB/s, memory launch 2 us,
-// attention launch 5 us, compute_slowdown 0.08. The simulator's comm times are affine in
+// attention launch 5 us, compute_slowdown 0.08, a host that issues a task in 6 us. The simulator's comm times are affine in
 // (launch, per_peer, all_to_all, 1/e) and the fit uses the simulator's own regressors, so the
 // recovery is exact up to picosecond rounding; the tolerance asked for is 2%.
 #include "experiments/calibrate/fit.h"
@@ -39,6 +39,7 @@ core::Profile truth() {
   p.attention_non_causal = {{1024, 250}, {4096, 380}, {32768, 420}};
   p.attention_causal = {{1024, 150}, {32768, 380}};
   p.compute_slowdown = 0.08;
+  p.host_task = 6 * kPsPerUs;
   return p;
 }
 
@@ -81,6 +82,8 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   EXPECT_NEAR(ps_to_us(got.memory_launch), ps_to_us(want.memory_launch),
               0.02 * ps_to_us(want.memory_launch));
   EXPECT_NEAR(got.compute_slowdown, want.compute_slowdown, 0.02 * want.compute_slowdown);
+  EXPECT_NEAR(ps_to_us(got.host_task), ps_to_us(want.host_task), 0.02 * ps_to_us(want.host_task));
+  EXPECT_EQ(got.comm_waits_for_compute, want.comm_waits_for_compute);
   // The table holds the measured token counts; at each, the simulator's (log-interpolated)
   // throughput of the truth.
   for (bool causal : {false, true}) {
@@ -113,6 +116,22 @@ TEST(Fit, RecoversTheProfileFromTheQuickSweepOnTwoGpus) {
   Expected<FitResult> fit = fit_profile(ms, c, base());
   ASSERT_TRUE(fit.ok()) << fit.status().message();
   expect_recovered(fit->profile, truth(), false);
+}
+
+// The truth's collectives wait for the running attention (comm_waits_for_compute): the
+// overlap_ring point then takes the attention plus the ring, and the fit turns the model on.
+// (The slowdown cannot be seen then, as no comm runs beside compute: it comes out as 0.)
+TEST(Fit, DetectsCommWaitingForCompute) {
+  core::Profile t = truth();
+  t.comm_waits_for_compute = true;
+  const core::Cluster c = h200(4);
+  const std::vector<Measurement> ms = synthetic(calibration_points(4, true), c, t);
+  Expected<FitResult> fit = fit_profile(ms, c, base());
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  EXPECT_TRUE(fit->profile.comm_waits_for_compute);
+  EXPECT_EQ(fit->profile.compute_slowdown, 0.0);
+  for (const PointCheck& k : fit->checks)
+    EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
 }
 
 TEST(Fit, SlowdownWhenTheAttentionOutlastsTheRing) {

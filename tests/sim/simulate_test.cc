@@ -97,6 +97,49 @@ TEST(Simulate, RingStepTakesTheLargerOfComputeAndComm) {
   }
 }
 
+// System: the ring step above with comm_waits_for_compute: the send/recv becomes ready while the
+// attention runs on every rank (the simulator starts the streams in rank order, compute first).
+// Expectation: no data moves before the attention ends, so the step takes their sum.
+TEST(Simulate, CommThatWaitsForComputeRunsAfterIt) {
+  const double comm_us = 10 + 1 + static_cast<double>(kGiB) / 477e9 * 1e6;
+  const std::int64_t pairs_per_ms = 100'000'000'000'000 / 1000 / (4 * 128);
+  const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, pairs_per_ms);
+  core::Profile p = simple_profile(0);
+  p.comm_waits_for_compute = true;
+  Expected<SimResult> r = simulate(plan, h200x4(), p);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_NEAR(ps_to_us(r->timeline.total), 1000 + comm_us, 1e-3);
+}
+
+// System: 2 ranks, each with 50 independent fills of one small row on its compute stream (simple
+// profile: no memory launch, 1 TB/s: under a nanosecond each), and a host that takes 10 us to
+// issue a task. Expectation: the tasks run as they are issued: one thread for both ranks issues
+// 100 tasks, so the last ends at 1000 us; one thread per rank (mpirun) issues 50 each: 500 us.
+TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
+  core::Plan plan = testing::ring_step_plan(one_head(), 2, 1024, 0);
+  plan.tasks.clear();
+  for (int i = 0; i < 100; ++i) {
+    core::Task t;
+    t.id = i;
+    t.rank = i % 2;
+    t.stream = core::Stream::kCompute;
+    t.label = "fill";
+    core::BufferId b = 0;
+    while (plan.buffers[static_cast<std::size_t>(b)].rank != t.rank) ++b;
+    t.op = core::Fill{core::View{b, 0, 1, 0, 1}, 0.0};
+    plan.tasks.push_back(t);
+  }
+  core::Profile p = simple_profile(0);
+  p.host_task = 10 * kPsPerUs;
+  Expected<SimResult> one = simulate(plan, h200x4(), p);
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  EXPECT_NEAR(ps_to_us(one->timeline.total), 1000, 0.01);
+  p.host_one_process = false;
+  Expected<SimResult> per_rank = simulate(plan, h200x4(), p);
+  ASSERT_TRUE(per_rank.ok());
+  EXPECT_NEAR(ps_to_us(per_rank->timeline.total), 500, 0.01);
+}
+
 // System: one rank running an attention block of 3 ms on the compute stream and, on the comm
 // stream, a copy of 500 MB (the default profile's 1 TB/s HBM: 2 * 5e8 B / 1e12 B/s = 1 ms).
 // Expectation: compute ops on the two streams of one rank run side by side: the copy ends at 1 ms,
