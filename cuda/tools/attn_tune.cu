@@ -142,7 +142,6 @@ void run_shape(long long S, long long H) {
       time_config("v0_m128n64w4b2", p, launch_v0<fl::FwdTraits<B, 128, 128, 64, 4, 2>>, ref);
       time_config("new_m128n64w4b2", p, launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, false>>, ref);
       time_config("new_m128n64w4b2_lazy", p, launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
-      time_config("new_m64n64w4b3_q_lazy", p, launch_new<fl::FwdTraits<B, 128, 64, 64, 4, 3, true, true>>, ref);
       time_config("new_m128n64w4b2_lazy_again", p, launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
       time_config("v0_m128n64w4b2_again", p, launch_v0<fl::FwdTraits<B, 128, 128, 64, 4, 2>>, ref);
     } else {

@@ -10,7 +10,10 @@
 // the load of K(j+1) overlaps the softmax and O += P V(j). Per-segment tile ranges (visible, and
 // fully visible) are worked out once per CTA into a table in shared memory; in the loop each thread
 // walks its K/V source pointers by one tile per step, and shared memory is addressed as 32-bit
-// offsets, so the per-tile integer work is a few adds and compares.
+// offsets, so the per-tile integer work is a few adds and compares. Online softmax with a lazy
+// rescale (FwdTraits::kLazyRescale): a row's running max is only raised when a tile exceeds it by
+// more than 8 in exp2 units (P <= 2^8), and the O *= exp(m_old - m_new) pass runs only when some row of the
+// warp raised it (a warp vote), so after the first tiles most tiles skip those 64-128 multiplies.
 #pragma once
 
 #include <cuda_bf16.h>
