@@ -4,7 +4,8 @@
 //   attn_tune heads S [S ...]   (d 128 at every S, d 64 at the first)
 //   -> rows: variant,S,d,causal,median_ms,tflops,max|out - out_ref|,max|lse - lse_ref|
 // Variants: v0 = the kernel before kernel-tune (cuda/tools/flash_fwd_v0.cuh), new = the current
-// kernel.cuh; mMnNwWbB = block_m, block_n, warps, min blocks/SM; lazy = lazy O rescale; q = Q in regs.
+// kernel.cuh; mMnNwWbB = block_m, block_n, warps, min blocks/SM; lazy = lazy O rescale; q = Q in
+// regs.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -21,13 +22,13 @@ namespace sc = spattn::cuda;
 namespace fl = spattn::cuda::flash;
 using B = __nv_bfloat16;
 
-#define TUNE_CHECK(x)                                                               \
-  do {                                                                              \
-    const cudaError_t e_ = (x);                                                     \
-    if (e_ != cudaSuccess) {                                                        \
+#define TUNE_CHECK(x)                                                                      \
+  do {                                                                                     \
+    const cudaError_t e_ = (x);                                                            \
+    if (e_ != cudaSuccess) {                                                               \
       std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); \
-      std::exit(1);                                                                 \
-    }                                                                               \
+      std::exit(1);                                                                        \
+    }                                                                                      \
   } while (0)
 
 template <class Tr>
@@ -56,7 +57,8 @@ struct Ref {
 template <class Launch>
 void time_config(const char* name, const sc::FlashParams& p, Launch launch, Ref& ref) {
   const fl::FwdParams k = sc::to_fwd_params(p);
-  const size_t n = static_cast<size_t>(p.nq * p.hq * p.head_dim), nl = static_cast<size_t>(p.nq * p.hq);
+  const size_t n = static_cast<size_t>(p.nq * p.hq * p.head_dim),
+               nl = static_cast<size_t>(p.nq * p.hq);
   TUNE_CHECK(cudaMemset(p.out, 0xff, n * 2));  // NaN-poisoned: every element must be written
   for (int i = 0; i < 2; ++i) launch(k, p.batch, p.hq);
   TUNE_CHECK(cudaGetLastError());
@@ -140,14 +142,19 @@ void run_shape(long long S, long long H) {
     Ref ref;
     if constexpr (d == 128) {
       time_config("v0_m128n64w4b2", p, launch_v0<fl::FwdTraits<B, 128, 128, 64, 4, 2>>, ref);
-      time_config("new_m128n64w4b2", p, launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, false>>, ref);
-      time_config("new_m128n64w4b2_lazy", p, launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
-      time_config("new_m128n64w4b2_lazy_again", p, launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
+      time_config("new_m128n64w4b2", p,
+                  launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, false>>, ref);
+      time_config("new_m128n64w4b2_lazy", p,
+                  launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
+      time_config("new_m128n64w4b2_lazy_again", p,
+                  launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
       time_config("v0_m128n64w4b2_again", p, launch_v0<fl::FwdTraits<B, 128, 128, 64, 4, 2>>, ref);
     } else {
       time_config("v0_m128n128w4b2", p, launch_v0<fl::FwdTraits<B, 64, 128, 128, 4, 2>>, ref);
-      time_config("new_m128n128w4b2", p, launch_new<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, false>>, ref);
-      time_config("new_m128n128w4b2_lazy", p, launch_new<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, true>>, ref);
+      time_config("new_m128n128w4b2", p,
+                  launch_new<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, false>>, ref);
+      time_config("new_m128n128w4b2_lazy", p,
+                  launch_new<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, true>>, ref);
     }
   }
   for (auto& bp : buf) TUNE_CHECK(cudaFree(bp));

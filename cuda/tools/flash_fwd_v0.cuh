@@ -1,7 +1,7 @@
-// cuda/tools/flash_fwd_v0.cuh: the kernel before kernel-tune (baseline for attn_tune only), a copy of
-// the former cuda/kernels/flash_fwd/kernel.cuh: flash-attention forward (FlashAttention-2 scheme) with
-// mma.sync m16n8k16, ldmatrix and cp.async, for the masks of core/problem.h. In PyTorch terms,
-// per (batch, head):
+// cuda/tools/flash_fwd_v0.cuh: the kernel before kernel-tune (baseline for attn_tune only), a copy
+// of the former cuda/kernels/flash_fwd/kernel.cuh: flash-attention forward (FlashAttention-2
+// scheme) with mma.sync m16n8k16, ldmatrix and cp.async, for the masks of core/problem.h. In
+// PyTorch terms, per (batch, head):
 //   s = (q @ k.T) * scale;  s = softcap * tanh(s / softcap) if softcap;  s[~visible] = -inf
 //   lse = torch.logsumexp(s, -1);  out = torch.softmax(s, -1) @ v   (rows with no visible key: 0,
 //   -inf)
@@ -22,7 +22,9 @@
 #include "cuda/kernels/flash_fwd/traits.h"
 
 namespace spattn::cuda::flash_v0 {
-using flash::FwdParams; using flash::Segment; using flash::FwdTraits;
+using flash::FwdParams;
+using flash::FwdTraits;
+using flash::Segment;
 
 using i64 = std::int64_t;
 
@@ -127,7 +129,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
                 NTH = Tr::kThreads;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
-  T* sK = sQ + BM * D;                // [kStages][BN * D]
+  T* sK = sQ + BM * D;      // [kStages][BN * D]
   T* sV = sK + 1 * BN * D;  // [kStages][BN * D]
   constexpr bool kTwoStage = 1 == 2;
 
@@ -435,4 +437,4 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
   }
 }
 
-}  // namespace spattn::cuda::flash
+}  // namespace spattn::cuda::flash_v0

@@ -12,8 +12,9 @@
 // walks its K/V source pointers by one tile per step, and shared memory is addressed as 32-bit
 // offsets, so the per-tile integer work is a few adds and compares. Online softmax with a lazy
 // rescale (FwdTraits::kLazyRescale): a row's running max is only raised when a tile exceeds it by
-// more than 8 in exp2 units (P <= 2^8), and the O *= exp(m_old - m_new) pass runs only when some row of the
-// warp raised it (a warp vote), so after the first tiles most tiles skip those 64-128 multiplies.
+// more than 8 in exp2 units (P <= 2^8), and the O *= exp(m_old - m_new) pass runs only when some
+// row of the warp raised it (a warp vote), so after the first tiles most tiles skip those 64-128
+// multiplies.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -136,10 +137,12 @@ __device__ __forceinline__ void segment_table(const FwdParams& p, const Segment&
   const i64 whole = sg.nk / kBlockN;
   i64 flo = 0, fhi = whole;
   if (!sg.joint) {
-    // causal: last key of the tile <= qmin, i.e. (tile + 1) * BN - 1 <= floor((qmin - start) / stride)
+    // causal: last key of the tile <= qmin, i.e. (tile + 1) * BN - 1 <= floor((qmin - start) /
+    // stride)
     if (p.causal) fhi = min(fhi, floor_div(floor_div(qmin - sg.start, sg.stride) + 1, kBlockN));
     if (p.window_right >= 0)
-      fhi = min(fhi, floor_div(floor_div(qmin + p.window_right - sg.start, sg.stride) + 1, kBlockN));
+      fhi =
+          min(fhi, floor_div(floor_div(qmin + p.window_right - sg.start, sg.stride) + 1, kBlockN));
     // window_left: first key of the tile >= qmax - window_left
     if (p.window_left >= 0)
       flo = max(flo, ceil_div(ceil_div(qmax - p.window_left - sg.start, sg.stride), kBlockN));
@@ -242,7 +245,9 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     return enter();
   };
   auto tile_rows = [&]() -> int {  // real keys in the cursor tile
-    return tile < s_table[seg * TI + 4] ? BN : static_cast<int>(p.seg[seg].nk - static_cast<i64>(tile) * BN);
+    return tile < s_table[seg * TI + 4]
+               ? BN
+               : static_cast<int>(p.seg[seg].nk - static_cast<i64>(tile) * BN);
   };
 
   float o[MT][DT][4];
@@ -420,8 +425,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
           row_sum[mi][hr] += e0 + e1;
         }
 
-    // o += p @ v; P packed to 16 bits just in time (S tiles 2kk, 2kk+1 form the A fragment of
-    // k-step kk), so the packed copy never holds registers for the whole tile.
+        // o += p @ v; P packed to 16 bits just in time (S tiles 2kk, 2kk+1 form the A fragment of
+        // k-step kk), so the packed copy never holds registers for the whole tile.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       std::uint32_t pa[MT][4];

@@ -10,8 +10,8 @@ namespace spattn::cuda::flash {
 // one (batch, head) against the key tiles of kBlockN keys; each warp owns kBlockM / kWarps query
 // rows (kMTiles m16 tiles) and the whole key tile.
 // kLazyRescale: the running row max moves only when a tile raises it by more than
-// kLazyThresholdLog2 (in exp2 units), so most tiles skip the O *= exp(m_old - m_new) pass; P is then
-// at most 2^kLazyThresholdLog2 (exact softmax all the same: O and l share the stale max).
+// kLazyThresholdLog2 (in exp2 units), so most tiles skip the O *= exp(m_old - m_new) pass; P is
+// then at most 2^kLazyThresholdLog2 (exact softmax all the same: O and l share the stale max).
 template <typename T_, int kHeadDim_, int kBlockM_, int kBlockN_, int kWarps_, int kMinBlocks_,
           bool kQInRegs_ = false, bool kLazyRescale_ = true>
 struct FwdTraits {
