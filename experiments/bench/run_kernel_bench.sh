@@ -3,7 +3,10 @@
 # PyTorch SDPA (flash, cuDNN) on the same shapes, and prints one table last.
 #   bash experiments/bench/run_kernel_bench.sh            # full table
 #   QUICK=1 bash experiments/bench/run_kernel_bench.sh    # S 4096 16384, 40 heads only
-#   TUNE=1 ...                                             # also the tile-configuration sweep
+#   TUNE=1 ...                                             # also the kernel-variant sweep (attn_tune)
+#   TUNE_SEQS="16384 75600" ...                            # sequence lengths of the sweep
+#   SEQS="16384 75600" HEADS=40 ...                         # override the table's shapes
+#   SASS=1 ...                                             # per-kernel SASS instruction counts
 #   SKIP_TESTS=1 ...                                       # no GPU tests
 # Logs go to $OUT (default ./kernel_bench_out).
 set -uo pipefail
@@ -16,14 +19,14 @@ echo "## machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
 nvcc --version | tail -2
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "nccl", ".".join(map(str, torch.cuda.nccl.version())))'
-echo "command: $0 QUICK=${QUICK:-0} TUNE=${TUNE:-0} SKIP_TESTS=${SKIP_TESTS:-0}"
+echo "command: $0 QUICK=${QUICK:-0} TUNE=${TUNE:-0} TUNE_SEQS=${TUNE_SEQS:-16384} SEQS=${SEQS:-} HEADS=${HEADS:-} SASS=${SASS:-0} SKIP_TESTS=${SKIP_TESTS:-0}"
 
 echo "## build $(date +%T)"
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 -DSPATTN_CUDA_TUNE=${TUNE:-0} >"$OUT/cmake.log" 2>&1 \
-  || { tail -30 "$OUT/cmake.log"; exit 1; }
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 -DSPATTN_CUDA_TUNE=${TUNE:-0} >"$OUT/build.log" 2>&1 \
+  || { tail -30 "$OUT/build.log"; exit 1; }
 targets="attn_bench cuda_test"
 [ "${TUNE:-0}" = 1 ] && targets="$targets attn_tune"
-ninja -C "$BUILD" $targets >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" -A3 "$OUT/build.log" | head -60; exit 1; }
+ninja -C "$BUILD" $targets >>"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" -A3 "$OUT/build.log" | head -60; exit 1; }
 grep -E "spill" "$OUT/build.log" | sort -u | head
 echo "built $(date +%T)"
 
@@ -37,12 +40,25 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   echo "tests: $(grep -c '^\[       OK \]' "$OUT/tests.log") ok, $(grep -c '^\[  FAILED  \]' "$OUT/tests.log") failed lines, $(grep -c '^\[  SKIPPED \]' "$OUT/tests.log") skipped"
 fi
 
-if [ "${TUNE:-0}" = 1 ]; then
-  echo "## tile configurations (S=16384, 40 heads, bf16)"
-  timeout 150 "$BUILD/cuda/attn_tune" 16384 40
+if [ "${SASS:-0}" = 1 ]; then
+  echo "## SASS instruction counts per kernel (whole kernel, not only the loop)"
+  bin="$BUILD/cuda/attn_tune"; [ -x "$bin" ] || bin="$BUILD/cuda/attn_bench"
+  cuobjdump -sass "$bin" 2>/dev/null | awk '
+    function emit() { if (f == "" || f !~ /flash_fwd_kernel/) return; tag = (f ~ /flash_v0/) ? "v0" : "new";
+                      name = f; sub(/.*FwdTraitsI/, "", name); sub(/EEEEEvN.*/, "", name);
+                      print tag, name, n, hmma, ldsm, mufu, ldl, stl, bar }
+    /Function :/ { emit(); f = $3; n = hmma = ldsm = mufu = ldl = stl = bar = 0; next }
+    /\/\*[0-9a-f]+\*\// { n++; if (/HMMA/) hmma++; if (/LDSM/) ldsm++; if (/MUFU/) mufu++; if (/LDL/) ldl++; if (/STL/) stl++; if (/BAR/) bar++ }
+    END { emit() }' \
+    | awk 'BEGIN { print "impl traits instrs HMMA LDSM MUFU LDL STL BAR" } { print }' | tee "$OUT/sass.txt"
 fi
 
-if [ "${QUICK:-0}" = 1 ]; then SEQS="4096 16384"; HEADS="40"; else SEQS="4096 16384 32768 75600"; HEADS="40 32"; fi
+if [ "${TUNE:-0}" = 1 ]; then
+  echo "## kernel variants (40 heads, bf16; dout/dlse: max abs difference to the first row's output)"
+  timeout 240 "$BUILD/cuda/attn_tune" 40 ${TUNE_SEQS:-16384} | tee "$OUT/tune.csv"
+fi
+
+if [ "${QUICK:-0}" = 1 ]; then SEQS=${SEQS:-"4096 16384"}; HEADS=${HEADS:-40}; else SEQS=${SEQS:-"4096 16384 32768 75600"}; HEADS=${HEADS:-"40 32"}; fi
 echo "## ours $(date +%T)"
 timeout 200 "$BUILD/cuda/attn_bench" --seq $SEQS --heads $HEADS --dim 128 --causal 0 1 --iters 10 | tee "$OUT/ours.csv"
 echo "## torch $(date +%T)"

@@ -6,9 +6,15 @@
 //   -inf)
 // One CTA: kBlockM queries of one (batch, head), looping over the key tiles of the segments that
 // the masks leave (fully masked tiles are skipped, fully visible ones skip the per-element mask).
-// Pipeline, kStages = 1 (single-buffered K and V, as FlashAttention-2): the load of V(j) overlaps
-// S = Q K(j)^T, the load of K(j+1) overlaps the softmax and O += P V(j). kStages = 2: K(j+1) and
-// V(j+1) load into the other buffer during the whole of iteration j.
+// Pipeline (single-buffered K and V, as FlashAttention-2): the load of V(j) overlaps S = Q K(j)^T,
+// the load of K(j+1) overlaps the softmax and O += P V(j). Per-segment tile ranges (visible, and
+// fully visible) are worked out once per CTA into a table in shared memory; in the loop each thread
+// walks its K/V source pointers by one tile per step, and shared memory is addressed as 32-bit
+// offsets, so the per-tile integer work is a few adds and compares. Online softmax with a lazy
+// rescale (FwdTraits::kLazyRescale): a row's running max is only raised when a tile exceeds it by
+// more than 8 in exp2 units (P <= 2^8), and the O *= exp(m_old - m_new) pass runs only when some
+// row of the warp raised it (a warp vote), so after the first tiles most tiles skip those 64-128
+// multiplies.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -24,10 +30,15 @@ namespace spattn::cuda::flash {
 
 using i64 = std::int64_t;
 
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool pred) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+__device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
+  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async_16(std::uint32_t s, const void* gmem, bool pred) {
   const int bytes = pred ? 16 : 0;  // 0: zero-fill, nothing read
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_16(std::uint32_t s, const void* gmem) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int kPending>  // wait until at most kPending committed groups are still in flight
@@ -35,14 +46,12 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
-__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* smem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], std::uint32_t s) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(s));
 }
-__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* smem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], std::uint32_t s) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(s));
@@ -95,6 +104,7 @@ __device__ __forceinline__ int swz(int row, int chunk) {
 __device__ __forceinline__ i64 floor_div(i64 a, i64 b) {  // b > 0
   return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
+__device__ __forceinline__ i64 ceil_div(i64 a, i64 b) { return -floor_div(-a, b); }  // b > 0
 
 // Key tiles [lo, hi) of segment s that hold a key visible to some query with global position in
 // [qmin, qmax]; image keys are monotone in j, so that set is one range.
@@ -116,18 +126,49 @@ __device__ __forceinline__ void segment_tiles(const FwdParams& p, const Segment&
   hi = jhi / kBlockN + 1;
 }
 
+// The tile table of segment s for the query positions [qmin, qmax]: key tiles [lo, hi) hold a
+// visible key (segment_tiles); tiles in [full_lo, full_hi) are visible to every query of the block
+// and hold kBlockN real keys (no per-element mask); tiles below whole_end hold kBlockN real keys.
+template <int kBlockN>
+__device__ __forceinline__ void segment_table(const FwdParams& p, const Segment& sg, i64 qmin,
+                                              i64 qmax, int* t) {
+  i64 lo, hi;
+  segment_tiles<kBlockN>(p, sg, qmin, qmax, lo, hi);
+  const i64 whole = sg.nk / kBlockN;
+  i64 flo = 0, fhi = whole;
+  if (!sg.joint) {
+    // causal: last key of the tile <= qmin, i.e. (tile + 1) * BN - 1 <= floor((qmin - start) /
+    // stride)
+    if (p.causal) fhi = min(fhi, floor_div(floor_div(qmin - sg.start, sg.stride) + 1, kBlockN));
+    if (p.window_right >= 0)
+      fhi =
+          min(fhi, floor_div(floor_div(qmin + p.window_right - sg.start, sg.stride) + 1, kBlockN));
+    // window_left: first key of the tile >= qmax - window_left
+    if (p.window_left >= 0)
+      flo = max(flo, ceil_div(ceil_div(qmax - p.window_left - sg.start, sg.stride), kBlockN));
+  }
+  fhi = max(fhi, i64{0});
+  flo = min(flo, whole + 1);
+  t[0] = static_cast<int>(lo);
+  t[1] = static_cast<int>(hi);
+  t[2] = static_cast<int>(flo);
+  t[3] = static_cast<int>(fhi);
+  t[4] = static_cast<int>(whole);
+}
+
 template <class Tr>
 __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     flash_fwd_kernel(const __grid_constant__ FwdParams p) {
   using T = typename Tr::T;
   constexpr int D = Tr::kHeadDim, BM = Tr::kBlockM, BN = Tr::kBlockN, MT = Tr::kMTiles,
                 NT = Tr::kNTiles, DT = Tr::kDTiles, KS = Tr::kKSteps, CH = Tr::kChunks,
-                NTH = Tr::kThreads;
+                NTH = Tr::kThreads, TI = Tr::kTableInts;
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  T* sQ = reinterpret_cast<T*>(smem_raw);
-  T* sK = sQ + BM * D;                // [kStages][BN * D]
-  T* sV = sK + Tr::kStages * BN * D;  // [kStages][BN * D]
-  constexpr bool kTwoStage = Tr::kStages == 2;
+  int* s_table = reinterpret_cast<int*>(smem_raw + Tr::kTableOffset);
+  // Shared addresses in bytes.
+  const std::uint32_t sQ = smem_u32(smem_raw);
+  const std::uint32_t sK = sQ + BM * D * 2;
+  const std::uint32_t sV = sK + BN * D * 2;
 
   const int m_block = gridDim.x - 1 - blockIdx.x;  // the longest causal rows first
   const int h = blockIdx.y;
@@ -140,19 +181,27 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
   const i64 kv_head = (p.q_head_start + h) / p.group;
 
   // Loader: thread tid copies 16-byte chunk tid % CH of rows tid / CH + i * kRowStep; kRowStep is a
-  // multiple of 8, so the swizzled shared offset only advances by whole rows.
+  // multiple of 8, so the swizzled shared offset only advances by whole rows. src points at the
+  // thread's chunk of the tile's row 0 (+ ld_row); rows at or past n_valid are zero-filled.
   constexpr int kRowStep = NTH / CH;
   static_assert(kRowStep % 8 == 0, "rows per loader pass keep row % 8 fixed");
-  const int ld_row = tid / CH;
-  const int ld_smem = swz<CH>(ld_row, tid % CH);
-  auto load_rows = [&](T* dst, const T* g, i64 ts, int rows, int n_valid) {
-    const T* src = g + ld_row * ts + (tid % CH) * 8;
+  const int ld_row = tid / CH, ld_chunk = tid % CH;
+  const std::uint32_t ld_smem = 2 * swz<CH>(ld_row, ld_chunk);
+  auto load_rows = [&](std::uint32_t dst, const T* src, i64 ts, int rows, int n_valid) {
     const i64 step = kRowStep * ts;
+    if (n_valid >= rows) {
 #pragma unroll
-    for (int i = 0; i < rows / kRowStep; ++i) {
-      const bool ok = ld_row + i * kRowStep < n_valid;
-      cp_async_16(dst + ld_smem + i * kRowStep * D, ok ? src : g, ok);
-      src += step;
+      for (int i = 0; i < rows / kRowStep; ++i) {
+        cp_async_16(dst + ld_smem + i * kRowStep * D * 2, src);
+        src += step;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < rows / kRowStep; ++i) {
+        const bool ok = ld_row + i * kRowStep < n_valid;
+        cp_async_16(dst + ld_smem + i * kRowStep * D * 2, ok ? src : p.q, ok);
+        src += step;
+      }
     }
     cp_async_commit();
   };
@@ -160,34 +209,45 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
   // Q tile -> shared memory (rows past nq zero-filled).
   load_rows(sQ,
             static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
-                q0 * p.q_token_stride,
+                (q0 + ld_row) * p.q_token_stride + ld_chunk * 8,
             p.q_token_stride, BM, rows_valid);
+  if (tid < p.num_segments) segment_table<BN>(p, p.seg[tid], qmin, qmax, s_table + tid * TI);
+  __syncthreads();
 
-  // Tile cursor over (segment, key tile), skipping fully masked tiles.
-  int seg = -1;
-  i64 tile = 0, tile_end = 0;
-  auto advance = [&]() -> bool {
-    ++tile;
-    while (tile >= tile_end) {
-      if (++seg >= p.num_segments) return false;
-      segment_tiles<BN>(p, p.seg[seg], qmin, qmax, tile, tile_end);
+  // Tile cursor over (segment, key tile), skipping fully masked tiles; kp and vp point at this
+  // thread's chunk of the cursor tile's K and V. The segment's other bounds stay in s_table (one
+  // shared load each per tile rather than registers held across the loop).
+  int seg = -1, tile = 0;
+  const T* kp = nullptr;
+  const T* vp = nullptr;
+  auto enter = [&]() -> bool {  // first tile of the next segment that has one
+    while (++seg < p.num_segments) {
+      const int* t = s_table + seg * TI;
+      tile = t[0];
+      if (tile < t[1]) {
+        const Segment& sg = p.seg[seg];
+        const i64 row = static_cast<i64>(tile) * BN + ld_row, hk = kv_head - sg.kv_head_start;
+        kp = static_cast<const T*>(sg.k) + b * sg.k_batch_stride + hk * sg.k_head_stride +
+             row * sg.k_token_stride + ld_chunk * 8;
+        vp = static_cast<const T*>(sg.v) + b * sg.v_batch_stride + hk * sg.v_head_stride +
+             row * sg.v_token_stride + ld_chunk * 8;
+        return true;
+      }
     }
-    return true;
+    return false;
   };
-  // Loads rows [j0, j0 + BN) of a segment's K or V (rows past nk zero-filled, so P V stays finite).
-  auto load_kv = [&](T* dst, const void* base, i64 bs, i64 ts, i64 hs) {
-    const Segment& sg = p.seg[seg];
-    const i64 j0 = tile * BN;
-    const T* g = static_cast<const T*>(base) + b * bs + (kv_head - sg.kv_head_start) * hs + j0 * ts;
-    load_rows(dst, g, ts, BN, static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0)));
+  auto advance = [&]() -> bool {
+    if (++tile < s_table[seg * TI + 1]) {
+      kp += BN * p.seg[seg].k_token_stride;
+      vp += BN * p.seg[seg].v_token_stride;
+      return true;
+    }
+    return enter();
   };
-  auto load_k = [&](int stage) {
-    const Segment& sg = p.seg[seg];
-    load_kv(sK + stage * BN * D, sg.k, sg.k_batch_stride, sg.k_token_stride, sg.k_head_stride);
-  };
-  auto load_v = [&](int stage) {
-    const Segment& sg = p.seg[seg];
-    load_kv(sV + stage * BN * D, sg.v, sg.v_batch_stride, sg.v_token_stride, sg.v_head_stride);
+  auto tile_rows = [&]() -> int {  // real keys in the cursor tile
+    return tile < s_table[seg * TI + 4]
+               ? BN
+               : static_cast<int>(p.seg[seg].nk - static_cast<i64>(tile) * BN);
   };
 
   float o[MT][DT][4];
@@ -202,47 +262,30 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     row_sum[mi][0] = row_sum[mi][1] = 0.f;
   }
   const int warp_row0 = warp * Tr::kRowsPerWarp;
-  // ldmatrix addresses. With swz(), the chunk of (row, 2k + c) is (2k + c) ^ (row % 8); rows
-  // advance in multiples of 8, so row % 8 = lane % 8 and the element offset of k-step k is
-  // lane_off ^ (k << 4), plus whole 16-row blocks: one register per operand, not one per step.
+  // ldmatrix byte offsets. With swz(), the chunk of (row, 2k + c) is (2k + c) ^ (row % 8); rows
+  // advance in multiples of 8, so row % 8 = lane % 8 and the offset of k-step k is
+  // lane_off ^ (k << 5), plus whole 16-row blocks: one register per operand, not one per step.
   const int r8 = lane & 7;
-  const int q_off = (warp_row0 + (lane & 15)) * D + (((lane >> 4) ^ r8) << 3);
-  const int k_off = (r8 + ((lane >> 4) << 3)) * D + ((((lane >> 3) & 1) ^ r8) << 3);
-  const int v_off = (r8 + ((lane >> 3) & 1) * 8) * D + (((lane >> 4) ^ r8) << 3);
+  const std::uint32_t q_off = 2 * ((warp_row0 + (lane & 15)) * D + (((lane >> 4) ^ r8) << 3));
+  const std::uint32_t k_off = 2 * ((r8 + ((lane >> 4) << 3)) * D + ((((lane >> 3) & 1) ^ r8) << 3));
+  const std::uint32_t v_off = 2 * ((r8 + ((lane >> 3) & 1) * 8) * D + (((lane >> 4) ^ r8) << 3));
   std::uint32_t q_frag[Tr::kQInRegs ? KS : 1][4];
 
-  int stage = 0;
-  bool have = advance();
-  if (have) {
-    load_k(0);
-    if constexpr (kTwoStage) load_v(0);
-  }
+  bool have = enter();
+  if (have) load_rows(sK, kp, p.seg[seg].k_token_stride, BN, tile_rows());
   if constexpr (Tr::kQInRegs) {
     cp_async_wait<0>();
     __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < KS; ++kk) ldmatrix_x4(q_frag[kk], sQ + (q_off ^ (kk << 4)));
+    for (int kk = 0; kk < KS; ++kk) ldmatrix_x4(q_frag[kk], sQ + (q_off ^ (kk << 5)));
   }
 
   while (have) {
-    const Segment& sg = p.seg[seg];  // the current tile's segment and first key
-    const i64 j0 = tile * BN;
-    const T* sKs = sK + stage * BN * D;
-    const T* sVs = sV + stage * BN * D;
-    bool next = false;
-    if constexpr (kTwoStage) {
-      cp_async_wait<1>();  // Q and K(tile) landed; V(tile) may still be in flight
-      __syncthreads();     // ... for every thread; every warp is done with the other stage
-      next = advance();
-      if (next) {
-        load_k(stage ^ 1);
-        load_v(stage ^ 1);
-      }
-    } else {
-      cp_async_wait<0>();  // K(tile) (and Q) landed
-      __syncthreads();     // ... for every thread; and every warp is done reading V(previous)
-      load_v(0);
-    }
+    const int cur_seg = seg, cur_tile = tile;
+    const bool full = tile >= s_table[seg * TI + 2] && tile < s_table[seg * TI + 3];
+    cp_async_wait<0>();  // K(tile) (and Q) landed
+    __syncthreads();     // ... for every thread; and every warp is done reading V(previous)
+    load_rows(sV, vp, p.seg[seg].v_token_stride, BN, tile_rows());
 
     // s = q @ k.T over this key tile.
     float s[MT][NT][4];
@@ -261,13 +304,13 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
 #pragma unroll
           for (int r = 0; r < 4; ++r) a[mi][r] = q_frag[kk][r];
         } else {
-          ldmatrix_x4(a[mi], sQ + (q_off ^ (kk << 4)) + mi * 16 * D);
+          ldmatrix_x4(a[mi], sQ + (q_off ^ (kk << 5)) + mi * 16 * D * 2);
         }
       }
 #pragma unroll
       for (int np = 0; np < NT / 2; ++np) {
         std::uint32_t bk[4];
-        ldmatrix_x4(bk, sKs + (k_off ^ (kk << 4)) + np * 16 * D);
+        ldmatrix_x4(bk, sK + (k_off ^ (kk << 5)) + np * 16 * D * 2);
 #pragma unroll
         for (int mi = 0; mi < MT; ++mi) {
           mma_16816<T>(s[mi][2 * np], a[mi], bk[0], bk[1]);
@@ -287,95 +330,103 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
     }
 
     // s[~visible] = -inf, only where the tile is not fully visible to the whole query block.
-    {
-      const i64 jn = min(j0 + BN, sg.nk) - 1;  // last real key of the tile
-      bool full = j0 + BN <= sg.nk;
-      const i64 kmin = sg.start + sg.stride * j0, kmax = sg.start + sg.stride * jn;
-      if (!sg.joint) {
-        if (p.causal && kmax > qmin) full = false;
-        if (p.window_right >= 0 && kmax > qmin + p.window_right) full = false;
-        if (p.window_left >= 0 && kmin < qmax - p.window_left) full = false;
-      }
-      if (!full) {
-        // Positions relative to the tile's first key fit in int (can_implement bounds them).
-        const int kst = static_cast<int>(sg.stride);
-        const int n_valid = static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0));
-        const int wl = static_cast<int>(p.window_left), wr = static_cast<int>(p.window_right);
+    if (!full) {
+      const Segment& sg = p.seg[cur_seg];
+      const i64 j0 = static_cast<i64>(cur_tile) * BN;
+      const i64 kmin = sg.start + sg.stride * j0;
+      // Positions relative to the tile's first key fit in int (can_implement bounds them).
+      const int kst = static_cast<int>(sg.stride);
+      const int n_valid = static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0));
+      const int wl = static_cast<int>(p.window_left), wr = static_cast<int>(p.window_right);
 #pragma unroll
-        for (int mi = 0; mi < MT; ++mi)
+      for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            const int row = warp_row0 + mi * 16 + (lane >> 2) + hr * 8;
-            // rel = qpos - kmin; key column c is at kmin + kst * c
-            const int rel = static_cast<int>(p.q_start + p.q_stride * (q0 + row) - kmin);
+        for (int hr = 0; hr < 2; ++hr) {
+          const int row = warp_row0 + mi * 16 + (lane >> 2) + hr * 8;
+          // rel = qpos - kmin; key column c is at kmin + kst * c
+          const int rel = static_cast<int>(p.q_start + p.q_stride * (q0 + row) - kmin);
 #pragma unroll
-            for (int nt = 0; nt < NT; ++nt)
+          for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-              for (int c = 0; c < 2; ++c) {
-                const int col = nt * 8 + (lane & 3) * 2 + c;
-                bool vis = col < n_valid;
-                if (!sg.joint) {
-                  const int diff = rel - kst * col;  // qpos - kpos
-                  if (p.causal && diff < 0) vis = false;
-                  if (wr >= 0 && diff < -wr) vis = false;
-                  if (wl >= 0 && diff > wl) vis = false;
-                }
-                if (!vis) s[mi][nt][hr * 2 + c] = -INFINITY;
+            for (int c = 0; c < 2; ++c) {
+              const int col = nt * 8 + (lane & 3) * 2 + c;
+              bool vis = col < n_valid;
+              if (!sg.joint) {
+                const int diff = rel - kst * col;  // qpos - kpos
+                if (p.causal && diff < 0) vis = false;
+                if (wr >= 0 && diff < -wr) vis = false;
+                if (wl >= 0 && diff > wl) vis = false;
               }
-          }
-      }
+              if (!vis) s[mi][nt][hr * 2 + c] = -INFINITY;
+            }
+        }
     }
 
-    if constexpr (kTwoStage) {
-      if (next) {
-        cp_async_wait<2>();  // V(tile) landed; K, V of the next tile may still be in flight
-      } else {
-        cp_async_wait<0>();
-      }
-      __syncthreads();
-    } else {
-      cp_async_wait<0>();  // V(tile) landed
-      __syncthreads();     // ... for every thread; every warp is done reading K(tile)
-      next = advance();
-      if (next) load_k(0);
-    }
+    cp_async_wait<0>();  // V(tile) landed
+    __syncthreads();     // ... for every thread; every warp is done reading K(tile)
+    const bool next = advance();
+    if (next) load_rows(sK, kp, p.seg[seg].k_token_stride, BN, tile_rows());
 
     // Online softmax: m = max(m, rowmax(s)); o *= exp(m_old - m); l = l * exp(m_old - m) +
-    // rowsum(p)
+    // rowsum(p). Lazy: m stays m_old while rowmax(s) exceeds it by at most the threshold, and the
+    // o pass runs only when some row of the warp moved its max.
     const float sl2 = p.score_log2;
+    float msc[MT][2];  // the max used by this tile's exponents, times sl2
+    {
+      float alpha[MT][2];
+      bool moved = false;
 #pragma unroll
-    for (int mi = 0; mi < MT; ++mi) {
+      for (int mi = 0; mi < MT; ++mi) {
 #pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        float mx = row_max[mi][hr];
+        for (int hr = 0; hr < 2; ++hr) {
+          const float m_old = row_max[mi][hr];
+          float mx = m_old;
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-          mx = fmaxf(mx, fmaxf(s[mi][nt][hr * 2], s[mi][nt][hr * 2 + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_use = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet
-        const float alpha = fast_exp2((row_max[mi][hr] - m_use) * sl2);
-        row_max[mi][hr] = mx;
-        row_sum[mi][hr] *= alpha;
-#pragma unroll
-        for (int dt = 0; dt < DT; ++dt) {
-          o[mi][dt][hr * 2] *= alpha;
-          o[mi][dt][hr * 2 + 1] *= alpha;
+          for (int nt = 0; nt < NT; ++nt)
+            mx = fmaxf(mx, fmaxf(s[mi][nt][hr * 2], s[mi][nt][hr * 2 + 1]));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          // keep is false when m_old is -inf and mx finite ((mx - m_old) = inf) or both -inf (NaN).
+          const bool keep = Tr::kLazyRescale && (mx - m_old) * sl2 <= Tr::kLazyThresholdLog2;
+          const float m_new = keep ? m_old : mx;
+          const float m_use = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing visible yet
+          alpha[mi][hr] =
+              keep ? 1.f : (m_old == -INFINITY ? 0.f : fast_exp2((m_old - m_use) * sl2));
+          moved |= !keep;
+          row_max[mi][hr] = m_new;
+          msc[mi][hr] = m_use * sl2;
         }
-        const float msc = m_use * sl2;
+      }
+      if (!Tr::kLazyRescale || __any_sync(0xffffffffu, moved)) {
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi) {
+          row_sum[mi][0] *= alpha[mi][0];
+          row_sum[mi][1] *= alpha[mi][1];
+#pragma unroll
+          for (int dt = 0; dt < DT; ++dt) {
+            o[mi][dt][0] *= alpha[mi][0];
+            o[mi][dt][1] *= alpha[mi][0];
+            o[mi][dt][2] *= alpha[mi][1];
+            o[mi][dt][3] *= alpha[mi][1];
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr)
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-          const float e0 = fast_exp2(fmaf(s[mi][nt][hr * 2], sl2, -msc));
-          const float e1 = fast_exp2(fmaf(s[mi][nt][hr * 2 + 1], sl2, -msc));
+          const float e0 = fast_exp2(fmaf(s[mi][nt][hr * 2], sl2, -msc[mi][hr]));
+          const float e1 = fast_exp2(fmaf(s[mi][nt][hr * 2 + 1], sl2, -msc[mi][hr]));
           s[mi][nt][hr * 2] = e0;
           s[mi][nt][hr * 2 + 1] = e1;
           row_sum[mi][hr] += e0 + e1;
         }
-      }
-    }
 
-    // o += p @ v; P packed to 16 bits just in time (S tiles 2kk, 2kk+1 form the A fragment of
-    // k-step kk), so the packed copy never holds registers for the whole tile.
+        // o += p @ v; P packed to 16 bits just in time (S tiles 2kk, 2kk+1 form the A fragment of
+        // k-step kk), so the packed copy never holds registers for the whole tile.
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       std::uint32_t pa[MT][4];
@@ -389,7 +440,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
 #pragma unroll
       for (int dp = 0; dp < DT / 2; ++dp) {
         std::uint32_t bv[4];
-        ldmatrix_x4_trans(bv, sVs + (v_off ^ (dp << 4)) + kk * 16 * D);
+        ldmatrix_x4_trans(bv, sV + (v_off ^ (dp << 5)) + kk * 16 * D * 2);
 #pragma unroll
         for (int mi = 0; mi < MT; ++mi) {
           mma_16816<T>(o[mi][2 * dp], pa[mi], bv[0], bv[1]);
@@ -398,7 +449,6 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
       }
     }
     have = next;
-    if constexpr (kTwoStage) stage ^= 1;
   }
   cp_async_wait<0>();
 

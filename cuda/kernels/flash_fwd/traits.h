@@ -2,13 +2,18 @@
 // (tile sizes, warps, shared memory) and the preconditions the kernel's indexing relies on.
 #pragma once
 
+#include "cuda/kernels/flash_fwd/params.h"
+
 namespace spattn::cuda::flash {
 
 // T: cutlass-free 16-bit element (__nv_bfloat16 or __half). One CTA computes kBlockM queries of
 // one (batch, head) against the key tiles of kBlockN keys; each warp owns kBlockM / kWarps query
 // rows (kMTiles m16 tiles) and the whole key tile.
+// kLazyRescale: the running row max moves only when a tile raises it by more than
+// kLazyThresholdLog2 (in exp2 units), so most tiles skip the O *= exp(m_old - m_new) pass; P is
+// then at most 2^kLazyThresholdLog2 (exact softmax all the same: O and l share the stale max).
 template <typename T_, int kHeadDim_, int kBlockM_, int kBlockN_, int kWarps_, int kMinBlocks_,
-          bool kQInRegs_ = false, int kStages_ = 1>
+          bool kQInRegs_ = false, bool kLazyRescale_ = true>
 struct FwdTraits {
   using T = T_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -24,11 +29,15 @@ struct FwdTraits {
   static constexpr int kKSteps = kHeadDim / 16;      // k16 steps of Q K^T
   static constexpr int kChunks = kHeadDim / 8;       // 16-byte chunks per row
   static constexpr bool kQInRegs = kQInRegs_;        // Q fragments kept in registers (else re-read)
-  // K/V buffers: 1 = single (V(j) loads during Q K(j)^T, K(j+1) during softmax and P V(j), as
-  // FlashAttention-2); 2 = double (K(j+1) and V(j+1) load during the whole of iteration j).
-  static constexpr int kStages = kStages_;
-  static constexpr int kSmemElems = (kBlockM + 2 * kStages * kBlockN) * kHeadDim;  // Q, K, V
-  static constexpr int kSmemBytes = kSmemElems * 2;
+  static constexpr bool kLazyRescale = kLazyRescale_;
+  static constexpr float kLazyThresholdLog2 = 8.f;
+  // Shared memory: Q, K, V tiles (single-buffered K and V, as FlashAttention-2: the load of V(j)
+  // overlaps S = Q K(j)^T, the load of K(j+1) overlaps the softmax and O += P V(j)), then the
+  // per-segment tile table (kTableInts ints per segment).
+  static constexpr int kTableInts = 8;
+  static constexpr int kSmemElems = (kBlockM + 2 * kBlockN) * kHeadDim;
+  static constexpr int kTableOffset = kSmemElems * 2;  // bytes
+  static constexpr int kSmemBytes = kTableOffset + kTableInts * kMaxSegments * 4;
 
   static_assert(sizeof(T) == 2, "16-bit inputs only");
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128");
@@ -37,7 +46,6 @@ struct FwdTraits {
   static_assert(kChunks >= 8, "XOR swizzle over 8 chunks needs rows of >= 128 bytes");
   static_assert((kBlockM * kChunks) % kThreads == 0 && (kBlockN * kChunks) % kThreads == 0,
                 "tile loads split evenly over the threads");
-  static_assert(kStages == 1 || kStages == 2, "one or two K/V stages");
   static_assert(!kQInRegs || kMTiles == 1, "Q in registers only for one m16 tile per warp");
   static_assert(kSmemBytes <= 227 * 1024, "fits one SM's shared memory");
 };
