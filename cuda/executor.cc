@@ -225,8 +225,14 @@ Status Runner::setup(bool use_mpi) {
     SPATTN_CUDA_CHECK(cudaMalloc(&r.arena, std::max<std::size_t>(bytes, 1)));
     SPATTN_CUDA_CHECK(cudaMemset(r.arena, 0, std::max<std::size_t>(bytes, 1)));
     SPATTN_CUDA_CHECK(cudaMemGetInfo(&r.free_after_arena, &total));
-    for (cudaStream_t& s : r.stream)
-      SPATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    // The comm stream at the highest priority: NCCL's kernels then take the next SMs an
+    // attention kernel frees instead of waiting behind all of its blocks.
+    int least = 0, greatest = 0;
+    SPATTN_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    for (int k = 0; k < 2; ++k)
+      SPATTN_CUDA_CHECK(cudaStreamCreateWithPriority(
+          &r.stream[k], cudaStreamNonBlocking,
+          k == static_cast<int>(core::Stream::kComm) ? greatest : least));
     SPATTN_CUDA_CHECK(cudaEventCreate(&r.origin));
   }
   start_.assign(plan_.tasks.size(), nullptr);
