@@ -4,13 +4,17 @@
     python3 experiments/figures/make_figures.py [--results experiments/results] [--out DIR]
 
 Inputs, found under --results (default: experiments/results next to this folder):
-  (a) predicted vs measured time      every compare.csv (spattn run EXP --backend sim,cuda)
+  (a) predicted vs measured time      every compare.csv (spattn run EXP --backend sim,cuda), except
+                                      under validation_h200x4/, whose sets are joined from their
+                                      sim.json and cuda.json (experiments/validation/summarize.py)
   (b) time vs sequence length         a sim sweep JSON (sim.json whose cases vary seq_len)
   (c) strong scaling with GPU count   the same sweep, plus measured points from compare.csv
   (d) one plan's timelines            a Chrome trace (*.trace.json: predicted above measured,
                                       or a sim-only trace from --trace)
   (e) the planner's choice map        the sim sweep: best scheme per (sequence length, GPUs)
-  (f) streaming time per chunk        sim traces under results/*streaming*/ (spattn run --trace)
+  (f) streaming time per chunk        the chunk<c>_ms and chunk<c>_set_gib metrics of sim.json
+                                      (predicted) and cuda.json (measured, when present) under
+                                      results/*streaming*/
 A figure whose inputs are missing is skipped with a message; the exit code is non-zero only on
 real errors (unreadable files, matplotlib missing). Needs only python3 and Debian's
 python3-matplotlib.
@@ -25,6 +29,9 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 SCHEME_COLORS = {"ulysses": "#1f77b4", "ring": "#d62728", "hybrid": "#2ca02c"}
+VALIDATION_DIR = "validation_h200x4"  # <set>/sim.json + cuda.json, joined as summarize.py does
+GROUP_MARKERS = ["o", "^", "s", "D", "v", "P"]
+STREAMING_PLANS = ("ulysses4", "ring4-contiguous", "hybrid2x2-contiguous")  # (f), when present
 
 
 def log(msg):
@@ -40,11 +47,33 @@ def save(fig, out, name):
 def load_compare_rows(results):
     rows = []
     for path in sorted(results.rglob("compare.csv")):
+        if VALIDATION_DIR in path.relative_to(results).parts:
+            continue  # from sim.json + cuda.json instead (load_validation_rows)
         with open(path, newline="") as f:
             for r in csv.DictReader(f):
                 if r.get("predicted_ms") and r.get("measured_ms"):
                     r["_file"] = str(path)
+                    r["_group"] = "/".join(path.relative_to(results).parent.parts[:2])
                     rows.append(r)
+    return rows
+
+
+def load_validation_rows(results):
+    """The validation sets' (predicted, measured) pairs, joined by experiments/validation/summarize.py
+    from <set>/sim.json and <set>/cuda.json (so a re-predicted sim.json shows up here)."""
+    folder = results / VALIDATION_DIR
+    if not folder.is_dir():
+        return []
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("summarize", HERE.parent / "validation" / "summarize.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = []
+    for d in sorted(x for x in folder.iterdir() if (x / "sim.json").exists() and (x / "cuda.json").exists()):
+        for r in mod.load_set(d)["rows"]:
+            rows.append({"predicted_ms": r["predicted"], "measured_ms": r["measured"], "scheme": r["scheme"],
+                         "seq_len": r["seq_len"], "gpus": r["gpus"], "_group": VALIDATION_DIR,
+                         "_file": str(d)})
     return rows
 
 
@@ -67,6 +96,8 @@ def load_sweeps(results):
                                p["plan"], p["metrics"]["predicted_ms"]))
         if len({(s, g) for s, g, *_ in points}) > 1:
             sweeps.append((path, points))
+    # (b), (c), (e) draw the first: the widest sweep (the validation sets are small sweeps too).
+    sweeps.sort(key=lambda sw: -len({(s, g) for s, g, *_ in sw[1]}))
     return sweeps
 
 
@@ -80,7 +111,7 @@ def fig_a(plt, rows, out):
         log("(a) skipped: no compare.csv with measured times under the results folder "
             "(make one with `spattn run EXP --backend sim,cuda` on a GPU machine)")
         return
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = plt.subplots(figsize=(6, 5.5))
     pred = [float(r["predicted_ms"]) for r in rows]
     meas = [float(r["measured_ms"]) for r in rows]
     lo, hi = min(pred + meas) * 0.8, max(pred + meas) * 1.25
@@ -88,11 +119,24 @@ def fig_a(plt, rows, out):
     ax.fill_between(xs, [x * 0.85 for x in xs], [x * 1.15 for x in xs], color="0.9", label="±15%")
     ax.fill_between(xs, [x * 0.95 for x in xs], [x * 1.05 for x in xs], color="0.75", label="±5%")
     ax.plot(xs, xs, "k-", lw=1, label="y = x")
-    for scheme, color in SCHEME_COLORS.items():
-        pts = [(float(r["measured_ms"]), float(r["predicted_ms"])) for r in rows
-               if r["scheme"] == scheme]
-        if pts:
-            ax.scatter(*zip(*pts), s=18, color=color, label=scheme, zorder=3)
+    groups = sorted({r["_group"] for r in rows})
+    from matplotlib.lines import Line2D
+    handles = []
+    for gi, group in enumerate(groups):
+        marker = GROUP_MARKERS[gi % len(GROUP_MARKERS)]
+        for scheme, color in SCHEME_COLORS.items():
+            pts = [(float(r["measured_ms"]), float(r["predicted_ms"])) for r in rows
+                   if r["scheme"] == scheme and r["_group"] == group]
+            if pts:
+                ax.scatter(*zip(*pts), s=20, color=color, marker=marker, zorder=3, alpha=0.85,
+                           edgecolors="none")
+        g = [abs(float(r["predicted_ms"]) - float(r["measured_ms"])) / float(r["measured_ms"])
+             for r in rows if r["_group"] == group]
+        handles.append(Line2D([], [], ls="none", marker=marker, color="0.3",
+                              label=f"{group}: {len(g)}, median {100 * statistics.median(g):.1f}%, "
+                                    f"max {100 * max(g):.1f}%"))
+    handles += [Line2D([], [], ls="none", marker="o", color=c, label=s) for s, c in SCHEME_COLORS.items()]
+    h0, _ = ax.get_legend_handles_labels()
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
@@ -100,9 +144,9 @@ def fig_a(plt, rows, out):
     ax.set_xlabel("measured time (ms)")
     ax.set_ylabel("predicted time (ms)")
     errs = [abs(p - m) / m for p, m in zip(pred, meas)]
-    ax.set_title(f"Predicted vs measured ({len(rows)} plans, median |error| "
-                 f"{100 * statistics.median(errs):.1f}%, max {100 * max(errs):.1f}%)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"Predicted vs measured: {len(rows)} plans (|error| per group in the legend;\n"
+                 f"all: median {100 * statistics.median(errs):.1f}%, max {100 * max(errs):.1f}%)", fontsize=9)
+    ax.legend(handles=h0 + handles, loc="upper left", fontsize=7)
     save(fig, out, "a_predicted_vs_measured")
     plt.close(fig)
 
@@ -273,47 +317,65 @@ def fig_e(plt, sweeps, out):
     plt.close(fig)
 
 
+def chunk_series(path, backend, metric):
+    """{plan: [value per chunk]} from a report's chunk<c>_<metric> metrics (first case)."""
+    if not path.exists():
+        return {}
+    j = json.loads(path.read_text())
+    j = next((r for r in j.get("runs", [j]) if r.get("backend", backend) == backend), {})
+    out = {}
+    for c in j.get("cases", [])[:1]:
+        for p in c["plans"]:
+            m = p.get("metrics", {})
+            ks = sorted(int(k[5:-len(metric) - 1]) for k in m
+                        if k.startswith("chunk") and k.endswith("_" + metric) and k[5:-len(metric) - 1].isdigit())
+            if p.get("status") == "ok" and ks:
+                out[p["plan"]] = [m[f"chunk{k}_{metric}"] for k in ks]
+    return out
+
+
 def fig_f(plt, results, out):
-    """(f) Streaming: time and working set per chunk against the chunk index, one line per plan."""
-    import re
-    folders = sorted(d for d in results.glob("*streaming*") if any(d.rglob("*trace*.json")))
+    """(f) Streaming: time and working set per chunk against the chunk index, one colour per plan;
+    predicted (sim.json) dashed, measured (cuda.json, when present) solid."""
+    folders = []
+    for d in sorted(results.glob("*streaming*")):
+        pred = chunk_series(d / "sim.json", "sim", "ms")
+        if not pred:
+            log(f"(f) {d.name}: no chunk<c>_ms metrics in sim.json (rerun spattn run --backend sim): left out")
+            continue
+        folders.append((d, pred, chunk_series(d / "cuda.json", "cuda", "ms"),
+                        chunk_series(d / "sim.json", "sim", "set_gib")))
     if not folders:
-        log("(f) skipped: no streaming traces (spattn run EXP --backend sim --trace) under the results folder")
+        log("(f) skipped: no streaming sim.json with per-chunk metrics under the results folder")
         return
-    chunk = re.compile(r"\.c(\d+)$")
-    fig, axes = plt.subplots(len(folders), 2, figsize=(11, 3.6 * len(folders)), squeeze=False)
-    for row, folder in enumerate(folders):
-        for path in sorted(p for p in folder.rglob("*.json") if "trace" in p.name):
-            j = json.loads(path.read_text())
-            events = j["traceEvents"] if isinstance(j, dict) else j
-            ends, memory = {}, []
-            for e in events:
-                if e.get("ph") == "X":
-                    m = chunk.search(e.get("name", ""))
-                    if m:
-                        k = int(m.group(1))
-                        ends[k] = max(ends.get(k, 0.0), e["ts"] + e["dur"])
-                elif e.get("ph") == "C" and e.get("pid") == 0:
-                    memory.append((e["ts"], e["args"]["MiB"]))
-            if not ends:
-                continue
-            label = path.stem.split(".")[-2] if "." in path.stem else path.stem
-            ks = sorted(ends)
-            per = [(ends[k] - (ends[k - 1] if k > 0 else 0.0)) / 1e3 for k in ks]  # us -> ms
-            axes[row][0].plot(ks, per, marker="o", label=label)
-            if memory:
-                memory.sort()
-                axes[row][1].plot(range(len(memory)), [m for _, m in memory], marker="o", label=label)
+    fig, axes = plt.subplots(len(folders), 2, figsize=(11, 3.8 * len(folders)), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, (folder, pred, meas, mem) in enumerate(folders):
+        plans = [p for p in STREAMING_PLANS if p in pred] or list(pred)
+        for i, plan in enumerate(plans):
+            color = colors[i % len(colors)]
+            ks = range(len(pred[plan]))
+            axes[row][0].plot(ks, pred[plan], "--", marker="o", ms=3, color=color,
+                              label=f"{plan} predicted ({sum(pred[plan]):.3g} ms)")
+            if plan in meas:
+                axes[row][0].plot(range(len(meas[plan])), meas[plan], "-", marker="o", ms=3, color=color,
+                                  label=f"{plan} measured ({sum(meas[plan]):.3g} ms)")
+            if plan in mem:
+                axes[row][1].plot(range(len(mem[plan])), [g * 1024 for g in mem[plan]], "-", marker="o",
+                                  ms=3, color=color, label=plan)
+        what = "predicted (dashed) and measured (solid)" if meas else "predicted"
         axes[row][0].set_xlabel("chunk index")
-        axes[row][0].set_ylabel("time per chunk (ms, predicted)")
-        axes[row][0].set_title(f"{folder.name}: time per chunk")
-        axes[row][0].legend(fontsize=8)
+        axes[row][0].set_ylabel("time per chunk (ms)")
+        axes[row][0].set_title(f"{folder.name}: time per chunk, {what}", fontsize=9)
+        axes[row][0].set_ylim(bottom=0)
+        axes[row][0].legend(fontsize=7)
         axes[row][1].set_xlabel("chunk index")
-        axes[row][1].set_ylabel("working set, rank 0 (MiB)")
-        axes[row][1].set_title(f"{folder.name}: memory as the cache grows")
-        axes[row][1].legend(fontsize=8)
+        axes[row][1].set_ylabel("working set, largest rank (MiB)")
+        axes[row][1].set_title(f"{folder.name}: working set per chunk (from the plan)", fontsize=9)
+        axes[row][1].legend(fontsize=7)
     fig.tight_layout()
     save(fig, out, "f_streaming_per_chunk")
+    plt.close(fig)
 
 
 def main(argv):
@@ -337,7 +399,7 @@ def main(argv):
     a.out.mkdir(parents=True, exist_ok=True)
     compare_rows = load_compare_rows(a.results)
     sweeps = load_sweeps(a.results)
-    fig_a(plt, compare_rows, a.out)
+    fig_a(plt, compare_rows + load_validation_rows(a.results), a.out)
     fig_b(plt, sweeps, a.out)
     fig_c(plt, sweeps, compare_rows, a.out)
     fig_d(plt, a.results, a.out)
