@@ -107,6 +107,7 @@ Status run_plans(const core::Experiment& e, const RunOptions& o, const Measureme
   if (o.scale_down < 1)
     return invalid_argument(fmt::format("--scale-down must be >= 1, got {}", o.scale_down));
   report.complete = false;
+  if (o.resume != nullptr && report.device.empty()) report.device = o.resume->device;
   const std::vector<core::ExperimentCase> cases = core::expand_cases(e);
   for (std::size_t ci = 0; ci < cases.size(); ++ci) {
     const core::ExperimentCase& c = cases[ci];

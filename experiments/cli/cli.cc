@@ -193,7 +193,9 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
   for (Backend b : *backends) {
     const std::string file = out_path(dir, std::string(to_string(b)) + ".json");
     std::optional<Report> earlier;
-    if (a.resume) {
+    // The simulator is cheap and its rows depend on the profile (which --profile may change): it
+    // always runs again; measured rows (host, cuda) are the ones worth keeping.
+    if (a.resume && b != Backend::kSim) {
       Expected<nlohmann::json> j = read_json_file(file);
       if (j) {
         Expected<Report> r = report_from_json(*j);
@@ -389,8 +391,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                   "Results folder: <backend>.json per backend (written atomically, after every "
                   "case), compare.csv/json and traces when sim and cuda both run");
   run->add_flag("--resume", run_args.resume,
-                "Reuse the finished (case, plan) rows of the <backend>.json already in the "
-                "results folder instead of running them again");
+                "Reuse the finished (case, plan) rows of the host and cuda <backend>.json already "
+                "in the results folder instead of running them again (sim always runs again)");
 
   TopoArgs topo_args;
   CLI::App* topo = app.add_subcommand("topo", "Cluster topology tools");

@@ -377,27 +377,34 @@ TEST(Cli, RunSimWritesResultsAndTraces) {
   EXPECT_FALSE(fs::exists(dir / "compare.csv"));
 }
 
-// --resume: rows of an interrupted run (complete: false) are reused, the others run.
+// --resume: measured rows of an interrupted run (complete: false) are reused, the others run;
+// the simulator's rows always run again (they depend on the profile, which --profile may change).
 TEST(Cli, ResumeReusesFinishedRows) {
   const fs::path dir = fs::path(testing::TempDir()) / "resume_out";
   fs::remove_all(dir);
-  ASSERT_EQ(spattn({"run", kQuickstart, "--backend", "sim", "--out", dir.string()}).code, 0);
-  nlohmann::json j = nlohmann::json::parse(slurp(dir / "sim.json"));
-  // Pretend the run stopped after two plans, the first of which said 777 ms.
-  auto& plans = j["cases"][0]["plans"];
-  const std::size_t n = plans.size();
-  plans.erase(plans.begin() + 2, plans.end());
-  plans[0]["metrics"]["predicted_ms"] = 777.0;
-  j["complete"] = false;
-  std::ofstream(dir / "sim.json") << j.dump();
-  const Result r =
-      spattn({"run", kQuickstart, "--backend", "sim", "--out", dir.string(), "--resume"});
+  const std::vector<std::string> run = {"run",   kQuickstart, "--backend",    "host,sim",
+                                        "--out", dir.string(), "--scale-down", "10"};
+  ASSERT_EQ(spattn(run).code, 0);
+  for (const char* backend : {"host", "sim"}) {
+    nlohmann::json j = nlohmann::json::parse(slurp(dir / (std::string(backend) + ".json")));
+    // Pretend the run stopped after two plans, the first of which said 777.
+    auto& plans = j["cases"][0]["plans"];
+    plans.erase(plans.begin() + 2, plans.end());
+    for (auto& [k, v] : plans[0]["metrics"].items()) v = 777.0;
+    j["complete"] = false;
+    std::ofstream(dir / (std::string(backend) + ".json")) << j.dump();
+  }
+  std::vector<std::string> again = run;
+  again.push_back("--resume");
+  const Result r = spattn(again);
   ASSERT_EQ(r.code, 0) << r.err;
-  const nlohmann::json after = nlohmann::json::parse(slurp(dir / "sim.json"));
-  EXPECT_TRUE(after["complete"].get<bool>());
-  ASSERT_EQ(after["cases"][0]["plans"].size(), n);
-  EXPECT_EQ(after["cases"][0]["plans"][0]["metrics"]["predicted_ms"].get<double>(), 777.0);
-  EXPECT_NE(after["cases"][0]["plans"][2]["metrics"]["predicted_ms"].get<double>(), 777.0);
+  const nlohmann::json host = nlohmann::json::parse(slurp(dir / "host.json"));
+  EXPECT_TRUE(host["complete"].get<bool>());
+  ASSERT_GT(host["cases"][0]["plans"].size(), 2u);
+  EXPECT_EQ(host["cases"][0]["plans"][0]["metrics"]["out_rel_error"].get<double>(), 777.0);
+  EXPECT_NE(host["cases"][0]["plans"][2]["metrics"]["out_rel_error"].get<double>(), 777.0);
+  const nlohmann::json sim = nlohmann::json::parse(slurp(dir / "sim.json"));
+  EXPECT_NE(sim["cases"][0]["plans"][0]["metrics"]["predicted_ms"].get<double>(), 777.0);
   EXPECT_EQ(spattn({"run", kQuickstart, "--backend", "sim", "--resume"}).code, 2);
 }
 
