@@ -338,7 +338,10 @@ def fig_f(plt, results, out):
     """(f) Streaming: time and working set per chunk against the chunk index, one colour per plan;
     predicted (sim.json) dashed, measured (cuda.json, when present) solid."""
     folders = []
-    for d in sorted(results.glob("*streaming*")):
+    for top in sorted(results.glob("*streaming*")):
+        # The newest measurement: a subfolder with both files (e.g. measured_v3/) wins over the top.
+        subs = sorted(s for s in top.iterdir() if (s / "sim.json").exists() and (s / "cuda.json").exists())
+        d = subs[-1] if subs else top
         pred = chunk_series(d / "sim.json", "sim", "ms")
         if not pred:
             log(f"(f) {d.name}: no chunk<c>_ms metrics in sim.json (rerun spattn run --backend sim): left out")
@@ -366,12 +369,13 @@ def fig_f(plt, results, out):
         what = "predicted (dashed) and measured (solid)" if meas else "predicted"
         axes[row][0].set_xlabel("chunk index")
         axes[row][0].set_ylabel("time per chunk (ms)")
-        axes[row][0].set_title(f"{folder.name}: time per chunk, {what}", fontsize=9)
+        name = folder.name if "streaming" in folder.name else f"{folder.parent.name}/{folder.name}"
+        axes[row][0].set_title(f"{name}: time per chunk, {what}", fontsize=9)
         axes[row][0].set_ylim(bottom=0)
         axes[row][0].legend(fontsize=7)
         axes[row][1].set_xlabel("chunk index")
         axes[row][1].set_ylabel("working set, largest rank (MiB)")
-        axes[row][1].set_title(f"{folder.name}: working set per chunk (from the plan)", fontsize=9)
+        axes[row][1].set_title(f"{name}: working set per chunk (from the plan)", fontsize=9)
         axes[row][1].legend(fontsize=7)
     fig.tight_layout()
     save(fig, out, "f_streaming_per_chunk")
