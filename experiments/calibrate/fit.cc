@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <variant>
 
@@ -45,8 +46,22 @@ Expected<CommRow> comm_row(const Measurement& m, const core::Cluster& cluster,
   return row;
 }
 
-const Measurement* find_point(const std::vector<Measurement>& ms, const Point& p) {
-  return find(ms, p);
+// The x in [lo, hi] at which f, which does not fall as x grows, reaches `target` (bisection): lo
+// when f(lo) is already at or above it, hi when f(hi) is still below.
+Expected<double> invert_increasing(const std::function<Expected<double>(double)>& f, double target,
+                                   double lo, double hi) {
+  Expected<double> at_lo = f(lo), at_hi = f(hi);
+  if (!at_lo) return at_lo.status();
+  if (!at_hi) return at_hi.status();
+  if (target <= *at_lo) return lo;
+  if (target >= *at_hi) return hi;
+  for (int i = 0; i < 60; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    Expected<double> t = f(mid);
+    if (!t) return t.status();
+    (*t < target ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
 }
 
 std::string tokens_list(const std::vector<core::ThroughputPoint>& t) {
@@ -154,17 +169,9 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       return simulate_point(m.point, cluster, p);
     };
     Expected<double> gpu = sim_at(0);
-    if (!gpu) return gpu.status();
-    double lo = 0, hi = m.median_us;
-    if (*gpu < m.median_us) {
-      for (int i = 0; i < 60; ++i) {
-        const double mid = 0.5 * (lo + hi);
-        Expected<double> t = sim_at(mid);
-        if (!t) return t.status();
-        (*t < m.median_us ? lo : hi) = mid;
-      }
-    }
-    prof.host_task = us_to_ps(lo);
+    Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
+    if (!gpu || !us) return (gpu ? us : gpu).status();
+    prof.host_task = us_to_ps(*us);
     res.notes.push_back(fmt::format(
         "host task {:.2f} us: {} took {:.1f} us, the GPU work alone {:.1f} us (simulated)",
         ps_to_us(prof.host_task), describe(m.point), m.median_us, *gpu));
@@ -307,22 +314,10 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       res.notes.push_back("compute_slowdown 0: the ring waits for the attention, so none is seen");
       continue;
     }
-    Expected<double> lo_t = sim_at(0), hi_t = sim_at(10);
-    if (!lo_t || !hi_t) return (lo_t ? hi_t : lo_t).status();
-    double lo = 0, hi = 10;
-    if (m.median_us <= *lo_t) {
-      hi = 0;
-    } else if (m.median_us >= *hi_t) {
-      lo = 10;
-    } else {
-      for (int i = 0; i < 60; ++i) {
-        const double x = 0.5 * (lo + hi);
-        Expected<double> t = sim_at(x);
-        if (!t) return t.status();
-        (*t < m.median_us ? lo : hi) = x;
-      }
-    }
-    prof.compute_slowdown = 0.5 * (lo + hi);
+    Expected<double> lo_t = sim_at(0);
+    Expected<double> s = invert_increasing(sim_at, m.median_us, 0, 10);
+    if (!lo_t || !s) return (lo_t ? s : lo_t).status();
+    prof.compute_slowdown = *s;
     res.notes.push_back(fmt::format(
         "compute_slowdown {:.4f}: {} took {:.1f} us for the attention; {:.1f} us simulated "
         "without slowdown{}",
