@@ -144,8 +144,9 @@ Lifetimes lifetimes(const Plan& plan, bool caller_io) {
       }
   for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
     const Buffer& buf = plan.buffers[b];
-    const bool whole = buf.pass < 0 || (caller_io && (buf.role == BufferRole::kInput ||
-                                                      buf.role == BufferRole::kOutput));
+    const bool whole =
+        buf.pass < 0 ||
+        (caller_io && (buf.role == BufferRole::kInput || buf.role == BufferRole::kOutput));
     l.life.push_back(whole ? std::pair{0, l.passes - 1}
                            : std::pair{buf.pass, std::max(buf.pass, last[b])});
   }

@@ -57,8 +57,8 @@ Status read_table(const YamlReader& y, const YAML::Node& m, const char* key,
 Expected<Profile> read_profile(const YamlReader& y) {
   SPATTN_RETURN_IF_ERROR(y.check_keys(y.root(), "", {"profile"}));
   const YAML::Node m = y.root()["profile"];
-  SPATTN_RETURN_IF_ERROR(
-      y.check_keys(m, "profile", {"name", "links", "nccl", "attention", "memory", "overlap", "host"}));
+  SPATTN_RETURN_IF_ERROR(y.check_keys(
+      m, "profile", {"name", "links", "nccl", "attention", "memory", "overlap", "host"}));
   Profile p;
   SPATTN_RETURN_IF_ERROR(y.get(m, "name", p.name, false));
   if (const YAML::Node l = m["links"]) {

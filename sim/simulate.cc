@@ -164,8 +164,8 @@ Status Engine::build() {
     // tasks are issued together (one NCCL group), so all of them when the last one is.
     Expected<std::vector<std::vector<core::TaskId>>> order = core::issue_order(plan_);
     if (!order) return order.status();
-    std::vector<TimePs> cursor(profile_.host_one_process ? 1 : static_cast<std::size_t>(plan_.world),
-                               0);
+    std::vector<TimePs> cursor(
+        profile_.host_one_process ? 1 : static_cast<std::size_t>(plan_.world), 0);
     auto thread = [&](core::TaskId t) -> TimePs& {
       return cursor[profile_.host_one_process ? 0 : static_cast<std::size_t>(task(t).rank)];
     };
@@ -189,7 +189,8 @@ void Engine::try_start(int stream) {
   if (!issued_.empty() && queue_.now() < issued_[static_cast<std::size_t>(t)]) {
     if (!issue_pending_[static_cast<std::size_t>(t)]) {
       issue_pending_[static_cast<std::size_t>(t)] = 1;
-      queue_.schedule_at(issued_[static_cast<std::size_t>(t)], [this, stream] { try_start(stream); });
+      queue_.schedule_at(issued_[static_cast<std::size_t>(t)],
+                         [this, stream] { try_start(stream); });
     }
     return;
   }

@@ -208,10 +208,9 @@ void add_chunk_metrics(const core::Plan& plan, const core::Timeline& timeline, R
     row.metrics.push_back({fmt::format("chunk{}_ms", c), ps_to_ms(end[c] - from)});
   }
   for (std::size_t c = 0; c < set.size(); ++c)
-    row.metrics.push_back(
-        {fmt::format("chunk{}_set_gib", c),
-         static_cast<double>(*std::max_element(set[c].begin(), set[c].end())) /
-             static_cast<double>(kGiB)});
+    row.metrics.push_back({fmt::format("chunk{}_set_gib", c),
+                           static_cast<double>(*std::max_element(set[c].begin(), set[c].end())) /
+                               static_cast<double>(kGiB)});
 }
 
 std::string format_table(const Report& r) {

@@ -2,9 +2,9 @@
 // known profile must give that profile back. System: the h200x4 cluster (each GPU joined to an
 // NVSwitch by 18 x 26.5 = 477 GB/s per direction, 0.5 us per hop) and a profile with
 // e = 0.70, launch 9 us, per_peer 3 us, all_to_all 60 us, hbm 4000 GB/s, memory launch 2 us,
-// attention launch 5 us, compute_slowdown 0.08, a host that issues a task in 6 us. The simulator's comm times are affine in
-// (launch, per_peer, all_to_all, 1/e) and the fit uses the simulator's own regressors, so the
-// recovery is exact up to picosecond rounding; the tolerance asked for is 2%.
+// attention launch 5 us, compute_slowdown 0.08, a host that issues a task in 6 us. The simulator's
+// comm times are affine in (launch, per_peer, all_to_all, 1/e) and the fit uses the simulator's own
+// regressors, so the recovery is exact up to picosecond rounding; the tolerance asked for is 2%.
 #include "experiments/calibrate/fit.h"
 
 #include <gtest/gtest.h>

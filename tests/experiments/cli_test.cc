@@ -382,7 +382,7 @@ TEST(Cli, RunSimWritesResultsAndTraces) {
 TEST(Cli, ResumeReusesFinishedRows) {
   const fs::path dir = fs::path(testing::TempDir()) / "resume_out";
   fs::remove_all(dir);
-  const std::vector<std::string> run = {"run",   kQuickstart, "--backend",    "host,sim",
+  const std::vector<std::string> run = {"run",   kQuickstart,  "--backend",    "host,sim",
                                         "--out", dir.string(), "--scale-down", "10"};
   ASSERT_EQ(spattn(run).code, 0);
   for (const char* backend : {"host", "sim"}) {
