@@ -50,10 +50,12 @@ struct Profile {
   // those kernels end (NCCL's kernels find no free SM until the running kernel's last blocks go).
   bool comm_waits_for_compute = false;
 
-  // Host: issuing one task (events, waits, the launch) takes host_task on the issuing thread, and
-  // no task starts before it is issued. Tasks are issued in core::issue_order, by one thread for
-  // every rank (host_one_process, the executor's default) or one per rank (mpirun).
+  // Host: issuing one task (its events and the launch) takes host_task, plus host_dep for each
+  // dependency it waits on, on the issuing thread, and no task starts before it is issued. Tasks
+  // are issued in core::issue_order, by one thread for every rank (host_one_process, the
+  // executor's default) or one per rank (mpirun).
   TimePs host_task = 0;
+  TimePs host_dep = 0;
   bool host_one_process = true;
 
   const LinkClassProfile& link_class(LinkClass c) const;

@@ -159,8 +159,9 @@ Status Engine::build() {
   running_.assign(streams_.size(), {});
   comm_active_.assign(static_cast<std::size_t>(plan_.world), 0);
   waiting_.assign(streams_.size(), {});
-  if (profile_.host_task > 0) {
-    // The executor's host thread(s) issue tasks in issue order, host_task each; a collective's
+  if (profile_.host_task > 0 || profile_.host_dep > 0) {
+    // The executor's host thread(s) issue tasks in issue order, host_task (+ host_dep per
+    // dependency) each; a collective's
     // tasks are issued together (one NCCL group), so all of them when the last one is.
     Expected<std::vector<std::vector<core::TaskId>>> order = core::issue_order(plan_);
     if (!order) return order.status();
@@ -172,7 +173,9 @@ Status Engine::build() {
     issued_.assign(n, 0);
     issue_pending_.assign(n, 0);
     for (const std::vector<core::TaskId>& unit : *order) {
-      for (core::TaskId t : unit) thread(t) += profile_.host_task;
+      for (core::TaskId t : unit)
+        thread(t) += profile_.host_task +
+                     static_cast<TimePs>(task(t).deps.size()) * profile_.host_dep;
       for (core::TaskId t : unit) issued_[static_cast<std::size_t>(t)] = thread(t);
     }
   }

@@ -176,6 +176,22 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
         "host task {:.2f} us: {} took {:.1f} us, the GPU work alone {:.1f} us (simulated)",
         ps_to_us(prof.host_task), describe(m.point), m.median_us, *gpu));
   }
+  // ... and each dependency it waits on: the same with every task waiting for the one before.
+  for (const Measurement& m : ms) {
+    if (m.point.kind != PointKind::kIssueDeps) continue;
+    auto sim_at = [&](double us) -> Expected<double> {
+      core::Profile p = prof;
+      p.host_dep = us_to_ps(us);
+      return simulate_point(m.point, cluster, p);
+    };
+    Expected<double> none = sim_at(0);
+    Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
+    if (!none || !us) return (none ? us : none).status();
+    prof.host_dep = us_to_ps(*us);
+    res.notes.push_back(fmt::format(
+        "host dep {:.2f} us: {} took {:.1f} us, {:.1f} us simulated without it",
+        ps_to_us(prof.host_dep), describe(m.point), m.median_us, *none));
+  }
 
   // Attention table: F(n) = flops / (T - launch).
   {

@@ -27,6 +27,7 @@ constexpr KindName kKindNames[] = {
     {PointKind::kOverlap, "overlap"},
     {PointKind::kOverlapRing, "overlap_ring"},
     {PointKind::kIssue, "issue"},
+    {PointKind::kIssueDeps, "issue_deps"},
 };
 
 // Builds a plan buffer by buffer and task by task (ids in order, so dependencies point back).
@@ -163,7 +164,8 @@ std::string describe(const Point& p) {
       return fmt::format("{} P={} attention {} tokens + ring {}", to_string(p.kind), p.ranks,
                          p.tokens, format_bytes(p.bytes));
     case PointKind::kIssue:
-      return fmt::format("issue P={} {} tasks per rank", p.ranks, p.tokens);
+    case PointKind::kIssueDeps:
+      return fmt::format("{} P={} {} tasks per rank", to_string(p.kind), p.ranks, p.tokens);
   }
   return "?";
 }
@@ -195,6 +197,7 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
     pts.push_back({PointKind::kOverlapRing, gpus, kOverlapBytes, kOverlapTokens, false});
   }
   pts.push_back({PointKind::kIssue, gpus, 0, kIssueTasks, false});
+  pts.push_back({PointKind::kIssueDeps, gpus, 0, kIssueTasks, false});
   return pts;
 }
 
@@ -259,13 +262,17 @@ MicroBench build_microbench(const Point& p) {
       add_attention(b, p.tokens, false);
       mb.timed = add_ring(b, p.ranks, p.bytes);
       break;
-    case PointKind::kIssue: {
+    case PointKind::kIssue:
+    case PointKind::kIssueDeps: {
       mb.span = true;
       for (int r = 0; r < p.ranks; ++r) {
         const BufferId row = b.buffer(r, "row", 1, kHeads, kHeadDim, ElemType::kInput);
-        for (std::int64_t i = 0; i < p.tokens; ++i)
-          mb.timed.push_back(
-              b.task(r, core::Stream::kCompute, "fill", core::Fill{b.whole(row), 0.0}));
+        for (std::int64_t i = 0; i < p.tokens; ++i) {
+          const TaskId t = b.task(r, core::Stream::kCompute, "fill", core::Fill{b.whole(row), 0.0});
+          if (p.kind == PointKind::kIssueDeps && i > 0)
+            mb.plan.tasks.back().deps.push_back(mb.timed.back());
+          mb.timed.push_back(t);
+        }
       }
       break;
     }

@@ -16,6 +16,7 @@
 //   overlap_ring   the same plan, timed: the ring (does its data wait for the attention?)
 //   issue          `tokens` independent fills of one row per rank on every rank's compute stream,
 //                  issued by one thread; timed: first start to last end (the host's issue rate)
+//   issue_deps     the same, each fill waiting for the one before it on its rank (one event wait)
 #pragma once
 
 #include <cstdint>
@@ -38,7 +39,8 @@ enum class PointKind {
   kMerge,
   kOverlap,
   kOverlapRing,
-  kIssue
+  kIssue,
+  kIssueDeps
 };
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);

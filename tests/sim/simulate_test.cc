@@ -138,6 +138,15 @@ TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
   Expected<SimResult> per_rank = simulate(plan, h200x4(), p);
   ASSERT_TRUE(per_rank.ok());
   EXPECT_NEAR(ps_to_us(per_rank->timeline.total), 500, 0.01);
+  // Each fill after a rank's first waits for the one before it (98 waits) at 4 us each: one
+  // thread issues them in 100 x 10 + 98 x 4 = 1392 us.
+  for (core::Task& t : plan.tasks)
+    if (t.id >= 2) t.deps = {t.id - 2};
+  p.host_one_process = true;
+  p.host_dep = 4 * kPsPerUs;
+  Expected<SimResult> chained = simulate(plan, h200x4(), p);
+  ASSERT_TRUE(chained.ok()) << chained.status().message();
+  EXPECT_NEAR(ps_to_us(chained->timeline.total), 1392, 0.01);
 }
 
 // System: one rank running an attention block of 3 ms on the compute stream and, on the comm
