@@ -75,10 +75,12 @@ Expected<Profile> read_profile(const YamlReader& y) {
     SPATTN_RETURN_IF_ERROR(read_us(y, n, "all_to_all_us", p.nccl_all_to_all));
   }
   const YAML::Node a = m["attention"];
-  SPATTN_RETURN_IF_ERROR(y.check_keys(a, "attention", {"launch_us", "non_causal", "causal"}));
+  SPATTN_RETURN_IF_ERROR(
+      y.check_keys(a, "attention", {"launch_us", "non_causal", "causal", "causal_unmasked"}));
   SPATTN_RETURN_IF_ERROR(read_us(y, a, "launch_us", p.attention_launch));
   SPATTN_RETURN_IF_ERROR(read_table(y, a, "non_causal", p.attention_non_causal));
   SPATTN_RETURN_IF_ERROR(read_table(y, a, "causal", p.attention_causal));
+  SPATTN_RETURN_IF_ERROR(read_table(y, a, "causal_unmasked", p.attention_causal_unmasked));
   if (p.attention_non_causal.empty())
     return y.error(a, "non_causal", "missing (required): at least one {tokens, tflops}");
   if (const YAML::Node mem = m["memory"]) {
@@ -128,8 +130,11 @@ const LinkClassProfile& Profile::link_class(LinkClass c) const {
   return nvlink;
 }
 
-double Profile::attention_flops_per_s(double tokens, bool causal) const {
-  const auto& t = causal && !attention_causal.empty() ? attention_causal : attention_non_causal;
+double Profile::attention_flops_per_s(double tokens, bool causal, bool masked) const {
+  const auto& t = causal && !masked && !attention_causal_unmasked.empty()
+                      ? attention_causal_unmasked
+                  : causal && !attention_causal.empty() ? attention_causal
+                                                        : attention_non_causal;
   SPATTN_CHECK(!t.empty());
   if (tokens <= t.front().tokens) return t.front().tflops * 1e12;
   if (tokens >= t.back().tokens) return t.back().tflops * 1e12;
@@ -163,6 +168,8 @@ std::string profile_yaml(const Profile& p) {
   s += fmt::format("  attention:\n    launch_us: {}\n    non_causal:\n{}",
                    ps_to_us_exact(p.attention_launch), table_yaml(p.attention_non_causal));
   if (!p.attention_causal.empty()) s += "    causal:\n" + table_yaml(p.attention_causal);
+  if (!p.attention_causal_unmasked.empty())
+    s += "    causal_unmasked:\n" + table_yaml(p.attention_causal_unmasked);
   s += fmt::format("  memory: {{hbm_gbps: {}, launch_us: {}}}\n", p.hbm_bandwidth / 1e9,
                    ps_to_us_exact(p.memory_launch));
   s += fmt::format("  overlap: {{compute_slowdown: {}, comm_waits_for_compute: {}}}\n",

@@ -37,7 +37,9 @@ struct Profile {
 
   // Attention kernel: achieved TFLOP/s by shape (sorted by tokens, interpolated linearly in
   // log(tokens), clamped at the ends); `causal` falls back to `non_causal` when empty.
-  std::vector<ThroughputPoint> attention_non_causal, attention_causal;
+  // `causal_unmasked`: a block of a causal problem that masks no pair (its keys all precede its
+  // queries, as most ring steps); falls back to `causal` when empty.
+  std::vector<ThroughputPoint> attention_non_causal, attention_causal, attention_causal_unmasked;
   TimePs attention_launch = 0;
 
   // Memory-bound tasks (merge, copy, fill, local sends): (bytes read + bytes written) / hbm.
@@ -59,8 +61,9 @@ struct Profile {
   bool host_one_process = true;
 
   const LinkClassProfile& link_class(LinkClass c) const;
-  // Achieved FLOP/s (not TFLOP/s) at `tokens` for a causal or non-causal block.
-  double attention_flops_per_s(double tokens, bool causal) const;
+  // Achieved FLOP/s (not TFLOP/s) at `tokens` for a block of a causal or non-causal problem;
+  // `masked`: whether the block masks some of its pairs (only causal problems tell them apart).
+  double attention_flops_per_s(double tokens, bool causal, bool masked = true) const;
 };
 
 // Reads a profile file (top-level key `profile`); errors say FILE:LINE:COL: key 'K': why.

@@ -21,7 +21,9 @@ TimePs compute_duration(const core::Plan& plan, const core::Task& task,
     const double flops = 4.0 * static_cast<double>(p.head_dim) *
                          static_cast<double>(a->visible_pairs) * static_cast<double>(p.batch) *
                          static_cast<double>(a->q.heads);
-    return seconds_to_ps(flops / profile.attention_flops_per_s(tokens, p.causal)) +
+    const bool masked =
+        static_cast<double>(a->visible_pairs) < static_cast<double>(a->q.tokens) * kv_tokens;
+    return seconds_to_ps(flops / profile.attention_flops_per_s(tokens, p.causal, masked)) +
            profile.attention_launch;
   }
   Bytes bytes = 0;

@@ -188,16 +188,17 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
     Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
     if (!none || !us) return (none ? us : none).status();
     prof.host_dep = us_to_ps(*us);
-    res.notes.push_back(fmt::format(
-        "host dep {:.2f} us: {} took {:.1f} us, {:.1f} us simulated without it",
-        ps_to_us(prof.host_dep), describe(m.point), m.median_us, *none));
+    res.notes.push_back(
+        fmt::format("host dep {:.2f} us: {} took {:.1f} us, {:.1f} us simulated without it",
+                    ps_to_us(prof.host_dep), describe(m.point), m.median_us, *none));
   }
 
   // Attention table: F(n) = flops / (T - launch).
   {
-    std::map<double, double> table[2];  // [causal] tokens -> tflops
+    std::map<double, double> table[3];  // [non-causal, causal, causal unmasked] tokens -> tflops
     for (const Measurement& m : ms) {
-      if (m.point.kind != PointKind::kAttention) continue;
+      if (m.point.kind != PointKind::kAttention && m.point.kind != PointKind::kAttentionUnmasked)
+        continue;
       const MicroBench mb = build_microbench(m.point);
       const auto& a = std::get<core::AttnBlock>(
           mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())).op);
@@ -207,17 +208,20 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
         return invalid_argument(
             fmt::format("{}: {} us is not more than the attention launch ({} us)",
                         describe(m.point), m.median_us, ps_to_us(prof.attention_launch)));
-      table[m.point.causal][static_cast<double>(m.point.tokens)] = flops / (work_us * 1e-6) / 1e12;
+      const int which = m.point.kind == PointKind::kAttentionUnmasked ? 2 : m.point.causal ? 1 : 0;
+      table[which][static_cast<double>(m.point.tokens)] = flops / (work_us * 1e-6) / 1e12;
     }
-    for (int causal = 0; causal < 2; ++causal) {
-      std::vector<core::ThroughputPoint>& t =
-          causal ? prof.attention_causal : prof.attention_non_causal;
-      if (table[causal].empty()) continue;
+    std::vector<core::ThroughputPoint>* tables[3] = {
+        &prof.attention_non_causal, &prof.attention_causal, &prof.attention_causal_unmasked};
+    const char* names[3] = {"non-causal", "causal", "causal unmasked"};
+    for (int which = 0; which < 3; ++which) {
+      std::vector<core::ThroughputPoint>& t = *tables[which];
+      if (table[which].empty()) continue;
       t.clear();
-      for (const auto& [n, tf] : table[causal]) t.push_back({n, tf});
-      res.notes.push_back(fmt::format(
-          "attention {}: TFLOP/s by tokens {{{}}} (launch {} us from the base)",
-          causal ? "causal" : "non-causal", tokens_list(t), ps_to_us(prof.attention_launch)));
+      for (const auto& [n, tf] : table[which]) t.push_back({n, tf});
+      res.notes.push_back(
+          fmt::format("attention {}: TFLOP/s by tokens {{{}}} (launch {} us from the base)",
+                      names[which], tokens_list(t), ps_to_us(prof.attention_launch)));
     }
   }
 

@@ -28,6 +28,7 @@ constexpr KindName kKindNames[] = {
     {PointKind::kOverlapRing, "overlap_ring"},
     {PointKind::kIssue, "issue"},
     {PointKind::kIssueDeps, "issue_deps"},
+    {PointKind::kAttentionUnmasked, "attention_unmasked"},
 };
 
 // Builds a plan buffer by buffer and task by task (ids in order, so dependencies point back).
@@ -153,6 +154,8 @@ std::string describe(const Point& p) {
       return fmt::format("{} P={} {}", to_string(p.kind), p.ranks, format_bytes(p.bytes));
     case PointKind::kAttention:
       return fmt::format("attention {}{} tokens", p.causal ? "causal " : "", p.tokens);
+    case PointKind::kAttentionUnmasked:
+      return fmt::format("attention unmasked causal {} tokens", p.tokens);
     case PointKind::kCopy:
     case PointKind::kMerge: {
       const MicroBench mb = build_microbench(p);
@@ -187,6 +190,7 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
             : std::vector<std::int64_t>{1024, 2048, 4096, 8192, 16384, 32768};
   for (bool causal : {false, true})
     for (std::int64_t n : tokens) pts.push_back({PointKind::kAttention, 1, 0, n, causal});
+  for (std::int64_t n : tokens) pts.push_back({PointKind::kAttentionUnmasked, 1, 0, n, true});
   // [tokens, 40, 128]: 100 rows of bf16 = 1,024,000 bytes; 102400 rows of bf16 = 1000 MiB;
   // 51200 rows of fp32 = 1000 MiB.
   pts.push_back({PointKind::kCopy, 1, 0, 100, false});
@@ -205,8 +209,12 @@ MicroBench build_microbench(const Point& p) {
   MicroBench mb;
   const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kOverlap ||
                     p.kind == PointKind::kOverlapRing;
-  mb.plan = empty_plan(p.kind == PointKind::kSendRecvPair ? 2 : p.ranks, attn ? p.tokens : 0,
-                       p.kind == PointKind::kAttention && p.causal);
+  const bool unmasked = p.kind == PointKind::kAttentionUnmasked;
+  mb.plan = empty_plan(p.kind == PointKind::kSendRecvPair ? 2 : p.ranks,
+                       unmasked ? 2 * p.tokens
+                       : attn   ? p.tokens
+                                : 0,
+                       unmasked || (p.kind == PointKind::kAttention && p.causal));
   Builder b(mb.plan);
   switch (p.kind) {
     case PointKind::kSendRecvPair: {
@@ -237,6 +245,12 @@ MicroBench build_microbench(const Point& p) {
     case PointKind::kAttention:
       mb.timed.push_back(add_attention(b, p.tokens, p.causal));
       break;
+    case PointKind::kAttentionUnmasked: {
+      // Queries at positions n..2n-1, keys at 0..n-1: the causal mask allows every pair.
+      mb.timed.push_back(add_attention(b, p.tokens, false));
+      std::get<core::AttnBlock>(mb.plan.tasks.back().op).q_start = p.tokens;
+      break;
+    }
     case PointKind::kCopy: {
       const BufferId src = b.buffer(0, "src", p.tokens, kHeads, kHeadDim, ElemType::kInput);
       const BufferId dst = b.buffer(0, "dst", p.tokens, kHeads, kHeadDim, ElemType::kInput);

@@ -9,6 +9,8 @@
 //   all_to_all     over ranks 0..G-1, `bytes` per rank split evenly over the G peers (itself
 //                  included): 2 (G - 1) remote peers per task
 //   attention      one square AttnBlock of `tokens` on rank 0, bf16, 40 heads, head_dim 128
+//   attention_unmasked  the same in a causal problem, its queries after all its keys (no pair
+//                  masked, as in most ring steps)
 //   copy, merge    one Copy (bf16) / Merge (fp32, the planner's accumulators) of [tokens, 40, 128]
 //   overlap        the attention point of kOverlapTokens on rank 0's compute stream while the
 //                  sendrecv_ring of kOverlapBytes over `ranks` runs on the comm streams; timed:
@@ -40,7 +42,8 @@ enum class PointKind {
   kOverlap,
   kOverlapRing,
   kIssue,
-  kIssueDeps
+  kIssueDeps,
+  kAttentionUnmasked
 };
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);

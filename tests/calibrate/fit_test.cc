@@ -39,6 +39,7 @@ core::Profile truth() {
   p.attention_launch = 5 * kPsPerUs;
   p.attention_non_causal = {{1024, 250}, {4096, 380}, {32768, 420}};
   p.attention_causal = {{1024, 150}, {32768, 380}};
+  p.attention_causal_unmasked = {{1024, 220}, {32768, 410}};
   p.compute_slowdown = 0.08;
   p.host_task = 6 * kPsPerUs;
   p.host_dep = 2 * kPsPerUs;
@@ -89,13 +90,15 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   EXPECT_EQ(got.comm_waits_for_compute, want.comm_waits_for_compute);
   // The table holds the measured token counts; at each, the simulator's (log-interpolated)
   // throughput of the truth.
-  for (bool causal : {false, true}) {
-    const auto& t = causal ? got.attention_causal : got.attention_non_causal;
+  for (int which = 0; which < 3; ++which) {
+    const auto& t = which == 0   ? got.attention_non_causal
+                    : which == 1 ? got.attention_causal
+                                 : got.attention_causal_unmasked;
     ASSERT_EQ(t.size(), attention_points_full ? 6u : 2u);
     for (const core::ThroughputPoint& x : t)
-      EXPECT_NEAR(x.tflops * 1e12, want.attention_flops_per_s(x.tokens, causal),
-                  0.001 * want.attention_flops_per_s(x.tokens, causal))
-          << (causal ? "causal " : "") << x.tokens;
+      EXPECT_NEAR(x.tflops * 1e12, want.attention_flops_per_s(x.tokens, which > 0, which == 1),
+                  0.001 * want.attention_flops_per_s(x.tokens, which > 0, which == 1))
+          << which << " " << x.tokens;
   }
 }
 

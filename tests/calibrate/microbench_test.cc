@@ -30,13 +30,14 @@ TEST(MicroBench, EveryPointOfEverySweepIsAValidPlan) {
 }
 
 TEST(MicroBench, PointCounts) {
-  // Full on 4 GPUs: 7 sizes x (pair + ring + all-to-all over 2, 3, 4) = 35, attention 6 x 2 = 12,
-  // copy x 2 + merge = 3, overlap and overlap_ring 2, issue and issue_deps 2.
-  EXPECT_EQ(calibration_points(4, false).size(), 35u + 12u + 3u + 2u + 2u);
-  // Quick on 4: 4 sizes x (pair, ring, all-to-all over 4) = 12, attention 2 x 2, 3, 2, 2.
-  EXPECT_EQ(calibration_points(4, true).size(), 12u + 4u + 3u + 2u + 2u);
+  // Full on 4 GPUs: 7 sizes x (pair + ring + all-to-all over 2, 3, 4) = 35, attention 6 x 3
+  // (non-causal, causal, unmasked causal) = 18, copy x 2 + merge = 3, overlap and overlap_ring 2,
+  // issue and issue_deps 2.
+  EXPECT_EQ(calibration_points(4, false).size(), 35u + 18u + 3u + 2u + 2u);
+  // Quick on 4: 4 sizes x (pair, ring, all-to-all over 4) = 12, attention 2 x 3, 3, 2, 2.
+  EXPECT_EQ(calibration_points(4, true).size(), 12u + 6u + 3u + 2u + 2u);
   // One GPU: no communication, no overlap; the issue points.
-  EXPECT_EQ(calibration_points(1, false).size(), 12u + 3u + 2u);
+  EXPECT_EQ(calibration_points(1, false).size(), 18u + 3u + 2u);
 }
 
 TEST(MicroBench, PairSendsFromRankZeroToOne) {

@@ -149,6 +149,26 @@ TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
   EXPECT_NEAR(ps_to_us(chained->timeline.total), 1392, 0.01);
 }
 
+// System: a causal problem whose attention block masks no pair (the ring step plan's block: its
+// visible pairs are all of its query x key pairs, stated large). Expectation: it runs at the
+// profile's `causal_unmasked` rate when there is one (200 TFLOP/s: a 1 ms block at 100 takes
+// 0.5 ms), else at the causal rate (50: 2 ms).
+TEST(Simulate, UnmaskedBlocksOfACausalProblemUseTheirOwnRate) {
+  core::Problem causal = one_head();
+  causal.causal = true;
+  const std::int64_t pairs_per_ms = 100'000'000'000'000 / 1000 / (4 * 128);
+  const core::Plan plan = testing::ring_step_plan(causal, 1, 1024, pairs_per_ms);
+  core::Profile p = simple_profile(0);
+  p.attention_causal = {{1, 50}};
+  Expected<SimResult> r = simulate(plan, h200x4(), p);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_NEAR(ps_to_us(r->timeline.spans[1].end - r->timeline.spans[1].start), 2000, 1e-3);
+  p.attention_causal_unmasked = {{1, 200}};
+  r = simulate(plan, h200x4(), p);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NEAR(ps_to_us(r->timeline.spans[1].end - r->timeline.spans[1].start), 500, 1e-3);
+}
+
 // System: one rank running an attention block of 3 ms on the compute stream and, on the comm
 // stream, a copy of 500 MB (the default profile's 1 TB/s HBM: 2 * 5e8 B / 1e12 B/s = 1 ms).
 // Expectation: compute ops on the two streams of one rank run side by side: the copy ends at 1 ms,
