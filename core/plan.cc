@@ -239,13 +239,25 @@ std::vector<std::vector<Bytes>> memory_by_pass(const Plan& plan) {
 }
 
 Status validate(const Plan& plan) {
+  if (plan.represented_ranks < 0 ||
+      (plan.represented_ranks > 0 && plan.world % plan.represented_ranks != 0))
+    return internal_error("plan " + plan.name() + ": represented_ranks " +
+                          std::to_string(plan.represented_ranks) + " does not divide world " +
+                          std::to_string(plan.world));
+  // A transfer by (sender, receiver - sender): in a rank-symmetric plan the sender is the
+  // represented rank standing for it (every receive then finds its send).
+  const int held = plan.ranks_held();
+  auto pair_key = [&](int from, int to) {
+    return std::pair<int, int>{((from % held) + held) % held,
+                               ((to - from) % plan.world + plan.world) % plan.world};
+  };
   auto fail = [&](const Task& t, const std::string& why) {
     return internal_error("plan " + plan.name() + ": task " + std::to_string(t.id) + " (" +
                           t.label + ", rank " + std::to_string(t.rank) + "): " + why);
   };
   for (std::size_t b = 0; b < plan.buffers.size(); ++b) {
     const Buffer& buf = plan.buffers[b];
-    if (buf.rank < 0 || buf.rank >= plan.world)
+    if (buf.rank < 0 || buf.rank >= plan.ranks_held())
       return internal_error("buffer " + buf.name + " on rank " + std::to_string(buf.rank));
   }
   auto check_view = [&](const Task& t, const View& v) -> Status {
@@ -267,7 +279,7 @@ Status validate(const Plan& plan) {
   for (std::size_t i = 0; i < plan.tasks.size(); ++i) {
     const Task& t = plan.tasks[i];
     if (t.id != static_cast<TaskId>(i)) return fail(t, "id is not its index");
-    if (t.rank < 0 || t.rank >= plan.world) return fail(t, "rank out of range");
+    if (t.rank < 0 || t.rank >= plan.ranks_held()) return fail(t, "rank out of range");
     for (TaskId d : t.deps) {
       if (d < 0 || d >= t.id) return fail(t, "dependency " + std::to_string(d) + " is not earlier");
     }
@@ -283,12 +295,12 @@ Status validate(const Plan& plan) {
       for (const Transfer& x : c->sends) {
         if (!in_group(x.peer)) return fail(t, "send peer outside the group");
         if (!whole(x.view)) return fail(t, "send view is not a whole buffer");
-        flows[t.collective][{t.rank, x.peer}].first += view_bytes(plan, x.view);
+        flows[t.collective][pair_key(t.rank, x.peer)].first += view_bytes(plan, x.view);
       }
       for (const Transfer& x : c->recvs) {
         if (!in_group(x.peer)) return fail(t, "recv peer outside the group");
         if (!whole(x.view)) return fail(t, "recv view is not a whole buffer");
-        flows[t.collective][{x.peer, t.rank}].second += view_bytes(plan, x.view);
+        flows[t.collective][pair_key(x.peer, t.rank)].second += view_bytes(plan, x.view);
       }
     }
     if (const auto* a = std::get_if<AttnBlock>(&t.op)) {
@@ -305,7 +317,8 @@ Status validate(const Plan& plan) {
       if (bytes.first != bytes.second)
         return internal_error("plan " + plan.name() + ": collective " + std::to_string(id) +
                               " sends " + std::to_string(bytes.first) + " bytes from rank " +
-                              std::to_string(pair.first) + " to " + std::to_string(pair.second) +
+                              std::to_string(pair.first) + " to " +
+                              std::to_string((pair.first + pair.second) % plan.world) +
                               " but receives " + std::to_string(bytes.second));
   return {};
 }

@@ -164,6 +164,12 @@ struct Plan {
   PlanChoice choice;
   Problem problem;
   int world = 1;
+  // 0: the plan holds every rank's buffers and tasks. k > 0 (k divides world): a rank-symmetric
+  // plan holding ranks 0..k-1 only; rank r does what rank r mod k does, with every peer shifted by
+  // r - r mod k (a non-causal ring, say, whose ranks all do the same). The simulator then runs the
+  // k ranks and lets their transfers stand for all (docs/simulator.md, "Rank-symmetric plans").
+  int represented_ranks = 0;
+  int ranks_held() const { return represented_ranks > 0 ? represented_ranks : world; }
   std::int64_t padded_len = 0;    // seq_len rounded up so the degrees divide it
   std::int64_t pad_tokens = 0;    // padded_len - seq_len
   std::int64_t shard_tokens = 0;  // tokens per rank at input, pads included

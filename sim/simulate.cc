@@ -32,6 +32,7 @@ class Engine {
  private:
   struct Xfer {
     int sender = 0, receiver = 0;  // task ids
+    int from = 0, to = 0;          // ranks (the receiver's task may stand for rank `to`)
     Bytes bytes = 0;
   };
   struct Collective {
@@ -112,7 +113,7 @@ Status Engine::build() {
   for (const Task& t : plan_.tasks)
     for (core::TaskId d : t.deps) dependents_[static_cast<std::size_t>(fill[d]++)] = t.id;
 
-  streams_.assign(2 * static_cast<std::size_t>(plan_.world), {});
+  streams_.assign(2 * static_cast<std::size_t>(plan_.ranks_held()), {});
   head_.assign(streams_.size(), 0);
   busy_.assign(streams_.size(), 0);
   coll_of_.assign(n, -1);
@@ -137,13 +138,15 @@ Status Engine::build() {
       const auto& comm = std::get<core::Comm>(task(t).op);
       recvs_left[static_cast<std::size_t>(t)] += static_cast<int>(comm.recvs.size());
       for (const core::Transfer& s : comm.sends) {
-        auto it = std::lower_bound(by_rank.begin(), by_rank.end(), std::pair<int, int>{s.peer, -1});
-        if (it == by_rank.end() || it->first != s.peer)
+        const int held = plan_.ranks_held(), receiver = s.peer % held;  // its task's rank
+        auto it =
+            std::lower_bound(by_rank.begin(), by_rank.end(), std::pair<int, int>{receiver, -1});
+        if (it == by_rank.end() || it->first != receiver)
           return invalid_argument("task " + std::to_string(t) + " (" + task(t).label +
                                   ") sends to rank " + std::to_string(s.peer) +
                                   ", which has no task in collective " +
                                   std::to_string(task(t).collective));
-        xfers_.push_back({t, it->second, core::view_bytes(plan_, s.view)});
+        xfers_.push_back({t, it->second, task(t).rank, s.peer, core::view_bytes(plan_, s.view)});
         --recvs_left[static_cast<std::size_t>(it->second)];
       }
     }
@@ -157,16 +160,20 @@ Status Engine::build() {
   pending_.assign(n, 0);
   overhead_.assign(n, 0);
   running_.assign(streams_.size(), {});
-  comm_active_.assign(static_cast<std::size_t>(plan_.world), 0);
+  comm_active_.assign(static_cast<std::size_t>(plan_.ranks_held()), 0);
   waiting_.assign(streams_.size(), {});
   if (profile_.host_task > 0 || profile_.host_dep > 0) {
+    if (plan_.represented_ranks > 0 && profile_.host_one_process)
+      return invalid_argument("plan " + plan_.name() +
+                              " is rank-symmetric (it stands for ranks it does not hold): one "
+                              "host thread cannot issue for all; set host.one_process: false");
     // The executor's host thread(s) issue tasks in issue order, host_task (+ host_dep per
     // dependency) each; a collective's
     // tasks are issued together (one NCCL group), so all of them when the last one is.
     Expected<std::vector<std::vector<core::TaskId>>> order = core::issue_order(plan_);
     if (!order) return order.status();
     std::vector<TimePs> cursor(
-        profile_.host_one_process ? 1 : static_cast<std::size_t>(plan_.world), 0);
+        profile_.host_one_process ? 1 : static_cast<std::size_t>(plan_.ranks_held()), 0);
     auto thread = [&](core::TaskId t) -> TimePs& {
       return cursor[profile_.host_one_process ? 0 : static_cast<std::size_t>(task(t).rank)];
     };
@@ -174,8 +181,8 @@ Status Engine::build() {
     issue_pending_.assign(n, 0);
     for (const std::vector<core::TaskId>& unit : *order) {
       for (core::TaskId t : unit)
-        thread(t) += profile_.host_task +
-                     static_cast<TimePs>(task(t).deps.size()) * profile_.host_dep;
+        thread(t) +=
+            profile_.host_task + static_cast<TimePs>(task(t).deps.size()) * profile_.host_dep;
       for (core::TaskId t : unit) issued_[static_cast<std::size_t>(t)] = thread(t);
     }
   }
@@ -247,7 +254,7 @@ void Engine::launch(int c) {
        x < xfers_begin_[static_cast<std::size_t>(c) + 1]; ++x) {
     const Xfer& xf = xfers_[static_cast<std::size_t>(x)];
     const TimePs o = overhead_[static_cast<std::size_t>(xf.sender)];
-    const int src = task(xf.sender).rank, dst = task(xf.receiver).rank;
+    const int src = xf.from, dst = xf.to;
     if (src == dst) {
       queue_.schedule_at(now + o + local_copy_duration(xf.bytes, profile_),
                          [this, x] { xfer_done(x); });

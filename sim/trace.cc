@@ -11,8 +11,8 @@ std::string chrome_trace(const core::Plan& plan,
   json events = json::array();
   for (std::size_t k = 0; k < timelines.size(); ++k) {
     const core::Timeline& tl = *timelines[k];
-    const int base = static_cast<int>(k) * plan.world;
-    for (int r = 0; r < plan.world; ++r) {
+    const int base = static_cast<int>(k) * plan.ranks_held();
+    for (int r = 0; r < plan.ranks_held(); ++r) {
       events.push_back({{"ph", "M"},
                         {"name", "process_name"},
                         {"pid", base + r},
@@ -42,7 +42,7 @@ std::string chrome_trace(const core::Plan& plan,
   // Streaming plans: a counter per rank with the working set of each chunk from when it starts.
   const std::vector<std::vector<Bytes>> mem = core::memory_by_pass(plan);
   for (std::size_t k = 0; k < timelines.size() && mem.size() > 1; ++k) {
-    const int base = static_cast<int>(k) * plan.world;
+    const int base = static_cast<int>(k) * plan.ranks_held();
     std::vector<std::vector<TimePs>> start(
         mem.size(), std::vector<TimePs>(static_cast<std::size_t>(plan.world), -1));
     for (const core::TaskSpan& sp : timelines[k]->spans) {
@@ -51,7 +51,7 @@ std::string chrome_trace(const core::Plan& plan,
       if (s0 < 0 || sp.start < s0) s0 = sp.start;
     }
     for (std::size_t c = 0; c < mem.size(); ++c)
-      for (int r = 0; r < plan.world; ++r) {
+      for (int r = 0; r < plan.ranks_held(); ++r) {
         const TimePs at = start[c][static_cast<std::size_t>(r)];
         if (at < 0) continue;
         events.push_back(

@@ -54,6 +54,7 @@ BENCHMARK(BM_EventQueueHold)->Arg(1'000)->Arg(100'000)->Unit(benchmark::kMillise
 
 void run_plan(benchmark::State& state, const core::Plan& plan, const core::Cluster& cluster) {
   std::uint64_t events = 0;
+  TimePs total = 0;
   for (auto _ : state) {
     Expected<SimResult> r = simulate(plan, cluster, profile());
     if (!r) {
@@ -61,9 +62,11 @@ void run_plan(benchmark::State& state, const core::Plan& plan, const core::Clust
       return;
     }
     events = r->events;
+    total = r->timeline.total;
     benchmark::DoNotOptimize(r->timeline.total);
   }
   state.counters["tasks"] = static_cast<double>(plan.tasks.size());
+  state.counters["predicted_ms"] = ps_to_ms(total);
   state.counters["events"] = static_cast<double>(events);
   state.counters["events_per_s"] =
       benchmark::Counter(static_cast<double>(events) * static_cast<double>(state.iterations()),
@@ -98,6 +101,16 @@ BENCHMARK(BM_Ring)
     ->Arg(2048)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
+
+// The same ring as a rank-symmetric plan (core::Plan::represented_ranks): the 8 ranks of node 0
+// stand for all (every rank of a non-causal ring does the same), ~24 P tasks. Timed like the
+// whole plan (test Simulate.RankSymmetricPlanTimesLikeTheWholePlan); 16,384 GPUs on 2,048 nodes.
+void BM_RingSymmetric(benchmark::State& state) {
+  const int p = static_cast<int>(state.range(0));
+  const core::Plan plan = testing::hybrid_plan(problem(std::int64_t{64} * p, 8), 1, p, 8);
+  run_plan(state, plan, multinode(p / 8));
+}
+BENCHMARK(BM_RingSymmetric)->Arg(2048)->Arg(16384)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 // 1,000 single-node plans on 8x H100: Ulysses 8, hybrid 4 x 2, 2 x 4 and ring 8 at 250 lengths.
 void BM_Sweep1000SingleNode(benchmark::State& state) {

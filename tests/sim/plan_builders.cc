@@ -68,13 +68,15 @@ core::Problem comm_problem() {
 
 }  // namespace
 
-core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring) {
+core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int held) {
   const int U = ulysses, R = ring, P = U * R;
   SPATTN_CHECK(!problem.causal && problem.q_heads == problem.kv_heads && problem.q_heads % U == 0 &&
-               problem.seq_len % P == 0);
+               problem.seq_len % P == 0 && held >= 0 && held % U == 0 &&
+               (held == 0 || P % held == 0));
   core::Plan plan;
   plan.problem = problem;
   plan.world = P;
+  plan.represented_ranks = held;
   plan.choice.scheme = R == 1   ? core::Scheme::kUlysses
                        : U == 1 ? core::Scheme::kRing
                                 : core::Scheme::kHybrid;
@@ -97,7 +99,7 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring) {
   // all-to-all out of group g: R + U * R + g.
   Builder b(plan);
   using core::Stream;
-  for (int r = 0; r < P; ++r) {
+  for (int r = 0; r < plan.ranks_held(); ++r) {
     const int g = r / U, u = r % U;
     const BufferId in[3] = {b.buffer(r, "q", shard, H, D, core::BufferRole::kInput),
                             b.buffer(r, "k", shard, H, D, core::BufferRole::kInput),

@@ -12,8 +12,9 @@ namespace spattn::sim::testing {
 // all-to-all per group, unpack; then R ring steps over the ranks with the same u (attention of
 // step s on the compute stream overlapping the send/recv of step s's K/V block to the next group on
 // the comm stream, partial results merged by LSE); then pack, a reverse all-to-all of the output,
-// unpack. U = 1 is a pure ring, R = 1 pure Ulysses.
-core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring);
+// unpack. U = 1 is a pure ring, R = 1 pure Ulysses. `held` > 0 (a multiple of U dividing U * R):
+// the rank-symmetric plan holding ranks 0..held-1 only (core::Plan::represented_ranks).
+core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int held = 0);
 
 // P ranks, one all-to-all in which every rank sends `bytes_per_peer` to every rank (itself too).
 core::Plan all_to_all_plan(int ranks, Bytes bytes_per_peer);

@@ -169,6 +169,32 @@ TEST(Simulate, UnmaskedBlocksOfACausalProblemUseTheirOwnRate) {
   EXPECT_NEAR(ps_to_us(r->timeline.spans[1].end - r->timeline.spans[1].start), 500, 1e-3);
 }
 
+// System: the multi-node cluster (8 nodes x 8 GPUs, experiments/clusters/multinode.yaml), the
+// fitted profile, a non-causal ring over 64 GPUs and a hybrid 8 x 8 (Ulysses in each node, ring
+// across nodes). Expectation: the rank-symmetric plan holding one node's 8 ranks times every one
+// of its tasks exactly as the whole plan does (same ids: the builder makes ranks in order), so
+// the same total: every rank of these plans does the same, and no link carries more of the
+// whole plan's flows than of the held ones'.
+TEST(Simulate, RankSymmetricPlanTimesLikeTheWholePlan) {
+  const core::Cluster cluster =
+      *core::load_cluster(kDir + "/experiments/clusters/multinode.yaml", {.nodes = 8});
+  core::Problem p = one_head();
+  p.q_heads = p.kv_heads = 8;
+  p.seq_len = 64 * 512;
+  for (const auto& [u, r] : {std::pair{1, 64}, std::pair{8, 8}}) {
+    const core::Plan whole = testing::hybrid_plan(p, u, r);
+    const core::Plan held = testing::hybrid_plan(p, u, r, 8);
+    ASSERT_TRUE(core::validate(held).ok()) << core::validate(held).message();
+    ASSERT_LT(held.tasks.size(), whole.tasks.size() / 4);
+    Expected<SimResult> a = simulate(whole, cluster, h200_profile());
+    Expected<SimResult> b = simulate(held, cluster, h200_profile());
+    ASSERT_TRUE(a.ok() && b.ok()) << (a.ok() ? b.status().message() : a.status().message());
+    EXPECT_EQ(b->timeline.total, a->timeline.total) << u << " x " << r;
+    for (std::size_t t = 0; t < held.tasks.size(); ++t)
+      ASSERT_EQ(b->timeline.spans[t].end, a->timeline.spans[t].end) << held.tasks[t].label;
+  }
+}
+
 // System: one rank running an attention block of 3 ms on the compute stream and, on the comm
 // stream, a copy of 500 MB (the default profile's 1 TB/s HBM: 2 * 5e8 B / 1e12 B/s = 1 ms).
 // Expectation: compute ops on the two streams of one rank run side by side: the copy ends at 1 ms,
