@@ -577,6 +577,10 @@ bool launched_by_mpi() {
 }
 
 Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
+  if (plan.represented_ranks > 0)
+    return invalid_argument("plan " + plan.name() +
+                            " is rank-symmetric (it holds some ranks only): it can be simulated "
+                            "for time, not executed");
   const bool use_mpi = launched_by_mpi();
 #ifdef SPATTN_WITH_MPI
   if (use_mpi) {

@@ -109,6 +109,10 @@ Expected<core::AttentionResult> execute_functional(const core::Plan& plan,
                                                    const core::AttentionInputs& in,
                                                    const FunctionalOptions& options) {
   const core::Problem& p = plan.problem;
+  if (plan.represented_ranks > 0)
+    return invalid_argument("plan " + plan.name() +
+                            " is rank-symmetric (it holds some ranks only): it can be simulated "
+                            "for time, not executed");
   if (in.q.tokens != p.seq_len || in.q.heads != p.q_heads || in.k.heads != p.kv_heads ||
       in.q.width != p.head_dim || in.joint_k.tokens != p.joint_len || in.q.batch != p.batch)
     return invalid_argument("functional executor: inputs do not have the problem's shape");
