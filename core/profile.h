@@ -54,7 +54,7 @@ struct Profile {
 
   // Host: issuing one task (its events and the launch) takes host_task, plus host_dep for each
   // dependency it waits on, on the issuing thread, and no task starts before it is issued. Tasks
-  // are issued in core::issue_order, by one thread for every rank (host_one_process, the
+  // are issued in core::issue_order, by one thread per node for its ranks (host_one_process, the
   // executor's default) or one per rank (mpirun).
   TimePs host_task = 0;
   TimePs host_dep = 0;

@@ -39,11 +39,14 @@ Status build_full_sequence(Plan& plan) {
   Builder B(plan);
 
   const std::vector<int> ulysses_group = B.ulysses_groups(), ring_group = B.ring_groups();
+  // A rank-symmetric plan (make_plan checked that it is one) holds ranks 0..held-1: the Ulysses
+  // groups of the first Rh ring positions (ranks g U + u).
+  const int held = plan.ranks_held(), Rh = held / U;
 
   // Inputs and outputs: rank (g, u) holds group g's local tokens [u n, (u + 1) n), all heads.
-  std::vector<Shard> shards(static_cast<std::size_t>(P));
-  std::vector<std::pair<BufferId, BufferId>> joint(static_cast<std::size_t>(P));
-  for (int g = 0; g < R; ++g)
+  std::vector<Shard> shards(static_cast<std::size_t>(held));
+  std::vector<std::pair<BufferId, BufferId>> joint(static_cast<std::size_t>(held));
+  for (int g = 0; g < Rh; ++g)
     for (int u = 0; u < U; ++u) {
       Shard& s = shards[static_cast<std::size_t>(rank_of(g, u))];
       s = make_shard(B, L, g, u, "");
@@ -56,7 +59,7 @@ Status build_full_sequence(Plan& plan) {
   };
 
   // Stage 1: the all-to-all gathers the group's sequence and scatters heads (pads sliced off).
-  for (int g = 0; g < R; ++g)
+  for (int g = 0; g < Rh; ++g)
     gather_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], L, L.group_runs(g), "");
 
   // Stage 2: R ring steps. At step t rank (g, u) holds the K/V of group (g - t) mod R.
@@ -67,7 +70,7 @@ Status build_full_sequence(Plan& plan) {
     TaskId prev_comm = -1;                      // send/recv of the previous step
     std::vector<Accumulator> acc;               // one per valid query run
   };
-  std::vector<RingState> st(static_cast<std::size_t>(P));
+  std::vector<RingState> st(static_cast<std::size_t>(held));
   for (Shard& s : shards) {
     RingState& r = st[static_cast<std::size_t>(s.rank)];
     if (U == 1 && R == 1) {
@@ -172,7 +175,7 @@ Status build_full_sequence(Plan& plan) {
   }
 
   // Stage 3: back to the input layout (reverse all-to-all, or a cast of the ring accumulator).
-  for (int g = 0; g < R; ++g)
+  for (int g = 0; g < Rh; ++g)
     scatter_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], n, "");
 
   // What a reader of the plan should know.

@@ -1,6 +1,7 @@
 #include "planner/planner.h"
 
 #include <algorithm>
+#include <numeric>
 #include <string>
 
 #include "planner/builder.h"
@@ -40,7 +41,21 @@ Status check_choice(const Problem& p, const PlanChoice& c) {
 
 }  // namespace
 
-Expected<Plan> make_plan(const Problem& problem, const PlanChoice& choice) {
+std::string symmetry_blocker(const Problem& problem, const PlanChoice& choice, int k) {
+  const int U = choice.ulysses_degree, P = U * choice.ring_degree;
+  if (k < 1 || k % U != 0 || P % k != 0)
+    return std::to_string(k) + " ranks are not whole Ulysses groups dividing " + std::to_string(P);
+  if (problem.causal || !problem.window.none()) return "the mask depends on positions";
+  if (problem.chunk_len > 0) return "streaming";
+  if (padded_length(problem.seq_len, U, choice.ring_degree, choice.layout) != problem.seq_len)
+    return "the sequence is padded (the last ranks hold pads)";
+  if (choice.ring_degree > 1 && U > 1 && choice.placement != core::Placement::kUlyssesInner)
+    return "ring-inner placement (a shift of ranks is not a shift of ring positions)";
+  return {};
+}
+
+Expected<Plan> make_plan(const Problem& problem, const PlanChoice& choice,
+                         const PlanOptions& options) {
   SPATTN_RETURN_IF_ERROR(core::validate(problem));
   SPATTN_RETURN_IF_ERROR(check_choice(problem, choice));
   Plan plan;
@@ -48,6 +63,13 @@ Expected<Plan> make_plan(const Problem& problem, const PlanChoice& choice) {
   if (choice.ring_degree == 1) plan.choice.layout = RingLayout::kContiguous;  // no ring, no layout
   plan.problem = problem;
   plan.world = choice.ulysses_degree * choice.ring_degree;
+  const int k =
+      options.symmetric_unit > 0 ? std::lcm(options.symmetric_unit, choice.ulysses_degree) : 0;
+  if (k > 0 && k < plan.world && symmetry_blocker(problem, plan.choice, k).empty()) {
+    plan.represented_ranks = k;
+    plan.notes.push_back("rank-symmetric: ranks 0.." + std::to_string(k - 1) + " stand for all " +
+                         std::to_string(plan.world) + " (timing only; executors refuse it)");
+  }
   SPATTN_RETURN_IF_ERROR(problem.chunk_len > 0 ? build_streaming(plan) : build_full_sequence(plan));
   SPATTN_RETURN_IF_ERROR(core::validate(plan));
   return plan;
@@ -70,10 +92,11 @@ std::vector<PlanChoice> enumerate_choices(int world) {
   return out;
 }
 
-SearchResult search(const Problem& problem, int world, const CostFn& cost) {
+SearchResult search(const Problem& problem, int world, const CostFn& cost,
+                    const PlanOptions& options) {
   SearchResult res;
   for (const PlanChoice& c : enumerate_choices(world)) {
-    Expected<Plan> plan = make_plan(problem, c);
+    Expected<Plan> plan = make_plan(problem, c, options);
     if (!plan) {
       res.rejected.push_back({c, plan.status()});
       continue;

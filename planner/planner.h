@@ -13,9 +13,24 @@
 
 namespace spattn::planner {
 
+struct PlanOptions {
+  // > 0: the smallest block of ranks the cluster may be shifted by onto itself (a node's GPUs).
+  // Then a plan that is the same under a shift by k = lcm(symmetric_unit, Ulysses degree) ranks
+  // (symmetry_blocker says when) is built rank-symmetric, holding ranks 0..k-1
+  // (core::Plan::represented_ranks); otherwise, or when k is the world, whole. For the simulator
+  // of large clusters: executors refuse such plans.
+  int symmetric_unit = 0;
+};
+
+// Why the plan of `choice` is not the same for every shift by k ranks (empty: it is): a causal or
+// windowed mask, padding, streaming, the ring_inner placement, or k not a multiple of the Ulysses
+// degree dividing the world.
+std::string symmetry_blocker(const core::Problem& problem, const core::PlanChoice& choice, int k);
+
 // Builds the plan for one choice, or says why the choice is infeasible (Infeasible) or malformed
 // (InvalidArgument). world = ulysses_degree * ring_degree.
-Expected<core::Plan> make_plan(const core::Problem& problem, const core::PlanChoice& choice);
+Expected<core::Plan> make_plan(const core::Problem& problem, const core::PlanChoice& choice,
+                               const PlanOptions& options = {});
 
 // Every choice for `world` ranks: Ulysses(world), Ring(world) in each layout, and Hybrid(U x R) for
 // every factorization with U, R > 1, each layout and both placements.
@@ -37,6 +52,7 @@ using CostFn = std::function<Expected<double>(const core::Plan&)>;
 
 // Builds every choice for `world`, costs the feasible ones and ranks them. A cost function that
 // fails rejects that plan with its Status.
-SearchResult search(const core::Problem& problem, int world, const CostFn& cost);
+SearchResult search(const core::Problem& problem, int world, const CostFn& cost,
+                    const PlanOptions& options = {});
 
 }  // namespace spattn::planner

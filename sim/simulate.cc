@@ -24,6 +24,7 @@ class Engine {
         flows_(queue_, capacities(cluster, profile), [this](std::int64_t x) { xfer_done(x); }) {
     for (const core::Link& l : cluster.links)
       link_latency_.push_back(l.latency + profile.link_class(l.cls).latency);
+    for (int g : cluster.gpus) node_.push_back(cluster.devices[static_cast<std::size_t>(g)].node);
   }
 
   Status build();
@@ -79,6 +80,7 @@ class Engine {
   EventQueue queue_;
   FlowModel flows_;
   std::vector<TimePs> link_latency_;
+  std::vector<int> node_;  // per rank (GPU), its node
 
   std::vector<int> deps_left_, dependents_begin_, dependents_;
   std::vector<std::vector<int>> streams_;
@@ -163,19 +165,17 @@ Status Engine::build() {
   comm_active_.assign(static_cast<std::size_t>(plan_.ranks_held()), 0);
   waiting_.assign(streams_.size(), {});
   if (profile_.host_task > 0 || profile_.host_dep > 0) {
-    if (plan_.represented_ranks > 0 && profile_.host_one_process)
-      return invalid_argument("plan " + plan_.name() +
-                              " is rank-symmetric (it stands for ranks it does not hold): one "
-                              "host thread cannot issue for all; set host.one_process: false");
     // The executor's host thread(s) issue tasks in issue order, host_task (+ host_dep per
-    // dependency) each; a collective's
-    // tasks are issued together (one NCCL group), so all of them when the last one is.
+    // dependency) each: one thread per node (a process drives its node's GPUs; nodes need one
+    // process each), or per rank (mpirun with one process per GPU); a collective's tasks are
+    // issued together (one NCCL group), so all of them when the last one is.
     Expected<std::vector<std::vector<core::TaskId>>> order = core::issue_order(plan_);
     if (!order) return order.status();
-    std::vector<TimePs> cursor(
-        profile_.host_one_process ? 1 : static_cast<std::size_t>(plan_.ranks_held()), 0);
+    std::vector<TimePs> cursor(static_cast<std::size_t>(plan_.world), 0);
     auto thread = [&](core::TaskId t) -> TimePs& {
-      return cursor[profile_.host_one_process ? 0 : static_cast<std::size_t>(task(t).rank)];
+      const int r = task(t).rank;
+      return cursor[static_cast<std::size_t>(
+          profile_.host_one_process ? node_[static_cast<std::size_t>(r)] : r)];
     };
     issued_.assign(n, 0);
     issue_pending_.assign(n, 0);

@@ -3,9 +3,10 @@
 // output. Built only with -DSPATTN_CUDA_TUNE=ON.
 //   attn_tune heads S [S ...]   (d 128 at every S, d 64 at the first)
 //   -> rows: variant,S,d,causal,median_ms,tflops,max|out - out_ref|,max|lse - lse_ref|
-// Variants: v0 = the kernel before kernel-tune (cuda/tools/flash_fwd_v0.cuh), new = the current
-// kernel.cuh; mMnNwWbB = block_m, block_n, warps, min blocks/SM; lazy = lazy O rescale; q = Q in
-// regs.
+// Variants of the current kernel.cuh: mMnNwWbB = block_m, block_n, warps, min blocks/SM; lazy =
+// lazy O rescale (the default), eager = rescale every tile (the reference). The kernel before the
+// tile table and lazy rescale (experiments/results/kernel_bench/README.md, "v0") is in git history
+// at commit 23f238a, cuda/kernels/flash_fwd/kernel.cuh.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -16,7 +17,6 @@
 #include "cuda/flash_internal.h"
 #include "cuda/half.h"
 #include "cuda/kernels/flash_fwd/launch.cuh"
-#include "cuda/tools/flash_fwd_v0.cuh"
 
 namespace sc = spattn::cuda;
 namespace fl = spattn::cuda::flash;
@@ -31,15 +31,6 @@ using B = __nv_bfloat16;
     }                                                                                      \
   } while (0)
 
-template <class Tr>
-void launch_v0(const fl::FwdParams& p, long long batch, long long hq) {
-  auto* kernel = &sc::flash_v0::flash_fwd_kernel<Tr>;
-  const int smem = (Tr::kBlockM + 2 * Tr::kBlockN) * Tr::kHeadDim * 2;
-  TUNE_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const dim3 grid(static_cast<unsigned>((p.nq + Tr::kBlockM - 1) / Tr::kBlockM),
-                  static_cast<unsigned>(hq), static_cast<unsigned>(batch));
-  kernel<<<grid, Tr::kThreads, smem>>>(p);
-}
 template <class Tr>
 void launch_new(const fl::FwdParams& p, long long batch, long long hq) {
   const spattn::Status s = fl::launch_fwd<Tr>(p, batch, hq, nullptr);
@@ -141,19 +132,16 @@ void run_shape(long long S, long long H) {
     p.causal = causal;
     Ref ref;
     if constexpr (d == 128) {
-      time_config("v0_m128n64w4b2", p, launch_v0<fl::FwdTraits<B, 128, 128, 64, 4, 2>>, ref);
-      time_config("new_m128n64w4b2", p,
+      time_config("m128n64w4b2_eager", p,
                   launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, false>>, ref);
-      time_config("new_m128n64w4b2_lazy", p,
+      time_config("m128n64w4b2_lazy", p,
                   launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
-      time_config("new_m128n64w4b2_lazy_again", p,
+      time_config("m128n64w4b2_lazy_again", p,
                   launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
-      time_config("v0_m128n64w4b2_again", p, launch_v0<fl::FwdTraits<B, 128, 128, 64, 4, 2>>, ref);
     } else {
-      time_config("v0_m128n128w4b2", p, launch_v0<fl::FwdTraits<B, 64, 128, 128, 4, 2>>, ref);
-      time_config("new_m128n128w4b2", p,
+      time_config("m128n128w4b2_eager", p,
                   launch_new<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, false>>, ref);
-      time_config("new_m128n128w4b2_lazy", p,
+      time_config("m128n128w4b2_lazy", p,
                   launch_new<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, true>>, ref);
     }
   }

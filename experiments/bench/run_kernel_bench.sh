@@ -44,7 +44,7 @@ if [ "${SASS:-0}" = 1 ]; then
   echo "## SASS instruction counts per kernel (whole kernel, not only the loop)"
   bin="$BUILD/cuda/attn_tune"; [ -x "$bin" ] || bin="$BUILD/cuda/attn_bench"
   cuobjdump -sass "$bin" 2>/dev/null | awk '
-    function emit() { if (f == "" || f !~ /flash_fwd_kernel/) return; tag = (f ~ /flash_v0/) ? "v0" : "new";
+    function emit() { if (f == "" || f !~ /flash_fwd_kernel/) return; tag = "kernel";
                       name = f; sub(/.*FwdTraitsI/, "", name); sub(/EEEEEvN.*/, "", name);
                       print tag, name, n, hmma, ldsm, mufu, ldl, stl, bar }
     /Function :/ { emit(); f = $3; n = hmma = ldsm = mufu = ldl = stl = bar = 0; next }

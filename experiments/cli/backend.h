@@ -18,6 +18,7 @@
 #include "core/problem.h"
 #include "core/status.h"
 #include "core/timeline.h"
+#include "planner/planner.h"
 
 namespace spattn::experiments {
 
@@ -103,6 +104,8 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o);
 struct Measurement {
   std::function<Status(const core::ExperimentCase&, ReportCase&)> setup;
   std::function<Status(const core::Plan&, const ReportCase&, ReportRow&)> measure;
+  // How to build a case's plans (the sim backend: rank-symmetric on large clusters).
+  std::function<planner::PlanOptions(const core::ExperimentCase&)> plan_options;
 };
 Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m,
                  Report& report);

@@ -25,9 +25,10 @@ std::vector<Candidate> candidates(const core::Experiment& e, int world) {
   return out;
 }
 
-Built build_plan(const core::Problem& problem, const Candidate& c) {
+Built build_plan(const core::Problem& problem, const Candidate& c,
+                 const planner::PlanOptions& options) {
   Built b{c, {}, {}};
-  Expected<core::Plan> p = planner::make_plan(problem, c.choice);
+  Expected<core::Plan> p = planner::make_plan(problem, c.choice, options);
   if (!p) {
     b.status = p.status();
     return b;
@@ -99,7 +100,7 @@ CaseListing ranked_case(const core::Experiment& e, const core::ExperimentCase& c
   const planner::CostFn cost = simulator_cost(sim, c.gpus, seen);
   std::vector<PlanRow> failed;
   if (e.auto_plans) {
-    planner::SearchResult res = planner::search(c.problem, c.gpus, cost);
+    planner::SearchResult res = planner::search(c.problem, c.gpus, cost, sim.plan_options(c.gpus));
     for (planner::Ranked& rk : res.ranked) {
       const std::string name = rk.plan.name();
       Built b{{rk.plan.choice, false, "", ""}, {}, std::move(rk.plan)};
@@ -110,7 +111,7 @@ CaseListing ranked_case(const core::Experiment& e, const core::ExperimentCase& c
   } else {
     std::vector<std::pair<double, PlanRow>> ok;
     for (const Candidate& cand : candidates(e, c.gpus)) {
-      Built b = build_plan(c.problem, cand);
+      Built b = build_plan(c.problem, cand, sim.plan_options(c.gpus));
       if (b.status.ok()) {
         Expected<double> x = cost(b.plan);
         if (x) {

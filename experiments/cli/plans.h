@@ -37,7 +37,8 @@ struct Built {
   Status status;
   core::Plan plan;  // meaningful when status.ok()
 };
-Built build_plan(const core::Problem& problem, const Candidate& c);
+Built build_plan(const core::Problem& problem, const Candidate& c,
+                 const planner::PlanOptions& options = {});
 
 // The listing row of a built plan.
 struct PlanRow {

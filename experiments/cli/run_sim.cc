@@ -28,6 +28,7 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o) {
     cluster = in->cluster(c.gpus);  // a failure is the rows' (a case larger than the cluster)
     return {};
   };
+  m.plan_options = [&](const core::ExperimentCase& c) { return in->plan_options(c.gpus); };
   m.measure = [&](const core::Plan& plan, const ReportCase&, ReportRow& row) -> Status {
     if (!cluster) {
       row.status = cluster.status();

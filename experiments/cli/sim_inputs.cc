@@ -71,6 +71,12 @@ Expected<const core::Cluster*> SimInputs::cluster(int gpus) {
   return &it->second;
 }
 
+planner::PlanOptions SimInputs::plan_options(int gpus) {
+  Expected<const core::Cluster*> c = cluster(gpus);
+  if (gpus < kSymmetricFrom || !c || (*c)->nodes < 2) return {};
+  return {.symmetric_unit = (*c)->num_gpus() / (*c)->nodes};
+}
+
 const char* Breakdown::dominant() const {
   const std::pair<double, const char*> parts[] = {{attention, "attention compute"},
                                                   {other_compute, "other compute"},
@@ -127,19 +133,20 @@ TimePs length_minus(const std::vector<Interval>& a, const std::vector<Interval>&
 
 Breakdown breakdown(const core::Plan& plan, const core::Timeline& timeline) {
   Breakdown b;
-  if (timeline.total <= 0 || plan.world < 1) return b;
-  std::vector<std::vector<Interval>> attn(plan.world), other(plan.world), comm(plan.world);
+  if (timeline.total <= 0 || plan.ranks_held() < 1) return b;
+  std::vector<std::vector<Interval>> attn(plan.ranks_held()), other(plan.ranks_held()),
+      comm(plan.ranks_held());
   for (const core::TaskSpan& sp : timeline.spans) {
     if (sp.task < 0 || static_cast<std::size_t>(sp.task) >= plan.tasks.size()) continue;
     const core::Task& t = plan.tasks[static_cast<std::size_t>(sp.task)];
-    if (t.rank < 0 || t.rank >= plan.world) continue;
+    if (t.rank < 0 || t.rank >= plan.ranks_held()) continue;
     auto& dst = std::holds_alternative<core::AttnBlock>(t.op) ? attn
                 : std::holds_alternative<core::Comm>(t.op)    ? comm
                                                               : other;
     dst[static_cast<std::size_t>(t.rank)].emplace_back(sp.start, sp.end);
   }
-  const double total = static_cast<double>(timeline.total) * plan.world;
-  for (int r = 0; r < plan.world; ++r) {
+  const double total = static_cast<double>(timeline.total) * plan.ranks_held();
+  for (int r = 0; r < plan.ranks_held(); ++r) {
     auto& a = attn[static_cast<std::size_t>(r)];
     auto& o = other[static_cast<std::size_t>(r)];
     auto& c = comm[static_cast<std::size_t>(r)];

@@ -14,6 +14,7 @@
 #include "core/profile.h"
 #include "core/status.h"
 #include "core/timeline.h"
+#include "planner/planner.h"
 
 namespace spattn::experiments {
 
@@ -38,6 +39,11 @@ class SimInputs {
   // The cluster to simulate `gpus` ranks on: the file's (InvalidArgument when it has fewer GPUs,
   // suggesting --nodes) or the default for that count (built once per count).
   Expected<const core::Cluster*> cluster(int gpus);
+  // How the planner may build plans for `gpus` ranks here: from kSymmetricFrom ranks on a cluster
+  // of several nodes, rank-symmetric (planner::PlanOptions::symmetric_unit = a node's GPUs), so
+  // that rings over thousands of GPUs hold one node's ranks instead of all (docs/simulator.md).
+  planner::PlanOptions plan_options(int gpus);
+  static constexpr int kSymmetricFrom = 1024;
   // For report headers: "FILE" or "default: ..." .
   const std::string& cluster_description() const { return cluster_desc_; }
   const std::string& profile_description() const { return profile_desc_; }

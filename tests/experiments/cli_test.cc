@@ -427,5 +427,21 @@ TEST(Cli, NodesOptionResizesAGeneratedCluster) {
   EXPECT_NE(big.out.find("hybrid8x8-zigzag"), std::string::npos) << big.out;
 }
 
+// 16,384 GPUs (--nodes 2048 of multinode.yaml): the sim backend builds the non-causal ring and
+// hybrid as rank-symmetric plans (one node's ranks stand for all), so the whole experiment runs in
+// seconds; each plan is predicted.
+TEST(Cli, SimulatesARingOver16kGpus) {
+  const Result r = spattn({"run", kSource + "/experiments/examples/ring_16k_gpus.yaml", "--backend",
+                           "sim", "--nodes", "2048", "--format", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const auto& plans = j["runs"][0]["cases"][0]["plans"];
+  ASSERT_EQ(plans.size(), 3u);
+  for (const auto& p : plans) {
+    EXPECT_TRUE(p["pass"].get<bool>()) << p.dump();
+    EXPECT_GT(p["metrics"]["predicted_ms"].get<double>(), 0) << p.dump();
+  }
+}
+
 }  // namespace
 }  // namespace spattn::experiments

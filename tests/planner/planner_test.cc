@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include "core/cluster.h"
+#include "core/profile.h"
 #include "planner/layout.h"
+#include "sim/simulate.h"
 
 namespace spattn::planner {
 namespace {
@@ -153,6 +156,57 @@ TEST(Planner, SearchRanksByCostAndKeepsRejections) {
   // Ulysses 4 needs 4 q heads: rejected with its reason; hybrid 2x2 is fine.
   ASSERT_FALSE(s.rejected.empty());
   EXPECT_EQ(s.rejected[0].choice.name(), "ulysses4");
+}
+
+}  // namespace
+}  // namespace spattn::planner
+
+namespace spattn::planner {
+namespace {
+
+// System: 8 nodes x 8 GPUs (experiments/clusters/multinode.yaml, rail-optimized), the fitted H200
+// profile, non-causal problems that every rank treats alike (16 q heads over 8 kv heads, 256 joint
+// tokens front, 65,536 tokens: no padding). Expectation: the plan holding one node's 8 ranks
+// (PlanOptions::symmetric_unit) predicts the same time as the whole plan, for a ring in each
+// layout and a hybrid 8 x 8; causal, padded and ring-inner plans are built whole, with the reason.
+TEST(Planner, RankSymmetricPlansPredictWhatTheWholePlanDoes) {
+  const std::string dir = SPATTN_SOURCE_DIR;
+  const core::Cluster cluster =
+      *core::load_cluster(dir + "/experiments/clusters/multinode.yaml", {.nodes = 8});
+  const core::Profile profile =
+      *core::load_profile(dir + "/experiments/profiles/h200_default.yaml");
+  core::Problem p;
+  p.q_heads = 16;
+  p.kv_heads = 8;
+  p.head_dim = 128;
+  p.seq_len = 65536;
+  p.joint_len = 256;
+  const std::vector<core::PlanChoice> choices = {
+      {core::Scheme::kRing, 1, 64, core::RingLayout::kContiguous, core::Placement::kUlyssesInner},
+      {core::Scheme::kRing, 1, 64, core::RingLayout::kZigzag, core::Placement::kUlyssesInner},
+      {core::Scheme::kRing, 1, 64, core::RingLayout::kStriped, core::Placement::kUlyssesInner},
+      {core::Scheme::kHybrid, 8, 8, core::RingLayout::kZigzag, core::Placement::kUlyssesInner}};
+  for (const core::PlanChoice& c : choices) {
+    Expected<core::Plan> whole = make_plan(p, c);
+    Expected<core::Plan> held = make_plan(p, c, {.symmetric_unit = 8});
+    ASSERT_TRUE(whole.ok() && held.ok()) << c.name();
+    EXPECT_EQ(held->represented_ranks, 8) << c.name();
+    EXPECT_LT(held->tasks.size() * 4, whole->tasks.size()) << c.name();
+    Expected<sim::SimResult> a = sim::simulate(*whole, cluster, profile);
+    Expected<sim::SimResult> b = sim::simulate(*held, cluster, profile);
+    ASSERT_TRUE(a.ok() && b.ok()) << c.name();
+    EXPECT_EQ(a->timeline.total, b->timeline.total) << c.name();
+  }
+  core::Problem causal = p;
+  causal.causal = true;
+  EXPECT_EQ(make_plan(causal, choices[1], {.symmetric_unit = 8})->represented_ranks, 0);
+  EXPECT_EQ(symmetry_blocker(causal, choices[1], 8), "the mask depends on positions");
+  core::Problem padded = p;
+  padded.seq_len = 65535;
+  EXPECT_EQ(make_plan(padded, choices[0], {.symmetric_unit = 8})->represented_ranks, 0);
+  core::PlanChoice ring_inner = choices[3];
+  ring_inner.placement = core::Placement::kRingInner;
+  EXPECT_FALSE(symmetry_blocker(p, ring_inner, 8).empty());
 }
 
 }  // namespace
