@@ -134,8 +134,8 @@ Status run_plans(const core::Experiment& e, const RunOptions& o, const Measureme
         row.resumed = true;
       } else {
         report_progress(o, report.backend, ci, cases.size(), c.label, row.plan, pi, cands.size());
-        const Built b = build_plan(rc.problem, cand,
-                                   m.plan_options ? m.plan_options(c) : planner::PlanOptions{});
+        if (m.plan_options) row.plan_options = m.plan_options(c);
+        const Built b = build_plan(rc.problem, cand, row.plan_options);
         if (b.status.ok())
           SPATTN_RETURN_IF_ERROR(m.measure(b.plan, rc, row));
         else

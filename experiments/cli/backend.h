@@ -59,6 +59,7 @@ struct ReportRow {
   std::vector<std::pair<std::string, double>> metrics;  // e.g. {"out_rel_error", 1e-16}
   bool pass = true;         // the backend's own check (host: errors within tolerance)
   core::PlanChoice choice;  // what the planner built (rebuild the plan from it and the case)
+  planner::PlanOptions plan_options;  // ... with these (the sim backend's rank-symmetric plans)
   // The predicted (sim) or measured (cuda) Timeline, when RunOptions::keep_timelines; else null.
   std::shared_ptr<const core::Timeline> timeline;
   bool resumed = false;  // copied from RunOptions::resume, not run again

@@ -129,10 +129,13 @@ Status write_traces(const std::string& trace, const std::vector<Report>& reports
       }
   for (const auto& key : order) {
     const ReportCase& c = *cases[key];
-    Expected<core::Plan> plan = planner::make_plan(c.problem, rows[key][0]->choice);
+    const ReportRow& first = *rows[key][0];
+    Expected<core::Plan> plan = planner::make_plan(c.problem, first.choice, first.plan_options);
     if (!plan) return plan.status();
-    std::vector<const core::Timeline*> tls;
-    for (const ReportRow* row : rows[key]) tls.push_back(row->timeline.get());
+    std::vector<const core::Timeline*> tls;  // of the same plan (a rank-symmetric one differs)
+    for (const ReportRow* row : rows[key])
+      if (row->plan_options.symmetric_unit == first.plan_options.symmetric_unit)
+        tls.push_back(row->timeline.get());
     const std::string name = base.string() + (c.label.empty() ? "" : "." + file_safe(c.label)) +
                              "." + file_safe(key.second) + ext;
     SPATTN_RETURN_IF_ERROR(write_file_atomic(name, sim::chrome_trace(*plan, tls)));

@@ -76,8 +76,9 @@ std::vector<CompareRow> compare_reports(const Report& predicted, const Report& m
                                           : std::nan("");
       row.predicted_gib = p.metric("predicted_gib");
       row.measured_gib = m->metric("measured_gib");
-      if (p.timeline && m->timeline) {
-        Expected<core::Plan> plan = planner::make_plan(c.problem, p.choice);
+      if (p.timeline && m->timeline &&
+          p.plan_options.symmetric_unit == m->plan_options.symmetric_unit) {
+        Expected<core::Plan> plan = planner::make_plan(c.problem, p.choice, p.plan_options);
         if (plan) row.top = largest_task_differences(*plan, *p.timeline, *m->timeline, 3);
       } else {
         for (const CompareRow& e : earlier)
