@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/profile.h"
+#include "core/reference.h"
+#include "sim/functional.h"
 #include "sim/trace.h"
 #include "tests/sim/plan_builders.h"
 
@@ -193,6 +195,13 @@ TEST(Simulate, RankSymmetricPlanTimesLikeTheWholePlan) {
     for (std::size_t t = 0; t < held.tasks.size(); ++t)
       ASSERT_EQ(b->timeline.spans[t].end, a->timeline.spans[t].end) << held.tasks[t].label;
   }
+  // It holds some ranks only: timing, not results. The functional executor refuses it.
+  core::Problem small = p;
+  small.seq_len = 64;
+  const core::Plan held = testing::hybrid_plan(small, 1, 16, 8);
+  Expected<core::AttentionResult> run = execute_functional(held, core::random_inputs(small, 1), {});
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().code(), StatusCode::kInvalidArgument);
 }
 
 // System: one rank running an attention block of 3 ms on the compute stream and, on the comm
