@@ -68,6 +68,12 @@ Status validate(const Problem& p) {
   if (p.scale < 0 || !std::isfinite(p.scale)) return bad("scale", "must be a finite value >= 0");
   if (p.chunk_len < 0) return bad("chunk_len", "must be >= 0");
   if (p.cache_len < 0) return bad("cache_len", "must be >= 0");
+  if (p.cache_len > 0 &&
+      (p.chunk_len == 0 || p.cache_len % p.chunk_len != 0 || p.cache_len >= p.seq_len))
+    return bad("cache_len",
+               std::to_string(p.cache_len) +
+                   ": a pre-filled cache needs streaming (chunk_len > 0), whole chunks (a multiple "
+                   "of chunk_len) and at least one chunk after it (less than seq_len)");
   if (p.max_attention_size < 0) return bad("max_attention_size", "must be >= 0");
   if (p.frame_seqlen < 0) return bad("frame_seqlen", "must be >= 0");
   if (p.sink_tokens < 0) return bad("sink_tokens", "must be >= 0");

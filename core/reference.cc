@@ -193,6 +193,20 @@ AttentionResult reference_rows(const Problem& p, std::uint64_t seed, bool round_
   return r;
 }
 
+AttentionResult computed_rows(const Problem& p, const AttentionResult& r) {
+  if (p.cache_len == 0) return r;
+  auto from = [&](const HostTensor& x) {
+    HostTensor y(x.batch, x.tokens - p.cache_len, x.heads, x.width);
+    for (std::int64_t b = 0; b < x.batch; ++b)
+      for (std::int64_t t = 0; t < y.tokens; ++t)
+        for (std::int64_t h = 0; h < x.heads; ++h)
+          for (std::int64_t w = 0; w < x.width; ++w)
+            y.at(b, t, h, w) = x.at(b, p.cache_len + t, h, w);
+    return y;
+  };
+  return {from(r.out), from(r.lse)};
+}
+
 double max_rel_error(const HostTensor& a, const HostTensor& b) {
   if (a.data.size() != b.data.size()) return std::numeric_limits<double>::infinity();
   double scale = 0, err = 0;

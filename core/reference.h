@@ -33,6 +33,10 @@ AttentionInputs random_inputs(const Problem& p, std::uint64_t seed, bool round_t
 // Softmax attention of the whole problem (problem.h gives the mask rules).
 AttentionResult reference_attention(const Problem& p, const AttentionInputs& in);
 
+// The rows a plan computes: positions [cache_len, seq_len) (a pre-filled cache's rows were
+// computed by an earlier call; every row when cache_len is 0).
+AttentionResult computed_rows(const Problem& p, const AttentionResult& r);
+
 // One key block: tensors [B, n, heads, D]; image keys at positions start + stride * i; joint keys
 // always visible. Heads of the tensor are global kv heads head_start, head_start + 1, ...
 struct KeyBlock {

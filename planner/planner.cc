@@ -33,9 +33,6 @@ Status check_choice(const Problem& p, const PlanChoice& c) {
     return infeasible("plan " + c.name() + ": ulysses degree " + std::to_string(U) +
                       " exceeds q_heads " + std::to_string(p.q_heads) +
                       ", so some ranks would hold no heads");
-  if (p.cache_len > 0)
-    return infeasible("plan " + c.name() +
-                      ": a pre-filled cache (cache_len > 0) is not planned yet");
   return {};
 }
 

@@ -78,7 +78,9 @@ Status build_streaming(Plan& plan) {
         ": streaming attention is block-causal by chunks; set causal: false and no window "
         "(max_attention_size caps the keys)");
   const int U = choice.ulysses_degree, R = choice.ring_degree, P = U * R;
-  const std::int64_t D = p.head_dim, C = (p.seq_len + p.chunk_len - 1) / p.chunk_len;
+  // Chunks [c0, C): the first c0 are the pre-filled cache (cache_len tokens, whole chunks).
+  const std::int64_t D = p.head_dim, C = (p.seq_len + p.chunk_len - 1) / p.chunk_len,
+                     c0 = p.cache_len / p.chunk_len;
   const auto rank_of = [&](int g, int u) { return planner::rank_of(choice, g, u); };
   Builder B(plan);
   plan.ring_steps = R;
@@ -89,10 +91,28 @@ Status build_streaming(Plan& plan) {
   B.set_pass(-1);  // the joint text K/V serve every chunk
   for (int r = 0; r < P; ++r) joint[static_cast<std::size_t>(r)] = add_joint(B, r);
   std::vector<std::vector<CacheEntry>> cache(static_cast<std::size_t>(P));  // per rank, per chunk
+  // A pre-filled cache arrives where this plan's own chunks would have left it: rank (g, u) holds
+  // slice g of the cached tokens (of R contiguous slices) for its kv heads, as inputs.
+  for (int g = 0; g < R && p.cache_len > 0; ++g)
+    for (int u = 0; u < U; ++u) {
+      const int rank = rank_of(g, u);
+      const HeadRange kvh = kv_heads_for(split_heads(p.q_heads, U, u), p.group());
+      const std::int64_t lo = p.cache_len * g / R, hi = p.cache_len * (g + 1) / R;
+      if (hi == lo) continue;
+      CacheEntry e;
+      e.runs = {TokenRun{0, hi - lo, lo, 1}};  // local 0, count, start, stride
+      for (auto [id, t] : {std::pair{&e.k, core::TensorKind::kK}, {&e.v, core::TensorKind::kV}}) {
+        *id = B.buffer(rank, t == core::TensorKind::kK ? "cache.k" : "cache.v",
+                       core::BufferRole::kInput, t, ElemType::kInput, hi - lo, kvh.count, D);
+        B.at(*id).head_start = kvh.start;
+        B.at(*id).runs = e.runs;
+      }
+      cache[static_cast<std::size_t>(rank)].push_back(e);
+    }
 
-  for (std::int64_t c = 0; c < C; ++c) {
+  for (std::int64_t c = c0; c < C; ++c) {
     const std::string sfx = ".c" + std::to_string(c);
-    B.set_pass(static_cast<int>(c));
+    B.set_pass(static_cast<int>(c - c0));
     Layout L;
     L.U = U;
     L.R = R;
@@ -287,9 +307,13 @@ Status build_streaming(Plan& plan) {
     for (int g = 0; g < R; ++g)
       scatter_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], n, sfx);
   }
-  plan.pad_tokens = plan.padded_len - p.seq_len;
+  plan.pad_tokens = plan.padded_len - (p.seq_len - p.cache_len);
   plan.notes.push_back(
-      "streaming: " + std::to_string(C) + " chunks of " + std::to_string(p.chunk_len) + " tokens" +
+      "streaming: " + std::to_string(C - c0) + " chunks of " + std::to_string(p.chunk_len) +
+      " tokens" +
+      (c0 > 0 ? " after a pre-filled cache of " + std::to_string(p.cache_len) +
+                    " tokens (inputs, sharded as the chunks' own cache)"
+              : "") +
       (p.max_attention_size > 0
            ? ", each query sees the last " + std::to_string(p.max_attention_size) + " keys" +
                  (p.sink_tokens > 0 ? " and " + std::to_string(p.sink_tokens) + " sink tokens" : "")

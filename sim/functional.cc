@@ -140,7 +140,7 @@ Expected<core::AttentionResult> execute_functional(const core::Plan& plan,
   for (std::size_t b = 0; b < plan.buffers.size(); ++b)
     if (plan.buffers[b].role == core::BufferRole::kOutput)
       core::gather_output(plan, plan.buffers[b], m.buffer(b), res);
-  for (double x : res.out.data)
+  for (double x : core::computed_rows(p, res).out.data)  // a pre-filled cache's rows: not ours
     if (std::isnan(x))
       return internal_error("functional executor: plan " + plan.name() +
                             " left an output row unwritten");

@@ -66,17 +66,19 @@ TEST(Executor, StreamingPlansMatchTheBlockCausalReference) {
   ExecOptions opt;
   opt.warmup = 0;
   opt.iterations = 1;
-  for (int world = 1; world <= std::min(gpus, 4); world *= 2) {
-    for (const core::PlanChoice& c : planner::enumerate_choices(world)) {
-      SCOPED_TRACE(c.name());
-      Expected<core::Plan> plan = planner::make_plan(p, c);
-      ASSERT_TRUE(plan.ok()) << plan.status().message();
-      Expected<ExecResult> r = execute(*plan, opt);
-      ASSERT_TRUE(r.ok()) << r.status().message();
-      EXPECT_TRUE(r->check_passed)
-          << "out error " << r->out_error << ", lse error " << r->lse_error;
+  for (std::int64_t cache : {0, 180})  // and after a pre-filled cache of one chunk
+    for (int world = 1; world <= std::min(gpus, 4); world *= 2) {
+      for (const core::PlanChoice& c : planner::enumerate_choices(world)) {
+        SCOPED_TRACE(c.name() + " cache_len " + std::to_string(cache));
+        p.cache_len = cache;
+        Expected<core::Plan> plan = planner::make_plan(p, c);
+        ASSERT_TRUE(plan.ok()) << plan.status().message();
+        Expected<ExecResult> r = execute(*plan, opt);
+        ASSERT_TRUE(r.ok()) << r.status().message();
+        EXPECT_TRUE(r->check_passed)
+            << "out error " << r->out_error << ", lse error " << r->lse_error;
+      }
     }
-  }
 }
 
 TEST(Executor, TwoRunsAreBitIdentical) {

@@ -1,6 +1,7 @@
 // Streaming (seed 000): the functional run of a whole streamed sequence equals one non-streamed
 // reference run with the equivalent block-causal, capped mask (core::visible's streaming rule),
-// for random chunkings, world sizes, heads and caps.
+// for random chunkings, world sizes, heads, caps and pre-filled caches (then on the rows computed,
+// those after the cache).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -30,12 +31,15 @@ core::Problem streaming_problem(std::mt19937& rng) {
   if (pick(0, 2) == 0) p.joint_len = pick(1, 5);
   p.joint_strategy = pick(0, 1) ? core::JointStrategy::kFront : core::JointStrategy::kBack;
   if (pick(0, 3) == 0) p.softcap = 2.0;
+  const std::int64_t chunks = (p.seq_len + p.chunk_len - 1) / p.chunk_len;
+  if (chunks > 1 && pick(0, 2) == 0)  // a pre-filled cache of whole chunks
+    p.cache_len = p.chunk_len * pick(1, static_cast<int>(chunks - 1));
   return p;
 }
 
 TEST(Streaming, StreamedRunEqualsTheBlockCausalReference) {
   std::mt19937 rng(6);
-  int runs = 0;
+  int runs = 0, with_cache = 0;
   while (runs < 300) {
     const core::Problem p = streaming_problem(rng);
     const int world = 1 + static_cast<int>(rng() % 8);
@@ -43,20 +47,24 @@ TEST(Streaming, StreamedRunEqualsTheBlockCausalReference) {
     const core::PlanChoice c = choices[rng() % choices.size()];
     Expected<core::Plan> plan = planner::make_plan(p, c);
     if (!plan && plan.status().code() == StatusCode::kInfeasible) continue;  // e.g. U > q_heads
-    SCOPED_TRACE(c.name() + " S=" + std::to_string(p.seq_len) + " chunk=" +
-                 std::to_string(p.chunk_len) + " M=" + std::to_string(p.max_attention_size) +
+    SCOPED_TRACE(c.name() + " S=" + std::to_string(p.seq_len) +
+                 " cache=" + std::to_string(p.cache_len) + " chunk=" + std::to_string(p.chunk_len) +
+                 " M=" + std::to_string(p.max_attention_size) +
                  " sink=" + std::to_string(p.sink_tokens) + " J=" + std::to_string(p.joint_len) +
                  " Hq=" + std::to_string(p.q_heads) + " Hkv=" + std::to_string(p.kv_heads));
     ASSERT_TRUE(plan.ok()) << plan.status().message();
     const core::AttentionInputs in = core::random_inputs(p, static_cast<std::uint64_t>(runs) + 3);
-    const core::AttentionResult want = core::reference_attention(p, in);
+    const core::AttentionResult want = core::computed_rows(p, core::reference_attention(p, in));
     Expected<core::AttentionResult> got =
         sim::execute_functional(*plan, in, {static_cast<std::uint64_t>(runs % 3)});
     ASSERT_TRUE(got.ok()) << got.status().message();
-    EXPECT_LT(core::max_rel_error(got->out, want.out), 1e-10);
-    EXPECT_LT(core::max_rel_error(got->lse, want.lse), 1e-10);
+    const core::AttentionResult mine = core::computed_rows(p, *got);
+    EXPECT_LT(core::max_rel_error(mine.out, want.out), 1e-10);
+    EXPECT_LT(core::max_rel_error(mine.lse, want.lse), 1e-10);
+    with_cache += p.cache_len > 0;
     ++runs;
   }
+  EXPECT_GT(with_cache, 50);
 }
 
 // Wan2.1-1.3B's shape scaled down: 12 heads on 8 GPUs (uneven heads), chunks of 3 frames, a cap.
