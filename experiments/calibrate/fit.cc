@@ -158,40 +158,33 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
     }
   }
 
-  // Host: the time to issue one task, so that the simulated issue point takes what it measured
-  // (bisection: the simulated time does not fall as host_task grows). Before the communication
-  // fit, so that NCCL's overheads are what remains once the host's share is known.
-  for (const Measurement& m : ms) {
-    if (m.point.kind != PointKind::kIssue) continue;
-    auto sim_at = [&](double us) -> Expected<double> {
-      core::Profile p = prof;
-      p.host_task = us_to_ps(us);
-      return simulate_point(m.point, cluster, p);
-    };
-    Expected<double> gpu = sim_at(0);
-    Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
-    if (!gpu || !us) return (gpu ? us : gpu).status();
-    prof.host_task = us_to_ps(*us);
-    res.notes.push_back(fmt::format(
-        "host task {:.2f} us: {} took {:.1f} us, the GPU work alone {:.1f} us (simulated)",
-        ps_to_us(prof.host_task), describe(m.point), m.median_us, *gpu));
-  }
-  // ... and each dependency it waits on: the same with every task waiting for the one before.
-  for (const Measurement& m : ms) {
-    if (m.point.kind != PointKind::kIssueDeps) continue;
-    auto sim_at = [&](double us) -> Expected<double> {
-      core::Profile p = prof;
-      p.host_dep = us_to_ps(us);
-      return simulate_point(m.point, cluster, p);
-    };
-    Expected<double> none = sim_at(0);
-    Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
-    if (!none || !us) return (none ? us : none).status();
-    prof.host_dep = us_to_ps(*us);
-    res.notes.push_back(
-        fmt::format("host dep {:.2f} us: {} took {:.1f} us, {:.1f} us simulated without it",
-                    ps_to_us(prof.host_dep), describe(m.point), m.median_us, *none));
-  }
+  // Host: the time to issue one task (the issue point), then per dependency it waits on
+  // (issue_deps: each task waits for the one before), each the value for which the simulated point
+  // takes what it measured (bisection: the simulated time does not fall as it grows). Before the
+  // communication fit, so that NCCL's overheads are what remains once the host's share is known.
+  const struct {
+    PointKind kind;
+    TimePs core::Profile::*field;
+    const char* what;
+  } host_parts[] = {{PointKind::kIssue, &core::Profile::host_task, "task"},
+                    {PointKind::kIssueDeps, &core::Profile::host_dep, "dep"}};
+  for (const auto& part : host_parts)
+    for (const Measurement& m : ms) {
+      if (m.point.kind != part.kind) continue;
+      auto sim_at = [&](double us) -> Expected<double> {
+        core::Profile p = prof;
+        p.*part.field = us_to_ps(us);
+        return simulate_point(m.point, cluster, p);
+      };
+      Expected<double> without = sim_at(0);
+      Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
+      if (!without || !us) return (without ? us : without).status();
+      prof.*part.field = us_to_ps(*us);
+      res.notes.push_back(
+          fmt::format("host {} {:.2f} us: {} took {:.1f} us, {:.1f} us simulated "
+                      "without it",
+                      part.what, *us, describe(m.point), m.median_us, *without));
+    }
 
   // Attention table: F(n) = flops / (T - launch).
   {

@@ -154,19 +154,12 @@ Status report_status(const Report& r) {
   auto where = [](const ReportCase& c, const ReportRow& row) {
     return row.plan + (c.label.empty() ? "" : " [" + c.label + "]");
   };
-  // In a sweep, an explicit choice the planner refuses in some cases only (Ulysses past the head
-  // count in a GPU sweep) is an infeasible row; refused in every case, it is bad input.
-  std::set<std::string> built_somewhere;
-  for (const ReportCase& c : r.cases)
-    for (const ReportRow& row : c.rows)
-      if (row.explicit_choice && row.status.code() != StatusCode::kInfeasible &&
-          row.status.code() != StatusCode::kInvalidArgument)
-        built_somewhere.insert(row.key);
+  const std::set<std::string> built = explicit_built(
+      r.cases, [](const ReportCase& c) -> const auto& { return c.rows; });
   for (const ReportCase& c : r.cases) {
     for (const ReportRow& row : c.rows) {
       const StatusCode code = row.status.code();
-      if (row.explicit_choice && !built_somewhere.count(row.key) &&
-          (code == StatusCode::kInfeasible || code == StatusCode::kInvalidArgument))
+      if (row.explicit_choice && !built.count(row.key) && refused(code))
         return {code, row.where + ": key '" + row.key + "' (" + where(c, row) +
                           "): " + row.status.message()};
     }
@@ -175,8 +168,7 @@ Status report_status(const Report& r) {
   std::string first;
   for (const ReportCase& c : r.cases) {
     for (const ReportRow& row : c.rows) {
-      const StatusCode code = row.status.code();
-      if (code == StatusCode::kInfeasible || code == StatusCode::kInvalidArgument) continue;
+      if (refused(row.status.code())) continue;
       ++total;
       if (row.status.ok() && row.pass) continue;
       ++failed;

@@ -24,14 +24,6 @@ namespace {
 using calibrate::Measurement;
 using calibrate::Point;
 
-int fail(std::ostream& err, const Status& s) {
-  std::string m = s.message();
-  for (char& c : m)
-    if (c == '\n') c = ' ';
-  err << "spattn: " << m << "\n";
-  return exit_code(s);
-}
-
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};

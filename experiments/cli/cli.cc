@@ -22,16 +22,16 @@
 #include "sim/trace.h"
 
 namespace spattn::experiments {
-namespace {
 
-// One line on stderr; a message with a newline (from a library) is folded onto one line.
 int fail(std::ostream& err, const Status& s) {
   std::string m = s.message();
   for (char& c : m)
-    if (c == '\n') c = ' ';
+    if (c == '\n') c = ' ';  // a library's multi-line message stays one line
   err << "spattn: " << m << "\n";
   return exit_code(s);
 }
+
+namespace {
 
 struct GlobalArgs {
   int nodes = 0;  // --nodes: replaces `nodes` of a generated cluster file

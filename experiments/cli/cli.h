@@ -11,6 +11,8 @@
 namespace spattn::experiments {
 
 int exit_code(const Status& s);
+// Writes `s` as one line on `err` ("spattn: ...", newlines folded) and returns exit_code(s).
+int fail(std::ostream& err, const Status& s);
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 

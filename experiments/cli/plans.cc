@@ -176,19 +176,12 @@ Listing list_plans(const core::Experiment& e, SimInputs* sim) {
 }
 
 Status explicit_failure(const Listing& l) {
-  // Refused in some sweep cases only: infeasible rows there, not bad input (see report_status).
-  std::set<std::string> built_somewhere;
-  for (const CaseListing& c : l.cases)
-    for (const PlanRow& r : c.rows)
-      if (r.explicit_choice && r.status.code() != StatusCode::kInfeasible &&
-          r.status.code() != StatusCode::kInvalidArgument)
-        built_somewhere.insert(r.key);
+  const std::set<std::string> built = explicit_built(
+      l.cases, [](const CaseListing& c) -> const auto& { return c.rows; });
   for (const CaseListing& c : l.cases) {
     for (const PlanRow& r : c.rows) {
       const StatusCode code = r.status.code();
-      if (!r.explicit_choice || built_somewhere.count(r.key) ||
-          (code != StatusCode::kInfeasible && code != StatusCode::kInvalidArgument))
-        continue;
+      if (!r.explicit_choice || built.count(r.key) || !refused(code)) continue;
       std::string msg = r.where + ": key '" + r.key + "' (" + r.name + "): " + r.status.message();
       if (!c.c.label.empty()) msg += " (sweep case " + c.c.label + ")";
       return {code, msg};

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,22 @@ std::string why_first(const std::vector<PlanRow>& ranked_rows);
 // The first explicit choice the planner refused, as "WHERE: key 'plans[i]' (NAME): why" keeping the
 // planner's code (InvalidArgument or Infeasible, both exit 2); ok when there is none.
 Status explicit_failure(const Listing& l);
+
+// Whether the planner refused a choice: Infeasible (it cannot be built) or InvalidArgument.
+inline bool refused(StatusCode c) {
+  return c == StatusCode::kInfeasible || c == StatusCode::kInvalidArgument;
+}
+// The keys of the explicit choices the planner built in at least one case. One it refuses in some
+// sweep cases only (Ulysses past the head count in a GPU sweep) is an infeasible row there; one
+// refused in every case is bad input. `rows(c)`: a case's rows (explicit_choice, key, status).
+template <class Case, class Rows>
+std::set<std::string> explicit_built(const std::vector<Case>& cases, Rows rows) {
+  std::set<std::string> built;
+  for (const Case& c : cases)
+    for (const auto& r : rows(c))
+      if (r.explicit_choice && !refused(r.status.code())) built.insert(r.key);
+  return built;
+}
 // The first plan the planner built malformed (Internal, exit 1); ok when there is none.
 Status internal_failure(const Listing& l);
 

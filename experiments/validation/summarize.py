@@ -21,25 +21,14 @@ import statistics
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from summarize_e2e import json_docs  # noqa: E402  (the one reader of spattn's JSON files)
+
 # Acceptance bars (issue 5).
 BAR_MEDIAN = 0.05  # median |error| at most this
 BAR_MAX = 0.15  # max |error| at most this
 BAR_REGRET = 0.03  # planner regret at most this ...
 BAR_REGRET_SHARE = 0.80  # ... in at least this share of cases
-
-
-def json_docs(path):
-    """Every JSON document in a file (mpirun writes one per process)."""
-    text, docs, i = Path(path).read_text(), [], 0
-    dec = json.JSONDecoder()
-    while i < len(text):
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            break
-        doc, i = dec.raw_decode(text, i)
-        docs.append(doc)
-    return docs
 
 
 def reports(path, backend):
