@@ -7,6 +7,8 @@
 #include <map>
 #include <random>
 
+#include "core/parallel.h"
+
 namespace spattn::core {
 namespace {
 
@@ -165,11 +167,13 @@ AttentionResult reference_rows(const Problem& p, std::uint64_t seed, bool round_
     one.q_heads = one.kv_heads = 1;
     HostTensor k(1, p.seq_len, 1, d), v(1, p.seq_len, 1, d), jk(1, p.joint_len, 1, d),
         jv(1, p.joint_len, 1, d);
-    for (std::int64_t s = 0; s < p.seq_len; ++s)
-      for (std::int64_t w = 0; w < d; ++w) {
-        k.at(0, s, 0, w) = value(TensorKind::kK, b, s, kvh, w);
-        v.at(0, s, 0, w) = value(TensorKind::kV, b, s, kvh, w);
-      }
+    parallel_for(p.seq_len, 4096, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t s = begin; s < end; ++s)
+        for (std::int64_t w = 0; w < d; ++w) {
+          k.at(0, s, 0, w) = value(TensorKind::kK, b, s, kvh, w);
+          v.at(0, s, 0, w) = value(TensorKind::kV, b, s, kvh, w);
+        }
+    });
     for (std::int64_t s = 0; s < p.joint_len; ++s)
       for (std::int64_t w = 0; w < d; ++w) {
         jk.at(0, s, 0, w) = value(TensorKind::kJointK, b, s, kvh, w);
@@ -181,14 +185,18 @@ AttentionResult reference_rows(const Problem& p, std::uint64_t seed, bool round_
     keys.push_back({&k, &v, false, 0, 1, 0});
     if (p.joint_len > 0 && p.joint_strategy == JointStrategy::kBack)
       keys.push_back({&jk, &jv, true, 0, 1, 0});
-    for (std::int64_t i : members) {
-      HostTensor q(1, 1, 1, d);
-      for (std::int64_t w = 0; w < d; ++w)
-        q.at(0, 0, 0, w) = value(TensorKind::kQ, b, rows[i].pos, rows[i].head, w);
-      AttentionResult one_row = attend_block(one, q, rows[i].pos, 1, 0, keys);
-      for (std::int64_t w = 0; w < d; ++w) r.out.at(i, 0, 0, w) = one_row.out.at(0, 0, 0, w);
-      r.lse.at(i, 0, 0) = one_row.lse.at(0, 0, 0);
-    }
+    const auto rows_of_kv = static_cast<std::int64_t>(members.size());
+    parallel_for(rows_of_kv, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t m = begin; m < end; ++m) {
+        const std::int64_t i = members[static_cast<std::size_t>(m)];
+        HostTensor q(1, 1, 1, d);
+        for (std::int64_t w = 0; w < d; ++w)
+          q.at(0, 0, 0, w) = value(TensorKind::kQ, b, rows[i].pos, rows[i].head, w);
+        AttentionResult one_row = attend_block(one, q, rows[i].pos, 1, 0, keys);
+        for (std::int64_t w = 0; w < d; ++w) r.out.at(i, 0, 0, w) = one_row.out.at(0, 0, 0, w);
+        r.lse.at(i, 0, 0) = one_row.lse.at(0, 0, 0);
+      }
+    });
   }
   return r;
 }

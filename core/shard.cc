@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "core/parallel.h"
+
 namespace spattn::core {
 namespace {
 
@@ -23,7 +25,8 @@ const HostTensor& source(const AttentionInputs& in, TensorKind t) {
   return in.q;
 }
 
-// Fills input buffer b from value(tensor, batch, position, global head, w).
+// Fills input buffer b from value(tensor, batch, position, global head, w), its tokens split over
+// threads (a 262k-token shard has 2^28 values).
 template <typename Value>
 HostTensor fill_shard(const Plan& plan, const Buffer& b, Value value) {
   SPATTN_CHECK(b.role == BufferRole::kInput);
@@ -31,14 +34,16 @@ HostTensor fill_shard(const Plan& plan, const Buffer& b, Value value) {
   const bool joint = b.tensor == TensorKind::kJointK || b.tensor == TensorKind::kJointV;
   const std::int64_t limit = joint ? plan.problem.joint_len : plan.problem.seq_len;
   for (const TokenRun& r : b.runs) {
-    for (std::int64_t i = 0; i < r.count; ++i) {
-      const std::int64_t pos = r.start + r.stride * i;
-      if (pos >= limit) continue;
-      for (std::int64_t bb = 0; bb < b.batch; ++bb)
-        for (std::int64_t h = 0; h < b.heads; ++h)
-          for (std::int64_t w = 0; w < b.width; ++w)
-            x.at(bb, r.local + i, h, w) = value(bb, pos, b.head_start + h, w);
-    }
+    parallel_for(r.count, 256, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        const std::int64_t pos = r.start + r.stride * i;
+        if (pos >= limit) continue;
+        for (std::int64_t bb = 0; bb < b.batch; ++bb)
+          for (std::int64_t h = 0; h < b.heads; ++h)
+            for (std::int64_t w = 0; w < b.width; ++w)
+              x.at(bb, r.local + i, h, w) = value(bb, pos, b.head_start + h, w);
+      }
+    });
   }
   return x;
 }
@@ -75,6 +80,14 @@ void gather_output(const Plan& plan, const Buffer& b, const HostTensor& data,
             g.at(bb, pos, b.head_start + h, w) = data.at(bb, r.local + i, h, w);
     }
   }
+}
+
+std::optional<std::int64_t> local_token(const Buffer& b, std::int64_t pos) {
+  for (const TokenRun& r : b.runs) {
+    const std::int64_t i = (pos - r.start) / r.stride;
+    if (pos >= r.start && (pos - r.start) % r.stride == 0 && i < r.count) return r.local + i;
+  }
+  return std::nullopt;
 }
 
 AttentionResult poisoned_result(const Problem& p) {

@@ -3,6 +3,8 @@
 // mapping of tokens to ranks is stated once, in the plan.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/plan.h"
@@ -22,6 +24,9 @@ HostTensor shard_input(const Plan& plan, const Buffer& b, std::uint64_t seed, bo
 // rows (position < seq_len) are written.
 void gather_output(const Plan& plan, const Buffer& b, const HostTensor& data,
                    AttentionResult& into);
+
+// The token index in buffer `b` that holds global position `pos`, if one of its runs covers it.
+std::optional<std::int64_t> local_token(const Buffer& b, std::int64_t pos);
 
 // A result of the problem's shape, out = NaN and lse = NaN, so rows no rank writes show up.
 AttentionResult poisoned_result(const Problem& p);

@@ -9,9 +9,11 @@
 #include <cstring>
 #include <future>
 #include <map>
+#include <optional>
 #include <random>
 #include <thread>
 
+#include "core/parallel.h"
 #include "core/reference.h"
 #include "core/shard.h"
 #include "cuda/attention.h"
@@ -33,41 +35,43 @@ using core::View;
 
 constexpr std::size_t kAlign = 256;
 
-// The bits of x in `t`, for x already representable in t (core::round_to).
-void encode(core::DType t, const std::vector<double>& x, std::vector<std::uint8_t>& out) {
-  const std::size_t n = x.size();
+// The bits of x in `t` at `out`, for x already representable in t (core::round_to).
+void encode_one(core::DType t, double x, std::uint8_t* out) {
+  const float f = static_cast<float>(x);
   if (t == core::DType::kF32) {
-    out.resize(n * 4);
-    for (std::size_t i = 0; i < n; ++i) {
-      const float f = static_cast<float>(x[i]);
-      std::memcpy(&out[i * 4], &f, 4);
-    }
+    std::memcpy(out, &f, 4);
     return;
   }
-  out.resize(n * 2);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float f = static_cast<float>(x[i]);
-    std::uint32_t u;
-    std::memcpy(&u, &f, 4);
-    std::uint16_t h;
-    if (t == core::DType::kBF16) {
-      h = static_cast<std::uint16_t>(u >> 16);  // exact: x has at most 8 significant bits
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  std::uint16_t h;
+  if (t == core::DType::kBF16) {
+    h = static_cast<std::uint16_t>(u >> 16);  // exact: x has at most 8 significant bits
+  } else {
+    const std::uint32_t sign = (u >> 16) & 0x8000u;
+    const double a = std::fabs(x);
+    if (a == 0) {
+      h = static_cast<std::uint16_t>(sign);
+    } else if (a < 0x1p-14) {  // subnormal: multiples of 2^-24
+      h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::lround(a * 0x1p24)));
     } else {
-      const std::uint32_t sign = (u >> 16) & 0x8000u;
-      const double a = std::fabs(x[i]);
-      if (a == 0) {
-        h = static_cast<std::uint16_t>(sign);
-      } else if (a < 0x1p-14) {  // subnormal: multiples of 2^-24
-        h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::lround(a * 0x1p24)));
-      } else {
-        const int e = std::ilogb(a);
-        const auto mant =
-            static_cast<std::uint32_t>(std::lround((a / std::ldexp(1.0, e) - 1.0) * 1024.0));
-        h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(e + 15) << 10 | mant);
-      }
+      const int e = std::ilogb(a);
+      const auto mant =
+          static_cast<std::uint32_t>(std::lround((a / std::ldexp(1.0, e) - 1.0) * 1024.0));
+      h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(e + 15) << 10 | mant);
     }
-    std::memcpy(&out[i * 2], &h, 2);
   }
+  std::memcpy(out, &h, 2);
+}
+
+void encode(core::DType t, const std::vector<double>& x, std::vector<std::uint8_t>& out) {
+  const auto elem = static_cast<std::size_t>(core::dtype_bytes(t));
+  out.resize(x.size() * elem);
+  core::parallel_for(
+      static_cast<std::int64_t>(x.size()), 1 << 16, [&](std::int64_t begin, std::int64_t end) {
+        for (auto i = static_cast<std::size_t>(begin); i < static_cast<std::size_t>(end); ++i)
+          encode_one(t, x[i], &out[i * elem]);
+      });
 }
 
 double decode(core::DType t, const std::uint8_t* p) {
@@ -115,6 +119,8 @@ class Runner {
   Status setup(bool use_mpi);
   Status run_iteration(core::Timeline* timeline, double* ms);
   Status check(ExecResult& res);
+  Status read_row(core::TensorKind t, const core::RowId& row, std::vector<double>& into,
+                  bool* held);
   Status measure_memory(ExecResult& res);
   Status digest(ExecResult& res);
   const std::vector<int>& local_ranks() const { return local_; }
@@ -454,31 +460,60 @@ Status Runner::measure_memory(ExecResult& res) {
   return {};
 }
 
-// Compares the output with the reference: whole when cheap, else sampled rows.
+// Row (b, pos, head) of output tensor `t` (kOut or kLse) from the local buffer that holds it,
+// decoded into `into` (width values); *held = false when no local buffer holds it (another
+// process's rank).
+Status Runner::read_row(core::TensorKind t, const core::RowId& row, std::vector<double>& into,
+                        bool* held) {
+  *held = false;
+  for (std::size_t i = 0; i < plan_.buffers.size(); ++i) {
+    const Buffer& buf = plan_.buffers[i];
+    if (buf.role != core::BufferRole::kOutput || buf.tensor != t || !local(buf.rank) ||
+        row.b >= buf.batch || row.head < buf.head_start || row.head >= buf.head_start + buf.heads)
+      continue;
+    const std::optional<std::int64_t> token = core::local_token(buf, row.pos);
+    if (!token) continue;
+    const core::DType type = elem_dtype(plan_, buf);
+    const auto elem = static_cast<std::size_t>(core::dtype_bytes(type));
+    const auto batch_bytes = static_cast<std::size_t>(buf.tokens * buf.heads * buf.width) * elem;
+    std::vector<std::uint8_t> bits(static_cast<std::size_t>(buf.width) * elem);
+    const View at{static_cast<core::BufferId>(i), *token, 1, row.head - buf.head_start, 1};
+    SPATTN_CUDA_CHECK(cudaSetDevice(state(buf.rank).device));
+    SPATTN_CUDA_CHECK(cudaMemcpy(
+        bits.data(), static_cast<char*>(ptr(at)) + static_cast<std::size_t>(row.b) * batch_bytes,
+        bits.size(), cudaMemcpyDeviceToHost));
+    into.resize(static_cast<std::size_t>(buf.width));
+    for (std::size_t w = 0; w < into.size(); ++w) into[w] = decode(type, &bits[w * elem]);
+    *held = true;
+    return {};
+  }
+  return {};
+}
+
+// Compares the output with the reference: whole when cheap, else sampled rows read from the GPUs.
 Status Runner::check(ExecResult& res) {
   const core::Problem& p = plan_.problem;
   res.tolerance = p.dtype == core::DType::kBF16 ? 2e-2 : p.dtype == core::DType::kF16 ? 4e-3 : 1e-4;
-  // Gather the output rows this process holds.
-  core::AttentionResult got = core::poisoned_result(p);
   const bool whole =
       4.0 * static_cast<double>(p.batch * p.q_heads) * static_cast<double>(p.seq_len) *
           static_cast<double>(p.seq_len + p.joint_len) * static_cast<double>(p.head_dim) <=
       opt_.whole_check_max_flops;
-  for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
-    const Buffer& buf = plan_.buffers[b];
-    if (buf.role != core::BufferRole::kOutput || !local(buf.rank)) continue;
-    const core::DType t = elem_dtype(plan_, buf);
-    const std::size_t elem = static_cast<std::size_t>(core::dtype_bytes(t));
-    std::vector<std::uint8_t> bits(static_cast<std::size_t>(buf.elements()) * elem);
-    SPATTN_CUDA_CHECK(cudaSetDevice(state(buf.rank).device));
-    SPATTN_CUDA_CHECK(cudaMemcpy(bits.data(),
-                                 ptr({static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads}),
-                                 bits.size(), cudaMemcpyDeviceToHost));
-    core::HostTensor x(buf.batch, buf.tokens, buf.heads, buf.width);
-    for (std::size_t i = 0; i < x.data.size(); ++i) x.data[i] = decode(t, &bits[i * elem]);
-    core::gather_output(plan_, buf, x, got);
-  }
   if (whole && !launched_by_mpi()) {
+    core::AttentionResult got = core::poisoned_result(p);
+    for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
+      const Buffer& buf = plan_.buffers[b];
+      if (buf.role != core::BufferRole::kOutput || !local(buf.rank)) continue;
+      const core::DType t = elem_dtype(plan_, buf);
+      const std::size_t elem = static_cast<std::size_t>(core::dtype_bytes(t));
+      std::vector<std::uint8_t> bits(static_cast<std::size_t>(buf.elements()) * elem);
+      SPATTN_CUDA_CHECK(cudaSetDevice(state(buf.rank).device));
+      SPATTN_CUDA_CHECK(cudaMemcpy(
+          bits.data(), ptr({static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads}),
+          bits.size(), cudaMemcpyDeviceToHost));
+      core::HostTensor x(buf.batch, buf.tokens, buf.heads, buf.width);
+      for (std::size_t i = 0; i < x.data.size(); ++i) x.data[i] = decode(t, &bits[i * elem]);
+      core::gather_output(plan_, buf, x, got);
+    }
     const core::AttentionResult want =
         core::reference_attention(p, core::random_inputs(p, opt_.seed, true));
     res.check = "whole";
@@ -489,6 +524,8 @@ Status Runner::check(ExecResult& res) {
     // Sampled rows among those this process holds: first, last and random valid positions.
     std::mt19937_64 rng(opt_.seed);
     std::vector<core::RowId> rows;
+    std::vector<std::vector<double>> out_rows, lse_rows;
+    std::vector<double> out_row, lse_row;
     for (int i = 0; i < opt_.check_heads; ++i) {
       const std::int64_t b = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(p.batch));
       const std::int64_t h =
@@ -502,8 +539,13 @@ Status Runner::check(ExecResult& res) {
             : j == 1 ? p.seq_len - 1
                      : first + static_cast<std::int64_t>(
                                    rng() % static_cast<std::uint64_t>(p.seq_len - first));
-        if (std::isnan(got.lse.at(b, pos, h))) continue;  // held by another process
+        bool held_out = false, held_lse = false;
+        SPATTN_RETURN_IF_ERROR(read_row(core::TensorKind::kOut, {b, pos, h}, out_row, &held_out));
+        SPATTN_RETURN_IF_ERROR(read_row(core::TensorKind::kLse, {b, pos, h}, lse_row, &held_lse));
+        if (!held_out || !held_lse) continue;  // held by another process
         rows.push_back({b, pos, h});
+        out_rows.push_back(out_row);
+        lse_rows.push_back(lse_row);
       }
     }
     const core::AttentionResult want = core::reference_rows(p, opt_.seed, true, rows);
@@ -513,8 +555,8 @@ Status Runner::check(ExecResult& res) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto n = static_cast<std::int64_t>(i);
       for (std::int64_t w = 0; w < p.head_dim; ++w)
-        mine.out.at(n, 0, 0, w) = got.out.at(rows[i].b, rows[i].pos, rows[i].head, w);
-      mine.lse.at(n, 0, 0) = got.lse.at(rows[i].b, rows[i].pos, rows[i].head);
+        mine.out.at(n, 0, 0, w) = out_rows[i][static_cast<std::size_t>(w)];
+      mine.lse.at(n, 0, 0) = lse_rows[i][0];
     }
     res.check = std::to_string(rows.size()) + " sampled rows";
     res.out_error = core::max_rel_error(mine.out, want.out);
@@ -535,7 +577,13 @@ Status Runner::digest(ExecResult& res) {
       SPATTN_CUDA_CHECK(cudaMemcpy(
           bytes.data(), ptr({static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads}),
           bytes.size(), cudaMemcpyDeviceToHost));
-      for (std::uint8_t x : bytes) h = (h ^ x) * 1099511628211ULL;
+      // FNV-1a over 8-byte words (the tail zero-padded): 2 GiB of outputs hash in about a second.
+      bytes.resize((bytes.size() + 7) / 8 * 8, 0);
+      for (std::size_t i = 0; i < bytes.size(); i += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, &bytes[i], 8);
+        h = (h ^ word) * 1099511628211ULL;
+      }
     }
     res.output_digest.push_back(h);
   }
