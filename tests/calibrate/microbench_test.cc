@@ -23,8 +23,17 @@ TEST(MicroBench, EveryPointOfEverySweepIsAValidPlan) {
         EXPECT_TRUE(s.ok()) << describe(p) << ": " << s.message();
         EXPECT_FALSE(mb.timed.empty()) << describe(p);
         EXPECT_LE(p.ranks, gpus) << describe(p);
-        for (const core::Buffer& b : mb.plan.buffers)
-          EXPECT_EQ(b.role, core::BufferRole::kScratch) << describe(p) << " " << b.name;
+        // The attention's q, k, v are inputs (random data), covering their positions; all else
+        // is scratch.
+        for (const core::Buffer& b : mb.plan.buffers) {
+          const bool qkv = b.name == "q" || b.name == "k" || b.name == "v";
+          EXPECT_EQ(b.role, qkv ? core::BufferRole::kInput : core::BufferRole::kScratch)
+              << describe(p) << " " << b.name;
+          if (!qkv) continue;
+          ASSERT_EQ(b.runs.size(), 1u) << describe(p) << " " << b.name;
+          EXPECT_EQ(b.runs[0].count, b.tokens) << describe(p) << " " << b.name;
+          EXPECT_LE(b.runs[0].start + b.tokens, mb.plan.problem.seq_len) << describe(p);
+        }
         EXPECT_TRUE(core::issue_order(mb.plan).ok()) << describe(p);
       }
 }
