@@ -364,6 +364,28 @@ Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::ui
   return order;
 }
 
+std::vector<std::vector<TaskId>> explicit_waits(const Plan& plan,
+                                                const std::vector<std::vector<TaskId>>& order) {
+  std::vector<std::size_t> position(plan.tasks.size(), 0);
+  std::size_t next = 0;
+  for (const std::vector<TaskId>& unit : order)
+    for (TaskId id : unit) position[static_cast<std::size_t>(id)] = next++;
+  std::vector<std::vector<TaskId>> waits(plan.tasks.size());
+  for (const Task& t : plan.tasks) {
+    std::map<std::pair<int, Stream>, TaskId> last;  // (rank, stream) -> latest dep issued there
+    for (TaskId d : t.deps) {
+      const Task& dt = plan.tasks[static_cast<std::size_t>(d)];
+      if (dt.rank == t.rank && dt.stream == t.stream) continue;
+      auto [it, fresh] = last.try_emplace({dt.rank, dt.stream}, d);
+      if (!fresh &&
+          position[static_cast<std::size_t>(d)] > position[static_cast<std::size_t>(it->second)])
+        it->second = d;
+    }
+    for (const auto& [where, d] : last) waits[static_cast<std::size_t>(t.id)].push_back(d);
+  }
+  return waits;
+}
+
 PlanSummary summarize(const Plan& plan) {
   PlanSummary s;
   std::vector<Bytes> sent(static_cast<std::size_t>(plan.world), 0);

@@ -217,6 +217,13 @@ Status validate(const Plan& plan);
 // dependencies complete. Fails (Internal) when the dependencies and collectives deadlock.
 Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::uint64_t seed = 0);
 
+// Per task (by id), the dependencies an executor issuing in `order` must wait on explicitly (an
+// event wait on the task's stream): none on the task's own stream (stream order already holds
+// them), and of several on one other stream only the one issued last (it ends after the others).
+// The CUDA executor waits on exactly these, and the simulator charges host_dep for each.
+std::vector<std::vector<TaskId>> explicit_waits(const Plan& plan,
+                                                const std::vector<std::vector<TaskId>>& order);
+
 // Counts per task kind, for listings.
 struct PlanSummary {
   int attn_blocks = 0, merges = 0, copies = 0, fills = 0, comms = 0, collectives = 0;

@@ -53,7 +53,7 @@ struct Profile {
   bool comm_waits_for_compute = false;
 
   // Host: issuing one task (its events and the launch) takes host_task, plus host_dep for each
-  // dependency it waits on, on the issuing thread, and no task starts before it is issued. Tasks
+  // dependency it waits on explicitly (core::explicit_waits), on the issuing thread, and no task starts before it is issued. Tasks
   // are issued in core::issue_order, by one thread per node for its ranks (host_one_process, the
   // executor's default) or one per rank (mpirun).
   TimePs host_task = 0;

@@ -141,7 +141,8 @@ class Runner {
   std::vector<RankState> ranks_;
   Communicators comms_;
   std::vector<std::vector<TaskId>> order_;
-  std::vector<cudaEvent_t> start_, end_;  // per task (local tasks only)
+  std::vector<std::vector<TaskId>> waits_;  // per task: core::explicit_waits
+  std::vector<cudaEvent_t> start_, end_;    // per task (local tasks only)
   bool aborted_ = false;
 };
 
@@ -201,6 +202,7 @@ Status Runner::setup(bool use_mpi) {
   Expected<std::vector<std::vector<TaskId>>> order = core::issue_order(plan_);
   if (!order) return order.status();
   order_ = std::move(order).value();
+  waits_ = core::explicit_waits(plan_, order_);
 
   Expected<Communicators> comms = Communicators::create(plan_, local_, dev, use_mpi);
   if (!comms) return comms.status();
@@ -272,7 +274,7 @@ Status Runner::setup(bool use_mpi) {
 }
 
 Status Runner::wait_deps(const Task& t, cudaStream_t s) {
-  for (TaskId d : t.deps)
+  for (TaskId d : waits_[static_cast<std::size_t>(t.id)])
     SPATTN_CUDA_CHECK(cudaStreamWaitEvent(s, end_[static_cast<std::size_t>(d)], 0));
   return {};
 }

@@ -166,9 +166,10 @@ Status Engine::build() {
   waiting_.assign(streams_.size(), {});
   if (profile_.host_task > 0 || profile_.host_dep > 0) {
     // The executor's host thread(s) issue tasks in issue order, host_task (+ host_dep per
-    // dependency) each: one thread per node (a process drives its node's GPUs; nodes need one
-    // process each), or per rank (mpirun with one process per GPU); a collective's tasks are
-    // issued together (one NCCL group), so all of them when the last one is.
+    // dependency it waits on explicitly, core::explicit_waits) each: one thread per node (a process
+    // drives its node's GPUs; nodes need one process each), or per rank (mpirun with one process
+    // per GPU); a collective's tasks are issued together (one NCCL group), so all of them when the
+    // last one is.
     Expected<std::vector<std::vector<core::TaskId>>> order = core::issue_order(plan_);
     if (!order) return order.status();
     std::vector<TimePs> cursor(static_cast<std::size_t>(plan_.world), 0);
@@ -177,12 +178,14 @@ Status Engine::build() {
       return cursor[static_cast<std::size_t>(
           profile_.host_one_process ? node_[static_cast<std::size_t>(r)] : r)];
     };
+    const std::vector<std::vector<core::TaskId>> waits = core::explicit_waits(plan_, *order);
     issued_.assign(n, 0);
     issue_pending_.assign(n, 0);
     for (const std::vector<core::TaskId>& unit : *order) {
       for (core::TaskId t : unit)
         thread(t) +=
-            profile_.host_task + static_cast<TimePs>(task(t).deps.size()) * profile_.host_dep;
+            profile_.host_task +
+            static_cast<TimePs>(waits[static_cast<std::size_t>(t)].size()) * profile_.host_dep;
       for (core::TaskId t : unit) issued_[static_cast<std::size_t>(t)] = thread(t);
     }
   }

@@ -296,7 +296,12 @@ MicroBench build_microbench(const Point& p) {
       for (int r = 0; r < p.ranks; ++r) {
         const BufferId row = b.buffer(r, "row", 1, kHeads, kHeadDim, ElemType::kInput);
         for (std::int64_t i = 0; i < p.tokens; ++i) {
-          const TaskId t = b.task(r, core::Stream::kCompute, "fill", core::Fill{b.whole(row), 0.0});
+          // issue_deps: each fill waits for the one before, on the other stream (a wait on the
+          // same stream is implied by stream order: core::explicit_waits drops it).
+          const core::Stream s = p.kind == PointKind::kIssueDeps && i % 2 == 1
+                                     ? core::Stream::kComm
+                                     : core::Stream::kCompute;
+          const TaskId t = b.task(r, s, "fill", core::Fill{b.whole(row), 0.0});
           if (p.kind == PointKind::kIssueDeps && i > 0)
             mb.plan.tasks.back().deps.push_back(mb.timed.back());
           mb.timed.push_back(t);

@@ -140,12 +140,19 @@ TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
   Expected<SimResult> per_rank = simulate(plan, h200x4(), p);
   ASSERT_TRUE(per_rank.ok());
   EXPECT_NEAR(ps_to_us(per_rank->timeline.total), 500, 0.01);
-  // Each fill after a rank's first waits for the one before it (98 waits) at 4 us each: one
-  // thread issues them in 100 x 10 + 98 x 4 = 1392 us.
+  // Each fill after a rank's first waits for the one before it. On the same stream the wait is
+  // stream order (no event wait, no host_dep): still 1000 us.
   for (core::Task& t : plan.tasks)
     if (t.id >= 2) t.deps = {t.id - 2};
   p.host_one_process = true;
   p.host_dep = 4 * kPsPerUs;
+  Expected<SimResult> same_stream = simulate(plan, h200x4(), p);
+  ASSERT_TRUE(same_stream.ok()) << same_stream.status().message();
+  EXPECT_NEAR(ps_to_us(same_stream->timeline.total), 1000, 0.01);
+  // The fills of a rank alternating between its two streams: 98 event waits at 4 us each, one
+  // thread issues them in 100 x 10 + 98 x 4 = 1392 us.
+  for (core::Task& t : plan.tasks)
+    t.stream = (t.id / 2) % 2 == 0 ? core::Stream::kCompute : core::Stream::kComm;
   Expected<SimResult> chained = simulate(plan, h200x4(), p);
   ASSERT_TRUE(chained.ok()) << chained.status().message();
   EXPECT_NEAR(ps_to_us(chained->timeline.total), 1392, 0.01);
