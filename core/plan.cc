@@ -364,6 +364,39 @@ Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::ui
   return order;
 }
 
+const char* to_string(CommPattern p) {
+  switch (p) {
+    case CommPattern::kOneWay:
+      return "one_way";
+    case CommPattern::kExchange:
+      return "exchange";
+    case CommPattern::kAllToAll:
+      return "all_to_all";
+  }
+  return "?";
+}
+
+CommShape comm_shape(const Plan& plan, const Task& t) {
+  const auto& c = std::get<Comm>(t.op);
+  CommShape s;
+  std::map<int, Bytes> to, from;  // remote peer -> bytes sent to it, received from it
+  for (const Transfer& x : c.sends)
+    if (x.peer != t.rank) to[x.peer] += view_bytes(plan, x.view);
+  for (const Transfer& x : c.recvs)
+    if (x.peer != t.rank) from[x.peer] += view_bytes(plan, x.view);
+  std::set<int> peers;
+  for (const auto* side : {&to, &from})
+    for (const auto& [peer, bytes] : *side) {
+      peers.insert(peer);
+      s.peer_bytes = std::max(s.peer_bytes, bytes);
+    }
+  s.peers = static_cast<int>(peers.size());
+  s.pattern = c.kind == CommKind::kAllToAll  ? CommPattern::kAllToAll
+              : !to.empty() && !from.empty() ? CommPattern::kExchange
+                                             : CommPattern::kOneWay;
+  return s;
+}
+
 std::vector<std::vector<TaskId>> explicit_waits(const Plan& plan,
                                                 const std::vector<std::vector<TaskId>>& order) {
   std::vector<std::size_t> position(plan.tasks.size(), 0);

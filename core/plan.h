@@ -217,6 +217,18 @@ Status validate(const Plan& plan);
 // dependencies complete. Fails (Internal) when the dependencies and collectives deadlock.
 Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::uint64_t seed = 0);
 
+// The shape of a comm task as NCCL's cost depends on it: the pattern (remote sends only or
+// receives only, both, or an all-to-all), the distinct remote peers, and the most bytes it sends
+// to or receives from one remote peer (all its messages to that peer: K and V of a ring step).
+enum class CommPattern { kOneWay, kExchange, kAllToAll };
+const char* to_string(CommPattern p);
+struct CommShape {
+  CommPattern pattern = CommPattern::kOneWay;
+  int peers = 0;
+  Bytes peer_bytes = 0;
+};
+CommShape comm_shape(const Plan& plan, const Task& t);  // t must hold a Comm
+
 // Per task (by id), the dependencies an executor issuing in `order` must wait on explicitly (an
 // event wait on the task's stream): none on the task's own stream (stream order already holds
 // them), and of several on one other stream only the one issued last (it ends after the others).

@@ -54,6 +54,43 @@ Status read_table(const YamlReader& y, const YAML::Node& m, const char* key,
   return {};
 }
 
+Status read_size_delay(const YamlReader& y, const YAML::Node& n, std::vector<CommDelayPoint>& out) {
+  const YAML::Node t = n["size_delay"];
+  if (!t) return {};
+  if (!t.IsSequence())
+    return y.error(t, "size_delay", "expected a list of {pattern, peers, bytes, us}");
+  out.clear();
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const std::string what = "size_delay[" + std::to_string(i) + "]";
+    SPATTN_RETURN_IF_ERROR(y.check_keys(t[i], what, {"pattern", "peers", "bytes", "us"}));
+    CommDelayPoint d;
+    std::string pattern;
+    SPATTN_RETURN_IF_ERROR(y.get(t[i], "pattern", pattern, true));
+    bool known = false;
+    for (CommPattern p : {CommPattern::kOneWay, CommPattern::kExchange, CommPattern::kAllToAll})
+      if (pattern == to_string(p)) {
+        d.pattern = p;
+        known = true;
+      }
+    if (!known)
+      return y.error(t[i]["pattern"], "pattern",
+                     "expected one_way, exchange or all_to_all, got '" + pattern + "'");
+    std::int64_t peers = 0;
+    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "peers", peers, true));
+    d.peers = static_cast<int>(peers);
+    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "bytes", d.bytes, true));
+    double us = 0;
+    SPATTN_RETURN_IF_ERROR(y.get(t[i], "us", us, true));
+    if (!std::isfinite(us)) return y.error(t[i]["us"], "us", "must be a finite number");
+    d.delay = us_to_ps(us);
+    for (const CommDelayPoint& e : out)
+      if (e.pattern == d.pattern && e.peers == d.peers && e.bytes == d.bytes)
+        return y.error(t[i], what, "a second point for the same pattern, peers and bytes");
+    out.push_back(d);
+  }
+  return {};
+}
+
 Expected<Profile> read_profile(const YamlReader& y) {
   SPATTN_RETURN_IF_ERROR(y.check_keys(y.root(), "", {"profile"}));
   const YAML::Node m = y.root()["profile"];
@@ -69,10 +106,12 @@ Expected<Profile> read_profile(const YamlReader& y) {
     SPATTN_RETURN_IF_ERROR(read_link_class(y, l, "cpu", p.cpu));
   }
   if (const YAML::Node n = m["nccl"]) {
-    SPATTN_RETURN_IF_ERROR(y.check_keys(n, "nccl", {"launch_us", "per_peer_us", "all_to_all_us"}));
+    SPATTN_RETURN_IF_ERROR(
+        y.check_keys(n, "nccl", {"launch_us", "per_peer_us", "all_to_all_us", "size_delay"}));
     SPATTN_RETURN_IF_ERROR(read_us(y, n, "launch_us", p.nccl_launch));
     SPATTN_RETURN_IF_ERROR(read_us(y, n, "per_peer_us", p.nccl_per_peer));
     SPATTN_RETURN_IF_ERROR(read_us(y, n, "all_to_all_us", p.nccl_all_to_all));
+    SPATTN_RETURN_IF_ERROR(read_size_delay(y, n, p.nccl_size_delay));
   }
   const YAML::Node a = m["attention"];
   SPATTN_RETURN_IF_ERROR(
@@ -130,6 +169,29 @@ const LinkClassProfile& Profile::link_class(LinkClass c) const {
   return nvlink;
 }
 
+TimePs Profile::comm_size_delay(const CommShape& shape) const {
+  int best = -1;  // the nearest peer count among the pattern's points (ties: fewer)
+  for (const CommDelayPoint& d : nccl_size_delay) {
+    if (d.pattern != shape.pattern) continue;
+    const int gap = std::abs(d.peers - shape.peers), best_gap = std::abs(best - shape.peers);
+    if (best < 0 || gap < best_gap || (gap == best_gap && d.peers < best)) best = d.peers;
+  }
+  if (best < 0) return 0;
+  std::vector<const CommDelayPoint*> t;
+  for (const CommDelayPoint& d : nccl_size_delay)
+    if (d.pattern == shape.pattern && d.peers == best) t.push_back(&d);
+  std::sort(t.begin(), t.end(), [](auto* a, auto* b) { return a->bytes < b->bytes; });
+  const double x = std::max(static_cast<double>(shape.peer_bytes), 1.0);
+  if (x <= t.front()->bytes) return t.front()->delay;
+  if (x >= t.back()->bytes) return t.back()->delay;
+  auto hi = std::upper_bound(t.begin(), t.end(), x,
+                             [](double v, const CommDelayPoint* d) { return v < d->bytes; });
+  const CommDelayPoint* lo = *(hi - 1);
+  const double f = std::log(x / lo->bytes) / std::log((*hi)->bytes / lo->bytes);
+  return static_cast<TimePs>(std::llround(static_cast<double>(lo->delay) +
+                                          f * static_cast<double>((*hi)->delay - lo->delay)));
+}
+
 double Profile::attention_flops_per_s(double tokens, bool causal, bool masked) const {
   const auto& t = causal && !masked && !attention_causal_unmasked.empty()
                       ? attention_causal_unmasked
@@ -162,9 +224,13 @@ std::string profile_yaml(const Profile& p) {
   for (LinkClass c : {LinkClass::kNvlink, LinkClass::kPcie, LinkClass::kNetwork, LinkClass::kCpu})
     s += fmt::format("    {}: {{bandwidth_efficiency: {}, latency_us: {}}}\n", to_string(c),
                      p.link_class(c).bandwidth_efficiency, ps_to_us_exact(p.link_class(c).latency));
-  s += fmt::format("  nccl: {{launch_us: {}, per_peer_us: {}, all_to_all_us: {}}}\n",
+  s += fmt::format("  nccl:\n    launch_us: {}\n    per_peer_us: {}\n    all_to_all_us: {}\n",
                    ps_to_us_exact(p.nccl_launch), ps_to_us_exact(p.nccl_per_peer),
                    ps_to_us_exact(p.nccl_all_to_all));
+  if (!p.nccl_size_delay.empty()) s += "    size_delay:\n";
+  for (const CommDelayPoint& d : p.nccl_size_delay)
+    s += fmt::format("      - {{pattern: {}, peers: {}, bytes: {}, us: {}}}\n",
+                     to_string(d.pattern), d.peers, d.bytes, ps_to_us_exact(d.delay));
   s += fmt::format("  attention:\n    launch_us: {}\n    non_causal:\n{}",
                    ps_to_us_exact(p.attention_launch), table_yaml(p.attention_non_causal));
   if (!p.attention_causal.empty()) s += "    causal:\n" + table_yaml(p.attention_causal);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/cluster.h"
+#include "core/plan.h"
 #include "core/status.h"
 #include "core/units.h"
 
@@ -17,6 +18,16 @@ namespace spattn::core {
 struct LinkClassProfile {
   double bandwidth_efficiency = 1.0;  // fraction of the link's bandwidth a transfer achieves
   TimePs latency = 0;                 // extra per message and hop of this class
+};
+
+// NCCL's time beyond launch + per_peer + bytes / bandwidth for one message size of one comm shape
+// (core::comm_shape): the measured curve bends where NCCL changes protocol and channel count,
+// which the straight line does not follow. Negative where NCCL beats the line.
+struct CommDelayPoint {
+  CommPattern pattern = CommPattern::kOneWay;
+  int peers = 1;
+  double bytes = 0;  // the shape's peer_bytes
+  TimePs delay = 0;
 };
 
 // Achieved attention throughput at a shape: `tokens` = sqrt(query tokens * key tokens) of a block.
@@ -34,6 +45,10 @@ struct Profile {
   TimePs nccl_launch = 0;
   TimePs nccl_per_peer = 0;
   TimePs nccl_all_to_all = 0;
+  // Added to a comm task's launch overhead (the total kept >= 0): the points of its pattern with
+  // the nearest peer count (ties: fewer), interpolated linearly in log(bytes), clamped at the ends;
+  // 0 when the pattern has none. Fitted by calibrate as what the line leaves over per point.
+  std::vector<CommDelayPoint> nccl_size_delay;
 
   // Attention kernel: achieved TFLOP/s by shape (sorted by tokens, interpolated linearly in
   // log(tokens), clamped at the ends); `causal` falls back to `non_causal` when empty.
@@ -53,14 +68,15 @@ struct Profile {
   bool comm_waits_for_compute = false;
 
   // Host: issuing one task (its events and the launch) takes host_task, plus host_dep for each
-  // dependency it waits on explicitly (core::explicit_waits), on the issuing thread, and no task starts before it is issued. Tasks
-  // are issued in core::issue_order, by one thread per node for its ranks (host_one_process, the
-  // executor's default) or one per rank (mpirun).
+  // dependency it waits on explicitly (core::explicit_waits), on the issuing thread, and no task
+  // starts before it is issued. Tasks are issued in core::issue_order, by one thread per node for
+  // its ranks (host_one_process, the executor's default) or one per rank (mpirun).
   TimePs host_task = 0;
   TimePs host_dep = 0;
   bool host_one_process = true;
 
   const LinkClassProfile& link_class(LinkClass c) const;
+  TimePs comm_size_delay(const CommShape& shape) const;
   // Achieved FLOP/s (not TFLOP/s) at `tokens` for a block of a causal or non-causal problem;
   // `masked`: whether the block masks some of its pairs (only causal problems tell them apart).
   double attention_flops_per_s(double tokens, bool causal, bool masked = true) const;

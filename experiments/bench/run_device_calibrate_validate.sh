@@ -16,5 +16,8 @@ left=$(( ${TOTAL_S:-560} - ($(date +%s) - start) ))
 OUT=$WORK timeout "$left" bash experiments/bench/run_device_validation.sh
 echo "== validation script exit $?, $(( $(date +%s) - start )) s"
 tar -czf "$OUT/calibrate_validate.tar.gz" -C "$WORK" --exclude='*.trace.json' .
+# The traces (predicted beside measured timelines) of the small cases, where the model is weakest.
+(cd "$WORK" && find . -name '*.trace.json' \( -name '*=8191_*' -o -name '*=16384_*' \) -print0 |
+  tar -czf "$OUT/small_traces.tar.gz" --null -T -)
 cp "$WORK"/log.txt "$WORK"/validation_log.txt "$WORK"/h200x4_calibrated.yaml "$OUT"/ 2>/dev/null
 ls -la "$OUT"

@@ -176,9 +176,15 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
         p.*part.field = us_to_ps(us);
         return simulate_point(m.point, cluster, p);
       };
-      Expected<double> without = sim_at(0);
+      Expected<double> without = sim_at(0), most = sim_at(m.median_us);
+      if (!without || !most) return (without ? most : without).status();
+      if (*most <= *without) {  // the point cannot show it (e.g. no dependency needs a wait)
+        res.notes.push_back(fmt::format("host {} kept from the base: {} does not depend on it",
+                                        part.what, describe(m.point)));
+        continue;
+      }
       Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
-      if (!without || !us) return (without ? us : without).status();
+      if (!us) return us.status();
       prof.*part.field = us_to_ps(*us);
       res.notes.push_back(
           fmt::format("host {} {:.2f} us: {} took {:.1f} us, {:.1f} us simulated "
@@ -290,6 +296,34 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
     } else {
       res.notes.push_back("nccl overheads kept from the base (no small messages)");
     }
+  }
+
+  // What the line leaves over at each comm point becomes the size delay of its shape (pattern,
+  // peers, message): the simulator then reproduces every comm point, and interpolates between
+  // them (in log bytes) where NCCL's curve bends.
+  {
+    prof.nccl_size_delay.clear();
+    std::vector<core::CommDelayPoint> rows;
+    double lo = 0, hi = 0;
+    for (const Measurement& m : ms) {
+      if (!is_comm(m.point.kind)) continue;
+      Expected<double> t = simulate_point(m.point, cluster, prof);
+      if (!t) return t.status();
+      const MicroBench mb = build_microbench(m.point);
+      const core::CommShape shape =
+          core::comm_shape(mb.plan, mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())));
+      const double us = m.median_us - *t;
+      rows.push_back(
+          {shape.pattern, shape.peers, static_cast<double>(shape.peer_bytes), us_to_ps(us)});
+      lo = rows.size() == 1 ? us : std::min(lo, us);
+      hi = rows.size() == 1 ? us : std::max(hi, us);
+    }
+    prof.nccl_size_delay = std::move(rows);
+    if (!prof.nccl_size_delay.empty())
+      res.notes.push_back(fmt::format(
+          "nccl size_delay: {} points, {:.1f} to {:.1f} us: each comm point's measured time "
+          "less the line's",
+          prof.nccl_size_delay.size(), lo, hi));
   }
 
   // Does a collective wait for the compute kernel running when it is ready? The model (on or

@@ -55,10 +55,12 @@ core::Profile rounded(core::Profile p) {
   p.nccl_launch = round_ps(p.nccl_launch);
   p.nccl_per_peer = round_ps(p.nccl_per_peer);
   p.nccl_all_to_all = round_ps(p.nccl_all_to_all);
+  for (core::CommDelayPoint& d : p.nccl_size_delay)
+    d.delay = d.delay < 0 ? -round_ps(-d.delay) : round_ps(d.delay);
   p.memory_launch = round_ps(p.memory_launch);
   p.hbm_bandwidth = std::round(p.hbm_bandwidth / 1e9) * 1e9;
   p.compute_slowdown = round_to(p.compute_slowdown, 1e4);
-  for (auto* t : {&p.attention_non_causal, &p.attention_causal})
+  for (auto* t : {&p.attention_non_causal, &p.attention_causal, &p.attention_causal_unmasked})
     for (core::ThroughputPoint& x : *t) x.tflops = round_to(x.tflops, 10);
   return p;
 }
@@ -81,7 +83,18 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
   calibrate::MeasureFn measure;
   int gpus = 0;
   std::string device;
-  if (!a.synthetic.empty()) {
+  std::vector<Point> refit_points;
+  if (!a.refit.empty()) {
+    Expected<std::vector<Measurement>> old = calibrate::load_measurements(a.refit);
+    if (!old) return fail(err, old.status());
+    if (old->empty()) return fail(err, invalid_argument(a.refit + ": no measurements to fit"));
+    device = "the measurements of " + a.refit + " (fitted again, nothing measured)";
+    for (const Measurement& m : *old) refit_points.push_back(m.point);
+    measure = [old = *old, file = a.refit](const Point& p) -> Expected<double> {
+      if (const Measurement* m = calibrate::find(old, p)) return m->median_us;
+      return not_found(file + ": no measurement of " + calibrate::describe(p));
+    };
+  } else if (!a.synthetic.empty()) {
     Expected<core::Profile> truth = core::load_profile(a.synthetic);
     if (!truth) return fail(err, truth.status());
     gpus = cluster->num_gpus();
@@ -110,13 +123,14 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
 #endif
   }
 
-  const std::vector<Point> points = calibrate::calibration_points(gpus, a.quick);
+  const std::vector<Point> points =
+      a.refit.empty() ? calibrate::calibration_points(gpus, a.quick) : refit_points;
   const std::string csv = calibrate::measurements_path(a.out);
   err << fmt::format("calibrate: {} points{} on {}; measurements in {}\n", points.size(),
                      a.quick ? " (quick)" : "", device, csv);
   calibrate::SweepOptions so;
   so.csv_path = csv;
-  so.restart = a.restart;
+  so.restart = a.restart || !a.refit.empty();  // a refit copies its file's rows beside the profile
   so.progress = &err;
   Expected<calibrate::SweepResult> sweep = calibrate::run_sweep(points, measure, so);
   if (!sweep) return fail(err, sweep.status());

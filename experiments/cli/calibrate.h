@@ -13,6 +13,7 @@ struct CalibrateArgs {
   std::string cluster = "experiments/clusters/h200x4.yaml";
   std::string base = "experiments/profiles/h200_default.yaml";  // numbers not measured
   std::string synthetic;  // a profile: measure with the simulator instead of GPUs
+  std::string refit;      // a measurements CSV: fit it again, measuring nothing
   bool quick = false;
   bool restart = false;
   int warmup = 2, iterations = 5;

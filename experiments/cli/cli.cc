@@ -440,6 +440,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       "--synthetic", cal_args.synthetic,
       "Measure with the simulator and this profile instead of GPUs (checks the pipeline: the "
       "fit should give this profile back)");
+  cal->add_option("--refit", cal_args.refit,
+                  "Fit the points of this measurements CSV again (a model change, another "
+                  "--cluster or --base), measuring nothing: no GPU needed")
+      ->check(CLI::ExistingFile)
+      ->excludes(cal->get_option("--synthetic"));
 
   try {
     app.parse(argc, argv);

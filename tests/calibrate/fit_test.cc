@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 namespace spattn::calibrate {
 namespace {
@@ -110,6 +112,35 @@ TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {
   expect_recovered(fit->profile, truth(), true);
   // Every point simulated with the fitted profile matches its measurement.
   ASSERT_EQ(fit->checks.size(), ms.size());
+  for (const PointCheck& k : fit->checks)
+    EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
+}
+
+// The truth's NCCL bends at 16 MiB (the messages neither line fit uses): a ring step (exchange
+// with 2 peers) takes 80 us more than the line there, a one-way pair 15 us more, interpolated in
+// log bytes down to 0 at 1 MiB and 64 MiB. Expectation: the line is still recovered, the size
+// delays are what the line leaves (80, 15, about 0 elsewhere), and every point is reproduced.
+TEST(Fit, SizeDelaysCarryWhatTheLineLeavesWhereTheCurveBends) {
+  const core::Cluster c = h200(4);
+  core::Profile t = truth();
+  using core::CommPattern;
+  for (const auto& [pattern, peers, us] :
+       {std::tuple{CommPattern::kExchange, 2, 80.0}, std::tuple{CommPattern::kOneWay, 1, 15.0}})
+    for (const auto& [bytes, f] : {std::pair{kMiB, 0.0}, {16 * kMiB, 1.0}, {64 * kMiB, 0.0}})
+      t.nccl_size_delay.push_back(
+          {pattern, peers, static_cast<double>(bytes), static_cast<TimePs>(f * us * kPsPerUs)});
+  const std::vector<Measurement> ms = synthetic(calibration_points(4, false), c, t);
+  Expected<FitResult> fit = fit_profile(ms, c, base());
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  expect_recovered(fit->profile, truth(), true);
+  const core::Profile& got = fit->profile;
+  EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kExchange, 2, 16 * kMiB})), 80, 0.5);
+  EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kOneWay, 1, 16 * kMiB})), 15, 0.5);
+  // Halfway in log bytes between 1 MiB (0) and 16 MiB (80): 40.
+  EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kExchange, 2, 4 * kMiB})), 40, 0.5);
+  for (Bytes b : {4 * kKiB, kMiB, 64 * kMiB, kGiB})
+    EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kExchange, 2, b})), 0, 0.5) << b;
+  EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kAllToAll, 3, 4 * kMiB})), 0, 0.5);
   for (const PointCheck& k : fit->checks)
     EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
 }

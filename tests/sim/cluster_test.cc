@@ -203,6 +203,44 @@ TEST(Profile, AttentionThroughputInterpolatesInLogTokens) {
   EXPECT_DOUBLE_EQ(p.attention_flops_per_s(1e7, false), 300e12);
 }
 
+// System: size delays for exchanges with 2 peers (0 us at 1 MiB, 80 at 16 MiB, -10 at 1 GiB)
+// and with 4 peers (5 us everywhere), written and read back. Expectation: the same points; a
+// 3-peer exchange takes the 2-peer points (nearest, ties to fewer); interpolation in log bytes,
+// clamped; a pattern without points has no delay.
+TEST(Profile, CommSizeDelayRoundTripsAndInterpolates) {
+  Profile p;
+  p.attention_non_causal = {{1000, 100}};
+  p.nccl_size_delay = {{CommPattern::kExchange, 2, double(kMiB), 0},
+                       {CommPattern::kExchange, 2, double(16 * kMiB), 80 * kPsPerUs},
+                       {CommPattern::kExchange, 2, double(kGiB), -10 * kPsPerUs},
+                       {CommPattern::kExchange, 4, double(kMiB), 5 * kPsPerUs}};
+  Expected<Profile> b = parse_profile(profile_yaml(p), "saved.yaml");
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(profile_yaml(p), profile_yaml(*b));
+  ASSERT_EQ(b->nccl_size_delay.size(), 4u);
+  EXPECT_EQ(ps_to_us(b->comm_size_delay({CommPattern::kExchange, 3, 4 * kMiB})), 40);
+  EXPECT_EQ(ps_to_us(b->comm_size_delay({CommPattern::kExchange, 2, 4 * kKiB})), 0);
+  EXPECT_EQ(ps_to_us(b->comm_size_delay({CommPattern::kExchange, 1, 2 * kGiB})), -10);
+  EXPECT_EQ(ps_to_us(b->comm_size_delay({CommPattern::kExchange, 7, 16 * kMiB})), 5);
+  EXPECT_EQ(b->comm_size_delay({CommPattern::kAllToAll, 2, 16 * kMiB}), 0);
+}
+
+// System: a size delay with an unknown pattern. Expectation: an error naming the key and value.
+TEST(Profile, UnknownCommPatternIsRejected) {
+  const std::string text =
+      "profile:\n"
+      "  nccl:\n"
+      "    size_delay: [{pattern: ring, peers: 2, bytes: 1024, us: 3}]\n"
+      "  attention:\n"
+      "    non_causal: [{tokens: 1, tflops: 1}]\n";
+  Expected<Profile> p = parse_profile(text, "p.yaml");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("p.yaml:3:"), std::string::npos) << p.status().message();
+  EXPECT_NE(p.status().message().find("expected one_way, exchange or all_to_all, got 'ring'"),
+            std::string::npos)
+      << p.status().message();
+}
+
 // System: a profile whose NVLink efficiency is 1.5. Expectation: an error at the value (line 3,
 // column 36).
 TEST(Profile, EfficiencyAboveOneIsRejected) {
