@@ -12,7 +12,7 @@ namespace spattn::core {
 namespace {
 
 TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6)); }
-double ps_to_us_exact(TimePs t) { return static_cast<double>(t) * 1e-6; }
+double ps_to_us_exact(TimePs t) { return static_cast<double>(t) / 1e6; }  // 23780000 -> 23.78
 
 Status read_us(const YamlReader& y, const YAML::Node& m, const char* key, TimePs& out) {
   double us = ps_to_us_exact(out);
