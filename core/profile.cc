@@ -138,9 +138,11 @@ Expected<Profile> read_profile(const YamlReader& y) {
     SPATTN_RETURN_IF_ERROR(y.get(o, "comm_waits_for_compute", p.comm_waits_for_compute, false));
   }
   if (const YAML::Node h = m["host"]) {
-    SPATTN_RETURN_IF_ERROR(y.check_keys(h, "host", {"task_us", "dep_us", "one_process"}));
+    SPATTN_RETURN_IF_ERROR(
+        y.check_keys(h, "host", {"task_us", "dep_us", "comm_call_us", "one_process"}));
     SPATTN_RETURN_IF_ERROR(read_us(y, h, "task_us", p.host_task));
     SPATTN_RETURN_IF_ERROR(read_us(y, h, "dep_us", p.host_dep));
+    SPATTN_RETURN_IF_ERROR(read_us(y, h, "comm_call_us", p.host_comm_call));
     SPATTN_RETURN_IF_ERROR(y.get(h, "one_process", p.host_one_process, false));
   }
   return p;
@@ -240,8 +242,9 @@ std::string profile_yaml(const Profile& p) {
                    ps_to_us_exact(p.memory_launch));
   s += fmt::format("  overlap: {{compute_slowdown: {}, comm_waits_for_compute: {}}}\n",
                    p.compute_slowdown, p.comm_waits_for_compute);
-  s += fmt::format("  host: {{task_us: {}, dep_us: {}, one_process: {}}}\n",
-                   ps_to_us_exact(p.host_task), ps_to_us_exact(p.host_dep), p.host_one_process);
+  s += fmt::format("  host: {{task_us: {}, dep_us: {}, comm_call_us: {}, one_process: {}}}\n",
+                   ps_to_us_exact(p.host_task), ps_to_us_exact(p.host_dep),
+                   ps_to_us_exact(p.host_comm_call), p.host_one_process);
   return s;
 }
 

@@ -67,12 +67,14 @@ struct Profile {
   // those kernels end (NCCL's kernels find no free SM until the running kernel's last blocks go).
   bool comm_waits_for_compute = false;
 
-  // Host: issuing one task (its events and the launch) takes host_task, plus host_dep for each
+  // Host: issuing one task (its events and the launch) takes host_task, plus host_comm_call per
+  // NCCL send or receive call of a comm task (self-sends included), plus host_dep for each
   // dependency it waits on explicitly (core::explicit_waits), on the issuing thread, and no task
   // starts before it is issued. Tasks are issued in core::issue_order, by one thread per node for
   // its ranks (host_one_process, the executor's default) or one per rank (mpirun).
   TimePs host_task = 0;
   TimePs host_dep = 0;
+  TimePs host_comm_call = 0;  // per NCCL send or receive call of a comm task (ncclSend/ncclRecv)
   bool host_one_process = true;
 
   const LinkClassProfile& link_class(LinkClass c) const;

@@ -171,9 +171,10 @@ Status Engine::build() {
   running_.assign(streams_.size(), {});
   comm_active_.assign(static_cast<std::size_t>(plan_.ranks_held()), 0);
   waiting_.assign(streams_.size(), {});
-  if (profile_.host_task > 0 || profile_.host_dep > 0) {
+  if (profile_.host_task > 0 || profile_.host_dep > 0 || profile_.host_comm_call > 0) {
     // The executor's host thread(s) issue tasks in issue order, host_task (+ host_dep per
-    // dependency it waits on explicitly, core::explicit_waits) each: one thread per node (a process
+    // dependency it waits on explicitly, core::explicit_waits; + host_comm_call per NCCL send or
+    // receive call) each: one thread per node (a process
     // drives its node's GPUs; nodes need one process each), or per rank (mpirun with one process
     // per GPU); a collective's tasks are issued together (one NCCL group), so all of them when the
     // last one is.
@@ -189,10 +190,14 @@ Status Engine::build() {
     issued_.assign(n, 0);
     issue_pending_.assign(n, 0);
     for (const std::vector<core::TaskId>& unit : *order) {
-      for (core::TaskId t : unit)
+      for (core::TaskId t : unit) {
         thread(t) +=
             profile_.host_task +
             static_cast<TimePs>(waits[static_cast<std::size_t>(t)].size()) * profile_.host_dep;
+        if (const auto* c = std::get_if<core::Comm>(&task(t).op))
+          thread(t) +=
+              static_cast<TimePs>(c->sends.size() + c->recvs.size()) * profile_.host_comm_call;
+      }
       for (core::TaskId t : unit) issued_[static_cast<std::size_t>(t)] = thread(t);
     }
   }

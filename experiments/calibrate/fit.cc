@@ -161,36 +161,36 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
   // Host: the time to issue one task (the issue point), then per dependency it waits on
   // (issue_deps: each task waits for the one before), each the value for which the simulated point
   // takes what it measured (bisection: the simulated time does not fall as it grows). Before the
-  // communication fit, so that NCCL's overheads are what remains once the host's share is known.
-  const struct {
-    PointKind kind;
-    TimePs core::Profile::*field;
-    const char* what;
-  } host_parts[] = {{PointKind::kIssue, &core::Profile::host_task, "task"},
-                    {PointKind::kIssueDeps, &core::Profile::host_dep, "dep"}};
-  for (const auto& part : host_parts)
+  // communication fit, so that NCCL's overheads are what remains once the host's share is known;
+  // the host's time per NCCL call (issue_comm) after it, as that point's collectives need NCCL's
+  // overheads.
+  auto fit_host = [&](PointKind kind, TimePs core::Profile::*field, const char* what) -> Status {
     for (const Measurement& m : ms) {
-      if (m.point.kind != part.kind) continue;
+      if (m.point.kind != kind) continue;
       auto sim_at = [&](double us) -> Expected<double> {
         core::Profile p = prof;
-        p.*part.field = us_to_ps(us);
+        p.*field = us_to_ps(us);
         return simulate_point(m.point, cluster, p);
       };
       Expected<double> without = sim_at(0), most = sim_at(m.median_us);
       if (!without || !most) return (without ? most : without).status();
       if (*most <= *without) {  // the point cannot show it (e.g. no dependency needs a wait)
         res.notes.push_back(fmt::format("host {} kept from the base: {} does not depend on it",
-                                        part.what, describe(m.point)));
+                                        what, describe(m.point)));
         continue;
       }
       Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
       if (!us) return us.status();
-      prof.*part.field = us_to_ps(*us);
+      prof.*field = us_to_ps(*us);
       res.notes.push_back(
           fmt::format("host {} {:.2f} us: {} took {:.1f} us, {:.1f} us simulated "
                       "without it",
-                      part.what, *us, describe(m.point), m.median_us, *without));
+                      what, *us, describe(m.point), m.median_us, *without));
     }
+    return {};
+  };
+  SPATTN_RETURN_IF_ERROR(fit_host(PointKind::kIssue, &core::Profile::host_task, "task"));
+  SPATTN_RETURN_IF_ERROR(fit_host(PointKind::kIssueDeps, &core::Profile::host_dep, "dep"));
 
   // Attention table: F(n) = flops / (T - launch).
   {
@@ -297,6 +297,9 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       res.notes.push_back("nccl overheads kept from the base (no small messages)");
     }
   }
+
+  SPATTN_RETURN_IF_ERROR(
+      fit_host(PointKind::kIssueComm, &core::Profile::host_comm_call, "comm_call"));
 
   // What the line leaves over at each comm point becomes the size delay of its shape (pattern,
   // peers, message): the simulator then reproduces every comm point, and interpolates between

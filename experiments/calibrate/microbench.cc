@@ -29,6 +29,7 @@ constexpr KindName kKindNames[] = {
     {PointKind::kIssue, "issue"},
     {PointKind::kIssueDeps, "issue_deps"},
     {PointKind::kAttentionUnmasked, "attention_unmasked"},
+    {PointKind::kIssueComm, "issue_comm"},
 };
 
 // Builds a plan buffer by buffer and task by task (ids in order, so dependencies point back).
@@ -184,6 +185,9 @@ std::string describe(const Point& p) {
     case PointKind::kIssue:
     case PointKind::kIssueDeps:
       return fmt::format("{} P={} {} tasks per rank", to_string(p.kind), p.ranks, p.tokens);
+    case PointKind::kIssueComm:
+      return fmt::format("{} P={} {} all-to-alls of {} calls per rank", to_string(p.kind), p.ranks,
+                         p.tokens, 2 * kIssueMessages * p.ranks);
   }
   return "?";
 }
@@ -217,6 +221,7 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
   }
   pts.push_back({PointKind::kIssue, gpus, 0, kIssueTasks, false});
   pts.push_back({PointKind::kIssueDeps, gpus, 0, kIssueTasks, false});
+  if (gpus >= 2) pts.push_back({PointKind::kIssueComm, gpus, 4 * kKiB, kIssueComms, false});
   return pts;
 }
 
@@ -307,6 +312,22 @@ MicroBench build_microbench(const Point& p) {
           mb.timed.push_back(t);
         }
       }
+      break;
+    }
+    case PointKind::kIssueComm: {
+      mb.span = true;
+      for (std::int64_t k = 0; k < p.tokens; ++k)
+        for (int r = 0; r < p.ranks; ++r) {
+          core::Comm c{core::CommKind::kAllToAll, 0, {}, {}};
+          for (int j = 0; j < p.ranks; ++j)
+            for (int m = 0; m < kIssueMessages; ++m) {
+              c.sends.push_back(
+                  {j, b.whole(b.bytes_buffer(r, fmt::format("c{}.send{}.{}", k, j, m), p.bytes))});
+              c.recvs.push_back(
+                  {j, b.whole(b.bytes_buffer(r, fmt::format("c{}.recv{}.{}", k, j, m), p.bytes))});
+            }
+          mb.timed.push_back(b.task(r, core::Stream::kComm, "a2a", std::move(c), k));
+        }
       break;
     }
   }

@@ -19,6 +19,9 @@
 //   issue          `tokens` independent fills of one row per rank on every rank's compute stream,
 //                  issued by one thread; timed: first start to last end (the host's issue rate)
 //   issue_deps     the same, each fill waiting for the one before it on its rank (one event wait)
+//   issue_comm     `tokens` all-to-alls over the P ranks one after another, each rank sending
+//                  kIssueMessages messages of 4 KiB to every rank (so many NCCL calls, little
+//                  data); timed: first start to last end (the host's time per NCCL call)
 #pragma once
 
 #include <cstdint>
@@ -43,7 +46,8 @@ enum class PointKind {
   kOverlapRing,
   kIssue,
   kIssueDeps,
-  kAttentionUnmasked
+  kAttentionUnmasked,
+  kIssueComm
 };
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);
@@ -54,6 +58,8 @@ inline constexpr std::int64_t kHeadDim = 128;
 inline constexpr std::int64_t kOverlapTokens = 4096;
 inline constexpr Bytes kOverlapBytes = kGiB;
 inline constexpr std::int64_t kIssueTasks = 100;  // per rank
+inline constexpr std::int64_t kIssueComms = 10;   // issue_comm: all-to-alls
+inline constexpr int kIssueMessages = 16;         // issue_comm: messages per (rank, peer)
 
 struct Point {
   PointKind kind = PointKind::kAttention;

@@ -3,7 +3,7 @@
 // NVSwitch by 18 x 26.5 = 477 GB/s per direction, 0.5 us per hop) and a profile with
 // e = 0.70, launch 9 us, per_peer 3 us, all_to_all 60 us, hbm 4000 GB/s, memory launch 2 us,
 // attention launch 5 us, compute_slowdown 0.08, a host that issues a task in 6 us plus 2 us for
-// each dependency it waits on. The simulator's
+// each dependency it waits on and 1.5 us per NCCL call. The simulator's
 // comm times are affine in (launch, per_peer, all_to_all, 1/e) and the fit uses the simulator's own
 // regressors, so the recovery is exact up to picosecond rounding; the tolerance asked for is 2%.
 #include "experiments/calibrate/fit.h"
@@ -45,6 +45,7 @@ core::Profile truth() {
   p.compute_slowdown = 0.08;
   p.host_task = 6 * kPsPerUs;
   p.host_dep = 2 * kPsPerUs;
+  p.host_comm_call = 1.5 * kPsPerUs;
   return p;
 }
 
@@ -89,6 +90,8 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   EXPECT_NEAR(got.compute_slowdown, want.compute_slowdown, 0.02 * want.compute_slowdown);
   EXPECT_NEAR(ps_to_us(got.host_task), ps_to_us(want.host_task), 0.02 * ps_to_us(want.host_task));
   EXPECT_NEAR(ps_to_us(got.host_dep), ps_to_us(want.host_dep), 0.02 * ps_to_us(want.host_dep));
+  EXPECT_NEAR(ps_to_us(got.host_comm_call), ps_to_us(want.host_comm_call),
+              0.02 * ps_to_us(want.host_comm_call));
   EXPECT_EQ(got.comm_waits_for_compute, want.comm_waits_for_compute);
   // The table holds the measured token counts; at each, the simulator's (log-interpolated)
   // throughput of the truth.
