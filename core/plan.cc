@@ -391,6 +391,7 @@ CommShape comm_shape(const Plan& plan, const Task& t) {
       s.peer_bytes = std::max(s.peer_bytes, bytes);
     }
   s.peers = static_cast<int>(peers.size());
+  s.peer_directions = static_cast<int>(to.size() + from.size());
   s.pattern = c.kind == CommKind::kAllToAll  ? CommPattern::kAllToAll
               : !to.empty() && !from.empty() ? CommPattern::kExchange
                                              : CommPattern::kOneWay;

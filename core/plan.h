@@ -224,7 +224,8 @@ enum class CommPattern { kOneWay, kExchange, kAllToAll };
 const char* to_string(CommPattern p);
 struct CommShape {
   CommPattern pattern = CommPattern::kOneWay;
-  int peers = 0;
+  int peers = 0;            // distinct remote peers
+  int peer_directions = 0;  // distinct remote peers sent to + distinct remote peers received from
   Bytes peer_bytes = 0;
 };
 CommShape comm_shape(const Plan& plan, const Task& t);  // t must hold a Comm

@@ -194,6 +194,13 @@ TimePs Profile::comm_size_delay(const CommShape& shape) const {
                                           f * static_cast<double>((*hi)->delay - lo->delay)));
 }
 
+TimePs Profile::comm_overhead(const CommShape& shape) const {
+  TimePs o = nccl_launch + shape.peer_directions * nccl_per_peer;
+  if (shape.pattern == CommPattern::kAllToAll) o += nccl_all_to_all;
+  if (shape.peers > 0) o += comm_size_delay(shape);
+  return std::max<TimePs>(0, o);
+}
+
 double Profile::attention_flops_per_s(double tokens, bool causal, bool masked) const {
   const auto& t = causal && !masked && !attention_causal_unmasked.empty()
                       ? attention_causal_unmasked

@@ -40,8 +40,10 @@ struct Profile {
   std::string name = "default";
   LinkClassProfile nvlink, pcie, network, cpu;  // indexed by LinkClass through link_class()
 
-  // NCCL grouped send/recv: a task's data starts moving launch + per_peer * (remote sends + remote
-  // receives) (+ all_to_all for an all-to-all) after all tasks of its collective are ready.
+  // NCCL grouped send/recv: a task's data starts moving comm_overhead = launch + per_peer * (remote
+  // peers it sends to + remote peers it receives from; several messages to one peer count once)
+  // (+ all_to_all for an all-to-all) (+ its size delay) after all tasks of its collective are
+  // ready.
   TimePs nccl_launch = 0;
   TimePs nccl_per_peer = 0;
   TimePs nccl_all_to_all = 0;
@@ -79,6 +81,7 @@ struct Profile {
 
   const LinkClassProfile& link_class(LinkClass c) const;
   TimePs comm_size_delay(const CommShape& shape) const;
+  TimePs comm_overhead(const CommShape& shape) const;  // >= 0
   // Achieved FLOP/s (not TFLOP/s) at `tokens` for a block of a causal or non-causal problem;
   // `masked`: whether the block masks some of its pairs (only causal problems tell them apart).
   double attention_flops_per_s(double tokens, bool causal, bool masked = true) const;

@@ -95,7 +95,7 @@ class Engine {
   std::vector<Running> running_;  // per stream
   std::vector<int> comm_active_;  // per rank: launched comm tasks not yet ended
   std::vector<std::vector<int>> waiting_;  // per stream: collectives waiting for its compute task
-  std::vector<TimePs> size_delay_;         // per comm task: profile.comm_size_delay
+  std::vector<TimePs> comm_overhead_;      // per comm task: profile.comm_overhead of its shape
   std::vector<TimePs> issued_;             // per task: when the host has issued it (host_task)
   std::vector<char> issue_pending_;        // per task: a try_start is scheduled at issued_
   std::vector<core::TaskSpan> spans_;
@@ -162,12 +162,11 @@ Status Engine::build() {
                               " receives that no send of its collective matches (or too few)");
   pending_.assign(n, 0);
   overhead_.assign(n, 0);
-  size_delay_.assign(n, 0);
-  if (!profile_.nccl_size_delay.empty())
-    for (const Task& t : plan_.tasks)
-      if (std::holds_alternative<core::Comm>(t.op))
-        size_delay_[static_cast<std::size_t>(t.id)] =
-            profile_.comm_size_delay(core::comm_shape(plan_, t));
+  comm_overhead_.assign(n, 0);
+  for (const Task& t : plan_.tasks)
+    if (std::holds_alternative<core::Comm>(t.op))
+      comm_overhead_[static_cast<std::size_t>(t.id)] =
+          profile_.comm_overhead(core::comm_shape(plan_, t));
   running_.assign(streams_.size(), {});
   comm_active_.assign(static_cast<std::size_t>(plan_.ranks_held()), 0);
   waiting_.assign(streams_.size(), {});
@@ -254,12 +253,7 @@ void Engine::launch(int c) {
   for (int t : colls_[static_cast<std::size_t>(c)].tasks) {
     const Task& tk = task(t);
     const auto& comm = std::get<core::Comm>(tk.op);
-    int remote = 0;
-    for (const core::Transfer& x : comm.sends) remote += x.peer != tk.rank;
-    for (const core::Transfer& x : comm.recvs) remote += x.peer != tk.rank;
-    TimePs o = profile_.nccl_launch + remote * profile_.nccl_per_peer;
-    if (comm.kind == core::CommKind::kAllToAll) o += profile_.nccl_all_to_all;
-    if (remote > 0) o = std::max<TimePs>(0, o + size_delay_[static_cast<std::size_t>(t)]);
+    const TimePs o = comm_overhead_[static_cast<std::size_t>(t)];
     overhead_[static_cast<std::size_t>(t)] = o;
     pending_[static_cast<std::size_t>(t)] =
         1 + static_cast<int>(comm.sends.size() + comm.recvs.size());

@@ -18,7 +18,7 @@ TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6));
 // What the simulator says about one comm point, independent of the fitted numbers.
 struct CommRow {
   const Measurement* m = nullptr;
-  double remote = 0;              // n_i: remote sends + receives of a timed task
+  double remote = 0;              // n_i: remote peers sent to + received from (comm_shape)
   double a2a = 0;                 // a_i
   double latency = 0, drain = 0;  // L_i, D_i (us)
 };
@@ -30,8 +30,7 @@ Expected<CommRow> comm_row(const Measurement& m, const core::Cluster& cluster,
   const MicroBench mb = build_microbench(m.point);
   const core::Task& t = mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front()));
   const auto& c = std::get<core::Comm>(t.op);
-  for (const core::Transfer& x : c.sends) row.remote += x.peer != t.rank;
-  for (const core::Transfer& x : c.recvs) row.remote += x.peer != t.rank;
+  row.remote = core::comm_shape(mb.plan, t).peer_directions;
   row.a2a = c.kind == core::CommKind::kAllToAll ? 1 : 0;
   core::Profile p = base;
   p.nccl_launch = p.nccl_per_peer = p.nccl_all_to_all = 0;

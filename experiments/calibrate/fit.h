@@ -2,7 +2,8 @@
 // reads, by inverting the simulator's own model (docs/calibration.md states it in full).
 //
 // Communication. For a comm point i the simulator gives, with every task of the collective ready
-// at 0 and n_i remote sends + receives per task:
+// at 0 and n_i remote peers sent to + received from per task (core::comm_shape; several messages
+// to one peer count once):
 //     T_i = launch + n_i * per_peer + a_i * all_to_all + L_i + D_i / e
 // a_i = 1 for an all-to-all, L_i = route latency (cluster + profile link latency), D_i = drain time
 // of the busiest link at full link bandwidth, e = nvlink bandwidth_efficiency. L_i and D_i come

@@ -137,13 +137,24 @@ TEST(Fit, SizeDelaysCarryWhatTheLineLeavesWhereTheCurveBends) {
   ASSERT_TRUE(fit.ok()) << fit.status().message();
   expect_recovered(fit->profile, truth(), true);
   const core::Profile& got = fit->profile;
-  EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kExchange, 2, 16 * kMiB})), 80, 0.5);
-  EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kOneWay, 1, 16 * kMiB})), 15, 0.5);
+  EXPECT_NEAR(ps_to_us(got.comm_size_delay(
+                  {.pattern = CommPattern::kExchange, .peers = 2, .peer_bytes = 16 * kMiB})),
+              80, 0.5);
+  EXPECT_NEAR(ps_to_us(got.comm_size_delay(
+                  {.pattern = CommPattern::kOneWay, .peers = 1, .peer_bytes = 16 * kMiB})),
+              15, 0.5);
   // Halfway in log bytes between 1 MiB (0) and 16 MiB (80): 40.
-  EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kExchange, 2, 4 * kMiB})), 40, 0.5);
+  EXPECT_NEAR(ps_to_us(got.comm_size_delay(
+                  {.pattern = CommPattern::kExchange, .peers = 2, .peer_bytes = 4 * kMiB})),
+              40, 0.5);
   for (Bytes b : {4 * kKiB, kMiB, 64 * kMiB, kGiB})
-    EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kExchange, 2, b})), 0, 0.5) << b;
-  EXPECT_NEAR(ps_to_us(got.comm_size_delay({CommPattern::kAllToAll, 3, 4 * kMiB})), 0, 0.5);
+    EXPECT_NEAR(ps_to_us(got.comm_size_delay(
+                    {.pattern = CommPattern::kExchange, .peers = 2, .peer_bytes = b})),
+                0, 0.5)
+        << b;
+  EXPECT_NEAR(ps_to_us(got.comm_size_delay(
+                  {.pattern = CommPattern::kAllToAll, .peers = 3, .peer_bytes = 4 * kMiB})),
+              0, 0.5);
   for (const PointCheck& k : fit->checks)
     EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
 }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/profile.h"
+
 namespace spattn::core {
 namespace {
 
@@ -38,6 +40,37 @@ TEST(Plan, ExplicitWaitsDropStreamOrderAndOlderTasksOfAStream) {
   EXPECT_TRUE(w[3].empty());
   EXPECT_EQ(w[4], std::vector<TaskId>{3});
   EXPECT_EQ(w[5], std::vector<TaskId>{4});
+}
+
+// System: rank 0 of 3 sends two messages (K and V, 1000 and 3000 bytes) to rank 1, one of 500 to
+// itself, and receives 2000 bytes from rank 2. Expectation: an exchange with 2 remote peers, 2
+// peer directions (to 1, from 2: the two messages to rank 1 count once), 4000 bytes to its busiest
+// peer; NCCL's overhead is launch + 2 per_peer.
+TEST(Plan, CommShapeCountsPeersNotMessages) {
+  Plan plan;
+  plan.world = 3;
+  plan.problem.dtype = DType::kBF16;
+  for (std::int64_t tokens : {500, 1500, 250, 1000}) {  // bf16, width 1: 2 bytes a token
+    Buffer b;
+    b.tokens = tokens;
+    b.heads = 1;
+    b.width = 1;
+    plan.buffers.push_back(b);
+  }
+  Comm c{CommKind::kSendRecv, 0, {}, {}};
+  c.sends = {{1, View{0, 0, 500, 0, 1}}, {1, View{1, 0, 1500, 0, 1}}, {0, View{2, 0, 250, 0, 1}}};
+  c.recvs = {{2, View{3, 0, 1000, 0, 1}}};
+  Task t = fill(0, 0, Stream::kComm, {});
+  t.op = c;
+  const CommShape s = comm_shape(plan, t);
+  EXPECT_EQ(s.pattern, CommPattern::kExchange);
+  EXPECT_EQ(s.peers, 2);
+  EXPECT_EQ(s.peer_directions, 2);
+  EXPECT_EQ(s.peer_bytes, 4000);
+  Profile p;
+  p.nccl_launch = 10 * kPsPerUs;
+  p.nccl_per_peer = 3 * kPsPerUs;
+  EXPECT_EQ(p.comm_overhead(s), 16 * kPsPerUs);
 }
 
 }  // namespace

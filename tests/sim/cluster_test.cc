@@ -218,11 +218,21 @@ TEST(Profile, CommSizeDelayRoundTripsAndInterpolates) {
   ASSERT_TRUE(b.ok()) << b.status().message();
   EXPECT_EQ(profile_yaml(p), profile_yaml(*b));
   ASSERT_EQ(b->nccl_size_delay.size(), 4u);
-  EXPECT_EQ(ps_to_us(b->comm_size_delay({CommPattern::kExchange, 3, 4 * kMiB})), 40);
-  EXPECT_EQ(ps_to_us(b->comm_size_delay({CommPattern::kExchange, 2, 4 * kKiB})), 0);
-  EXPECT_EQ(ps_to_us(b->comm_size_delay({CommPattern::kExchange, 1, 2 * kGiB})), -10);
-  EXPECT_EQ(ps_to_us(b->comm_size_delay({CommPattern::kExchange, 7, 16 * kMiB})), 5);
-  EXPECT_EQ(b->comm_size_delay({CommPattern::kAllToAll, 2, 16 * kMiB}), 0);
+  EXPECT_EQ(ps_to_us(b->comm_size_delay(
+                {.pattern = CommPattern::kExchange, .peers = 3, .peer_bytes = 4 * kMiB})),
+            40);
+  EXPECT_EQ(ps_to_us(b->comm_size_delay(
+                {.pattern = CommPattern::kExchange, .peers = 2, .peer_bytes = 4 * kKiB})),
+            0);
+  EXPECT_EQ(ps_to_us(b->comm_size_delay(
+                {.pattern = CommPattern::kExchange, .peers = 1, .peer_bytes = 2 * kGiB})),
+            -10);
+  EXPECT_EQ(ps_to_us(b->comm_size_delay(
+                {.pattern = CommPattern::kExchange, .peers = 7, .peer_bytes = 16 * kMiB})),
+            5);
+  EXPECT_EQ(
+      b->comm_size_delay({.pattern = CommPattern::kAllToAll, .peers = 2, .peer_bytes = 16 * kMiB}),
+      0);
 }
 
 // System: a size delay with an unknown pattern. Expectation: an error naming the key and value.
