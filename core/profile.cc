@@ -114,8 +114,23 @@ Expected<Profile> read_profile(const YamlReader& y) {
     SPATTN_RETURN_IF_ERROR(read_size_delay(y, n, p.nccl_size_delay));
   }
   const YAML::Node a = m["attention"];
-  SPATTN_RETURN_IF_ERROR(
-      y.check_keys(a, "attention", {"launch_us", "non_causal", "causal", "causal_unmasked"}));
+  SPATTN_RETURN_IF_ERROR(y.check_keys(
+      a, "attention",
+      {"launch_us", "non_causal", "causal", "causal_unmasked", "block_m", "cta_factor"}));
+  SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_m", p.attention_block_m, false));
+  if (const YAML::Node t = a["cta_factor"]) {
+    if (!t.IsSequence()) return y.error(t, "cta_factor", "expected a list of {ctas, factor}");
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      SPATTN_RETURN_IF_ERROR(
+          y.check_keys(t[i], "cta_factor[" + std::to_string(i) + "]", {"ctas", "factor"}));
+      CtaFactorPoint c;
+      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "ctas", c.ctas, true));
+      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "factor", c.factor, true));
+      if (!p.attention_cta_factor.empty() && c.ctas <= p.attention_cta_factor.back().ctas)
+        return y.error(t[i]["ctas"], "ctas", "must increase along the table");
+      p.attention_cta_factor.push_back(c);
+    }
+  }
   SPATTN_RETURN_IF_ERROR(read_us(y, a, "launch_us", p.attention_launch));
   SPATTN_RETURN_IF_ERROR(read_table(y, a, "non_causal", p.attention_non_causal));
   SPATTN_RETURN_IF_ERROR(read_table(y, a, "causal", p.attention_causal));
@@ -201,6 +216,18 @@ TimePs Profile::comm_overhead(const CommShape& shape) const {
   return std::max<TimePs>(0, o);
 }
 
+double Profile::attention_cta_factor_at(double ctas) const {
+  const auto& t = attention_cta_factor;
+  if (t.empty()) return 1.0;
+  if (ctas <= t.front().ctas) return t.front().factor;
+  if (ctas >= t.back().ctas) return t.back().factor;
+  auto hi = std::upper_bound(t.begin(), t.end(), ctas,
+                             [](double x, const CtaFactorPoint& p) { return x < p.ctas; });
+  auto lo = hi - 1;
+  const double f = std::log(ctas / lo->ctas) / std::log(hi->ctas / lo->ctas);
+  return lo->factor + f * (hi->factor - lo->factor);
+}
+
 double Profile::attention_flops_per_s(double tokens, bool causal, bool masked) const {
   const auto& t = causal && !masked && !attention_causal_unmasked.empty()
                       ? attention_causal_unmasked
@@ -245,6 +272,10 @@ std::string profile_yaml(const Profile& p) {
   if (!p.attention_causal.empty()) s += "    causal:\n" + table_yaml(p.attention_causal);
   if (!p.attention_causal_unmasked.empty())
     s += "    causal_unmasked:\n" + table_yaml(p.attention_causal_unmasked);
+  s += fmt::format("    block_m: {}\n", p.attention_block_m);
+  if (!p.attention_cta_factor.empty()) s += "    cta_factor:\n";
+  for (const CtaFactorPoint& c : p.attention_cta_factor)
+    s += fmt::format("      - {{ctas: {}, factor: {}}}\n", c.ctas, c.factor);
   s += fmt::format("  memory: {{hbm_gbps: {}, launch_us: {}}}\n", p.hbm_bandwidth / 1e9,
                    ps_to_us_exact(p.memory_launch));
   s += fmt::format("  overlap: {{compute_slowdown: {}, comm_waits_for_compute: {}}}\n",

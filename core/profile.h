@@ -30,6 +30,12 @@ struct CommDelayPoint {
   TimePs delay = 0;
 };
 
+// The attention rate of a block of `ctas` CTAs relative to a block that fills the GPU.
+struct CtaFactorPoint {
+  double ctas = 0;
+  double factor = 1;
+};
+
 // Achieved attention throughput at a shape: `tokens` = sqrt(query tokens * key tokens) of a block.
 struct ThroughputPoint {
   double tokens = 0;
@@ -58,6 +64,11 @@ struct Profile {
   // queries, as most ring steps); falls back to `causal` when empty.
   std::vector<ThroughputPoint> attention_non_causal, attention_causal, attention_causal_unmasked;
   TimePs attention_launch = 0;
+  // A block of few CTAs (query tiles of attention_block_m x heads x batch) fills part of the GPU:
+  // its rate is the table's times factor(CTAs), interpolated linearly in log(CTAs) and clamped at
+  // the ends; empty = 1 everywhere. The tables above then hold the rate of a full GPU.
+  std::vector<CtaFactorPoint> attention_cta_factor;
+  std::int64_t attention_block_m = 128;
 
   // Memory-bound tasks (merge, copy, fill, local sends): (bytes read + bytes written) / hbm.
   double hbm_bandwidth = 1e12;  // bytes/s
@@ -85,6 +96,7 @@ struct Profile {
   // Achieved FLOP/s (not TFLOP/s) at `tokens` for a block of a causal or non-causal problem;
   // `masked`: whether the block masks some of its pairs (only causal problems tell them apart).
   double attention_flops_per_s(double tokens, bool causal, bool masked = true) const;
+  double attention_cta_factor_at(double ctas) const;  // 1 without a table
 };
 
 // Reads a profile file (top-level key `profile`); errors say FILE:LINE:COL: key 'K': why.

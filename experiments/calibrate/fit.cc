@@ -209,6 +209,42 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       const int which = m.point.kind == PointKind::kAttentionUnmasked ? 2 : m.point.causal ? 1 : 0;
       table[which][static_cast<double>(m.point.tokens)] = flops / (work_us * 1e-6) / 1e12;
     }
+    // CTA factors: the block of kWaveTokens with fewer heads against its 40-head point (a full
+    // GPU: factor 1); the tables then hold full-GPU rates, their small blocks divided by theirs.
+    auto ctas = [&](std::int64_t tokens, std::int64_t heads) {
+      return static_cast<double>((tokens + prof.attention_block_m - 1) / prof.attention_block_m *
+                                 heads);
+    };
+    std::map<double, double> factors;  // ctas -> factor
+    for (const Measurement& m : ms) {
+      if (m.point.kind != PointKind::kAttentionHeads) continue;
+      const auto full = table[0].find(static_cast<double>(m.point.tokens));
+      if (full == table[0].end())
+        return invalid_argument(fmt::format("{}: needs the attention point of {} tokens",
+                                            describe(m.point), m.point.tokens));
+      const double flops = 4.0 * kHeadDim * static_cast<double>(m.point.tokens * m.point.tokens) *
+                           static_cast<double>(m.point.heads);
+      const double work_us = m.median_us - ps_to_us(prof.attention_launch);
+      if (!(work_us > 0))
+        return invalid_argument(fmt::format("{}: {} us is not more than the attention launch",
+                                            describe(m.point), m.median_us));
+      factors[ctas(m.point.tokens, m.point.heads)] = flops / (work_us * 1e-6) / 1e12 / full->second;
+      factors[ctas(m.point.tokens, kHeads)] = 1.0;
+    }
+    if (!factors.empty()) {
+      prof.attention_cta_factor.clear();
+      std::string list;
+      for (const auto& [c, f] : factors) {
+        prof.attention_cta_factor.push_back({c, f});
+        list += fmt::format("{}{:.0f}: {:.3f}", list.empty() ? "" : ", ", c, f);
+      }
+      for (auto& t : table)
+        for (auto& [n, tf] : t)
+          tf /= prof.attention_cta_factor_at(ctas(static_cast<std::int64_t>(n), kHeads));
+      res.notes.push_back(fmt::format(
+          "attention cta_factor {{{}}}: {} tokens at fewer heads against 40 (blocks of {} queries)",
+          list, kWaveTokens, prof.attention_block_m));
+    }
     std::vector<core::ThroughputPoint>* tables[3] = {
         &prof.attention_non_causal, &prof.attention_causal, &prof.attention_causal_unmasked};
     const char* names[3] = {"non-causal", "causal", "causal unmasked"};

@@ -11,7 +11,9 @@
 namespace spattn::calibrate {
 namespace {
 
-constexpr const char* kHeader = "kind,ranks,bytes,tokens,causal,median_us";
+// heads: attention_heads points only (0 elsewhere); files written before it have 6 fields.
+constexpr const char* kHeader = "kind,ranks,bytes,tokens,causal,median_us,heads";
+constexpr const char* kHeader6 = "kind,ranks,bytes,tokens,causal,median_us";
 
 std::vector<std::string> split(const std::string& line) {
   std::vector<std::string> f;
@@ -52,8 +54,9 @@ std::string measurements_path(const std::string& profile_path) {
 std::string measurements_csv(const std::vector<Measurement>& ms) {
   std::string s = std::string(kHeader) + "\n";
   for (const Measurement& m : ms)
-    s += fmt::format("{},{},{},{},{},{}\n", to_string(m.point.kind), m.point.ranks, m.point.bytes,
-                     m.point.tokens, m.point.causal ? 1 : 0, m.median_us);
+    s +=
+        fmt::format("{},{},{},{},{},{},{}\n", to_string(m.point.kind), m.point.ranks, m.point.bytes,
+                    m.point.tokens, m.point.causal ? 1 : 0, m.median_us, m.point.heads);
   return s;
 }
 
@@ -70,9 +73,10 @@ Expected<std::vector<Measurement>> parse_measurements_csv(const std::string& tex
     auto bad = [&](const std::string& why) {
       return invalid_argument(fmt::format("{}:{}: {}", name, n, why));
     };
-    if (line == kHeader) continue;
+    if (line == kHeader || line == kHeader6) continue;
     const std::vector<std::string> f = split(line);
-    if (f.size() != 6) return bad(fmt::format("expected 6 fields ({}), got {}", kHeader, f.size()));
+    if (f.size() != 6 && f.size() != 7)
+      return bad(fmt::format("expected 7 fields ({}), got {}", kHeader, f.size()));
     Expected<PointKind> kind = parse_point_kind(f[0]);
     if (!kind) return bad(kind.status().message());
     Measurement m;
@@ -89,6 +93,8 @@ Expected<std::vector<Measurement>> parse_measurements_csv(const std::string& tex
     m.point.causal = causal == 1;
     if (!parse_number(f[5], m.median_us) || !(m.median_us >= 0))
       return bad("bad median_us '" + f[5] + "'");
+    if (f.size() == 7 && (!parse_number(f[6], m.point.heads) || m.point.heads < 0))
+      return bad("bad heads '" + f[6] + "'");
     ms.push_back(m);
   }
   return ms;

@@ -30,6 +30,7 @@ constexpr KindName kKindNames[] = {
     {PointKind::kIssueDeps, "issue_deps"},
     {PointKind::kAttentionUnmasked, "attention_unmasked"},
     {PointKind::kIssueComm, "issue_comm"},
+    {PointKind::kAttentionHeads, "attention_heads"},
 };
 
 // Builds a plan buffer by buffer and task by task (ids in order, so dependencies point back).
@@ -53,8 +54,8 @@ class Builder {
   // An input [tokens, heads, width] of the problem's dtype holding `tensor` at global positions
   // start, start + 1, ...: the executor fills it with the generated (random) values.
   BufferId input(int rank, std::string name, core::TensorKind tensor, std::int64_t tokens,
-                 std::int64_t start) {
-    const BufferId id = buffer(rank, std::move(name), tokens, kHeads, kHeadDim, ElemType::kInput);
+                 std::int64_t start, std::int64_t heads) {
+    const BufferId id = buffer(rank, std::move(name), tokens, heads, kHeadDim, ElemType::kInput);
     core::Buffer& b = plan_.buffers[static_cast<std::size_t>(id)];
     b.role = core::BufferRole::kInput;
     b.tensor = tensor;
@@ -119,12 +120,13 @@ std::vector<TaskId> add_ring(Builder& b, int ranks, Bytes bytes) {
 // Square attention of n queries at positions q_start.. over n keys at 0..n-1, on random inputs: the
 // kernel runs measurably faster on zeros (on an H200, 396 against 383 TFLOP/s at 32K tokens), and
 // plans run it on data.
-TaskId add_attention(Builder& b, std::int64_t n, bool causal, std::int64_t q_start = 0) {
-  const BufferId q = b.input(0, "q", core::TensorKind::kQ, n, q_start);
-  const BufferId k = b.input(0, "k", core::TensorKind::kK, n, 0);
-  const BufferId v = b.input(0, "v", core::TensorKind::kV, n, 0);
-  const BufferId o = b.buffer(0, "out", n, kHeads, kHeadDim, ElemType::kInput);
-  const BufferId l = b.buffer(0, "lse", n, kHeads, 1, ElemType::kF32);
+TaskId add_attention(Builder& b, std::int64_t n, bool causal, std::int64_t q_start = 0,
+                     std::int64_t heads = kHeads) {
+  const BufferId q = b.input(0, "q", core::TensorKind::kQ, n, q_start, heads);
+  const BufferId k = b.input(0, "k", core::TensorKind::kK, n, 0, heads);
+  const BufferId v = b.input(0, "v", core::TensorKind::kV, n, 0, heads);
+  const BufferId o = b.buffer(0, "out", n, heads, kHeadDim, ElemType::kInput);
+  const BufferId l = b.buffer(0, "lse", n, heads, 1, ElemType::kF32);
   core::AttnBlock a;
   a.q = b.whole(q);
   a.q_start = q_start;
@@ -172,6 +174,8 @@ std::string describe(const Point& p) {
       return fmt::format("attention {}{} tokens", p.causal ? "causal " : "", p.tokens);
     case PointKind::kAttentionUnmasked:
       return fmt::format("attention unmasked causal {} tokens", p.tokens);
+    case PointKind::kAttentionHeads:
+      return fmt::format("attention {} tokens {} heads", p.tokens, p.heads);
     case PointKind::kCopy:
     case PointKind::kMerge: {
       const MicroBench mb = build_microbench(p);
@@ -205,11 +209,14 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
       for (Bytes b : sizes) pts.push_back({PointKind::kAllToAll, g, b, 0, false});
   }
   const std::vector<std::int64_t> tokens =
-      quick ? std::vector<std::int64_t>{1024, kOverlapTokens}
+      quick ? std::vector<std::int64_t>{1024, kWaveTokens, kOverlapTokens}
             : std::vector<std::int64_t>{1024, 2048, 4096, 8192, 16384, 32768};
   for (bool causal : {false, true})
     for (std::int64_t n : tokens) pts.push_back({PointKind::kAttention, 1, 0, n, causal});
   for (std::int64_t n : tokens) pts.push_back({PointKind::kAttentionUnmasked, 1, 0, n, true});
+  for (std::int64_t h :
+       quick ? std::vector<std::int64_t>{8, 16} : std::vector<std::int64_t>{4, 8, 12, 16, 24})
+    pts.push_back({PointKind::kAttentionHeads, 1, 0, kWaveTokens, false, h});
   // [tokens, 40, 128]: 100 rows of bf16 = 1,024,000 bytes; 102400 rows of bf16 = 1000 MiB;
   // 51200 rows of fp32 = 1000 MiB.
   pts.push_back({PointKind::kCopy, 1, 0, 100, false});
@@ -227,8 +234,8 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
 
 MicroBench build_microbench(const Point& p) {
   MicroBench mb;
-  const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kOverlap ||
-                    p.kind == PointKind::kOverlapRing;
+  const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionHeads ||
+                    p.kind == PointKind::kOverlap || p.kind == PointKind::kOverlapRing;
   const bool unmasked = p.kind == PointKind::kAttentionUnmasked;
   mb.plan = empty_plan(p.kind == PointKind::kSendRecvPair ? 2 : p.ranks,
                        unmasked ? 2 * p.tokens
@@ -268,6 +275,10 @@ MicroBench build_microbench(const Point& p) {
     case PointKind::kAttentionUnmasked: {
       // Queries at positions n..2n-1, keys at 0..n-1: the causal mask allows every pair.
       mb.timed.push_back(add_attention(b, p.tokens, false, p.tokens));
+      break;
+    }
+    case PointKind::kAttentionHeads: {
+      mb.timed.push_back(add_attention(b, p.tokens, false, 0, p.heads));
       break;
     }
     case PointKind::kCopy: {

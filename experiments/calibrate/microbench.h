@@ -11,6 +11,8 @@
 //   attention      one square AttnBlock of `tokens` on rank 0, bf16, 40 heads, head_dim 128
 //   attention_unmasked  the same in a causal problem, its queries after all its keys (no pair
 //                  masked, as in most ring steps)
+//   attention_heads  the non-causal block of kWaveTokens with fewer heads, so fewer CTAs than
+//                  the GPU has slots (a plan's small blocks): how the rate falls with the CTAs
 //   copy, merge    one Copy (bf16) / Merge (fp32, the planner's accumulators) of [tokens, 40, 128]
 //   overlap        the attention point of kOverlapTokens on rank 0's compute stream while the
 //                  sendrecv_ring of kOverlapBytes over `ranks` runs on the comm streams; timed:
@@ -47,7 +49,8 @@ enum class PointKind {
   kIssue,
   kIssueDeps,
   kAttentionUnmasked,
-  kIssueComm
+  kIssueComm,
+  kAttentionHeads
 };
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);
@@ -57,9 +60,10 @@ inline constexpr std::int64_t kHeads = 40;
 inline constexpr std::int64_t kHeadDim = 128;
 inline constexpr std::int64_t kOverlapTokens = 4096;
 inline constexpr Bytes kOverlapBytes = kGiB;
-inline constexpr std::int64_t kIssueTasks = 100;  // per rank
-inline constexpr std::int64_t kIssueComms = 10;   // issue_comm: all-to-alls
-inline constexpr int kIssueMessages = 16;         // issue_comm: messages per (rank, peer)
+inline constexpr std::int64_t kIssueTasks = 100;   // per rank
+inline constexpr std::int64_t kWaveTokens = 2048;  // attention_heads: the block's size
+inline constexpr std::int64_t kIssueComms = 10;    // issue_comm: all-to-alls
+inline constexpr int kIssueMessages = 16;          // issue_comm: messages per (rank, peer)
 
 struct Point {
   PointKind kind = PointKind::kAttention;
@@ -67,6 +71,7 @@ struct Point {
   Bytes bytes = 0;          // comm: message per rank (nominal); overlap: the ring's message
   std::int64_t tokens = 0;  // attention, overlap: block size; copy, merge: rows of [40, 128]
   bool causal = false;      // attention only
+  std::int64_t heads = 0;   // attention_heads: the block's heads (kHeads elsewhere, written 0)
 
   friend bool operator==(const Point&, const Point&) = default;
 };

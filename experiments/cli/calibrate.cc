@@ -55,6 +55,7 @@ core::Profile rounded(core::Profile p) {
   p.nccl_launch = round_ps(p.nccl_launch);
   p.nccl_per_peer = round_ps(p.nccl_per_peer);
   p.nccl_all_to_all = round_ps(p.nccl_all_to_all);
+  for (core::CtaFactorPoint& c : p.attention_cta_factor) c.factor = round_to(c.factor, 1e4);
   for (core::CommDelayPoint& d : p.nccl_size_delay)
     d.delay = d.delay < 0 ? -round_ps(-d.delay) : round_ps(d.delay);
   p.memory_launch = round_ps(p.memory_launch);

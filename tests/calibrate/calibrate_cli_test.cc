@@ -58,7 +58,7 @@ TEST(CalibrateCli, SyntheticRunGivesTheProfileBackAndResumes) {
                                          "--synthetic", kDefault};
   const Result r = spattn(dir, args);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("[26/26] issue_comm P=4"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[31/31] issue_comm P=4"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("profile h200_synth written"), std::string::npos) << r.out;
   Expected<core::Profile> p = core::load_profile(out);
   ASSERT_TRUE(p.ok()) << p.status().message();
@@ -72,7 +72,7 @@ TEST(CalibrateCli, SyntheticRunGivesTheProfileBackAndResumes) {
   EXPECT_NEAR(p->hbm_bandwidth, 4300e9, 86e9);
   EXPECT_NEAR(ps_to_us(p->memory_launch), 3, 0.06);
   EXPECT_NEAR(p->compute_slowdown, 0.05, 0.001);
-  ASSERT_EQ(p->attention_non_causal.size(), 2u);
+  ASSERT_EQ(p->attention_non_causal.size(), 3u);
   for (const core::ThroughputPoint& t : p->attention_non_causal) EXPECT_NEAR(t.tflops, 356, 1);
   const std::string text = slurp(out);
   EXPECT_EQ(text.rfind("# Profile h200_synth", 0), 0u) << text;
@@ -81,13 +81,13 @@ TEST(CalibrateCli, SyntheticRunGivesTheProfileBackAndResumes) {
   Expected<std::vector<Measurement>> ms =
       load_measurements((dir / "h200_synth.measurements.csv").string());
   ASSERT_TRUE(ms.ok());
-  EXPECT_EQ(ms->size(), 26u);
+  EXPECT_EQ(ms->size(), 31u);
 
   const Result again = spattn(dir, args);
   ASSERT_EQ(again.code, 0) << again.err;
-  EXPECT_NE(again.err.find("resuming: 26 of 26 points"), std::string::npos) << again.err;
-  EXPECT_NE(again.err.find("(0 measured now, 26 resumed)"), std::string::npos) << again.err;
-  EXPECT_EQ(again.err.find("[1/26]"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("resuming: 31 of 31 points"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("(0 measured now, 31 resumed)"), std::string::npos) << again.err;
+  EXPECT_EQ(again.err.find("[1/31]"), std::string::npos) << again.err;
 }
 
 TEST(CalibrateCli, WithoutAGpuFailsWithOneLine) {

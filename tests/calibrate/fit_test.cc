@@ -46,6 +46,8 @@ core::Profile truth() {
   p.host_task = 6 * kPsPerUs;
   p.host_dep = 2 * kPsPerUs;
   p.host_comm_call = 1.5 * kPsPerUs;
+  // Blocks of few CTAs run slower: half the rate at 64 CTAs, 0.8 at 192, full from 640.
+  p.attention_cta_factor = {{64, 0.5}, {192, 0.8}, {640, 1.0}};
   return p;
 }
 
@@ -99,7 +101,7 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
     const auto& t = which == 0   ? got.attention_non_causal
                     : which == 1 ? got.attention_causal
                                  : got.attention_causal_unmasked;
-    ASSERT_EQ(t.size(), attention_points_full ? 6u : 2u);
+    ASSERT_EQ(t.size(), attention_points_full ? 6u : 3u);
     for (const core::ThroughputPoint& x : t)
       EXPECT_NEAR(x.tflops * 1e12, want.attention_flops_per_s(x.tokens, which > 0, which == 1),
                   0.001 * want.attention_flops_per_s(x.tokens, which > 0, which == 1))
@@ -113,6 +115,11 @@ TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {
   Expected<FitResult> fit = fit_profile(ms, c, base());
   ASSERT_TRUE(fit.ok()) << fit.status().message();
   expect_recovered(fit->profile, truth(), true);
+  // The CTA factors at the attention_heads points (2048 tokens: 16 query tiles x 4..24 heads)
+  // are the truth's; 640 CTAs (40 heads) is the full GPU.
+  for (double c : {64.0, 128.0, 192.0, 256.0, 384.0, 640.0, 1000.0})
+    EXPECT_NEAR(fit->profile.attention_cta_factor_at(c), truth().attention_cta_factor_at(c), 1e-6)
+        << c;
   // Every point simulated with the fitted profile matches its measurement.
   ASSERT_EQ(fit->checks.size(), ms.size());
   for (const PointCheck& k : fit->checks)

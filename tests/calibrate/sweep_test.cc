@@ -37,7 +37,14 @@ TEST(Measurements, CsvRoundTrip) {
     EXPECT_EQ((*back)[i].point, ms[i].point);
     EXPECT_EQ((*back)[i].median_us, ms[i].median_us);  // shortest round-trip formatting: exact
   }
-  EXPECT_EQ(measurements_csv(ms).substr(0, 41), "kind,ranks,bytes,tokens,causal,median_us\n");
+  EXPECT_EQ(measurements_csv(ms).substr(0, 47), "kind,ranks,bytes,tokens,causal,median_us,heads\n");
+  // A file of the 6-field format (before heads) reads, heads 0.
+  Expected<std::vector<Measurement>> old = parse_measurements_csv(
+      "kind,ranks,bytes,tokens,causal,median_us\nattention,1,0,2048,0,250\n", "old.csv");
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  ASSERT_EQ(old->size(), 1u);
+  EXPECT_EQ((*old)[0].point.heads, 0);
+  EXPECT_EQ((*old)[0].point.tokens, 2048);
 }
 
 TEST(Measurements, BadRowsNameTheLine) {
@@ -179,7 +186,7 @@ TEST(Sweep, ProgressSaysWhatRunsHowFarAndTimeLeft) {
     EXPECT_EQ(std::stoul(m[2]), pts.size());
   }
   EXPECT_EQ(n, static_cast<int>(pts.size()));
-  EXPECT_NE(progress.str().find("[1/26] sendrecv_pair P=2 4 KiB: 250 us"), std::string::npos);
+  EXPECT_NE(progress.str().find("[1/31] sendrecv_pair P=2 4 KiB: 250 us"), std::string::npos);
 }
 
 TEST(Sweep, Formats) {
