@@ -235,6 +235,23 @@ TEST(Profile, CommSizeDelayRoundTripsAndInterpolates) {
       0);
 }
 
+// System: CTA factors 0.5 at 64 CTAs and 1 at 256. Expectation: 128 CTAs (halfway in log) 0.75;
+// clamped outside; the table round-trips through YAML with block_m.
+TEST(Profile, CtaFactorInterpolatesInLogCtas) {
+  Profile p;
+  p.attention_non_causal = {{1000, 100}};
+  p.attention_block_m = 64;
+  p.attention_cta_factor = {{64, 0.5}, {256, 1.0}};
+  EXPECT_NEAR(p.attention_cta_factor_at(128), 0.75, 1e-12);
+  EXPECT_EQ(p.attention_cta_factor_at(10), 0.5);
+  EXPECT_EQ(p.attention_cta_factor_at(1e6), 1.0);
+  Expected<Profile> b = parse_profile(profile_yaml(p), "saved.yaml");
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(profile_yaml(p), profile_yaml(*b));
+  EXPECT_EQ(b->attention_block_m, 64);
+  EXPECT_EQ(Profile{}.attention_cta_factor_at(10), 1.0);
+}
+
 // System: a size delay with an unknown pattern. Expectation: an error naming the key and value.
 TEST(Profile, UnknownCommPatternIsRejected) {
   const std::string text =
