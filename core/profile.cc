@@ -35,23 +35,33 @@ Status read_link_class(const YamlReader& y, const YAML::Node& links, const char*
   return read_us(y, m, "latency_us", out.latency);
 }
 
-Status read_table(const YamlReader& y, const YAML::Node& m, const char* key,
-                  std::vector<ThroughputPoint>& out) {
+// A list of {X, Y} points with X increasing (the YAML of ThroughputPoint and CtaFactorPoint).
+template <typename Point>
+Status read_xy_list(const YamlReader& y, const YAML::Node& m, const char* key, const char* x_key,
+                    double Point::*x, const char* y_key, double Point::*yv,
+                    std::vector<Point>& out) {
   const YAML::Node t = m[key];
   if (!t) return {};
-  if (!t.IsSequence()) return y.error(t, key, "expected a list of {tokens, tflops}");
+  if (!t.IsSequence())
+    return y.error(t, key, fmt::format("expected a list of {{{}, {}}}", x_key, y_key));
   out.clear();
   for (std::size_t i = 0; i < t.size(); ++i) {
     const std::string what = std::string(key) + "[" + std::to_string(i) + "]";
-    SPATTN_RETURN_IF_ERROR(y.check_keys(t[i], what, {"tokens", "tflops"}));
-    ThroughputPoint p;
-    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "tokens", p.tokens, true));
-    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "tflops", p.tflops, true));
-    if (!out.empty() && p.tokens <= out.back().tokens)
-      return y.error(t[i]["tokens"], "tokens", "must increase along the table");
+    SPATTN_RETURN_IF_ERROR(y.check_keys(t[i], what, {x_key, y_key}));
+    Point p;
+    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], x_key, p.*x, true));
+    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], y_key, p.*yv, true));
+    if (!out.empty() && p.*x <= out.back().*x)
+      return y.error(t[i][x_key], x_key, "must increase along the table");
     out.push_back(p);
   }
   return {};
+}
+
+Status read_table(const YamlReader& y, const YAML::Node& m, const char* key,
+                  std::vector<ThroughputPoint>& out) {
+  return read_xy_list(y, m, key, "tokens", &ThroughputPoint::tokens, "tflops",
+                      &ThroughputPoint::tflops, out);
 }
 
 Status read_size_delay(const YamlReader& y, const YAML::Node& n, std::vector<CommDelayPoint>& out) {
@@ -118,19 +128,8 @@ Expected<Profile> read_profile(const YamlReader& y) {
       a, "attention",
       {"launch_us", "non_causal", "causal", "causal_unmasked", "block_m", "cta_factor"}));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_m", p.attention_block_m, false));
-  if (const YAML::Node t = a["cta_factor"]) {
-    if (!t.IsSequence()) return y.error(t, "cta_factor", "expected a list of {ctas, factor}");
-    for (std::size_t i = 0; i < t.size(); ++i) {
-      SPATTN_RETURN_IF_ERROR(
-          y.check_keys(t[i], "cta_factor[" + std::to_string(i) + "]", {"ctas", "factor"}));
-      CtaFactorPoint c;
-      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "ctas", c.ctas, true));
-      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "factor", c.factor, true));
-      if (!p.attention_cta_factor.empty() && c.ctas <= p.attention_cta_factor.back().ctas)
-        return y.error(t[i]["ctas"], "ctas", "must increase along the table");
-      p.attention_cta_factor.push_back(c);
-    }
-  }
+  SPATTN_RETURN_IF_ERROR(read_xy_list(y, a, "cta_factor", "ctas", &CtaFactorPoint::ctas, "factor",
+                                      &CtaFactorPoint::factor, p.attention_cta_factor));
   SPATTN_RETURN_IF_ERROR(read_us(y, a, "launch_us", p.attention_launch));
   SPATTN_RETURN_IF_ERROR(read_table(y, a, "non_causal", p.attention_non_causal));
   SPATTN_RETURN_IF_ERROR(read_table(y, a, "causal", p.attention_causal));
@@ -161,6 +160,20 @@ Expected<Profile> read_profile(const YamlReader& y) {
     SPATTN_RETURN_IF_ERROR(y.get(h, "one_process", p.host_one_process, false));
   }
   return p;
+}
+
+// y at x on the table's points (x increasing), linear in log(x), clamped at the ends.
+template <typename Point>
+double log_interpolate(const std::vector<Point>& t, double Point::*xm, double Point::*ym,
+                       double x) {
+  SPATTN_CHECK(!t.empty());
+  if (x <= t.front().*xm) return t.front().*ym;
+  if (x >= t.back().*xm) return t.back().*ym;
+  auto hi =
+      std::upper_bound(t.begin(), t.end(), x, [xm](double v, const Point& p) { return v < p.*xm; });
+  auto lo = hi - 1;
+  const double f = std::log(x / (*lo).*xm) / std::log((*hi).*xm / (*lo).*xm);
+  return (*lo).*ym + f * ((*hi).*ym - (*lo).*ym);
 }
 
 std::string table_yaml(const std::vector<ThroughputPoint>& t) {
@@ -194,19 +207,16 @@ TimePs Profile::comm_size_delay(const CommShape& shape) const {
     if (best < 0 || gap < best_gap || (gap == best_gap && d.peers < best)) best = d.peers;
   }
   if (best < 0) return 0;
-  std::vector<const CommDelayPoint*> t;
+  struct Xy {
+    double bytes, us;
+  };
+  std::vector<Xy> t;
   for (const CommDelayPoint& d : nccl_size_delay)
-    if (d.pattern == shape.pattern && d.peers == best) t.push_back(&d);
-  std::sort(t.begin(), t.end(), [](auto* a, auto* b) { return a->bytes < b->bytes; });
+    if (d.pattern == shape.pattern && d.peers == best)
+      t.push_back({d.bytes, ps_to_us_exact(d.delay)});
+  std::sort(t.begin(), t.end(), [](const Xy& a, const Xy& b) { return a.bytes < b.bytes; });
   const double x = std::max(static_cast<double>(shape.peer_bytes), 1.0);
-  if (x <= t.front()->bytes) return t.front()->delay;
-  if (x >= t.back()->bytes) return t.back()->delay;
-  auto hi = std::upper_bound(t.begin(), t.end(), x,
-                             [](double v, const CommDelayPoint* d) { return v < d->bytes; });
-  const CommDelayPoint* lo = *(hi - 1);
-  const double f = std::log(x / lo->bytes) / std::log((*hi)->bytes / lo->bytes);
-  return static_cast<TimePs>(std::llround(static_cast<double>(lo->delay) +
-                                          f * static_cast<double>((*hi)->delay - lo->delay)));
+  return us_to_ps(log_interpolate(t, &Xy::bytes, &Xy::us, x));
 }
 
 TimePs Profile::comm_overhead(const CommShape& shape) const {
@@ -216,16 +226,14 @@ TimePs Profile::comm_overhead(const CommShape& shape) const {
   return std::max<TimePs>(0, o);
 }
 
+double Profile::attention_ctas(std::int64_t q_tokens, std::int64_t heads) const {
+  return static_cast<double>((q_tokens + attention_block_m - 1) / attention_block_m * heads);
+}
+
 double Profile::attention_cta_factor_at(double ctas) const {
-  const auto& t = attention_cta_factor;
-  if (t.empty()) return 1.0;
-  if (ctas <= t.front().ctas) return t.front().factor;
-  if (ctas >= t.back().ctas) return t.back().factor;
-  auto hi = std::upper_bound(t.begin(), t.end(), ctas,
-                             [](double x, const CtaFactorPoint& p) { return x < p.ctas; });
-  auto lo = hi - 1;
-  const double f = std::log(ctas / lo->ctas) / std::log(hi->ctas / lo->ctas);
-  return lo->factor + f * (hi->factor - lo->factor);
+  if (attention_cta_factor.empty()) return 1.0;
+  return log_interpolate(attention_cta_factor, &CtaFactorPoint::ctas, &CtaFactorPoint::factor,
+                         ctas);
 }
 
 double Profile::attention_flops_per_s(double tokens, bool causal, bool masked) const {
@@ -233,14 +241,7 @@ double Profile::attention_flops_per_s(double tokens, bool causal, bool masked) c
                       ? attention_causal_unmasked
                   : causal && !attention_causal.empty() ? attention_causal
                                                         : attention_non_causal;
-  SPATTN_CHECK(!t.empty());
-  if (tokens <= t.front().tokens) return t.front().tflops * 1e12;
-  if (tokens >= t.back().tokens) return t.back().tflops * 1e12;
-  auto hi = std::upper_bound(t.begin(), t.end(), tokens,
-                             [](double x, const ThroughputPoint& p) { return x < p.tokens; });
-  auto lo = hi - 1;
-  const double f = std::log(tokens / lo->tokens) / std::log(hi->tokens / lo->tokens);
-  return (lo->tflops + f * (hi->tflops - lo->tflops)) * 1e12;
+  return log_interpolate(t, &ThroughputPoint::tokens, &ThroughputPoint::tflops, tokens) * 1e12;
 }
 
 Expected<Profile> parse_profile(const std::string& text, const std::string& name) {

@@ -97,6 +97,8 @@ struct Profile {
   // `masked`: whether the block masks some of its pairs (only causal problems tell them apart).
   double attention_flops_per_s(double tokens, bool causal, bool masked = true) const;
   double attention_cta_factor_at(double ctas) const;  // 1 without a table
+  // CTAs of a block of q_tokens queries over `heads` (x batch): query tiles of block_m x heads.
+  double attention_ctas(std::int64_t q_tokens, std::int64_t heads) const;
 };
 
 // Reads a profile file (top-level key `profile`); errors say FILE:LINE:COL: key 'K': why.

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <future>
 #include <map>
 #include <optional>
 #include <random>
@@ -254,22 +253,18 @@ Status Runner::setup(bool use_mpi) {
     SPATTN_CUDA_CHECK(cudaEventCreate(&end_[static_cast<std::size_t>(t.id)]));
   }
 
-  // Inputs: generated shards, rounded to the dtype, built on host threads and copied in.
-  std::vector<std::future<Status>> jobs;
+  // Inputs: generated shards, rounded to the dtype and copied in, one buffer at a time (each is
+  // generated and encoded on every core: core::shard_input, encode).
   for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
     const Buffer& buf = plan_.buffers[b];
     if (buf.role != core::BufferRole::kInput || !local(buf.rank)) continue;
-    jobs.push_back(std::async(std::launch::async, [this, b, &buf]() -> Status {
-      const core::HostTensor x = core::shard_input(plan_, buf, opt_.seed, true);
-      std::vector<std::uint8_t> bits;
-      encode(elem_dtype(plan_, buf), x.data, bits);
-      SPATTN_CUDA_CHECK(cudaSetDevice(state(buf.rank).device));
-      View all{static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads};
-      SPATTN_CUDA_CHECK(cudaMemcpy(ptr(all), bits.data(), bits.size(), cudaMemcpyHostToDevice));
-      return {};
-    }));
+    const core::HostTensor x = core::shard_input(plan_, buf, opt_.seed, true);
+    std::vector<std::uint8_t> bits;
+    encode(elem_dtype(plan_, buf), x.data, bits);
+    SPATTN_CUDA_CHECK(cudaSetDevice(state(buf.rank).device));
+    const View all{static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads};
+    SPATTN_CUDA_CHECK(cudaMemcpy(ptr(all), bits.data(), bits.size(), cudaMemcpyHostToDevice));
   }
-  for (auto& j : jobs) SPATTN_RETURN_IF_ERROR(j.get());
   return {};
 }
 

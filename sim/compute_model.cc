@@ -23,9 +23,7 @@ TimePs compute_duration(const core::Plan& plan, const core::Task& task,
                          static_cast<double>(a->q.heads);
     const bool masked =
         static_cast<double>(a->visible_pairs) < static_cast<double>(a->q.tokens) * kv_tokens;
-    const double ctas = std::ceil(static_cast<double>(a->q.tokens) /
-                                  static_cast<double>(profile.attention_block_m)) *
-                        static_cast<double>(a->q.heads * p.batch);
+    const double ctas = profile.attention_ctas(a->q.tokens, a->q.heads * p.batch);
     return seconds_to_ps(flops / (profile.attention_flops_per_s(tokens, p.causal, masked) *
                                   profile.attention_cta_factor_at(ctas))) +
            profile.attention_launch;

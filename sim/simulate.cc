@@ -91,11 +91,11 @@ class Engine {
   std::vector<Xfer> xfers_;
   std::vector<int> xfers_begin_;  // per collective, into xfers_ (grouped by collective)
   std::vector<int> pending_;      // comm task: overhead timer + its sends and receives not done
-  std::vector<TimePs> overhead_;  // comm task: NCCL overhead before its data moves
   std::vector<Running> running_;  // per stream
   std::vector<int> comm_active_;  // per rank: launched comm tasks not yet ended
   std::vector<std::vector<int>> waiting_;  // per stream: collectives waiting for its compute task
-  std::vector<TimePs> comm_overhead_;      // per comm task: profile.comm_overhead of its shape
+  std::vector<TimePs> comm_overhead_;      // comm task: NCCL overhead before its data moves
+                                           // (profile.comm_overhead of its shape)
   std::vector<TimePs> issued_;             // per task: when the host has issued it (host_task)
   std::vector<char> issue_pending_;        // per task: a try_start is scheduled at issued_
   std::vector<core::TaskSpan> spans_;
@@ -161,7 +161,6 @@ Status Engine::build() {
                               ") has " + std::to_string(recvs_left[t]) +
                               " receives that no send of its collective matches (or too few)");
   pending_.assign(n, 0);
-  overhead_.assign(n, 0);
   comm_overhead_.assign(n, 0);
   for (const Task& t : plan_.tasks)
     if (std::holds_alternative<core::Comm>(t.op))
@@ -253,17 +252,16 @@ void Engine::launch(int c) {
   for (int t : colls_[static_cast<std::size_t>(c)].tasks) {
     const Task& tk = task(t);
     const auto& comm = std::get<core::Comm>(tk.op);
-    const TimePs o = comm_overhead_[static_cast<std::size_t>(t)];
-    overhead_[static_cast<std::size_t>(t)] = o;
     pending_[static_cast<std::size_t>(t)] =
         1 + static_cast<int>(comm.sends.size() + comm.recvs.size());
     set_comm_active(tk.rank, +1);
-    queue_.schedule_at(now + o, [this, t] { part_done(t); });
+    queue_.schedule_at(now + comm_overhead_[static_cast<std::size_t>(t)],
+                       [this, t] { part_done(t); });
   }
   for (int x = xfers_begin_[static_cast<std::size_t>(c)];
        x < xfers_begin_[static_cast<std::size_t>(c) + 1]; ++x) {
     const Xfer& xf = xfers_[static_cast<std::size_t>(x)];
-    const TimePs o = overhead_[static_cast<std::size_t>(xf.sender)];
+    const TimePs o = comm_overhead_[static_cast<std::size_t>(xf.sender)];
     const int src = xf.from, dst = xf.to;
     if (src == dst) {
       queue_.schedule_at(now + o + local_copy_duration(xf.bytes, profile_),

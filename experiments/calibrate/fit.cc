@@ -211,10 +211,6 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
     }
     // CTA factors: the block of kWaveTokens with fewer heads against its 40-head point (a full
     // GPU: factor 1); the tables then hold full-GPU rates, their small blocks divided by theirs.
-    auto ctas = [&](std::int64_t tokens, std::int64_t heads) {
-      return static_cast<double>((tokens + prof.attention_block_m - 1) / prof.attention_block_m *
-                                 heads);
-    };
     std::map<double, double> factors;  // ctas -> factor
     for (const Measurement& m : ms) {
       if (m.point.kind != PointKind::kAttentionHeads) continue;
@@ -228,8 +224,9 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       if (!(work_us > 0))
         return invalid_argument(fmt::format("{}: {} us is not more than the attention launch",
                                             describe(m.point), m.median_us));
-      factors[ctas(m.point.tokens, m.point.heads)] = flops / (work_us * 1e-6) / 1e12 / full->second;
-      factors[ctas(m.point.tokens, kHeads)] = 1.0;
+      factors[prof.attention_ctas(m.point.tokens, m.point.heads)] =
+          flops / (work_us * 1e-6) / 1e12 / full->second;
+      factors[prof.attention_ctas(m.point.tokens, kHeads)] = 1.0;
     }
     if (!factors.empty()) {
       prof.attention_cta_factor.clear();
@@ -240,7 +237,8 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       }
       for (auto& t : table)
         for (auto& [n, tf] : t)
-          tf /= prof.attention_cta_factor_at(ctas(static_cast<std::int64_t>(n), kHeads));
+          tf /= prof.attention_cta_factor_at(
+              prof.attention_ctas(static_cast<std::int64_t>(n), kHeads));
       res.notes.push_back(fmt::format(
           "attention cta_factor {{{}}}: {} tokens at fewer heads against 40 (blocks of {} queries)",
           list, kWaveTokens, prof.attention_block_m));
