@@ -35,33 +35,55 @@ Status read_link_class(const YamlReader& y, const YAML::Node& links, const char*
   return read_us(y, m, "latency_us", out.latency);
 }
 
-// A list of {X, Y} points with X increasing (the YAML of ThroughputPoint and CtaFactorPoint).
-template <typename Point>
-Status read_xy_list(const YamlReader& y, const YAML::Node& m, const char* key, const char* x_key,
-                    double Point::*x, const char* y_key, double Point::*yv,
-                    std::vector<Point>& out) {
-  const YAML::Node t = m[key];
-  if (!t) return {};
-  if (!t.IsSequence())
-    return y.error(t, key, fmt::format("expected a list of {{{}, {}}}", x_key, y_key));
-  out.clear();
-  for (std::size_t i = 0; i < t.size(); ++i) {
-    const std::string what = std::string(key) + "[" + std::to_string(i) + "]";
-    SPATTN_RETURN_IF_ERROR(y.check_keys(t[i], what, {x_key, y_key}));
-    Point p;
-    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], x_key, p.*x, true));
-    SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], y_key, p.*yv, true));
-    if (!out.empty() && p.*x <= out.back().*x)
-      return y.error(t[i][x_key], x_key, "must increase along the table");
-    out.push_back(p);
+// attention: the kernel's CTA schedule (AttentionKernelProfile).
+Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelProfile& k) {
+  if (!a) return {};
+  for (const char* old : {"non_causal", "causal", "causal_unmasked", "cta_factor"})
+    if (a[old])
+      return y.error(a[old], old,
+                     "the TFLOP/s tables gave way to the kernel's CTA schedule (tile_us, "
+                     "cta_tiles, masked_tiles, lone_speedup; docs/simulator.md): fit them again "
+                     "with `spattn calibrate --refit MEASUREMENTS.csv`");
+  SPATTN_RETURN_IF_ERROR(y.check_keys(
+      a, "attention",
+      {"launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm", "tile_us", "cta_tiles",
+       "masked_tiles", "lone_speedup", "keys_factor"}));
+  SPATTN_RETURN_IF_ERROR(read_us(y, a, "launch_us", k.launch));
+  SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_m", k.block_m, false));
+  SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_n", k.block_n, false));
+  SPATTN_RETURN_IF_ERROR(y.get_positive(a, "head_dim", k.head_dim, false));
+  std::int64_t sms = k.sms, per_sm = k.ctas_per_sm;
+  SPATTN_RETURN_IF_ERROR(y.get_positive(a, "sms", sms, false));
+  SPATTN_RETURN_IF_ERROR(y.get_positive(a, "ctas_per_sm", per_sm, false));
+  if (sms > 100000) return y.error(a["sms"], "sms", "must be at most 100000");
+  if (per_sm > 64) return y.error(a["ctas_per_sm"], "ctas_per_sm", "must be at most 64");
+  k.sms = static_cast<int>(sms);
+  k.ctas_per_sm = static_cast<int>(per_sm);
+  SPATTN_RETURN_IF_ERROR(y.get_positive(a, "tile_us", k.tile_us, true));
+  for (auto [key, field] : {std::pair{"cta_tiles", &k.cta_tiles},
+                            std::pair{"masked_tiles", &k.masked_tiles}}) {
+    SPATTN_RETURN_IF_ERROR(y.get(a, key, *field, false));
+    if (!(*field >= 0) || !std::isfinite(*field))
+      return y.error(a[key], key, "must be a finite number >= 0");
+  }
+  SPATTN_RETURN_IF_ERROR(y.get(a, "lone_speedup", k.lone_speedup, false));
+  if (!(k.lone_speedup >= 1) || !std::isfinite(k.lone_speedup))
+    return y.error(a["lone_speedup"], "lone_speedup", "must be a finite number >= 1");
+  if (const YAML::Node t = a["keys_factor"]) {
+    if (!t.IsSequence()) return y.error(t, "keys_factor", "expected a list of {keys, factor}");
+    k.keys_factor.clear();
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      SPATTN_RETURN_IF_ERROR(
+          y.check_keys(t[i], "keys_factor[" + std::to_string(i) + "]", {"keys", "factor"}));
+      KeysFactorPoint f;
+      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "keys", f.keys, true));
+      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "factor", f.factor, true));
+      if (!k.keys_factor.empty() && f.keys <= k.keys_factor.back().keys)
+        return y.error(t[i]["keys"], "keys", "must increase along the list");
+      k.keys_factor.push_back(f);
+    }
   }
   return {};
-}
-
-Status read_table(const YamlReader& y, const YAML::Node& m, const char* key,
-                  std::vector<ThroughputPoint>& out) {
-  return read_xy_list(y, m, key, "tokens", &ThroughputPoint::tokens, "tflops",
-                      &ThroughputPoint::tflops, out);
 }
 
 Status read_size_delay(const YamlReader& y, const YAML::Node& n, std::vector<CommDelayPoint>& out) {
@@ -123,19 +145,9 @@ Expected<Profile> read_profile(const YamlReader& y) {
     SPATTN_RETURN_IF_ERROR(read_us(y, n, "all_to_all_us", p.nccl_all_to_all));
     SPATTN_RETURN_IF_ERROR(read_size_delay(y, n, p.nccl_size_delay));
   }
-  const YAML::Node a = m["attention"];
-  SPATTN_RETURN_IF_ERROR(y.check_keys(
-      a, "attention",
-      {"launch_us", "non_causal", "causal", "causal_unmasked", "block_m", "cta_factor"}));
-  SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_m", p.attention_block_m, false));
-  SPATTN_RETURN_IF_ERROR(read_xy_list(y, a, "cta_factor", "ctas", &CtaFactorPoint::ctas, "factor",
-                                      &CtaFactorPoint::factor, p.attention_cta_factor));
-  SPATTN_RETURN_IF_ERROR(read_us(y, a, "launch_us", p.attention_launch));
-  SPATTN_RETURN_IF_ERROR(read_table(y, a, "non_causal", p.attention_non_causal));
-  SPATTN_RETURN_IF_ERROR(read_table(y, a, "causal", p.attention_causal));
-  SPATTN_RETURN_IF_ERROR(read_table(y, a, "causal_unmasked", p.attention_causal_unmasked));
-  if (p.attention_non_causal.empty())
-    return y.error(a, "non_causal", "missing (required): at least one {tokens, tflops}");
+  if (!m["attention"])
+    return y.error(m, "attention", "missing (required): the kernel's tile_us at least");
+  SPATTN_RETURN_IF_ERROR(read_attention(y, m["attention"], p.attention));
   if (const YAML::Node mem = m["memory"]) {
     SPATTN_RETURN_IF_ERROR(y.check_keys(mem, "memory", {"hbm_gbps", "launch_us"}));
     double gbps = p.hbm_bandwidth / 1e9;
@@ -174,13 +186,6 @@ double log_interpolate(const std::vector<Point>& t, double Point::*xm, double Po
   auto lo = hi - 1;
   const double f = std::log(x / (*lo).*xm) / std::log((*hi).*xm / (*lo).*xm);
   return (*lo).*ym + f * ((*hi).*ym - (*lo).*ym);
-}
-
-std::string table_yaml(const std::vector<ThroughputPoint>& t) {
-  std::string s;
-  for (const ThroughputPoint& p : t)
-    s += fmt::format("      - {{tokens: {}, tflops: {}}}\n", p.tokens, p.tflops);
-  return s;
 }
 
 }  // namespace
@@ -226,22 +231,9 @@ TimePs Profile::comm_overhead(const CommShape& shape) const {
   return std::max<TimePs>(0, o);
 }
 
-double Profile::attention_ctas(std::int64_t q_tokens, std::int64_t heads) const {
-  return static_cast<double>((q_tokens + attention_block_m - 1) / attention_block_m * heads);
-}
-
-double Profile::attention_cta_factor_at(double ctas) const {
-  if (attention_cta_factor.empty()) return 1.0;
-  return log_interpolate(attention_cta_factor, &CtaFactorPoint::ctas, &CtaFactorPoint::factor,
-                         ctas);
-}
-
-double Profile::attention_flops_per_s(double tokens, bool causal, bool masked) const {
-  const auto& t = causal && !masked && !attention_causal_unmasked.empty()
-                      ? attention_causal_unmasked
-                  : causal && !attention_causal.empty() ? attention_causal
-                                                        : attention_non_causal;
-  return log_interpolate(t, &ThroughputPoint::tokens, &ThroughputPoint::tflops, tokens) * 1e12;
+double AttentionKernelProfile::keys_factor_at(double keys) const {
+  if (keys_factor.empty() || keys <= keys_factor.front().keys) return 1.0;
+  return log_interpolate(keys_factor, &KeysFactorPoint::keys, &KeysFactorPoint::factor, keys);
 }
 
 Expected<Profile> parse_profile(const std::string& text, const std::string& name) {
@@ -268,15 +260,16 @@ std::string profile_yaml(const Profile& p) {
   for (const CommDelayPoint& d : p.nccl_size_delay)
     s += fmt::format("      - {{pattern: {}, peers: {}, bytes: {}, us: {}}}\n",
                      to_string(d.pattern), d.peers, d.bytes, ps_to_us_exact(d.delay));
-  s += fmt::format("  attention:\n    launch_us: {}\n    non_causal:\n{}",
-                   ps_to_us_exact(p.attention_launch), table_yaml(p.attention_non_causal));
-  if (!p.attention_causal.empty()) s += "    causal:\n" + table_yaml(p.attention_causal);
-  if (!p.attention_causal_unmasked.empty())
-    s += "    causal_unmasked:\n" + table_yaml(p.attention_causal_unmasked);
-  s += fmt::format("    block_m: {}\n", p.attention_block_m);
-  if (!p.attention_cta_factor.empty()) s += "    cta_factor:\n";
-  for (const CtaFactorPoint& c : p.attention_cta_factor)
-    s += fmt::format("      - {{ctas: {}, factor: {}}}\n", c.ctas, c.factor);
+  const AttentionKernelProfile& k = p.attention;
+  s += fmt::format(
+      "  attention:\n    launch_us: {}\n    block_m: {}\n    block_n: {}\n    head_dim: {}\n"
+      "    sms: {}\n    ctas_per_sm: {}\n    tile_us: {}\n    cta_tiles: {}\n"
+      "    masked_tiles: {}\n    lone_speedup: {}\n",
+      ps_to_us_exact(k.launch), k.block_m, k.block_n, k.head_dim, k.sms, k.ctas_per_sm, k.tile_us,
+      k.cta_tiles, k.masked_tiles, k.lone_speedup);
+  if (!k.keys_factor.empty()) s += "    keys_factor:\n";
+  for (const KeysFactorPoint& f : k.keys_factor)
+    s += fmt::format("      - {{keys: {}, factor: {}}}\n", f.keys, f.factor);
   s += fmt::format("  memory: {{hbm_gbps: {}, launch_us: {}}}\n", p.hbm_bandwidth / 1e9,
                    ps_to_us_exact(p.memory_launch));
   s += fmt::format("  overlap: {{compute_slowdown: {}, comm_waits_for_compute: {}}}\n",

@@ -1,6 +1,6 @@
 // core/profile.h: the calibrated numbers of one machine type that turn a plan into time: how much
 // of each link class's bandwidth NCCL achieves, NCCL's per-operation overheads, the attention
-// kernel's achieved TFLOP/s by shape, HBM bandwidth for memory-bound tasks, and how much compute
+// kernel's CTA schedule, HBM bandwidth for memory-bound tasks, and how much compute
 // slows while communication kernels hold SMs. Loaded from and saved to YAML (see
 // experiments/profiles/h200_default.yaml for every key and where each number came from).
 #pragma once
@@ -30,16 +30,33 @@ struct CommDelayPoint {
   TimePs delay = 0;
 };
 
-// The attention rate of a block of `ctas` CTAs relative to a block that fills the GPU.
-struct CtaFactorPoint {
-  double ctas = 0;
+// Our attention kernel as a schedule of its CTAs (sim/attention_model.h). One CTA computes block_m
+// queries of one (batch, head) over the key tiles of block_n keys that hold a visible key; CTAs are
+// dispatched in grid order (query blocks longest first, then heads, then batch), breadth-first over
+// the SMs, up to ctas_per_sm per SM, and a freed slot takes the next CTA. A CTA's work is
+// cta_tiles + its tiles + masked_tiles per tile that applies the per-element mask, in tiles of
+// tile_us; a CTA runs lone_speedup times faster alone on its SM than beside ctas_per_sm - 1 others
+// (linear in between). Blocks of many keys run slower than that (their K and V no longer stay in
+// L2): tile_us is multiplied by keys_factor at the block's key count (all its segments), linear in
+// log(keys) between the points, 1 below the first, the last's beyond it; empty = 1 everywhere.
+struct KeysFactorPoint {
+  double keys = 0;
   double factor = 1;
 };
+struct AttentionKernelProfile {
+  TimePs launch = 0;
+  std::int64_t block_m = 128;   // queries per CTA
+  std::int64_t block_n = 64;    // keys per tile
+  std::int64_t head_dim = 128;  // tile_us holds at this head_dim; others scale by head_dim / it
+  int sms = 132;
+  int ctas_per_sm = 2;
+  double tile_us = 3.1;       // one key tile of a CTA on a full SM
+  double cta_tiles = 0;       // a CTA's fixed work (load Q, write O and LSE), in tiles
+  double masked_tiles = 0;    // extra work of a tile that applies the per-element mask, in tiles
+  double lone_speedup = 1.0;  // >= 1
+  std::vector<KeysFactorPoint> keys_factor;
 
-// Achieved attention throughput at a shape: `tokens` = sqrt(query tokens * key tokens) of a block.
-struct ThroughputPoint {
-  double tokens = 0;
-  double tflops = 0;  // 1e12 FLOP/s, FLOP = 4 * head_dim * visible pairs * batch * heads
+  double keys_factor_at(double keys) const;
 };
 
 struct Profile {
@@ -58,17 +75,7 @@ struct Profile {
   // 0 when the pattern has none. Fitted by calibrate as what the line leaves over per point.
   std::vector<CommDelayPoint> nccl_size_delay;
 
-  // Attention kernel: achieved TFLOP/s by shape (sorted by tokens, interpolated linearly in
-  // log(tokens), clamped at the ends); `causal` falls back to `non_causal` when empty.
-  // `causal_unmasked`: a block of a causal problem that masks no pair (its keys all precede its
-  // queries, as most ring steps); falls back to `causal` when empty.
-  std::vector<ThroughputPoint> attention_non_causal, attention_causal, attention_causal_unmasked;
-  TimePs attention_launch = 0;
-  // A block of few CTAs (query tiles of attention_block_m x heads x batch) fills part of the GPU:
-  // its rate is the table's times factor(CTAs), interpolated linearly in log(CTAs) and clamped at
-  // the ends; empty = 1 everywhere. The tables above then hold the rate of a full GPU.
-  std::vector<CtaFactorPoint> attention_cta_factor;
-  std::int64_t attention_block_m = 128;
+  AttentionKernelProfile attention;
 
   // Memory-bound tasks (merge, copy, fill, local sends): (bytes read + bytes written) / hbm.
   double hbm_bandwidth = 1e12;  // bytes/s
@@ -93,12 +100,6 @@ struct Profile {
   const LinkClassProfile& link_class(LinkClass c) const;
   TimePs comm_size_delay(const CommShape& shape) const;
   TimePs comm_overhead(const CommShape& shape) const;  // >= 0
-  // Achieved FLOP/s (not TFLOP/s) at `tokens` for a block of a causal or non-causal problem;
-  // `masked`: whether the block masks some of its pairs (only causal problems tell them apart).
-  double attention_flops_per_s(double tokens, bool causal, bool masked = true) const;
-  double attention_cta_factor_at(double ctas) const;  // 1 without a table
-  // CTAs of a block of q_tokens queries over `heads` (x batch): query tiles of block_m x heads.
-  double attention_ctas(std::int64_t q_tokens, std::int64_t heads) const;
 };
 
 // Reads a profile file (top-level key `profile`); errors say FILE:LINE:COL: key 'K': why.

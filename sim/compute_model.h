@@ -1,6 +1,5 @@
 // sim/compute_model.h: how long a compute task takes on one GPU running alone, from the profile.
-//   AttnBlock:  4 * head_dim * visible_pairs * batch * q_heads / F(n, causal) + attention launch,
-//               F = the profile's achieved FLOP/s at n = sqrt(query tokens * key tokens);
+//   AttnBlock:  the schedule of the kernel's CTAs on the GPU's SMs (sim/attention_model.h);
 //   Merge, Copy, Fill:  (bytes read + bytes written) / HBM bandwidth + memory launch.
 // The simulator stretches these by (1 + compute_slowdown) while a comm task of the rank runs.
 #pragma once

@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <map>
 #include <variant>
 
+#include "sim/attention_model.h"
 #include "sim/simulate.h"
 
 namespace spattn::calibrate {
@@ -63,11 +65,61 @@ Expected<double> invert_increasing(const std::function<Expected<double>(double)>
   return 0.5 * (lo + hi);
 }
 
-std::string tokens_list(const std::vector<core::ThroughputPoint>& t) {
-  std::string s;
-  for (const core::ThroughputPoint& x : t)
-    s += fmt::format("{}{:.0f}: {:.1f}", s.empty() ? "" : ", ", x.tokens, x.tflops);
-  return s;
+// argmin f over R^3 from x0 (Nelder-Mead with the usual coefficients: reflect 1, expand 2,
+// contract and shrink 1/2), `iterations` steps.
+std::array<double, 3> nelder_mead(const std::function<double(const std::array<double, 3>&)>& f,
+                                  const std::array<double, 3>& x0,
+                                  const std::array<double, 3>& step, int iterations) {
+  using X = std::array<double, 3>;
+  std::array<X, 4> s;
+  std::array<double, 4> fs;
+  for (int i = 0; i < 4; ++i) {
+    s[i] = x0;
+    if (i > 0) s[i][i - 1] += step[i - 1];
+    fs[i] = f(s[i]);
+  }
+  auto along = [](const X& c, const X& w, double t) {  // c + t (c - w)
+    X r;
+    for (int j = 0; j < 3; ++j) r[j] = c[j] + t * (c[j] - w[j]);
+    return r;
+  };
+  for (int it = 0; it < iterations; ++it) {
+    std::array<int, 4> o = {0, 1, 2, 3};
+    std::sort(o.begin(), o.end(), [&](int a, int b) { return fs[a] < fs[b]; });
+    const std::array<X, 4> s0 = s;
+    const std::array<double, 4> f0 = fs;
+    for (int i = 0; i < 4; ++i) {
+      s[i] = s0[o[i]];
+      fs[i] = f0[o[i]];
+    }
+    X c{};
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) c[j] += s[i][j] / 3;
+    const X r = along(c, s[3], 1);
+    const double fr = f(r);
+    if (fr < fs[0]) {
+      const X e = along(c, s[3], 2);
+      const double fe = f(e);
+      s[3] = fe < fr ? e : r;
+      fs[3] = std::min(fe, fr);
+    } else if (fr < fs[2]) {
+      s[3] = r;
+      fs[3] = fr;
+    } else {
+      const X k = along(c, s[3], -0.5);
+      const double fk = f(k);
+      if (fk < fs[3]) {
+        s[3] = k;
+        fs[3] = fk;
+      } else {
+        for (int i = 1; i < 4; ++i) {
+          for (int j = 0; j < 3; ++j) s[i][j] = s[0][j] + 0.5 * (s[i][j] - s[0][j]);
+          fs[i] = f(s[i]);
+        }
+      }
+    }
+  }
+  return s[static_cast<std::size_t>(std::min_element(fs.begin(), fs.end()) - fs.begin())];
 }
 
 }  // namespace
@@ -191,69 +243,115 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
   SPATTN_RETURN_IF_ERROR(fit_host(PointKind::kIssue, &core::Profile::host_task, "task"));
   SPATTN_RETURN_IF_ERROR(fit_host(PointKind::kIssueDeps, &core::Profile::host_dep, "dep"));
 
-  // Attention table: F(n) = flops / (T - launch).
+  // Attention: the CTA schedule's shape (cta_tiles, masked_tiles, lone_speedup) by Nelder-Mead
+  // on the square and heads points' relative squared errors, tile_us in closed form for each
+  // shape (the makespan is linear in it); then keys_factor from the attention_long points: what
+  // each measured over what the schedule gives, from 1 at the square points' longest keys.
   {
-    std::map<double, double> table[3];  // [non-causal, causal, causal unmasked] tokens -> tflops
+    struct AttnRow {
+      const Measurement* m;
+      core::Problem problem;
+      std::vector<sim::CtaTiles> ctas;
+      std::int64_t repeats;
+    };
+    std::vector<AttnRow> rows, long_rows;
+    const core::AttentionKernelProfile& k0 = prof.attention;
     for (const Measurement& m : ms) {
-      if (m.point.kind != PointKind::kAttention && m.point.kind != PointKind::kAttentionUnmasked)
+      if (m.point.kind != PointKind::kAttention && m.point.kind != PointKind::kAttentionUnmasked &&
+          m.point.kind != PointKind::kAttentionHeads && m.point.kind != PointKind::kAttentionLong)
         continue;
       const MicroBench mb = build_microbench(m.point);
       const auto& a = std::get<core::AttnBlock>(
           mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())).op);
-      const double flops = 4.0 * kHeadDim * static_cast<double>(a.visible_pairs) * kHeads;
-      const double work_us = m.median_us - ps_to_us(prof.attention_launch);
-      if (!(work_us > 0))
+      if (!(m.median_us > ps_to_us(k0.launch)))
         return invalid_argument(
             fmt::format("{}: {} us is not more than the attention launch ({} us)",
-                        describe(m.point), m.median_us, ps_to_us(prof.attention_launch)));
-      const int which = m.point.kind == PointKind::kAttentionUnmasked ? 2 : m.point.causal ? 1 : 0;
-      table[which][static_cast<double>(m.point.tokens)] = flops / (work_us * 1e-6) / 1e12;
+                        describe(m.point), m.median_us, ps_to_us(k0.launch)));
+      (m.point.kind == PointKind::kAttentionLong ? long_rows : rows)
+          .push_back({&m, mb.plan.problem,
+                      sim::attention_cta_tiles(mb.plan.problem, a, k0.block_m, k0.block_n),
+                      a.q.heads * mb.plan.problem.batch});
     }
-    // CTA factors: the block of kWaveTokens with fewer heads against its 40-head point (a full
-    // GPU: factor 1); the tables then hold full-GPU rates, their small blocks divided by theirs.
-    std::map<double, double> factors;  // ctas -> factor
-    for (const Measurement& m : ms) {
-      if (m.point.kind != PointKind::kAttentionHeads) continue;
-      const auto full = table[0].find(static_cast<double>(m.point.tokens));
-      if (full == table[0].end())
-        return invalid_argument(fmt::format("{}: needs the attention point of {} tokens",
-                                            describe(m.point), m.point.tokens));
-      const double flops = 4.0 * kHeadDim * static_cast<double>(m.point.tokens * m.point.tokens) *
-                           static_cast<double>(m.point.heads);
-      const double work_us = m.median_us - ps_to_us(prof.attention_launch);
-      if (!(work_us > 0))
-        return invalid_argument(fmt::format("{}: {} us is not more than the attention launch",
-                                            describe(m.point), m.median_us));
-      factors[prof.attention_ctas(m.point.tokens, m.point.heads)] =
-          flops / (work_us * 1e-6) / 1e12 / full->second;
-      factors[prof.attention_ctas(m.point.tokens, kHeads)] = 1.0;
-    }
-    if (!factors.empty()) {
-      prof.attention_cta_factor.clear();
-      std::string list;
-      for (const auto& [c, f] : factors) {
-        prof.attention_cta_factor.push_back({c, f});
-        list += fmt::format("{}{:.0f}: {:.3f}", list.empty() ? "" : ", ", c, f);
+    // The makespan of a row in tiles, scaled to the profile's head_dim.
+    auto span_of = [](const AttnRow& r, const core::AttentionKernelProfile& k) {
+      std::vector<double> work;
+      for (const sim::CtaTiles& c : r.ctas)
+        work.push_back(k.cta_tiles + static_cast<double>(c.tiles) +
+                       k.masked_tiles * static_cast<double>(c.masked));
+      return sim::cta_makespan(work, r.repeats, k) * static_cast<double>(r.problem.head_dim) /
+             static_cast<double>(k.head_dim);
+    };
+    // For a shape x = (cta_tiles, masked_tiles, lone_speedup): tile_us and the error sum.
+    auto solve = [&](const std::array<double, 3>& x, core::AttentionKernelProfile& k) {
+      k.cta_tiles = x[0];
+      k.masked_tiles = x[1];
+      k.lone_speedup = x[2];
+      std::vector<double> span;  // makespan in tiles x head_dim scale
+      double num = 0, den = 0;
+      for (const AttnRow& r : rows) {
+        span.push_back(span_of(r, k));
+        const double y = r.m->median_us - ps_to_us(k.launch);
+        const double w = 1.0 / (r.m->median_us * r.m->median_us);
+        num += w * span.back() * y;
+        den += w * span.back() * span.back();
       }
-      for (auto& t : table)
-        for (auto& [n, tf] : t)
-          tf /= prof.attention_cta_factor_at(
-              prof.attention_ctas(static_cast<std::int64_t>(n), kHeads));
+      k.tile_us = num / den;
+      double err = 0;
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        const double e = (k.tile_us * span[i] + ps_to_us(k.launch)) / rows[i].m->median_us - 1;
+        err += e * e;
+      }
+      return err;
+    };
+    const bool shape = rows.size() >= 4;  // otherwise the base's shape, tile_us alone
+    if (rows.empty() && !long_rows.empty())
+      return invalid_argument("attention_long points need square attention points to fit against");
+    if (!rows.empty()) {
+      std::array<double, 3> x = {k0.cta_tiles, k0.masked_tiles, k0.lone_speedup};
+      if (shape) {
+        auto cost = [&](const std::array<double, 3>& v) {
+          if (v[0] < 0 || v[1] < 0 || v[2] < 1 || v[2] > k0.ctas_per_sm) return 1e300;
+          core::AttentionKernelProfile k = k0;
+          return solve(v, k);
+        };
+        // Restarted from its best with smaller steps: a simplex that collapsed early on a ridge
+        // gets a fresh start.
+        x = {1.0, 1.0, 1.3};
+        for (double step : {1.0, 0.25, 0.0625}) x = nelder_mead(cost, x, {step, step, step / 5}, 200);
+      }
+      const double err = solve(x, prof.attention);
       res.notes.push_back(fmt::format(
-          "attention cta_factor {{{}}}: {} tokens at fewer heads against 40 (blocks of {} queries)",
-          list, kWaveTokens, prof.attention_block_m));
+          "attention tile_us {:.4f}, cta_tiles {:.3f}, masked_tiles {:.3f}, lone_speedup {:.3f}: "
+          "{} over {} attention points (rms error {:.1f}%; launch {} us, {} SMs x {} CTAs, tiles "
+          "{}x{} from the base)",
+          prof.attention.tile_us, prof.attention.cta_tiles, prof.attention.masked_tiles,
+          prof.attention.lone_speedup, shape ? "Nelder-Mead" : "tile_us alone", rows.size(),
+          100 * std::sqrt(err / static_cast<double>(rows.size())), ps_to_us(k0.launch), k0.sms,
+          k0.ctas_per_sm, k0.block_m, k0.block_n));
     }
-    std::vector<core::ThroughputPoint>* tables[3] = {
-        &prof.attention_non_causal, &prof.attention_causal, &prof.attention_causal_unmasked};
-    const char* names[3] = {"non-causal", "causal", "causal unmasked"};
-    for (int which = 0; which < 3; ++which) {
-      std::vector<core::ThroughputPoint>& t = *tables[which];
-      if (table[which].empty()) continue;
-      t.clear();
-      for (const auto& [n, tf] : table[which]) t.push_back({n, tf});
-      res.notes.push_back(
-          fmt::format("attention {}: TFLOP/s by tokens {{{}}} (launch {} us from the base)",
-                      names[which], tokens_list(t), ps_to_us(prof.attention_launch)));
+    if (!long_rows.empty()) {
+      std::map<double, double> factors;  // keys -> factor
+      double longest_square = 0;
+      for (const AttnRow& r : rows) longest_square = std::max<double>(longest_square, r.m->point.tokens);
+      factors[longest_square] = 1.0;
+      core::AttentionKernelProfile k = prof.attention;
+      k.keys_factor.clear();
+      for (const AttnRow& r : long_rows) {
+        const double keys = static_cast<double>(r.m->point.tokens);
+        if (keys <= longest_square)
+          return invalid_argument(fmt::format("{}: needs more keys than the square points' {}",
+                                              describe(r.m->point), longest_square));
+        factors[keys] = (r.m->median_us - ps_to_us(k.launch)) / (span_of(r, k) * k.tile_us);
+      }
+      prof.attention.keys_factor.clear();
+      std::string list;
+      for (const auto& [keys, f] : factors) {
+        prof.attention.keys_factor.push_back({keys, f});
+        list += fmt::format("{}{:.0f}: {:.3f}", list.empty() ? "" : ", ", keys, f);
+      }
+      res.notes.push_back(fmt::format(
+          "attention keys_factor {{{}}}: {} attention_long points ({} queries) over the schedule",
+          list, long_rows.size(), kLongQueries));
     }
   }
 

@@ -31,6 +31,7 @@ constexpr KindName kKindNames[] = {
     {PointKind::kAttentionUnmasked, "attention_unmasked"},
     {PointKind::kIssueComm, "issue_comm"},
     {PointKind::kAttentionHeads, "attention_heads"},
+    {PointKind::kAttentionLong, "attention_long"},
 };
 
 // Builds a plan buffer by buffer and task by task (ids in order, so dependencies point back).
@@ -82,6 +83,7 @@ class Builder {
     plan_.tasks.push_back(std::move(t));
     return plan_.tasks.back().id;
   }
+  const core::Plan& plan() const { return plan_; }
 
  private:
   core::Plan& plan_;
@@ -117,23 +119,23 @@ std::vector<TaskId> add_ring(Builder& b, int ranks, Bytes bytes) {
   return tasks;
 }
 
-// Square attention of n queries at positions q_start.. over n keys at 0..n-1, on random inputs: the
+// Attention of nq queries at positions q_start.. over nk keys at 0..nk-1, on random inputs: the
 // kernel runs measurably faster on zeros (on an H200, 396 against 383 TFLOP/s at 32K tokens), and
 // plans run it on data.
-TaskId add_attention(Builder& b, std::int64_t n, bool causal, std::int64_t q_start = 0,
-                     std::int64_t heads = kHeads) {
-  const BufferId q = b.input(0, "q", core::TensorKind::kQ, n, q_start, heads);
-  const BufferId k = b.input(0, "k", core::TensorKind::kK, n, 0, heads);
-  const BufferId v = b.input(0, "v", core::TensorKind::kV, n, 0, heads);
-  const BufferId o = b.buffer(0, "out", n, heads, kHeadDim, ElemType::kInput);
-  const BufferId l = b.buffer(0, "lse", n, heads, 1, ElemType::kF32);
+TaskId add_attention(Builder& b, std::int64_t nq, std::int64_t nk, bool causal,
+                     std::int64_t q_start = 0, std::int64_t heads = kHeads) {
+  const BufferId q = b.input(0, "q", core::TensorKind::kQ, nq, q_start, heads);
+  const BufferId k = b.input(0, "k", core::TensorKind::kK, nk, 0, heads);
+  const BufferId v = b.input(0, "v", core::TensorKind::kV, nk, 0, heads);
+  const BufferId o = b.buffer(0, "out", nq, heads, kHeadDim, ElemType::kInput);
+  const BufferId l = b.buffer(0, "lse", nq, heads, 1, ElemType::kF32);
   core::AttnBlock a;
   a.q = b.whole(q);
   a.q_start = q_start;
   a.kv.push_back({b.whole(k), b.whole(v), false, 0, 1});
   a.out = b.whole(o);
   a.lse = b.whole(l);
-  a.visible_pairs = causal ? n * (n + 1) / 2 : n * n;
+  a.visible_pairs = causal ? core::count_visible(b.plan().problem, q_start, 1, nq, 0, 1, nk) : nq * nk;
   return b.task(0, core::Stream::kCompute, causal ? "attn.causal" : "attn", std::move(a));
 }
 
@@ -176,6 +178,8 @@ std::string describe(const Point& p) {
       return fmt::format("attention unmasked causal {} tokens", p.tokens);
     case PointKind::kAttentionHeads:
       return fmt::format("attention {} tokens {} heads", p.tokens, p.heads);
+    case PointKind::kAttentionLong:
+      return fmt::format("attention {} queries after {} keys", kLongQueries, p.tokens);
     case PointKind::kCopy:
     case PointKind::kMerge: {
       const MicroBench mb = build_microbench(p);
@@ -217,6 +221,9 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
   for (std::int64_t h :
        quick ? std::vector<std::int64_t>{8, 16} : std::vector<std::int64_t>{4, 8, 12, 16, 24})
     pts.push_back({PointKind::kAttentionHeads, 1, 0, kWaveTokens, false, h});
+  for (std::int64_t n : quick ? std::vector<std::int64_t>{131072}
+                              : std::vector<std::int64_t>{65536, 131072, 262144})
+    pts.push_back({PointKind::kAttentionLong, 1, 0, n, true});
   // [tokens, 40, 128]: 100 rows of bf16 = 1,024,000 bytes; 102400 rows of bf16 = 1000 MiB;
   // 51200 rows of fp32 = 1000 MiB.
   pts.push_back({PointKind::kCopy, 1, 0, 100, false});
@@ -237,11 +244,13 @@ MicroBench build_microbench(const Point& p) {
   const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionHeads ||
                     p.kind == PointKind::kOverlap || p.kind == PointKind::kOverlapRing;
   const bool unmasked = p.kind == PointKind::kAttentionUnmasked;
+  const bool long_keys = p.kind == PointKind::kAttentionLong;
   mb.plan = empty_plan(p.kind == PointKind::kSendRecvPair ? 2 : p.ranks,
-                       unmasked ? 2 * p.tokens
-                       : attn   ? p.tokens
-                                : 0,
-                       unmasked || (p.kind == PointKind::kAttention && p.causal));
+                       unmasked    ? 2 * p.tokens
+                       : long_keys ? p.tokens + kLongQueries
+                       : attn      ? p.tokens
+                                   : 0,
+                       unmasked || long_keys || (p.kind == PointKind::kAttention && p.causal));
   Builder b(mb.plan);
   switch (p.kind) {
     case PointKind::kSendRecvPair: {
@@ -270,17 +279,20 @@ MicroBench build_microbench(const Point& p) {
       break;
     }
     case PointKind::kAttention:
-      mb.timed.push_back(add_attention(b, p.tokens, p.causal));
+      mb.timed.push_back(add_attention(b, p.tokens, p.tokens, p.causal));
       break;
     case PointKind::kAttentionUnmasked: {
       // Queries at positions n..2n-1, keys at 0..n-1: the causal mask allows every pair.
-      mb.timed.push_back(add_attention(b, p.tokens, false, p.tokens));
+      mb.timed.push_back(add_attention(b, p.tokens, p.tokens, true, p.tokens));
       break;
     }
     case PointKind::kAttentionHeads: {
-      mb.timed.push_back(add_attention(b, p.tokens, false, 0, p.heads));
+      mb.timed.push_back(add_attention(b, p.tokens, p.tokens, false, 0, p.heads));
       break;
     }
+    case PointKind::kAttentionLong:
+      mb.timed.push_back(add_attention(b, kLongQueries, p.tokens, true, p.tokens));
+      break;
     case PointKind::kCopy: {
       const BufferId src = b.buffer(0, "src", p.tokens, kHeads, kHeadDim, ElemType::kInput);
       const BufferId dst = b.buffer(0, "dst", p.tokens, kHeads, kHeadDim, ElemType::kInput);
@@ -299,11 +311,11 @@ MicroBench build_microbench(const Point& p) {
       break;
     }
     case PointKind::kOverlap:
-      mb.timed.push_back(add_attention(b, p.tokens, false));
+      mb.timed.push_back(add_attention(b, p.tokens, p.tokens, false));
       add_ring(b, p.ranks, p.bytes);
       break;
     case PointKind::kOverlapRing:
-      add_attention(b, p.tokens, false);
+      add_attention(b, p.tokens, p.tokens, false);
       mb.timed = add_ring(b, p.ranks, p.bytes);
       break;
     case PointKind::kIssue:

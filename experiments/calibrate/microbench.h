@@ -13,6 +13,9 @@
 //                  masked, as in most ring steps)
 //   attention_heads  the non-causal block of kWaveTokens with fewer heads, so fewer CTAs than
 //                  the GPU has slots (a plan's small blocks): how the rate falls with the CTAs
+//   attention_long  kLongQueries queries after `tokens` keys (a causal problem, no pair masked,
+//                  as a ring step or the last query block of a long prefill): keys far longer than
+//                  the square points', whose K and V no longer stay in L2
 //   copy, merge    one Copy (bf16) / Merge (fp32, the planner's accumulators) of [tokens, 40, 128]
 //   overlap        the attention point of kOverlapTokens on rank 0's compute stream while the
 //                  sendrecv_ring of kOverlapBytes over `ranks` runs on the comm streams; timed:
@@ -50,7 +53,8 @@ enum class PointKind {
   kIssueDeps,
   kAttentionUnmasked,
   kIssueComm,
-  kAttentionHeads
+  kAttentionHeads,
+  kAttentionLong
 };
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);
@@ -62,6 +66,7 @@ inline constexpr std::int64_t kOverlapTokens = 4096;
 inline constexpr Bytes kOverlapBytes = kGiB;
 inline constexpr std::int64_t kIssueTasks = 100;   // per rank
 inline constexpr std::int64_t kWaveTokens = 2048;  // attention_heads: the block's size
+inline constexpr std::int64_t kLongQueries = 4096;  // attention_long: the block's queries
 inline constexpr std::int64_t kIssueComms = 10;    // issue_comm: all-to-alls
 inline constexpr int kIssueMessages = 16;          // issue_comm: messages per (rank, peer)
 
@@ -69,7 +74,8 @@ struct Point {
   PointKind kind = PointKind::kAttention;
   int ranks = 1;            // GPUs taking part (rank 0..ranks-1)
   Bytes bytes = 0;          // comm: message per rank (nominal); overlap: the ring's message
-  std::int64_t tokens = 0;  // attention, overlap: block size; copy, merge: rows of [40, 128]
+  std::int64_t tokens = 0;  // attention, overlap: block size (attention_long: its keys); copy,
+                            // merge: rows of [40, 128]
   bool causal = false;      // attention only
   std::int64_t heads = 0;   // attention_heads: the block's heads (kHeads elsewhere, written 0)
 
@@ -85,7 +91,7 @@ std::string format_bytes(Bytes b);
 // Full: send/recv pair and ring, all-to-all over 2..P, at 4 KiB, 64 KiB, 1 MiB, 16 MiB, 64 MiB,
 // 256 MiB, 1 GiB; attention at 1K..32K tokens, causal and not; copy 1 MiB and 1000 MiB, merge
 // 1000 MiB; overlap. Quick: pair, ring, all-to-all over P at 4 KiB, 1 MiB, 64 MiB, 1 GiB;
-// attention at 1024 and 4096; the same memory and overlap points. Both include what the fit
+// attention at 1024 and 4096, attention_long at 128K keys; the same memory and overlap points. Both include what the fit
 // needs: small and large messages of every collective, the ring of 1 GiB over P and the attention
 // of kOverlapTokens (for the slowdown).
 std::vector<Point> calibration_points(int gpus, bool quick);

@@ -49,20 +49,21 @@ double round_to(double x, double per_unit) { return std::round(x * per_unit) / p
 TimePs round_ps(TimePs t) { return (t + 5'000) / 10'000 * 10'000; }  // to 10 ns
 
 // The fitted numbers at the precision the measurements support, so the file reads cleanly:
-// efficiency and slowdown to 1e-4, TFLOP/s to 0.1, HBM to 1 GB/s, overheads to 10 ns.
+// efficiency, slowdown and tile_us to 1e-4, the attention schedule's shape to 1e-3, HBM to 1 GB/s, overheads to 10 ns.
 core::Profile rounded(core::Profile p) {
   p.nvlink.bandwidth_efficiency = round_to(p.nvlink.bandwidth_efficiency, 1e4);
   p.nccl_launch = round_ps(p.nccl_launch);
   p.nccl_per_peer = round_ps(p.nccl_per_peer);
   p.nccl_all_to_all = round_ps(p.nccl_all_to_all);
-  for (core::CtaFactorPoint& c : p.attention_cta_factor) c.factor = round_to(c.factor, 1e4);
   for (core::CommDelayPoint& d : p.nccl_size_delay)
     d.delay = d.delay < 0 ? -round_ps(-d.delay) : round_ps(d.delay);
   p.memory_launch = round_ps(p.memory_launch);
   p.hbm_bandwidth = std::round(p.hbm_bandwidth / 1e9) * 1e9;
   p.compute_slowdown = round_to(p.compute_slowdown, 1e4);
-  for (auto* t : {&p.attention_non_causal, &p.attention_causal, &p.attention_causal_unmasked})
-    for (core::ThroughputPoint& x : *t) x.tflops = round_to(x.tflops, 10);
+  p.attention.tile_us = round_to(p.attention.tile_us, 1e4);
+  for (double* x : {&p.attention.cta_tiles, &p.attention.masked_tiles, &p.attention.lone_speedup})
+    *x = round_to(*x, 1e3);
+  for (core::KeysFactorPoint& f : p.attention.keys_factor) f.factor = round_to(f.factor, 1e4);
   return p;
 }
 

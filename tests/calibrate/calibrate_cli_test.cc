@@ -58,13 +58,14 @@ TEST(CalibrateCli, SyntheticRunGivesTheProfileBackAndResumes) {
                                          "--synthetic", kDefault};
   const Result r = spattn(dir, args);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("[31/31] issue_comm P=4"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[32/32] issue_comm P=4"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("profile h200_synth written"), std::string::npos) << r.out;
   Expected<core::Profile> p = core::load_profile(out);
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_EQ(p->name, "h200_synth");
   // h200_default: e 0.723, launch 7, per_peer 4, all_to_all 86 us, hbm 4300 GB/s, memory launch
-  // 3 us, compute_slowdown 0.05, attention 356 TFLOP/s at every size (one flat table).
+  // 3 us, compute_slowdown 0.05, attention tiles of 3.11 us with no fixed or mask work per CTA, no
+  // faster alone, the same rate at every key count.
   EXPECT_NEAR(p->nvlink.bandwidth_efficiency, 0.723, 0.02 * 0.723);
   EXPECT_NEAR(ps_to_us(p->nccl_launch), 7, 0.14);
   EXPECT_NEAR(ps_to_us(p->nccl_per_peer), 4, 0.08);
@@ -72,8 +73,11 @@ TEST(CalibrateCli, SyntheticRunGivesTheProfileBackAndResumes) {
   EXPECT_NEAR(p->hbm_bandwidth, 4300e9, 86e9);
   EXPECT_NEAR(ps_to_us(p->memory_launch), 3, 0.06);
   EXPECT_NEAR(p->compute_slowdown, 0.05, 0.001);
-  ASSERT_EQ(p->attention_non_causal.size(), 3u);
-  for (const core::ThroughputPoint& t : p->attention_non_causal) EXPECT_NEAR(t.tflops, 356, 1);
+  EXPECT_NEAR(p->attention.tile_us, 3.11, 0.03);
+  EXPECT_NEAR(p->attention.cta_tiles, 0, 0.05);
+  EXPECT_NEAR(p->attention.masked_tiles, 0, 0.05);
+  EXPECT_NEAR(p->attention.lone_speedup, 1, 0.01);
+  for (const core::KeysFactorPoint& f : p->attention.keys_factor) EXPECT_NEAR(f.factor, 1, 0.01);
   const std::string text = slurp(out);
   EXPECT_EQ(text.rfind("# Profile h200_synth", 0), 0u) << text;
   EXPECT_NE(text.find("# Command: "), std::string::npos);
@@ -81,13 +85,13 @@ TEST(CalibrateCli, SyntheticRunGivesTheProfileBackAndResumes) {
   Expected<std::vector<Measurement>> ms =
       load_measurements((dir / "h200_synth.measurements.csv").string());
   ASSERT_TRUE(ms.ok());
-  EXPECT_EQ(ms->size(), 31u);
+  EXPECT_EQ(ms->size(), 32u);
 
   const Result again = spattn(dir, args);
   ASSERT_EQ(again.code, 0) << again.err;
-  EXPECT_NE(again.err.find("resuming: 31 of 31 points"), std::string::npos) << again.err;
-  EXPECT_NE(again.err.find("(0 measured now, 31 resumed)"), std::string::npos) << again.err;
-  EXPECT_EQ(again.err.find("[1/31]"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("resuming: 32 of 32 points"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("(0 measured now, 32 resumed)"), std::string::npos) << again.err;
+  EXPECT_EQ(again.err.find("[1/32]"), std::string::npos) << again.err;
 }
 
 TEST(CalibrateCli, WithoutAGpuFailsWithOneLine) {

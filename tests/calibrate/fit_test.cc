@@ -2,10 +2,12 @@
 // known profile must give that profile back. System: the h200x4 cluster (each GPU joined to an
 // NVSwitch by 18 x 26.5 = 477 GB/s per direction, 0.5 us per hop) and a profile with
 // e = 0.70, launch 9 us, per_peer 3 us, all_to_all 60 us, hbm 4000 GB/s, memory launch 2 us,
-// attention launch 5 us, compute_slowdown 0.08, a host that issues a task in 6 us plus 2 us for
+// attention launch 5 us and a CTA schedule of 2.5 us tiles (1.5 tiles per CTA, 2 per masked tile,
+// 1.3x alone on an SM, 1.05-1.08 beyond 32K keys), compute_slowdown 0.08, a host that issues a task in 6 us plus 2 us for
 // each dependency it waits on and 1.5 us per NCCL call. The simulator's
 // comm times are affine in (launch, per_peer, all_to_all, 1/e) and the fit uses the simulator's own
 // regressors, so the recovery is exact up to picosecond rounding; the tolerance asked for is 2%.
+// The attention schedule's shape is found by Nelder-Mead on exact data: within 0.05 tiles.
 #include "experiments/calibrate/fit.h"
 
 #include <gtest/gtest.h>
@@ -38,16 +40,17 @@ core::Profile truth() {
   p.nccl_all_to_all = 60 * kPsPerUs;
   p.hbm_bandwidth = 4000e9;
   p.memory_launch = 2 * kPsPerUs;
-  p.attention_launch = 5 * kPsPerUs;
-  p.attention_non_causal = {{1024, 250}, {4096, 380}, {32768, 420}};
-  p.attention_causal = {{1024, 150}, {32768, 380}};
-  p.attention_causal_unmasked = {{1024, 220}, {32768, 410}};
+  p.attention.launch = 5 * kPsPerUs;
+  p.attention.tile_us = 2.5;
+  p.attention.cta_tiles = 1.5;
+  p.attention.masked_tiles = 2.0;
+  p.attention.lone_speedup = 1.3;
+  // Long blocks run slower (K and V out of L2): 1.05 at 128K keys, 1.08 at 256K.
+  p.attention.keys_factor = {{32768, 1.0}, {131072, 1.05}, {262144, 1.08}};
   p.compute_slowdown = 0.08;
   p.host_task = 6 * kPsPerUs;
   p.host_dep = 2 * kPsPerUs;
   p.host_comm_call = 1.5 * kPsPerUs;
-  // Blocks of few CTAs run slower: half the rate at 64 CTAs, 0.8 at 192, full from 640.
-  p.attention_cta_factor = {{64, 0.5}, {192, 0.8}, {640, 1.0}};
   return p;
 }
 
@@ -59,8 +62,8 @@ core::Profile base() {
   p.nvlink.bandwidth_efficiency = 0.5;
   p.nccl_launch = p.nccl_per_peer = p.nccl_all_to_all = 1 * kPsPerUs;
   p.hbm_bandwidth = 1000e9;
-  p.attention_launch = 5 * kPsPerUs;
-  p.attention_non_causal = {{1000, 100}};
+  p.attention.launch = 5 * kPsPerUs;
+  p.attention.tile_us = 4;
   p.compute_slowdown = 0.5;
   return p;
 }
@@ -95,18 +98,19 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   EXPECT_NEAR(ps_to_us(got.host_comm_call), ps_to_us(want.host_comm_call),
               0.02 * ps_to_us(want.host_comm_call));
   EXPECT_EQ(got.comm_waits_for_compute, want.comm_waits_for_compute);
-  // The table holds the measured token counts; at each, the simulator's (log-interpolated)
-  // throughput of the truth.
-  for (int which = 0; which < 3; ++which) {
-    const auto& t = which == 0   ? got.attention_non_causal
-                    : which == 1 ? got.attention_causal
-                                 : got.attention_causal_unmasked;
-    ASSERT_EQ(t.size(), attention_points_full ? 6u : 3u);
-    for (const core::ThroughputPoint& x : t)
-      EXPECT_NEAR(x.tflops * 1e12, want.attention_flops_per_s(x.tokens, which > 0, which == 1),
-                  0.001 * want.attention_flops_per_s(x.tokens, which > 0, which == 1))
-          << which << " " << x.tokens;
-  }
+  // The CTA schedule's shape (Nelder-Mead on exact data) and its rate.
+  EXPECT_NEAR(got.attention.tile_us, want.attention.tile_us, 0.01 * want.attention.tile_us);
+  // cta_tiles is the least constrained (the points' CTAs visit 16 to 512 tiles, so 0.1 tiles is
+  // at most 0.6% of any of them).
+  EXPECT_NEAR(got.attention.cta_tiles, want.attention.cta_tiles, 0.1);
+  EXPECT_NEAR(got.attention.masked_tiles, want.attention.masked_tiles, 0.05);
+  EXPECT_NEAR(got.attention.lone_speedup, want.attention.lone_speedup, 0.01);
+  // keys_factor: 1 at the square points' longest keys, the truth's at each attention_long point.
+  ASSERT_EQ(got.attention.keys_factor.size(), attention_points_full ? 4u : 2u);
+  EXPECT_EQ(got.attention.keys_factor.front().keys, attention_points_full ? 32768 : 4096);
+  for (const core::KeysFactorPoint& f : got.attention.keys_factor)
+    if (f.keys > 32768)
+      EXPECT_NEAR(f.factor, want.attention.keys_factor_at(f.keys), 0.005) << f.keys;
 }
 
 TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {
@@ -115,11 +119,6 @@ TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {
   Expected<FitResult> fit = fit_profile(ms, c, base());
   ASSERT_TRUE(fit.ok()) << fit.status().message();
   expect_recovered(fit->profile, truth(), true);
-  // The CTA factors at the attention_heads points (2048 tokens: 16 query tiles x 4..24 heads)
-  // are the truth's; 640 CTAs (40 heads) is the full GPU.
-  for (double c : {64.0, 128.0, 192.0, 256.0, 384.0, 640.0, 1000.0})
-    EXPECT_NEAR(fit->profile.attention_cta_factor_at(c), truth().attention_cta_factor_at(c), 1e-6)
-        << c;
   // Every point simulated with the fitted profile matches its measurement.
   ASSERT_EQ(fit->checks.size(), ms.size());
   for (const PointCheck& k : fit->checks)
@@ -193,11 +192,11 @@ TEST(Fit, DetectsCommWaitingForCompute) {
 }
 
 TEST(Fit, SlowdownWhenTheAttentionOutlastsTheRing) {
-  // Attention of 4096 tokens at 50 TFLOP/s: 4 * 128 * 4096^2 * 40 / 50e12 = 6.9 ms, longer than
-  // the 1 GiB ring (~3.2 ms): compute is slowed only while the ring runs,
+  // Attention of 4096 tokens with 20 us tiles: 1280 CTAs x 65.5 tiles x 20 us / 264 slots = 6.4
+  // ms, longer than the 1 GiB ring (~3.2 ms): compute is slowed only while the ring runs,
   // T_c = t_c + W - t_c / (1 + s), and s is recovered from that branch.
   core::Profile t = truth();
-  t.attention_non_causal = {{1024, 50}, {32768, 50}};
+  t.attention.tile_us = 20;
   t.compute_slowdown = 0.2;
   const core::Cluster c = h200(4);
   const std::vector<Measurement> ms = synthetic(calibration_points(4, true), c, t);

@@ -190,17 +190,43 @@ TEST(Profile, SaveThenLoadGivesTheSameProfile) {
   EXPECT_EQ(profile_yaml(*a), profile_yaml(*b));
   EXPECT_DOUBLE_EQ(b->nvlink.bandwidth_efficiency, 0.723);
   EXPECT_EQ(b->nccl_all_to_all, 86 * kPsPerUs);
-  EXPECT_DOUBLE_EQ(b->attention_flops_per_s(75600, false), 356e12);
+  EXPECT_DOUBLE_EQ(b->attention.tile_us, 3.11);
 }
 
-// System: a throughput table 100 TFLOP/s at 1,000 tokens and 300 at 100,000.
-// Expectation: interpolation in log(tokens): 10,000 is halfway, 200 TFLOP/s; clamped outside.
-TEST(Profile, AttentionThroughputInterpolatesInLogTokens) {
+// System: a kernel schedule with every key set and keys factors 1 at 32K keys and 1.21 at 128K,
+// written and read back. Expectation: the same profile; 64K keys (halfway in log) 1.105; 1
+// below the first point and the last beyond it.
+TEST(Profile, AttentionKernelRoundTripsAndKeysFactorInterpolates) {
   Profile p;
-  p.attention_non_causal = {{1000, 100}, {100000, 300}};
-  EXPECT_NEAR(p.attention_flops_per_s(10000, false), 200e12, 1e3);
-  EXPECT_DOUBLE_EQ(p.attention_flops_per_s(10, true), 100e12);
-  EXPECT_DOUBLE_EQ(p.attention_flops_per_s(1e7, false), 300e12);
+  p.attention = {.launch = 4 * kPsPerUs, .block_m = 64, .block_n = 32, .head_dim = 64, .sms = 100,
+                 .ctas_per_sm = 3, .tile_us = 1.5, .cta_tiles = 0.5, .masked_tiles = 1.25,
+                 .lone_speedup = 1.4, .keys_factor = {{32768, 1.0}, {131072, 1.21}}};
+  Expected<Profile> b = parse_profile(profile_yaml(p), "saved.yaml");
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(profile_yaml(p), profile_yaml(*b));
+  EXPECT_EQ(b->attention.ctas_per_sm, 3);
+  EXPECT_EQ(b->attention.block_n, 32);
+  EXPECT_NEAR(b->attention.keys_factor_at(65536), 1.105, 1e-12);
+  EXPECT_EQ(b->attention.keys_factor_at(1000), 1.0);
+  EXPECT_EQ(b->attention.keys_factor_at(1e7), 1.21);
+  EXPECT_EQ(Profile{}.attention.keys_factor_at(1e7), 1.0);
+}
+
+// System: a profile from before the CTA schedule (an attention TFLOP/s table), and one whose
+// lone_speedup is below 1. Expectation: errors that name the file, line and key, and say why.
+TEST(Profile, OldAttentionTablesAndBadScheduleAreRejected) {
+  Expected<Profile> old = parse_profile(
+      "profile:\n  attention:\n    launch_us: 5\n    non_causal:\n      - {tokens: 1, tflops: 1}\n",
+      "old.yaml");
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.status().message().find("old.yaml:5"), std::string::npos) << old.status().message();
+  EXPECT_NE(old.status().message().find("non_causal"), std::string::npos);
+  EXPECT_NE(old.status().message().find("--refit"), std::string::npos);
+  Expected<Profile> slow = parse_profile(
+      "profile:\n  attention:\n    tile_us: 2\n    lone_speedup: 0.5\n", "slow.yaml");
+  ASSERT_FALSE(slow.ok());
+  EXPECT_NE(slow.status().message().find("lone_speedup"), std::string::npos);
+  EXPECT_FALSE(parse_profile("profile:\n  name: x\n", "none.yaml").ok());
 }
 
 // System: size delays for exchanges with 2 peers (0 us at 1 MiB, 80 at 16 MiB, -10 at 1 GiB)
@@ -209,7 +235,6 @@ TEST(Profile, AttentionThroughputInterpolatesInLogTokens) {
 // clamped; a pattern without points has no delay.
 TEST(Profile, CommSizeDelayRoundTripsAndInterpolates) {
   Profile p;
-  p.attention_non_causal = {{1000, 100}};
   p.nccl_size_delay = {{CommPattern::kExchange, 2, double(kMiB), 0},
                        {CommPattern::kExchange, 2, double(16 * kMiB), 80 * kPsPerUs},
                        {CommPattern::kExchange, 2, double(kGiB), -10 * kPsPerUs},
@@ -235,31 +260,13 @@ TEST(Profile, CommSizeDelayRoundTripsAndInterpolates) {
       0);
 }
 
-// System: CTA factors 0.5 at 64 CTAs and 1 at 256. Expectation: 128 CTAs (halfway in log) 0.75;
-// clamped outside; the table round-trips through YAML with block_m.
-TEST(Profile, CtaFactorInterpolatesInLogCtas) {
-  Profile p;
-  p.attention_non_causal = {{1000, 100}};
-  p.attention_block_m = 64;
-  p.attention_cta_factor = {{64, 0.5}, {256, 1.0}};
-  EXPECT_NEAR(p.attention_cta_factor_at(128), 0.75, 1e-12);
-  EXPECT_EQ(p.attention_cta_factor_at(10), 0.5);
-  EXPECT_EQ(p.attention_cta_factor_at(1e6), 1.0);
-  Expected<Profile> b = parse_profile(profile_yaml(p), "saved.yaml");
-  ASSERT_TRUE(b.ok()) << b.status().message();
-  EXPECT_EQ(profile_yaml(p), profile_yaml(*b));
-  EXPECT_EQ(b->attention_block_m, 64);
-  EXPECT_EQ(Profile{}.attention_cta_factor_at(10), 1.0);
-}
-
 // System: a size delay with an unknown pattern. Expectation: an error naming the key and value.
 TEST(Profile, UnknownCommPatternIsRejected) {
   const std::string text =
       "profile:\n"
       "  nccl:\n"
       "    size_delay: [{pattern: ring, peers: 2, bytes: 1024, us: 3}]\n"
-      "  attention:\n"
-      "    non_causal: [{tokens: 1, tflops: 1}]\n";
+      "  attention: {tile_us: 1}\n";
   Expected<Profile> p = parse_profile(text, "p.yaml");
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("p.yaml:3:"), std::string::npos) << p.status().message();
@@ -275,8 +282,7 @@ TEST(Profile, EfficiencyAboveOneIsRejected) {
       "profile:\n"
       "  links:\n"
       "    nvlink: {bandwidth_efficiency: 1.5}\n"
-      "  attention:\n"
-      "    non_causal: [{tokens: 1, tflops: 1}]\n";
+      "  attention: {tile_us: 1}\n";
   Expected<Profile> p = parse_profile(text, "p.yaml");
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().message(), "p.yaml:3:36: key 'bandwidth_efficiency': must be <= 1");

@@ -220,7 +220,7 @@ core::Plan all_to_all_plan(int ranks, Bytes bytes_per_peer) {
 }
 
 core::Plan ring_step_plan(const core::Problem& problem, int ranks, Bytes bytes,
-                          std::int64_t attn_pairs) {
+                          std::int64_t attn_keys) {
   core::Plan plan;
   plan.problem = problem;
   plan.world = ranks;
@@ -240,10 +240,14 @@ core::Plan ring_step_plan(const core::Problem& problem, int ranks, Bytes bytes,
     b.task(r, core::Stream::kComm, {}, "ring.sendrecv", c, 0);
     core::AttnBlock a;
     a.q = b.whole(q);
-    a.kv.push_back({b.whole(q), b.whole(q), false, 0, 1});
+    a.q_start = attn_keys;  // after every key: nothing masked, causal or not
+    if (attn_keys > 0) {
+      const BufferId kv = b.buffer(r, "kv", attn_keys, problem.kv_heads, D);
+      a.kv.push_back({b.whole(kv), b.whole(kv), false, 0, 1});
+    }
     a.out = b.whole(b.buffer(r, "out", 1, H, D, core::BufferRole::kOutput));
     a.lse = b.whole(b.buffer(r, "lse", 1, H, 1, core::BufferRole::kOutput, core::ElemType::kF32));
-    a.visible_pairs = attn_pairs;
+    a.visible_pairs = attn_keys;
     b.task(r, core::Stream::kCompute, {}, "attn", a);
   }
   return plan;

@@ -20,9 +20,9 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int 
 core::Plan all_to_all_plan(int ranks, Bytes bytes_per_peer);
 
 // P ranks, one ring step: rank r sends `bytes` to r + 1 and receives from r - 1 (one collective)
-// on the comm stream while an attention block of `attn_pairs` visible pairs runs on the compute
-// stream (no dependency between the two), as in any step of a ring.
+// on the comm stream while an attention block of one query after `attn_keys` keys (none: 0) runs
+// on the compute stream (no dependency between the two), as in any step of a ring.
 core::Plan ring_step_plan(const core::Problem& problem, int ranks, Bytes bytes,
-                          std::int64_t attn_pairs);
+                          std::int64_t attn_keys);
 
 }  // namespace spattn::sim::testing

@@ -24,14 +24,16 @@ core::Profile h200_profile() {
 }
 
 // A profile with round numbers: links at full bandwidth, a 10 us NCCL launch and nothing else,
-// attention at a flat 100 TFLOP/s with no launch cost.
+// attention of one query block at 62.5 ns per tile of 64 keys (no launch, no fixed or mask work
+// per CTA): 16,000 tiles = 1,024,000 keys take 1 ms, exactly in binary.
 core::Profile simple_profile(double slowdown) {
   core::Profile p;
   p.nccl_launch = 10 * kPsPerUs;
-  p.attention_non_causal = {{1, 100}};
+  p.attention.tile_us = 0.0625;
   p.compute_slowdown = slowdown;
   return p;
 }
+constexpr std::int64_t kKeysPerMs = 1'024'000;  // simple_profile: 1 ms of attention
 
 core::Problem one_head() {
   core::Problem p;
@@ -74,22 +76,21 @@ TEST(Simulate, CalibratedProfileReproducesSendRecv) {
 
 // System: 4x H200 at full link bandwidth (simple_profile), a ring step sending 1 GiB while an
 // attention block runs on the compute stream. Comm: 10 us launch + 1 us latency + 2^30 B /
-// 477 GB/s = 2262.03 us. Attention: 4 * 128 * pairs / 100 TFLOP/s.
+// 477 GB/s = 2262.03 us. Attention: 1 or 3 ms (kKeysPerMs).
 // Expectation: the step takes the larger of the two: the comm time when attention is 1 ms, 3 ms
 // when attention is 3 ms; and with compute_slowdown 0.1, attention runs at 1/1.1 speed while the
 // comm task runs, so it ends at 3 ms + 2262.03 us * 0.1 / 1.1.
 TEST(Simulate, RingStepTakesTheLargerOfComputeAndComm) {
   const double comm_us = 10 + 1 + static_cast<double>(kGiB) / 477e9 * 1e6;
-  const std::int64_t pairs_per_ms = 100'000'000'000'000 / 1000 / (4 * 128);  // 1 ms of attention
   const core::Cluster cluster = h200x4();
   {
-    const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, pairs_per_ms);
+    const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, kKeysPerMs);
     Expected<SimResult> r = simulate(plan, cluster, simple_profile(0));
     ASSERT_TRUE(r.ok()) << r.status().message();
     EXPECT_NEAR(ps_to_us(r->timeline.total), comm_us, 1e-3);
   }
   {
-    const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, 3 * pairs_per_ms);
+    const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, 3 * kKeysPerMs);
     Expected<SimResult> r = simulate(plan, cluster, simple_profile(0));
     ASSERT_TRUE(r.ok());
     EXPECT_NEAR(ps_to_us(r->timeline.total), 3000, 1e-3);
@@ -104,8 +105,7 @@ TEST(Simulate, RingStepTakesTheLargerOfComputeAndComm) {
 // Expectation: no data moves before the attention ends, so the step takes their sum.
 TEST(Simulate, CommThatWaitsForComputeRunsAfterIt) {
   const double comm_us = 10 + 1 + static_cast<double>(kGiB) / 477e9 * 1e6;
-  const std::int64_t pairs_per_ms = 100'000'000'000'000 / 1000 / (4 * 128);
-  const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, pairs_per_ms);
+  const core::Plan plan = testing::ring_step_plan(one_head(), 4, kGiB, kKeysPerMs);
   core::Profile p = simple_profile(0);
   p.comm_waits_for_compute = true;
   Expected<SimResult> r = simulate(plan, h200x4(), p);
@@ -158,26 +158,6 @@ TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
   EXPECT_NEAR(ps_to_us(chained->timeline.total), 1392, 0.01);
 }
 
-// System: a causal problem whose attention block masks no pair (the ring step plan's block: its
-// visible pairs are all of its query x key pairs, stated large). Expectation: it runs at the
-// profile's `causal_unmasked` rate when there is one (200 TFLOP/s: a 1 ms block at 100 takes
-// 0.5 ms), else at the causal rate (50: 2 ms).
-TEST(Simulate, UnmaskedBlocksOfACausalProblemUseTheirOwnRate) {
-  core::Problem causal = one_head();
-  causal.causal = true;
-  const std::int64_t pairs_per_ms = 100'000'000'000'000 / 1000 / (4 * 128);
-  const core::Plan plan = testing::ring_step_plan(causal, 1, 1024, pairs_per_ms);
-  core::Profile p = simple_profile(0);
-  p.attention_causal = {{1, 50}};
-  Expected<SimResult> r = simulate(plan, h200x4(), p);
-  ASSERT_TRUE(r.ok()) << r.status().message();
-  EXPECT_NEAR(ps_to_us(r->timeline.spans[1].end - r->timeline.spans[1].start), 2000, 1e-3);
-  p.attention_causal_unmasked = {{1, 200}};
-  r = simulate(plan, h200x4(), p);
-  ASSERT_TRUE(r.ok());
-  EXPECT_NEAR(ps_to_us(r->timeline.spans[1].end - r->timeline.spans[1].start), 500, 1e-3);
-}
-
 // System: the multi-node cluster (8 nodes x 8 GPUs, experiments/clusters/multinode.yaml), the
 // fitted profile, a non-causal ring over 64 GPUs and a hybrid 8 x 8 (Ulysses in each node, ring
 // across nodes). Expectation: the rank-symmetric plan holding one node's 8 ranks times every one
@@ -216,8 +196,7 @@ TEST(Simulate, RankSymmetricPlanTimesLikeTheWholePlan) {
 // Expectation: compute ops on the two streams of one rank run side by side: the copy ends at 1 ms,
 // the attention at 3 ms (no comm task runs, so no slowdown).
 TEST(Simulate, ComputeOpsOnBothStreamsRunConcurrently) {
-  const std::int64_t pairs_per_ms = 100'000'000'000'000 / 1000 / (4 * 128);
-  core::Plan plan = testing::ring_step_plan(one_head(), 1, 500'000'000, 3 * pairs_per_ms);
+  core::Plan plan = testing::ring_step_plan(one_head(), 1, 500'000'000, 3 * kKeysPerMs);
   core::Task& t = plan.tasks[0];
   const auto comm = std::get<core::Comm>(t.op);
   t.op = core::Copy{core::CopyKind::kPack, comm.sends[0].view, comm.recvs[0].view};

@@ -1,0 +1,163 @@
+#include "sim/attention_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <queue>
+
+#include "core/status.h"
+
+namespace spattn::sim {
+namespace {
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
+
+// The tiles of one segment for the query positions [qmin, qmax], as the kernel's segment_table.
+CtaTiles segment_tiles(const core::Problem& p, const core::KvSegment& s, std::int64_t qmin,
+                       std::int64_t qmax, std::int64_t bn) {
+  const std::int64_t nk = s.k.tokens;
+  const bool masked = !(s.joint || s.unmasked);
+  std::int64_t jlo = 0, jhi = nk - 1;
+  if (masked) {
+    if (p.causal) jhi = std::min(jhi, floor_div(qmax - s.start, s.stride));
+    if (p.window.right >= 0) jhi = std::min(jhi, floor_div(qmax + p.window.right - s.start, s.stride));
+    if (p.window.left >= 0) jlo = std::max(jlo, ceil_div(qmin - p.window.left - s.start, s.stride));
+  }
+  if (jlo > jhi) return {};
+  const std::int64_t lo = jlo / bn, hi = jhi / bn + 1, whole = nk / bn;
+  std::int64_t flo = 0, fhi = whole;  // tiles of bn real keys visible to every query
+  if (masked) {
+    if (p.causal) fhi = std::min(fhi, floor_div(floor_div(qmin - s.start, s.stride) + 1, bn));
+    if (p.window.right >= 0)
+      fhi = std::min(fhi, floor_div(floor_div(qmin + p.window.right - s.start, s.stride) + 1, bn));
+    if (p.window.left >= 0)
+      flo = std::max(flo, ceil_div(ceil_div(qmax - p.window.left - s.start, s.stride), bn));
+  }
+  const std::int64_t full = std::max<std::int64_t>(0, std::min(hi, fhi) - std::max(lo, flo));
+  return {hi - lo, hi - lo - full};
+}
+
+}  // namespace
+
+std::vector<CtaTiles> attention_cta_tiles(const core::Problem& problem, const core::AttnBlock& a,
+                                          std::int64_t block_m, std::int64_t block_n) {
+  SPATTN_CHECK(block_m > 0 && block_n > 0);
+  const std::int64_t nq = a.q.tokens, blocks = (nq + block_m - 1) / block_m;
+  std::vector<CtaTiles> out;
+  out.reserve(static_cast<std::size_t>(blocks));
+  for (std::int64_t m = blocks - 1; m >= 0; --m) {  // the kernel's order: latest queries first
+    const std::int64_t q0 = m * block_m, rows = std::min(block_m, nq - q0);
+    const std::int64_t qmin = a.q_start + a.q_stride * q0;
+    const std::int64_t qmax = a.q_start + a.q_stride * (q0 + rows - 1);
+    CtaTiles c;
+    for (const core::KvSegment& s : a.kv) {
+      const CtaTiles t = segment_tiles(problem, s, qmin, qmax, block_n);
+      c.tiles += t.tiles;
+      c.masked += t.masked;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
+                    const core::AttentionKernelProfile& kernel) {
+  const std::int64_t total = static_cast<std::int64_t>(work.size()) * repeats;
+  if (total == 0) return 0;
+  const int per_sm = kernel.ctas_per_sm;
+  SPATTN_CHECK(kernel.sms > 0 && per_sm > 0);
+  // Speed of each of n CTAs sharing an SM: lone_speedup alone, 1 when full, linear in between.
+  auto speed = [&](int n) {
+    return per_sm == 1 ? 1.0
+                       : 1.0 + (kernel.lone_speedup - 1.0) * static_cast<double>(per_sm - n) /
+                                   static_cast<double>(per_sm - 1);
+  };
+  struct Sm {
+    std::vector<double> left;  // work left of its resident CTAs at `at`
+    double at = 0;
+    std::uint64_t version = 0;
+  };
+  // Equal CTAs run in synchronous waves (ties fill breadth-first): full waves of sms x per_sm,
+  // then a last wave whose busiest SMs hold ceil(rest / sms) CTAs.
+  if (std::all_of(work.begin(), work.end(), [&](double w) { return w == work.front(); })) {
+    const std::int64_t slots = static_cast<std::int64_t>(kernel.sms) * per_sm;
+    const std::int64_t full = total / slots, rest = total % slots;
+    double t = static_cast<double>(full) * work.front() / speed(per_sm);
+    if (rest > 0) t += work.front() / speed(static_cast<int>((rest + kernel.sms - 1) / kernel.sms));
+    return t;
+  }
+  std::vector<Sm> sms(static_cast<std::size_t>(kernel.sms));
+  std::int64_t next = 0;
+  auto take = [&](Sm& sm) {
+    sm.left.push_back(work[static_cast<std::size_t>(next % static_cast<std::int64_t>(work.size()))]);
+    ++next;
+  };
+  using Event = std::tuple<double, std::size_t, std::uint64_t>;  // time, SM, its version
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
+  auto schedule = [&](std::size_t i) {
+    Sm& sm = sms[i];
+    ++sm.version;
+    if (sm.left.empty()) return;
+    const double first = *std::min_element(sm.left.begin(), sm.left.end());
+    events.emplace(sm.at + first / speed(static_cast<int>(sm.left.size())), i, sm.version);
+  };
+  for (int round = 0; round < per_sm; ++round)  // breadth-first over the SMs
+    for (Sm& sm : sms)
+      if (next < total) take(sm);
+  for (std::size_t i = 0; i < sms.size(); ++i) schedule(i);
+  // All SMs whose first CTA ends at the same time free their slots together; the freed slots are
+  // filled breadth-first over those SMs, as at launch.
+  double end = 0;
+  std::vector<std::size_t> freed;
+  while (!events.empty()) {
+    const double t = std::get<0>(events.top());
+    freed.clear();
+    while (!events.empty() && std::get<0>(events.top()) <= t) {
+      const auto [at, i, version] = events.top();
+      events.pop();
+      if (version != sms[i].version) continue;
+      Sm& sm = sms[i];
+      const double done = (at - sm.at) * speed(static_cast<int>(sm.left.size()));
+      sm.at = at;
+      std::erase_if(sm.left, [&](double& w) {
+        w -= done;
+        return w <= 1e-9 * (1.0 + done);
+      });
+      freed.push_back(i);
+    }
+    if (freed.empty()) continue;
+    end = std::max(end, t);
+    std::sort(freed.begin(), freed.end());
+    for (bool more = true; more && next < total;) {
+      more = false;
+      for (std::size_t i : freed)
+        if (static_cast<int>(sms[i].left.size()) < per_sm && next < total) {
+          take(sms[i]);
+          more = true;
+        }
+    }
+    for (std::size_t i : freed) schedule(i);
+  }
+  return end;
+}
+
+TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
+                          const core::AttentionKernelProfile& kernel) {
+  const std::vector<CtaTiles> ctas = attention_cta_tiles(problem, a, kernel.block_m, kernel.block_n);
+  std::int64_t keys = 0;
+  for (const core::KvSegment& s : a.kv) keys += s.k.tokens;
+  std::vector<double> work;
+  work.reserve(ctas.size());
+  for (const CtaTiles& c : ctas)
+    work.push_back(kernel.cta_tiles + static_cast<double>(c.tiles) +
+                   kernel.masked_tiles * static_cast<double>(c.masked));
+  const double tiles = cta_makespan(work, a.q.heads * problem.batch, kernel);
+  const double us = tiles * kernel.tile_us * kernel.keys_factor_at(static_cast<double>(keys)) *
+                    static_cast<double>(problem.head_dim) / static_cast<double>(kernel.head_dim);
+  return kernel.launch + static_cast<TimePs>(std::ceil(us * 1e6));
+}
+
+}  // namespace spattn::sim

@@ -1,0 +1,41 @@
+// sim/attention_model.h: how long our attention kernel (cuda/kernels/flash_fwd) takes on a block,
+// from the schedule of its CTAs rather than a FLOP rate. Each CTA's key tiles follow the kernel's
+// own tile table (segment_table in kernel.cuh: tiles holding no visible key are skipped, tiles
+// visible to every query of the CTA skip the per-element mask); the CTAs then run on the profile's
+// SMs as core::AttentionKernelProfile describes. The schedule is what a FLOP rate cannot see: a
+// block of few CTAs leaves SMs idle or runs them alone and faster, a causal block's long rows
+// finish last when few heads follow them, and short key ranges pay the fixed work per CTA.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/plan.h"
+#include "core/problem.h"
+#include "core/profile.h"
+#include "core/units.h"
+
+namespace spattn::sim {
+
+// The key tiles one CTA visits and how many of them apply the per-element mask.
+struct CtaTiles {
+  std::int64_t tiles = 0;
+  std::int64_t masked = 0;
+};
+
+// The CTAs of one (batch, head) of block `a`, in the kernel's dispatch order (the query block of
+// the latest positions first), for tiles of block_m queries by block_n keys.
+std::vector<CtaTiles> attention_cta_tiles(const core::Problem& problem, const core::AttnBlock& a,
+                                          std::int64_t block_m, std::int64_t block_n);
+
+// When the last of `repeats` copies of the CTA list `work` (work in tile units, dispatched in
+// order, the list repeated) ends on the kernel's SMs, in tile units.
+double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
+                    const core::AttentionKernelProfile& kernel);
+
+// The kernel's time on block `a`: launch + makespan * tile_us * keys_factor(the block's keys) *
+// head_dim / the profile's head_dim.
+TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
+                          const core::AttentionKernelProfile& kernel);
+
+}  // namespace spattn::sim

@@ -1,0 +1,155 @@
+// Tests of the attention kernel's CTA schedule (sim/attention_model): each CTA's tiles against a
+// brute-force count over positions, the makespan of hand-worked schedules, and the duration.
+#include "sim/attention_model.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace spattn::sim {
+namespace {
+
+constexpr std::int64_t kBm = 128, kBn = 64;
+
+struct Seg {
+  std::int64_t nk, start, stride;
+  bool joint;
+};
+
+core::AttnBlock block(std::int64_t nq, std::int64_t q_start, std::int64_t q_stride,
+                      const std::vector<Seg>& segs) {
+  core::AttnBlock a;
+  a.q.tokens = nq;
+  a.q.heads = 1;
+  a.q_start = q_start;
+  a.q_stride = q_stride;
+  for (const Seg& s : segs) {
+    core::KvSegment k;
+    k.k.tokens = k.v.tokens = s.nk;
+    k.start = s.start;
+    k.stride = s.stride;
+    k.joint = s.joint;
+    a.kv.push_back(k);
+  }
+  return a;
+}
+
+// Per CTA (latest queries first): tiles holding a visible pair, and those of them that are not
+// kBn real keys all visible to every query of the CTA.
+std::vector<CtaTiles> brute_force(const core::Problem& p, const core::AttnBlock& a) {
+  auto visible = [&](std::int64_t qpos, std::int64_t kpos) {
+    if (!p.causal && p.window.none()) return true;
+    if (p.causal && kpos > qpos) return false;
+    if (p.window.left >= 0 && kpos < qpos - p.window.left) return false;
+    if (p.window.right >= 0 && kpos > qpos + p.window.right) return false;
+    return true;
+  };
+  std::vector<CtaTiles> out;
+  for (std::int64_t m = (a.q.tokens + kBm - 1) / kBm - 1; m >= 0; --m) {
+    CtaTiles c;
+    for (const core::KvSegment& s : a.kv)
+      for (std::int64_t t = 0; t * kBn < s.k.tokens; ++t) {
+        bool any = false, all = (t + 1) * kBn <= s.k.tokens;
+        for (std::int64_t i = m * kBm; i < std::min(a.q.tokens, (m + 1) * kBm); ++i)
+          for (std::int64_t j = t * kBn; j < std::min(s.k.tokens, (t + 1) * kBn); ++j) {
+            const bool v = s.joint || visible(a.q_start + a.q_stride * i, s.start + s.stride * j);
+            any = any || v;
+            all = all && v;
+          }
+        c.tiles += any;
+        c.masked += any && !all;
+      }
+    out.push_back(c);
+  }
+  return out;
+}
+
+// System: blocks as the planner builds them: non-causal with a partial last tile; causal square;
+// causal striped (queries and keys every 2nd or 4th position, own and other rank's stripe);
+// zigzag-like offsets; queries after every key; joint keys beside image keys; a sliding window.
+// Expectation: the schedule's tiles per CTA equal the brute-force count.
+TEST(AttentionModel, CtaTilesMatchABruteForceCount) {
+  struct Case {
+    bool causal;
+    core::Window window;
+    core::AttnBlock a;
+  };
+  const std::vector<Case> cases = {
+      {false, {}, block(300, 0, 1, {{1000, 0, 1, false}})},
+      {true, {}, block(512, 0, 1, {{512, 0, 1, false}})},
+      {true, {}, block(384, 0, 2, {{384, 0, 2, false}})},
+      {true, {}, block(384, 1, 2, {{384, 0, 2, false}})},
+      {true, {}, block(256, 0, 4, {{256, 3, 4, false}})},
+      {true, {}, block(200, 600, 1, {{200, 0, 1, false}, {200, 1000, 1, false}})},
+      {true, {}, block(256, 512, 1, {{512, 0, 1, false}})},
+      {true, {}, block(250, 0, 1, {{250, 0, 1, false}, {77, 0, 1, true}})},
+      {true, {.left = 100, .right = -1}, block(512, 0, 1, {{512, 0, 1, false}})},
+      {false, {.left = 70, .right = 70}, block(512, 0, 1, {{512, 0, 1, false}})},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    core::Problem p;
+    p.causal = cases[i].causal;
+    p.window = cases[i].window;
+    const std::vector<CtaTiles> got = attention_cta_tiles(p, cases[i].a, kBm, kBn);
+    const std::vector<CtaTiles> want = brute_force(p, cases[i].a);
+    ASSERT_EQ(got.size(), want.size()) << i;
+    for (std::size_t m = 0; m < got.size(); ++m) {
+      EXPECT_EQ(got[m].tiles, want[m].tiles) << "case " << i << " CTA " << m;
+      EXPECT_EQ(got[m].masked, want[m].masked) << "case " << i << " CTA " << m;
+    }
+  }
+}
+
+// System: 132 SMs of 2 slots, CTAs of one tile, alone on an SM 1.5x faster. Expectation: 264
+// CTAs fill every slot once (1); 132 run alone (1/1.5); 265 and 396 add a wave of CTAs alone
+// (1 + 1/1.5); works 3 and 1 alternating pair SMs of equal parity: the 3s end at 3.
+TEST(AttentionModel, MakespanOfHandWorkedSchedules) {
+  core::AttentionKernelProfile k;
+  k.lone_speedup = 1.5;
+  EXPECT_DOUBLE_EQ(cta_makespan({1.0}, 264, k), 1.0);
+  EXPECT_DOUBLE_EQ(cta_makespan({1.0}, 132, k), 1.0 / 1.5);
+  EXPECT_DOUBLE_EQ(cta_makespan({1.0}, 265, k), 1.0 + 1.0 / 1.5);
+  EXPECT_DOUBLE_EQ(cta_makespan({1.0}, 396, k), 1.0 + 1.0 / 1.5);
+  EXPECT_DOUBLE_EQ(cta_makespan({3.0, 1.0}, 132, k), 3.0);
+  EXPECT_EQ(cta_makespan({1.0}, 0, k), 0.0);
+  // One SM, works 1 and 3, alone 2x faster: both at speed 1 until 1, then 2 tiles left at 2.
+  k.sms = 1;
+  k.lone_speedup = 2;
+  EXPECT_DOUBLE_EQ(cta_makespan({1.0, 3.0}, 1, k), 2.0);
+}
+
+// System: one CTA of 128 queries over 640 keys (10 tiles) plus 0.5 tiles of fixed work, alone on
+// its SM (1.5x), 2 us tiles, 5 us launch. Expectation: 10.5 / 1.5 * 2 + 5 = 19 us; at head_dim 64
+// (the profile's 128) the tiles cost half: 12 us; with keys_factor 1.2 at 640 keys: 21.8 us. A
+// causal block on the diagonal masks tiles its twin with every query after the keys does not:
+// with masked_tiles 1 its last CTA takes longer.
+TEST(AttentionModel, DurationFromTheSchedule) {
+  core::AttentionKernelProfile k;
+  k.launch = 5 * kPsPerUs;
+  k.tile_us = 2;
+  k.cta_tiles = 0.5;
+  k.lone_speedup = 1.5;
+  core::Problem p;
+  p.head_dim = 128;
+  const core::AttnBlock a = block(128, 0, 1, {{640, 0, 1, false}});
+  EXPECT_EQ(attention_duration(p, a, k), 19 * kPsPerUs);
+  p.head_dim = 64;
+  EXPECT_EQ(attention_duration(p, a, k), 12 * kPsPerUs);
+  p.head_dim = 128;
+  k.keys_factor = {{320, 1.0}, {640, 1.2}};
+  EXPECT_EQ(attention_duration(p, a, k), 21'800'000);
+  k.keys_factor.clear();
+  k.masked_tiles = 1;
+  p.causal = true;
+  const core::AttnBlock diagonal = block(640, 0, 1, {{640, 0, 1, false}});
+  const core::AttnBlock after = block(640, 640, 1, {{640, 0, 1, false}});
+  // Every CTA of `after` has 10 whole tiles: 10.5 / 1.5 * 2 + 5 = 19 us; the diagonal's last CTA
+  // has 10 tiles, 2 masked: 12.5 / 1.5 * 2 + 5 = 21.67 us.
+  EXPECT_EQ(attention_duration(p, after, k), 19 * kPsPerUs);
+  EXPECT_NEAR(ps_to_us(attention_duration(p, diagonal, k)), 12.5 / 1.5 * 2 + 5, 1e-6);
+  EXPECT_EQ(attention_cta_tiles(p, after, kBm, kBn).front().masked, 0);
+  EXPECT_EQ(attention_cta_tiles(p, diagonal, kBm, kBn).front().masked, 2);
+}
+
+}  // namespace
+}  // namespace spattn::sim
