@@ -25,11 +25,15 @@ __global__ void __launch_bounds__(Tr::kThreads)
     const RowIndex i = split_row(row, p.tokens, p.heads);
     U* d = static_cast<U*>(p.dst) + i.b * p.dst_batch_stride + i.t * p.dst_token_stride +
            i.h * p.dst_head_stride;
+    // Not unrolled: an unrolled loop's registers halve the CTAs an SM holds and buy no overlap (src
+    // and dst may alias, so each load waits for the store before it; stores never wait).
     if constexpr (kFill) {
+#pragma unroll 1
       for (std::int64_t w = g.lane; w < p.width_units; w += g.lanes) d[w] = fill_value;
     } else {
       const U* s = static_cast<const U*>(p.src) + i.b * p.src_batch_stride +
                    i.t * p.src_token_stride + i.h * p.src_head_stride;
+#pragma unroll 1
       for (std::int64_t w = g.lane; w < p.width_units; w += g.lanes) d[w] = s[w];
     }
   }

@@ -13,7 +13,7 @@
 namespace spattn::cuda::ops {
 
 template <class Tr>
-__global__ void __launch_bounds__(Tr::kThreads)
+__global__ void __launch_bounds__(Tr::kThreads, Tr::kMinCtas)
     lse_merge_kernel(const __grid_constant__ MergeParams p, int lane_shift) {
   using A = typename Tr::AccElem;
   using P = typename Tr::PartElem;

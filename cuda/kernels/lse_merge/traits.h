@@ -14,6 +14,7 @@ struct MergeTraits {
   using PartElem = P;
   static constexpr int kVec = kVec_;
   static constexpr int kThreads = 256;
+  static constexpr int kMinCtas = 8;  // a full SM (2048 threads): at most 32 registers a thread
   static_assert(std::is_same_v<A, AnyElem> == std::is_same_v<P, AnyElem>,
                 "both static or both any");
   static_assert(!std::is_same_v<A, AnyElem> || kVec == 1, "runtime dtypes: one element a chunk");
