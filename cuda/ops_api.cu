@@ -1,4 +1,5 @@
-// cuda/ops_api.cu: TensorView -> kernel params and checks for lse_merge, copy_view and fill_view.
+// cuda/ops_api.cu: TensorView -> kernel params, checks and the choice of instantiation for
+// lse_merge, copy_view and fill_view.
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -11,12 +12,10 @@
 namespace spattn::cuda {
 namespace {
 
-int elem_bytes(core::DType t) { return t == core::DType::kF32 ? 4 : 2; }
-int elem_kind(core::DType t) {
-  return t == core::DType::kF32    ? ops::kElemF32
-         : t == core::DType::kBF16 ? ops::kElemBF16
-                                   : ops::kElemF16;
-}
+using ops::elem_bytes;
+using ops::rows_aligned16;
+using ops::view4;
+
 bool same_rows(const TensorView& a, const TensorView& b) {
   return a.batch == b.batch && a.tokens == b.tokens && a.heads == b.heads;
 }
@@ -33,9 +32,6 @@ Status check_view(const TensorView& v, const char* op, const char* name) {
   if (reinterpret_cast<std::uintptr_t>(v.data) % elem_bytes(v.dtype) != 0)
     return invalid_argument(std::string(op) + ": " + name + " is not aligned to its element size");
   return {};
-}
-ops::View4 view4(const TensorView& v) {
-  return {v.data, elem_kind(v.dtype), v.batch_stride, v.token_stride, v.head_stride};
 }
 
 }  // namespace
@@ -57,7 +53,10 @@ Status lse_merge(const TensorView& acc_out, const TensorView& acc_lse, const Ten
     return invalid_argument(std::string(op) + ": lse views must be fp32");
   ops::MergeParams p{view4(acc_out), view4(acc_lse), view4(part_out), view4(part_lse),
                      acc_out.batch,  acc_out.tokens, acc_out.heads,   acc_out.width};
-  return ops::launch_lse_merge(p, static_cast<cudaStream_t>(stream));
+  auto st = static_cast<cudaStream_t>(stream);
+  const bool f32x4 = acc_out.dtype == core::DType::kF32 && part_out.dtype == core::DType::kF32 &&
+                     acc_out.width % 4 == 0 && rows_aligned16(acc_out) && rows_aligned16(part_out);
+  return f32x4 ? ops::run_lse_merge_f32x4(p, st) : ops::run_lse_merge_any(p, st);
 }
 
 namespace {

@@ -1,10 +1,8 @@
-// cuda/kernels/copy_view/launch.cuh: launch template of the copy/fill kernel; one instantiation
-// per unit size in inst/.
+// cuda/kernels/copy_view/launch.cuh: launch template of the copy/fill kernel (grid-stride over
+// rows, a group of lanes per row); one instantiation per unit size in inst/.
 #pragma once
 
 #include <cuda_runtime.h>
-
-#include <algorithm>
 
 #include "core/status.h"
 #include "cuda/check.h"
@@ -14,11 +12,11 @@ namespace spattn::cuda::ops {
 
 template <class Tr, bool kFill>
 Status launch_copy_view(const CopyParams& p, cudaStream_t stream) {
-  const std::int64_t n = p.batch * p.tokens * p.heads * p.width_units;
-  if (n == 0) return {};
-  const std::int64_t blocks =
-      std::min<std::int64_t>((n + Tr::kThreads - 1) / Tr::kThreads, 1 << 16);
-  copy_view_kernel<Tr, kFill><<<static_cast<unsigned>(blocks), Tr::kThreads, 0, stream>>>(p);
+  const std::int64_t rows = p.batch * p.tokens * p.heads;
+  if (rows == 0 || p.width_units == 0) return {};
+  const int lane_shift = lane_shift_for(p.width_units);
+  copy_view_kernel<Tr, kFill>
+      <<<row_ctas(rows, lane_shift, Tr::kThreads), Tr::kThreads, 0, stream>>>(p, lane_shift);
   SPATTN_CUDA_CHECK(cudaGetLastError());
   return {};
 }
