@@ -99,9 +99,11 @@ nlohmann::json report_file_json(const Report& r, const core::Experiment& e, cons
 }
 
 // --trace FILE.json -> FILE.<case>.<plan>.json: every kept timeline of that (case, plan), the
-// predicted (sim) one first.
+// predicted (sim) one first; only for (case, plan)s with at least `min_timelines` of them (a
+// comparison asks for both: a measurement resumed from cuda.json has no timeline, and its earlier
+// trace, which has one, stays).
 Status write_traces(const std::string& trace, const std::vector<Report>& reports,
-                    std::vector<std::string>& written) {
+                    std::vector<std::string>& written, std::size_t min_timelines = 1) {
   std::filesystem::path base(trace);
   if (base.has_parent_path()) {
     std::error_code ec;
@@ -128,6 +130,7 @@ Status write_traces(const std::string& trace, const std::vector<Report>& reports
         cases[key] = &c;
       }
   for (const auto& key : order) {
+    if (rows[key].size() < min_timelines) continue;
     const ReportCase& c = *cases[key];
     const ReportRow& first = *rows[key][0];
     Expected<core::Plan> plan = planner::make_plan(c.problem, first.choice, first.plan_options);
@@ -261,7 +264,7 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
     std::vector<Report> pair;
     for (const Report* r : {predicted, measured}) pair.push_back(*r);
     std::vector<std::string> traces;
-    if (Status s = write_traces(out_path(dir, "trace.json"), pair, traces); !s.ok())
+    if (Status s = write_traces(out_path(dir, "trace.json"), pair, traces, 2); !s.ok())
       return fail(err, s);
     // "trace.<case>.<plan>.json" -> "<case>.<plan>.trace.json"
     for (const std::string& t : traces) {
