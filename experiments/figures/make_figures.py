@@ -4,8 +4,10 @@
     python3 experiments/figures/make_figures.py [--results experiments/results] [--out DIR]
 
 Inputs, found under --results (default: experiments/results next to this folder):
-  (a) predicted vs measured time      every compare.csv (spattn run EXP --backend sim,cuda), except
-                                      under validation_h200x4/, whose sets are joined from their
+  (a) predicted vs measured time      each results folder's own compare.csv (results/<folder>/
+                                      compare.csv from spattn run EXP --backend sim,cuda: the
+                                      current run; older runs kept in its subfolders are not
+                                      drawn), and validation_h200x4/'s sets, joined from their
                                       sim.json and cuda.json (experiments/validation/summarize.py)
   (b) time vs sequence length         a sim sweep JSON (sim.json whose cases vary seq_len)
   (c) strong scaling with GPU count   the same sweep, plus measured points from compare.csv
@@ -46,8 +48,8 @@ def save(fig, out, name):
 
 def load_compare_rows(results):
     rows = []
-    for path in sorted(results.rglob("compare.csv")):
-        if VALIDATION_DIR in path.relative_to(results).parts:
+    for path in sorted(results.glob("*/compare.csv")):
+        if path.parent.name == VALIDATION_DIR:
             continue  # from sim.json + cuda.json instead (load_validation_rows)
         with open(path, newline="") as f:
             for r in csv.DictReader(f):
