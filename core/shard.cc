@@ -58,12 +58,28 @@ HostTensor shard_input(const Plan& plan, const Buffer& b, const AttentionInputs&
                     });
 }
 
-HostTensor shard_input(const Plan& plan, const Buffer& b, std::uint64_t seed, bool round_to_dtype) {
-  return fill_shard(plan, b,
-                    [&](std::int64_t bb, std::int64_t pos, std::int64_t h, std::int64_t w) {
-                      const double v = input_value(seed, b.tensor, bb, pos, h, w);
-                      return round_to_dtype ? round_to(plan.problem.dtype, v) : v;
-                    });
+void generate_input(const Plan& plan, const Buffer& b, std::uint64_t seed,
+                    const std::function<void(std::int64_t, double)>& store) {
+  SPATTN_CHECK(b.role == BufferRole::kInput);
+  const bool joint = b.tensor == TensorKind::kJointK || b.tensor == TensorKind::kJointV;
+  const std::int64_t limit = joint ? plan.problem.joint_len : plan.problem.seq_len;
+  std::vector<std::int64_t> pos_of(static_cast<std::size_t>(b.tokens), -1);  // -1: padding
+  for (const TokenRun& r : b.runs)
+    for (std::int64_t i = 0; i < r.count; ++i)
+      if (const std::int64_t pos = r.start + r.stride * i; pos < limit)
+        pos_of[static_cast<std::size_t>(r.local + i)] = pos;
+  parallel_for(b.tokens, 64, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t bb = 0; bb < b.batch; ++bb)
+      for (std::int64_t t = begin; t < end; ++t) {
+        const std::int64_t pos = pos_of[static_cast<std::size_t>(t)];
+        std::int64_t i = ((bb * b.tokens + t) * b.heads) * b.width;
+        for (std::int64_t h = 0; h < b.heads; ++h)
+          for (std::int64_t w = 0; w < b.width; ++w, ++i)
+            store(i, pos < 0 ? 0.0
+                             : round_to(plan.problem.dtype,
+                                        input_value(seed, b.tensor, bb, pos, b.head_start + h, w)));
+      }
+  });
 }
 
 void gather_output(const Plan& plan, const Buffer& b, const HostTensor& data,

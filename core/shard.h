@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -16,9 +17,13 @@ namespace spattn::core {
 // The contents of input buffer `b` (role kInput) taken from the global inputs: rows whose position
 // is >= seq_len or not covered by a run are zero (padding).
 HostTensor shard_input(const Plan& plan, const Buffer& b, const AttentionInputs& in);
-// The same from the generated inputs (core::input_value), rounded to the dtype when asked, without
-// the whole tensors.
-HostTensor shard_input(const Plan& plan, const Buffer& b, std::uint64_t seed, bool round_to_dtype);
+
+// The same from the generated inputs (core::input_value, rounded to the dtype) without the whole
+// tensors, handed to store(i, v) one element at a time (i: the row-major index in [batch, tokens,
+// heads, width]; every element once, padding zeros included), on every core: an executor encodes
+// them straight into its upload buffer.
+void generate_input(const Plan& plan, const Buffer& b, std::uint64_t seed,
+                    const std::function<void(std::int64_t, double)>& store);
 
 // Writes output buffer `b` (role kOutput, tensor kOut or kLse) into the global result: only valid
 // rows (position < seq_len) are written.

@@ -8,11 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <thread>
 
-#include "core/parallel.h"
 #include "core/reference.h"
 #include "core/shard.h"
 #include "cuda/attention.h"
@@ -61,16 +61,6 @@ void encode_one(core::DType t, double x, std::uint8_t* out) {
     }
   }
   std::memcpy(out, &h, 2);
-}
-
-void encode(core::DType t, const std::vector<double>& x, std::vector<std::uint8_t>& out) {
-  const auto elem = static_cast<std::size_t>(core::dtype_bytes(t));
-  out.resize(x.size() * elem);
-  core::parallel_for(
-      static_cast<std::int64_t>(x.size()), 1 << 16, [&](std::int64_t begin, std::int64_t end) {
-        for (auto i = static_cast<std::size_t>(begin); i < static_cast<std::size_t>(end); ++i)
-          encode_one(t, x[i], &out[i * elem]);
-      });
 }
 
 double decode(core::DType t, const std::uint8_t* p) {
@@ -253,17 +243,22 @@ Status Runner::setup(bool use_mpi) {
     SPATTN_CUDA_CHECK(cudaEventCreate(&end_[static_cast<std::size_t>(t.id)]));
   }
 
-  // Inputs: generated shards, rounded to the dtype and copied in, one buffer at a time (each is
-  // generated and encoded on every core: core::shard_input, encode).
+  // Inputs: generated, rounded to the dtype and encoded straight into host bytes on every core
+  // (core::generate_input), then copied in, one buffer at a time.
   for (std::size_t b = 0; b < plan_.buffers.size(); ++b) {
     const Buffer& buf = plan_.buffers[b];
     if (buf.role != core::BufferRole::kInput || !local(buf.rank)) continue;
-    const core::HostTensor x = core::shard_input(plan_, buf, opt_.seed, true);
-    std::vector<std::uint8_t> bits;
-    encode(elem_dtype(plan_, buf), x.data, bits);
+    const core::DType dt = elem_dtype(plan_, buf);
+    const auto elem = static_cast<std::size_t>(core::dtype_bytes(dt));
+    const std::int64_t n = buf.batch * buf.tokens * buf.heads * buf.width;
+    std::unique_ptr<std::uint8_t[]> bits(new std::uint8_t[static_cast<std::size_t>(n) * elem]);
+    core::generate_input(plan_, buf, opt_.seed, [&](std::int64_t i, double v) {
+      encode_one(dt, v, &bits[static_cast<std::size_t>(i) * elem]);
+    });
     SPATTN_CUDA_CHECK(cudaSetDevice(state(buf.rank).device));
     const View all{static_cast<core::BufferId>(b), 0, buf.tokens, 0, buf.heads};
-    SPATTN_CUDA_CHECK(cudaMemcpy(ptr(all), bits.data(), bits.size(), cudaMemcpyHostToDevice));
+    SPATTN_CUDA_CHECK(cudaMemcpy(ptr(all), bits.get(), static_cast<std::size_t>(n) * elem,
+                                 cudaMemcpyHostToDevice));
   }
   return {};
 }
@@ -650,9 +645,16 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   if (e != cudaSuccess || devices == 0)
     return unavailable(std::string("no CUDA GPU is available (") + cudaGetErrorString(e) +
                        "); the cuda backend needs one. Use --backend sim or host on this machine");
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
+  auto t0 = Clock::now();
   Runner runner(plan, options);
   SPATTN_RETURN_IF_ERROR(runner.setup(use_mpi));
   ExecResult res;
+  res.setup_s = seconds_since(t0);
+  t0 = Clock::now();
   res.world = plan.world;
   res.local_ranks = runner.local_ranks();
   res.device = describe_devices(res.local_ranks);
@@ -671,6 +673,8 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   });
   const std::size_t mid = idx[idx.size() / 2];
   res.median_ms = res.iteration_ms[mid];
+  res.run_s = seconds_since(t0);
+  t0 = Clock::now();
   res.timeline = std::move(timelines[mid]);
   SPATTN_RETURN_IF_ERROR(runner.measure_memory(res));
   SPATTN_RETURN_IF_ERROR(runner.digest(res));
@@ -680,6 +684,7 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   } else {
     res.check = "off";
   }
+  res.check_s = seconds_since(t0);
   return res;
 }
 

@@ -44,6 +44,9 @@ struct ExecResult {
   // Per local rank: an FNV-1a hash of its output buffers' bytes (out, then lse), so two runs (one
   // process, or one per GPU under mpirun) can be compared bit for bit.
   std::vector<std::uint64_t> output_digest;
+  // Host wall-clock seconds of the phases: setup (communicators, the arena, generating and copying
+  // the inputs), the warm-up and timed iterations, and the numerical check.
+  double setup_s = 0, run_s = 0, check_s = 0;
 };
 
 // Unavailable when no GPU / too few GPUs / NCCL fails to start; Infeasible when the plan does not

@@ -39,7 +39,10 @@ Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o) {
                    {"lse_rel_error", r->lse_error},
                    {"predicted_gib", static_cast<double>(predicted) / static_cast<double>(kGiB)},
                    {"arena_gib", static_cast<double>(arena) / static_cast<double>(kGiB)},
-                   {"measured_gib", static_cast<double>(measured) / static_cast<double>(kGiB)}};
+                   {"measured_gib", static_cast<double>(measured) / static_cast<double>(kGiB)},
+                   {"setup_s", r->setup_s},
+                   {"run_s", r->run_s},
+                   {"check_s", r->check_s}};
     add_chunk_metrics(plan, r->timeline, row);
     for (std::size_t i = 0; i < r->local_ranks.size();
          ++i)  // 52 bits of the digest: exact in a double
