@@ -44,10 +44,10 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
                      "the TFLOP/s tables gave way to the kernel's CTA schedule (tile_us, "
                      "cta_tiles, masked_tiles, lone_speedup; docs/simulator.md): fit them again "
                      "with `spattn calibrate --refit MEASUREMENTS.csv`");
-  SPATTN_RETURN_IF_ERROR(y.check_keys(
-      a, "attention",
-      {"launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm", "tile_us", "cta_tiles",
-       "masked_tiles", "lone_speedup", "keys_factor"}));
+  SPATTN_RETURN_IF_ERROR(
+      y.check_keys(a, "attention",
+                   {"launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm", "tile_us",
+                    "cta_tiles", "masked_tiles", "lone_speedup", "keys_factor"}));
   SPATTN_RETURN_IF_ERROR(read_us(y, a, "launch_us", k.launch));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_m", k.block_m, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_n", k.block_n, false));
@@ -60,8 +60,8 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
   k.sms = static_cast<int>(sms);
   k.ctas_per_sm = static_cast<int>(per_sm);
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "tile_us", k.tile_us, true));
-  for (auto [key, field] : {std::pair{"cta_tiles", &k.cta_tiles},
-                            std::pair{"masked_tiles", &k.masked_tiles}}) {
+  for (auto [key, field] :
+       {std::pair{"cta_tiles", &k.cta_tiles}, std::pair{"masked_tiles", &k.masked_tiles}}) {
     SPATTN_RETURN_IF_ERROR(y.get(a, key, *field, false));
     if (!(*field >= 0) || !std::isfinite(*field))
       return y.error(a[key], key, "must be a finite number >= 0");

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <queue>
+#include <tuple>
 
 #include "core/status.h"
 
@@ -23,7 +24,8 @@ CtaTiles segment_tiles(const core::Problem& p, const core::KvSegment& s, std::in
   std::int64_t jlo = 0, jhi = nk - 1;
   if (masked) {
     if (p.causal) jhi = std::min(jhi, floor_div(qmax - s.start, s.stride));
-    if (p.window.right >= 0) jhi = std::min(jhi, floor_div(qmax + p.window.right - s.start, s.stride));
+    if (p.window.right >= 0)
+      jhi = std::min(jhi, floor_div(qmax + p.window.right - s.start, s.stride));
     if (p.window.left >= 0) jlo = std::max(jlo, ceil_div(qmin - p.window.left - s.start, s.stride));
   }
   if (jlo > jhi) return {};
@@ -75,11 +77,6 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
                        : 1.0 + (kernel.lone_speedup - 1.0) * static_cast<double>(per_sm - n) /
                                    static_cast<double>(per_sm - 1);
   };
-  struct Sm {
-    std::vector<double> left;  // work left of its resident CTAs at `at`
-    double at = 0;
-    std::uint64_t version = 0;
-  };
   // Equal CTAs run in synchronous waves (ties fill breadth-first): full waves of sms x per_sm,
   // then a last wave whose busiest SMs hold ceil(rest / sms) CTAs.
   if (std::all_of(work.begin(), work.end(), [&](double w) { return w == work.front(); })) {
@@ -89,10 +86,16 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
     if (rest > 0) t += work.front() / speed(static_cast<int>((rest + kernel.sms - 1) / kernel.sms));
     return t;
   }
+  struct Sm {
+    std::vector<double> left;  // work left of its resident CTAs at `at`
+    double at = 0;
+    std::uint64_t version = 0;
+  };
   std::vector<Sm> sms(static_cast<std::size_t>(kernel.sms));
   std::int64_t next = 0;
   auto take = [&](Sm& sm) {
-    sm.left.push_back(work[static_cast<std::size_t>(next % static_cast<std::int64_t>(work.size()))]);
+    sm.left.push_back(
+        work[static_cast<std::size_t>(next % static_cast<std::int64_t>(work.size()))]);
     ++next;
   };
   using Event = std::tuple<double, std::size_t, std::uint64_t>;  // time, SM, its version
@@ -146,7 +149,8 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
 
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
                           const core::AttentionKernelProfile& kernel) {
-  const std::vector<CtaTiles> ctas = attention_cta_tiles(problem, a, kernel.block_m, kernel.block_n);
+  const std::vector<CtaTiles> ctas =
+      attention_cta_tiles(problem, a, kernel.block_m, kernel.block_n);
   std::int64_t keys = 0;
   for (const core::KvSegment& s : a.kv) keys += s.k.tokens;
   std::vector<double> work;

@@ -317,9 +317,11 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
         // Restarted from its best with smaller steps: a simplex that collapsed early on a ridge
         // gets a fresh start.
         x = {1.0, 1.0, 1.3};
-        for (double step : {1.0, 0.25, 0.0625}) x = nelder_mead(cost, x, {step, step, step / 5}, 200);
+        for (double step : {1.0, 0.25, 0.0625})
+          x = nelder_mead(cost, x, {step, step, step / 5}, 200);
       }
       const double err = solve(x, prof.attention);
+      prof.attention.keys_factor.clear();  // the fit above took tiles of every key count as equal
       res.notes.push_back(fmt::format(
           "attention tile_us {:.4f}, cta_tiles {:.3f}, masked_tiles {:.3f}, lone_speedup {:.3f}: "
           "{} over {} attention points (rms error {:.1f}%; launch {} us, {} SMs x {} CTAs, tiles "
@@ -332,7 +334,8 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
     if (!long_rows.empty()) {
       std::map<double, double> factors;  // keys -> factor
       double longest_square = 0;
-      for (const AttnRow& r : rows) longest_square = std::max<double>(longest_square, r.m->point.tokens);
+      for (const AttnRow& r : rows)
+        longest_square = std::max<double>(longest_square, r.m->point.tokens);
       factors[longest_square] = 1.0;
       core::AttentionKernelProfile k = prof.attention;
       k.keys_factor.clear();

@@ -135,7 +135,8 @@ TaskId add_attention(Builder& b, std::int64_t nq, std::int64_t nk, bool causal,
   a.kv.push_back({b.whole(k), b.whole(v), false, 0, 1});
   a.out = b.whole(o);
   a.lse = b.whole(l);
-  a.visible_pairs = causal ? core::count_visible(b.plan().problem, q_start, 1, nq, 0, 1, nk) : nq * nk;
+  a.visible_pairs =
+      causal ? core::count_visible(b.plan().problem, q_start, 1, nq, 0, 1, nk) : nq * nk;
   return b.task(0, core::Stream::kCompute, causal ? "attn.causal" : "attn", std::move(a));
 }
 
@@ -221,8 +222,8 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
   for (std::int64_t h :
        quick ? std::vector<std::int64_t>{8, 16} : std::vector<std::int64_t>{4, 8, 12, 16, 24})
     pts.push_back({PointKind::kAttentionHeads, 1, 0, kWaveTokens, false, h});
-  for (std::int64_t n : quick ? std::vector<std::int64_t>{131072}
-                              : std::vector<std::int64_t>{65536, 131072, 262144})
+  for (std::int64_t n :
+       quick ? std::vector<std::int64_t>{131072} : std::vector<std::int64_t>{65536, 131072, 262144})
     pts.push_back({PointKind::kAttentionLong, 1, 0, n, true});
   // [tokens, 40, 128]: 100 rows of bf16 = 1,024,000 bytes; 102400 rows of bf16 = 1000 MiB;
   // 51200 rows of fp32 = 1000 MiB.

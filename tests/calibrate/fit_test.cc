@@ -3,9 +3,9 @@
 // NVSwitch by 18 x 26.5 = 477 GB/s per direction, 0.5 us per hop) and a profile with
 // e = 0.70, launch 9 us, per_peer 3 us, all_to_all 60 us, hbm 4000 GB/s, memory launch 2 us,
 // attention launch 5 us and a CTA schedule of 2.5 us tiles (1.5 tiles per CTA, 2 per masked tile,
-// 1.3x alone on an SM, 1.05-1.08 beyond 32K keys), compute_slowdown 0.08, a host that issues a task in 6 us plus 2 us for
-// each dependency it waits on and 1.5 us per NCCL call. The simulator's
-// comm times are affine in (launch, per_peer, all_to_all, 1/e) and the fit uses the simulator's own
+// 1.3x alone on an SM, 1.05-1.08 beyond 32K keys), compute_slowdown 0.08, a host that issues a task
+// in 6 us plus 2 us for each dependency it waits on and 1.5 us per NCCL call. The simulator's comm
+// times are affine in (launch, per_peer, all_to_all, 1/e) and the fit uses the simulator's own
 // regressors, so the recovery is exact up to picosecond rounding; the tolerance asked for is 2%.
 // The attention schedule's shape is found by Nelder-Mead on exact data: within 0.05 tiles.
 #include "experiments/calibrate/fit.h"

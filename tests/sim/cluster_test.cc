@@ -198,9 +198,17 @@ TEST(Profile, SaveThenLoadGivesTheSameProfile) {
 // below the first point and the last beyond it.
 TEST(Profile, AttentionKernelRoundTripsAndKeysFactorInterpolates) {
   Profile p;
-  p.attention = {.launch = 4 * kPsPerUs, .block_m = 64, .block_n = 32, .head_dim = 64, .sms = 100,
-                 .ctas_per_sm = 3, .tile_us = 1.5, .cta_tiles = 0.5, .masked_tiles = 1.25,
-                 .lone_speedup = 1.4, .keys_factor = {{32768, 1.0}, {131072, 1.21}}};
+  p.attention = {.launch = 4 * kPsPerUs,
+                 .block_m = 64,
+                 .block_n = 32,
+                 .head_dim = 64,
+                 .sms = 100,
+                 .ctas_per_sm = 3,
+                 .tile_us = 1.5,
+                 .cta_tiles = 0.5,
+                 .masked_tiles = 1.25,
+                 .lone_speedup = 1.4,
+                 .keys_factor = {{32768, 1.0}, {131072, 1.21}}};
   Expected<Profile> b = parse_profile(profile_yaml(p), "saved.yaml");
   ASSERT_TRUE(b.ok()) << b.status().message();
   EXPECT_EQ(profile_yaml(p), profile_yaml(*b));
@@ -222,8 +230,8 @@ TEST(Profile, OldAttentionTablesAndBadScheduleAreRejected) {
   EXPECT_NE(old.status().message().find("old.yaml:5"), std::string::npos) << old.status().message();
   EXPECT_NE(old.status().message().find("non_causal"), std::string::npos);
   EXPECT_NE(old.status().message().find("--refit"), std::string::npos);
-  Expected<Profile> slow = parse_profile(
-      "profile:\n  attention:\n    tile_us: 2\n    lone_speedup: 0.5\n", "slow.yaml");
+  Expected<Profile> slow =
+      parse_profile("profile:\n  attention:\n    tile_us: 2\n    lone_speedup: 0.5\n", "slow.yaml");
   ASSERT_FALSE(slow.ok());
   EXPECT_NE(slow.status().message().find("lone_speedup"), std::string::npos);
   EXPECT_FALSE(parse_profile("profile:\n  name: x\n", "none.yaml").ok());
