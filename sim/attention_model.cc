@@ -6,40 +6,21 @@
 #include <queue>
 #include <tuple>
 
+#include "core/key_tiles.h"
 #include "core/status.h"
 
 namespace spattn::sim {
 namespace {
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
-
-// The tiles of one segment for the query positions [qmin, qmax], as the kernel's segment_table.
+// The tiles of one segment for the query positions [qmin, qmax], as the kernel counts them.
 CtaTiles segment_tiles(const core::Problem& p, const core::KvSegment& s, std::int64_t qmin,
                        std::int64_t qmax, std::int64_t bn) {
-  const std::int64_t nk = s.k.tokens;
-  const bool masked = !(s.joint || s.unmasked);
-  std::int64_t jlo = 0, jhi = nk - 1;
-  if (masked) {
-    if (p.causal) jhi = std::min(jhi, floor_div(qmax - s.start, s.stride));
-    if (p.window.right >= 0)
-      jhi = std::min(jhi, floor_div(qmax + p.window.right - s.start, s.stride));
-    if (p.window.left >= 0) jlo = std::max(jlo, ceil_div(qmin - p.window.left - s.start, s.stride));
-  }
-  if (jlo > jhi) return {};
-  const std::int64_t lo = jlo / bn, hi = jhi / bn + 1, whole = nk / bn;
-  std::int64_t flo = 0, fhi = whole;  // tiles of bn real keys visible to every query
-  if (masked) {
-    if (p.causal) fhi = std::min(fhi, floor_div(floor_div(qmin - s.start, s.stride) + 1, bn));
-    if (p.window.right >= 0)
-      fhi = std::min(fhi, floor_div(floor_div(qmin + p.window.right - s.start, s.stride) + 1, bn));
-    if (p.window.left >= 0)
-      flo = std::max(flo, ceil_div(ceil_div(qmax - p.window.left - s.start, s.stride), bn));
-  }
-  const std::int64_t full = std::max<std::int64_t>(0, std::min(hi, fhi) - std::max(lo, flo));
-  return {hi - lo, hi - lo - full};
+  const core::KeyTiles t =
+      core::key_tiles(p.causal, p.window.left, p.window.right, s.joint || s.unmasked, s.k.tokens,
+                      s.start, s.stride, qmin, qmax, bn);
+  const std::int64_t full =
+      std::max<std::int64_t>(0, std::min(t.hi, t.full_hi) - std::max(t.lo, t.full_lo));
+  return {t.hi - t.lo, t.hi - t.lo - full};
 }
 
 }  // namespace

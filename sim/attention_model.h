@@ -1,10 +1,11 @@
 // sim/attention_model.h: how long our attention kernel (cuda/kernels/flash_fwd) takes on a block,
-// from the schedule of its CTAs rather than a FLOP rate. Each CTA's key tiles follow the kernel's
-// own tile table (segment_table in kernel.cuh: tiles holding no visible key are skipped, tiles
-// visible to every query of the CTA skip the per-element mask); the CTAs then run on the profile's
-// SMs as core::AttentionKernelProfile describes. The schedule is what a FLOP rate cannot see: a
-// block of few CTAs leaves SMs idle or runs them alone and faster, a causal block's long rows
-// finish last when few heads follow them, and short key ranges pay the fixed work per CTA.
+// from the schedule of its CTAs rather than a FLOP rate. Each CTA's key tiles are the kernel's own
+// tile table (core::key_tiles, which kernel.cuh builds it with: tiles holding no visible key are
+// skipped, tiles visible to every query of the CTA skip the per-element mask); the CTAs then run
+// on the profile's SMs as core::AttentionKernelProfile describes. The schedule is what a FLOP rate
+// cannot see: a block of few CTAs leaves SMs idle or runs them alone and faster, a causal block's
+// long rows finish last when few heads follow them, and short key ranges pay the fixed work per
+// CTA.
 #pragma once
 
 #include <cstdint>

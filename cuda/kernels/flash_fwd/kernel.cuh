@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/key_tiles.h"
 #include "cuda/kernels/flash_fwd/params.h"
 #include "cuda/kernels/flash_fwd/traits.h"
 
@@ -101,59 +102,18 @@ __device__ __forceinline__ int swz(int row, int chunk) {
   return row * kChunks * 8 + ((chunk ^ (row & 7)) << 3);
 }
 
-__device__ __forceinline__ i64 floor_div(i64 a, i64 b) {  // b > 0
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-__device__ __forceinline__ i64 ceil_div(i64 a, i64 b) { return -floor_div(-a, b); }  // b > 0
-
-// Key tiles [lo, hi) of segment s that hold a key visible to some query with global position in
-// [qmin, qmax]; image keys are monotone in j, so that set is one range.
-template <int kBlockN>
-__device__ __forceinline__ void segment_tiles(const FwdParams& p, const Segment& sg, i64 qmin,
-                                              i64 qmax, i64& lo, i64& hi) {
-  i64 jlo = 0, jhi = sg.nk - 1;
-  if (!sg.joint) {
-    if (p.causal) jhi = min(jhi, floor_div(qmax - sg.start, sg.stride));
-    if (p.window_right >= 0) jhi = min(jhi, floor_div(qmax + p.window_right - sg.start, sg.stride));
-    if (p.window_left >= 0)
-      jlo = max(jlo, -floor_div(-(qmin - p.window_left - sg.start), sg.stride));
-  }
-  if (jlo > jhi) {
-    lo = hi = 0;
-    return;
-  }
-  lo = jlo / kBlockN;
-  hi = jhi / kBlockN + 1;
-}
-
-// The tile table of segment s for the query positions [qmin, qmax]: key tiles [lo, hi) hold a
-// visible key (segment_tiles); tiles in [full_lo, full_hi) are visible to every query of the block
-// and hold kBlockN real keys (no per-element mask); tiles below whole_end hold kBlockN real keys.
+// The tile table of segment s for the query positions [qmin, qmax] (core::key_tiles: lo, hi,
+// full_lo, full_hi, whole).
 template <int kBlockN>
 __device__ __forceinline__ void segment_table(const FwdParams& p, const Segment& sg, i64 qmin,
                                               i64 qmax, int* t) {
-  i64 lo, hi;
-  segment_tiles<kBlockN>(p, sg, qmin, qmax, lo, hi);
-  const i64 whole = sg.nk / kBlockN;
-  i64 flo = 0, fhi = whole;
-  if (!sg.joint) {
-    // causal: last key of the tile <= qmin, i.e. (tile + 1) * BN - 1 <= floor((qmin - start) /
-    // stride)
-    if (p.causal) fhi = min(fhi, floor_div(floor_div(qmin - sg.start, sg.stride) + 1, kBlockN));
-    if (p.window_right >= 0)
-      fhi =
-          min(fhi, floor_div(floor_div(qmin + p.window_right - sg.start, sg.stride) + 1, kBlockN));
-    // window_left: first key of the tile >= qmax - window_left
-    if (p.window_left >= 0)
-      flo = max(flo, ceil_div(ceil_div(qmax - p.window_left - sg.start, sg.stride), kBlockN));
-  }
-  fhi = max(fhi, i64{0});
-  flo = min(flo, whole + 1);
-  t[0] = static_cast<int>(lo);
-  t[1] = static_cast<int>(hi);
-  t[2] = static_cast<int>(flo);
-  t[3] = static_cast<int>(fhi);
-  t[4] = static_cast<int>(whole);
+  const core::KeyTiles k = core::key_tiles(p.causal, p.window_left, p.window_right, sg.joint, sg.nk,
+                                           sg.start, sg.stride, qmin, qmax, kBlockN);
+  t[0] = static_cast<int>(k.lo);
+  t[1] = static_cast<int>(k.hi);
+  t[2] = static_cast<int>(k.full_lo);
+  t[3] = static_cast<int>(k.full_hi);
+  t[4] = static_cast<int>(k.whole);
 }
 
 template <class Tr>
