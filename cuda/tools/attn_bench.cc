@@ -7,44 +7,15 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "cuda/attention.h"
 #include "cuda/half.h"
 #include "cuda/runtime.h"
+#include "cuda/tools/bench_util.h"
 
-namespace {
-
-using spattn::Status;
 namespace sc = spattn::cuda;
-
-#define BENCH_CHECK(expr)                                             \
-  do {                                                                \
-    const ::spattn::Status _s = (expr);                               \
-    if (!_s.ok()) {                                                   \
-      std::fprintf(stderr, "attn_bench: %s\n", _s.message().c_str()); \
-      return 1;                                                       \
-    }                                                                 \
-  } while (0)
-
-// Fills `bytes` of device memory with random 16-bit values in [-1, 1), tiling a host chunk.
-Status fill_random(void* dev, std::size_t elems, bool bf16, std::uint64_t seed) {
-  const std::size_t chunk = std::min<std::size_t>(elems, std::size_t{1} << 22);
-  std::vector<std::uint16_t> h(chunk);
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  for (auto& x : h) x = bf16 ? sc::float_to_bf16(u(rng)) : sc::float_to_fp16(u(rng));
-  for (std::size_t off = 0; off < elems; off += chunk) {
-    const std::size_t n = std::min(chunk, elems - off);
-    SPATTN_RETURN_IF_ERROR(
-        sc::copy_to_device(static_cast<std::uint16_t*>(dev) + off, h.data(), n * 2));
-  }
-  return {};
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"attn_bench: flash_attention_forward TFLOP/s"};
@@ -75,32 +46,31 @@ int main(int argc, char** argv) {
   for (std::int64_t heads : heads_list) {
     for (std::int64_t s : seqs) {
       const std::size_t elems = static_cast<std::size_t>(batch * s * heads * d);
-      void* buf[4];
-      for (int i = 0; i < 4; ++i) {
-        auto m = sc::device_malloc(elems * 2);
-        BENCH_CHECK(m.status());
-        buf[i] = *m;
-      }
-      auto lse = sc::device_malloc(static_cast<std::size_t>(batch * s * heads) * 4);
-      BENCH_CHECK(lse.status());
-      for (int i = 0; i < 3; ++i) BENCH_CHECK(fill_random(buf[i], elems, bf16, 17 + i));
+      sc::DeviceBuffer q(elems * 2), k(elems * 2), v(elems * 2), out(elems * 2),
+          lse(static_cast<std::size_t>(batch * s * heads) * 4);
+      for (const sc::DeviceBuffer* b : {&q, &k, &v, &out, &lse})
+        BENCH_CHECK("attn_bench", b->status());
+      const spattn::core::DType dt = bf16 ? spattn::core::DType::kBF16 : spattn::core::DType::kF16;
+      int seed = 17;
+      for (const sc::DeviceBuffer* b : {&q, &k, &v})
+        BENCH_CHECK("attn_bench", sc::tools::fill_random(b->get(), elems, dt, -1, 1, seed++));
       for (int causal : causal_list) {
         sc::FlashParams p;
-        p.dtype = bf16 ? spattn::core::DType::kBF16 : spattn::core::DType::kF16;
-        p.q = buf[0];
+        p.dtype = dt;
+        p.q = q.get();
         p.q_batch_stride = s * heads * d;
         p.q_token_stride = heads * d;
         p.q_head_stride = d;
         p.nq = s;
         p.num_segments = 1;
         p.kv[0] = {
-            buf[1], buf[2], s * heads * d, heads * d, d, s * heads * d, heads * d, d, s, false, 0,
-            1,      0};
-        p.out = buf[3];
+            k.get(), v.get(), s * heads * d, heads * d, d, s * heads * d, heads * d, d, s, false, 0,
+            1,       0};
+        p.out = out.get();
         p.out_batch_stride = s * heads * d;
         p.out_token_stride = heads * d;
         p.out_head_stride = d;
-        p.lse = static_cast<float*>(*lse);
+        p.lse = static_cast<float*>(lse.get());
         p.lse_batch_stride = s * heads;
         p.lse_token_stride = heads;
         p.lse_head_stride = 1;
@@ -109,16 +79,17 @@ int main(int argc, char** argv) {
         p.head_dim = d;
         p.group = 1;
         p.causal = causal != 0;
-        for (int i = 0; i < warmup; ++i) BENCH_CHECK(sc::flash_attention_forward(p, nullptr));
-        BENCH_CHECK(sc::device_synchronize());
+        for (int i = 0; i < warmup; ++i)
+          BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));
+        BENCH_CHECK("attn_bench", sc::device_synchronize());
         std::vector<float> ms;
         sc::EventTimer timer;
         for (int i = 0; i < iters; ++i) {
-          BENCH_CHECK(timer.start());
-          BENCH_CHECK(sc::flash_attention_forward(p, nullptr));
-          BENCH_CHECK(timer.stop());
+          BENCH_CHECK("attn_bench", timer.start());
+          BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));
+          BENCH_CHECK("attn_bench", timer.stop());
           auto e = timer.elapsed_ms();
-          BENCH_CHECK(e.status());
+          BENCH_CHECK("attn_bench", e.status());
           ms.push_back(*e);
         }
         std::sort(ms.begin(), ms.end());
@@ -129,8 +100,6 @@ int main(int argc, char** argv) {
                     med, flops / (med * 1e-3) / 1e12);
         std::fflush(stdout);
       }
-      for (void* b : buf) BENCH_CHECK(sc::device_free(b));
-      BENCH_CHECK(sc::device_free(*lse));
     }
   }
   return 0;

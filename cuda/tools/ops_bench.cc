@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -23,6 +22,7 @@
 #include "cuda/convert.h"
 #include "cuda/half.h"
 #include "cuda/runtime.h"
+#include "cuda/tools/bench_util.h"
 
 namespace {
 
@@ -30,58 +30,6 @@ using spattn::Expected;
 using spattn::Status;
 using spattn::core::DType;
 namespace sc = spattn::cuda;
-
-#define BENCH_CHECK(expr)                                            \
-  do {                                                               \
-    const ::spattn::Status _s = (expr);                              \
-    if (!_s.ok()) {                                                  \
-      std::fprintf(stderr, "ops_bench: %s\n", _s.message().c_str()); \
-      return 1;                                                      \
-    }                                                                \
-  } while (0)
-
-// Device memory freed on scope exit.
-class Buffer {
- public:
-  explicit Buffer(std::size_t bytes) {
-    auto m = sc::device_malloc(bytes);
-    if (m.ok()) {
-      ptr_ = *m;
-    } else {
-      status_ = m.status();
-    }
-  }
-  ~Buffer() {
-    if (ptr_) (void)sc::device_free(ptr_);
-  }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  void* get() const { return ptr_; }
-  const Status& status() const { return status_; }
-
- private:
-  void* ptr_ = nullptr;
-  Status status_;
-};
-
-// `elems` random values in [-1, 1) (or [lo, hi) for lse) of dtype `t` at `dev`, tiling a host
-// chunk.
-Status fill_random(void* dev, std::size_t elems, DType t, float lo, float hi, std::uint64_t seed) {
-  const std::size_t chunk = std::min<std::size_t>(elems, std::size_t{1} << 22);
-  const std::size_t es = t == DType::kF32 ? 4 : 2;
-  std::vector<float> f(chunk);
-  std::vector<std::uint16_t> h(t == DType::kF32 ? 0 : chunk);
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (float& x : f) x = u(rng);
-  for (std::size_t i = 0; i < h.size(); ++i) h[i] = sc::float_to_bf16(f[i]);
-  const void* src = t == DType::kF32 ? static_cast<const void*>(f.data()) : h.data();
-  for (std::size_t off = 0; off < elems; off += chunk) {
-    const std::size_t n = std::min(chunk, elems - off);
-    SPATTN_RETURN_IF_ERROR(sc::copy_to_device(static_cast<char*>(dev) + off * es, src, n * es));
-  }
-  return {};
-}
 
 // [1, tokens, heads, width]: the first `heads` heads of a [1, tokens, buffer_heads, width] buffer.
 sc::TensorView view(void* data, DType t, std::int64_t tokens, std::int64_t buffer_heads,
@@ -100,7 +48,7 @@ sc::TensorView view(void* data, DType t, std::int64_t tokens, std::int64_t buffe
 }
 
 // Median device time of `op` in microseconds, L2 flushed through `flush` before each call.
-Expected<double> median_us(const std::function<Status()>& op, const Buffer& flush,
+Expected<double> median_us(const std::function<Status()>& op, const sc::DeviceBuffer& flush,
                            std::size_t flush_bytes, int warmup, int iters) {
   for (int i = 0; i < warmup; ++i) SPATTN_RETURN_IF_ERROR(op());
   std::vector<float> ms;
@@ -146,22 +94,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::size_t flush_bytes = std::size_t{256} << 20;
-  Buffer flush(flush_bytes);
-  BENCH_CHECK(flush.status());
+  sc::DeviceBuffer flush(flush_bytes);
+  BENCH_CHECK("ops_bench", flush.status());
   std::printf("# device: %s\n", desc->c_str());
   std::printf("op,shape,view,median_us,gb_per_s,frac_of_peak\n");
   for (std::size_t s = 0; s < tokens_list.size(); ++s) {
     const std::int64_t T = tokens_list[s], H = heads_list[s];
     const auto n = static_cast<std::size_t>(T * H * width), rows = static_cast<std::size_t>(T * H);
-    Buffer f32_a(n * 4), f32_b(n * 4), bf16_a(n * 2), bf16_b(n * 2), lse_a(rows * 4),
+    sc::DeviceBuffer f32_a(n * 4), f32_b(n * 4), bf16_a(n * 2), bf16_b(n * 2), lse_a(rows * 4),
         lse_b(rows * 4);
-    for (const Buffer* b : {&f32_a, &f32_b, &bf16_a, &bf16_b, &lse_a, &lse_b})
-      BENCH_CHECK(b->status());
-    BENCH_CHECK(fill_random(f32_a.get(), n, DType::kF32, -1, 1, 1));
-    BENCH_CHECK(fill_random(f32_b.get(), n, DType::kF32, -1, 1, 2));
-    BENCH_CHECK(fill_random(bf16_a.get(), n, DType::kBF16, -1, 1, 3));
-    BENCH_CHECK(fill_random(lse_a.get(), rows, DType::kF32, -3, 3, 4));
-    BENCH_CHECK(fill_random(lse_b.get(), rows, DType::kF32, -3, 3, 5));
+    for (const sc::DeviceBuffer* b : {&f32_a, &f32_b, &bf16_a, &bf16_b, &lse_a, &lse_b})
+      BENCH_CHECK("ops_bench", b->status());
+    BENCH_CHECK("ops_bench", sc::tools::fill_random(f32_a.get(), n, DType::kF32, -1, 1, 1));
+    BENCH_CHECK("ops_bench", sc::tools::fill_random(f32_b.get(), n, DType::kF32, -1, 1, 2));
+    BENCH_CHECK("ops_bench", sc::tools::fill_random(bf16_a.get(), n, DType::kBF16, -1, 1, 3));
+    BENCH_CHECK("ops_bench", sc::tools::fill_random(lse_a.get(), rows, DType::kF32, -3, 3, 4));
+    BENCH_CHECK("ops_bench", sc::tools::fill_random(lse_b.get(), rows, DType::kF32, -3, 3, 5));
     const std::string shape =
         "1x" + std::to_string(T) + "x" + std::to_string(H) + "x" + std::to_string(width);
     for (const bool half : {false, true}) {
@@ -193,7 +141,7 @@ int main(int argc, char** argv) {
       };
       for (const Case& c : cases) {
         auto us = median_us(c.run, flush, flush_bytes, warmup, iters);
-        BENCH_CHECK(us.status());
+        BENCH_CHECK("ops_bench", us.status());
         const double gbps = c.bytes / (*us * 1e-6) / 1e9;
         std::printf("%s,%s,%s,%.1f,%.0f,%.2f\n", c.op, shape.c_str(), half ? "half_heads" : "all",
                     *us, gbps, gbps / peak_gbps);

@@ -1,5 +1,5 @@
-// tests/cuda/gpu_util.h: what the GPU tests share: the skip-without-GPU guard, a device buffer,
-// and 16-bit host conversions by dtype.
+// tests/cuda/gpu_util.h: what the GPU tests share: the skip-without-GPU guard and 16-bit host
+// conversions by dtype (device buffers: cuda::DeviceBuffer, cuda/runtime.h).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -28,34 +28,6 @@ namespace spattn::cuda::testing {
     const ::spattn::Status _s = (expr);   \
     ASSERT_TRUE(_s.ok()) << _s.message(); \
   } while (0)
-
-// Device memory freed on scope exit.
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
-    auto m = device_malloc(bytes == 0 ? 16 : bytes);
-    if (m.ok()) ptr_ = *m;
-  }
-  ~DeviceBuffer() {
-    if (ptr_) (void)device_free(ptr_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  void* get() const { return ptr_; }
-  std::size_t bytes() const { return bytes_; }
-  template <typename T>
-  Status upload(const std::vector<T>& h) {
-    return copy_to_device(ptr_, h.data(), h.size() * sizeof(T));
-  }
-  template <typename T>
-  Status download(std::vector<T>& h) const {
-    return copy_to_host(h.data(), ptr_, h.size() * sizeof(T));
-  }
-
- private:
-  void* ptr_ = nullptr;
-  std::size_t bytes_;
-};
 
 inline std::uint16_t to_half_bits(float x, core::DType t) {
   return t == core::DType::kBF16 ? float_to_bf16(x) : float_to_fp16(x);
