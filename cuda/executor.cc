@@ -19,6 +19,7 @@
 #include "cuda/check.h"
 #include "cuda/comm/nccl.h"
 #include "cuda/convert.h"
+#include "cuda/half.h"
 #ifdef SPATTN_WITH_MPI
 #include <mpi.h>
 #endif
@@ -34,32 +35,14 @@ using core::View;
 
 constexpr std::size_t kAlign = 256;
 
-// The bits of x in `t` at `out`, for x already representable in t (core::round_to).
+// The bits of x in `t` at `out` (x is already representable in t: core::round_to).
 void encode_one(core::DType t, double x, std::uint8_t* out) {
   const float f = static_cast<float>(x);
   if (t == core::DType::kF32) {
     std::memcpy(out, &f, 4);
     return;
   }
-  std::uint32_t u;
-  std::memcpy(&u, &f, 4);
-  std::uint16_t h;
-  if (t == core::DType::kBF16) {
-    h = static_cast<std::uint16_t>(u >> 16);  // exact: x has at most 8 significant bits
-  } else {
-    const std::uint32_t sign = (u >> 16) & 0x8000u;
-    const double a = std::fabs(x);
-    if (a == 0) {
-      h = static_cast<std::uint16_t>(sign);
-    } else if (a < 0x1p-14) {  // subnormal: multiples of 2^-24
-      h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::lround(a * 0x1p24)));
-    } else {
-      const int e = std::ilogb(a);
-      const auto mant =
-          static_cast<std::uint32_t>(std::lround((a / std::ldexp(1.0, e) - 1.0) * 1024.0));
-      h = static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(e + 15) << 10 | mant);
-    }
-  }
+  const std::uint16_t h = t == core::DType::kBF16 ? float_to_bf16(f) : float_to_fp16(f);
   std::memcpy(out, &h, 2);
 }
 
@@ -71,18 +54,7 @@ double decode(core::DType t, const std::uint8_t* p) {
   }
   std::uint16_t h;
   std::memcpy(&h, p, 2);
-  if (t == core::DType::kBF16) {
-    const std::uint32_t u = static_cast<std::uint32_t>(h) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-  }
-  const double sign = (h & 0x8000u) ? -1.0 : 1.0;
-  const int e = (h >> 10) & 0x1f;
-  const int m = h & 0x3ff;
-  if (e == 0) return sign * m * 0x1p-24;
-  if (e == 31) return m ? std::nan("") : sign * INFINITY;
-  return sign * std::ldexp(1.0 + m / 1024.0, e - 15);
+  return t == core::DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
 }
 
 core::DType elem_dtype(const Plan& plan, const Buffer& b) {
