@@ -37,7 +37,6 @@ Status read_link_class(const YamlReader& y, const YAML::Node& links, const char*
 
 // attention: the kernel's CTA schedule (AttentionKernelProfile).
 Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelProfile& k) {
-  if (!a) return {};
   for (const char* old : {"non_causal", "causal", "causal_unmasked", "cta_factor"})
     if (a[old])
       return y.error(a[old], old,
