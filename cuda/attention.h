@@ -28,6 +28,12 @@ struct FlashKvSegment {
 
 inline constexpr int kMaxKvSegments = 4;
 
+// Which forward kernel runs: kAuto takes the Hopper kernel (wgmma, TMA, warp specialization;
+// cuda/kernels/flash_fwd_sm90) on a GPU of compute capability 9.0 and the mma.sync kernel
+// (cuda/kernels/flash_fwd) elsewhere; the others force one (kWgmma fails off compute 9.0).
+enum class AttentionKernel { kAuto, kMma, kWgmma };
+const char* to_string(AttentionKernel k);
+
 // Attention of q against the concatenation of kv[0..num_segments). Query head a (global head
 // g = q_head_start + a) uses kv head g / group - kv[s].kv_head_start of each segment view.
 // Mask rules: core/problem.h (causal and window on global positions, joint keys always visible,
@@ -57,12 +63,15 @@ struct FlashParams {
   float softcap = 0.f;        // 0 = off; else scores = softcap * tanh(scale * q.k / softcap)
   bool causal = false;
   std::int64_t window_left = -1, window_right = -1;  // -1 = unbounded
+  AttentionKernel kernel = AttentionKernel::kAuto;
 };
 
 // Ok, or InvalidArgument / Infeasible saying which field rules the call out.
 Status can_implement(const FlashParams& p);
 // Writes out and lse of every (batch, query, head) of the view.
 Status flash_attention_forward(const FlashParams& p, void* stream);
+// The kernel flash_attention_forward runs for p on the current device (kMma or kWgmma).
+Expected<AttentionKernel> resolve_kernel(const FlashParams& p);
 
 // A strided view of a [batch, tokens, heads, width] buffer; the width stride is 1.
 struct TensorView {
