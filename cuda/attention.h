@@ -30,9 +30,19 @@ inline constexpr int kMaxKvSegments = 4;
 
 // Which forward kernel runs: kAuto takes the Hopper kernel (wgmma, TMA, warp specialization;
 // cuda/kernels/flash_fwd_sm90) on a GPU of compute capability 9.0 and the mma.sync kernel
-// (cuda/kernels/flash_fwd) elsewhere; the others force one (kWgmma fails off compute 9.0).
+// (cuda/kernels/flash_fwd) elsewhere, unless the environment variable SPATTN_ATTENTION_KERNEL
+// (mma or wgmma) names one for the whole process (for calibrating and benchmarking a kernel
+// through the executor); the others force one (kWgmma fails off compute 9.0).
 enum class AttentionKernel { kAuto, kMma, kWgmma };
 const char* to_string(AttentionKernel k);
+
+// The CTA shape of a kernel at bf16, head_dim 128, as sim/attention_model schedules it
+// (core::AttentionKernelProfile's block_m, block_n, ctas_per_sm).
+struct AttentionKernelShape {
+  const char* name;  // "mma" or "wgmma" (the profile's attention.kernel)
+  int block_m, block_n, ctas_per_sm;
+};
+AttentionKernelShape kernel_shape(AttentionKernel k);  // k: kMma or kWgmma
 
 // Attention of q against the concatenation of kv[0..num_segments). Query head a (global head
 // g = q_head_start + a) uses kv head g / group - kv[s].kv_head_start of each segment view.

@@ -1,11 +1,13 @@
 // cuda/flash_api.cu: FlashParams -> kernel params, feasibility checks and the one flat dispatch
 // over (kernel, dtype, head_dim).
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "cuda/attention.h"
 #include "cuda/check.h"
 #include "cuda/flash_internal.h"
+#include "cuda/kernels/flash_fwd/config.h"
 #include "cuda/kernels/flash_fwd/launch.cuh"
 #include "cuda/kernels/flash_fwd_sm90/launch.cuh"
 
@@ -45,12 +47,28 @@ const char* to_string(AttentionKernel k) {
   }
 }
 
+AttentionKernelShape kernel_shape(AttentionKernel k) {
+  using Mma = flash::Traits128<__nv_bfloat16>;
+  using Wgmma = flash_sm90::Sm90Traits<__nv_bfloat16, 128>;
+  if (k == AttentionKernel::kWgmma) return {"wgmma", Wgmma::kBlockM, Wgmma::kBlockN, 1};
+  return {"mma", Mma::kBlockM, Mma::kBlockN, Mma::kMinBlocks};
+}
+
 Expected<AttentionKernel> resolve_kernel(const FlashParams& p) {
-  if (p.kernel == AttentionKernel::kMma) return AttentionKernel::kMma;
+  AttentionKernel want = p.kernel;
+  if (want == AttentionKernel::kAuto) {
+    static const char* env = std::getenv("SPATTN_ATTENTION_KERNEL");
+    const std::string e = env ? env : "";
+    if (e == "mma") want = AttentionKernel::kMma;
+    if (e == "wgmma") want = AttentionKernel::kWgmma;
+    if (!e.empty() && e != "mma" && e != "wgmma" && e != "auto")
+      return bad("SPATTN_ATTENTION_KERNEL must be mma, wgmma or auto, got '" + e + "'");
+  }
+  if (want == AttentionKernel::kMma) return AttentionKernel::kMma;
   Expected<bool> sm90 = device_is_sm90();
   if (!sm90.ok()) return sm90.status();
   if (*sm90) return AttentionKernel::kWgmma;
-  if (p.kernel == AttentionKernel::kWgmma)
+  if (want == AttentionKernel::kWgmma)
     return bad("the wgmma kernel needs a GPU of compute capability 9.0 (H100, H200)");
   return AttentionKernel::kMma;
 }

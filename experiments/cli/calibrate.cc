@@ -14,6 +14,7 @@
 #include "experiments/calibrate/sweep.h"
 #include "experiments/cli/cli.h"
 #ifdef SPATTN_HAVE_CUDA
+#include "cuda/attention.h"
 #include "cuda/executor.h"
 #include "experiments/calibrate/measure_cuda.h"
 #endif
@@ -117,6 +118,15 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
     device = fmt::format("{} x {} (of {} on the machine; cluster {} has {})", gpus,
                          calibrate::cuda_device(), *n, cluster->name, cluster->num_gpus());
     measure = calibrate::cuda_measure({a.warmup, a.iterations});
+    // The attention model takes the CTA shape of the kernel that runs here; the fit does the rest.
+    Expected<cuda::AttentionKernel> kernel = cuda::resolve_kernel(cuda::FlashParams{});
+    if (!kernel) return fail(err, kernel.status());
+    const cuda::AttentionKernelShape shape = cuda::kernel_shape(*kernel);
+    base->attention.kernel = shape.name;
+    base->attention.block_m = shape.block_m;
+    base->attention.block_n = shape.block_n;
+    base->attention.ctas_per_sm = shape.ctas_per_sm;
+    device += fmt::format(", attention kernel {}", shape.name);
 #else
     return fail(
         err, unavailable(
