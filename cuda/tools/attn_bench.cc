@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   int iters = 10, warmup = 2;
   std::vector<std::string> kernels{"mma", "wgmma"};
   std::int64_t joint = 0, window_left = -1, window_right = -1;
+  float softcap = 0.f;
   app.add_option("--seq", seqs, "sequence lengths S (queries = keys)");
   app.add_option("--heads", heads_list, "head counts");
   app.add_option("--dim", d, "head_dim (64 or 128)");
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("--joint", joint, "joint keys in front of the image keys (0: none)");
   app.add_option("--window-left", window_left, "sliding window, keys before a query (-1: none)");
   app.add_option("--window-right", window_right, "sliding window, keys after a query (-1: none)");
+  app.add_option("--softcap", softcap, "softcap on scaled scores (0: off)");
   CLI11_PARSE(app, argc, argv);
   const bool bf16 = dtype == "bf16";
 
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   if (joint > 0) variant = "joint" + std::to_string(joint);
   if (window_left >= 0 || window_right >= 0)
     variant = "win" + std::to_string(window_left) + "_" + std::to_string(window_right);
+  if (softcap > 0) variant += (variant == "-" ? "" : "_") + std::string("softcap");
   for (std::int64_t heads : heads_list) {
     for (std::int64_t s : seqs) {
       const std::size_t elems = static_cast<std::size_t>(batch * s * heads * d);
@@ -93,6 +96,7 @@ int main(int argc, char** argv) {
         p.kv[1] = image;
         p.window_left = window_left;
         p.window_right = window_right;
+        p.softcap = softcap;
         if (kname != "mma" && kname != "wgmma") {
           std::fprintf(stderr, "attn_bench: --kernel must be mma or wgmma, got %s\n", kname.c_str());
           return 2;
@@ -127,7 +131,7 @@ int main(int argc, char** argv) {
         std::sort(ms.begin(), ms.end());
         const double med = ms[ms.size() / 2];
         double pairs = static_cast<double>(s) * s * (causal ? 0.5 : 1.0);
-        if (variant != "-") {  // count: per query, the image keys in its window, plus the joint
+        if (joint > 0 || window_left >= 0 || window_right >= 0) {  // count: per query, the image keys in its window, plus the joint
           pairs = 0;
           for (std::int64_t i = 0; i < s; ++i) {
             std::int64_t lo = window_left >= 0 ? std::max<std::int64_t>(0, i - window_left) : 0;

@@ -73,6 +73,7 @@ if [ "${QUICK:-0}" != 1 ]; then
   timeout 60 "$BUILD/cuda/attn_bench" --kernel $K --seq 16384 --heads 40 --dim 64 --causal 0 1 --iters 10 | grep -v '^impl' | tee -a "$OUT/ours.csv"
   timeout 60 "$BUILD/cuda/attn_bench" --kernel $K --seq 16384 --heads 40 --dim 128 --causal 0 --joint 512 --iters 10 | grep -v '^impl' | tee -a "$OUT/ours.csv"
   timeout 60 "$BUILD/cuda/attn_bench" --kernel $K --seq 32768 --heads 40 --dim 128 --causal 1 --window-left 4096 --window-right 0 --iters 10 | grep -v '^impl' | tee -a "$OUT/ours.csv"
+  timeout 60 "$BUILD/cuda/attn_bench" --kernel $K --seq 16384 --heads 40 --dim 128 --causal 0 --softcap 30 --iters 10 | grep -v '^impl' | tee -a "$OUT/ours.csv"
 fi
 echo "## torch $(date +%T)"
 timeout 200 python3 experiments/bench/attn_vs_torch.py --seq $SEQS --heads $HEADS --dim 128 --causal 0 1 --iters 10 | tee "$OUT/torch.csv"
