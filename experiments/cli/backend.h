@@ -1,5 +1,5 @@
 // experiments/cli/backend.h: `spattn run` backends. A backend is one function in its own file
-// (run_host.cc, later run_sim.cc, run_cuda.cc) that runs every plan of every case of an experiment
+// (run_host.cc, run_sim.cc, run_cuda.cc) that runs every plan of every case of an experiment
 // and returns a Report; run_backend is the one flat switch over them. A Report is generic (named
 // metrics per plan) so the listing code does not change when a backend is added.
 #pragma once
