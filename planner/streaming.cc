@@ -115,8 +115,8 @@ Status build_streaming(Plan& plan) {
     const std::string sfx = ".c" + std::to_string(c);
     B.set_pass(static_cast<int>(c - c0));
     Layout L;
-    L.U = U;
-    L.R = R;
+    L.ulysses_degree = U;
+    L.ring_degree = R;
     L.base = c * p.chunk_len;
     const std::int64_t len = std::min(p.chunk_len, p.seq_len - L.base);
     L.seq_len = L.base + len;
