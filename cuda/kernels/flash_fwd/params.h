@@ -12,7 +12,7 @@ namespace spattn::cuda::flash {
 // Segments per block: core's limit, which the planner keeps and core::validate checks.
 inline constexpr int kMaxSegments = core::kMaxKvSegments;
 static_assert(kMaxSegments >= 1 && kMaxSegments <= 32,
-              "kernel.cuh builds each segment's tile table with one thread of warp 0");
+              "both kernels build each segment's tile table with one thread of warp 0");
 
 struct Segment {
   const void* k;  // [batch, nk, kv_heads_in_view, head_dim]
