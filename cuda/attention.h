@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "core/key_tiles.h"
 #include "core/problem.h"
 #include "core/status.h"
 
@@ -26,7 +27,7 @@ struct FlashKvSegment {
   std::int64_t kv_head_start = 0;  // global kv head of the view's head 0
 };
 
-inline constexpr int kMaxKvSegments = 4;
+using core::kMaxKvSegments;  // the kernel's limit on segments per block, once: core/key_tiles.h
 
 // Which forward kernel runs: kAuto takes the Hopper kernel (wgmma, TMA, warp specialization;
 // cuda/kernels/flash_fwd_sm90) on a GPU of compute capability 9.0 and the mma.sync kernel

@@ -22,9 +22,9 @@ Status build_full_sequence(Plan& plan) {
   const core::PlanChoice& choice = plan.choice;
   const int U = choice.ulysses_degree, R = choice.ring_degree, P = U * R;
   Layout L;
-  L.U = U;
-  L.R = R;
-  L.layout = choice.layout;
+  L.ulysses_degree = U;
+  L.ring_degree = R;
+  L.ring_layout = choice.layout;
   L.seq_len = problem.seq_len;
   L.padded_len = padded_length(problem.seq_len, U, R, choice.layout);
   L.group_tokens = L.padded_len / R;

@@ -16,9 +16,10 @@ std::int64_t padded_length(std::int64_t seq_len, int U, int R, RingLayout layout
 }
 
 std::vector<TokenRun> Layout::group_runs(int g) const {
-  if (R == 1 || layout == RingLayout::kContiguous)
+  const int R = ring_degree;
+  if (R == 1 || ring_layout == RingLayout::kContiguous)
     return {{0, group_tokens, base + g * group_tokens, 1}};
-  if (layout == RingLayout::kZigzag) {
+  if (ring_layout == RingLayout::kZigzag) {
     const std::int64_t h = group_tokens / 2;
     return {{0, h, base + g * h, 1}, {h, h, base + (2 * R - 1 - g) * h, 1}};
   }

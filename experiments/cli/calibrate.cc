@@ -155,11 +155,13 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
 
   std::string header = fmt::format(
       "# Profile {}, fitted by `spattn calibrate` (experiments/calibrate, docs/calibration.md).\n"
+      "# Kernel: {} (attention.kernel: mma = cuda/kernels/flash_fwd, wgmma = .._sm90)\n"
+      "# Commit: {} (the model fitted, and the kernels when measured)\n"
       "# Machine: {}\n# Date: {}\n# Command: {}\n"
       "# Cluster: {} ({}); numbers not measured come from {}.\n"
       "# Raw measurements: {} ({} points).\n# Fit:\n",
-      prof.name, device, utc_now(), a.command_line, a.cluster, cluster->name, a.base,
-      fs::path(csv).filename().string(), sweep->measurements.size());
+      prof.name, prof.attention.kernel, SPATTN_COMMIT, device, utc_now(), a.command_line, a.cluster,
+      cluster->name, a.base, fs::path(csv).filename().string(), sweep->measurements.size());
   for (const std::string& n : fit->notes) header += "#   " + n + "\n";
   header += "# Worst |simulated / measured - 1| by kind with this profile:";
   for (const auto& [kind, e] : worst) header += fmt::format(" {} {:.1f}%,", kind, 100 * e);
