@@ -10,6 +10,10 @@
 #   NAME=h200_sxm_nvswitch_flash_fwd  the profile's name: $WORK/$NAME.yaml + .measurements.csv
 #   PROFILE=FILE                 validate with this profile instead of the one calibrated here
 #   CLUSTER=experiments/clusters/h200x4.yaml   the cluster the calibration fits
+#   BASE=experiments/profiles/h200_default.yaml  the numbers calibrate does not measure (on one GPU:
+#                                every communication number)
+#   SET=experiments/validation   the validation set: its *.yaml; experiments/validation/single_gpu is
+#                                the one-GPU attention set (33 blocks, every mask feature)
 #   CALIBRATE_S=330 TOTAL_S=560  time limits: the calibration, the whole call
 #   RESUME_FROM=DIR              a folder unpacked from an earlier tarball: its measurements and
 #                                finished validation rows are kept (--resume)
@@ -19,6 +23,8 @@ source "$(dirname "$0")/common.sh"
 NAME=${NAME:-h200_sxm_nvswitch_flash_fwd}
 CLUSTER=${CLUSTER:-experiments/clusters/h200x4.yaml}
 STEPS=${STEPS:-calibrate validate}
+BASE=${BASE:-experiments/profiles/h200_default.yaml}
+SET=${SET:-experiments/validation}
 [[ -n "${RESUME_FROM:-}" ]] && cp -r "$RESUME_FROM"/. "$WORK"/
 machine
 build spattn
@@ -26,7 +32,7 @@ build spattn
 if [[ " $STEPS " == *" calibrate "* ]]; then
   say "calibrate ($CLUSTER) -> $WORK/$NAME.yaml"
   timeout "$(left "${CALIBRATE_S:-330}")" ./"$BUILD"/spattn calibrate --out "$WORK/$NAME.yaml" \
-    --cluster "$CLUSTER" --base experiments/profiles/h200_default.yaml >"$WORK/calibrate_log.txt" 2>&1
+    --cluster "$CLUSTER" --base "$BASE" >"$WORK/calibrate_log.txt" 2>&1
   say "calibrate exit $?"
   grep -E "^  |finished" "$WORK/calibrate_log.txt" | head -16 | tee -a "$log"
   cp "$WORK/$NAME.yaml" "$WORK/$NAME.measurements.csv" "$OUT"/ 2>/dev/null
@@ -36,7 +42,7 @@ fi
 if [[ " $STEPS " == *" validate "* ]]; then
   PROFILE=${PROFILE:-$WORK/$NAME.yaml}
   [[ -f "$PROFILE" ]] || { say "no profile at $PROFILE: calibrate first, or pass PROFILE"; exit 2; }
-  for f in experiments/validation/*.yaml; do
+  for f in "$SET"/*.yaml; do
     set_name=$(basename "$f" .yaml)
     say "validation $set_name (profile $PROFILE)"
     mkdir -p "$WORK/$set_name"

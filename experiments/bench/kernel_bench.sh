@@ -4,7 +4,8 @@
 # times our flash-attention forward kernels (attn_bench: mma.sync and the Hopper wgmma one) and
 # PyTorch SDPA's flash and cuDNN backends (attn_vs_torch.py) on the same shapes, and prints one
 # table last (make_table.py). Besides the table's shapes it times d 64, one joint `front` row (512
-# text keys, S 16384) and one sliding-window row (left 4096, right 0, causal, S 32768).
+# text keys, S 16384), one sliding-window row (left 4096, right 0, causal, S 32768) and one softcap
+# row (30, S 16384; ours only).
 #   QUICK=1 ...                  S 4096 16384, 40 heads only (no extra rows)
 #   SEQS="16384 75600" HEADS=40  the table's shapes (default S 4096..75600, 40 and 32 heads)
 #   KERNELS="mma wgmma"          our kernels to time (default both)
@@ -80,13 +81,14 @@ if [[ "${ATTN:-1}" == 1 ]]; then
   torch() { timeout "$1" python3 experiments/bench/attn_vs_torch.py "${@:2}" --iters 10; }
   extra=("--seq 16384 --heads 40 --dim 64 --causal 0 1"
          "--seq 16384 --heads 40 --dim 128 --causal 0 --joint 512"
-         "--seq 32768 --heads 40 --dim 128 --causal 1 --window-left 4096 --window-right 0")
+         "--seq 32768 --heads 40 --dim 128 --causal 1 --window-left 4096 --window-right 0"
+         "--seq 16384 --heads 40 --dim 128 --causal 0 --softcap 30")
   for who in ours torch; do
     say "$who"
     $who 200 --seq $SEQS --heads $HEADS --dim 128 --causal 0 1 | tee "$OUT/$who.csv"
     [[ "${QUICK:-0}" == 1 ]] && continue
     for e in "${extra[@]}"; do
-      [[ $who == torch && $e == *window* ]] && continue  # attn_vs_torch has no window
+      [[ $who == torch && ( $e == *window* || $e == *softcap* ) ]] && continue  # SDPA has neither
       $who 60 $e | grep -v '^impl' | tee -a "$OUT/$who.csv"
     done
   done
