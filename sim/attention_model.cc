@@ -141,7 +141,8 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
                    kernel.masked_tiles * static_cast<double>(c.masked));
   const double tiles = cta_makespan(work, a.q.heads * problem.batch, kernel);
   const double us = tiles * kernel.tile_us * kernel.keys_factor_at(static_cast<double>(keys)) *
-                    static_cast<double>(problem.head_dim) / static_cast<double>(kernel.head_dim);
+                    kernel.head_dim_scale(problem.head_dim) *
+                    (problem.softcap > 0 ? kernel.softcap_factor : 1.0);
   return kernel.launch + static_cast<TimePs>(std::ceil(us * 1e6));
 }
 

@@ -65,6 +65,8 @@ core::Profile rounded(core::Profile p) {
   for (double* x : {&p.attention.cta_tiles, &p.attention.masked_tiles, &p.attention.lone_speedup})
     *x = round_to(*x, 1e3);
   for (core::KeysFactorPoint& f : p.attention.keys_factor) f.factor = round_to(f.factor, 1e4);
+  for (core::HeadDimFactor& f : p.attention.head_dim_factor) f.factor = round_to(f.factor, 1e4);
+  p.attention.softcap_factor = round_to(p.attention.softcap_factor, 1e4);
   return p;
 }
 
