@@ -307,17 +307,22 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       return invalid_argument("attention_long points need square attention points to fit against");
     if (!rows.empty()) {
       std::array<double, 3> x = {k0.cta_tiles, k0.masked_tiles, k0.lone_speedup};
+      // One CTA per SM (the Hopper kernel) leaves lone_speedup nothing to say: it is 1 and the
+      // simplex searches the other two.
+      const bool lone = k0.ctas_per_sm > 1;
       if (shape) {
-        auto cost = [&](const std::array<double, 3>& v) {
+        auto cost = [&](std::array<double, 3> v) {
+          if (!lone) v[2] = 1;
           if (v[0] < 0 || v[1] < 0 || v[2] < 1 || v[2] > k0.ctas_per_sm) return 1e300;
           core::AttentionKernelProfile k = k0;
           return solve(v, k);
         };
         // Restarted from its best with smaller steps: a simplex that collapsed early on a ridge
         // gets a fresh start.
-        x = {1.0, 1.0, 1.3};
+        x = {1.0, 1.0, lone ? 1.3 : 1.0};
         for (double step : {1.0, 0.25, 0.0625})
           x = nelder_mead(cost, x, {step, step, step / 5}, 200);
+        if (!lone) x[2] = 1;
       }
       const double err = solve(x, prof.attention);
       prof.attention.keys_factor.clear();  // the fit above took tiles of every key count as equal
