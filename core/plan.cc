@@ -26,6 +26,8 @@ const char* to_string(RingLayout l) {
       return "zigzag";
     case RingLayout::kStriped:
       return "striped";
+    case RingLayout::kBalanced:
+      return "balanced";
   }
   return "?";
 }
@@ -43,8 +45,9 @@ Expected<RingLayout> parse_ring_layout(const std::string& s) {
   if (s == "contiguous") return RingLayout::kContiguous;
   if (s == "zigzag") return RingLayout::kZigzag;
   if (s == "striped") return RingLayout::kStriped;
+  if (s == "balanced") return RingLayout::kBalanced;
   return invalid_argument("unknown ring layout '" + s +
-                          "' (expected contiguous, zigzag or striped)");
+                          "' (expected contiguous, zigzag, striped or balanced)");
 }
 Expected<Placement> parse_placement(const std::string& s) {
   if (s == "ulysses_inner") return Placement::kUlyssesInner;
@@ -423,13 +426,15 @@ std::vector<std::vector<TaskId>> explicit_waits(const Plan& plan,
 PlanSummary summarize(const Plan& plan) {
   PlanSummary s;
   std::vector<Bytes> sent(static_cast<std::size_t>(plan.world), 0);
+  std::vector<double> pairs(static_cast<std::size_t>(plan.ranks_held()), 0.0);
   std::map<std::int64_t, int> coll;
   for (const Task& t : plan.tasks) {
     if (const auto* a = std::get_if<AttnBlock>(&t.op)) {
       ++s.attn_blocks;
-      s.attn_flops += 4.0 * static_cast<double>(plan.problem.head_dim) *
-                      static_cast<double>(a->visible_pairs) *
-                      static_cast<double>(plan.problem.batch) * static_cast<double>(a->q.heads);
+      const double p = static_cast<double>(a->visible_pairs) *
+                       static_cast<double>(plan.problem.batch) * static_cast<double>(a->q.heads);
+      s.attn_flops += 4.0 * static_cast<double>(plan.problem.head_dim) * p;
+      pairs[static_cast<std::size_t>(t.rank)] += p;
     } else if (std::holds_alternative<Merge>(t.op)) {
       ++s.merges;
     } else if (std::holds_alternative<Copy>(t.op)) {
@@ -445,6 +450,12 @@ PlanSummary summarize(const Plan& plan) {
   }
   s.collectives = static_cast<int>(coll.size());
   for (Bytes b : sent) s.comm_bytes_max_rank = std::max(s.comm_bytes_max_rank, b);
+  double total = 0, most = 0;
+  for (double p : pairs) {
+    total += p;
+    most = std::max(most, p);
+  }
+  if (total > 0) s.work_imbalance = most * static_cast<double>(pairs.size()) / total;
   return s;
 }
 

@@ -3,6 +3,8 @@
 // tokens and scatter heads; then the K/V of the R groups travel around a ring of R steps, each
 // step's attention overlapped with the next block's send/recv, merged by log-sum-exp; then back.
 #include <algorithm>
+#include <cstdio>
+#include <string>
 
 #include "planner/builder.h"
 
@@ -17,18 +19,23 @@ using core::Stream;
 using core::TaskId;
 using core::TokenRun;
 
+namespace {
+
+std::string fmt_balanced(int R, std::int64_t group_tokens, std::size_t runs, double imbalance) {
+  char x[32];
+  std::snprintf(x, sizeof x, "%.4f", imbalance);
+  return "balanced: " + std::to_string(R) + " ring groups of " + std::to_string(group_tokens) +
+         " tokens, each in at most " + std::to_string(runs) +
+         " runs of whole chunks; visible pairs per group max/mean " + x;
+}
+
+}  // namespace
+
 Status build_full_sequence(Plan& plan) {
   const core::Problem& problem = plan.problem;
   const core::PlanChoice& choice = plan.choice;
-  const int U = choice.ulysses_degree, R = choice.ring_degree, P = U * R;
-  Layout L;
-  L.U = U;
-  L.R = R;
-  L.layout = choice.layout;
-  L.seq_len = problem.seq_len;
-  L.padded_len = padded_length(problem.seq_len, U, R, choice.layout);
-  L.group_tokens = L.padded_len / R;
-  L.shard_tokens = L.padded_len / P;
+  const int U = choice.ulysses_degree, R = choice.ring_degree;
+  const Layout L = sequence_layout(problem, U, R, choice.layout);
   plan.padded_len = L.padded_len;
   plan.pad_tokens = L.padded_len - problem.seq_len;
   plan.shard_tokens = L.shard_tokens;
@@ -199,6 +206,22 @@ Status build_full_sequence(Plan& plan) {
                            std::to_string(U) +
                            " ranks of a Ulysses group (GQA groups shared by ranks)");
   }
+  if (L.layout == RingLayout::kBalanced) {
+    std::size_t runs = 0;
+    for (const auto& g : L.balanced) runs = std::max(runs, g.size());
+    const std::vector<std::int64_t> w = group_work(problem, L);
+    const std::int64_t most = *std::max_element(w.begin(), w.end());
+    std::int64_t total = 0;
+    for (std::int64_t x : w) total += x;
+    plan.notes.push_back(fmt_balanced(R, L.group_tokens, runs,
+                                      total > 0 ? static_cast<double>(most) * R /
+                                                      static_cast<double>(total)
+                                                : 1.0));
+  }
+  if (!problem.doc_bounds.empty())
+    plan.notes.push_back("documents: " + std::to_string(problem.doc_bounds.size() - 1) +
+                         " packed documents; each attention block carries the boundaries that "
+                         "cut its queries, and key runs no query of a block can see are skipped");
   if (problem.joint_len > 0)
     plan.notes.push_back("joint: " + std::to_string(problem.joint_len) +
                          " text tokens replicated on every rank, " +

@@ -1,6 +1,7 @@
 #include "planner/layout.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 
 namespace spattn::planner {
@@ -8,14 +9,145 @@ namespace spattn::planner {
 using core::RingLayout;
 using core::TokenRun;
 
-std::int64_t padded_length(std::int64_t seq_len, int U, int R, RingLayout layout) {
+std::int64_t padded_length(std::int64_t seq_len, int U, int R, RingLayout layout,
+                           int chunks_per_group) {
   std::int64_t unit = static_cast<std::int64_t>(U) * R;
   if (R > 1 && layout == RingLayout::kZigzag)
     unit = std::lcm(unit, 2 * static_cast<std::int64_t>(R));
+  if (R > 1 && layout == RingLayout::kBalanced)
+    unit = static_cast<std::int64_t>(chunks_per_group) * R * U;
   return (seq_len + unit - 1) / unit * unit;
 }
 
+namespace {
+
+// Deals `chunks` chunks of work w over R groups, k each (k R == chunks): longest first to the least
+// loaded group with room, then swaps between the busiest and idlest groups. Returns the group of
+// each chunk.
+std::vector<int> deal(const std::vector<std::int64_t>& w, int R, int k) {
+  const std::size_t n = w.size();
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return w[a] > w[b]; });
+  std::vector<int> group(n, -1);
+  std::vector<std::int64_t> load(static_cast<std::size_t>(R), 0);
+  std::vector<int> count(static_cast<std::size_t>(R), 0);
+  for (std::size_t c : order) {
+    int best = -1;
+    for (int g = 0; g < R; ++g)
+      if (count[static_cast<std::size_t>(g)] < k &&
+          (best < 0 || load[static_cast<std::size_t>(g)] < load[static_cast<std::size_t>(best)]))
+        best = g;
+    group[c] = best;
+    load[static_cast<std::size_t>(best)] += w[c];
+    ++count[static_cast<std::size_t>(best)];
+  }
+  // Swaps: a chunk a of the busiest group for a lighter chunk b of the idlest, the pair whose
+  // difference d = w_a - w_b is closest to half the gap (any 0 < d < gap lowers the busiest).
+  for (int iter = 0; iter < 4 * static_cast<int>(n); ++iter) {
+    const auto hi = static_cast<int>(std::max_element(load.begin(), load.end()) - load.begin());
+    const auto lo = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    const std::int64_t gap = load[static_cast<std::size_t>(hi)] - load[static_cast<std::size_t>(lo)];
+    std::size_t ba = n, bb = n;
+    std::int64_t best = gap;  // |2 d - gap| must beat leaving it (gap)
+    for (std::size_t a = 0; a < n; ++a) {
+      if (group[a] != hi) continue;
+      for (std::size_t b = 0; b < n; ++b) {
+        if (group[b] != lo) continue;
+        const std::int64_t d = w[a] - w[b];
+        if (d <= 0 || d >= gap) continue;
+        if (std::abs(2 * d - gap) < best) {
+          best = std::abs(2 * d - gap);
+          ba = a;
+          bb = b;
+        }
+      }
+    }
+    if (ba == n) break;
+    group[ba] = lo;
+    group[bb] = hi;
+    load[static_cast<std::size_t>(hi)] -= w[ba] - w[bb];
+    load[static_cast<std::size_t>(lo)] += w[ba] - w[bb];
+  }
+  return group;
+}
+
+double imbalance(const std::vector<std::int64_t>& load) {
+  std::int64_t total = 0, most = 0;
+  for (std::int64_t x : load) {
+    total += x;
+    most = std::max(most, x);
+  }
+  return total > 0 ? static_cast<double>(most) * static_cast<double>(load.size()) /
+                         static_cast<double>(total)
+                   : 1.0;
+}
+
+}  // namespace
+
+Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) {
+  Layout L;
+  L.U = U;
+  L.R = R;
+  L.layout = R > 1 ? layout : RingLayout::kContiguous;
+  L.seq_len = p.seq_len;
+  if (L.layout != RingLayout::kBalanced) {
+    L.padded_len = padded_length(p.seq_len, U, R, L.layout);
+    L.group_tokens = L.padded_len / R;
+    L.shard_tokens = L.padded_len / (static_cast<std::int64_t>(U) * R);
+    return L;
+  }
+  Layout best;
+  double best_imbalance = 0;
+  for (int k = 2; k <= kMaxBalancedChunks; k *= 2) {
+    Layout c = L;
+    c.padded_len = padded_length(p.seq_len, U, R, layout, k);
+    c.group_tokens = c.padded_len / R;
+    c.shard_tokens = c.padded_len / (static_cast<std::int64_t>(U) * R);
+    const std::int64_t chunk = c.group_tokens / k, n = static_cast<std::int64_t>(k) * R;
+    std::vector<std::int64_t> w(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t valid = std::clamp<std::int64_t>(p.seq_len - i * chunk, 0, chunk);
+      w[static_cast<std::size_t>(i)] = core::count_visible(p, i * chunk, 1, valid, 0, 1, p.seq_len);
+    }
+    const std::vector<int> group = deal(w, R, k);
+    c.balanced.assign(static_cast<std::size_t>(R), {});
+    for (std::int64_t i = 0; i < n; ++i) {
+      auto& runs = c.balanced[static_cast<std::size_t>(group[static_cast<std::size_t>(i)])];
+      if (!runs.empty() && runs.back().start + runs.back().count == i * chunk)
+        runs.back().count += chunk;  // adjacent to the group's previous chunk
+      else
+        runs.push_back({runs.empty() ? 0 : runs.back().local + runs.back().count, chunk,
+                        i * chunk, 1});
+    }
+    const double x = imbalance(group_work(p, c));
+    if (best.balanced.empty() || x < best_imbalance - 1e-12) {
+      best = c;
+      best_imbalance = x;
+    }
+    // Chunks no shorter than 2U tokens (below that a chunk's blocks cost more than they balance).
+    if (best_imbalance <= 1.01 || chunk <= 2 * U) break;
+  }
+  return best;
+}
+
+std::vector<std::int64_t> group_work(const core::Problem& p, const Layout& L) {
+  std::vector<std::int64_t> w;
+  for (int g = 0; g < L.R; ++g) {
+    std::int64_t x = 0;
+    for (const TokenRun& r : L.valid(L.group_runs(g)))
+      x += core::count_visible(p, r.start, r.stride, r.count, 0, 1, p.seq_len);
+    w.push_back(x);
+  }
+  return w;
+}
+
 std::vector<TokenRun> Layout::group_runs(int g) const {
+  if (!balanced.empty()) {
+    std::vector<TokenRun> runs = balanced[static_cast<std::size_t>(g)];
+    for (TokenRun& r : runs) r.start += base;
+    return runs;
+  }
   if (R == 1 || layout == RingLayout::kContiguous)
     return {{0, group_tokens, base + g * group_tokens, 1}};
   if (layout == RingLayout::kZigzag) {
