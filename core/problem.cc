@@ -84,7 +84,8 @@ Status validate(const Problem& p) {
   if (!p.doc_bounds.empty()) {
     const auto& b = p.doc_bounds;
     if (b.size() < 2 || b.front() != 0 || b.back() != p.seq_len)
-      return bad("documents", "document lengths must sum to seq_len " + std::to_string(p.seq_len));
+      return bad("documents", "document lengths sum to " + std::to_string(b.back() - b.front()) +
+                                  ", not seq_len " + std::to_string(p.seq_len));
     for (std::size_t k = 1; k < b.size(); ++k)
       if (b[k] <= b[k - 1])
         return bad("documents", "document " + std::to_string(k - 1) +

@@ -39,7 +39,17 @@ Status build_full_sequence(Plan& plan) {
   plan.padded_len = L.padded_len;
   plan.pad_tokens = L.padded_len - problem.seq_len;
   plan.shard_tokens = L.shard_tokens;
-  plan.ring_steps = R;
+  // Ring steps: R, less the trailing steps at which no rank's queries see any key it holds (a
+  // window or short documents keep every query near its keys): those blocks are never sent on.
+  int steps = 1;
+  for (int t = 1; t < R; ++t)
+    for (int g = 0; g < R && steps <= t; ++g)
+      for (const TokenRun& q : L.valid(L.group_runs(g)))
+        for (const TokenRun& k : L.valid(L.group_runs((g - t + R) % R)))
+          if (steps <= t && core::count_visible(problem, q.start, q.stride, q.count, k.start,
+                                                k.stride, k.count) > 0)
+            steps = t + 1;
+  plan.ring_steps = steps;
 
   const std::int64_t D = problem.head_dim, n = L.shard_tokens, G = L.group_tokens;
   const auto rank_of = [&](int g, int u) { return planner::rank_of(choice, g, u); };
@@ -69,7 +79,7 @@ Status build_full_sequence(Plan& plan) {
   for (int g = 0; g < Rh; ++g)
     gather_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], L, L.group_runs(g), "");
 
-  // Stage 2: R ring steps. At step t rank (g, u) holds the K/V of group (g - t) mod R.
+  // Stage 2: the ring steps. At step t rank (g, u) holds the K/V of group (g - t) mod R.
   const ElemType acc_elem = R > 1 ? ElemType::kF32 : ElemType::kInput;
   struct RingState {
     BufferId k[2] = {-1, -1}, v[2] = {-1, -1};  // receive buffers, used alternately
@@ -89,7 +99,7 @@ Status build_full_sequence(Plan& plan) {
     }
     BufferId part_o = -1, part_lse = -1;
     if (R > 1) {
-      for (int i = 0; i < 2; ++i) {
+      for (int i = 0; i < 2 && steps > 1; ++i) {
         r.k[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".k", ElemType::kInput, G,
                            s.kvh.count, D);
         r.v[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".v", ElemType::kInput, G,
@@ -109,14 +119,14 @@ Status build_full_sequence(Plan& plan) {
       r.acc.push_back(a);
     }
   }
-  for (int t = 0; t < R; ++t) {
-    const std::int64_t coll = t + 1 < R ? B.collective() : -1;
+  for (int t = 0; t < steps; ++t) {
+    const std::int64_t coll = t + 1 < steps ? B.collective() : -1;
     for (Shard& s : shards) {
       RingState& r = st[static_cast<std::size_t>(s.rank)];
       const BufferId bk = t == 0 ? s.k_full : r.k[t % 2], bv = t == 0 ? s.v_full : r.v[t % 2];
       // Send this step's block on and receive the next one, overlapped with this step's attention.
       TaskId comm = -1;
-      if (t + 1 < R) {
+      if (t + 1 < steps) {
         const int next = rank_of((s.g + 1) % R, s.u), prev = rank_of((s.g + R - 1) % R, s.u);
         core::Comm c{core::CommKind::kSendRecv, ring_group[static_cast<std::size_t>(s.u)], {}, {}};
         c.sends = {{next, B.whole(bk)}, {next, B.whole(bv)}};

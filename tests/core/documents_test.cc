@@ -133,7 +133,7 @@ TEST(Documents, ValidateRefusesBadDocuments) {
   Problem p = packed({3, 4});
   EXPECT_TRUE(validate(p).ok());
   p.seq_len = 8;
-  EXPECT_NE(validate(p).message().find("problem.documents: document lengths must sum"),
+  EXPECT_NE(validate(p).message().find("problem.documents: document lengths sum to 7, not seq_len 8"),
             std::string::npos);
   p = packed({3, 4});
   p.doc_bounds = {0, 3, 3, 7};

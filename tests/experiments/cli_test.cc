@@ -73,6 +73,11 @@ struct Expect {
 const std::map<std::string, Expect> kBad = {
     {"bad_degrees.yaml", {"10:14", "plans[0].ulysses"}},
     {"degrees_vs_sweep.yaml", {"8:32", "plans[0].ulysses"}},
+    {"documents_bad_sum.yaml", {"6:14", "problem.documents"}},
+    {"documents_negative_length.yaml", {"6:21", "problem.documents[1]"}},
+    {"documents_unknown_distribution.yaml", {"6:29", "problem.documents.distribution"}},
+    {"documents_with_joint.yaml", {"7:14", "problem.documents"}},
+    {"documents_zero_length.yaml", {"6:20", "problem.documents[1]"}},
     {"empty.yaml", {"", ""}},
     {"infeasible_explicit.yaml", {"10:5", "plans[1]"}},
     {"kv_heads_not_dividing.yaml", {"5:13", "problem.kv_heads"}},

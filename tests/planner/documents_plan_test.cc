@@ -191,5 +191,36 @@ TEST(DocumentPlans, BalancedLayoutEqualisesVisiblePairs) {
   EXPECT_NEAR(core::summarize(*plan).work_imbalance, imbalance(balanced), 1e-12);
 }
 
+// System: ring of 8, contiguous, 800 tokens (100 a rank). Causal with a left window of 10: a query
+// sees keys at most 10 back, so only the previous rank's block. Eight documents of 100 tokens, one
+// a rank: no query sees another rank's keys. Expectation: 2 ring steps, then 1 (no send/recv at
+// all), and both plans stay exact.
+TEST(DocumentPlans, RingStopsAfterTheLastStepAnyRankNeeds) {
+  Problem p;
+  p.q_heads = p.kv_heads = 1;
+  p.head_dim = 2;
+  p.seq_len = 800;
+  p.causal = true;
+  p.window = {10, -1};
+  Problem docs = p;
+  docs.window = {};
+  docs.doc_bounds = core::document_bounds(std::vector<std::int64_t>(8, 100));
+  for (const auto& [problem, steps] : {std::pair{p, 2}, std::pair{docs, 1}}) {
+    Expected<core::Plan> plan =
+        planner::make_plan(problem, {core::Scheme::kRing, 1, 8, core::RingLayout::kContiguous});
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    EXPECT_EQ(plan->ring_steps, steps);
+    int comms = 0;
+    for (const core::Task& t : plan->tasks) comms += std::holds_alternative<core::Comm>(t.op);
+    EXPECT_EQ(comms, 8 * (steps - 1));
+    const core::AttentionInputs in = core::random_inputs(problem, 4);
+    Expected<core::AttentionResult> got = sim::execute_functional(*plan, in);
+    ASSERT_TRUE(got.ok());
+    const core::AttentionResult want = core::reference_attention(problem, in);
+    EXPECT_LT(core::max_rel_error(got->out, want.out), 1e-10);
+    EXPECT_LT(core::max_rel_error(got->lse, want.lse), 1e-10);
+  }
+}
+
 }  // namespace
 }  // namespace spattn
