@@ -91,19 +91,44 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
   L.R = R;
   L.layout = R > 1 ? layout : RingLayout::kContiguous;
   L.seq_len = p.seq_len;
-  if (L.layout != RingLayout::kBalanced) {
-    L.padded_len = padded_length(p.seq_len, U, R, L.layout);
-    L.group_tokens = L.padded_len / R;
-    L.shard_tokens = L.padded_len / (static_cast<std::int64_t>(U) * R);
-    return L;
-  }
-  Layout best;
-  double best_imbalance = 0;
-  for (int k = 2; k <= kMaxBalancedChunks; k *= 2) {
-    Layout c = L;
-    c.padded_len = padded_length(p.seq_len, U, R, layout, k);
+  auto sized = [&](Layout c, int chunks_per_group) {
+    c.padded_len = padded_length(p.seq_len, U, R, c.layout, chunks_per_group);
     c.group_tokens = c.padded_len / R;
     c.shard_tokens = c.padded_len / (static_cast<std::int64_t>(U) * R);
+    return c;
+  };
+  if (L.layout != RingLayout::kBalanced) return sized(L, 2);
+  // Candidates from the coarsest split to the finest: contiguous, zigzag, chunks dealt k = 2, 4,
+  // ..., and striped. The first within 1% of even work wins (fewer, longer runs make fewer and
+  // larger attention blocks), else the most even. Each is stated as explicit runs per group.
+  Layout best;
+  double best_imbalance = 0;
+  auto consider = [&](Layout c) {
+    if (c.balanced.empty()) {
+      std::vector<std::vector<TokenRun>> runs;
+      for (int g = 0; g < R; ++g) runs.push_back(c.group_runs(g));
+      c.balanced = std::move(runs);
+      c.layout = RingLayout::kBalanced;
+    }
+    const double x = imbalance(group_work(p, c));
+    if (best.balanced.empty() || x < best_imbalance - 1e-12) {
+      best = std::move(c);
+      best_imbalance = x;
+    }
+    return best_imbalance <= 1.01;
+  };
+  for (RingLayout fixed : {RingLayout::kContiguous, RingLayout::kZigzag}) {
+    Layout c = L;
+    c.layout = fixed;
+    if (consider(sized(c, 2))) return best;
+  }
+  for (int k = 2; k <= kMaxBalancedChunks; k *= 2) {
+    if (k == 2 * kStripedAfterChunks) {  // striped before the finest splits (many short runs)
+      Layout c = L;
+      c.layout = RingLayout::kStriped;
+      if (consider(sized(c, 2))) return best;
+    }
+    Layout c = sized(L, k);
     const std::int64_t chunk = c.group_tokens / k, n = static_cast<std::int64_t>(k) * R;
     std::vector<std::int64_t> w(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
@@ -120,13 +145,13 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
         runs.push_back({runs.empty() ? 0 : runs.back().local + runs.back().count, chunk,
                         i * chunk, 1});
     }
-    const double x = imbalance(group_work(p, c));
-    if (best.balanced.empty() || x < best_imbalance - 1e-12) {
-      best = c;
-      best_imbalance = x;
-    }
-    // Chunks no shorter than 2U tokens (below that a chunk's blocks cost more than they balance).
-    if (best_imbalance <= 1.01 || chunk <= 2 * U) break;
+    if (consider(c)) return best;
+    if (chunk <= 2 * U) break;  // chunks of fewer than 2U tokens cost more than they balance
+  }
+  if (kMaxBalancedChunks < 2 * kStripedAfterChunks) {
+    Layout c = L;
+    c.layout = RingLayout::kStriped;
+    consider(sized(c, 2));
   }
   return best;
 }
