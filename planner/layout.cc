@@ -4,6 +4,10 @@
 #include <cstdlib>
 #include <numeric>
 
+#include "core/documents.h"
+#include "core/key_tiles.h"
+#include "core/profile.h"
+
 namespace spattn::planner {
 
 using core::RingLayout;
@@ -72,15 +76,38 @@ std::vector<int> deal(const std::vector<std::int64_t>& w, int R, int k) {
   return group;
 }
 
-double imbalance(const std::vector<std::int64_t>& load) {
-  std::int64_t total = 0, most = 0;
-  for (std::int64_t x : load) {
-    total += x;
-    most = std::max(most, x);
+// The kernel's work for queries q against keys k, in key tiles of the kernel's tile table
+// (core::count_key_tiles, the table the simulator times) plus one tile per CTA for its fixed work:
+// what visible pairs miss when a layout's tiles are sparse (a striped block over many short
+// documents visits many tiles for few pairs). Zero when no pair is visible (no segment, no task).
+std::int64_t kernel_work(const core::Problem& p, const TokenRun& q, const TokenRun& k) {
+  if (core::count_visible(p, q.start, q.stride, q.count, k.start, k.stride, k.count) == 0) return 0;
+  const core::AttentionKernelProfile tile;  // the kernel's tile shape (block_m x block_n)
+  const std::vector<std::int64_t> b =
+      core::bounds_for_queries(p.doc_bounds, q.start, q.stride, q.count);
+  std::int64_t work = 0;
+  for (std::int64_t m = 0; m < q.count; m += tile.block_m)
+    work += 1 + core::count_key_tiles(p.causal, p.window.left, p.window.right, false, k.count,
+                                      k.start, k.stride, b.data(), static_cast<int>(b.size()),
+                                      q.start, q.stride, m, std::min(tile.block_m, q.count - m),
+                                      tile.block_n)
+                    .tiles;
+  return work;
+}
+
+// The busiest group's kernel work under layout L (its queries against every group's keys).
+std::int64_t busiest_kernel_work(const core::Problem& p, const Layout& L) {
+  std::vector<std::vector<TokenRun>> runs;
+  for (int g = 0; g < L.R; ++g) runs.push_back(L.valid(L.group_runs(g)));
+  std::int64_t most = 0;
+  for (int g = 0; g < L.R; ++g) {
+    std::int64_t w = 0;
+    for (const TokenRun& q : runs[static_cast<std::size_t>(g)])
+      for (const auto& keys : runs)
+        for (const TokenRun& k : keys) w += kernel_work(p, q, k);
+    most = std::max(most, w);
   }
-  return total > 0 ? static_cast<double>(most) * static_cast<double>(load.size()) /
-                         static_cast<double>(total)
-                   : 1.0;
+  return most;
 }
 
 }  // namespace
@@ -99,10 +126,10 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
   };
   if (L.layout != RingLayout::kBalanced) return sized(L, 2);
   // Candidates from the coarsest split to the finest: contiguous, zigzag, chunks dealt k = 2, 4,
-  // ..., and striped. The first within 1% of even work wins (fewer, longer runs make fewer and
-  // larger attention blocks), else the most even. Each is stated as explicit runs per group.
+  // ..., kMaxBalancedChunks, and striped, each stated as explicit runs per group; the one whose
+  // busiest group has the least kernel work wins (a finer one only when it is 1% better).
   Layout best;
-  double best_imbalance = 0;
+  std::int64_t best_work = 0;
   auto consider = [&](Layout c) {
     if (c.balanced.empty()) {
       std::vector<std::vector<TokenRun>> runs;
@@ -110,30 +137,27 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
       c.balanced = std::move(runs);
       c.layout = RingLayout::kBalanced;
     }
-    const double x = imbalance(group_work(p, c));
-    if (best.balanced.empty() || x < best_imbalance - 1e-12) {
+    const std::int64_t w = busiest_kernel_work(p, c);
+    if (best.balanced.empty() || static_cast<double>(w) < 0.99 * static_cast<double>(best_work)) {
       best = std::move(c);
-      best_imbalance = x;
+      best_work = w;
     }
-    return best_imbalance <= 1.01;
   };
   for (RingLayout fixed : {RingLayout::kContiguous, RingLayout::kZigzag}) {
     Layout c = L;
     c.layout = fixed;
-    if (consider(sized(c, 2))) return best;
+    consider(sized(c, 2));
   }
   for (int k = 2; k <= kMaxBalancedChunks; k *= 2) {
-    if (k == 2 * kStripedAfterChunks) {  // striped before the finest splits (many short runs)
-      Layout c = L;
-      c.layout = RingLayout::kStriped;
-      if (consider(sized(c, 2))) return best;
-    }
     Layout c = sized(L, k);
     const std::int64_t chunk = c.group_tokens / k, n = static_cast<std::int64_t>(k) * R;
+    if (chunk < 2 * U) break;  // chunks of fewer than 2U tokens cost more than they balance
+    // A chunk's weight: its queries' kernel work against the whole sequence as one run.
     std::vector<std::int64_t> w(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int64_t valid = std::clamp<std::int64_t>(p.seq_len - i * chunk, 0, chunk);
-      w[static_cast<std::size_t>(i)] = core::count_visible(p, i * chunk, 1, valid, 0, 1, p.seq_len);
+      w[static_cast<std::size_t>(i)] =
+          valid > 0 ? kernel_work(p, {0, valid, i * chunk, 1}, {0, p.seq_len, 0, 1}) : 0;
     }
     const std::vector<int> group = deal(w, R, k);
     c.balanced.assign(static_cast<std::size_t>(R), {});
@@ -145,14 +169,11 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
         runs.push_back({runs.empty() ? 0 : runs.back().local + runs.back().count, chunk,
                         i * chunk, 1});
     }
-    if (consider(c)) return best;
-    if (chunk <= 2 * U) break;  // chunks of fewer than 2U tokens cost more than they balance
+    consider(std::move(c));
   }
-  if (kMaxBalancedChunks < 2 * kStripedAfterChunks) {
-    Layout c = L;
-    c.layout = RingLayout::kStriped;
-    consider(sized(c, 2));
-  }
+  Layout c = L;
+  c.layout = RingLayout::kStriped;
+  consider(sized(c, 2));
   return best;
 }
 

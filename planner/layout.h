@@ -46,16 +46,16 @@ std::int64_t padded_length(std::int64_t seq_len, int U, int R, core::RingLayout 
                            int chunks_per_group = 2);
 
 // The layout of a whole sequence (no streaming) for problem p: sizes, and for `balanced` the runs
-// of each group. Balanced tries, from the coarsest split to the finest, contiguous, zigzag, k R
-// equal chunks dealt k to a group (k = 2, 4, 8), striped (one strided run: evenest for full
-// attention within documents, but every key tile of a causal document is a masked diagonal one),
-// then k = 16, 32; it keeps the first whose groups' visible pairs are within 1% of even, else the
-// most even. The stated runs of the groups are what the plan uses (the notes say which won). Dealing: chunks
-// sorted by work (visible pairs of their queries against the whole sequence) go, longest first, to
-// the group with the least work that has room (k chunks each); then pairs of chunks are swapped
-// between the busiest and the idlest group while that lowers the busiest.
+// of each group. Balanced builds candidates from the coarsest split to the finest: contiguous,
+// zigzag, k R equal chunks dealt k to a group (k = 2, 4, ..., kMaxBalancedChunks; chunks of at
+// least 2U tokens) and striped, and keeps the one whose busiest group has the least kernel work (a
+// finer one only when 1% better): key tiles of the kernel's tile table (core::count_key_tiles, as
+// the simulator counts them) of the group's queries against every key, plus one per CTA. Visible
+// pairs alone would pick striped for short documents, whose tiles are mostly empty. Dealing:
+// chunks sorted by their kernel work against the whole sequence go, heaviest first, to the group
+// with the least work that has room (k chunks each); then pairs of chunks are swapped between the
+// busiest and the idlest group while that lowers the busiest.
 inline constexpr int kMaxBalancedChunks = 32;
-inline constexpr int kStripedAfterChunks = 8;
 Layout sequence_layout(const core::Problem& p, int U, int R, core::RingLayout layout);
 // Visible pairs per ring group of a layout (queries of the group against every key), per head.
 std::vector<std::int64_t> group_work(const core::Problem& p, const Layout& L);

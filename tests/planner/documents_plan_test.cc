@@ -150,16 +150,16 @@ TEST(DocumentPlans, EveryChoiceOnRandomPackedProblemsIsExact) {
   std::printf("%d packed configurations in %.1f s\n", configs, s);
 }
 
-// System: 16 documents, causal, ring of 4: one of 1024 tokens and fifteen of 64. Contiguous puts
-// the long document's quadratic work on one or two ranks. Expectation: balanced's groups differ by
-// less than contiguous's and its visible pairs per group are within 5% of the mean; the groups
-// hold equal token counts; positions stay global (the union of the groups' runs is the sequence).
+// System: 16 documents, causal, ring of 4: one of 65,536 tokens and fifteen of 4,096. Contiguous
+// puts the long document's quadratic work on one or two ranks. Expectation: balanced's visible pairs
+// per group are within 5% of the mean (contiguous's are not within 50%); the groups hold equal
+// token counts; positions stay global (the union of the groups' runs is the sequence).
 TEST(DocumentPlans, BalancedLayoutEqualisesVisiblePairs) {
   Problem p;
   p.q_heads = p.kv_heads = 1;
   p.head_dim = 2;
-  std::vector<std::int64_t> lengths = {1024};
-  for (int i = 0; i < 15; ++i) lengths.push_back(64);
+  std::vector<std::int64_t> lengths = {65536};
+  for (int i = 0; i < 15; ++i) lengths.push_back(4096);
   p.doc_bounds = core::document_bounds(lengths);
   p.seq_len = p.doc_bounds.back();
   p.causal = true;
