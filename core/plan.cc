@@ -1,6 +1,7 @@
 #include "core/plan.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -313,6 +314,12 @@ Status validate(const Plan& plan) {
       for (const KvSegment& s : a->kv)
         if (s.k.tokens != s.v.tokens || s.k.heads != s.v.heads)
           return fail(t, "k and v views differ");
+      const std::vector<std::int64_t>& b = a->doc_bounds;
+      if (b.size() == 1 || !std::is_sorted(b.begin(), b.end(), std::less_equal<>()))
+        return fail(t, "document bounds are not increasing");
+      if (!b.empty() && a->q.tokens > 0 &&
+          (a->q_start < b.front() || a->q_start + a->q_stride * (a->q.tokens - 1) >= b.back()))
+        return fail(t, "document bounds do not cover the block's queries");
     }
   }
   for (const auto& [id, m] : flows)
