@@ -50,14 +50,7 @@ Status build_full_sequence(Plan& plan) {
   plan.shard_tokens = L.shard_tokens;
   // Ring steps: R, less the trailing steps at which no rank's queries see any key it holds (a
   // window or short documents keep every query near its keys): those blocks are never sent on.
-  int steps = 1;
-  for (int t = 1; t < R; ++t)
-    for (int g = 0; g < R && steps <= t; ++g)
-      for (const TokenRun& q : L.valid(L.group_runs(g)))
-        for (const TokenRun& k : L.valid(L.group_runs((g - t + R) % R)))
-          if (steps <= t && core::count_visible(problem, q.start, q.stride, q.count, k.start,
-                                                k.stride, k.count) > 0)
-            steps = t + 1;
+  const int steps = ring_steps(problem, L);
   plan.ring_steps = steps;
   // Receive buffers: two, used alternately, so a block is received while the previous one is
   // attended. The balanced layout evens each rank's total work, not each step's, so it keeps every

@@ -128,8 +128,12 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
   // Candidates from the coarsest split to the finest: contiguous, zigzag, chunks dealt k = 2, 4,
   // ..., kMaxBalancedChunks, and striped, each stated as explicit runs per group; the one whose
   // busiest group has the least kernel work wins (a finer one only when it is 1% better).
-  Layout best;
-  std::int64_t best_work = 0;
+  struct Candidate {
+    Layout layout;
+    std::int64_t work = 0;  // the busiest group's kernel work
+    int steps = 0;          // ring steps it needs
+  };
+  std::vector<Candidate> cands;
   auto consider = [&](Layout c) {
     if (c.balanced.empty()) {
       std::vector<std::vector<TokenRun>> runs;
@@ -138,10 +142,22 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
       c.layout = RingLayout::kBalanced;
     }
     const std::int64_t w = busiest_kernel_work(p, c);
-    if (best.balanced.empty() || static_cast<double>(w) < 0.99 * static_cast<double>(best_work)) {
-      best = std::move(c);
-      best_work = w;
+    const int steps = ring_steps(p, c);
+    cands.push_back({std::move(c), w, steps});
+  };
+  // k chunks a group, chunk i to group[i]; adjacent chunks of a group merge into one run.
+  auto chunked = [&](Layout c, int k, const std::vector<int>& group) {
+    const std::int64_t chunk = c.group_tokens / k, n = static_cast<std::int64_t>(k) * R;
+    c.balanced.assign(static_cast<std::size_t>(R), {});
+    for (std::int64_t i = 0; i < n; ++i) {
+      auto& runs = c.balanced[static_cast<std::size_t>(group[static_cast<std::size_t>(i)])];
+      if (!runs.empty() && runs.back().start + runs.back().count == i * chunk)
+        runs.back().count += chunk;
+      else
+        runs.push_back({runs.empty() ? 0 : runs.back().local + runs.back().count, chunk,
+                        i * chunk, 1});
     }
+    return c;
   };
   for (RingLayout fixed : {RingLayout::kContiguous, RingLayout::kZigzag}) {
     Layout c = L;
@@ -159,22 +175,37 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
       w[static_cast<std::size_t>(i)] =
           valid > 0 ? kernel_work(p, {0, valid, i * chunk, 1}, {0, p.seq_len, 0, 1}) : 0;
     }
-    const std::vector<int> group = deal(w, R, k);
-    c.balanced.assign(static_cast<std::size_t>(R), {});
-    for (std::int64_t i = 0; i < n; ++i) {
-      auto& runs = c.balanced[static_cast<std::size_t>(group[static_cast<std::size_t>(i)])];
-      if (!runs.empty() && runs.back().start + runs.back().count == i * chunk)
-        runs.back().count += chunk;  // adjacent to the group's previous chunk
-      else
-        runs.push_back({runs.empty() ? 0 : runs.back().local + runs.back().count, chunk,
-                        i * chunk, 1});
-    }
-    consider(std::move(c));
+    consider(chunked(c, k, deal(w, R, k)));
   }
-  Layout c = L;
-  c.layout = RingLayout::kStriped;
-  consider(sized(c, 2));
-  return best;
+  {
+    Layout c = L;
+    c.layout = RingLayout::kStriped;
+    consider(sized(c, 2));
+  }
+  // The least kernel work on the busiest group, up to 1%; among those the fewest ring steps (less
+  // K/V traffic), then the coarsest split.
+  std::int64_t least = cands.front().work;
+  for (const Candidate& c : cands) least = std::min(least, c.work);
+  const Candidate* pick = nullptr;
+  for (const Candidate& c : cands)
+    if (static_cast<double>(c.work) <= 1.01 * static_cast<double>(least) &&
+        (pick == nullptr || c.steps < pick->steps))
+      pick = &c;
+  return pick->layout;
+}
+
+int ring_steps(const core::Problem& p, const Layout& L) {
+  std::vector<std::vector<TokenRun>> runs;
+  for (int g = 0; g < L.R; ++g) runs.push_back(L.valid(L.group_runs(g)));
+  int steps = 1;
+  for (int t = L.R - 1; t >= 1 && steps == 1; --t)
+    for (int g = 0; g < L.R && steps == 1; ++g)
+      for (const TokenRun& q : runs[static_cast<std::size_t>(g)])
+        for (const TokenRun& k : runs[static_cast<std::size_t>((g - t + L.R) % L.R)])
+          if (steps == 1 &&
+              core::count_visible(p, q.start, q.stride, q.count, k.start, k.stride, k.count) > 0)
+            steps = t + 1;
+  return steps;
 }
 
 std::vector<std::int64_t> group_work(const core::Problem& p, const Layout& L) {
