@@ -48,16 +48,16 @@ std::vector<int> deal(const std::vector<std::int64_t>& w, int R, int k) {
   }
   // Swaps: a chunk a of the busiest group for a lighter chunk b of the idlest, the pair whose
   // difference d = w_a - w_b is closest to half the gap (any 0 < d < gap lowers the busiest).
+  std::vector<std::vector<std::size_t>> members(static_cast<std::size_t>(R));
+  for (std::size_t c = 0; c < n; ++c) members[static_cast<std::size_t>(group[c])].push_back(c);
   for (int iter = 0; iter < 4 * static_cast<int>(n); ++iter) {
     const auto hi = static_cast<int>(std::max_element(load.begin(), load.end()) - load.begin());
     const auto lo = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
     const std::int64_t gap = load[static_cast<std::size_t>(hi)] - load[static_cast<std::size_t>(lo)];
     std::size_t ba = n, bb = n;
     std::int64_t best = gap;  // |2 d - gap| must beat leaving it (gap)
-    for (std::size_t a = 0; a < n; ++a) {
-      if (group[a] != hi) continue;
-      for (std::size_t b = 0; b < n; ++b) {
-        if (group[b] != lo) continue;
+    for (std::size_t a : members[static_cast<std::size_t>(hi)]) {
+      for (std::size_t b : members[static_cast<std::size_t>(lo)]) {
         const std::int64_t d = w[a] - w[b];
         if (d <= 0 || d >= gap) continue;
         if (std::abs(2 * d - gap) < best) {
@@ -70,6 +70,10 @@ std::vector<int> deal(const std::vector<std::int64_t>& w, int R, int k) {
     if (ba == n) break;
     group[ba] = lo;
     group[bb] = hi;
+    std::replace(members[static_cast<std::size_t>(hi)].begin(),
+                 members[static_cast<std::size_t>(hi)].end(), ba, bb);
+    std::replace(members[static_cast<std::size_t>(lo)].begin(),
+                 members[static_cast<std::size_t>(lo)].end(), bb, ba);
     load[static_cast<std::size_t>(hi)] -= w[ba] - w[bb];
     load[static_cast<std::size_t>(lo)] += w[ba] - w[bb];
   }
@@ -95,16 +99,69 @@ std::int64_t kernel_work(const core::Problem& p, const TokenRun& q, const TokenR
   return work;
 }
 
+// The key runs of every group, by first position, with their group: when none is strided they do
+// not overlap, so the runs a query run can see (positions [lo, hi]: its documents, causal) are one
+// range of them, found by binary search; else all of them.
+struct KeyIndex {
+  std::vector<std::vector<TokenRun>> runs;  // per group, valid tokens
+  std::vector<std::pair<TokenRun, int>> keys;
+  bool contiguous = true;
+
+  KeyIndex(const Layout& L) {
+    for (int g = 0; g < L.R; ++g) runs.push_back(L.valid(L.group_runs(g)));
+    for (int g = 0; g < L.R; ++g)
+      for (const TokenRun& k : runs[static_cast<std::size_t>(g)]) {
+        keys.push_back({k, g});
+        contiguous = contiguous && k.stride == 1;
+      }
+    std::sort(keys.begin(), keys.end(),
+              [](const auto& a, const auto& b) { return a.first.start < b.first.start; });
+  }
+  // f(key run, its group) for every key run query run q may see.
+  template <class F>
+  void for_each_key(const core::Problem& p, const TokenRun& q, F&& f) const {
+    std::size_t first = 0, last = keys.size();
+    if (contiguous) {
+      const std::int64_t qlast = q.start + q.stride * (q.count - 1);
+      std::int64_t lo = 0, hi = p.seq_len - 1;
+      if (!p.doc_bounds.empty()) {
+        const auto& b = p.doc_bounds;
+        lo = *(std::upper_bound(b.begin(), b.end(), q.start) - 1);
+        hi = *std::upper_bound(b.begin(), b.end(), qlast) - 1;
+      }
+      if (p.causal) hi = std::min(hi, qlast);
+      first = static_cast<std::size_t>(
+          std::partition_point(keys.begin(), keys.end(),
+                               [&](const auto& k) {
+                                 return k.first.start + k.first.count - 1 < lo;
+                               }) -
+          keys.begin());
+      last = static_cast<std::size_t>(
+          std::partition_point(keys.begin(), keys.end(),
+                               [&](const auto& k) { return k.first.start <= hi; }) -
+          keys.begin());
+    }
+    for (std::size_t i = first; i < last; ++i) f(keys[i].first, keys[i].second);
+  }
+};
+
 // The busiest group's kernel work under layout L (its queries against every group's keys).
+// Striped groups differ by at most one position of each stride, and a causal stride's heaviest
+// group is its last: the first and the last group stand for all (R^2 strided run pairs would not
+// scale to thousands of ranks).
 std::int64_t busiest_kernel_work(const core::Problem& p, const Layout& L) {
-  std::vector<std::vector<TokenRun>> runs;
-  for (int g = 0; g < L.R; ++g) runs.push_back(L.valid(L.group_runs(g)));
+  const KeyIndex index(L);
+  std::vector<int> groups;
+  if (index.contiguous || L.R <= 2) {
+    for (int g = 0; g < L.R; ++g) groups.push_back(g);
+  } else {
+    groups = {0, L.R - 1};
+  }
   std::int64_t most = 0;
-  for (int g = 0; g < L.R; ++g) {
+  for (int g : groups) {
     std::int64_t w = 0;
-    for (const TokenRun& q : runs[static_cast<std::size_t>(g)])
-      for (const auto& keys : runs)
-        for (const TokenRun& k : keys) w += kernel_work(p, q, k);
+    for (const TokenRun& q : index.runs[static_cast<std::size_t>(g)])
+      index.for_each_key(p, q, [&](const TokenRun& k, int) { w += kernel_work(p, q, k); });
     most = std::max(most, w);
   }
   return most;
@@ -168,6 +225,7 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
     Layout c = sized(L, k);
     const std::int64_t chunk = c.group_tokens / k, n = static_cast<std::int64_t>(k) * R;
     if (chunk < 2 * U) break;  // chunks of fewer than 2U tokens cost more than they balance
+    if (n > kMaxBalancedChunkCount) break;  // (the search grows with the square of the chunks)
     // A chunk's weight: its queries' kernel work against the whole sequence as one run.
     std::vector<std::int64_t> w(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
@@ -195,16 +253,16 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
 }
 
 int ring_steps(const core::Problem& p, const Layout& L) {
-  std::vector<std::vector<TokenRun>> runs;
-  for (int g = 0; g < L.R; ++g) runs.push_back(L.valid(L.group_runs(g)));
+  const KeyIndex index(L);
   int steps = 1;
-  for (int t = L.R - 1; t >= 1 && steps == 1; --t)
-    for (int g = 0; g < L.R && steps == 1; ++g)
-      for (const TokenRun& q : runs[static_cast<std::size_t>(g)])
-        for (const TokenRun& k : runs[static_cast<std::size_t>((g - t + L.R) % L.R)])
-          if (steps == 1 &&
-              core::count_visible(p, q.start, q.stride, q.count, k.start, k.stride, k.count) > 0)
-            steps = t + 1;
+  for (int g = 0; g < L.R && steps < L.R; ++g)
+    for (const TokenRun& q : index.runs[static_cast<std::size_t>(g)])
+      index.for_each_key(p, q, [&](const TokenRun& k, int h) {
+        const int t = (g - h + L.R) % L.R;  // group g holds group h's keys at step t
+        if (t + 1 > steps &&
+            core::count_visible(p, q.start, q.stride, q.count, k.start, k.stride, k.count) > 0)
+          steps = t + 1;
+      });
   return steps;
 }
 

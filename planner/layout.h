@@ -48,7 +48,7 @@ std::int64_t padded_length(std::int64_t seq_len, int U, int R, core::RingLayout 
 // The layout of a whole sequence (no streaming) for problem p: sizes, and for `balanced` the runs
 // of each group. Balanced builds candidates from the coarsest split to the finest: contiguous,
 // zigzag, k R equal chunks dealt k to a group (k = 2, 4, ..., kMaxBalancedChunks; chunks of at
-// least 2U tokens) and striped, and keeps the one whose busiest group has the least kernel work:
+// least 2U tokens, k R <= kMaxBalancedChunkCount) and striped, and keeps the one whose busiest group has the least kernel work:
 // key tiles of the kernel's tile table (core::count_key_tiles, as the simulator counts them) of
 // the group's queries against every key, plus one per CTA; among
 // those within 1% of the least, the one needing the fewest ring steps, then the coarsest. Visible
@@ -57,6 +57,7 @@ std::int64_t padded_length(std::int64_t seq_len, int U, int R, core::RingLayout 
 // with the least work that has room (k chunks each); then pairs of chunks are swapped between the
 // busiest and the idlest group while that lowers the busiest.
 inline constexpr int kMaxBalancedChunks = 32;
+inline constexpr std::int64_t kMaxBalancedChunkCount = 4096;  // k R at most
 Layout sequence_layout(const core::Problem& p, int U, int R, core::RingLayout layout);
 // Ring steps a layout needs: 1 + the largest t at which some group's queries see a key of group
 // (g - t) mod R (the ring stops there; R for a causal sequence, fewer with windows or documents).
