@@ -50,9 +50,8 @@ Expected<std::vector<std::int64_t>> generate_documents(const DocumentSpec& s,
   if (s.mean > 0) {
     for (std::int64_t sum = 0; sum < seq_len;) {
       const double x = std::round(static_cast<double>(s.mean) * draw() / expected);
-      const std::int64_t l =
-          std::min(seq_len - sum, std::max<std::int64_t>(1, static_cast<std::int64_t>(
-                                                                std::min(x, 9.0e18))));
+      const std::int64_t l = std::min(
+          seq_len - sum, std::max<std::int64_t>(1, static_cast<std::int64_t>(std::min(x, 9.0e18))));
       len.push_back(l);
       sum += l;
     }

@@ -1,6 +1,6 @@
 // core/documents.h: packed sequences. A batch of documents packed into one sequence is described by
-// its boundaries (Problem::doc_bounds, cu_seqlens-like); this file makes them from lengths or from a
-// named length distribution with a seed (so a sweep can vary the mix and a run repeats), and cuts
+// its boundaries (Problem::doc_bounds, cu_seqlens-like); this file makes them from lengths or from
+// a named length distribution with a seed (so a sweep can vary the mix and a run repeats), and cuts
 // them to the span of one attention block's queries (AttnBlock::doc_bounds).
 #pragma once
 

@@ -70,12 +70,11 @@ Status read_enum(const YamlReader& r, const YAML::Node& map, const char* key,
 }
 
 Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
-  SPATTN_RETURN_IF_ERROR(
-      r.check_keys(n, "problem",
-                   {"batch", "q_heads", "kv_heads", "head_dim", "dtype", "seq_len", "joint_len",
-                    "joint_strategy", "causal", "window", "softcap", "scale", "chunk_len",
-                    "cache_len", "max_attention_size", "frame_seqlen", "sink_tokens",
-                    "documents"}));
+  SPATTN_RETURN_IF_ERROR(r.check_keys(
+      n, "problem",
+      {"batch", "q_heads", "kv_heads", "head_dim", "dtype", "seq_len", "joint_len",
+       "joint_strategy", "causal", "window", "softcap", "scale", "chunk_len", "cache_len",
+       "max_attention_size", "frame_seqlen", "sink_tokens", "documents"}));
   SPATTN_RETURN_IF_ERROR(r.get_positive(n, "batch", p.batch, false));
   SPATTN_RETURN_IF_ERROR(r.get_positive(n, "q_heads", p.q_heads, true));
   p.kv_heads = p.q_heads;  // multi-head attention unless kv_heads says otherwise
@@ -125,8 +124,8 @@ Status read_documents(const YamlReader& r, const YAML::Node& problem, Problem& p
   if (!n.IsMap())
     return r.error(n, "problem.documents",
                    "expected a list of lengths or a map {distribution, count | mean, seed}");
-  SPATTN_RETURN_IF_ERROR(r.check_keys(n, "problem.documents",
-                                      {"distribution", "count", "mean", "sigma", "seed"}));
+  SPATTN_RETURN_IF_ERROR(
+      r.check_keys(n, "problem.documents", {"distribution", "count", "mean", "sigma", "seed"}));
   SPATTN_RETURN_IF_ERROR(r.get(n, "distribution", spec.distribution, true));
   SPATTN_RETURN_IF_ERROR(r.get_positive(n, "count", spec.count, false));
   SPATTN_RETURN_IF_ERROR(r.get_positive(n, "mean", spec.mean, false));
@@ -338,8 +337,8 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
                    "needs problem.documents given as a distribution");
   if (generated && (!e.sweep.seq_len.empty() || !e.sweep.documents_mean.empty())) {
     // Each case regenerates its documents; the first that can't be made is the error.
-    for (std::int64_t s : e.sweep.seq_len.empty() ? std::vector<std::int64_t>{e.problem.seq_len}
-                                                  : e.sweep.seq_len)
+    for (std::int64_t s :
+         e.sweep.seq_len.empty() ? std::vector<std::int64_t>{e.problem.seq_len} : e.sweep.seq_len)
       for (std::int64_t m : e.sweep.documents_mean.empty()
                                 ? std::vector<std::int64_t>{e.documents.mean}
                                 : e.sweep.documents_mean) {
@@ -351,8 +350,7 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
         Expected<std::vector<std::int64_t>> l = generate_documents(d, s);
         if (!l)
           return r.error(root["problem"]["documents"], "problem.documents",
-                         l.status().message() + " (sweep case seq_len=" + std::to_string(s) +
-                             ")");
+                         l.status().message() + " (sweep case seq_len=" + std::to_string(s) + ")");
       }
   }
   // Every case of the sweep must be a valid problem.
@@ -414,37 +412,37 @@ std::vector<ExperimentCase> expand_cases(const Experiment& e) {
     for (std::int64_t j : joints) {
       for (std::int64_t s : seqs) {
         for (std::int64_t dm : means) {
-        for (int g : gpus) {
-          ExperimentCase c;
-          c.problem = e.problem;
-          c.problem.batch = b;
-          c.problem.joint_len = j;
-          c.problem.seq_len = s;
-          c.gpus = g;
-          if (!e.documents.distribution.empty() &&
-              (!e.sweep.seq_len.empty() || !e.sweep.documents_mean.empty())) {
-            DocumentSpec d = e.documents;
-            if (!e.sweep.documents_mean.empty()) {
-              d.mean = dm;
-              d.count = 0;
+          for (int g : gpus) {
+            ExperimentCase c;
+            c.problem = e.problem;
+            c.problem.batch = b;
+            c.problem.joint_len = j;
+            c.problem.seq_len = s;
+            c.gpus = g;
+            if (!e.documents.distribution.empty() &&
+                (!e.sweep.seq_len.empty() || !e.sweep.documents_mean.empty())) {
+              DocumentSpec d = e.documents;
+              if (!e.sweep.documents_mean.empty()) {
+                d.mean = dm;
+                d.count = 0;
+              }
+              // load_experiment checked that every case's documents can be made.
+              Expected<std::vector<std::int64_t>> l = generate_documents(d, s);
+              if (l) c.problem.doc_bounds = document_bounds(*l);
             }
-            // load_experiment checked that every case's documents can be made.
-            Expected<std::vector<std::int64_t>> l = generate_documents(d, s);
-            if (l) c.problem.doc_bounds = document_bounds(*l);
+            std::string label;
+            auto add = [&](const char* k, std::int64_t v) {
+              if (!label.empty()) label += ' ';
+              label.append(k).append("=").append(std::to_string(v));
+            };
+            if (!e.sweep.batch.empty()) add("batch", b);
+            if (!e.sweep.joint_len.empty()) add("joint_len", j);
+            if (!e.sweep.seq_len.empty()) add("seq_len", s);
+            if (!e.sweep.documents_mean.empty()) add("documents_mean", dm);
+            if (!e.sweep.gpus.empty()) add("gpus", g);
+            c.label = label;
+            out.push_back(std::move(c));
           }
-          std::string label;
-          auto add = [&](const char* k, std::int64_t v) {
-            if (!label.empty()) label += ' ';
-            label.append(k).append("=").append(std::to_string(v));
-          };
-          if (!e.sweep.batch.empty()) add("batch", b);
-          if (!e.sweep.joint_len.empty()) add("joint_len", j);
-          if (!e.sweep.seq_len.empty()) add("seq_len", s);
-          if (!e.sweep.documents_mean.empty()) add("documents_mean", dm);
-          if (!e.sweep.gpus.empty()) add("gpus", g);
-          c.label = label;
-          out.push_back(std::move(c));
-        }
         }
       }
     }

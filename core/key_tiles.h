@@ -38,8 +38,7 @@ SPATTN_HOST_DEVICE KeyTiles key_tiles(bool causal, std::int64_t window_left,
                                       std::int64_t window_right, bool joint, std::int64_t nk,
                                       std::int64_t start, std::int64_t stride, std::int64_t qmin,
                                       std::int64_t qmax, std::int64_t block_n,
-                                      std::int64_t key_lo = 0,
-                                      std::int64_t key_hi = kNoKeyBound) {
+                                      std::int64_t key_lo = 0, std::int64_t key_hi = kNoKeyBound) {
   KeyTiles t;
   t.whole = nk / block_n;
   std::int64_t jlo = 0, jhi = nk - 1;
@@ -82,8 +81,8 @@ SPATTN_HOST_DEVICE KeyTiles key_tiles(bool causal, std::int64_t window_left,
 // lie in no document and are skipped.
 template <class F>
 SPATTN_HOST_DEVICE void for_each_document(const std::int64_t* bounds, int n, std::int64_t q_start,
-                                          std::int64_t q_stride, std::int64_t q0,
-                                          std::int64_t rows, F&& f) {
+                                          std::int64_t q_stride, std::int64_t q0, std::int64_t rows,
+                                          F&& f) {
   if (n == 0) {
     f(q0, q0 + rows, std::int64_t{0}, kNoKeyBound);
     return;
@@ -93,7 +92,10 @@ SPATTN_HOST_DEVICE void for_each_document(const std::int64_t* bounds, int n, std
     int lo = 0, hi = n;  // the last k with bounds[k] <= pos (binary search): lo
     while (hi - lo > 1) {
       const int mid = (lo + hi) / 2;
-      if (bounds[mid] <= pos) lo = mid; else hi = mid;
+      if (bounds[mid] <= pos)
+        lo = mid;
+      else
+        hi = mid;
     }
     if (pos < bounds[0]) {  // before the first document: to its first row
       r = ceil_div(bounds[0] - q_start, q_stride);
@@ -116,10 +118,10 @@ struct TileCount {
 };
 
 SPATTN_HOST_DEVICE TileCount count_key_tiles(bool causal, std::int64_t window_left,
-                                             std::int64_t window_right, bool joint,
-                                             std::int64_t nk, std::int64_t start,
-                                             std::int64_t stride, const std::int64_t* bounds,
-                                             int n, std::int64_t q_start, std::int64_t q_stride,
+                                             std::int64_t window_right, bool joint, std::int64_t nk,
+                                             std::int64_t start, std::int64_t stride,
+                                             const std::int64_t* bounds, int n,
+                                             std::int64_t q_start, std::int64_t q_stride,
                                              std::int64_t q0, std::int64_t rows,
                                              std::int64_t block_n) {
   TileCount c;

@@ -88,8 +88,8 @@ Status validate(const Problem& p) {
                                   ", not seq_len " + std::to_string(p.seq_len));
     for (std::size_t k = 1; k < b.size(); ++k)
       if (b[k] <= b[k - 1])
-        return bad("documents", "document " + std::to_string(k - 1) +
-                                    " has length " + std::to_string(b[k] - b[k - 1]) +
+        return bad("documents", "document " + std::to_string(k - 1) + " has length " +
+                                    std::to_string(b[k] - b[k - 1]) +
                                     " (lengths must be positive)");
     if (p.joint_len > 0)
       return bad("documents",
@@ -97,8 +97,9 @@ Status validate(const Problem& p) {
                  "seen by every document; pack each document's text tokens into the document "
                  "instead (they are then its own keys, attended by its queries only)");
     if (p.chunk_len > 0)
-      return bad("documents", "streaming generation (chunk_len > 0) runs one sequence, not a "
-                              "packed batch of documents");
+      return bad("documents",
+                 "streaming generation (chunk_len > 0) runs one sequence, not a "
+                 "packed batch of documents");
   }
   if (p.chunk_len == 0 && (p.max_attention_size > 0 || p.sink_tokens > 0))
     return bad("max_attention_size",

@@ -87,8 +87,7 @@ Status validate(const Problem& p);
 
 // Whether positions i and j lie in one document of `bounds` (empty: one document; positions
 // outside [front, back) lie in none).
-inline bool same_document(const std::vector<std::int64_t>& bounds, std::int64_t i,
-                          std::int64_t j) {
+inline bool same_document(const std::vector<std::int64_t>& bounds, std::int64_t i, std::int64_t j) {
   if (bounds.empty()) return true;
   if (i < bounds.front() || i >= bounds.back()) return false;
   const auto end = std::upper_bound(bounds.begin(), bounds.end(), i);  // b_{k+1} > i
@@ -112,7 +111,8 @@ inline bool visible(const Problem& p, std::int64_t i, std::int64_t j) {
 
 // Number of (query, image key) pairs visible for queries at positions qs + qstride*a (a < qn) and
 // keys at ks + kstride*b (b < kn), both restricted to positions < seq_len by the caller. Exact, in
-// O(qn) time (O(documents) without a window or streaming); used by the planner to skip empty blocks and by the simulator to cost them.
+// O(qn) time (O(documents) without a window or streaming); used by the planner to skip empty blocks
+// and by the simulator to cost them.
 std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
                            std::int64_t ks, std::int64_t kstride, std::int64_t kn);
 

@@ -233,10 +233,9 @@ Status build_full_sequence(Plan& plan) {
     const std::int64_t most = *std::max_element(w.begin(), w.end());
     std::int64_t total = 0;
     for (std::int64_t x : w) total += x;
-    plan.notes.push_back(fmt_balanced(R, L.group_tokens, L,
-                                      total > 0 ? static_cast<double>(most) * R /
-                                                      static_cast<double>(total)
-                                                : 1.0));
+    plan.notes.push_back(
+        fmt_balanced(R, L.group_tokens, L,
+                     total > 0 ? static_cast<double>(most) * R / static_cast<double>(total) : 1.0));
   }
   if (!problem.doc_bounds.empty())
     plan.notes.push_back("documents: " + std::to_string(problem.doc_bounds.size() - 1) +

@@ -53,7 +53,8 @@ std::vector<int> deal(const std::vector<std::int64_t>& w, int R, int k) {
   for (int iter = 0; iter < 4 * static_cast<int>(n); ++iter) {
     const auto hi = static_cast<int>(std::max_element(load.begin(), load.end()) - load.begin());
     const auto lo = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
-    const std::int64_t gap = load[static_cast<std::size_t>(hi)] - load[static_cast<std::size_t>(lo)];
+    const std::int64_t gap =
+        load[static_cast<std::size_t>(hi)] - load[static_cast<std::size_t>(lo)];
     std::size_t ba = n, bb = n;
     std::int64_t best = gap;  // |2 d - gap| must beat leaving it (gap)
     for (std::size_t a : members[static_cast<std::size_t>(hi)]) {
@@ -91,11 +92,11 @@ std::int64_t kernel_work(const core::Problem& p, const TokenRun& q, const TokenR
       core::bounds_for_queries(p.doc_bounds, q.start, q.stride, q.count);
   std::int64_t work = 0;
   for (std::int64_t m = 0; m < q.count; m += tile.block_m)
-    work += 1 + core::count_key_tiles(p.causal, p.window.left, p.window.right, false, k.count,
-                                      k.start, k.stride, b.data(), static_cast<int>(b.size()),
-                                      q.start, q.stride, m, std::min(tile.block_m, q.count - m),
-                                      tile.block_n)
-                    .tiles;
+    work +=
+        1 + core::count_key_tiles(p.causal, p.window.left, p.window.right, false, k.count, k.start,
+                                  k.stride, b.data(), static_cast<int>(b.size()), q.start, q.stride,
+                                  m, std::min(tile.block_m, q.count - m), tile.block_n)
+                .tiles;
   return work;
 }
 
@@ -131,10 +132,9 @@ struct KeyIndex {
       }
       if (p.causal) hi = std::min(hi, qlast);
       first = static_cast<std::size_t>(
-          std::partition_point(keys.begin(), keys.end(),
-                               [&](const auto& k) {
-                                 return k.first.start + k.first.count - 1 < lo;
-                               }) -
+          std::partition_point(
+              keys.begin(), keys.end(),
+              [&](const auto& k) { return k.first.start + k.first.count - 1 < lo; }) -
           keys.begin());
       last = static_cast<std::size_t>(
           std::partition_point(keys.begin(), keys.end(),
@@ -211,8 +211,8 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
       if (!runs.empty() && runs.back().start + runs.back().count == i * chunk)
         runs.back().count += chunk;
       else
-        runs.push_back({runs.empty() ? 0 : runs.back().local + runs.back().count, chunk,
-                        i * chunk, 1});
+        runs.push_back(
+            {runs.empty() ? 0 : runs.back().local + runs.back().count, chunk, i * chunk, 1});
     }
     return c;
   };

@@ -48,9 +48,9 @@ std::int64_t padded_length(std::int64_t seq_len, int U, int R, core::RingLayout 
 // The layout of a whole sequence (no streaming) for problem p: sizes, and for `balanced` the runs
 // of each group. Balanced builds candidates from the coarsest split to the finest: contiguous,
 // zigzag, k R equal chunks dealt k to a group (k = 2, 4, ..., kMaxBalancedChunks; chunks of at
-// least 2U tokens, k R <= kMaxBalancedChunkCount) and striped, and keeps the one whose busiest group has the least kernel work:
-// key tiles of the kernel's tile table (core::count_key_tiles, as the simulator counts them) of
-// the group's queries against every key, plus one per CTA; among
+// least 2U tokens, k R <= kMaxBalancedChunkCount) and striped, and keeps the one whose busiest
+// group has the least kernel work: key tiles of the kernel's tile table (core::count_key_tiles, as
+// the simulator counts them) of the group's queries against every key, plus one per CTA; among
 // those within 1% of the least, the one needing the fewest ring steps, then the coarsest. Visible
 // pairs alone would pick striped for short documents, whose tiles are mostly empty. Dealing:
 // chunks sorted by their kernel work against the whole sequence go, heaviest first, to the group

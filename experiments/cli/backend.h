@@ -48,8 +48,8 @@ struct RunOptions {
 };
 
 // The problem with seq_len and joint_len divided by n, keeping at least min(seq_len, 2 * world)
-// image tokens (so every rank can hold some) and min(joint_len, 4) joint tokens; packed documents are
-// each divided by n (at least one token) and seq_len is their sum. n = 1: unchanged.
+// image tokens (so every rank can hold some) and min(joint_len, 4) joint tokens; packed documents
+// are each divided by n (at least one token) and seq_len is their sum. n = 1: unchanged.
 core::Problem scale_down(const core::Problem& p, std::int64_t n, int world);
 
 struct ReportRow {

@@ -324,8 +324,8 @@ std::string format_table(const Listing& l) {
                      describe(c.c.problem));
     if (l.ranked) s += fmt::format("  why: {}\n", c.why);
     if (l.ranked && c.ideal_ms > 0)
-      s += fmt::format("  ideal: {:.3f} ms (one GPU's predicted time / {})\n", c.ideal_ms,
-                       c.c.gpus);
+      s +=
+          fmt::format("  ideal: {:.3f} ms (one GPU's predicted time / {})\n", c.ideal_ms, c.c.gpus);
     if (l.ranked)
       s += fmt::format("  {:>4} {:>11} {:>7} {:>11} {:>16}", "rank", "predicted", "/ideal",
                        "peak(sim)", "attn/comm/idle");

@@ -108,9 +108,8 @@ TEST(Documents, DistributionsGiveLengthsSummingToTheSequence) {
         for (std::int64_t x : *l) EXPECT_GE(x, 1);
         EXPECT_EQ(*generate_documents(s, 1000), *l);
         if (std::string(d) == "equal")
-          EXPECT_LE(*std::max_element(l->begin(), l->end()) -
-                        *std::min_element(l->begin(), l->end()),
-                    1);
+          EXPECT_LE(
+              *std::max_element(l->begin(), l->end()) - *std::min_element(l->begin(), l->end()), 1);
       }
       DocumentSpec s{d, 0, 100, 1.0, seed};
       Expected<std::vector<std::int64_t>> l = generate_documents(s, 200000);
@@ -133,8 +132,9 @@ TEST(Documents, ValidateRefusesBadDocuments) {
   Problem p = packed({3, 4});
   EXPECT_TRUE(validate(p).ok());
   p.seq_len = 8;
-  EXPECT_NE(validate(p).message().find("problem.documents: document lengths sum to 7, not seq_len 8"),
-            std::string::npos);
+  EXPECT_NE(
+      validate(p).message().find("problem.documents: document lengths sum to 7, not seq_len 8"),
+      std::string::npos);
   p = packed({3, 4});
   p.doc_bounds = {0, 3, 3, 7};
   EXPECT_NE(validate(p).message().find("length 0"), std::string::npos);

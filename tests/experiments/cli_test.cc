@@ -292,8 +292,8 @@ TEST(Cli, RunCliInProcess) {
 
 // System: the packed Llama 3 8B example (84 documents, causal) on 8 and 32 simulated GPUs.
 // Expectation (issue 15): every plan states its work imbalance (>= 1) and each case its ideal (one
-// GPU's time / P, > 0); the balanced ring and hybrid are within 5% of even visible pairs while zigzag
-// is not (a long document's work lands on few ranks); no plan beats the ideal.
+// GPU's time / P, > 0); the balanced ring and hybrid are within 5% of even visible pairs while
+// zigzag is not (a long document's work lands on few ranks); no plan beats the ideal.
 TEST(Cli, PlanShowsWorkImbalanceAndIdealForPackedDocuments) {
   const std::string packed = kSource + "/experiments/examples/llama3_8b_128k_packed.yaml";
   const Result r = spattn({"plan", packed, "--format", "json"});

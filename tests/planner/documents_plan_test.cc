@@ -23,8 +23,8 @@ using core::PlanChoice;
 using core::Problem;
 
 // A random packed problem: 1 to 50 documents (one-token documents often), lengths summing to
-// a sequence below 2P, not divisible by P, or up to 90 tokens; heads not divisible by P; GQA; causal
-// or not; windows; softcap. No joint tokens (refused with documents).
+// a sequence below 2P, not divisible by P, or up to 90 tokens; heads not divisible by P; GQA;
+// causal or not; windows; softcap. No joint tokens (refused with documents).
 Problem random_packed(std::mt19937& rng, int world) {
   auto pick = [&](int lo, int hi) {
     return lo + static_cast<int>(rng() % static_cast<unsigned>(hi - lo + 1));
@@ -92,7 +92,8 @@ TEST(DocumentPlans, EveryChoiceOnRandomPackedProblemsIsExact) {
         ASSERT_TRUE(core::validate(p).ok()) << core::validate(p).message();
         Expected<core::Plan> plan = planner::make_plan(p, choice);
         ASSERT_TRUE(plan.ok()) << plan.status().message();
-        const core::AttentionInputs in = core::random_inputs(p, static_cast<std::uint64_t>(configs));
+        const core::AttentionInputs in =
+            core::random_inputs(p, static_cast<std::uint64_t>(configs));
         const core::AttentionResult want = core::reference_attention(p, in);
         Expected<core::AttentionResult> got = sim::execute_functional(*plan, in);
         ASSERT_TRUE(got.ok()) << got.status().message();
@@ -151,9 +152,9 @@ TEST(DocumentPlans, EveryChoiceOnRandomPackedProblemsIsExact) {
 }
 
 // System: 16 documents, causal, ring of 4: one of 65,536 tokens and fifteen of 4,096. Contiguous
-// puts the long document's quadratic work on one or two ranks. Expectation: balanced's visible pairs
-// per group are within 5% of the mean (contiguous's are not within 50%); the groups hold equal
-// token counts; positions stay global (the union of the groups' runs is the sequence).
+// puts the long document's quadratic work on one or two ranks. Expectation: balanced's visible
+// pairs per group are within 5% of the mean (contiguous's are not within 50%); the groups hold
+// equal token counts; positions stay global (the union of the groups' runs is the sequence).
 TEST(DocumentPlans, BalancedLayoutEqualisesVisiblePairs) {
   Problem p;
   p.q_heads = p.kv_heads = 1;
