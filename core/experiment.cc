@@ -321,10 +321,8 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
       const std::string what = "backends[" + std::to_string(i) + "]";
       if (!b[i].IsScalar()) return r.error(b[i], what, "expected a backend name");
       const std::string name = b[i].Scalar();
-      const bool known = std::any_of(std::begin(kKnownBackends), std::end(kKnownBackends),
-                                     [&](const char* k) { return name == k; });
-      if (!known)
-        return r.error(b[i], what, "unknown backend '" + name + "' (expected host, sim or cuda)");
+      if (Expected<Backend> known = parse_backend(name); !known)
+        return r.error(b[i], what, known.status().message());
       e.backends.push_back(name);
     }
   } else {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/documents.h"
+#include "core/names.h"
 #include "core/plan.h"
 #include "core/problem.h"
 #include "core/status.h"
@@ -78,6 +79,14 @@ Expected<Experiment> load_experiment(const std::string& path);
 // The cases of the sweep in order (last list fastest), or the single unswept case.
 std::vector<ExperimentCase> expand_cases(const Experiment& e);
 
-const char* const kKnownBackends[] = {"host", "sim", "cuda"};
+// What runs an experiment's plans (`backends:`, `spattn run --backend`): the functional executor
+// on the CPU, the simulator, the GPU executor. experiments/cli/backend.h runs each.
+enum class Backend { kHost, kSim, kCuda };
+inline constexpr Named<Backend> kBackendNames[] = {
+    {Backend::kHost, "host"}, {Backend::kSim, "sim"}, {Backend::kCuda, "cuda"}};
+inline const char* to_string(Backend b) { return name_of(kBackendNames, b); }
+inline Expected<Backend> parse_backend(const std::string& s) {
+  return parse_named(kBackendNames, s, "backend");
+}
 
 }  // namespace spattn::core

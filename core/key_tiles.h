@@ -14,6 +14,11 @@
 
 namespace spattn::core {
 
+// The most key segments one attention block (core::AttnBlock::kv) may have: the kernel builds one
+// tile table per segment in shared memory (cuda/kernels/flash_fwd). The planner splits longer
+// lists into several blocks merged by LSE; core::validate refuses a plan that breaks it.
+inline constexpr int kMaxKvSegments = 4;
+
 SPATTN_HOST_DEVICE std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
   return a >= 0 ? a / b : -((-a + b - 1) / b);
 }

@@ -6,54 +6,37 @@
 #include <random>
 #include <set>
 
+#include "core/key_tiles.h"
+#include "core/names.h"
+
 namespace spattn::core {
 
-const char* to_string(Scheme s) {
-  switch (s) {
-    case Scheme::kUlysses:
-      return "ulysses";
-    case Scheme::kRing:
-      return "ring";
-    case Scheme::kHybrid:
-      return "hybrid";
-  }
-  return "?";
-}
-const char* to_string(RingLayout l) {
-  switch (l) {
-    case RingLayout::kContiguous:
-      return "contiguous";
-    case RingLayout::kZigzag:
-      return "zigzag";
-    case RingLayout::kStriped:
-      return "striped";
-    case RingLayout::kBalanced:
-      return "balanced";
-  }
-  return "?";
-}
-const char* to_string(Placement p) {
-  return p == Placement::kUlyssesInner ? "ulysses_inner" : "ring_inner";
-}
+namespace {
+constexpr Named<Scheme> kSchemeNames[] = {
+    {Scheme::kUlysses, "ulysses"}, {Scheme::kRing, "ring"}, {Scheme::kHybrid, "hybrid"}};
+constexpr Named<RingLayout> kRingLayoutNames[] = {{RingLayout::kContiguous, "contiguous"},
+                                                  {RingLayout::kZigzag, "zigzag"},
+                                                  {RingLayout::kStriped, "striped"},
+                                                  {RingLayout::kBalanced, "balanced"}};
+constexpr Named<Placement> kPlacementNames[] = {{Placement::kUlyssesInner, "ulysses_inner"},
+                                                {Placement::kRingInner, "ring_inner"}};
+constexpr Named<CommPattern> kCommPatternNames[] = {{CommPattern::kOneWay, "one_way"},
+                                                    {CommPattern::kExchange, "exchange"},
+                                                    {CommPattern::kAllToAll, "all_to_all"}};
+}  // namespace
 
+const char* to_string(Scheme s) { return name_of(kSchemeNames, s); }
+const char* to_string(RingLayout l) { return name_of(kRingLayoutNames, l); }
+const char* to_string(Placement p) { return name_of(kPlacementNames, p); }
+const char* to_string(CommPattern p) { return name_of(kCommPatternNames, p); }
 Expected<Scheme> parse_scheme(const std::string& s) {
-  if (s == "ulysses") return Scheme::kUlysses;
-  if (s == "ring") return Scheme::kRing;
-  if (s == "hybrid") return Scheme::kHybrid;
-  return invalid_argument("unknown scheme '" + s + "' (expected ulysses, ring or hybrid)");
+  return parse_named(kSchemeNames, s, "scheme");
 }
 Expected<RingLayout> parse_ring_layout(const std::string& s) {
-  if (s == "contiguous") return RingLayout::kContiguous;
-  if (s == "zigzag") return RingLayout::kZigzag;
-  if (s == "striped") return RingLayout::kStriped;
-  if (s == "balanced") return RingLayout::kBalanced;
-  return invalid_argument("unknown ring layout '" + s +
-                          "' (expected contiguous, zigzag, striped or balanced)");
+  return parse_named(kRingLayoutNames, s, "ring layout");
 }
 Expected<Placement> parse_placement(const std::string& s) {
-  if (s == "ulysses_inner") return Placement::kUlyssesInner;
-  if (s == "ring_inner") return Placement::kRingInner;
-  return invalid_argument("unknown placement '" + s + "' (expected ulysses_inner or ring_inner)");
+  return parse_named(kPlacementNames, s, "placement");
 }
 
 std::string PlanChoice::name() const {
@@ -314,6 +297,9 @@ Status validate(const Plan& plan) {
       for (const KvSegment& s : a->kv)
         if (s.k.tokens != s.v.tokens || s.k.heads != s.v.heads)
           return fail(t, "k and v views differ");
+      if (a->kv.size() > static_cast<std::size_t>(kMaxKvSegments))
+        return fail(t, std::to_string(a->kv.size()) + " key segments, more than the kernel's " +
+                           std::to_string(kMaxKvSegments));
       const std::vector<std::int64_t>& b = a->doc_bounds;
       if (b.size() == 1 || !std::is_sorted(b.begin(), b.end(), std::less_equal<>()))
         return fail(t, "document bounds are not increasing");
@@ -372,18 +358,6 @@ Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::ui
     return internal_error("plan " + plan.name() + " deadlocks: " + std::to_string(n - issued) +
                           " of " + std::to_string(n) + " tasks can never run");
   return order;
-}
-
-const char* to_string(CommPattern p) {
-  switch (p) {
-    case CommPattern::kOneWay:
-      return "one_way";
-    case CommPattern::kExchange:
-      return "exchange";
-    case CommPattern::kAllToAll:
-      return "all_to_all";
-  }
-  return "?";
 }
 
 CommShape comm_shape(const Plan& plan, const Task& t) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/names.h"
+
 namespace spattn::core {
 
 int dtype_bytes(DType t) {
@@ -16,31 +18,21 @@ int dtype_bytes(DType t) {
   return 0;
 }
 
-const char* to_string(DType t) {
-  switch (t) {
-    case DType::kBF16:
-      return "bf16";
-    case DType::kF16:
-      return "fp16";
-    case DType::kF32:
-      return "fp32";
-  }
-  return "?";
-}
+namespace {
+// bf16, fp16, fp32 first (the names written), then the aliases read.
+constexpr Named<DType> kDTypeNames[] = {{DType::kBF16, "bf16"},   {DType::kF16, "fp16"},
+                                        {DType::kF32, "fp32"},    {DType::kBF16, "bfloat16"},
+                                        {DType::kF16, "float16"}, {DType::kF16, "half"},
+                                        {DType::kF32, "float32"}};
+constexpr Named<JointStrategy> kJointStrategyNames[] = {{JointStrategy::kFront, "front"},
+                                                        {JointStrategy::kBack, "back"}};
+}  // namespace
 
-const char* to_string(JointStrategy s) { return s == JointStrategy::kFront ? "front" : "back"; }
-
-Expected<DType> parse_dtype(const std::string& s) {
-  if (s == "bf16" || s == "bfloat16") return DType::kBF16;
-  if (s == "fp16" || s == "float16" || s == "half") return DType::kF16;
-  if (s == "fp32" || s == "float32") return DType::kF32;
-  return invalid_argument("unknown dtype '" + s + "' (expected bf16, fp16 or fp32)");
-}
-
+const char* to_string(DType t) { return name_of(kDTypeNames, t); }
+const char* to_string(JointStrategy s) { return name_of(kJointStrategyNames, s); }
+Expected<DType> parse_dtype(const std::string& s) { return parse_named(kDTypeNames, s, "dtype"); }
 Expected<JointStrategy> parse_joint_strategy(const std::string& s) {
-  if (s == "front") return JointStrategy::kFront;
-  if (s == "back") return JointStrategy::kBack;
-  return invalid_argument("unknown joint_strategy '" + s + "' (expected front or back)");
+  return parse_named(kJointStrategyNames, s, "joint_strategy");
 }
 
 double Problem::softmax_scale() const {

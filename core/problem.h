@@ -1,7 +1,8 @@
 // core/problem.h: the attention problem a plan solves, independent of how it is split.
 //
 // Tensors (per batch element, row-major):  q [S, q_heads, D]; k, v [S, kv_heads, D];
-// joint_k, joint_v [J, kv_heads, D] (text K/V replicated on every rank, seed 002);
+// joint_k, joint_v [J, kv_heads, D] (text K/V replicated on every rank, as vLLM-Omni's ring
+// attention takes them: joint_tensor_key/value);
 // out [S, q_heads, D]; lse [S, q_heads] (natural log of the softmax denominator).
 //
 // Mask semantics, for a query at global position i and an image key at global position j
@@ -11,9 +12,10 @@
 // Joint (text) keys are a block that is always visible to every query: causal and window masks
 // never hide them. Their placement (`front`: before the image keys, `back`: after) fixes the key
 // order in the concatenated K/V of ring step 0 and so the order of accumulation, not the exact
-// result. Streaming (chunk_len L > 0, seed 000): a query in chunk c = i / L sees the keys generated
-// so far, up to end(i) = min((c + 1) L, seq_len) (block-causal), and with max_attention_size M > 0
-// only the last M of them, [end(i) - M, end(i)), plus the first sink_tokens of the sequence:
+// result. Streaming (chunk_len L > 0, LingBot-World's causal generation): a query in chunk
+// c = i / L sees the keys generated so far, up to end(i) = min((c + 1) L, seq_len) (block-causal),
+// and with max_attention_size M > 0 only the last M of them, [end(i) - M, end(i)), plus the first
+// sink_tokens of the sequence:
 //   visible(i, j) &= j < end(i) && (M == 0 || j >= end(i) - M || j < sink_tokens)
 // Packed documents (doc_bounds non-empty, cu_seqlens-like: 0 = b_0 < b_1 < ... < b_n = seq_len):
 // document k holds positions [b_k, b_{k+1}); a query sees only keys of its own document, and the
@@ -66,7 +68,8 @@ struct Problem {
   double softcap = 0.0;  // 0 = off
   double scale = 0.0;    // 0 = 1 / sqrt(head_dim)
 
-  // Streaming generation with a KV cache (seed 000); chunk_len == 0 means one non-streamed pass.
+  // Streaming generation with a KV cache, as LingBot-World's causal Ulysses attention does;
+  // chunk_len == 0 means one non-streamed pass.
   std::int64_t chunk_len = 0;           // tokens per generated chunk
   std::int64_t cache_len = 0;           // tokens already in the cache before the first chunk
   std::int64_t max_attention_size = 0;  // cap on keys a query sees (0 = none)

@@ -45,8 +45,11 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
                      "with `spattn calibrate --refit MEASUREMENTS.csv`");
   SPATTN_RETURN_IF_ERROR(
       y.check_keys(a, "attention",
-                   {"launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm", "tile_us",
-                    "cta_tiles", "masked_tiles", "lone_speedup", "keys_factor"}));
+                   {"kernel", "launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm",
+                    "tile_us", "cta_tiles", "masked_tiles", "lone_speedup", "keys_factor"}));
+  SPATTN_RETURN_IF_ERROR(y.get(a, "kernel", k.kernel, false));
+  if (k.kernel != "mma" && k.kernel != "wgmma")
+    return y.error(a["kernel"], "kernel", "must be mma or wgmma, got '" + k.kernel + "'");
   SPATTN_RETURN_IF_ERROR(read_us(y, a, "launch_us", k.launch));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_m", k.block_m, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_n", k.block_n, false));
@@ -261,10 +264,10 @@ std::string profile_yaml(const Profile& p) {
                      to_string(d.pattern), d.peers, d.bytes, ps_to_us_exact(d.delay));
   const AttentionKernelProfile& k = p.attention;
   s += fmt::format(
-      "  attention:\n    launch_us: {}\n    block_m: {}\n    block_n: {}\n    head_dim: {}\n"
+      "  attention:\n    kernel: {}\n    launch_us: {}\n    block_m: {}\n    block_n: {}\n    head_dim: {}\n"
       "    sms: {}\n    ctas_per_sm: {}\n    tile_us: {}\n    cta_tiles: {}\n"
       "    masked_tiles: {}\n    lone_speedup: {}\n",
-      ps_to_us_exact(k.launch), k.block_m, k.block_n, k.head_dim, k.sms, k.ctas_per_sm, k.tile_us,
+      k.kernel, ps_to_us_exact(k.launch), k.block_m, k.block_n, k.head_dim, k.sms, k.ctas_per_sm, k.tile_us,
       k.cta_tiles, k.masked_tiles, k.lone_speedup);
   if (!k.keys_factor.empty()) s += "    keys_factor:\n";
   for (const KeysFactorPoint& f : k.keys_factor)

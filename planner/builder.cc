@@ -106,7 +106,7 @@ Shard make_shard(Builder& B, const Layout& L, int g, int u, const std::string& s
   s.rank = rank_of(B.plan().choice, g, u);
   s.g = g;
   s.u = u;
-  s.qh = split_heads(p.q_heads, L.U, u);
+  s.qh = split_heads(p.q_heads, L.ulysses_degree, u);
   s.kvh = kv_heads_for(s.qh, p.group());
   add_io(B, s, Layout::slice(L.group_runs(g), u * L.shard_tokens, L.shard_tokens), L.shard_tokens,
          suffix);

@@ -55,7 +55,7 @@ Status build_full_sequence(Plan& plan) {
   // Receive buffers: two, used alternately, so a block is received while the previous one is
   // attended. The balanced layout evens each rank's total work, not each step's, so it keeps every
   // block it receives (steps - 1 buffers) and the ring never waits for a slow step's attention.
-  const int nbuf = L.layout == RingLayout::kBalanced ? std::max(steps, 2) : 2;
+  const int nbuf = L.ring_layout == RingLayout::kBalanced ? std::max(steps, 2) : 2;
 
   const std::int64_t D = problem.head_dim, n = L.shard_tokens, G = L.group_tokens;
   const auto rank_of = [&](int g, int u) { return planner::rank_of(choice, g, u); };
@@ -228,7 +228,7 @@ Status build_full_sequence(Plan& plan) {
                            std::to_string(U) +
                            " ranks of a Ulysses group (GQA groups shared by ranks)");
   }
-  if (L.layout == RingLayout::kBalanced) {
+  if (L.ring_layout == RingLayout::kBalanced) {
     const std::vector<std::int64_t> w = group_work(problem, L);
     const std::int64_t most = *std::max_element(w.begin(), w.end());
     std::int64_t total = 0;

@@ -109,8 +109,8 @@ struct KeyIndex {
   bool contiguous = true;
 
   KeyIndex(const Layout& L) {
-    for (int g = 0; g < L.R; ++g) runs.push_back(L.valid(L.group_runs(g)));
-    for (int g = 0; g < L.R; ++g)
+    for (int g = 0; g < L.ring_degree; ++g) runs.push_back(L.valid(L.group_runs(g)));
+    for (int g = 0; g < L.ring_degree; ++g)
       for (const TokenRun& k : runs[static_cast<std::size_t>(g)]) {
         keys.push_back({k, g});
         contiguous = contiguous && k.stride == 1;
@@ -152,10 +152,10 @@ struct KeyIndex {
 std::int64_t busiest_kernel_work(const core::Problem& p, const Layout& L) {
   const KeyIndex index(L);
   std::vector<int> groups;
-  if (index.contiguous || L.R <= 2) {
-    for (int g = 0; g < L.R; ++g) groups.push_back(g);
+  if (index.contiguous || L.ring_degree <= 2) {
+    for (int g = 0; g < L.ring_degree; ++g) groups.push_back(g);
   } else {
-    groups = {0, L.R - 1};
+    groups = {0, L.ring_degree - 1};
   }
   std::int64_t most = 0;
   for (int g : groups) {
@@ -171,17 +171,17 @@ std::int64_t busiest_kernel_work(const core::Problem& p, const Layout& L) {
 
 Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) {
   Layout L;
-  L.U = U;
-  L.R = R;
-  L.layout = R > 1 ? layout : RingLayout::kContiguous;
+  L.ulysses_degree = U;
+  L.ring_degree = R;
+  L.ring_layout = R > 1 ? layout : RingLayout::kContiguous;
   L.seq_len = p.seq_len;
   auto sized = [&](Layout c, int chunks_per_group) {
-    c.padded_len = padded_length(p.seq_len, U, R, c.layout, chunks_per_group);
+    c.padded_len = padded_length(p.seq_len, U, R, c.ring_layout, chunks_per_group);
     c.group_tokens = c.padded_len / R;
     c.shard_tokens = c.padded_len / (static_cast<std::int64_t>(U) * R);
     return c;
   };
-  if (L.layout != RingLayout::kBalanced) return sized(L, 2);
+  if (L.ring_layout != RingLayout::kBalanced) return sized(L, 2);
   // Candidates from the coarsest split to the finest: contiguous, zigzag, chunks dealt k = 2, 4,
   // ..., kMaxBalancedChunks, and striped, each stated as explicit runs per group; the one whose
   // busiest group has the least kernel work wins (a finer one only when it is 1% better).
@@ -196,7 +196,7 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
       std::vector<std::vector<TokenRun>> runs;
       for (int g = 0; g < R; ++g) runs.push_back(c.group_runs(g));
       c.balanced = std::move(runs);
-      c.layout = RingLayout::kBalanced;
+      c.ring_layout = RingLayout::kBalanced;
     }
     const std::int64_t w = busiest_kernel_work(p, c);
     const int steps = ring_steps(p, c);
@@ -218,7 +218,7 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
   };
   for (RingLayout fixed : {RingLayout::kContiguous, RingLayout::kZigzag}) {
     Layout c = L;
-    c.layout = fixed;
+    c.ring_layout = fixed;
     consider(sized(c, 2));
   }
   for (int k = 2; k <= kMaxBalancedChunks; k *= 2) {
@@ -237,7 +237,7 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
   }
   {
     Layout c = L;
-    c.layout = RingLayout::kStriped;
+    c.ring_layout = RingLayout::kStriped;
     consider(sized(c, 2));
   }
   // The least kernel work on the busiest group, up to 1%; among those the fewest ring steps (less
@@ -255,10 +255,10 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
 int ring_steps(const core::Problem& p, const Layout& L) {
   const KeyIndex index(L);
   int steps = 1;
-  for (int g = 0; g < L.R && steps < L.R; ++g)
+  for (int g = 0; g < L.ring_degree && steps < L.ring_degree; ++g)
     for (const TokenRun& q : index.runs[static_cast<std::size_t>(g)])
       index.for_each_key(p, q, [&](const TokenRun& k, int h) {
-        const int t = (g - h + L.R) % L.R;  // group g holds group h's keys at step t
+        const int t = (g - h + L.ring_degree) % L.ring_degree;  // group g holds group h's keys at step t
         if (t + 1 > steps &&
             core::count_visible(p, q.start, q.stride, q.count, k.start, k.stride, k.count) > 0)
           steps = t + 1;
@@ -268,7 +268,7 @@ int ring_steps(const core::Problem& p, const Layout& L) {
 
 std::vector<std::int64_t> group_work(const core::Problem& p, const Layout& L) {
   std::vector<std::int64_t> w;
-  for (int g = 0; g < L.R; ++g) {
+  for (int g = 0; g < L.ring_degree; ++g) {
     std::int64_t x = 0;
     for (const TokenRun& r : L.valid(L.group_runs(g)))
       x += core::count_visible(p, r.start, r.stride, r.count, 0, 1, p.seq_len);
@@ -283,9 +283,10 @@ std::vector<TokenRun> Layout::group_runs(int g) const {
     for (TokenRun& r : runs) r.start += base;
     return runs;
   }
-  if (R == 1 || layout == RingLayout::kContiguous)
+  const int R = ring_degree;
+  if (R == 1 || ring_layout == RingLayout::kContiguous)
     return {{0, group_tokens, base + g * group_tokens, 1}};
-  if (layout == RingLayout::kZigzag) {
+  if (ring_layout == RingLayout::kZigzag) {
     const std::int64_t h = group_tokens / 2;
     return {{0, h, base + g * h, 1}, {h, h, base + (2 * R - 1 - g) * h, 1}};
   }

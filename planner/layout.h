@@ -20,8 +20,9 @@ struct HeadRange {
 };
 
 struct Layout {
-  int U = 1, R = 1;
-  core::RingLayout layout = core::RingLayout::kContiguous;
+  int ulysses_degree = 1;  // U: ranks in a Ulysses group (the sequence's split within a group)
+  int ring_degree = 1;     // R: ring groups the sequence is split into
+  core::RingLayout ring_layout = core::RingLayout::kContiguous;
   std::int64_t base = 0;     // global position of the first token (a chunk's start when streaming)
   std::int64_t seq_len = 0;  // positions >= seq_len are padding (absolute, so base + valid tokens)
   std::int64_t padded_len = 0;    // tokens split, pads included

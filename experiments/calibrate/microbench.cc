@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/names.h"
+
 namespace spattn::calibrate {
 namespace {
 
@@ -13,11 +15,7 @@ using core::ElemType;
 using core::TaskId;
 using core::View;
 
-struct KindName {
-  PointKind kind;
-  const char* name;
-};
-constexpr KindName kKindNames[] = {
+constexpr core::Named<PointKind> kKindNames[] = {
     {PointKind::kSendRecvPair, "sendrecv_pair"},
     {PointKind::kSendRecvRing, "sendrecv_ring"},
     {PointKind::kAllToAll, "all_to_all"},
@@ -142,16 +140,10 @@ TaskId add_attention(Builder& b, std::int64_t nq, std::int64_t nk, bool causal,
 
 }  // namespace
 
-const char* to_string(PointKind k) {
-  for (const KindName& kn : kKindNames)
-    if (kn.kind == k) return kn.name;
-  return "?";
-}
+const char* to_string(PointKind k) { return core::name_of(kKindNames, k); }
 
 Expected<PointKind> parse_point_kind(const std::string& s) {
-  for (const KindName& kn : kKindNames)
-    if (s == kn.name) return kn.kind;
-  return invalid_argument("unknown measurement kind '" + s + "'");
+  return core::parse_named(kKindNames, s, "measurement kind");
 }
 
 bool is_comm(PointKind k) {

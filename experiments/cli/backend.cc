@@ -10,25 +10,6 @@
 
 namespace spattn::experiments {
 
-const char* to_string(Backend b) {
-  switch (b) {
-    case Backend::kHost:
-      return "host";
-    case Backend::kSim:
-      return "sim";
-    case Backend::kCuda:
-      return "cuda";
-  }
-  return "?";
-}
-
-Expected<Backend> parse_backend(const std::string& s) {
-  if (s == "host") return Backend::kHost;
-  if (s == "sim") return Backend::kSim;
-  if (s == "cuda") return Backend::kCuda;
-  return invalid_argument("unknown backend '" + s + "' (expected host, sim or cuda)");
-}
-
 Expected<std::vector<Backend>> parse_backends(const std::string& list) {
   std::vector<Backend> out;
   std::size_t pos = 0;
@@ -109,7 +90,7 @@ void report_progress(const RunOptions& o, Backend b, std::size_t case_index, std
 
 }  // namespace
 
-Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m,
+Status run_plans(const core::Experiment& e, const RunOptions& o, const BackendSteps& m,
                  Report& report) {
   if (o.scale_down < 1)
     return invalid_argument(fmt::format("--scale-down must be >= 1, got {}", o.scale_down));

@@ -1,5 +1,5 @@
 // experiments/cli/backend.h: `spattn run` backends. A backend is one function in its own file
-// (run_host.cc, later run_sim.cc, run_cuda.cc) that runs every plan of every case of an experiment
+// (run_host.cc, run_sim.cc, run_cuda.cc) that runs every plan of every case of an experiment
 // and returns a Report; run_backend is the one flat switch over them. A Report is generic (named
 // metrics per plan) so the listing code does not change when a backend is added.
 #pragma once
@@ -22,9 +22,8 @@
 
 namespace spattn::experiments {
 
-enum class Backend { kHost, kSim, kCuda };
-const char* to_string(Backend b);
-Expected<Backend> parse_backend(const std::string& s);
+using core::Backend;  // the names, once: core/experiment.h
+using core::parse_backend;
 // "host,sim" -> {kHost, kSim}; InvalidArgument naming an unknown one.
 Expected<std::vector<Backend>> parse_backends(const std::string& list);
 
@@ -103,13 +102,13 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o);
 // A backend adds `setup` (once per case, before its plans: e.g. the reference the plans are checked
 // against) and `measure` (fills the row of one built plan; a plan-level failure goes in
 // row.status). A non-ok Status from either fails the whole run (a problem too large, no GPU).
-struct Measurement {
+struct BackendSteps {
   std::function<Status(const core::ExperimentCase&, ReportCase&)> setup;
   std::function<Status(const core::Plan&, const ReportCase&, ReportRow&)> measure;
   // How to build a case's plans (the sim backend: rank-symmetric on large clusters).
   std::function<planner::PlanOptions(const core::ExperimentCase&)> plan_options;
 };
-Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m,
+Status run_plans(const core::Experiment& e, const RunOptions& o, const BackendSteps& m,
                  Report& report);
 
 // The first refused explicit choice (exit 2), then the first other failed row or failed check

@@ -4,18 +4,17 @@
     python3 experiments/figures/make_figures.py [--results experiments/results] [--out DIR]
 
 Inputs, found under --results (default: experiments/results next to this folder):
-  (a) predicted vs measured time      each results folder's own compare.csv (results/<folder>/
-                                      compare.csv from spattn run EXP --backend sim,cuda: the
-                                      current run; older runs kept in its subfolders are not
-                                      drawn), and validation_h200x4/'s sets, joined from their
-                                      sim.json and cuda.json (experiments/validation/summarize.py)
+  (a) predicted vs measured time      every compare.csv under a results folder (spattn run EXP
+                                      --backend sim,cuda writes it), and validation_h200x4/'s
+                                      sets, joined from their sim.json and cuda.json
+                                      (experiments/validation/summarize.py)
   (b) time vs sequence length         a sim sweep JSON (sim.json whose cases vary seq_len)
   (c) strong scaling with GPU count   the same sweep, plus measured points from compare.csv
-  (d) one plan's timelines            a Chrome trace (*.trace.json: predicted above measured,
-                                      or a sim-only trace from --trace)
+  (d) one plan's timelines            the Chrome trace kept for it (*.trace.json: predicted
+                                      above measured; a sim-only one from --trace also draws)
   (e) the planner's choice map        the sim sweep: best scheme per (sequence length, GPUs)
   (f) streaming time per chunk        the chunk<c>_ms and chunk<c>_set_gib metrics of sim.json
-                                      (predicted) and cuda.json (measured, when present) under
+                                      (predicted) and cuda.json (measured, when present) of
                                       results/*streaming*/
   (g) packed documents               sim.json of a documents_mean sweep (results/*packed_mix*/: the
                                       same packed batch from one long document to many short ones,
@@ -51,8 +50,8 @@ def save(fig, out, name):
 
 def load_compare_rows(results):
     rows = []
-    for path in sorted(results.glob("*/compare.csv")):
-        if path.parent.name == VALIDATION_DIR:
+    for path in sorted(results.rglob("compare.csv")):
+        if path.relative_to(results).parts[0] == VALIDATION_DIR:
             continue  # from sim.json + cuda.json instead (load_validation_rows)
         with open(path, newline="") as f:
             for r in csv.DictReader(f):
@@ -343,10 +342,7 @@ def fig_f(plt, results, out):
     """(f) Streaming: time and working set per chunk against the chunk index, one colour per plan;
     predicted (sim.json) dashed, measured (cuda.json, when present) solid."""
     folders = []
-    for top in sorted(results.glob("*streaming*")):
-        # The newest measurement: a subfolder with both files (e.g. measured_v3/) wins over the top.
-        subs = sorted(s for s in top.iterdir() if (s / "sim.json").exists() and (s / "cuda.json").exists())
-        d = subs[-1] if subs else top
+    for d in sorted(results.glob("*streaming*")):
         pred = chunk_series(d / "sim.json", "sim", "ms")
         if not pred:
             log(f"(f) {d.name}: no chunk<c>_ms metrics in sim.json (rerun spattn run --backend sim): left out")
@@ -374,7 +370,7 @@ def fig_f(plt, results, out):
         what = "predicted (dashed) and measured (solid)" if meas else "predicted"
         axes[row][0].set_xlabel("chunk index")
         axes[row][0].set_ylabel("time per chunk (ms)")
-        name = folder.name if "streaming" in folder.name else f"{folder.parent.name}/{folder.name}"
+        name = folder.name
         axes[row][0].set_title(f"{name}: time per chunk, {what}", fontsize=9)
         axes[row][0].set_ylim(bottom=0)
         axes[row][0].legend(fontsize=7)

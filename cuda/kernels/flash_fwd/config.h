@@ -4,7 +4,7 @@
 // each (FlashAttention-2's shape) beat 8 warps of 16 rows by 4% at d 128 and 26% at d 64, since
 // each K/V fragment read from shared memory feeds two m16 tiles. Both use the lazy O rescale
 // (traits.h): at d 128 on an H100 the kernel-tune loop rewrite gave +7% and the lazy rescale +7%
-// more (experiments/results/kernel_bench/h100_tune_v2). 64 query rows per CTA with Q in registers
+// more (experiments/results/kernel_bench/h100). 64 query rows per CTA with Q in registers
 // and 3 CTAs per SM (12 warps) was 14% slower at d 128.
 #pragma once
 
