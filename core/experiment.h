@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/documents.h"
 #include "core/names.h"
 #include "core/plan.h"
 #include "core/problem.h"
@@ -37,8 +38,11 @@ struct Sweep {
   std::vector<std::int64_t> joint_len;
   std::vector<std::int64_t> batch;
   std::vector<int> gpus;
+  // Mean document length of the problem's `documents` distribution (replaces its count or mean).
+  std::vector<std::int64_t> documents_mean;
   bool empty() const {
-    return seq_len.empty() && joint_len.empty() && batch.empty() && gpus.empty();
+    return seq_len.empty() && joint_len.empty() && batch.empty() && gpus.empty() &&
+           documents_mean.empty();
   }
 };
 
@@ -46,6 +50,9 @@ struct Experiment {
   std::string name;    // defaults to the file's stem
   std::string source;  // the file it was loaded from
   Problem problem;
+  // `documents` given as a distribution: regenerated for each sweep case (problem.doc_bounds
+  // holds the unswept case's); distribution empty when documents are absent or listed.
+  DocumentSpec documents;
   int gpus = 0;              // world size
   std::string cluster_path;  // "" = none; else resolved against the file's folder (may not exist)
   std::string profile_path;  // likewise

@@ -1,6 +1,7 @@
 #include "core/plan.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -15,7 +16,8 @@ constexpr Named<Scheme> kSchemeNames[] = {
     {Scheme::kUlysses, "ulysses"}, {Scheme::kRing, "ring"}, {Scheme::kHybrid, "hybrid"}};
 constexpr Named<RingLayout> kRingLayoutNames[] = {{RingLayout::kContiguous, "contiguous"},
                                                   {RingLayout::kZigzag, "zigzag"},
-                                                  {RingLayout::kStriped, "striped"}};
+                                                  {RingLayout::kStriped, "striped"},
+                                                  {RingLayout::kBalanced, "balanced"}};
 constexpr Named<Placement> kPlacementNames[] = {{Placement::kUlyssesInner, "ulysses_inner"},
                                                 {Placement::kRingInner, "ring_inner"}};
 constexpr Named<CommPattern> kCommPatternNames[] = {{CommPattern::kOneWay, "one_way"},
@@ -298,6 +300,12 @@ Status validate(const Plan& plan) {
       if (a->kv.size() > static_cast<std::size_t>(kMaxKvSegments))
         return fail(t, std::to_string(a->kv.size()) + " key segments, more than the kernel's " +
                            std::to_string(kMaxKvSegments));
+      const std::vector<std::int64_t>& b = a->doc_bounds;
+      if (b.size() == 1 || !std::is_sorted(b.begin(), b.end(), std::less_equal<>()))
+        return fail(t, "document bounds are not increasing");
+      if (!b.empty() && a->q.tokens > 0 &&
+          (a->q_start < b.front() || a->q_start + a->q_stride * (a->q.tokens - 1) >= b.back()))
+        return fail(t, "document bounds do not cover the block's queries");
     }
   }
   for (const auto& [id, m] : flows)
@@ -399,13 +407,15 @@ std::vector<std::vector<TaskId>> explicit_waits(const Plan& plan,
 PlanSummary summarize(const Plan& plan) {
   PlanSummary s;
   std::vector<Bytes> sent(static_cast<std::size_t>(plan.world), 0);
+  std::vector<double> pairs(static_cast<std::size_t>(plan.ranks_held()), 0.0);
   std::map<std::int64_t, int> coll;
   for (const Task& t : plan.tasks) {
     if (const auto* a = std::get_if<AttnBlock>(&t.op)) {
       ++s.attn_blocks;
-      s.attn_flops += 4.0 * static_cast<double>(plan.problem.head_dim) *
-                      static_cast<double>(a->visible_pairs) *
-                      static_cast<double>(plan.problem.batch) * static_cast<double>(a->q.heads);
+      const double p = static_cast<double>(a->visible_pairs) *
+                       static_cast<double>(plan.problem.batch) * static_cast<double>(a->q.heads);
+      s.attn_flops += 4.0 * static_cast<double>(plan.problem.head_dim) * p;
+      pairs[static_cast<std::size_t>(t.rank)] += p;
     } else if (std::holds_alternative<Merge>(t.op)) {
       ++s.merges;
     } else if (std::holds_alternative<Copy>(t.op)) {
@@ -421,6 +431,12 @@ PlanSummary summarize(const Plan& plan) {
   }
   s.collectives = static_cast<int>(coll.size());
   for (Bytes b : sent) s.comm_bytes_max_rank = std::max(s.comm_bytes_max_rank, b);
+  double total = 0, most = 0;
+  for (double p : pairs) {
+    total += p;
+    most = std::max(most, p);
+  }
+  if (total > 0) s.work_imbalance = most * static_cast<double>(pairs.size()) / total;
   return s;
 }
 

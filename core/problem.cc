@@ -73,6 +73,26 @@ Status validate(const Problem& p) {
     return bad("chunk_len", std::to_string(p.chunk_len) +
                                 " is not a whole number of frames of frame_seqlen " +
                                 std::to_string(p.frame_seqlen));
+  if (!p.doc_bounds.empty()) {
+    const auto& b = p.doc_bounds;
+    if (b.size() < 2 || b.front() != 0 || b.back() != p.seq_len)
+      return bad("documents", "document lengths sum to " + std::to_string(b.back() - b.front()) +
+                                  ", not seq_len " + std::to_string(p.seq_len));
+    for (std::size_t k = 1; k < b.size(); ++k)
+      if (b[k] <= b[k - 1])
+        return bad("documents", "document " + std::to_string(k - 1) + " has length " +
+                                    std::to_string(b[k] - b[k - 1]) +
+                                    " (lengths must be positive)");
+    if (p.joint_len > 0)
+      return bad("documents",
+                 "joint text tokens with documents are not supported: one joint block would be "
+                 "seen by every document; pack each document's text tokens into the document "
+                 "instead (they are then its own keys, attended by its queries only)");
+    if (p.chunk_len > 0)
+      return bad("documents",
+                 "streaming generation (chunk_len > 0) runs one sequence, not a "
+                 "packed batch of documents");
+  }
   if (p.chunk_len == 0 && (p.max_attention_size > 0 || p.sink_tokens > 0))
     return bad("max_attention_size",
                "the KV-cache cap and sink tokens need streaming (chunk_len > 0)");
@@ -117,10 +137,19 @@ std::int64_t ceil_div(std::int64_t x, std::int64_t d) {
   return x >= 0 ? (x + d - 1) / d : -((-x) / d);
 }
 
-}  // namespace
+// Indices [a, b) of the run start + stride * i (i < n) whose positions lie in [lo, hi).
+std::pair<std::int64_t, std::int64_t> index_range(std::int64_t start, std::int64_t stride,
+                                                  std::int64_t n, std::int64_t lo,
+                                                  std::int64_t hi) {
+  const std::int64_t a = std::clamp<std::int64_t>(ceil_div(lo - start, stride), 0, n);
+  const std::int64_t b = std::clamp<std::int64_t>(ceil_div(hi - start, stride), a, n);
+  return {a, b};
+}
 
-std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
-                           std::int64_t ks, std::int64_t kstride, std::int64_t kn) {
+// count_visible within one document (p.doc_bounds ignored).
+std::int64_t count_one_document(const Problem& p, std::int64_t qs, std::int64_t qstride,
+                                std::int64_t qn, std::int64_t ks, std::int64_t kstride,
+                                std::int64_t kn) {
   if (qn <= 0 || kn <= 0) return 0;
   // The masks planners meet at scale, in closed form: none, and causal alone.
   if (p.window.none() && p.chunk_len == 0) {
@@ -151,6 +180,28 @@ std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstri
       }
     }
     total += count_in(ks, kstride, kn, lo, hi);
+  }
+  return total;
+}
+
+}  // namespace
+
+std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
+                           std::int64_t ks, std::int64_t kstride, std::int64_t kn) {
+  if (qn <= 0 || kn <= 0) return 0;
+  if (p.doc_bounds.empty()) return count_one_document(p, qs, qstride, qn, ks, kstride, kn);
+  // Document by document: its queries against its keys (index ranges of both runs).
+  const std::vector<std::int64_t>& b = p.doc_bounds;
+  const std::int64_t qlast = qs + qstride * (qn - 1);
+  std::size_t k = static_cast<std::size_t>(std::upper_bound(b.begin(), b.end(), qs) - b.begin());
+  k = k == 0 ? 0 : k - 1;
+  std::int64_t total = 0;
+  for (; k + 1 < b.size() && b[k] <= qlast; ++k) {
+    const auto [qa, qb] = index_range(qs, qstride, qn, b[k], b[k + 1]);
+    const auto [ka, kb] = index_range(ks, kstride, kn, b[k], b[k + 1]);
+    if (qa < qb && ka < kb)
+      total += count_one_document(p, qs + qstride * qa, qstride, qb - qa, ks + kstride * ka,
+                                  kstride, kb - ka);
   }
   return total;
 }

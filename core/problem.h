@@ -17,6 +17,11 @@
 // and with max_attention_size M > 0 only the last M of them, [end(i) - M, end(i)), plus the first
 // sink_tokens of the sequence:
 //   visible(i, j) &= j < end(i) && (M == 0 || j >= end(i) - M || j < sink_tokens)
+// Packed documents (doc_bounds non-empty, cu_seqlens-like: 0 = b_0 < b_1 < ... < b_n = seq_len):
+// document k holds positions [b_k, b_{k+1}); a query sees only keys of its own document, and the
+// rules above still apply on global positions (so within-document causal = global causal and same
+// document):  visible(i, j) &= doc(i) == doc(j). A query outside [b_0, b_n) sees nothing (a block's
+// bounds may cover only its own queries' documents, see AttnBlock::doc_bounds).
 // Scores are scale * q.k, then softcap * tanh(score / softcap) when softcap > 0 (FlashAttention).
 // A query that sees no key gets out = 0 and lse = -inf.
 #pragma once
@@ -24,6 +29,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "core/units.h"
@@ -70,6 +76,10 @@ struct Problem {
   std::int64_t frame_seqlen = 0;        // tokens per latent frame (chunks are whole frames)
   std::int64_t sink_tokens = 0;         // oldest cached tokens never evicted
 
+  // Packed documents: boundaries 0 = b_0 < ... < b_n = seq_len (document k = [b_k, b_{k+1}));
+  // empty = one document. core/documents.h makes them from lengths or a distribution.
+  std::vector<std::int64_t> doc_bounds;
+
   std::int64_t group() const { return q_heads / kv_heads; }
   double softmax_scale() const;
   Bytes elem_bytes() const { return dtype_bytes(dtype); }
@@ -78,8 +88,18 @@ struct Problem {
 // Ok, or InvalidArgument naming the first bad field and why.
 Status validate(const Problem& p);
 
+// Whether positions i and j lie in one document of `bounds` (empty: one document; positions
+// outside [front, back) lie in none).
+inline bool same_document(const std::vector<std::int64_t>& bounds, std::int64_t i, std::int64_t j) {
+  if (bounds.empty()) return true;
+  if (i < bounds.front() || i >= bounds.back()) return false;
+  const auto end = std::upper_bound(bounds.begin(), bounds.end(), i);  // b_{k+1} > i
+  return j >= *(end - 1) && j < *end;
+}
+
 // Whether query position i sees image key position j (the rules above).
 inline bool visible(const Problem& p, std::int64_t i, std::int64_t j) {
+  if (!same_document(p.doc_bounds, i, j)) return false;
   if (p.causal && j > i) return false;
   if (p.window.left >= 0 && j < i - p.window.left) return false;
   if (p.window.right >= 0 && j > i + p.window.right) return false;
@@ -94,7 +114,8 @@ inline bool visible(const Problem& p, std::int64_t i, std::int64_t j) {
 
 // Number of (query, image key) pairs visible for queries at positions qs + qstride*a (a < qn) and
 // keys at ks + kstride*b (b < kn), both restricted to positions < seq_len by the caller. Exact, in
-// O(qn) time; used by the planner to skip empty blocks and by the simulator to cost them.
+// O(qn) time (O(documents) without a window or streaming); used by the planner to skip empty blocks
+// and by the simulator to cost them.
 std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
                            std::int64_t ks, std::int64_t kstride, std::int64_t kn);
 

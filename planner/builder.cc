@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/documents.h"
+
 namespace spattn::planner {
 
 using core::BufferId;
@@ -267,6 +269,7 @@ std::vector<TaskId> attend(Builder& B, int rank, const std::string& label, const
     a.q_stride = q.stride;
     a.q_head_start = q.q_head_start;
     a.kv_head_start = q.kv_head_start;
+    a.doc_bounds = core::bounds_for_queries(B.problem().doc_bounds, q.start, q.stride, q.q.tokens);
     for (std::size_t i = first; i < std::min(segments.size(), first + kMaxSegments); ++i) {
       a.kv.push_back(segments[i]);
       a.visible_pairs += visible[i];

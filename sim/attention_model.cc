@@ -12,15 +12,15 @@
 namespace spattn::sim {
 namespace {
 
-// The tiles of one segment for the query positions [qmin, qmax], as the kernel counts them.
-CtaTiles segment_tiles(const core::Problem& p, const core::KvSegment& s, std::int64_t qmin,
-                       std::int64_t qmax, std::int64_t bn) {
-  const core::KeyTiles t =
-      core::key_tiles(p.causal, p.window.left, p.window.right, s.joint || s.unmasked, s.k.tokens,
-                      s.start, s.stride, qmin, qmax, bn);
-  const std::int64_t full =
-      std::max<std::int64_t>(0, std::min(t.hi, t.full_hi) - std::max(t.lo, t.full_lo));
-  return {t.hi - t.lo, t.hi - t.lo - full};
+// The tiles of one segment for the CTA's rows [q0, q0 + rows), as the kernel counts them (by
+// document when the block has boundaries).
+CtaTiles segment_tiles(const core::Problem& p, const core::AttnBlock& a, const core::KvSegment& s,
+                       std::int64_t q0, std::int64_t rows, std::int64_t bn) {
+  const core::TileCount t = core::count_key_tiles(
+      p.causal, p.window.left, p.window.right, s.joint || s.unmasked, s.k.tokens, s.start, s.stride,
+      a.doc_bounds.data(), static_cast<int>(a.doc_bounds.size()), a.q_start, a.q_stride, q0, rows,
+      bn);
+  return {t.tiles, t.tiles - t.full};
 }
 
 }  // namespace
@@ -33,11 +33,9 @@ std::vector<CtaTiles> attention_cta_tiles(const core::Problem& problem, const co
   out.reserve(static_cast<std::size_t>(blocks));
   for (std::int64_t m = blocks - 1; m >= 0; --m) {  // the kernel's order: latest queries first
     const std::int64_t q0 = m * block_m, rows = std::min(block_m, nq - q0);
-    const std::int64_t qmin = a.q_start + a.q_stride * q0;
-    const std::int64_t qmax = a.q_start + a.q_stride * (q0 + rows - 1);
     CtaTiles c;
     for (const core::KvSegment& s : a.kv) {
-      const CtaTiles t = segment_tiles(problem, s, qmin, qmax, block_n);
+      const CtaTiles t = segment_tiles(problem, a, s, q0, rows, block_n);
       c.tiles += t.tiles;
       c.masked += t.masked;
     }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "core/documents.h"
 #include "experiments/cli/plans.h"
 
 namespace spattn::experiments {
@@ -27,6 +28,12 @@ core::Problem scale_down(const core::Problem& p, std::int64_t n, int world) {
   if (n <= 1) return s;
   s.seq_len = std::max(p.seq_len / n, std::min<std::int64_t>(p.seq_len, 2 * world));
   s.joint_len = std::max(p.joint_len / n, std::min<std::int64_t>(p.joint_len, 4));
+  if (!p.doc_bounds.empty()) {  // every document scaled, none below one token
+    std::vector<std::int64_t> lengths = core::document_lengths(p.doc_bounds);
+    for (std::int64_t& l : lengths) l = std::max<std::int64_t>(1, l / n);
+    s.doc_bounds = core::document_bounds(lengths);
+    s.seq_len = s.doc_bounds.back();
+  }
   return s;
 }
 

@@ -30,7 +30,7 @@ Expected<std::vector<Backend>> parse_backends(const std::string& list);
 struct Report;
 
 struct RunOptions {
-  std::int64_t scale_down = 1;  // divide seq_len and joint_len by this (see scale_down below)
+  std::int64_t scale_down = 1;  // divide seq_len, joint_len, documents by this (scale_down below)
   std::uint64_t seed = 0;       // random inputs
   int warmup = 2;               // cuda: untimed iterations first
   int iterations = 10;          // cuda: timed iterations (the median is reported)
@@ -47,7 +47,8 @@ struct RunOptions {
 };
 
 // The problem with seq_len and joint_len divided by n, keeping at least min(seq_len, 2 * world)
-// image tokens (so every rank can hold some) and min(joint_len, 4) joint tokens. n = 1: unchanged.
+// image tokens (so every rank can hold some) and min(joint_len, 4) joint tokens; packed documents
+// are each divided by n (at least one token) and seq_len is their sum. n = 1: unchanged.
 core::Problem scale_down(const core::Problem& p, std::int64_t n, int world);
 
 struct ReportRow {

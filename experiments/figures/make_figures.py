@@ -16,6 +16,9 @@ Inputs, found under --results (default: experiments/results next to this folder)
   (f) streaming time per chunk        the chunk<c>_ms and chunk<c>_set_gib metrics of sim.json
                                       (predicted) and cuda.json (measured, when present) of
                                       results/*streaming*/
+  (g) packed documents               sim.json of a documents_mean sweep (results/*packed_mix*/: the
+                                      same packed batch from one long document to many short ones,
+                                      on P GPUs and on 1 GPU for the ideal = one GPU's time / P)
 A figure whose inputs are missing is skipped with a message; the exit code is non-zero only on
 real errors (unreadable files, matplotlib missing). Needs only python3 and Debian's
 python3-matplotlib.
@@ -380,6 +383,57 @@ def fig_f(plt, results, out):
     plt.close(fig)
 
 
+def fig_g(plt, results, out):
+    """(g) Packed documents: predicted time per scheme and ring layout against the number of documents
+    (the mean document length swept from one long document to many short ones), with the ideal (the
+    whole batch's predicted time on one GPU, divided by P)."""
+    paths = sorted(results.glob("*packed_mix*/sim.json"))
+    if not paths:
+        log("(g) skipped: no results/*packed_mix*/sim.json (spattn run "
+            "experiments/examples/llama3_8b_128k_packed_mix.yaml --backend sim --out DIR)")
+        return
+    fig, axes = plt.subplots(1, len(paths), figsize=(6.5 * len(paths), 4.2), squeeze=False)
+    for ax, path in zip(axes[0], paths):
+        with open(path) as f:
+            j = json.load(f)
+        one = {}      # documents -> one GPU's predicted ms
+        series = {}   # (gpus, plan) -> [(documents, ms)]
+        for c in j["cases"]:
+            docs = max(1, len(c["problem"].get("documents", [])))
+            for p in c["plans"]:
+                if p.get("status") != "ok":
+                    continue
+                ms = p["metrics"]["predicted_ms"]
+                if c["gpus"] == 1:
+                    one[docs] = min(ms, one.get(docs, math.inf))
+                else:
+                    series.setdefault((c["gpus"], p["plan"]), []).append((docs, ms))
+        gpus = sorted({g for g, _ in series})
+        if not gpus or not one:
+            log(f"(g) {path}: needs cases on 1 GPU and on P > 1 GPUs: left out")
+            continue
+        P = gpus[-1]
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        plans = sorted(name for g, name in series if g == P)
+        for i, name in enumerate(plans):
+            pts = sorted(series[(P, name)])
+            ax.plot([d for d, _ in pts], [ms for _, ms in pts], marker="o", ms=4,
+                    color=colors[i % len(colors)], label=name,
+                    lw=2.2 if "balanced" in name else 1.2)
+        ideal = sorted((d, ms / P) for d, ms in one.items())
+        ax.plot([d for d, _ in ideal], [ms for _, ms in ideal], "k--", lw=1.5,
+                label=f"ideal (1 GPU / {P})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("documents in the packed batch (mean length swept)")
+        ax.set_ylabel("predicted time (ms)")
+        ax.set_title(f"{path.parent.name}: {P} GPUs", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, out, "g_packed_documents")
+    plt.close(fig)
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=pathlib.Path, default=HERE.parent / "results",
@@ -407,6 +461,7 @@ def main(argv):
     fig_d(plt, a.results, a.out)
     fig_e(plt, sweeps, a.out)
     fig_f(plt, a.results, a.out)
+    fig_g(plt, a.results, a.out)
     return 0
 
 
