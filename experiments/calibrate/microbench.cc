@@ -213,7 +213,7 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
   }
   const std::vector<std::int64_t> tokens =
       quick ? std::vector<std::int64_t>{1024, kWaveTokens, kOverlapTokens}
-            : std::vector<std::int64_t>{1024, 2048, 4096, 8192, 16384, 32768};
+            : std::vector<std::int64_t>{1024, 2048, 4096, 8192, 16384, 32768, 65536};
   for (bool causal : {false, true})
     for (std::int64_t n : tokens) pts.push_back({PointKind::kAttention, 1, 0, n, causal});
   for (std::int64_t n : tokens) pts.push_back({PointKind::kAttentionUnmasked, 1, 0, n, true});
@@ -221,7 +221,7 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
        quick ? std::vector<std::int64_t>{8, 16} : std::vector<std::int64_t>{4, 8, 12, 16, 24})
     pts.push_back({PointKind::kAttentionHeads, 1, 0, kWaveTokens, false, h});
   for (std::int64_t n :
-       quick ? std::vector<std::int64_t>{131072} : std::vector<std::int64_t>{65536, 131072, 262144})
+       quick ? std::vector<std::int64_t>{131072} : std::vector<std::int64_t>{131072, 262144})
     pts.push_back({PointKind::kAttentionLong, 1, 0, n, true});
   for (std::int64_t n : quick ? std::vector<std::int64_t>{4096} : std::vector<std::int64_t>{4096, 16384}) {
     pts.push_back({PointKind::kAttentionD64, 1, 0, n, false});

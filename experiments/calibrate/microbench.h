@@ -95,7 +95,8 @@ std::string format_bytes(Bytes b);
 
 // The calibration sweep on `gpus` GPUs (>= 1; with one GPU there are no communication points).
 // Full: send/recv pair and ring, all-to-all over 2..P, at 4 KiB, 64 KiB, 1 MiB, 16 MiB, 64 MiB,
-// 256 MiB, 1 GiB; attention at 1K..32K tokens, causal and not; copy 1 MiB and 1000 MiB, merge
+// 256 MiB, 1 GiB; attention at 1K..64K tokens, causal and not (a 64K block runs 100+ ms, as the
+// longest plan blocks do), attention_long at 128K and 256K keys; copy 1 MiB and 1000 MiB, merge
 // 1000 MiB; overlap. Quick: pair, ring, all-to-all over P at 4 KiB, 1 MiB, 64 MiB, 1 GiB;
 // attention at 1024 and 4096, attention_long at 128K keys; the same memory and overlap points. Both include what the fit
 // needs: small and large messages of every collective, the ring of 1 GiB over P and the attention

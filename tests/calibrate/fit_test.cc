@@ -45,8 +45,9 @@ core::Profile truth() {
   p.attention.cta_tiles = 1.5;
   p.attention.masked_tiles = 2.0;
   p.attention.lone_speedup = 1.3;
-  // Long blocks run slower (K and V out of L2): 1.05 at 128K keys, 1.08 at 256K.
-  p.attention.keys_factor = {{32768, 1.0}, {131072, 1.05}, {262144, 1.08}};
+  // Long blocks run slower (K and V out of L2): 1.05 at 128K keys, 1.08 at 256K (1 up to the
+  // longest square point's 64K).
+  p.attention.keys_factor = {{65536, 1.0}, {131072, 1.05}, {262144, 1.08}};
   // d 64 runs 1.45x the half of d 128's time; softcap costs 30%.
   p.attention.head_dim_factor = {{64, 1.45}};
   p.attention.softcap_factor = 1.3;
@@ -109,10 +110,10 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   EXPECT_NEAR(got.attention.masked_tiles, want.attention.masked_tiles, 0.05);
   EXPECT_NEAR(got.attention.lone_speedup, want.attention.lone_speedup, 0.01);
   // keys_factor: 1 at the square points' longest keys, the truth's at each attention_long point.
-  ASSERT_EQ(got.attention.keys_factor.size(), attention_points_full ? 4u : 2u);
-  EXPECT_EQ(got.attention.keys_factor.front().keys, attention_points_full ? 32768 : 4096);
+  ASSERT_EQ(got.attention.keys_factor.size(), attention_points_full ? 3u : 2u);
+  EXPECT_EQ(got.attention.keys_factor.front().keys, attention_points_full ? 65536 : 4096);
   for (const core::KeysFactorPoint& f : got.attention.keys_factor)
-    if (f.keys > 32768)
+    if (f.keys > 65536)
       EXPECT_NEAR(f.factor, want.attention.keys_factor_at(f.keys), 0.005) << f.keys;
   // The d 64 and softcap factors from their points (keys below the first keys_factor point).
   ASSERT_EQ(got.attention.head_dim_factor.size(), 1u);
