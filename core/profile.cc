@@ -91,8 +91,8 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
       return y.error(t, "head_dim_factor", "expected a list of {head_dim, factor}");
     k.head_dim_factor.clear();
     for (std::size_t i = 0; i < t.size(); ++i) {
-      SPATTN_RETURN_IF_ERROR(y.check_keys(t[i], "head_dim_factor[" + std::to_string(i) + "]",
-                                          {"head_dim", "factor"}));
+      SPATTN_RETURN_IF_ERROR(
+          y.check_keys(t[i], "head_dim_factor[" + std::to_string(i) + "]", {"head_dim", "factor"}));
       HeadDimFactor f;
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "head_dim", f.head_dim, true));
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "factor", f.factor, true));
@@ -286,11 +286,12 @@ std::string profile_yaml(const Profile& p) {
                      to_string(d.pattern), d.peers, d.bytes, ps_to_us_exact(d.delay));
   const AttentionKernelProfile& k = p.attention;
   s += fmt::format(
-      "  attention:\n    kernel: {}\n    launch_us: {}\n    block_m: {}\n    block_n: {}\n    head_dim: {}\n"
+      "  attention:\n    kernel: {}\n    launch_us: {}\n    block_m: {}\n    block_n: {}\n    "
+      "head_dim: {}\n"
       "    sms: {}\n    ctas_per_sm: {}\n    tile_us: {}\n    cta_tiles: {}\n"
       "    masked_tiles: {}\n    lone_speedup: {}\n",
-      k.kernel, ps_to_us_exact(k.launch), k.block_m, k.block_n, k.head_dim, k.sms, k.ctas_per_sm, k.tile_us,
-      k.cta_tiles, k.masked_tiles, k.lone_speedup);
+      k.kernel, ps_to_us_exact(k.launch), k.block_m, k.block_n, k.head_dim, k.sms, k.ctas_per_sm,
+      k.tile_us, k.cta_tiles, k.masked_tiles, k.lone_speedup);
   if (!k.keys_factor.empty()) s += "    keys_factor:\n";
   for (const KeysFactorPoint& f : k.keys_factor)
     s += fmt::format("      - {{keys: {}, factor: {}}}\n", f.keys, f.factor);

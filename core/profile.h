@@ -51,7 +51,7 @@ struct HeadDimFactor {
   double factor = 1;
 };
 struct AttentionKernelProfile {
-  std::string kernel = "mma";   // the kernel fitted: mma (cuda/kernels/flash_fwd) or wgmma (_sm90)
+  std::string kernel = "mma";  // the kernel fitted: mma (cuda/kernels/flash_fwd) or wgmma (_sm90)
   TimePs launch = 0;
   std::int64_t block_m = 128;   // queries per CTA
   std::int64_t block_n = 64;    // keys per tile

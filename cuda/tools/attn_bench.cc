@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
   for (std::int64_t heads : heads_list) {
     for (std::int64_t s : seqs) {
       const std::size_t elems = static_cast<std::size_t>(batch * s * heads * d);
-      const std::size_t jelems = static_cast<std::size_t>(batch * std::max<std::int64_t>(joint, 1) *
-                                                          heads * d);
+      const std::size_t jelems =
+          static_cast<std::size_t>(batch * std::max<std::int64_t>(joint, 1) * heads * d);
       sc::DeviceBuffer q(elems * 2), k(elems * 2), v(elems * 2), out(elems * 2),
           lse(static_cast<std::size_t>(batch * s * heads) * 4), jk(jelems * 2), jv(jelems * 2);
       for (const sc::DeviceBuffer* b : {&q, &k, &v, &out, &lse, &jk, &jv})
@@ -75,78 +75,83 @@ int main(int argc, char** argv) {
       for (const sc::DeviceBuffer* b : {&jk, &jv})
         BENCH_CHECK("attn_bench", sc::tools::fill_random(b->get(), jelems, dt, -1, 1, seed++));
       for (int causal : causal_list)
-      for (const std::string& kname : kernels) {
-        sc::FlashParams p;
-        p.dtype = dt;
-        p.q = q.get();
-        p.q_batch_stride = s * heads * d;
-        p.q_token_stride = heads * d;
-        p.q_head_stride = d;
-        p.nq = s;
-        const sc::FlashKvSegment image{
-            k.get(), v.get(), s * heads * d, heads * d, d, s * heads * d, heads * d, d, s, false, 0,
-            1,       0};
-        const sc::FlashKvSegment text{jk.get(),  jv.get(),  joint * heads * d,
-                                      heads * d, d,         joint * heads * d,
-                                      heads * d, d,         joint,
-                                      true,      0,         1,
-                                      0};
-        p.num_segments = joint > 0 ? 2 : 1;
-        p.kv[0] = joint > 0 ? text : image;
-        p.kv[1] = image;
-        p.window_left = window_left;
-        p.window_right = window_right;
-        p.softcap = softcap;
-        if (kname != "mma" && kname != "wgmma") {
-          std::fprintf(stderr, "attn_bench: --kernel must be mma or wgmma, got %s\n", kname.c_str());
-          return 2;
-        }
-        p.kernel = kname == "mma" ? sc::AttentionKernel::kMma : sc::AttentionKernel::kWgmma;
-        p.out = out.get();
-        p.out_batch_stride = s * heads * d;
-        p.out_token_stride = heads * d;
-        p.out_head_stride = d;
-        p.lse = static_cast<float*>(lse.get());
-        p.lse_batch_stride = s * heads;
-        p.lse_token_stride = heads;
-        p.lse_head_stride = 1;
-        p.batch = batch;
-        p.hq = heads;
-        p.head_dim = d;
-        p.group = 1;
-        p.causal = causal != 0;
-        for (int i = 0; i < warmup; ++i)
-          BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));
-        BENCH_CHECK("attn_bench", sc::device_synchronize());
-        std::vector<float> ms;
-        sc::EventTimer timer;
-        for (int i = 0; i < iters; ++i) {
-          BENCH_CHECK("attn_bench", timer.start());
-          BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));
-          BENCH_CHECK("attn_bench", timer.stop());
-          auto e = timer.elapsed_ms();
-          BENCH_CHECK("attn_bench", e.status());
-          ms.push_back(*e);
-        }
-        std::sort(ms.begin(), ms.end());
-        const double med = ms[ms.size() / 2];
-        double pairs = static_cast<double>(s) * s * (causal ? 0.5 : 1.0);
-        if (joint > 0 || window_left >= 0 || window_right >= 0) {  // count: per query, the image keys in its window, plus the joint
-          pairs = 0;
-          for (std::int64_t i = 0; i < s; ++i) {
-            std::int64_t lo = window_left >= 0 ? std::max<std::int64_t>(0, i - window_left) : 0;
-            std::int64_t hi = causal ? i : s - 1;
-            if (window_right >= 0) hi = std::min(hi, i + window_right);
-            pairs += static_cast<double>(std::max<std::int64_t>(0, hi - lo + 1) + joint);
+        for (const std::string& kname : kernels) {
+          sc::FlashParams p;
+          p.dtype = dt;
+          p.q = q.get();
+          p.q_batch_stride = s * heads * d;
+          p.q_token_stride = heads * d;
+          p.q_head_stride = d;
+          p.nq = s;
+          const sc::FlashKvSegment image{k.get(),   v.get(), s * heads * d,
+                                         heads * d, d,       s * heads * d,
+                                         heads * d, d,       s,
+                                         false,     0,       1,
+                                         0};
+          const sc::FlashKvSegment text{jk.get(),  jv.get(), joint * heads * d,
+                                        heads * d, d,        joint * heads * d,
+                                        heads * d, d,        joint,
+                                        true,      0,        1,
+                                        0};
+          p.num_segments = joint > 0 ? 2 : 1;
+          p.kv[0] = joint > 0 ? text : image;
+          p.kv[1] = image;
+          p.window_left = window_left;
+          p.window_right = window_right;
+          p.softcap = softcap;
+          if (kname != "mma" && kname != "wgmma") {
+            std::fprintf(stderr, "attn_bench: --kernel must be mma or wgmma, got %s\n",
+                         kname.c_str());
+            return 2;
           }
+          p.kernel = kname == "mma" ? sc::AttentionKernel::kMma : sc::AttentionKernel::kWgmma;
+          p.out = out.get();
+          p.out_batch_stride = s * heads * d;
+          p.out_token_stride = heads * d;
+          p.out_head_stride = d;
+          p.lse = static_cast<float*>(lse.get());
+          p.lse_batch_stride = s * heads;
+          p.lse_token_stride = heads;
+          p.lse_head_stride = 1;
+          p.batch = batch;
+          p.hq = heads;
+          p.head_dim = d;
+          p.group = 1;
+          p.causal = causal != 0;
+          for (int i = 0; i < warmup; ++i)
+            BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));
+          BENCH_CHECK("attn_bench", sc::device_synchronize());
+          std::vector<float> ms;
+          sc::EventTimer timer;
+          for (int i = 0; i < iters; ++i) {
+            BENCH_CHECK("attn_bench", timer.start());
+            BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));
+            BENCH_CHECK("attn_bench", timer.stop());
+            auto e = timer.elapsed_ms();
+            BENCH_CHECK("attn_bench", e.status());
+            ms.push_back(*e);
+          }
+          std::sort(ms.begin(), ms.end());
+          const double med = ms[ms.size() / 2];
+          double pairs = static_cast<double>(s) * s * (causal ? 0.5 : 1.0);
+          if (joint > 0 || window_left >= 0 ||
+              window_right >=
+                  0) {  // count: per query, the image keys in its window, plus the joint
+            pairs = 0;
+            for (std::int64_t i = 0; i < s; ++i) {
+              std::int64_t lo = window_left >= 0 ? std::max<std::int64_t>(0, i - window_left) : 0;
+              std::int64_t hi = causal ? i : s - 1;
+              if (window_right >= 0) hi = std::min(hi, i + window_right);
+              pairs += static_cast<double>(std::max<std::int64_t>(0, hi - lo + 1) + joint);
+            }
+          }
+          const double flops = 4.0 * d * heads * batch * pairs;
+          std::printf("ours_%s,%lld,%lld,%lld,%d,%s,%s,%.4f,%.1f\n", kname.c_str(),
+                      static_cast<long long>(s), static_cast<long long>(heads),
+                      static_cast<long long>(d), causal, dtype.c_str(), variant.c_str(), med,
+                      flops / (med * 1e-3) / 1e12);
+          std::fflush(stdout);
         }
-        const double flops = 4.0 * d * heads * batch * pairs;
-        std::printf("ours_%s,%lld,%lld,%lld,%d,%s,%s,%.4f,%.1f\n", kname.c_str(),
-                    static_cast<long long>(s), static_cast<long long>(heads),
-                    static_cast<long long>(d), causal, dtype.c_str(), variant.c_str(), med,
-                    flops / (med * 1e-3) / 1e12);
-        std::fflush(stdout);
-      }
     }
   }
   return 0;

@@ -376,9 +376,8 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
         const double model = ps_to_us(sim::attention_duration(mb.plan.problem, a, k) - k.launch);
         const double net = m.median_us - ps_to_us(k.launch);
         if (!(model > 0) || !(net > 0))
-          return invalid_argument(
-              fmt::format("{}: {} us is not more than the attention launch", describe(m.point),
-                          m.median_us));
+          return invalid_argument(fmt::format("{}: {} us is not more than the attention launch",
+                                              describe(m.point), m.median_us));
         log_sum += std::log(net / model);
         ++n;
       }
@@ -389,10 +388,10 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       } else {
         prof.attention.softcap_factor = f;
       }
-      res.notes.push_back(fmt::format("attention {} {:.3f}: {} {} points over the schedule",
-                                      kind == PointKind::kAttentionD64 ? "head_dim_factor 64"
-                                                                       : "softcap_factor",
-                                      f, n, to_string(kind)));
+      res.notes.push_back(
+          fmt::format("attention {} {:.3f}: {} {} points over the schedule",
+                      kind == PointKind::kAttentionD64 ? "head_dim_factor 64" : "softcap_factor", f,
+                      n, to_string(kind)));
     }
   }
 

@@ -56,7 +56,8 @@ class Builder {
   // start, start + 1, ...: the executor fills it with the generated (random) values.
   BufferId input(int rank, std::string name, core::TensorKind tensor, std::int64_t tokens,
                  std::int64_t start, std::int64_t heads) {
-    const BufferId id = buffer(rank, std::move(name), tokens, heads, plan_.problem.head_dim, ElemType::kInput);
+    const BufferId id =
+        buffer(rank, std::move(name), tokens, heads, plan_.problem.head_dim, ElemType::kInput);
     core::Buffer& b = plan_.buffers[static_cast<std::size_t>(id)];
     b.role = core::BufferRole::kInput;
     b.tensor = tensor;
@@ -223,7 +224,8 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
   for (std::int64_t n :
        quick ? std::vector<std::int64_t>{131072} : std::vector<std::int64_t>{131072, 262144})
     pts.push_back({PointKind::kAttentionLong, 1, 0, n, true});
-  for (std::int64_t n : quick ? std::vector<std::int64_t>{4096} : std::vector<std::int64_t>{4096, 16384}) {
+  for (std::int64_t n :
+       quick ? std::vector<std::int64_t>{4096} : std::vector<std::int64_t>{4096, 16384}) {
     pts.push_back({PointKind::kAttentionD64, 1, 0, n, false});
     pts.push_back({PointKind::kAttentionSoftcap, 1, 0, n, false});
   }

@@ -47,11 +47,12 @@ struct Case {
   bool pad = true;  // views inside buffers with one extra head in front
   AttentionKernel kernel = AttentionKernel::kMma;
   std::string name() const {
-    std::string s = std::string(to_string(kernel)) + " " + core::to_string(p.dtype) + " d" + std::to_string(p.head_dim) +
-                    " b" + std::to_string(p.batch) + " hq" + std::to_string(p.q_heads) + "/" +
-                    std::to_string(p.kv_heads) + " view[" + std::to_string(q_head_start) + "+" +
-                    std::to_string(hq) + "] nq" + std::to_string(nq) + " q@" +
-                    std::to_string(q_start) + "+" + std::to_string(q_stride) + "i";
+    std::string s = std::string(to_string(kernel)) + " " + core::to_string(p.dtype) + " d" +
+                    std::to_string(p.head_dim) + " b" + std::to_string(p.batch) + " hq" +
+                    std::to_string(p.q_heads) + "/" + std::to_string(p.kv_heads) + " view[" +
+                    std::to_string(q_head_start) + "+" + std::to_string(hq) + "] nq" +
+                    std::to_string(nq) + " q@" + std::to_string(q_start) + "+" +
+                    std::to_string(q_stride) + "i";
     for (const auto& g : segs)
       s += g.joint ? " joint" + std::to_string(g.nk)
                    : " img" + std::to_string(g.nk) + "@" + std::to_string(g.start) + "+" +

@@ -10,8 +10,8 @@
 //   (setmaxnreg up to 240), which free a slot by arriving on its "empty" mbarrier;
 // - S = Q K^T and O += P V on wgmma: Q and K from shared memory, P from registers (the S
 //   accumulator converted in place to the A-operand layout), V from shared memory (MN-major);
-// - intra-warpgroup overlap: S(j+1) = Q K(j+1)^T is issued before O += P(j) V(j), and the softmax of
-//   S(j+1) runs while P(j) V(j) is still in the tensor cores;
+// - intra-warpgroup overlap: S(j+1) = Q K(j+1)^T is issued before O += P(j) V(j), and the
+//   softmax of S(j+1) runs while P(j) V(j) is still in the tensor cores;
 // - ping-pong between the two consumers: a pair of named barriers orders their matrix issue, so one
 //   warpgroup's softmax overlaps the other's matrix work;
 // - online softmax with the lazy rescale of flash_fwd (O is rescaled only when some row's max
@@ -19,11 +19,11 @@
 // CTAs are ordered longest causal rows first (the grid's x runs backwards over query blocks).
 #pragma once
 
-#include <cuda/ptx>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cuda/ptx>
 
 #include "cuda/kernels/common/flash.cuh"
 #include "cuda/kernels/flash_fwd_sm90/params.h"
@@ -62,7 +62,7 @@ __device__ __forceinline__ void tma_load(void* dst, const CUtensorMap* map, int 
                                          int head, int batch, std::uint64_t* bar) {
   const std::int32_t coords[4] = {d0, token, head, batch};
   ::cuda::ptx::cp_async_bulk_tensor(::cuda::ptx::space_cluster, ::cuda::ptx::space_global, dst, map,
-                                  coords, bar);
+                                    coords, bar);
 }
 
 __device__ __forceinline__ float fast_tanh(float x) {  // MUFU.TANH, max rel error ~2^-11
@@ -151,41 +151,41 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
 
   // Producer: one thread issues every copy.
   auto producer = [&]() {
-      constexpr std::uint32_t kQTx = Tr::kQBytes, kKVTx = Tr::kKVBytes;
-      ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
+    constexpr std::uint32_t kQTx = Tr::kQBytes, kKVTx = Tr::kKVBytes;
+    ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
                                            ::cuda::ptx::space_shared, q_full, kQTx);
-  #pragma unroll
-      for (int a = 0; a < Tr::kAtoms; ++a)
-        tma_load(smem + a * BM * 128, &P.q, a * 64, static_cast<int>(q0), h, b, q_full);
+#pragma unroll
+    for (int a = 0; a < Tr::kAtoms; ++a)
+      tma_load(smem + a * BM * 128, &P.q, a * 64, static_cast<int>(q0), h, b, q_full);
 
-      int ks = 0, vs = 0;
-      std::uint32_t kph = 0, vph = 0;
-      auto load = [&](const Cursor& c, bool is_k, int& slot, std::uint32_t& phase) {
-        std::uint64_t* full = (is_k ? k_full : v_full) + slot;
-        wait_barrier((is_k ? k_empty : v_empty) + slot, phase ^ 1);  // the slot's last use ended
-        ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
+    int ks = 0, vs = 0;
+    std::uint32_t kph = 0, vph = 0;
+    auto load = [&](const Cursor& c, bool is_k, int& slot, std::uint32_t& phase) {
+      std::uint64_t* full = (is_k ? k_full : v_full) + slot;
+      wait_barrier((is_k ? k_empty : v_empty) + slot, phase ^ 1);  // the slot's last use ended
+      ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
                                              ::cuda::ptx::space_shared, full, kKVTx);
-        const CUtensorMap* map = is_k ? &P.k[c.seg] : &P.v[c.seg];
-        unsigned char* dst = smem + (is_k ? Tr::kKOffset : Tr::kVOffset) + slot * Tr::kKVBytes;
-        const int hk = static_cast<int>(kv_head - p.seg[c.seg].kv_head_start);
-  #pragma unroll
-        for (int a = 0; a < Tr::kAtoms; ++a)
-          tma_load(dst + a * BN * 128, map, a * 64, c.tile * BN, hk, b, full);
-        if (++slot == S) {
-          slot = 0;
-          phase ^= 1;
-        }
-      };
-      // Order of use by the consumers: K(0), then K(j + 1) before V(j).
-      Cursor c{table, p.num_segments};
-      bool have = c.enter();
-      if (have) load(c, true, ks, kph);
-      while (have) {
-        const Cursor cur = c;
-        have = c.advance();
-        if (have) load(c, true, ks, kph);
-        load(cur, false, vs, vph);
+      const CUtensorMap* map = is_k ? &P.k[c.seg] : &P.v[c.seg];
+      unsigned char* dst = smem + (is_k ? Tr::kKOffset : Tr::kVOffset) + slot * Tr::kKVBytes;
+      const int hk = static_cast<int>(kv_head - p.seg[c.seg].kv_head_start);
+#pragma unroll
+      for (int a = 0; a < Tr::kAtoms; ++a)
+        tma_load(dst + a * BN * 128, map, a * 64, c.tile * BN, hk, b, full);
+      if (++slot == S) {
+        slot = 0;
+        phase ^= 1;
       }
+    };
+    // Order of use by the consumers: K(0), then K(j + 1) before V(j).
+    Cursor c{table, p.num_segments};
+    bool have = c.enter();
+    if (have) load(c, true, ks, kph);
+    while (have) {
+      const Cursor cur = c;
+      have = c.advance();
+      if (have) load(c, true, ks, kph);
+      load(cur, false, vs, vph);
+    }
   };
 
   auto consumer = [&]() {
@@ -214,15 +214,15 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     float s[BN / 2];
     std::uint32_t pa[Tr::kPSteps][4];
     float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
-  #pragma unroll
+#pragma unroll
     for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
 
     const float sl2 = p.score_log2;
     // s = softcap(s); s[~visible] = -inf; then the online softmax: s <- exp2(s sl2 - m sl2) and
     // alpha = the factor O and l take for the new max (1 when no row of the warp moved it).
-    auto softmax = [&](const Cursor& c, float (&alpha)[2]) -> bool {
+    auto softmax = [&](const Cursor& c, float(&alpha)[2]) -> bool {
       if (p.softcap > 0.f) {
-  #pragma unroll
+#pragma unroll
         for (int i = 0; i < BN / 2; ++i) s[i] = p.softcap * fast_tanh(s[i] * p.cap_in);
       }
       if (!c.full()) {
@@ -231,12 +231,12 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         const i64 kmin = sg.start + sg.stride * j0;
         const int kst = static_cast<int>(sg.stride);
         const int n_valid = static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0));
-  #pragma unroll
+#pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
           const int rel = static_cast<int>(p.q_start + p.q_stride * (q0 + r0 + hr * 8) - kmin);
-  #pragma unroll
+#pragma unroll
           for (int j = 0; j < BN / 8; ++j)
-  #pragma unroll
+#pragma unroll
             for (int e = 0; e < 2; ++e) {
               const int col = j * 8 + (lane & 3) * 2 + e;
               if (!flash::key_visible(p, sg.joint, rel - kst * col, col, n_valid))
@@ -246,11 +246,11 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       }
       bool moved = false;
       float msc[2];
-  #pragma unroll
+#pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
         const float m_old = row_max[hr];
         float part[4] = {m_old, -INFINITY, -INFINITY, -INFINITY};  // 4 chains, not one of BN / 4
-  #pragma unroll
+#pragma unroll
         for (int j = 0; j < BN / 8; ++j)
           part[j % 4] = fmaxf(part[j % 4], fmaxf(s[4 * j + 2 * hr], s[4 * j + 2 * hr + 1]));
         float mx = fmaxf(fmaxf(part[0], part[1]), fmaxf(part[2], part[3]));
@@ -260,17 +260,18 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         const bool keep = (mx - m_old) * sl2 <= 8.f;
         const float m_new = keep ? m_old : mx;
         const float m_use = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing visible yet
-        alpha[hr] = keep ? 1.f : (m_old == -INFINITY ? 0.f : flash::fast_exp2((m_old - m_use) * sl2));
+        alpha[hr] =
+            keep ? 1.f : (m_old == -INFINITY ? 0.f : flash::fast_exp2((m_old - m_use) * sl2));
         moved |= !keep;
         row_max[hr] = m_new;
         msc[hr] = m_use * sl2;
       }
-  #pragma unroll
+#pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
         float part[4] = {row_sum[hr] * alpha[hr], 0.f, 0.f, 0.f};
-  #pragma unroll
+#pragma unroll
         for (int j = 0; j < BN / 8; ++j)
-  #pragma unroll
+#pragma unroll
           for (int e = 0; e < 2; ++e) {
             float& x = s[4 * j + 2 * hr + e];
             x = flash::fast_exp2(fmaf(x, sl2, -msc[hr]));
@@ -283,7 +284,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     // P as the A operand of P V: k-step kk takes S columns [16 kk, 16 kk + 16), i.e. the
     // accumulator's 8-column groups 2 kk and 2 kk + 1 (the mma.sync A fragment, per warp).
     auto pack_p = [&]() {
-  #pragma unroll
+#pragma unroll
       for (int kk = 0; kk < Tr::kPSteps; ++kk) {
         pa[kk][0] = flash::pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
         pa[kk][1] = flash::pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
@@ -292,7 +293,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       }
     };
     auto issue_s = [&](int slot) {
-  #pragma unroll
+#pragma unroll
       for (int kk = 0; kk < Tr::kKSteps; ++kk) {
         if constexpr (BN == 128) {
           wgmma_ss_n128<T>(s, q_at(kk), k_at(slot, kk), kk > 0);
@@ -303,7 +304,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       wgmma_commit();
     };
     auto issue_pv = [&](int slot) {
-  #pragma unroll
+#pragma unroll
       for (int kk = 0; kk < Tr::kPSteps; ++kk) {
         if constexpr (D == 128) {
           wgmma_rs_n128<T>(o, pa[kk], v_at(slot, kk), 1);
@@ -359,12 +360,12 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         const bool moved = softmax(c, alpha);
         wgmma_wait<0>();  // P(j-1) V(j-1) done
         fence_regs(o);
-  #pragma unroll
+#pragma unroll
         for (int kk = 0; kk < Tr::kPSteps; ++kk) fence_regs(pa[kk]);
         release(v_empty + vs);
         next_slot(vs, vph);
         if (moved) {
-  #pragma unroll
+#pragma unroll
           for (int j = 0; j < D / 8; ++j) {
             o[4 * j + 0] *= alpha[0];
             o[4 * j + 1] *= alpha[0];
@@ -384,7 +385,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     }
 
     // out = o / l; lse = m + log(l); rows with l == 0 saw no key: out 0, lse -inf.
-  #pragma unroll
+#pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       float l = row_sum[hr];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
@@ -398,7 +399,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
             l > 0.f ? row_max[hr] * p.score_to_nat + logf(l) : -INFINITY;
       }
       const i64 base = b * p.out_batch_stride + qi * p.out_token_stride + h * p.out_head_stride;
-  #pragma unroll
+#pragma unroll
       for (int j = 0; j < D / 8; ++j) {
         const int col = j * 8 + (lane & 3) * 2;
         const float v0 = o[4 * j + 2 * hr] * inv, v1 = o[4 * j + 2 * hr + 1] * inv;

@@ -12,17 +12,17 @@ template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2>
 struct Sm90Traits {
   using T = T_;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kConsumers = 2;                // consumer warpgroups
-  static constexpr int kBlockM = 64 * kConsumers;     // query rows per CTA (m64 per warpgroup)
-  static constexpr int kBlockN = kBlockN_;            // keys per tile
-  static constexpr int kStages = kStages_;            // K and V slots each
+  static constexpr int kConsumers = 2;             // consumer warpgroups
+  static constexpr int kBlockM = 64 * kConsumers;  // query rows per CTA (m64 per warpgroup)
+  static constexpr int kBlockN = kBlockN_;         // keys per tile
+  static constexpr int kStages = kStages_;         // K and V slots each
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kConsumerWarps = 4 * kConsumers;
-  static constexpr int kProducerRegs = 24;            // setmaxnreg: the producer holds little
-  static constexpr int kConsumerRegs = 240;           // ... and gives it to the consumers
-  static constexpr int kAtoms = kHeadDim / 64;        // 128-byte column blocks per row
-  static constexpr int kKSteps = kHeadDim / 16;       // k16 steps of Q K^T
-  static constexpr int kPSteps = kBlockN / 16;        // k16 steps of P V
+  static constexpr int kProducerRegs = 24;       // setmaxnreg: the producer holds little
+  static constexpr int kConsumerRegs = 240;      // ... and gives it to the consumers
+  static constexpr int kAtoms = kHeadDim / 64;   // 128-byte column blocks per row
+  static constexpr int kKSteps = kHeadDim / 16;  // k16 steps of Q K^T
+  static constexpr int kPSteps = kBlockN / 16;   // k16 steps of P V
   // Shared memory, bytes from a 1024-aligned base: Q [atom][kBlockM][64], then kStages K slots
   // [atom][kBlockN][64], kStages V slots, then the mbarriers and the per-segment tile table.
   static constexpr int kQBytes = kBlockM * kHeadDim * 2;
