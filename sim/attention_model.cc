@@ -142,7 +142,7 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
   const double tiles = cta_makespan(work, a.q.heads * problem.batch, kernel);
   const double us = tiles * kernel.tile_us * kernel.keys_factor_at(static_cast<double>(keys)) *
                     static_cast<double>(problem.head_dim) / static_cast<double>(kernel.head_dim);
-  return kernel.launch + static_cast<TimePs>(std::ceil(us * 1e6));
+  return kernel.launch + ceil_ps(us * 1e6);
 }
 
 }  // namespace spattn::sim
