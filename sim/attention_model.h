@@ -22,6 +22,7 @@ namespace spattn::sim {
 struct CtaTiles {
   std::int64_t tiles = 0;
   std::int64_t masked = 0;
+  bool operator==(const CtaTiles&) const = default;
 };
 
 // The CTAs of one (batch, head) of block `a`, in the kernel's dispatch order (the query block of

@@ -349,8 +349,7 @@ std::string format_table(const Listing& l) {
           human_bytes(m.comm_bytes_max_rank), human_bytes(r.peak_memory_max_rank));
       for (const std::string& n : r.notes) s += fmt::format("      note: {}\n", n);
       if (!r.fits)
-        s += fmt::format("      NOT FITTING: {}\n",
-                         fit_note(r.predicted_peak_max_rank, r.gpu_memory));
+        s += fmt::format("      {}\n", fit_note(r.predicted_peak_max_rank, r.gpu_memory));
     }
   }
   return s;
