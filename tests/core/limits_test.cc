@@ -91,8 +91,8 @@ TEST(Limits, DuplicateKeyNamesBothLines) {
 // System: a directory, /dev/zero (endless) and /dev/null as input files. Expectation: refused at
 // once as not regular files (not read forever, not "empty"); a missing file is NotFound.
 TEST(Limits, InputsThatAreNotRegularFilesAreRefused) {
-  for (const std::string path : {testing::TempDir(), std::string("/dev/zero"),
-                                 std::string("/dev/null")}) {
+  for (const std::string path :
+       {testing::TempDir(), std::string("/dev/zero"), std::string("/dev/null")}) {
     Expected<std::string> t = read_input_file(path);
     ASSERT_FALSE(t.ok()) << path;
     EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument) << path;
@@ -116,8 +116,9 @@ TEST(Limits, OversizedInputIsRefused) {
 // refused at load time at the key's position.
 TEST(Limits, ExperimentPastTheTokenLimitIsRefusedAtItsKey) {
   const std::string path =
-      write("e.yaml", "problem:\n  q_heads: 8\n  head_dim: 64\n  seq_len: 4294967296\ngpus: 4\n"
-                      "plans: auto\n");
+      write("e.yaml",
+            "problem:\n  q_heads: 8\n  head_dim: 64\n  seq_len: 4294967296\ngpus: 4\n"
+            "plans: auto\n");
   Expected<Experiment> e = load_experiment(path);
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find(path + ":4:12: key 'problem.seq_len'"), std::string::npos)

@@ -139,7 +139,8 @@ TEST(Cli, ChecksBeforeWorkSayWhatWouldFit) {
 // An explicit plan refused in every case fails `run` before any backend runs: nothing on stdout
 // (the host backend would otherwise print its table of the plans it could run first).
 TEST(Cli, RunRefusesInfeasibleExplicitPlansBeforeRunningAny) {
-  const Result r = spattn({"run", kBadInputs + "/infeasible_explicit.yaml", "--backend", "host,sim"});
+  const Result r =
+      spattn({"run", kBadInputs + "/infeasible_explicit.yaml", "--backend", "host,sim"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err_lines(), 1) << r.err;
   EXPECT_EQ(r.out, "");

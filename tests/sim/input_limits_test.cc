@@ -26,44 +26,45 @@ std::string write(const std::string& name, const std::string& text) {
 
 void expect_error(const Status& s, const std::string& want) {
   EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find(want), std::string::npos) << "want '" << want << "' in: "
-                                                       << s.message();
+  EXPECT_NE(s.message().find(want), std::string::npos)
+      << "want '" << want << "' in: " << s.message();
 }
 
 TEST(InputLimits, ClusterSizesAreReadWithoutNarrowing) {
-  const std::string head = "cluster:\n  generate:\n    nvlink_gbps: 26.5\n    nvlinks_per_gpu: 18\n";
+  const std::string head =
+      "cluster:\n  generate:\n    nvlink_gbps: 26.5\n    nvlinks_per_gpu: 18\n";
   expect_error(core::parse_cluster(head + "    gpus_per_node: 4294967296\n", "c.yaml").status(),
                "c.yaml:5:20: key 'gpus_per_node': must be in 1..1048576, got 4294967296");
   expect_error(
       core::parse_cluster(head + "    gpus_per_node: 8\n    nodes: 1048576\n", "c.yaml").status(),
       "more than 1048576");
-  expect_error(core::parse_cluster(head + "    gpus_per_node: 8\n    nvlink_latency_us: .inf\n",
-                                   "c.yaml")
-                   .status(),
-               "key 'nvlink_latency_us': must be at most");
-  expect_error(core::parse_cluster(
-                   "cluster:\n  devices: [{name: g, kind: gpu, rank: 4294967296}]\n  links: []\n",
-                   "c.yaml")
-                   .status(),
-               "key 'rank': must be in");
+  expect_error(
+      core::parse_cluster(head + "    gpus_per_node: 8\n    nvlink_latency_us: .inf\n", "c.yaml")
+          .status(),
+      "key 'nvlink_latency_us': must be at most");
+  expect_error(
+      core::parse_cluster(
+          "cluster:\n  devices: [{name: g, kind: gpu, rank: 4294967296}]\n  links: []\n", "c.yaml")
+          .status(),
+      "key 'rank': must be in");
 }
 
 TEST(InputLimits, ProfileSizeDelayPeersAndTimesAreChecked) {
   const std::string head = "profile:\n  attention: {tile_us: 1}\n  nccl:\n    size_delay:\n";
-  expect_error(core::parse_profile(
-                   head + "      - {pattern: exchange, peers: 2147483648, bytes: 1024, us: 1}\n",
-                   "p.yaml")
-                   .status(),
-               "key 'peers': must be at most 1048576, got 2147483648");
+  expect_error(
+      core::parse_profile(
+          head + "      - {pattern: exchange, peers: 2147483648, bytes: 1024, us: 1}\n", "p.yaml")
+          .status(),
+      "key 'peers': must be at most 1048576, got 2147483648");
   expect_error(
       core::parse_profile(head + "      - {pattern: exchange, peers: 2, bytes: 1024, us: .inf}\n",
                           "p.yaml")
           .status(),
       "key 'us'");
-  expect_error(core::parse_profile("profile:\n  attention: {tile_us: 1, launch_us: 1e300}\n",
-                                   "p.yaml")
-                   .status(),
-               "key 'launch_us': must be at most");
+  expect_error(
+      core::parse_profile("profile:\n  attention: {tile_us: 1, launch_us: 1e300}\n", "p.yaml")
+          .status(),
+      "key 'launch_us': must be at most");
 }
 
 // A one-GPU topology with the given attributes on its <gpu>, <nvlink> and <net>.
