@@ -121,6 +121,20 @@ struct NcclImport {
   int nvswitch = -1, network = -1;
 
   Status error;  // the first bad attribute; walk stops adding once it is set
+  const std::string* text = nullptr;    // the XML, to give messages a line
+  std::size_t cursor = 0;               // where the last element was found (walk is in order)
+  std::map<int, std::string> gpu_elem;  // GPU device -> its element, for rank messages
+
+  // " (line N)" of the next occurrence of `needle` in the text from the cursor (else from the
+  // start), or "" when it is not there.
+  std::string line_of(const std::string& needle) {
+    if (text == nullptr) return "";
+    std::size_t at = text->find(needle, cursor);
+    if (at == std::string::npos) at = text->find(needle);
+    if (at == std::string::npos) return "";
+    cursor = at;
+    return fmt::format(" (line {})", 1 + std::count(text->begin(), text->begin() + at, '\n'));
+  }
 
   TimePs us(double x) const { return static_cast<TimePs>(std::llround(x * 1e6)); }
 
@@ -177,7 +191,8 @@ struct NcclImport {
       nics.push_back(id);
       c.add_duplex(id, parent, core::LinkClass::kPcie, pcie_bw, us(opt.pcie_latency_us));
       if (network < 0) network = c.add_device("network", core::DeviceKind::kNetSwitch, 0);
-      const double mbps = number(a, "speed", 100000, 1e9, "<net name=\"" + name + "\">");  // Mb/s
+      const double mbps = number(a, "speed", 100000, 1e9,  // Mb/s
+                                 "<net name=\"" + name + "\">" + line_of("name=\"" + name + "\""));
       c.add_duplex(id, network, core::LinkClass::kNetwork, mbps * 1e6 / 8,
                    us(opt.network_latency_us));
     }
@@ -189,9 +204,10 @@ struct NcclImport {
       const auto& a = child.get_child("<xmlattr>", kNoAttrs);
       if (tag == "cpu") {
         if (cpus.size() >= kMaxCpus)
-          return bad("<cpu>", fmt::format("more than {} CPUs: an NCCL topology describes one node "
-                                          "(CPU sockets are joined pairwise)",
-                                          kMaxCpus));
+          return bad("<cpu>" + line_of("<cpu"),
+                     fmt::format("more than {} CPUs: an NCCL topology describes one node "
+                                 "(CPU sockets are joined pairwise)",
+                                 kMaxCpus));
         const int id =
             c.add_device("cpu" + a.get<std::string>("numaid", std::to_string(cpus.size())),
                          core::DeviceKind::kCpu, 0);
@@ -201,16 +217,17 @@ struct NcclImport {
         add_nic(child, parent, 64e9);  // a NIC straight under a CPU: assume PCIe Gen5 x16
       } else if (tag == "pci") {
         const std::string bus = a.get<std::string>("busid", "?");
-        const std::string elem = "<pci busid=\"" + bus + "\">";
+        const std::string elem = "<pci busid=\"" + bus + "\">" + line_of("busid=\"" + bus + "\"");
         const double bw = pcie_bandwidth(a, elem);
         if (const auto gpu = child.get_child_optional("gpu")) {
           const auto& ga = gpu->get_child("<xmlattr>", kNoAttrs);
-          const std::string gelem = "<gpu> of " + elem;
+          const std::string gelem = "<gpu>" + line_of("<gpu") + " of <pci busid=\"" + bus + "\">";
           if (gpu_by_bus.count(bus)) return bad(elem, "a second GPU with this bus id");
           const int id =
               c.add_device("gpu" + ga.get<std::string>("dev", std::to_string(gpu_by_bus.size())),
                            core::DeviceKind::kGpu, 0);
           gpu_by_bus[bus] = id;
+          gpu_elem[id] = gelem;
           rank_of_device[id] = static_cast<int>(
               integer(ga, "rank", -1, 0, core::kMaxClusterGpus - 1, gelem, /*required=*/true));
           c.add_duplex(id, parent, core::LinkClass::kPcie, bw, us(opt.pcie_latency_us));
@@ -218,7 +235,8 @@ struct NcclImport {
             if (t != "nvlink") continue;
             const auto& na = nv.get_child("<xmlattr>", kNoAttrs);
             const std::string target = na.get<std::string>("target", "");
-            const std::string nelem = "<nvlink target=\"" + target + "\"> of " + gelem;
+            const std::string nelem = "<nvlink target=\"" + target + "\">" +
+                                      line_of("target=\"" + target + "\"") + " of " + gelem;
             nvlinks.push_back(
                 {id, target, na.get<std::string>("tclass", ""),
                  static_cast<int>(integer(na, "count", 1, 1, core::kMaxNvlinksPerGpu, nelem)),
@@ -286,6 +304,7 @@ Expected<core::Cluster> import_nccl_topology(const std::string& xml_path,
   if (!system) return invalid_argument(xml_path + ": no <system> element (not an NCCL topology)");
   NcclImport im{options, {}, {}, {}, {}, {}, {}, -1, -1, {}};
   im.c.name = "nccl";
+  im.text = &*text;
   im.walk(*system, -1);
   if (!im.error.ok()) return Status(im.error.code(), xml_path + ": " + im.error.message());
   if (im.gpu_by_bus.empty()) return invalid_argument(xml_path + ": no <gpu> in the topology");
@@ -295,15 +314,14 @@ Expected<core::Cluster> import_nccl_topology(const std::string& xml_path,
   // Ranks: each of 0..G-1 exactly once.
   std::vector<int> by_rank(im.gpu_by_bus.size(), -1);
   for (const auto& [dev, rank] : im.rank_of_device) {
-    const std::string name = im.c.devices[static_cast<std::size_t>(dev)].name;
+    const std::string name = im.gpu_elem[dev];
     if (rank < 0 || rank >= static_cast<int>(by_rank.size()))
       return invalid_argument(fmt::format("{}: {} has rank {}, outside 0..{} ({} GPUs)", xml_path,
                                           name, rank, by_rank.size() - 1, by_rank.size()));
     if (by_rank[static_cast<std::size_t>(rank)] >= 0)
-      return invalid_argument(fmt::format(
-          "{}: {} and {} both have rank {}", xml_path,
-          im.c.devices[static_cast<std::size_t>(by_rank[static_cast<std::size_t>(rank)])].name,
-          name, rank));
+      return invalid_argument(fmt::format("{}: {} and {} both have rank {}", xml_path,
+                                          im.gpu_elem[by_rank[static_cast<std::size_t>(rank)]],
+                                          name, rank));
     by_rank[static_cast<std::size_t>(rank)] = dev;
   }
   for (std::size_t i = 0; i < im.cpus.size(); ++i)

@@ -89,7 +89,7 @@ TEST(InputLimits, NcclImportIsStrict) {
       {"count.xml",
        topo("rank=\"0\"", "<nvlink target=\"0000:05:00.0\" count=\"1e30\" tclass=\"0x068000\"/>",
             "speed=\"400000\""),
-       "count=\"1e30\""},
+       "<nvlink target=\"0000:05:00.0\"> (line 1) of <gpu> (line 1)"},
       {"speed.xml", topo("rank=\"0\"", ok_link, "speed=\"nan\""), "speed=\"nan\""},
       {"target.xml",
        topo("rank=\"0\"", "<nvlink target=\"0000:99:00.0\" count=\"2\" tclass=\"0x030200\"/>",
