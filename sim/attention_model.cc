@@ -137,17 +137,40 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
   return end;
 }
 
+namespace {
+
+// Without a mask that depends on positions, every query block sees the same key tiles when the
+// first and the last do: one entry stands for all (a long shard is not a list of millions).
+bool same_tiles(const core::Problem& problem, const core::AttnBlock& a,
+                const core::AttentionKernelProfile& kernel, std::int64_t blocks) {
+  return !problem.causal && problem.window.none() && blocks > 1 &&
+         block_tiles(problem, a, blocks - 1, kernel.block_m, kernel.block_n) ==
+             block_tiles(problem, a, 0, kernel.block_m, kernel.block_n);
+}
+
+}  // namespace
+
+Status check_attention_size(const core::Problem& problem, const core::AttnBlock& a,
+                            const core::AttentionKernelProfile& kernel) {
+  const std::int64_t blocks = (a.q.tokens + kernel.block_m - 1) / kernel.block_m;
+  if (same_tiles(problem, a, kernel, blocks)) return {};
+  std::int64_t ctas = 0;
+  if (__builtin_mul_overflow(blocks, a.q.heads * problem.batch, &ctas) || ctas > kMaxModelledCtas)
+    return infeasible(
+        std::to_string(a.q.tokens) + " queries x " + std::to_string(a.q.heads * problem.batch) +
+        " heads in one attention task: " + "more than " + std::to_string(kMaxModelledCtas) +
+        " CTAs of " + std::to_string(kernel.block_m) +
+        " queries with a position-dependent mask, beyond what the simulator models " +
+        "(use more GPUs or a shorter sequence)");
+  return {};
+}
+
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
                           const core::AttentionKernelProfile& kernel) {
   const std::int64_t blocks = (a.q.tokens + kernel.block_m - 1) / kernel.block_m;
   std::int64_t repeats = a.q.heads * problem.batch;
   std::vector<CtaTiles> ctas;
-  // Without a mask that depends on positions, every query block sees the same key tiles when the
-  // first and the last do: one entry stands for all (a long shard is not a list of millions).
-  const bool same = !problem.causal && problem.window.none() && blocks > 1 &&
-                    block_tiles(problem, a, blocks - 1, kernel.block_m, kernel.block_n) ==
-                        block_tiles(problem, a, 0, kernel.block_m, kernel.block_n);
-  if (same) {
+  if (same_tiles(problem, a, kernel, blocks)) {
     ctas = {block_tiles(problem, a, 0, kernel.block_m, kernel.block_n)};
     repeats *= blocks;
   } else {

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "sim/attention_model.h"
 #include "sim/compute_model.h"
 #include "sim/event_queue.h"
 #include "sim/flow_model.h"
@@ -15,10 +16,6 @@ namespace spattn::sim {
 namespace {
 
 using core::Task;
-
-// The most query blocks (of the kernel's block_m queries) one attention task may have: the model
-// keeps a per-block list (16 bytes each), so this bounds it to 256 MiB.
-constexpr std::int64_t kMaxQueryBlocks = std::int64_t{1} << 24;
 
 class Engine {
  public:
@@ -167,15 +164,12 @@ Status Engine::build() {
       return invalid_argument("task " + std::to_string(t) + " (" + task(static_cast<int>(t)).label +
                               ") has " + std::to_string(recvs_left[t]) +
                               " receives that no send of its collective matches (or too few)");
-  // The attention model lists one entry per query block of a task (attention_cta_tiles).
+  // Tasks larger than the attention model can time, refused before anything runs.
   for (const Task& t : plan_.tasks)
-    if (const auto* a = std::get_if<core::AttnBlock>(&t.op);
-        a != nullptr && a->q.tokens / profile_.attention.block_m > kMaxQueryBlocks)
-      return infeasible("task " + std::to_string(t.id) + " (" + t.label + ") attends " +
-                        std::to_string(a->q.tokens) + " queries: more than " +
-                        std::to_string(kMaxQueryBlocks) + " query blocks of " +
-                        std::to_string(profile_.attention.block_m) +
-                        ", beyond what the simulator models (use more GPUs or a shorter sequence)");
+    if (const auto* a = std::get_if<core::AttnBlock>(&t.op))
+      if (Status st = check_attention_size(plan_.problem, *a, profile_.attention); !st.ok())
+        return Status(st.code(),
+                      "task " + std::to_string(t.id) + " (" + t.label + "): " + st.message());
   pending_.assign(n, 0);
   comm_overhead_.assign(n, 0);
   // The fastest rate any remote transfer of a comm task moves at alone (its route's narrowest
@@ -372,7 +366,7 @@ Expected<SimResult> Engine::run(const SimOptions& options) {
   // Every event is scheduled at most kMaxTimePs after the clock, so stopping once the clock
   // passes kMaxTimePs keeps every time below 2^62.
   while (queue_.step())
-    if (queue_.now() > kMaxTimePs)
+    if (queue_.now() >= kMaxTimePs)  // a saturated duration reaches it exactly
       return infeasible("plan " + plan_.name() + ": the predicted time passes " +
                         std::to_string(kMaxTimePs / kPsPerMs / 1000 / 86400) +
                         " days, beyond what the simulator models (the problem is too large for " +
