@@ -161,7 +161,8 @@ TEST(Cli, PlansThatDoNotFitTheGpuAreMarked) {
   EXPECT_NE(r.out.find("GiB per rank > 131.32 GiB of GPU memory"), std::string::npos) << r.out;
   const Result j = spattn({"plan", exp.string(), "--format", "json"});
   ASSERT_EQ(j.code, 0) << j.err;
-  for (const auto& p : nlohmann::json::parse(j.out)["cases"][0]["plans"])
+  const nlohmann::json listing = nlohmann::json::parse(j.out);  // outlives the loop (ASan)
+  for (const auto& p : listing["cases"][0]["plans"])
     if (p["status"] == "ok") EXPECT_FALSE(p["fits"].get<bool>()) << p["name"];
 }
 
