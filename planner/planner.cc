@@ -65,9 +65,11 @@ std::int64_t estimate_work(const Problem& problem, const PlanChoice& choice, int
   };
   const std::int64_t U = choice.ulysses_degree, R = choice.ring_degree;
   const std::int64_t runs = choice.layout == RingLayout::kZigzag ? 2 : 1;
-  // Per rank and pass: R steps of runs x runs attention blocks and a merge each, a send/recv,
-  // about 16 fixed tasks (all-to-alls, packs, casts, pads), and U peers per all-to-all.
-  const std::int64_t per_pass = add(mul(R, add(mul(2, runs * runs), 1)), add(16, mul(4, U)));
+  // Per rank and pass: R steps of up to runs x runs attention blocks, each with a merge, and a
+  // send/recv; about 16 tasks and peer entries per Ulysses peer (a pack, an unpack and a send per
+  // tensor and direction) and 32 fixed ones (casts, pads, slices). tests/planner/work_bound_test.cc
+  // checks that this is an upper bound of the built plans.
+  const std::int64_t per_pass = add(mul(R, add(mul(4, runs * runs), 4)), add(32, mul(16, U)));
   if (problem.chunk_len <= 0) return mul(held, per_pass);
   // Streaming: per chunk, the same again, and at every step one segment per cached chunk.
   const std::int64_t chunks = problem.seq_len / problem.chunk_len + 1;
