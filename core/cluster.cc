@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 
+#include "core/names.h"
 #include "core/yaml_util.h"
 
 namespace spattn::core {
@@ -177,50 +178,26 @@ Expected<Cluster> read_cluster(const YamlReader& y, const ClusterOptions& option
 
 }  // namespace
 
-const char* to_string(DeviceKind k) {
-  switch (k) {
-    case DeviceKind::kGpu:
-      return "gpu";
-    case DeviceKind::kNvSwitch:
-      return "nvswitch";
-    case DeviceKind::kPcieSwitch:
-      return "pcie_switch";
-    case DeviceKind::kCpu:
-      return "cpu";
-    case DeviceKind::kNic:
-      return "nic";
-    case DeviceKind::kNetSwitch:
-      return "net_switch";
-  }
-  return "?";
-}
+namespace {
+constexpr Named<DeviceKind> kDeviceKindNames[] = {{DeviceKind::kGpu, "gpu"},
+                                                  {DeviceKind::kNvSwitch, "nvswitch"},
+                                                  {DeviceKind::kPcieSwitch, "pcie_switch"},
+                                                  {DeviceKind::kCpu, "cpu"},
+                                                  {DeviceKind::kNic, "nic"},
+                                                  {DeviceKind::kNetSwitch, "net_switch"}};
+constexpr Named<LinkClass> kLinkClassNames[] = {{LinkClass::kNvlink, "nvlink"},
+                                                {LinkClass::kPcie, "pcie"},
+                                                {LinkClass::kNetwork, "network"},
+                                                {LinkClass::kCpu, "cpu"}};
+}  // namespace
 
-const char* to_string(LinkClass c) {
-  switch (c) {
-    case LinkClass::kNvlink:
-      return "nvlink";
-    case LinkClass::kPcie:
-      return "pcie";
-    case LinkClass::kNetwork:
-      return "network";
-    case LinkClass::kCpu:
-      return "cpu";
-  }
-  return "?";
-}
-
+const char* to_string(DeviceKind k) { return name_of(kDeviceKindNames, k); }
+const char* to_string(LinkClass c) { return name_of(kLinkClassNames, c); }
 Expected<DeviceKind> parse_device_kind(const std::string& s) {
-  for (DeviceKind k : {DeviceKind::kGpu, DeviceKind::kNvSwitch, DeviceKind::kPcieSwitch,
-                       DeviceKind::kCpu, DeviceKind::kNic, DeviceKind::kNetSwitch})
-    if (s == to_string(k)) return k;
-  return invalid_argument("unknown device kind '" + s +
-                          "' (expected gpu, nvswitch, pcie_switch, cpu, nic or net_switch)");
+  return parse_named(kDeviceKindNames, s, "device kind");
 }
-
 Expected<LinkClass> parse_link_class(const std::string& s) {
-  for (LinkClass c : {LinkClass::kNvlink, LinkClass::kPcie, LinkClass::kNetwork, LinkClass::kCpu})
-    if (s == to_string(c)) return c;
-  return invalid_argument("unknown link class '" + s + "' (expected nvlink, pcie, network or cpu)");
+  return parse_named(kLinkClassNames, s, "link class");
 }
 
 int Cluster::add_device(std::string name, DeviceKind kind, int node) {

@@ -70,11 +70,11 @@ Status read_enum(const YamlReader& r, const YAML::Node& map, const char* key,
 }
 
 Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
-  SPATTN_RETURN_IF_ERROR(
-      r.check_keys(n, "problem",
-                   {"batch", "q_heads", "kv_heads", "head_dim", "dtype", "seq_len", "joint_len",
-                    "joint_strategy", "causal", "window", "softcap", "scale", "chunk_len",
-                    "cache_len", "max_attention_size", "frame_seqlen", "sink_tokens"}));
+  SPATTN_RETURN_IF_ERROR(r.check_keys(
+      n, "problem",
+      {"batch", "q_heads", "kv_heads", "head_dim", "dtype", "seq_len", "joint_len",
+       "joint_strategy", "causal", "window", "softcap", "scale", "chunk_len", "cache_len",
+       "max_attention_size", "frame_seqlen", "sink_tokens", "documents"}));
   SPATTN_RETURN_IF_ERROR(r.get_positive(n, "batch", p.batch, false));
   SPATTN_RETURN_IF_ERROR(r.get_positive(n, "q_heads", p.q_heads, true));
   p.kv_heads = p.q_heads;  // multi-head attention unless kv_heads says otherwise
@@ -106,6 +106,42 @@ Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
   SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "max_attention_size", p.max_attention_size, false));
   SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "frame_seqlen", p.frame_seqlen, false));
   SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "sink_tokens", p.sink_tokens, false));
+  return {};
+}
+
+// problem.documents: a list of lengths (each > 0; validate checks the sum), or a distribution
+// (core/documents.h) generated for seq_len here and again for each sweep case.
+Status read_documents(const YamlReader& r, const YAML::Node& problem, Problem& p,
+                      DocumentSpec& spec) {
+  const YAML::Node n = problem["documents"];
+  if (!n) return {};
+  if (n.IsSequence()) {
+    std::vector<std::int64_t> lengths;
+    SPATTN_RETURN_IF_ERROR(read_int_list(r, problem, "documents", "problem.documents", 1, lengths));
+    p.doc_bounds = document_bounds(lengths);
+    return {};
+  }
+  if (!n.IsMap())
+    return r.error(n, "problem.documents",
+                   "expected a list of lengths or a map {distribution, count | mean, seed}");
+  SPATTN_RETURN_IF_ERROR(
+      r.check_keys(n, "problem.documents", {"distribution", "count", "mean", "sigma", "seed"}));
+  SPATTN_RETURN_IF_ERROR(r.get(n, "distribution", spec.distribution, true));
+  SPATTN_RETURN_IF_ERROR(r.get_positive(n, "count", spec.count, false));
+  SPATTN_RETURN_IF_ERROR(r.get_positive(n, "mean", spec.mean, false));
+  SPATTN_RETURN_IF_ERROR(r.get(n, "sigma", spec.sigma, false));
+  std::int64_t seed = 0;
+  SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "seed", seed, false));
+  spec.seed = static_cast<std::uint64_t>(seed);
+  Expected<std::vector<std::int64_t>> lengths = generate_documents(spec, p.seq_len);
+  if (!lengths) {
+    // "FIELD: why" from generate_documents: point at FIELD when the file has it.
+    const std::string m = lengths.status().message();
+    const std::string field = m.substr(0, m.find(':'));
+    const YAML::Node at = n[field] ? n[field] : n;
+    return r.error(at, "problem.documents." + field, m.substr(m.find(':') + 2));
+  }
+  p.doc_bounds = document_bounds(*lengths);
   return {};
 }
 
@@ -206,7 +242,10 @@ Status check_degrees(const YamlReader& r, const YAML::Node& n, const std::string
 }
 
 Status read_sweep(const YamlReader& r, const YAML::Node& n, Sweep& s) {
-  SPATTN_RETURN_IF_ERROR(r.check_keys(n, "sweep", {"seq_len", "joint_len", "batch", "gpus"}));
+  SPATTN_RETURN_IF_ERROR(
+      r.check_keys(n, "sweep", {"seq_len", "joint_len", "batch", "gpus", "documents_mean"}));
+  SPATTN_RETURN_IF_ERROR(
+      read_int_list(r, n, "documents_mean", "sweep.documents_mean", 1, s.documents_mean));
   SPATTN_RETURN_IF_ERROR(read_int_list(r, n, "seq_len", "sweep.seq_len", 1, s.seq_len));
   SPATTN_RETURN_IF_ERROR(read_int_list(r, n, "joint_len", "sweep.joint_len", 0, s.joint_len));
   SPATTN_RETURN_IF_ERROR(read_int_list(r, n, "batch", "sweep.batch", 1, s.batch));
@@ -245,6 +284,7 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
 
   if (!root["problem"]) return r.error(root, "problem", "missing (required)");
   SPATTN_RETURN_IF_ERROR(qualify("problem", read_problem(r, root["problem"], e.problem)));
+  SPATTN_RETURN_IF_ERROR(read_documents(r, root["problem"], e.problem, e.documents));
 
   if (root["sweep"]) SPATTN_RETURN_IF_ERROR(read_sweep(r, root["sweep"], e.sweep));
   // gpus may be left out when the sweep lists them.
@@ -290,16 +330,36 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
       const std::string what = "backends[" + std::to_string(i) + "]";
       if (!b[i].IsScalar()) return r.error(b[i], what, "expected a backend name");
       const std::string name = b[i].Scalar();
-      const bool known = std::any_of(std::begin(kKnownBackends), std::end(kKnownBackends),
-                                     [&](const char* k) { return name == k; });
-      if (!known)
-        return r.error(b[i], what, "unknown backend '" + name + "' (expected host, sim or cuda)");
+      if (Expected<Backend> known = parse_backend(name); !known)
+        return r.error(b[i], what, known.status().message());
       e.backends.push_back(name);
     }
   } else {
     e.backends = {"host"};
   }
 
+  const bool generated = !e.documents.distribution.empty();
+  if (!e.sweep.documents_mean.empty() && !generated)
+    return r.error(root["sweep"]["documents_mean"], "sweep.documents_mean",
+                   "needs problem.documents given as a distribution");
+  if (generated && (!e.sweep.seq_len.empty() || !e.sweep.documents_mean.empty())) {
+    // Each case regenerates its documents; the first that can't be made is the error.
+    for (std::int64_t s :
+         e.sweep.seq_len.empty() ? std::vector<std::int64_t>{e.problem.seq_len} : e.sweep.seq_len)
+      for (std::int64_t m : e.sweep.documents_mean.empty()
+                                ? std::vector<std::int64_t>{e.documents.mean}
+                                : e.sweep.documents_mean) {
+        DocumentSpec d = e.documents;
+        if (!e.sweep.documents_mean.empty()) {
+          d.mean = m;
+          d.count = 0;
+        }
+        Expected<std::vector<std::int64_t>> l = generate_documents(d, s);
+        if (!l)
+          return r.error(root["problem"]["documents"], "problem.documents",
+                         l.status().message() + " (sweep case seq_len=" + std::to_string(s) + ")");
+      }
+  }
   // Every case of the sweep must be a valid problem.
   for (const ExperimentCase& c : expand_cases(e))
     SPATTN_RETURN_IF_ERROR(validate_at(r, root["problem"], c.problem, c.label));
@@ -365,28 +425,43 @@ std::vector<ExperimentCase> expand_cases(const Experiment& e) {
   const auto joints = or_base(e.sweep.joint_len, e.problem.joint_len);
   const auto batches = or_base(e.sweep.batch, e.problem.batch);
   const auto gpus = or_base(e.sweep.gpus, e.gpus);
+  const auto means = or_base(e.sweep.documents_mean, e.documents.mean);
   std::vector<ExperimentCase> out;
   for (std::int64_t b : batches) {
     for (std::int64_t j : joints) {
       for (std::int64_t s : seqs) {
-        for (int g : gpus) {
-          ExperimentCase c;
-          c.problem = e.problem;
-          c.problem.batch = b;
-          c.problem.joint_len = j;
-          c.problem.seq_len = s;
-          c.gpus = g;
-          std::string label;
-          auto add = [&](const char* k, std::int64_t v) {
-            if (!label.empty()) label += ' ';
-            label.append(k).append("=").append(std::to_string(v));
-          };
-          if (!e.sweep.batch.empty()) add("batch", b);
-          if (!e.sweep.joint_len.empty()) add("joint_len", j);
-          if (!e.sweep.seq_len.empty()) add("seq_len", s);
-          if (!e.sweep.gpus.empty()) add("gpus", g);
-          c.label = label;
-          out.push_back(std::move(c));
+        for (std::int64_t dm : means) {
+          for (int g : gpus) {
+            ExperimentCase c;
+            c.problem = e.problem;
+            c.problem.batch = b;
+            c.problem.joint_len = j;
+            c.problem.seq_len = s;
+            c.gpus = g;
+            if (!e.documents.distribution.empty() &&
+                (!e.sweep.seq_len.empty() || !e.sweep.documents_mean.empty())) {
+              DocumentSpec d = e.documents;
+              if (!e.sweep.documents_mean.empty()) {
+                d.mean = dm;
+                d.count = 0;
+              }
+              // load_experiment checked that every case's documents can be made.
+              Expected<std::vector<std::int64_t>> l = generate_documents(d, s);
+              if (l) c.problem.doc_bounds = document_bounds(*l);
+            }
+            std::string label;
+            auto add = [&](const char* k, std::int64_t v) {
+              if (!label.empty()) label += ' ';
+              label.append(k).append("=").append(std::to_string(v));
+            };
+            if (!e.sweep.batch.empty()) add("batch", b);
+            if (!e.sweep.joint_len.empty()) add("joint_len", j);
+            if (!e.sweep.seq_len.empty()) add("seq_len", s);
+            if (!e.sweep.documents_mean.empty()) add("documents_mean", dm);
+            if (!e.sweep.gpus.empty()) add("gpus", g);
+            c.label = label;
+            out.push_back(std::move(c));
+          }
         }
       }
     }

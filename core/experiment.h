@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/documents.h"
+#include "core/names.h"
 #include "core/plan.h"
 #include "core/problem.h"
 #include "core/status.h"
@@ -37,8 +39,11 @@ struct Sweep {
   std::vector<std::int64_t> joint_len;
   std::vector<std::int64_t> batch;
   std::vector<int> gpus;
+  // Mean document length of the problem's `documents` distribution (replaces its count or mean).
+  std::vector<std::int64_t> documents_mean;
   bool empty() const {
-    return seq_len.empty() && joint_len.empty() && batch.empty() && gpus.empty();
+    return seq_len.empty() && joint_len.empty() && batch.empty() && gpus.empty() &&
+           documents_mean.empty();
   }
 };
 
@@ -46,6 +51,9 @@ struct Experiment {
   std::string name;    // defaults to the file's stem
   std::string source;  // the file it was loaded from
   Problem problem;
+  // `documents` given as a distribution: regenerated for each sweep case (problem.doc_bounds
+  // holds the unswept case's); distribution empty when documents are absent or listed.
+  DocumentSpec documents;
   int gpus = 0;              // world size
   std::string cluster_path;  // "" = none; else resolved against the file's folder (may not exist)
   std::string profile_path;  // likewise
@@ -81,6 +89,14 @@ std::string gpus_key(const Experiment& e, int gpus);
 // The cases of the sweep in order (last list fastest), or the single unswept case.
 std::vector<ExperimentCase> expand_cases(const Experiment& e);
 
-const char* const kKnownBackends[] = {"host", "sim", "cuda"};
+// What runs an experiment's plans (`backends:`, `spattn run --backend`): the functional executor
+// on the CPU, the simulator, the GPU executor. experiments/cli/backend.h runs each.
+enum class Backend { kHost, kSim, kCuda };
+inline constexpr Named<Backend> kBackendNames[] = {
+    {Backend::kHost, "host"}, {Backend::kSim, "sim"}, {Backend::kCuda, "cuda"}};
+inline const char* to_string(Backend b) { return name_of(kBackendNames, b); }
+inline Expected<Backend> parse_backend(const std::string& s) {
+  return parse_named(kBackendNames, s, "backend");
+}
 
 }  // namespace spattn::core

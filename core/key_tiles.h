@@ -14,6 +14,11 @@
 
 namespace spattn::core {
 
+// The most key segments one attention block (core::AttnBlock::kv) may have: the kernel builds one
+// tile table per segment in shared memory (cuda/kernels/flash_fwd). The planner splits longer
+// lists into several blocks merged by LSE; core::validate refuses a plan that breaks it.
+inline constexpr int kMaxKvSegments = 4;
+
 SPATTN_HOST_DEVICE std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
   return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
@@ -25,15 +30,20 @@ SPATTN_HOST_DEVICE std::int64_t ceil_div(std::int64_t a, std::int64_t b) {  // b
 // always visible) for queries at positions [qmin, qmax]: tiles [lo, hi) hold a key visible to some
 // query (image keys are monotone in j, so that set is one range); tiles in [full_lo, full_hi) are
 // visible to every query and hold block_n real keys (no per-element mask); tiles below `whole`
-// hold block_n real keys. window_left / window_right < 0: unbounded.
+// hold block_n real keys. window_left / window_right < 0: unbounded. Image keys are also limited to
+// positions [key_lo, key_hi] for every query (the queries' document when they share one; the
+// defaults bound nothing).
 struct KeyTiles {
   std::int64_t lo = 0, hi = 0, full_lo = 0, full_hi = 0, whole = 0;
 };
 
+inline constexpr std::int64_t kNoKeyBound = std::int64_t{1} << 62;
+
 SPATTN_HOST_DEVICE KeyTiles key_tiles(bool causal, std::int64_t window_left,
                                       std::int64_t window_right, bool joint, std::int64_t nk,
                                       std::int64_t start, std::int64_t stride, std::int64_t qmin,
-                                      std::int64_t qmax, std::int64_t block_n) {
+                                      std::int64_t qmax, std::int64_t block_n,
+                                      std::int64_t key_lo = 0, std::int64_t key_hi = kNoKeyBound) {
   KeyTiles t;
   t.whole = nk / block_n;
   std::int64_t jlo = 0, jhi = nk - 1;
@@ -55,6 +65,10 @@ SPATTN_HOST_DEVICE KeyTiles key_tiles(bool causal, std::int64_t window_left,
       // the tile's first key >= qmax - window_left
       raise(t.full_lo, ceil_div(ceil_div(qmax - window_left - start, stride), block_n));
     }
+    raise(jlo, ceil_div(key_lo - start, stride));
+    raise(t.full_lo, ceil_div(ceil_div(key_lo - start, stride), block_n));
+    lower(jhi, floor_div(key_hi - start, stride));
+    lower(t.full_hi, floor_div(floor_div(key_hi - start, stride) + 1, block_n));
   }
   if (t.full_hi < 0) t.full_hi = 0;
   if (t.full_lo > t.whole + 1) t.full_lo = t.whole + 1;
@@ -63,6 +77,79 @@ SPATTN_HOST_DEVICE KeyTiles key_tiles(bool causal, std::int64_t window_left,
     t.hi = jhi / block_n + 1;
   }
   return t;
+}
+
+// Packed documents: the rows [q0, q0 + rows) of a query block at positions q_start + q_stride * r,
+// cut by document: f(r_begin, r_end, doc_first, doc_last) for each run of rows in one document
+// [doc_first, doc_last] (positions), in row order. bounds[0..n) are the block's document boundaries
+// (AttnBlock::doc_bounds); n == 0: one call with no bound. Rows outside [bounds[0], bounds[n-1])
+// lie in no document and are skipped.
+template <class F>
+SPATTN_HOST_DEVICE void for_each_document(const std::int64_t* bounds, int n, std::int64_t q_start,
+                                          std::int64_t q_stride, std::int64_t q0, std::int64_t rows,
+                                          F&& f) {
+  if (n == 0) {
+    f(q0, q0 + rows, std::int64_t{0}, kNoKeyBound);
+    return;
+  }
+  for (std::int64_t r = q0; r < q0 + rows;) {
+    const std::int64_t pos = q_start + q_stride * r;
+    int lo = 0, hi = n;  // the last k with bounds[k] <= pos (binary search): lo
+    while (hi - lo > 1) {
+      const int mid = (lo + hi) / 2;
+      if (bounds[mid] <= pos)
+        lo = mid;
+      else
+        hi = mid;
+    }
+    if (pos < bounds[0]) {  // before the first document: to its first row
+      r = ceil_div(bounds[0] - q_start, q_stride);
+      continue;
+    }
+    if (lo == n - 1) return;  // past the last document
+    std::int64_t end = ceil_div(bounds[lo + 1] - q_start, q_stride);
+    if (end > q0 + rows) end = q0 + rows;
+    f(r, end, bounds[lo], bounds[lo + 1] - 1);
+    r = end;
+  }
+}
+
+// The key tiles one CTA visits in a segment when its rows may span documents: the union over its
+// document runs of each run's key_tiles range (ranges of later documents start no earlier, so the
+// union is counted in one pass), and how many of them need no per-element mask (only when all rows
+// share one document). Without bounds (n == 0) it is key_tiles' count.
+struct TileCount {
+  std::int64_t tiles = 0, full = 0;
+};
+
+SPATTN_HOST_DEVICE TileCount count_key_tiles(bool causal, std::int64_t window_left,
+                                             std::int64_t window_right, bool joint, std::int64_t nk,
+                                             std::int64_t start, std::int64_t stride,
+                                             const std::int64_t* bounds, int n,
+                                             std::int64_t q_start, std::int64_t q_stride,
+                                             std::int64_t q0, std::int64_t rows,
+                                             std::int64_t block_n) {
+  TileCount c;
+  std::int64_t covered = 0, parts = 0;
+  bool whole_rows = false;
+  KeyTiles last;
+  for_each_document(bounds, joint ? 0 : n, q_start, q_stride, q0, rows,
+                    [&](std::int64_t ra, std::int64_t rb, std::int64_t dlo, std::int64_t dhi) {
+                      last = key_tiles(causal, window_left, window_right, joint, nk, start, stride,
+                                       q_start + q_stride * ra, q_start + q_stride * (rb - 1),
+                                       block_n, dlo, dhi);
+                      const std::int64_t from = last.lo > covered ? last.lo : covered;
+                      if (last.hi > from) c.tiles += last.hi - from;
+                      if (last.hi > covered) covered = last.hi;
+                      ++parts;
+                      whole_rows = ra == q0 && rb == q0 + rows;
+                    });
+  if (parts == 1 && whole_rows) {
+    const std::int64_t lo = last.lo > last.full_lo ? last.lo : last.full_lo;
+    const std::int64_t hi = last.hi < last.full_hi ? last.hi : last.full_hi;
+    c.full = hi > lo ? hi - lo : 0;
+  }
+  return c;
 }
 
 }  // namespace spattn::core

@@ -1,55 +1,42 @@
 #include "core/plan.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
 
+#include "core/key_tiles.h"
+#include "core/names.h"
+
 namespace spattn::core {
 
-const char* to_string(Scheme s) {
-  switch (s) {
-    case Scheme::kUlysses:
-      return "ulysses";
-    case Scheme::kRing:
-      return "ring";
-    case Scheme::kHybrid:
-      return "hybrid";
-  }
-  return "?";
-}
-const char* to_string(RingLayout l) {
-  switch (l) {
-    case RingLayout::kContiguous:
-      return "contiguous";
-    case RingLayout::kZigzag:
-      return "zigzag";
-    case RingLayout::kStriped:
-      return "striped";
-  }
-  return "?";
-}
-const char* to_string(Placement p) {
-  return p == Placement::kUlyssesInner ? "ulysses_inner" : "ring_inner";
-}
+namespace {
+constexpr Named<Scheme> kSchemeNames[] = {
+    {Scheme::kUlysses, "ulysses"}, {Scheme::kRing, "ring"}, {Scheme::kHybrid, "hybrid"}};
+constexpr Named<RingLayout> kRingLayoutNames[] = {{RingLayout::kContiguous, "contiguous"},
+                                                  {RingLayout::kZigzag, "zigzag"},
+                                                  {RingLayout::kStriped, "striped"},
+                                                  {RingLayout::kBalanced, "balanced"}};
+constexpr Named<Placement> kPlacementNames[] = {{Placement::kUlyssesInner, "ulysses_inner"},
+                                                {Placement::kRingInner, "ring_inner"}};
+constexpr Named<CommPattern> kCommPatternNames[] = {{CommPattern::kOneWay, "one_way"},
+                                                    {CommPattern::kExchange, "exchange"},
+                                                    {CommPattern::kAllToAll, "all_to_all"}};
+}  // namespace
 
+const char* to_string(Scheme s) { return name_of(kSchemeNames, s); }
+const char* to_string(RingLayout l) { return name_of(kRingLayoutNames, l); }
+const char* to_string(Placement p) { return name_of(kPlacementNames, p); }
+const char* to_string(CommPattern p) { return name_of(kCommPatternNames, p); }
 Expected<Scheme> parse_scheme(const std::string& s) {
-  if (s == "ulysses") return Scheme::kUlysses;
-  if (s == "ring") return Scheme::kRing;
-  if (s == "hybrid") return Scheme::kHybrid;
-  return invalid_argument("unknown scheme '" + s + "' (expected ulysses, ring or hybrid)");
+  return parse_named(kSchemeNames, s, "scheme");
 }
 Expected<RingLayout> parse_ring_layout(const std::string& s) {
-  if (s == "contiguous") return RingLayout::kContiguous;
-  if (s == "zigzag") return RingLayout::kZigzag;
-  if (s == "striped") return RingLayout::kStriped;
-  return invalid_argument("unknown ring layout '" + s +
-                          "' (expected contiguous, zigzag or striped)");
+  return parse_named(kRingLayoutNames, s, "ring layout");
 }
 Expected<Placement> parse_placement(const std::string& s) {
-  if (s == "ulysses_inner") return Placement::kUlyssesInner;
-  if (s == "ring_inner") return Placement::kRingInner;
-  return invalid_argument("unknown placement '" + s + "' (expected ulysses_inner or ring_inner)");
+  return parse_named(kPlacementNames, s, "placement");
 }
 
 std::string PlanChoice::name() const {
@@ -310,6 +297,15 @@ Status validate(const Plan& plan) {
       for (const KvSegment& s : a->kv)
         if (s.k.tokens != s.v.tokens || s.k.heads != s.v.heads)
           return fail(t, "k and v views differ");
+      if (a->kv.size() > static_cast<std::size_t>(kMaxKvSegments))
+        return fail(t, std::to_string(a->kv.size()) + " key segments, more than the kernel's " +
+                           std::to_string(kMaxKvSegments));
+      const std::vector<std::int64_t>& b = a->doc_bounds;
+      if (b.size() == 1 || !std::is_sorted(b.begin(), b.end(), std::less_equal<>()))
+        return fail(t, "document bounds are not increasing");
+      if (!b.empty() && a->q.tokens > 0 &&
+          (a->q_start < b.front() || a->q_start + a->q_stride * (a->q.tokens - 1) >= b.back()))
+        return fail(t, "document bounds do not cover the block's queries");
     }
   }
   for (const auto& [id, m] : flows)
@@ -364,18 +360,6 @@ Expected<std::vector<std::vector<TaskId>>> issue_order(const Plan& plan, std::ui
   return order;
 }
 
-const char* to_string(CommPattern p) {
-  switch (p) {
-    case CommPattern::kOneWay:
-      return "one_way";
-    case CommPattern::kExchange:
-      return "exchange";
-    case CommPattern::kAllToAll:
-      return "all_to_all";
-  }
-  return "?";
-}
-
 CommShape comm_shape(const Plan& plan, const Task& t) {
   const auto& c = std::get<Comm>(t.op);
   CommShape s;
@@ -423,13 +407,15 @@ std::vector<std::vector<TaskId>> explicit_waits(const Plan& plan,
 PlanSummary summarize(const Plan& plan) {
   PlanSummary s;
   std::vector<Bytes> sent(static_cast<std::size_t>(plan.world), 0);
+  std::vector<double> pairs(static_cast<std::size_t>(plan.ranks_held()), 0.0);
   std::map<std::int64_t, int> coll;
   for (const Task& t : plan.tasks) {
     if (const auto* a = std::get_if<AttnBlock>(&t.op)) {
       ++s.attn_blocks;
-      s.attn_flops += 4.0 * static_cast<double>(plan.problem.head_dim) *
-                      static_cast<double>(a->visible_pairs) *
-                      static_cast<double>(plan.problem.batch) * static_cast<double>(a->q.heads);
+      const double p = static_cast<double>(a->visible_pairs) *
+                       static_cast<double>(plan.problem.batch) * static_cast<double>(a->q.heads);
+      s.attn_flops += 4.0 * static_cast<double>(plan.problem.head_dim) * p;
+      pairs[static_cast<std::size_t>(t.rank)] += p;
     } else if (std::holds_alternative<Merge>(t.op)) {
       ++s.merges;
     } else if (std::holds_alternative<Copy>(t.op)) {
@@ -445,6 +431,12 @@ PlanSummary summarize(const Plan& plan) {
   }
   s.collectives = static_cast<int>(coll.size());
   for (Bytes b : sent) s.comm_bytes_max_rank = std::max(s.comm_bytes_max_rank, b);
+  double total = 0, most = 0;
+  for (double p : pairs) {
+    total += p;
+    most = std::max(most, p);
+  }
+  if (total > 0) s.work_imbalance = most * static_cast<double>(pairs.size()) / total;
   return s;
 }
 

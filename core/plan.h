@@ -24,7 +24,9 @@
 namespace spattn::core {
 
 enum class Scheme { kUlysses, kRing, kHybrid };
-enum class RingLayout { kContiguous, kZigzag, kStriped };
+// Ring layouts: contiguous chunks; zigzag (chunks g and 2R-1-g); striped (positions g, g+R, ...);
+// balanced (equal chunks assigned to ring groups to equalise visible pairs, planner/layout.h).
+enum class RingLayout { kContiguous, kZigzag, kStriped, kBalanced };
 // Hybrid placement: Ulysses groups on consecutive ranks (U-major, the default, so the all-to-all
 // stays inside a node) or strided (ring neighbours on consecutive ranks).
 enum class Placement { kUlyssesInner, kRingInner };
@@ -109,6 +111,12 @@ struct AttnBlock {
   View lse;                   // [b, nq, hq, 1] float32
   std::int64_t q_head_start = 0, kv_head_start = 0;
   std::int64_t visible_pairs = 0;  // (query, key) pairs the mask allows, per batch and head
+  // Packed documents: the problem's boundaries cut to this block's queries (b_0 <= first query
+  // position, b_m > last; core::bounds_for_queries). A query at i in [b_k, b_{k+1}) sees image keys
+  // in [b_k, b_{k+1}) only, on top of the problem's causal and window rules. Empty: one document.
+  // With them each query's visible keys are still one interval of positions, [lo(i), hi(i)] with
+  // lo and hi non-decreasing in i, which is what key_tiles and the kernel rely on.
+  std::vector<std::int64_t> doc_bounds;
 };
 
 // acc = merge(acc, part) by log-sum-exp:  lse = log(exp(lse_a) + exp(lse_b)),
@@ -242,6 +250,9 @@ struct PlanSummary {
   int attn_blocks = 0, merges = 0, copies = 0, fills = 0, comms = 0, collectives = 0;
   Bytes comm_bytes_max_rank = 0;  // bytes sent by the busiest rank
   double attn_flops = 0;          // 4 * d * visible pairs * batch * heads, all ranks
+  // Work imbalance: the most visible (query, key) pairs x heads x batch of one rank over the mean
+  // over ranks (1 = every rank attends the same number of pairs; ranks_held() ranks only).
+  double work_imbalance = 1.0;
 };
 PlanSummary summarize(const Plan& plan);
 

@@ -5,6 +5,8 @@
 #include <limits>
 #include <tuple>
 
+#include "core/names.h"
+
 namespace spattn::core {
 
 int dtype_bytes(DType t) {
@@ -18,31 +20,21 @@ int dtype_bytes(DType t) {
   return 0;
 }
 
-const char* to_string(DType t) {
-  switch (t) {
-    case DType::kBF16:
-      return "bf16";
-    case DType::kF16:
-      return "fp16";
-    case DType::kF32:
-      return "fp32";
-  }
-  return "?";
-}
+namespace {
+// bf16, fp16, fp32 first (the names written), then the aliases read.
+constexpr Named<DType> kDTypeNames[] = {{DType::kBF16, "bf16"},   {DType::kF16, "fp16"},
+                                        {DType::kF32, "fp32"},    {DType::kBF16, "bfloat16"},
+                                        {DType::kF16, "float16"}, {DType::kF16, "half"},
+                                        {DType::kF32, "float32"}};
+constexpr Named<JointStrategy> kJointStrategyNames[] = {{JointStrategy::kFront, "front"},
+                                                        {JointStrategy::kBack, "back"}};
+}  // namespace
 
-const char* to_string(JointStrategy s) { return s == JointStrategy::kFront ? "front" : "back"; }
-
-Expected<DType> parse_dtype(const std::string& s) {
-  if (s == "bf16" || s == "bfloat16") return DType::kBF16;
-  if (s == "fp16" || s == "float16" || s == "half") return DType::kF16;
-  if (s == "fp32" || s == "float32") return DType::kF32;
-  return invalid_argument("unknown dtype '" + s + "' (expected bf16, fp16 or fp32)");
-}
-
+const char* to_string(DType t) { return name_of(kDTypeNames, t); }
+const char* to_string(JointStrategy s) { return name_of(kJointStrategyNames, s); }
+Expected<DType> parse_dtype(const std::string& s) { return parse_named(kDTypeNames, s, "dtype"); }
 Expected<JointStrategy> parse_joint_strategy(const std::string& s) {
-  if (s == "front") return JointStrategy::kFront;
-  if (s == "back") return JointStrategy::kBack;
-  return invalid_argument("unknown joint_strategy '" + s + "' (expected front or back)");
+  return parse_named(kJointStrategyNames, s, "joint_strategy");
 }
 
 double Problem::softmax_scale() const {
@@ -108,6 +100,26 @@ Status validate(const Problem& p) {
     return bad("chunk_len", std::to_string(p.chunk_len) +
                                 " is not a whole number of frames of frame_seqlen " +
                                 std::to_string(p.frame_seqlen));
+  if (!p.doc_bounds.empty()) {
+    const auto& b = p.doc_bounds;
+    if (b.size() < 2 || b.front() != 0 || b.back() != p.seq_len)
+      return bad("documents", "document lengths sum to " + std::to_string(b.back() - b.front()) +
+                                  ", not seq_len " + std::to_string(p.seq_len));
+    for (std::size_t k = 1; k < b.size(); ++k)
+      if (b[k] <= b[k - 1])
+        return bad("documents", "document " + std::to_string(k - 1) + " has length " +
+                                    std::to_string(b[k] - b[k - 1]) +
+                                    " (lengths must be positive)");
+    if (p.joint_len > 0)
+      return bad("documents",
+                 "joint text tokens with documents are not supported: one joint block would be "
+                 "seen by every document; pack each document's text tokens into the document "
+                 "instead (they are then its own keys, attended by its queries only)");
+    if (p.chunk_len > 0)
+      return bad("documents",
+                 "streaming generation (chunk_len > 0) runs one sequence, not a "
+                 "packed batch of documents");
+  }
   if (p.chunk_len == 0 && (p.max_attention_size > 0 || p.sink_tokens > 0))
     return bad("max_attention_size",
                "the KV-cache cap and sink tokens need streaming (chunk_len > 0)");
@@ -155,10 +167,19 @@ std::int64_t ceil_div(std::int64_t x, std::int64_t d) {
   return x >= 0 ? (x + d - 1) / d : -((-x) / d);
 }
 
-}  // namespace
+// Indices [a, b) of the run start + stride * i (i < n) whose positions lie in [lo, hi).
+std::pair<std::int64_t, std::int64_t> index_range(std::int64_t start, std::int64_t stride,
+                                                  std::int64_t n, std::int64_t lo,
+                                                  std::int64_t hi) {
+  const std::int64_t a = std::clamp<std::int64_t>(ceil_div(lo - start, stride), 0, n);
+  const std::int64_t b = std::clamp<std::int64_t>(ceil_div(hi - start, stride), a, n);
+  return {a, b};
+}
 
-std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
-                           std::int64_t ks, std::int64_t kstride, std::int64_t kn) {
+// count_visible within one document (p.doc_bounds ignored).
+std::int64_t count_one_document(const Problem& p, std::int64_t qs, std::int64_t qstride,
+                                std::int64_t qn, std::int64_t ks, std::int64_t kstride,
+                                std::int64_t kn) {
   if (qn <= 0 || kn <= 0) return 0;
   // The masks planners meet at scale, in closed form: none, and causal alone.
   if (p.window.none() && p.chunk_len == 0) {
@@ -189,6 +210,28 @@ std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstri
       }
     }
     total += count_in(ks, kstride, kn, lo, hi);
+  }
+  return total;
+}
+
+}  // namespace
+
+std::int64_t count_visible(const Problem& p, std::int64_t qs, std::int64_t qstride, std::int64_t qn,
+                           std::int64_t ks, std::int64_t kstride, std::int64_t kn) {
+  if (qn <= 0 || kn <= 0) return 0;
+  if (p.doc_bounds.empty()) return count_one_document(p, qs, qstride, qn, ks, kstride, kn);
+  // Document by document: its queries against its keys (index ranges of both runs).
+  const std::vector<std::int64_t>& b = p.doc_bounds;
+  const std::int64_t qlast = qs + qstride * (qn - 1);
+  std::size_t k = static_cast<std::size_t>(std::upper_bound(b.begin(), b.end(), qs) - b.begin());
+  k = k == 0 ? 0 : k - 1;
+  std::int64_t total = 0;
+  for (; k + 1 < b.size() && b[k] <= qlast; ++k) {
+    const auto [qa, qb] = index_range(qs, qstride, qn, b[k], b[k + 1]);
+    const auto [ka, kb] = index_range(ks, kstride, kn, b[k], b[k + 1]);
+    if (qa < qb && ka < kb)
+      total += count_one_document(p, qs + qstride * qa, qstride, qb - qa, ks + kstride * ka,
+                                  kstride, kb - ka);
   }
   return total;
 }

@@ -49,8 +49,12 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
                      "with `spattn calibrate --refit MEASUREMENTS.csv`");
   SPATTN_RETURN_IF_ERROR(
       y.check_keys(a, "attention",
-                   {"launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm", "tile_us",
-                    "cta_tiles", "masked_tiles", "lone_speedup", "keys_factor"}));
+                   {"kernel", "launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm",
+                    "tile_us", "cta_tiles", "masked_tiles", "lone_speedup", "keys_factor",
+                    "head_dim_factor", "softcap_factor"}));
+  SPATTN_RETURN_IF_ERROR(y.get(a, "kernel", k.kernel, false));
+  if (k.kernel != "mma" && k.kernel != "wgmma")
+    return y.error(a["kernel"], "kernel", "must be mma or wgmma, got '" + k.kernel + "'");
   SPATTN_RETURN_IF_ERROR(read_us(y, a, "launch_us", k.launch));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_m", k.block_m, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_n", k.block_n, false));
@@ -89,6 +93,20 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
       k.keys_factor.push_back(f);
     }
   }
+  if (const YAML::Node t = a["head_dim_factor"]) {
+    if (!t.IsSequence())
+      return y.error(t, "head_dim_factor", "expected a list of {head_dim, factor}");
+    k.head_dim_factor.clear();
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      SPATTN_RETURN_IF_ERROR(y.check_keys(t[i], "head_dim_factor[" + std::to_string(i) + "]",
+                                          {"head_dim", "factor"}));
+      HeadDimFactor f;
+      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "head_dim", f.head_dim, true));
+      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "factor", f.factor, true));
+      k.head_dim_factor.push_back(f);
+    }
+  }
+  SPATTN_RETURN_IF_ERROR(y.get_positive(a, "softcap_factor", k.softcap_factor, false));
   return {};
 }
 
@@ -256,6 +274,13 @@ double AttentionKernelProfile::keys_factor_at(double keys) const {
   return log_interpolate(keys_factor, &KeysFactorPoint::keys, &KeysFactorPoint::factor, keys);
 }
 
+double AttentionKernelProfile::head_dim_scale(std::int64_t hd) const {
+  double f = 1;
+  for (const HeadDimFactor& h : head_dim_factor)
+    if (h.head_dim == hd) f = h.factor;
+  return f * static_cast<double>(hd) / static_cast<double>(head_dim);
+}
+
 Expected<Profile> parse_profile(const std::string& text, const std::string& name) {
   Expected<YamlReader> y = YamlReader::parse(text, name);
   if (!y) return y.status();
@@ -282,14 +307,18 @@ std::string profile_yaml(const Profile& p) {
                      to_string(d.pattern), d.peers, d.bytes, ps_to_us_exact(d.delay));
   const AttentionKernelProfile& k = p.attention;
   s += fmt::format(
-      "  attention:\n    launch_us: {}\n    block_m: {}\n    block_n: {}\n    head_dim: {}\n"
+      "  attention:\n    kernel: {}\n    launch_us: {}\n    block_m: {}\n    block_n: {}\n    head_dim: {}\n"
       "    sms: {}\n    ctas_per_sm: {}\n    tile_us: {}\n    cta_tiles: {}\n"
       "    masked_tiles: {}\n    lone_speedup: {}\n",
-      ps_to_us_exact(k.launch), k.block_m, k.block_n, k.head_dim, k.sms, k.ctas_per_sm, k.tile_us,
+      k.kernel, ps_to_us_exact(k.launch), k.block_m, k.block_n, k.head_dim, k.sms, k.ctas_per_sm, k.tile_us,
       k.cta_tiles, k.masked_tiles, k.lone_speedup);
   if (!k.keys_factor.empty()) s += "    keys_factor:\n";
   for (const KeysFactorPoint& f : k.keys_factor)
     s += fmt::format("      - {{keys: {}, factor: {}}}\n", f.keys, f.factor);
+  if (!k.head_dim_factor.empty()) s += "    head_dim_factor:\n";
+  for (const HeadDimFactor& f : k.head_dim_factor)
+    s += fmt::format("      - {{head_dim: {}, factor: {}}}\n", f.head_dim, f.factor);
+  if (k.softcap_factor != 1) s += fmt::format("    softcap_factor: {}\n", k.softcap_factor);
   s += fmt::format("  memory: {{hbm_gbps: {}, launch_us: {}}}\n", p.hbm_bandwidth / 1e9,
                    ps_to_us_exact(p.memory_launch));
   s += fmt::format("  overlap: {{compute_slowdown: {}, comm_waits_for_compute: {}}}\n",

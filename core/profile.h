@@ -43,7 +43,15 @@ struct KeysFactorPoint {
   double keys = 0;
   double factor = 1;
 };
+// A head_dim other than the profile's runs head_dim / the profile's head_dim as long, times its
+// factor here (1 when not listed): the kernel's rate differs by head_dim (d 64 runs its matrix
+// instructions at half the width).
+struct HeadDimFactor {
+  std::int64_t head_dim = 0;
+  double factor = 1;
+};
 struct AttentionKernelProfile {
+  std::string kernel = "mma";   // the kernel fitted: mma (cuda/kernels/flash_fwd) or wgmma (_sm90)
   TimePs launch = 0;
   std::int64_t block_m = 128;   // queries per CTA
   std::int64_t block_n = 64;    // keys per tile
@@ -55,8 +63,11 @@ struct AttentionKernelProfile {
   double masked_tiles = 0;    // extra work of a tile that applies the per-element mask, in tiles
   double lone_speedup = 1.0;  // >= 1
   std::vector<KeysFactorPoint> keys_factor;
+  std::vector<HeadDimFactor> head_dim_factor;
+  double softcap_factor = 1;  // a block with softcap takes this times as long (tanh per score)
 
   double keys_factor_at(double keys) const;
+  double head_dim_scale(std::int64_t hd) const;  // (hd / head_dim) x its factor
 };
 
 struct Profile {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "core/key_tiles.h"
 #include "core/problem.h"
 #include "core/status.h"
 
@@ -26,7 +27,23 @@ struct FlashKvSegment {
   std::int64_t kv_head_start = 0;  // global kv head of the view's head 0
 };
 
-inline constexpr int kMaxKvSegments = 4;
+using core::kMaxKvSegments;  // the kernel's limit on segments per block, once: core/key_tiles.h
+
+// Which forward kernel runs: kAuto takes the Hopper kernel (wgmma, TMA, warp specialization;
+// cuda/kernels/flash_fwd_sm90) on a GPU of compute capability 9.0 and the mma.sync kernel
+// (cuda/kernels/flash_fwd) elsewhere, unless the environment variable SPATTN_ATTENTION_KERNEL
+// (mma or wgmma) names one for the whole process (for calibrating and benchmarking a kernel
+// through the executor); the others force one (kWgmma fails off compute 9.0).
+enum class AttentionKernel { kAuto, kMma, kWgmma };
+const char* to_string(AttentionKernel k);
+
+// The CTA shape of a kernel at bf16, head_dim 128, as sim/attention_model schedules it
+// (core::AttentionKernelProfile's block_m, block_n, ctas_per_sm).
+struct AttentionKernelShape {
+  const char* name;  // "mma" or "wgmma" (the profile's attention.kernel)
+  int block_m, block_n, ctas_per_sm;
+};
+AttentionKernelShape kernel_shape(AttentionKernel k);  // k: kMma or kWgmma
 
 // Attention of q against the concatenation of kv[0..num_segments). Query head a (global head
 // g = q_head_start + a) uses kv head g / group - kv[s].kv_head_start of each segment view.
@@ -57,12 +74,15 @@ struct FlashParams {
   float softcap = 0.f;        // 0 = off; else scores = softcap * tanh(scale * q.k / softcap)
   bool causal = false;
   std::int64_t window_left = -1, window_right = -1;  // -1 = unbounded
+  AttentionKernel kernel = AttentionKernel::kAuto;
 };
 
 // Ok, or InvalidArgument / Infeasible saying which field rules the call out.
 Status can_implement(const FlashParams& p);
 // Writes out and lse of every (batch, query, head) of the view.
 Status flash_attention_forward(const FlashParams& p, void* stream);
+// The kernel flash_attention_forward runs for p on the current device (kMma or kWgmma).
+Expected<AttentionKernel> resolve_kernel(const FlashParams& p);
 
 // A strided view of a [batch, tokens, heads, width] buffer; the width stride is 1.
 struct TensorView {

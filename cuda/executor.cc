@@ -132,6 +132,11 @@ TensorView Runner::tview(const View& v) {
 }
 
 Status Runner::setup(bool use_mpi) {
+  // Packed documents (AttnBlock::doc_bounds) are not in the kernel yet (issue 15's GPU part).
+  if (!plan_.problem.doc_bounds.empty())
+    return unavailable("plan " + plan_.name() +
+                       ": packed documents are not supported by the GPU kernel yet (run the sim or "
+                       "host backend)");
   int devices = 0;
   SPATTN_CUDA_CHECK(cudaGetDeviceCount(&devices));
   std::vector<int> dev;

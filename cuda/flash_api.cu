@@ -1,12 +1,15 @@
 // cuda/flash_api.cu: FlashParams -> kernel params, feasibility checks and the one flat dispatch
-// over (dtype, head_dim).
+// over (kernel, dtype, head_dim).
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "cuda/attention.h"
 #include "cuda/check.h"
 #include "cuda/flash_internal.h"
+#include "cuda/kernels/flash_fwd/config.h"
 #include "cuda/kernels/flash_fwd/launch.cuh"
+#include "cuda/kernels/flash_fwd_sm90/launch.cuh"
 
 namespace spattn::cuda {
 namespace {
@@ -17,7 +20,58 @@ bool mult8(std::int64_t a, std::int64_t b, std::int64_t c) {
 }
 Status bad(const std::string& m) { return invalid_argument("flash_attention_forward: " + m); }
 
+// Whether the current device runs the sm_90a code (compute capability 9.0 exactly), per device.
+Expected<bool> device_is_sm90() {
+  int dev = 0;
+  SPATTN_CUDA_CHECK(cudaGetDevice(&dev));
+  static int cached[64] = {};  // 0 unknown, 1 yes, 2 no
+  if (dev >= 0 && dev < 64 && cached[dev] != 0) return cached[dev] == 1;
+  int major = 0, minor = 0;
+  SPATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  SPATTN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  const bool yes = major == 9 && minor == 0;
+  if (dev >= 0 && dev < 64) cached[dev] = yes ? 1 : 2;
+  return yes;
+}
+
 }  // namespace
+
+const char* to_string(AttentionKernel k) {
+  switch (k) {
+    case AttentionKernel::kMma:
+      return "mma";
+    case AttentionKernel::kWgmma:
+      return "wgmma";
+    default:
+      return "auto";
+  }
+}
+
+AttentionKernelShape kernel_shape(AttentionKernel k) {
+  using Mma = flash::Traits128<__nv_bfloat16>;
+  using Wgmma = flash_sm90::Sm90Traits<__nv_bfloat16, 128>;
+  if (k == AttentionKernel::kWgmma) return {"wgmma", Wgmma::kBlockM, Wgmma::kBlockN, 1};
+  return {"mma", Mma::kBlockM, Mma::kBlockN, Mma::kMinBlocks};
+}
+
+Expected<AttentionKernel> resolve_kernel(const FlashParams& p) {
+  AttentionKernel want = p.kernel;
+  if (want == AttentionKernel::kAuto) {
+    static const char* env = std::getenv("SPATTN_ATTENTION_KERNEL");
+    const std::string e = env ? env : "";
+    if (e == "mma") want = AttentionKernel::kMma;
+    if (e == "wgmma") want = AttentionKernel::kWgmma;
+    if (!e.empty() && e != "mma" && e != "wgmma" && e != "auto")
+      return bad("SPATTN_ATTENTION_KERNEL must be mma, wgmma or auto, got '" + e + "'");
+  }
+  if (want == AttentionKernel::kMma) return AttentionKernel::kMma;
+  Expected<bool> sm90 = device_is_sm90();
+  if (!sm90.ok()) return sm90.status();
+  if (*sm90) return AttentionKernel::kWgmma;
+  if (want == AttentionKernel::kWgmma)
+    return bad("the wgmma kernel needs a GPU of compute capability 9.0 (H100, H200)");
+  return AttentionKernel::kMma;
+}
 
 Status can_implement(const FlashParams& p) {
   if (p.dtype != core::DType::kBF16 && p.dtype != core::DType::kF16)
@@ -127,18 +181,29 @@ flash::FwdParams to_fwd_params(const FlashParams& p) {
 Status flash_attention_forward(const FlashParams& p, void* stream) {
   SPATTN_RETURN_IF_ERROR(can_implement(p));
   if (p.nq == 0) return {};
+  Expected<AttentionKernel> kernel = resolve_kernel(p);
+  if (!kernel.ok()) return kernel.status();
   const flash::FwdParams k = to_fwd_params(p);
   auto st = static_cast<cudaStream_t>(stream);
   const bool bf16 = p.dtype == core::DType::kBF16;
-  switch ((bf16 ? 0 : 2) + (p.head_dim == 128 ? 1 : 0)) {
+  const bool wgmma = *kernel == AttentionKernel::kWgmma;
+  switch ((wgmma ? 4 : 0) + (bf16 ? 0 : 2) + (p.head_dim == 128 ? 1 : 0)) {
     case 0:
       return flash::run_fwd<__nv_bfloat16, 64>(k, p.batch, p.hq, st);
     case 1:
       return flash::run_fwd<__nv_bfloat16, 128>(k, p.batch, p.hq, st);
     case 2:
       return flash::run_fwd<__half, 64>(k, p.batch, p.hq, st);
-    default:
+    case 3:
       return flash::run_fwd<__half, 128>(k, p.batch, p.hq, st);
+    case 4:
+      return flash_sm90::run_fwd_sm90<__nv_bfloat16, 64>(k, p.batch, p.hq, st);
+    case 5:
+      return flash_sm90::run_fwd_sm90<__nv_bfloat16, 128>(k, p.batch, p.hq, st);
+    case 6:
+      return flash_sm90::run_fwd_sm90<__half, 64>(k, p.batch, p.hq, st);
+    default:
+      return flash_sm90::run_fwd_sm90<__half, 128>(k, p.batch, p.hq, st);
   }
 }
 

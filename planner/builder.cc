@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/documents.h"
+
 namespace spattn::planner {
 
 using core::BufferId;
@@ -104,7 +106,7 @@ Shard make_shard(Builder& B, const Layout& L, int g, int u, const std::string& s
   s.rank = rank_of(B.plan().choice, g, u);
   s.g = g;
   s.u = u;
-  s.qh = split_heads(p.q_heads, L.U, u);
+  s.qh = split_heads(p.q_heads, L.ulysses_degree, u);
   s.kvh = kv_heads_for(s.qh, p.group());
   add_io(B, s, Layout::slice(L.group_runs(g), u * L.shard_tokens, L.shard_tokens), L.shard_tokens,
          suffix);
@@ -267,6 +269,7 @@ std::vector<TaskId> attend(Builder& B, int rank, const std::string& label, const
     a.q_stride = q.stride;
     a.q_head_start = q.q_head_start;
     a.kv_head_start = q.kv_head_start;
+    a.doc_bounds = core::bounds_for_queries(B.problem().doc_bounds, q.start, q.stride, q.q.tokens);
     for (std::size_t i = first; i < std::min(segments.size(), first + kMaxSegments); ++i) {
       a.kv.push_back(segments[i]);
       a.visible_pairs += visible[i];

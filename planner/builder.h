@@ -7,14 +7,15 @@
 #include <string>
 #include <vector>
 
+#include "core/key_tiles.h"
 #include "core/plan.h"
 #include "planner/layout.h"
 
 namespace spattn::planner {
 
-// The most key segments in one attention block (the GPU kernel's limit); more are split into
-// several blocks whose results are merged.
-inline constexpr std::size_t kMaxSegments = 4;
+// The most key segments in one attention block: the kernel's limit, core::kMaxKvSegments; more are
+// split into several blocks whose results are merged.
+inline constexpr std::size_t kMaxSegments = core::kMaxKvSegments;
 
 class Builder {
  public:

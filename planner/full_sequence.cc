@@ -3,6 +3,8 @@
 // tokens and scatter heads; then the K/V of the R groups travel around a ring of R steps, each
 // step's attention overlapped with the next block's send/recv, merged by log-sum-exp; then back.
 #include <algorithm>
+#include <cstdio>
+#include <string>
 
 #include "planner/builder.h"
 
@@ -17,22 +19,43 @@ using core::Stream;
 using core::TaskId;
 using core::TokenRun;
 
+namespace {
+
+std::string fmt_balanced(int R, std::int64_t group_tokens, const Layout& L, double imbalance) {
+  std::size_t runs = 0;
+  bool strided = false;
+  for (const auto& g : L.balanced) {
+    runs = std::max(runs, g.size());
+    for (const TokenRun& r : g) strided = strided || r.stride > 1;
+  }
+  char x[32];
+  std::snprintf(x, sizeof x, "%.4f", imbalance);
+  return "balanced: " + std::to_string(R) + " ring groups of " + std::to_string(group_tokens) +
+         " tokens, " +
+         (strided ? std::string("striped (one strided run each)")
+                  : "each in at most " + std::to_string(runs) + " runs of whole chunks") +
+         "; visible pairs per group max/mean " + x +
+         "; every received block is kept (no step waits for another's attention)";
+}
+
+}  // namespace
+
 Status build_full_sequence(Plan& plan) {
   const core::Problem& problem = plan.problem;
   const core::PlanChoice& choice = plan.choice;
-  const int U = choice.ulysses_degree, R = choice.ring_degree, P = U * R;
-  Layout L;
-  L.U = U;
-  L.R = R;
-  L.layout = choice.layout;
-  L.seq_len = problem.seq_len;
-  L.padded_len = padded_length(problem.seq_len, U, R, choice.layout);
-  L.group_tokens = L.padded_len / R;
-  L.shard_tokens = L.padded_len / P;
+  const int U = choice.ulysses_degree, R = choice.ring_degree;
+  const Layout L = sequence_layout(problem, U, R, choice.layout);
   plan.padded_len = L.padded_len;
   plan.pad_tokens = L.padded_len - problem.seq_len;
   plan.shard_tokens = L.shard_tokens;
-  plan.ring_steps = R;
+  // Ring steps: R, less the trailing steps at which no rank's queries see any key it holds (a
+  // window or short documents keep every query near its keys): those blocks are never sent on.
+  const int steps = ring_steps(problem, L);
+  plan.ring_steps = steps;
+  // Receive buffers: two, used alternately, so a block is received while the previous one is
+  // attended. The balanced layout evens each rank's total work, not each step's, so it keeps every
+  // block it receives (steps - 1 buffers) and the ring never waits for a slow step's attention.
+  const int nbuf = L.ring_layout == RingLayout::kBalanced ? std::max(steps, 2) : 2;
 
   const std::int64_t D = problem.head_dim, n = L.shard_tokens, G = L.group_tokens;
   const auto rank_of = [&](int g, int u) { return planner::rank_of(choice, g, u); };
@@ -62,11 +85,11 @@ Status build_full_sequence(Plan& plan) {
   for (int g = 0; g < Rh; ++g)
     gather_heads(B, members(g), ulysses_group[static_cast<std::size_t>(g)], L, L.group_runs(g), "");
 
-  // Stage 2: R ring steps. At step t rank (g, u) holds the K/V of group (g - t) mod R.
+  // Stage 2: the ring steps. At step t rank (g, u) holds the K/V of group (g - t) mod R.
   const ElemType acc_elem = R > 1 ? ElemType::kF32 : ElemType::kInput;
   struct RingState {
-    BufferId k[2] = {-1, -1}, v[2] = {-1, -1};  // receive buffers, used alternately
-    std::vector<TaskId> prev_attn;              // attention tasks of the previous step
+    std::vector<BufferId> k, v;                 // receive buffers, step t's in t % nbuf
+    std::vector<std::vector<TaskId>> attn;      // attention tasks of each step
     TaskId prev_comm = -1;                      // send/recv of the previous step
     std::vector<Accumulator> acc;               // one per valid query run
   };
@@ -82,11 +105,13 @@ Status build_full_sequence(Plan& plan) {
     }
     BufferId part_o = -1, part_lse = -1;
     if (R > 1) {
-      for (int i = 0; i < 2; ++i) {
-        r.k[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".k", ElemType::kInput, G,
-                           s.kvh.count, D);
-        r.v[i] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".v", ElemType::kInput, G,
-                           s.kvh.count, D);
+      r.k.assign(static_cast<std::size_t>(nbuf), -1);
+      r.v.assign(static_cast<std::size_t>(nbuf), -1);
+      for (int i = nbuf == 2 ? 0 : 1; i < nbuf && steps > 1; ++i) {
+        r.k[static_cast<std::size_t>(i)] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".k",
+                                                     ElemType::kInput, G, s.kvh.count, D);
+        r.v[static_cast<std::size_t>(i)] = B.scratch(s.rank, "ring.buf" + std::to_string(i) + ".v",
+                                                     ElemType::kInput, G, s.kvh.count, D);
       }
       part_o = B.scratch(s.rank, "ring.part_o", ElemType::kF32, G, s.qh.count, D);
       part_lse = B.scratch(s.rank, "ring.part_lse", ElemType::kF32, G, s.qh.count, 1);
@@ -102,21 +127,25 @@ Status build_full_sequence(Plan& plan) {
       r.acc.push_back(a);
     }
   }
-  for (int t = 0; t < R; ++t) {
-    const std::int64_t coll = t + 1 < R ? B.collective() : -1;
+  for (int t = 0; t < steps; ++t) {
+    const std::int64_t coll = t + 1 < steps ? B.collective() : -1;
     for (Shard& s : shards) {
       RingState& r = st[static_cast<std::size_t>(s.rank)];
-      const BufferId bk = t == 0 ? s.k_full : r.k[t % 2], bv = t == 0 ? s.v_full : r.v[t % 2];
+      const auto buf = [&](int step) { return static_cast<std::size_t>(step % nbuf); };
+      const BufferId bk = t == 0 ? s.k_full : r.k[buf(t)], bv = t == 0 ? s.v_full : r.v[buf(t)];
       // Send this step's block on and receive the next one, overlapped with this step's attention.
       TaskId comm = -1;
-      if (t + 1 < R) {
+      if (t + 1 < steps) {
         const int next = rank_of((s.g + 1) % R, s.u), prev = rank_of((s.g + R - 1) % R, s.u);
         core::Comm c{core::CommKind::kSendRecv, ring_group[static_cast<std::size_t>(s.u)], {}, {}};
         c.sends = {{next, B.whole(bk)}, {next, B.whole(bv)}};
-        c.recvs = {{prev, B.whole(r.k[(t + 1) % 2])}, {prev, B.whole(r.v[(t + 1) % 2])}};
+        c.recvs = {{prev, B.whole(r.k[buf(t + 1)])}, {prev, B.whole(r.v[buf(t + 1)])}};
         std::vector<TaskId> deps = t == 0 ? s.full_ready : std::vector<TaskId>{r.prev_comm};
-        // The receive buffer was last read by the attention of step t - 1.
-        if (t >= 2) deps.insert(deps.end(), r.prev_attn.begin(), r.prev_attn.end());
+        // The receive buffer was last read by the attention of step t + 1 - nbuf (t - 1 when
+        // the two buffers alternate).
+        if (const int last = t + 1 - nbuf; last >= 1)
+          deps.insert(deps.end(), r.attn[static_cast<std::size_t>(last)].begin(),
+                      r.attn[static_cast<std::size_t>(last)].end());
         comm = B.task(s.rank, Stream::kComm, "ring.sendrecv" + std::to_string(t), c, deps, coll);
       }
       // Each valid query run against the block's valid key runs (and the joint keys at step 0).
@@ -157,7 +186,7 @@ Status build_full_sequence(Plan& plan) {
             attend(B, s.rank, "attn.step" + std::to_string(t), qr, segs, vis, deps, r.acc[qi]);
         attn.insert(attn.end(), ts.begin(), ts.end());
       }
-      r.prev_attn = std::move(attn);
+      r.attn.push_back(std::move(attn));
       if (comm >= 0) r.prev_comm = comm;
     }
   }
@@ -199,6 +228,19 @@ Status build_full_sequence(Plan& plan) {
                            std::to_string(U) +
                            " ranks of a Ulysses group (GQA groups shared by ranks)");
   }
+  if (L.ring_layout == RingLayout::kBalanced) {
+    const std::vector<std::int64_t> w = group_work(problem, L);
+    const std::int64_t most = *std::max_element(w.begin(), w.end());
+    std::int64_t total = 0;
+    for (std::int64_t x : w) total += x;
+    plan.notes.push_back(
+        fmt_balanced(R, L.group_tokens, L,
+                     total > 0 ? static_cast<double>(most) * R / static_cast<double>(total) : 1.0));
+  }
+  if (!problem.doc_bounds.empty())
+    plan.notes.push_back("documents: " + std::to_string(problem.doc_bounds.size() - 1) +
+                         " packed documents; each attention block carries the boundaries that "
+                         "cut its queries, and key runs no query of a block can see are skipped");
   if (problem.joint_len > 0)
     plan.notes.push_back("joint: " + std::to_string(problem.joint_len) +
                          " text tokens replicated on every rank, " +

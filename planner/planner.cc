@@ -43,7 +43,10 @@ std::string symmetry_blocker(const Problem& problem, const PlanChoice& choice, i
   const int U = choice.ulysses_degree, P = U * choice.ring_degree;
   if (k < 1 || k % U != 0 || P % k != 0)
     return std::to_string(k) + " ranks are not whole Ulysses groups dividing " + std::to_string(P);
-  if (problem.causal || !problem.window.none()) return "the mask depends on positions";
+  if (problem.causal || !problem.window.none() || !problem.doc_bounds.empty())
+    return "the mask depends on positions";
+  if (choice.ring_degree > 1 && choice.layout == RingLayout::kBalanced)
+    return "the balanced layout gives each ring group its own chunks";
   if (problem.chunk_len > 0) return "streaming";
   if (padded_length(problem.seq_len, U, choice.ring_degree, choice.layout) != problem.seq_len)
     return "the sequence is padded (the last ranks hold pads)";
@@ -125,7 +128,8 @@ std::vector<PlanChoice> enumerate_choices(int world) {
   out.push_back(
       {Scheme::kUlysses, world, 1, RingLayout::kContiguous, core::Placement::kUlyssesInner});
   if (world == 1) return out;
-  const RingLayout layouts[] = {RingLayout::kContiguous, RingLayout::kZigzag, RingLayout::kStriped};
+  const RingLayout layouts[] = {RingLayout::kContiguous, RingLayout::kZigzag, RingLayout::kStriped,
+                                RingLayout::kBalanced};
   for (RingLayout l : layouts)
     out.push_back({Scheme::kRing, 1, world, l, core::Placement::kUlyssesInner});
   for (int U = 2; U < world; ++U) {

@@ -1,6 +1,7 @@
-// planner/streaming.cc: streaming causal generation with a KV cache (seed 000). The sequence
-// arrives in chunks of chunk_len tokens; a chunk's queries see the joint keys, the sink tokens and
-// the last max_attention_size keys generated so far, its own chunk included (block-causal).
+// planner/streaming.cc: streaming causal generation with a KV cache, as LingBot-World's causal
+// Ulysses attention does it (sp_attn_forward_causal). The sequence arrives in chunks of chunk_len
+// tokens; a chunk's queries see the joint keys, the sink tokens and the last max_attention_size
+// keys generated so far, its own chunk included (block-causal).
 // Every query of a chunk sees the same keys, so the planner cuts the cache to exactly them and the
 // attention needs no mask.
 //
@@ -119,8 +120,8 @@ Status build_streaming(Plan& plan) {
     const std::string sfx = ".c" + std::to_string(c);
     B.set_pass(static_cast<int>(c - c0));
     Layout L;
-    L.U = U;
-    L.R = R;
+    L.ulysses_degree = U;
+    L.ring_degree = R;
     L.base = c * p.chunk_len;
     const std::int64_t len = std::min(p.chunk_len, p.seq_len - L.base);
     L.seq_len = L.base + len;

@@ -12,15 +12,15 @@
 namespace spattn::sim {
 namespace {
 
-// The tiles of one segment for the query positions [qmin, qmax], as the kernel counts them.
-CtaTiles segment_tiles(const core::Problem& p, const core::KvSegment& s, std::int64_t qmin,
-                       std::int64_t qmax, std::int64_t bn) {
-  const core::KeyTiles t =
-      core::key_tiles(p.causal, p.window.left, p.window.right, s.joint || s.unmasked, s.k.tokens,
-                      s.start, s.stride, qmin, qmax, bn);
-  const std::int64_t full =
-      std::max<std::int64_t>(0, std::min(t.hi, t.full_hi) - std::max(t.lo, t.full_lo));
-  return {t.hi - t.lo, t.hi - t.lo - full};
+// The tiles of one segment for the CTA's rows [q0, q0 + rows), as the kernel counts them (by
+// document when the block has boundaries).
+CtaTiles segment_tiles(const core::Problem& p, const core::AttnBlock& a, const core::KvSegment& s,
+                       std::int64_t q0, std::int64_t rows, std::int64_t bn) {
+  const core::TileCount t = core::count_key_tiles(
+      p.causal, p.window.left, p.window.right, s.joint || s.unmasked, s.k.tokens, s.start, s.stride,
+      a.doc_bounds.data(), static_cast<int>(a.doc_bounds.size()), a.q_start, a.q_stride, q0, rows,
+      bn);
+  return {t.tiles, t.tiles - t.full};
 }
 
 }  // namespace
@@ -31,11 +31,9 @@ namespace {
 CtaTiles block_tiles(const core::Problem& problem, const core::AttnBlock& a, std::int64_t m,
                      std::int64_t block_m, std::int64_t block_n) {
   const std::int64_t q0 = m * block_m, rows = std::min(block_m, a.q.tokens - q0);
-  const std::int64_t qmin = a.q_start + a.q_stride * q0;
-  const std::int64_t qmax = a.q_start + a.q_stride * (q0 + rows - 1);
   CtaTiles c;
   for (const core::KvSegment& s : a.kv) {
-    const CtaTiles t = segment_tiles(problem, s, qmin, qmax, block_n);
+    const CtaTiles t = segment_tiles(problem, a, s, q0, rows, block_n);
     c.tiles += t.tiles;
     c.masked += t.masked;
   }
@@ -139,11 +137,12 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
 
 namespace {
 
-// Without a mask that depends on positions, every query block sees the same key tiles when the
-// first and the last do: one entry stands for all (a long shard is not a list of millions).
+// Without a mask that depends on positions (causal, window, document boundaries), every query
+// block sees the same key tiles when the first and the last do: one entry stands for all (a long
+// shard is not a list of millions).
 bool same_tiles(const core::Problem& problem, const core::AttnBlock& a,
                 const core::AttentionKernelProfile& kernel, std::int64_t blocks) {
-  return !problem.causal && problem.window.none() && blocks > 1 &&
+  return !problem.causal && problem.window.none() && a.doc_bounds.empty() && blocks > 1 &&
          block_tiles(problem, a, blocks - 1, kernel.block_m, kernel.block_n) ==
              block_tiles(problem, a, 0, kernel.block_m, kernel.block_n);
 }
@@ -185,7 +184,8 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
                    kernel.masked_tiles * static_cast<double>(c.masked));
   const double tiles = cta_makespan(work, repeats, kernel);
   const double us = tiles * kernel.tile_us * kernel.keys_factor_at(static_cast<double>(keys)) *
-                    static_cast<double>(problem.head_dim) / static_cast<double>(kernel.head_dim);
+                    kernel.head_dim_scale(problem.head_dim) *
+                    (problem.softcap > 0 ? kernel.softcap_factor : 1.0);
   return kernel.launch + ceil_ps(us * 1e6);
 }
 

@@ -44,7 +44,7 @@ Status check_attention_size(const core::Problem& problem, const core::AttnBlock&
                             const core::AttentionKernelProfile& kernel);
 
 // The kernel's time on block `a`: launch + makespan * tile_us * keys_factor(the block's keys) *
-// head_dim / the profile's head_dim.
+// head_dim_scale(head_dim) (* softcap_factor with softcap).
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
                           const core::AttentionKernelProfile& kernel);
 

@@ -63,8 +63,10 @@ class Machine {
     for (std::size_t i = 0; i < a.kv.size(); ++i)
       keys.push_back({&ks[i], &vs[i], a.kv[i].joint || a.kv[i].unmasked, a.kv[i].start,
                       a.kv[i].stride, a.kv_head_start});
-    core::AttentionResult r =
-        core::attend_block(plan_.problem, q, a.q_start, a.q_stride, a.q_head_start, keys);
+    // The block's own document boundaries, not the problem's: the plan is the description.
+    core::Problem p = plan_.problem;
+    p.doc_bounds = a.doc_bounds;
+    core::AttentionResult r = core::attend_block(p, q, a.q_start, a.q_stride, a.q_head_start, keys);
     write(a.out, r.out);
     write(a.lse, r.lse);
   }

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Summarizes run_device_e2e.sh's outputs (a folder): ours vs the PyTorch peer per example, with
-ratios, and whether mpirun's outputs equal the single-process ones bit for bit. Prints tables."""
+"""Summarizes e2e_vs_torch.sh's outputs (a folder: <name>/cuda.json and <name>_torch.json per
+example, single.json and mpi.json): ours vs the PyTorch peer per example, with ratios, and whether
+mpirun's outputs equal the single-process ones bit for bit. Prints tables.
+
+    python3 experiments/bench/summarize_e2e.py FOLDER [WORK_FOLDER_WITH_MPI_FILES]"""
 import json
 import math
 import sys
@@ -43,8 +46,14 @@ def ours_rows(path):
     return rows
 
 
+def result(out, name, file):
+    """<name>/<file> (spattn run --out <name>), or <name>_<file> (the layout of older calls)."""
+    nested = out / name / file
+    return nested if nested.exists() else out / f"{name}_{file}"
+
+
 def table(out, name):
-    ours = out / f"{name}_cuda.json"
+    ours = result(out, name, "cuda.json")
     torch = out / f"{name}_torch.json"
     if not ours.exists():
         print(f"{name}: no results")
@@ -87,7 +96,7 @@ def main():
     work = Path(sys.argv[2]) if len(sys.argv) > 2 else out
     for name in ("wan", "llama"):
         table(out, name)
-        compare = out / f"{name}_compare.csv"
+        compare = result(out, name, "compare.csv")
         if compare.exists():
             print(f"\n{name}: predicted vs measured (compare.csv)")
             import csv

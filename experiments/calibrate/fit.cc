@@ -278,8 +278,7 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       for (const sim::CtaTiles& c : r.ctas)
         work.push_back(k.cta_tiles + static_cast<double>(c.tiles) +
                        k.masked_tiles * static_cast<double>(c.masked));
-      return sim::cta_makespan(work, r.repeats, k) * static_cast<double>(r.problem.head_dim) /
-             static_cast<double>(k.head_dim);
+      return sim::cta_makespan(work, r.repeats, k) * k.head_dim_scale(r.problem.head_dim);
     };
     // For a shape x = (cta_tiles, masked_tiles, lone_speedup): tile_us and the error sum.
     auto solve = [&](const std::array<double, 3>& x, core::AttentionKernelProfile& k) {
@@ -308,17 +307,22 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       return invalid_argument("attention_long points need square attention points to fit against");
     if (!rows.empty()) {
       std::array<double, 3> x = {k0.cta_tiles, k0.masked_tiles, k0.lone_speedup};
+      // One CTA per SM (the Hopper kernel) leaves lone_speedup nothing to say: it is 1 and the
+      // simplex searches the other two.
+      const bool lone = k0.ctas_per_sm > 1;
       if (shape) {
-        auto cost = [&](const std::array<double, 3>& v) {
+        auto cost = [&](std::array<double, 3> v) {
+          if (!lone) v[2] = 1;
           if (v[0] < 0 || v[1] < 0 || v[2] < 1 || v[2] > k0.ctas_per_sm) return 1e300;
           core::AttentionKernelProfile k = k0;
           return solve(v, k);
         };
         // Restarted from its best with smaller steps: a simplex that collapsed early on a ridge
         // gets a fresh start.
-        x = {1.0, 1.0, 1.3};
+        x = {1.0, 1.0, lone ? 1.3 : 1.0};
         for (double step : {1.0, 0.25, 0.0625})
           x = nelder_mead(cost, x, {step, step, step / 5}, 200);
+        if (!lone) x[2] = 1;
       }
       const double err = solve(x, prof.attention);
       prof.attention.keys_factor.clear();  // the fit above took tiles of every key count as equal
@@ -355,6 +359,40 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
       res.notes.push_back(fmt::format(
           "attention keys_factor {{{}}}: {} attention_long points ({} queries) over the schedule",
           list, long_rows.size(), kLongQueries));
+    }
+    // The d 64 and softcap factors: each point's measured time over the model's without the
+    // factor, geometric mean over the kind's points.
+    for (const PointKind kind : {PointKind::kAttentionD64, PointKind::kAttentionSoftcap}) {
+      core::AttentionKernelProfile k = prof.attention;
+      k.head_dim_factor.clear();
+      k.softcap_factor = 1;
+      double log_sum = 0;
+      int n = 0;
+      for (const Measurement& m : ms) {
+        if (m.point.kind != kind) continue;
+        const MicroBench mb = build_microbench(m.point);
+        const auto& a = std::get<core::AttnBlock>(
+            mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())).op);
+        const double model = ps_to_us(sim::attention_duration(mb.plan.problem, a, k) - k.launch);
+        const double net = m.median_us - ps_to_us(k.launch);
+        if (!(model > 0) || !(net > 0))
+          return invalid_argument(
+              fmt::format("{}: {} us is not more than the attention launch", describe(m.point),
+                          m.median_us));
+        log_sum += std::log(net / model);
+        ++n;
+      }
+      if (n == 0) continue;
+      const double f = std::exp(log_sum / n);
+      if (kind == PointKind::kAttentionD64) {
+        prof.attention.head_dim_factor = {{kSmallHeadDim, f}};
+      } else {
+        prof.attention.softcap_factor = f;
+      }
+      res.notes.push_back(fmt::format("attention {} {:.3f}: {} {} points over the schedule",
+                                      kind == PointKind::kAttentionD64 ? "head_dim_factor 64"
+                                                                       : "softcap_factor",
+                                      f, n, to_string(kind)));
     }
   }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/names.h"
+
 namespace spattn::calibrate {
 namespace {
 
@@ -13,11 +15,7 @@ using core::ElemType;
 using core::TaskId;
 using core::View;
 
-struct KindName {
-  PointKind kind;
-  const char* name;
-};
-constexpr KindName kKindNames[] = {
+constexpr core::Named<PointKind> kKindNames[] = {
     {PointKind::kSendRecvPair, "sendrecv_pair"},
     {PointKind::kSendRecvRing, "sendrecv_ring"},
     {PointKind::kAllToAll, "all_to_all"},
@@ -32,6 +30,8 @@ constexpr KindName kKindNames[] = {
     {PointKind::kIssueComm, "issue_comm"},
     {PointKind::kAttentionHeads, "attention_heads"},
     {PointKind::kAttentionLong, "attention_long"},
+    {PointKind::kAttentionD64, "attention_d64"},
+    {PointKind::kAttentionSoftcap, "attention_softcap"},
 };
 
 // Builds a plan buffer by buffer and task by task (ids in order, so dependencies point back).
@@ -56,7 +56,7 @@ class Builder {
   // start, start + 1, ...: the executor fills it with the generated (random) values.
   BufferId input(int rank, std::string name, core::TensorKind tensor, std::int64_t tokens,
                  std::int64_t start, std::int64_t heads) {
-    const BufferId id = buffer(rank, std::move(name), tokens, heads, kHeadDim, ElemType::kInput);
+    const BufferId id = buffer(rank, std::move(name), tokens, heads, plan_.problem.head_dim, ElemType::kInput);
     core::Buffer& b = plan_.buffers[static_cast<std::size_t>(id)];
     b.role = core::BufferRole::kInput;
     b.tensor = tensor;
@@ -127,7 +127,7 @@ TaskId add_attention(Builder& b, std::int64_t nq, std::int64_t nk, bool causal,
   const BufferId q = b.input(0, "q", core::TensorKind::kQ, nq, q_start, heads);
   const BufferId k = b.input(0, "k", core::TensorKind::kK, nk, 0, heads);
   const BufferId v = b.input(0, "v", core::TensorKind::kV, nk, 0, heads);
-  const BufferId o = b.buffer(0, "out", nq, heads, kHeadDim, ElemType::kInput);
+  const BufferId o = b.buffer(0, "out", nq, heads, b.plan().problem.head_dim, ElemType::kInput);
   const BufferId l = b.buffer(0, "lse", nq, heads, 1, ElemType::kF32);
   core::AttnBlock a;
   a.q = b.whole(q);
@@ -142,16 +142,10 @@ TaskId add_attention(Builder& b, std::int64_t nq, std::int64_t nk, bool causal,
 
 }  // namespace
 
-const char* to_string(PointKind k) {
-  for (const KindName& kn : kKindNames)
-    if (kn.kind == k) return kn.name;
-  return "?";
-}
+const char* to_string(PointKind k) { return core::name_of(kKindNames, k); }
 
 Expected<PointKind> parse_point_kind(const std::string& s) {
-  for (const KindName& kn : kKindNames)
-    if (s == kn.name) return kn.kind;
-  return invalid_argument("unknown measurement kind '" + s + "'");
+  return core::parse_named(kKindNames, s, "measurement kind");
 }
 
 bool is_comm(PointKind k) {
@@ -181,6 +175,10 @@ std::string describe(const Point& p) {
       return fmt::format("attention {} tokens {} heads", p.tokens, p.heads);
     case PointKind::kAttentionLong:
       return fmt::format("attention {} queries after {} keys", kLongQueries, p.tokens);
+    case PointKind::kAttentionD64:
+      return fmt::format("attention {} tokens d {}", p.tokens, kSmallHeadDim);
+    case PointKind::kAttentionSoftcap:
+      return fmt::format("attention {} tokens softcap {}", p.tokens, kSoftcap);
     case PointKind::kCopy:
     case PointKind::kMerge: {
       const MicroBench mb = build_microbench(p);
@@ -225,6 +223,10 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
   for (std::int64_t n :
        quick ? std::vector<std::int64_t>{131072} : std::vector<std::int64_t>{65536, 131072, 262144})
     pts.push_back({PointKind::kAttentionLong, 1, 0, n, true});
+  for (std::int64_t n : quick ? std::vector<std::int64_t>{4096} : std::vector<std::int64_t>{4096, 16384}) {
+    pts.push_back({PointKind::kAttentionD64, 1, 0, n, false});
+    pts.push_back({PointKind::kAttentionSoftcap, 1, 0, n, false});
+  }
   // [tokens, 40, 128]: 100 rows of bf16 = 1,024,000 bytes; 102400 rows of bf16 = 1000 MiB;
   // 51200 rows of fp32 = 1000 MiB.
   pts.push_back({PointKind::kCopy, 1, 0, 100, false});
@@ -243,7 +245,8 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
 MicroBench build_microbench(const Point& p) {
   MicroBench mb;
   const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionHeads ||
-                    p.kind == PointKind::kOverlap || p.kind == PointKind::kOverlapRing;
+                    p.kind == PointKind::kOverlap || p.kind == PointKind::kOverlapRing ||
+                    p.kind == PointKind::kAttentionD64 || p.kind == PointKind::kAttentionSoftcap;
   const bool unmasked = p.kind == PointKind::kAttentionUnmasked;
   const bool long_keys = p.kind == PointKind::kAttentionLong;
   mb.plan = empty_plan(p.kind == PointKind::kSendRecvPair ? 2 : p.ranks,
@@ -252,6 +255,8 @@ MicroBench build_microbench(const Point& p) {
                        : attn      ? p.tokens
                                    : 0,
                        unmasked || long_keys || (p.kind == PointKind::kAttention && p.causal));
+  if (p.kind == PointKind::kAttentionD64) mb.plan.problem.head_dim = kSmallHeadDim;
+  if (p.kind == PointKind::kAttentionSoftcap) mb.plan.problem.softcap = kSoftcap;
   Builder b(mb.plan);
   switch (p.kind) {
     case PointKind::kSendRecvPair: {
@@ -280,6 +285,8 @@ MicroBench build_microbench(const Point& p) {
       break;
     }
     case PointKind::kAttention:
+    case PointKind::kAttentionD64:
+    case PointKind::kAttentionSoftcap:
       mb.timed.push_back(add_attention(b, p.tokens, p.tokens, p.causal));
       break;
     case PointKind::kAttentionUnmasked: {

@@ -16,6 +16,8 @@
 //   attention_long  kLongQueries queries after `tokens` keys (a causal problem, no pair masked,
 //                  as a ring step or the last query block of a long prefill): keys far longer than
 //                  the square points', whose K and V no longer stay in L2
+//   attention_d64  the attention point (non-causal) at head_dim 64: the kernel's d 64 rate
+//   attention_softcap  the attention point (non-causal) with softcap kSoftcap: what tanh costs
 //   copy, merge    one Copy (bf16) / Merge (fp32, the planner's accumulators) of [tokens, 40, 128]
 //   overlap        the attention point of kOverlapTokens on rank 0's compute stream while the
 //                  sendrecv_ring of kOverlapBytes over `ranks` runs on the comm streams; timed:
@@ -54,7 +56,9 @@ enum class PointKind {
   kAttentionUnmasked,
   kIssueComm,
   kAttentionHeads,
-  kAttentionLong
+  kAttentionLong,
+  kAttentionD64,
+  kAttentionSoftcap
 };
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);
@@ -62,6 +66,8 @@ bool is_comm(PointKind k);  // pair, ring, all_to_all
 
 inline constexpr std::int64_t kHeads = 40;
 inline constexpr std::int64_t kHeadDim = 128;
+inline constexpr std::int64_t kSmallHeadDim = 64;  // attention_d64
+inline constexpr double kSoftcap = 30;              // attention_softcap
 inline constexpr std::int64_t kOverlapTokens = 4096;
 inline constexpr Bytes kOverlapBytes = kGiB;
 inline constexpr std::int64_t kIssueTasks = 100;   // per rank

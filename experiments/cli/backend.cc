@@ -5,28 +5,10 @@
 #include <algorithm>
 #include <set>
 
+#include "core/documents.h"
 #include "experiments/cli/plans.h"
 
 namespace spattn::experiments {
-
-const char* to_string(Backend b) {
-  switch (b) {
-    case Backend::kHost:
-      return "host";
-    case Backend::kSim:
-      return "sim";
-    case Backend::kCuda:
-      return "cuda";
-  }
-  return "?";
-}
-
-Expected<Backend> parse_backend(const std::string& s) {
-  if (s == "host") return Backend::kHost;
-  if (s == "sim") return Backend::kSim;
-  if (s == "cuda") return Backend::kCuda;
-  return invalid_argument("unknown backend '" + s + "' (expected host, sim or cuda)");
-}
 
 Expected<std::vector<Backend>> parse_backends(const std::string& list) {
   std::vector<Backend> out;
@@ -46,6 +28,12 @@ core::Problem scale_down(const core::Problem& p, std::int64_t n, int world) {
   if (n <= 1) return s;
   s.seq_len = std::max(p.seq_len / n, std::min<std::int64_t>(p.seq_len, 2 * world));
   s.joint_len = std::max(p.joint_len / n, std::min<std::int64_t>(p.joint_len, 4));
+  if (!p.doc_bounds.empty()) {  // every document scaled, none below one token
+    std::vector<std::int64_t> lengths = core::document_lengths(p.doc_bounds);
+    for (std::int64_t& l : lengths) l = std::max<std::int64_t>(1, l / n);
+    s.doc_bounds = core::document_bounds(lengths);
+    s.seq_len = s.doc_bounds.back();
+  }
   return s;
 }
 
@@ -102,7 +90,7 @@ void report_progress(const RunOptions& o, Backend b, std::size_t case_index, std
 
 }  // namespace
 
-Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m,
+Status run_plans(const core::Experiment& e, const RunOptions& o, const BackendSteps& m,
                  Report& report) {
   if (o.scale_down < 1)
     return invalid_argument(fmt::format("--scale-down must be >= 1, got {}", o.scale_down));

@@ -1,5 +1,5 @@
 // experiments/cli/backend.h: `spattn run` backends. A backend is one function in its own file
-// (run_host.cc, later run_sim.cc, run_cuda.cc) that runs every plan of every case of an experiment
+// (run_host.cc, run_sim.cc, run_cuda.cc) that runs every plan of every case of an experiment
 // and returns a Report; run_backend is the one flat switch over them. A Report is generic (named
 // metrics per plan) so the listing code does not change when a backend is added.
 #pragma once
@@ -22,16 +22,15 @@
 
 namespace spattn::experiments {
 
-enum class Backend { kHost, kSim, kCuda };
-const char* to_string(Backend b);
-Expected<Backend> parse_backend(const std::string& s);
+using core::Backend;  // the names, once: core/experiment.h
+using core::parse_backend;
 // "host,sim" -> {kHost, kSim}; InvalidArgument naming an unknown one.
 Expected<std::vector<Backend>> parse_backends(const std::string& list);
 
 struct Report;
 
 struct RunOptions {
-  std::int64_t scale_down = 1;  // divide seq_len and joint_len by this (see scale_down below)
+  std::int64_t scale_down = 1;  // divide seq_len, joint_len, documents by this (scale_down below)
   std::uint64_t seed = 0;       // random inputs
   int warmup = 2;               // cuda: untimed iterations first
   int iterations = 10;          // cuda: timed iterations (the median is reported)
@@ -48,7 +47,8 @@ struct RunOptions {
 };
 
 // The problem with seq_len and joint_len divided by n, keeping at least min(seq_len, 2 * world)
-// image tokens (so every rank can hold some) and min(joint_len, 4) joint tokens. n = 1: unchanged.
+// image tokens (so every rank can hold some) and min(joint_len, 4) joint tokens; packed documents
+// are each divided by n (at least one token) and seq_len is their sum. n = 1: unchanged.
 core::Problem scale_down(const core::Problem& p, std::int64_t n, int world);
 
 struct ReportRow {
@@ -103,13 +103,13 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o);
 // A backend adds `setup` (once per case, before its plans: e.g. the reference the plans are checked
 // against) and `measure` (fills the row of one built plan; a plan-level failure goes in
 // row.status). A non-ok Status from either fails the whole run (a problem too large, no GPU).
-struct Measurement {
+struct BackendSteps {
   std::function<Status(const core::ExperimentCase&, ReportCase&)> setup;
   std::function<Status(const core::Plan&, const ReportCase&, ReportRow&)> measure;
   // How to build a case's plans (the sim backend: rank-symmetric on large clusters).
   std::function<planner::PlanOptions(const core::ExperimentCase&)> plan_options;
 };
-Status run_plans(const core::Experiment& e, const RunOptions& o, const Measurement& m,
+Status run_plans(const core::Experiment& e, const RunOptions& o, const BackendSteps& m,
                  Report& report);
 
 // Before any backend runs: an explicit choice of the file that planner::check_plan refuses in

@@ -14,6 +14,7 @@
 #include "experiments/calibrate/sweep.h"
 #include "experiments/cli/cli.h"
 #ifdef SPATTN_HAVE_CUDA
+#include "cuda/attention.h"
 #include "cuda/executor.h"
 #include "experiments/calibrate/measure_cuda.h"
 #endif
@@ -64,6 +65,8 @@ core::Profile rounded(core::Profile p) {
   for (double* x : {&p.attention.cta_tiles, &p.attention.masked_tiles, &p.attention.lone_speedup})
     *x = round_to(*x, 1e3);
   for (core::KeysFactorPoint& f : p.attention.keys_factor) f.factor = round_to(f.factor, 1e4);
+  for (core::HeadDimFactor& f : p.attention.head_dim_factor) f.factor = round_to(f.factor, 1e4);
+  p.attention.softcap_factor = round_to(p.attention.softcap_factor, 1e4);
   return p;
 }
 
@@ -117,6 +120,15 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
     device = fmt::format("{} x {} (of {} on the machine; cluster {} has {})", gpus,
                          calibrate::cuda_device(), *n, cluster->name, cluster->num_gpus());
     measure = calibrate::cuda_measure({a.warmup, a.iterations});
+    // The attention model takes the CTA shape of the kernel that runs here; the fit does the rest.
+    Expected<cuda::AttentionKernel> kernel = cuda::resolve_kernel(cuda::FlashParams{});
+    if (!kernel) return fail(err, kernel.status());
+    const cuda::AttentionKernelShape shape = cuda::kernel_shape(*kernel);
+    base->attention.kernel = shape.name;
+    base->attention.block_m = shape.block_m;
+    base->attention.block_n = shape.block_n;
+    base->attention.ctas_per_sm = shape.ctas_per_sm;
+    device += fmt::format(", attention kernel {}", shape.name);
 #else
     return fail(
         err, unavailable(
@@ -145,11 +157,13 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
 
   std::string header = fmt::format(
       "# Profile {}, fitted by `spattn calibrate` (experiments/calibrate, docs/calibration.md).\n"
+      "# Kernel: {} (attention.kernel: mma = cuda/kernels/flash_fwd, wgmma = .._sm90)\n"
+      "# Commit: {} (the model fitted, and the kernels when measured)\n"
       "# Machine: {}\n# Date: {}\n# Command: {}\n"
       "# Cluster: {} ({}); numbers not measured come from {}.\n"
       "# Raw measurements: {} ({} points).\n# Fit:\n",
-      prof.name, device, utc_now(), a.command_line, a.cluster, cluster->name, a.base,
-      fs::path(csv).filename().string(), sweep->measurements.size());
+      prof.name, prof.attention.kernel, SPATTN_COMMIT, device, utc_now(), a.command_line, a.cluster,
+      cluster->name, a.base, fs::path(csv).filename().string(), sweep->measurements.size());
   for (const std::string& n : fit->notes) header += "#   " + n + "\n";
   header += "# Worst |simulated / measured - 1| by kind with this profile:";
   for (const auto& [kind, e] : worst) header += fmt::format(" {} {:.1f}%,", kind, 100 * e);

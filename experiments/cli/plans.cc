@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "core/documents.h"
 #include "planner/planner.h"
 #include "sim/simulate.h"
 
@@ -125,6 +126,12 @@ CaseListing ranked_case(const core::Experiment& e, const core::ExperimentCase& c
   std::stable_partition(cl.rows.begin(), cl.rows.end(), [](const PlanRow& r) { return r.fits; });
   cl.why = why_first(cl.rows);
   for (PlanRow& r : failed) cl.rows.push_back(std::move(r));
+  // The ideal: one GPU's time on the whole problem, shared perfectly by c.gpus.
+  Expected<core::Plan> one = planner::make_plan(c.problem, {core::Scheme::kUlysses, 1, 1});
+  Expected<const core::Cluster*> cluster1 = sim.cluster(1);
+  if (one && cluster1)
+    if (Expected<sim::SimResult> r = sim::simulate(*one, **cluster1, sim.profile()))
+      cl.ideal_ms = ps_to_ms(r->timeline.total) / c.gpus;
   return cl;
 }
 
@@ -247,6 +254,11 @@ std::string describe(const core::Problem& p) {
   s += p.causal ? " causal" : " non-causal";
   if (!p.window.none()) s += fmt::format(" window=({},{})", p.window.left, p.window.right);
   if (p.softcap > 0) s += fmt::format(" softcap={}", p.softcap);
+  if (!p.doc_bounds.empty()) {
+    const std::vector<std::int64_t> l = core::document_lengths(p.doc_bounds);
+    s += fmt::format(" documents={} (longest {}, shortest {})", l.size(),
+                     *std::max_element(l.begin(), l.end()), *std::min_element(l.begin(), l.end()));
+  }
   s += fmt::format(" {}", core::to_string(p.dtype));
   return s;
 }
@@ -263,7 +275,8 @@ nlohmann::json problem_json(const core::Problem& p) {
           {"causal", p.causal},
           {"window", {{"left", p.window.left}, {"right", p.window.right}}},
           {"softcap", p.softcap},
-          {"scale", p.scale}};
+          {"scale", p.scale},
+          {"documents", core::document_lengths(p.doc_bounds)}};
 }
 
 core::Problem problem_from_json(const nlohmann::json& j) {
@@ -286,6 +299,8 @@ core::Problem problem_from_json(const nlohmann::json& j) {
   }
   p.softcap = j.value("softcap", p.softcap);
   p.scale = j.value("scale", p.scale);
+  if (j.contains("documents") && !j["documents"].empty())
+    p.doc_bounds = core::document_bounds(j["documents"].get<std::vector<std::int64_t>>());
   return p;
 }
 
@@ -315,23 +330,29 @@ std::string format_table(const Listing& l) {
     s += fmt::format("\n{}{} GPUs, {}\n", c.c.label.empty() ? "" : "[" + c.c.label + "] ", c.c.gpus,
                      describe(c.c.problem));
     if (l.ranked) s += fmt::format("  why: {}\n", c.why);
+    if (l.ranked && c.ideal_ms > 0)
+      s +=
+          fmt::format("  ideal: {:.3f} ms (one GPU's predicted time / {})\n", c.ideal_ms, c.c.gpus);
     if (l.ranked)
-      s += fmt::format("  {:>4} {:>11} {:>11} {:>16}", "rank", "predicted", "peak(sim)",
-                       "attn/comm/idle");
-    s += fmt::format("  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>21} {:>11} {:>11}\n",
-                     "plan", "scheme", "UxR", "layout", "padded", "pad", "shard", "steps",
-                     "attn/mrg/cpy/fil/comm", "comm/rank", "peak/rank");
+      s += fmt::format("  {:>4} {:>11} {:>7} {:>11} {:>16}", "rank", "predicted", "/ideal",
+                       "peak(sim)", "attn/comm/idle");
+    s += fmt::format(
+        "  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>6} {:>21} {:>11} {:>11}\n", "plan",
+        "scheme", "UxR", "layout", "padded", "pad", "shard", "steps", "imbal",
+        "attn/mrg/cpy/fil/comm", "comm/rank", "peak/rank");
     int rank = 0;
     for (const PlanRow& r : c.rows) {
       if (l.ranked) {
         if (r.predicted) {
           const Breakdown& d = r.breakdown;
-          s += fmt::format("  {:>4} {:>8.3f} ms {:>11} {:>16}", ++rank, r.predicted_ms,
+          s += fmt::format("  {:>4} {:>8.3f} ms {:>7} {:>11} {:>16}", ++rank, r.predicted_ms,
+                           c.ideal_ms > 0 ? fmt::format("{:.3f}", r.predicted_ms / c.ideal_ms)
+                                          : std::string("-"),
                            human_bytes(r.predicted_peak_max_rank),
                            fmt::format("{:.0f}/{:.0f}/{:.0f}%", 100 * d.attention,
                                        100 * d.exposed_comm, 100 * d.idle));
         } else {
-          s += fmt::format("  {:>4} {:>11} {:>11} {:>16}", "-", "-", "-", "-");
+          s += fmt::format("  {:>4} {:>11} {:>7} {:>11} {:>16}", "-", "-", "-", "-", "-");
         }
       }
       if (!r.status.ok()) {
@@ -340,11 +361,11 @@ std::string format_table(const Listing& l) {
       }
       const core::PlanSummary& m = r.summary;
       s += fmt::format(
-          "  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>21} {:>11} {:>11}\n", r.name,
-          core::to_string(r.choice.scheme),
+          "  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>6.3f} {:>21} {:>11} {:>11}\n",
+          r.name, core::to_string(r.choice.scheme),
           fmt::format("{}x{}", r.choice.ulysses_degree, r.choice.ring_degree),
           r.choice.scheme == core::Scheme::kUlysses ? "-" : core::to_string(r.choice.layout),
-          r.padded_len, r.pad_tokens, r.shard_tokens, r.ring_steps,
+          r.padded_len, r.pad_tokens, r.shard_tokens, r.ring_steps, m.work_imbalance,
           fmt::format("{}/{}/{}/{}/{}", m.attn_blocks, m.merges, m.copies, m.fills, m.comms),
           human_bytes(m.comm_bytes_max_rank), human_bytes(r.peak_memory_max_rank));
       for (const std::string& n : r.notes) s += fmt::format("      note: {}\n", n);
@@ -379,6 +400,7 @@ nlohmann::json to_json(const Listing& l) {
                       {"comms", m.comms},
                       {"collectives", m.collectives}};
         j["attn_flops"] = m.attn_flops;
+        j["work_imbalance"] = m.work_imbalance;
         j["comm_bytes_max_rank"] = m.comm_bytes_max_rank;
         j["peak_memory_bytes_max_rank"] = r.peak_memory_max_rank;
         j["notes"] = r.notes;
@@ -404,6 +426,7 @@ nlohmann::json to_json(const Listing& l) {
       jc["best"] = !c.rows.empty() && c.rows[0].predicted ? nlohmann::json(c.rows[0].name)
                                                           : nlohmann::json();
       jc["why"] = c.why;
+      jc["ideal_ms"] = c.ideal_ms;
     }
     cases.push_back(std::move(jc));
   }

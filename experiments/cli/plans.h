@@ -71,6 +71,9 @@ struct CaseListing {
   core::ExperimentCase c;
   std::vector<PlanRow> rows;  // ranked: predicted rows fastest first, then the others
   std::string why;            // ranked: one line on why the first plan is first
+  // ranked: the ideal time, total work / P: the predicted time of the whole problem on one GPU
+  // (a 1 x 1 plan) divided by the case's GPUs; 0 when it could not be simulated.
+  double ideal_ms = 0;
 };
 struct Listing {
   std::string experiment, source;

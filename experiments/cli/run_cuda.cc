@@ -20,7 +20,7 @@ Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o) {
   opt.seed = o.seed + 1;
   opt.iterations = o.iterations;
   opt.warmup = o.warmup;
-  Measurement m;
+  BackendSteps m;
   m.measure = [&](const core::Plan& plan, const ReportCase&, ReportRow& row) -> Status {
     Expected<cuda::ExecResult> r = cuda::execute(plan, opt);
     if (!r) {

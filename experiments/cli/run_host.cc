@@ -33,7 +33,7 @@ Expected<Report> run_host(const core::Experiment& e, const RunOptions& o) {
       fmt::format("max relative error of out and lse vs the reference <= {:g}", kTolerance);
   core::AttentionInputs in;
   core::AttentionResult ref;
-  Measurement m;
+  BackendSteps m;
   m.setup = [&](const core::ExperimentCase& c, ReportCase& rc) -> Status {
     const core::Problem& p = rc.problem;
     if (attention_flops(p) > kMaxFlops) {

@@ -23,7 +23,7 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o) {
   report.cluster = in->cluster_description();
   report.profile = in->profile_description();
   Expected<const core::Cluster*> cluster = in->cluster(1);
-  Measurement m;
+  BackendSteps m;
   m.setup = [&](const core::ExperimentCase& c, ReportCase&) -> Status {
     cluster = in->cluster(c.gpus);  // a failure is the rows' (a case larger than the cluster)
     return {};

@@ -4,19 +4,21 @@
     python3 experiments/figures/make_figures.py [--results experiments/results] [--out DIR]
 
 Inputs, found under --results (default: experiments/results next to this folder):
-  (a) predicted vs measured time      each results folder's own compare.csv (results/<folder>/
-                                      compare.csv from spattn run EXP --backend sim,cuda: the
-                                      current run; older runs kept in its subfolders are not
-                                      drawn), and validation_h200x4/'s sets, joined from their
-                                      sim.json and cuda.json (experiments/validation/summarize.py)
+  (a) predicted vs measured time      every compare.csv under a results folder (spattn run EXP
+                                      --backend sim,cuda writes it), and validation_h200x4/'s
+                                      sets, joined from their sim.json and cuda.json
+                                      (experiments/validation/summarize.py)
   (b) time vs sequence length         a sim sweep JSON (sim.json whose cases vary seq_len)
   (c) strong scaling with GPU count   the same sweep, plus measured points from compare.csv
-  (d) one plan's timelines            a Chrome trace (*.trace.json: predicted above measured,
-                                      or a sim-only trace from --trace)
+  (d) one plan's timelines            the Chrome trace kept for it (*.trace.json: predicted
+                                      above measured; a sim-only one from --trace also draws)
   (e) the planner's choice map        the sim sweep: best scheme per (sequence length, GPUs)
   (f) streaming time per chunk        the chunk<c>_ms and chunk<c>_set_gib metrics of sim.json
-                                      (predicted) and cuda.json (measured, when present) under
+                                      (predicted) and cuda.json (measured, when present) of
                                       results/*streaming*/
+  (g) packed documents               sim.json of a documents_mean sweep (results/*packed_mix*/: the
+                                      same packed batch from one long document to many short ones,
+                                      on P GPUs and on 1 GPU for the ideal = one GPU's time / P)
 A figure whose inputs are missing is skipped with a message; the exit code is non-zero only on
 real errors (unreadable files, matplotlib missing). Needs only python3 and Debian's
 python3-matplotlib.
@@ -49,8 +51,8 @@ def save(fig, out, name):
 
 def load_compare_rows(results):
     rows = []
-    for path in sorted(results.glob("*/compare.csv")):
-        if path.parent.name == VALIDATION_DIR:
+    for path in sorted(results.rglob("compare.csv")):
+        if path.relative_to(results).parts[0] == VALIDATION_DIR:
             continue  # from sim.json + cuda.json instead (load_validation_rows)
         with open(path, newline="") as f:
             for r in csv.DictReader(f):
@@ -341,10 +343,7 @@ def fig_f(plt, results, out):
     """(f) Streaming: time and working set per chunk against the chunk index, one colour per plan;
     predicted (sim.json) dashed, measured (cuda.json, when present) solid."""
     folders = []
-    for top in sorted(results.glob("*streaming*")):
-        # The newest measurement: a subfolder with both files (e.g. measured_v3/) wins over the top.
-        subs = sorted(s for s in top.iterdir() if (s / "sim.json").exists() and (s / "cuda.json").exists())
-        d = subs[-1] if subs else top
+    for d in sorted(results.glob("*streaming*")):
         pred = chunk_series(d / "sim.json", "sim", "ms")
         if not pred:
             log(f"(f) {d.name}: no chunk<c>_ms metrics in sim.json (rerun spattn run --backend sim): left out")
@@ -372,7 +371,7 @@ def fig_f(plt, results, out):
         what = "predicted (dashed) and measured (solid)" if meas else "predicted"
         axes[row][0].set_xlabel("chunk index")
         axes[row][0].set_ylabel("time per chunk (ms)")
-        name = folder.name if "streaming" in folder.name else f"{folder.parent.name}/{folder.name}"
+        name = folder.name
         axes[row][0].set_title(f"{name}: time per chunk, {what}", fontsize=9)
         axes[row][0].set_ylim(bottom=0)
         axes[row][0].legend(fontsize=7)
@@ -382,6 +381,57 @@ def fig_f(plt, results, out):
         axes[row][1].legend(fontsize=7)
     fig.tight_layout()
     save(fig, out, "f_streaming_per_chunk")
+    plt.close(fig)
+
+
+def fig_g(plt, results, out):
+    """(g) Packed documents: predicted time per scheme and ring layout against the number of documents
+    (the mean document length swept from one long document to many short ones), with the ideal (the
+    whole batch's predicted time on one GPU, divided by P)."""
+    paths = sorted(results.glob("*packed_mix*/sim.json"))
+    if not paths:
+        log("(g) skipped: no results/*packed_mix*/sim.json (spattn run "
+            "experiments/examples/llama3_8b_128k_packed_mix.yaml --backend sim --out DIR)")
+        return
+    fig, axes = plt.subplots(1, len(paths), figsize=(6.5 * len(paths), 4.2), squeeze=False)
+    for ax, path in zip(axes[0], paths):
+        with open(path) as f:
+            j = json.load(f)
+        one = {}      # documents -> one GPU's predicted ms
+        series = {}   # (gpus, plan) -> [(documents, ms)]
+        for c in j["cases"]:
+            docs = max(1, len(c["problem"].get("documents", [])))
+            for p in c["plans"]:
+                if p.get("status") != "ok":
+                    continue
+                ms = p["metrics"]["predicted_ms"]
+                if c["gpus"] == 1:
+                    one[docs] = min(ms, one.get(docs, math.inf))
+                else:
+                    series.setdefault((c["gpus"], p["plan"]), []).append((docs, ms))
+        gpus = sorted({g for g, _ in series})
+        if not gpus or not one:
+            log(f"(g) {path}: needs cases on 1 GPU and on P > 1 GPUs: left out")
+            continue
+        P = gpus[-1]
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        plans = sorted(name for g, name in series if g == P)
+        for i, name in enumerate(plans):
+            pts = sorted(series[(P, name)])
+            ax.plot([d for d, _ in pts], [ms for _, ms in pts], marker="o", ms=4,
+                    color=colors[i % len(colors)], label=name,
+                    lw=2.2 if "balanced" in name else 1.2)
+        ideal = sorted((d, ms / P) for d, ms in one.items())
+        ax.plot([d for d, _ in ideal], [ms for _, ms in ideal], "k--", lw=1.5,
+                label=f"ideal (1 GPU / {P})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("documents in the packed batch (mean length swept)")
+        ax.set_ylabel("predicted time (ms)")
+        ax.set_title(f"{path.parent.name}: {P} GPUs", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, out, "g_packed_documents")
     plt.close(fig)
 
 
@@ -423,6 +473,7 @@ def main(argv):
     fig_d(plt, a.results, a.out)
     fig_e(plt, sweeps, a.out)
     fig_f(plt, a.results, a.out)
+    fig_g(plt, a.results, a.out)
     return 0
 
 

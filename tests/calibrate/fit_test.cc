@@ -47,6 +47,9 @@ core::Profile truth() {
   p.attention.lone_speedup = 1.3;
   // Long blocks run slower (K and V out of L2): 1.05 at 128K keys, 1.08 at 256K.
   p.attention.keys_factor = {{32768, 1.0}, {131072, 1.05}, {262144, 1.08}};
+  // d 64 runs 1.45x the half of d 128's time; softcap costs 30%.
+  p.attention.head_dim_factor = {{64, 1.45}};
+  p.attention.softcap_factor = 1.3;
   p.compute_slowdown = 0.08;
   p.host_task = 6 * kPsPerUs;
   p.host_dep = 2 * kPsPerUs;
@@ -111,6 +114,11 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   for (const core::KeysFactorPoint& f : got.attention.keys_factor)
     if (f.keys > 32768)
       EXPECT_NEAR(f.factor, want.attention.keys_factor_at(f.keys), 0.005) << f.keys;
+  // The d 64 and softcap factors from their points (keys below the first keys_factor point).
+  ASSERT_EQ(got.attention.head_dim_factor.size(), 1u);
+  EXPECT_EQ(got.attention.head_dim_factor[0].head_dim, 64);
+  EXPECT_NEAR(got.attention.head_dim_factor[0].factor, 1.45, 0.01 * 1.45);
+  EXPECT_NEAR(got.attention.softcap_factor, 1.3, 0.01 * 1.3);
 }
 
 TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {

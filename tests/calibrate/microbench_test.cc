@@ -41,13 +41,14 @@ TEST(MicroBench, EveryPointOfEverySweepIsAValidPlan) {
 TEST(MicroBench, PointCounts) {
   // Full on 4 GPUs: 7 sizes x (pair + ring + all-to-all over 2, 3, 4) = 35, attention 6 x 3
   // (non-causal, causal, unmasked causal) = 18, attention_heads 5, attention_long 3, copy x 2 +
-  // merge = 3, overlap and overlap_ring 2, issue, issue_deps and issue_comm 3.
-  EXPECT_EQ(calibration_points(4, false).size(), 35u + 18u + 5u + 3u + 3u + 2u + 3u);
+  // merge = 3, overlap and overlap_ring 2, issue, issue_deps and issue_comm 3, attention_d64 and
+  // attention_softcap at 4096 and 16384 tokens 4.
+  EXPECT_EQ(calibration_points(4, false).size(), 35u + 18u + 5u + 3u + 3u + 2u + 3u + 4u);
   // Quick on 4: 4 sizes x (pair, ring, all-to-all over 4) = 12, attention 3 x 3, attention_heads
-  // 2, attention_long 1, 3, 2, 3.
-  EXPECT_EQ(calibration_points(4, true).size(), 12u + 9u + 2u + 1u + 3u + 2u + 3u);
+  // 2, attention_long 1, 3, 2, 3, attention_d64 and attention_softcap at 4096 2.
+  EXPECT_EQ(calibration_points(4, true).size(), 12u + 9u + 2u + 1u + 3u + 2u + 3u + 2u);
   // One GPU: no communication, no overlap, no issue_comm; issue and issue_deps.
-  EXPECT_EQ(calibration_points(1, false).size(), 18u + 5u + 3u + 3u + 2u);
+  EXPECT_EQ(calibration_points(1, false).size(), 18u + 5u + 3u + 3u + 2u + 4u);
 }
 
 TEST(MicroBench, PairSendsFromRankZeroToOne) {

@@ -45,8 +45,9 @@ struct Case {
   std::vector<SegSpec> segs;
   bool out_f32 = false;
   bool pad = true;  // views inside buffers with one extra head in front
+  AttentionKernel kernel = AttentionKernel::kMma;
   std::string name() const {
-    std::string s = std::string(core::to_string(p.dtype)) + " d" + std::to_string(p.head_dim) +
+    std::string s = std::string(to_string(kernel)) + " " + core::to_string(p.dtype) + " d" + std::to_string(p.head_dim) +
                     " b" + std::to_string(p.batch) + " hq" + std::to_string(p.q_heads) + "/" +
                     std::to_string(p.kv_heads) + " view[" + std::to_string(q_head_start) + "+" +
                     std::to_string(hq) + "] nq" + std::to_string(nq) + " q@" +
@@ -296,6 +297,7 @@ void run_case(const Case& c, std::uint64_t seed) {
   fp.causal = p.causal;
   fp.window_left = p.window.left;
   fp.window_right = p.window.right;
+  fp.kernel = c.kernel;
   SPATTN_ASSERT_OK(can_implement(fp));
   SPATTN_ASSERT_OK(flash_attention_forward(fp, nullptr));
   SPATTN_ASSERT_OK(device_synchronize());
@@ -323,8 +325,9 @@ void run_case(const Case& c, std::uint64_t seed) {
               err, naive_err, lse_err, naive_lse_err);
 }
 
-Case base(DType dt, std::int64_t d, std::int64_t nq, std::int64_t nk) {
+Case make_case(AttentionKernel kernel, DType dt, std::int64_t d, std::int64_t nq, std::int64_t nk) {
   Case c;
+  c.kernel = kernel;
   c.p.batch = 1;
   c.p.q_heads = 2;
   c.p.kv_heads = 2;
@@ -336,18 +339,31 @@ Case base(DType dt, std::int64_t d, std::int64_t nq, std::int64_t nk) {
   return c;
 }
 
-class FlashShapes : public ::testing::TestWithParam<std::tuple<DType, int>> {
+// Parameters: kernel, dtype, head_dim. The wgmma kernel's cases skip off compute capability 9.0.
+class FlashShapes : public ::testing::TestWithParam<std::tuple<AttentionKernel, DType, int>> {
  protected:
-  DType dt() const { return std::get<0>(GetParam()); }
-  int d() const { return std::get<1>(GetParam()); }
+  void SetUp() override {
+    auto n = device_count();
+    if (!n.ok() || *n == 0) GTEST_SKIP() << "no GPU";
+    FlashParams probe;
+    probe.kernel = kernel();
+    auto k = resolve_kernel(probe);
+    if (!k.ok()) GTEST_SKIP() << k.status().message();
+  }
+  AttentionKernel kernel() const { return std::get<0>(GetParam()); }
+  DType dt() const { return std::get<1>(GetParam()); }
+  int d() const { return std::get<2>(GetParam()); }
+  Case base(std::int64_t nq, std::int64_t nk) const {
+    return make_case(kernel(), dt(), d(), nq, nk);
+  }
 };
 
 // System: no mask, nq and nk not multiples of the tiles. Expectation: softmax attention.
 TEST_P(FlashShapes, NoMaskWithTails) {
   SPATTN_REQUIRE_GPU();
-  run_case(base(dt(), d(), 200, 333), 1);
-  run_case(base(dt(), d(), 1, 1), 2);
-  Case c = base(dt(), d(), 129, 65);
+  run_case(base(200, 333), 1);
+  run_case(base(1, 1), 2);
+  Case c = base(129, 65);
   c.p.batch = 2;
   c.out_f32 = true;
   run_case(c, 3);
@@ -357,7 +373,7 @@ TEST_P(FlashShapes, NoMaskWithTails) {
 // j <= i; tiles above the diagonal skipped, the diagonal masked per element.
 TEST_P(FlashShapes, CausalWithOffsets) {
   SPATTN_REQUIRE_GPU();
-  Case c = base(dt(), d(), 150, 300);
+  Case c = base(150, 300);
   c.p.causal = true;
   c.q_start = 100;
   run_case(c, 4);
@@ -370,7 +386,7 @@ TEST_P(FlashShapes, CausalWithOffsets) {
 // nothing (out 0, lse -inf); the rest see keys 50..i.
 TEST_P(FlashShapes, FullyMaskedRows) {
   SPATTN_REQUIRE_GPU();
-  Case c = base(dt(), d(), 200, 200);
+  Case c = base(200, 200);
   c.p.causal = true;
   c.segs[0].start = 50;
   run_case(c, 6);
@@ -380,7 +396,7 @@ TEST_P(FlashShapes, FullyMaskedRows) {
 // global positions.
 TEST_P(FlashShapes, StripedCausal) {
   SPATTN_REQUIRE_GPU();
-  Case c = base(dt(), d(), 190, 210);
+  Case c = base(190, 210);
   c.p.causal = true;
   c.q_start = 1;
   c.q_stride = 4;
@@ -392,7 +408,7 @@ TEST_P(FlashShapes, StripedCausal) {
 // [i - left, i + right].
 TEST_P(FlashShapes, Window) {
   SPATTN_REQUIRE_GPU();
-  Case c = base(dt(), d(), 250, 260);
+  Case c = base(250, 260);
   c.p.window = {37, -1};
   run_case(c, 8);
   c.p.window = {-1, 70};
@@ -409,7 +425,7 @@ TEST_P(FlashShapes, Window) {
 // joint keys visible to every query, even the first.
 TEST_P(FlashShapes, JointFrontAndBack) {
   SPATTN_REQUIRE_GPU();
-  Case c = base(dt(), d(), 180, 150);
+  Case c = base(180, 150);
   c.p.causal = true;
   c.segs = {{77, true, 0, 1}, {150, false, 0, 1}};
   run_case(c, 12);
@@ -420,7 +436,7 @@ TEST_P(FlashShapes, JointFrontAndBack) {
 // System: softcap 5 on scaled scores, large q so that the cap bites, with causal.
 TEST_P(FlashShapes, Softcap) {
   SPATTN_REQUIRE_GPU();
-  Case c = base(dt(), d(), 140, 170);
+  Case c = base(140, 170);
   c.p.softcap = 5.0;
   c.p.scale = 0.5;
   run_case(c, 14);
@@ -432,7 +448,7 @@ TEST_P(FlashShapes, Softcap) {
 // starting at kv head 0, and q heads 3..5 a kv view starting at kv head 1.
 TEST_P(FlashShapes, GqaHeadViews) {
   SPATTN_REQUIRE_GPU();
-  Case c = base(dt(), d(), 100, 120);
+  Case c = base(100, 120);
   c.p.q_heads = 6;
   c.p.kv_heads = 2;
   run_case(c, 16);
@@ -446,7 +462,7 @@ TEST_P(FlashShapes, GqaHeadViews) {
 // System: no key segment at all. Expectation: every row out 0, lse -inf.
 TEST_P(FlashShapes, NoKeys) {
   SPATTN_REQUIRE_GPU();
-  Case c = base(dt(), d(), 70, 0);
+  Case c = base(70, 0);
   c.segs.clear();
   run_case(c, 19);
   c.segs = {{0, false, 0, 1}};
@@ -461,7 +477,7 @@ TEST_P(FlashShapes, RandomCases) {
     return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
   };
   for (int n = 0; n < 10; ++n) {
-    Case c = base(dt(), d(), uni(1, 300), 1);
+    Case c = base(uni(1, 300), 1);
     c.p.batch = uni(1, 2);
     c.p.kv_heads = uni(1, 2);
     c.p.q_heads = c.p.kv_heads * uni(1, 3);
@@ -482,13 +498,31 @@ TEST_P(FlashShapes, RandomCases) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(DtypeHeadDim, FlashShapes,
-                         ::testing::Combine(::testing::Values(DType::kBF16, DType::kF16),
-                                            ::testing::Values(64, 128)),
-                         [](const auto& info) {
-                           return std::string(core::to_string(std::get<0>(info.param))) + "_d" +
-                                  std::to_string(std::get<1>(info.param));
-                         });
+// System: tile edges of both kernels (128 queries a CTA for wgmma, 64 or 128 keys a tile):
+// nq and nk one below, at and one above a tile, one-key and empty segments between real ones, a
+// causal block whose first rows see nothing. Expectation: the error rule on each, no stray writes.
+TEST_P(FlashShapes, TileEdges) {
+  SPATTN_REQUIRE_GPU();
+  std::uint64_t seed = 200;
+  for (std::int64_t nq : {63, 64, 65, 127, 128, 129, 255, 256, 257})
+    for (std::int64_t nk : {1, 127, 128, 129}) run_case(base(nq, nk), seed++);
+  Case c = base(130, 1);
+  c.segs = {{1, true, 0, 1}, {0, false, 0, 1}, {129, false, 0, 1}, {1, false, 500, 1}};
+  run_case(c, seed++);
+  c.p.causal = true;
+  c.segs = {{0, true, 0, 1}, {257, false, 128, 1}};
+  run_case(c, seed++);  // queries 0..127 see no key: out 0, lse -inf
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    KernelDtypeHeadDim, FlashShapes,
+    ::testing::Combine(::testing::Values(AttentionKernel::kMma, AttentionKernel::kWgmma),
+                       ::testing::Values(DType::kBF16, DType::kF16), ::testing::Values(64, 128)),
+    [](const auto& info) {
+      return std::string(to_string(std::get<0>(info.param))) + "_" +
+             core::to_string(std::get<1>(info.param)) + "_d" +
+             std::to_string(std::get<2>(info.param));
+    });
 
 }  // namespace
 }  // namespace spattn::cuda

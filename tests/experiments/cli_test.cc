@@ -77,6 +77,11 @@ const std::map<std::string, Expect> kBad = {
     {"duplicate_key.yaml", {"6:3", "seq_len"}},
     {"gpus_over_cluster.yaml", {"7:13", "sweep.gpus[1]"}},
     {"degrees_vs_sweep.yaml", {"8:32", "plans[0].ulysses"}},
+    {"documents_bad_sum.yaml", {"6:14", "problem.documents"}},
+    {"documents_negative_length.yaml", {"6:21", "problem.documents[1]"}},
+    {"documents_unknown_distribution.yaml", {"6:29", "problem.documents.distribution"}},
+    {"documents_with_joint.yaml", {"7:14", "problem.documents"}},
+    {"documents_zero_length.yaml", {"6:20", "problem.documents[1]"}},
     {"empty.yaml", {"", ""}},
     {"infeasible_explicit.yaml", {"10:5", "plans[1]"}},
     {"kv_heads_not_dividing.yaml", {"5:13", "problem.kv_heads"}},
@@ -331,6 +336,38 @@ TEST(Cli, RunCliInProcess) {
   EXPECT_EQ(run_cli(3, argv, out, err), 0) << err.str();
   EXPECT_TRUE(err.str().empty());
   EXPECT_NE(out.str().find("ulysses4"), std::string::npos) << out.str();
+}
+
+// System: the packed Llama 3 8B example (84 documents, causal) on 8 and 32 simulated GPUs.
+// Expectation (issue 15): every plan states its work imbalance (>= 1) and each case its ideal (one
+// GPU's time / P, > 0); the balanced ring and hybrid are within 5% of even visible pairs while
+// zigzag is not (a long document's work lands on few ranks); no plan beats the ideal.
+TEST(Cli, PlanShowsWorkImbalanceAndIdealForPackedDocuments) {
+  const std::string packed = kSource + "/experiments/examples/llama3_8b_128k_packed.yaml";
+  const Result r = spattn({"plan", packed, "--format", "json"});
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["cases"].size(), 2u);
+  for (const nlohmann::json& c : j["cases"]) {
+    const double ideal = c["ideal_ms"].get<double>();
+    EXPECT_GT(ideal, 0) << c["label"];
+    EXPECT_GT(c["problem"]["documents"].size(), 50u);
+    int balanced = 0;
+    for (const nlohmann::json& p : c["plans"]) {
+      if (p["status"] != "ok") continue;
+      const std::string name = p["name"].get<std::string>();
+      const double imbalance = p["work_imbalance"].get<double>();
+      EXPECT_GE(imbalance, 1.0) << name;
+      EXPECT_GE(p["predicted_ms"].get<double>(), ideal) << name;
+      if (name.find("balanced") != std::string::npos) {
+        EXPECT_LE(imbalance, 1.05) << name;
+        ++balanced;
+      }
+      if (name.find("zigzag") != std::string::npos) EXPECT_GT(imbalance, 1.5) << name;
+    }
+    EXPECT_EQ(balanced, 2) << c["label"];
+  }
 }
 
 // `spattn plan` ranks by predicted time: fastest first, every feasible plan predicted, and a `why`

@@ -128,6 +128,48 @@ TEST(Experiment, Wan1p3bSweepsTheGpuCount) {
 
 // System: seq_len {100, 200} x gpus {2, 4}. Expectation: 4 cases, the last list fastest, each with
 // its fields replaced and a label naming them; the unswept fields as in the problem.
+// Documents as a list are the problem's boundaries; as a distribution they are drawn for each
+// case's seq_len, and sweep.documents_mean redraws them with each mean (lengths sum to seq_len).
+TEST(Experiment, DocumentsFromListsAndDistributions) {
+  Expected<Experiment> e = load_text("docs_list.yaml", R"(
+problem: {q_heads: 4, head_dim: 8, seq_len: 10, causal: true, documents: [3, 1, 6]}
+gpus: 2
+plans: auto
+)");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_EQ(e->problem.doc_bounds, (std::vector<std::int64_t>{0, 3, 4, 10}));
+  e = load_text("docs_dist.yaml", R"(
+problem:
+  q_heads: 4
+  head_dim: 8
+  seq_len: 1000
+  documents: {distribution: lognormal, mean: 50, sigma: 1.5, seed: 3}
+gpus: 2
+plans: auto
+sweep: {seq_len: [1000, 3000], documents_mean: [10, 500]}
+)");
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  const std::vector<ExperimentCase> cases = expand_cases(*e);
+  ASSERT_EQ(cases.size(), 4u);
+  EXPECT_EQ(cases[1].label, "seq_len=1000 documents_mean=500");
+  for (const ExperimentCase& c : cases) {
+    ASSERT_FALSE(c.problem.doc_bounds.empty()) << c.label;
+    EXPECT_EQ(c.problem.doc_bounds.back(), c.problem.seq_len) << c.label;
+  }
+  // Mean 10 makes many more documents than mean 500.
+  EXPECT_GT(cases[0].problem.doc_bounds.size(), 5 * cases[1].problem.doc_bounds.size());
+  // A documents_mean sweep needs a distribution.
+  e = load_text("docs_sweep_list.yaml", R"(
+problem: {q_heads: 4, head_dim: 8, seq_len: 10, documents: [3, 7]}
+gpus: 2
+plans: auto
+sweep: {documents_mean: [2]}
+)");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("key 'sweep.documents_mean'"), std::string::npos)
+      << e.status().message();
+}
+
 TEST(Experiment, SweepIsTheCartesianProduct) {
   Expected<Experiment> e = load_text("sweep.yaml", R"(
 problem: {q_heads: 4, head_dim: 8, seq_len: 10, joint_len: 3}

@@ -90,6 +90,8 @@ TEST(SimBackend, RingOnWanIsAttentionBoundAsTheProfileSays) {
   Expected<core::Experiment> e =
       core::load_experiment(kSource + "/experiments/examples/wan21_14b_720p.yaml");
   ASSERT_TRUE(e.ok()) << e.status().message();
+  // The flat-rate profile this test reasons with (the example itself uses the calibrated one).
+  e->profile_path = kSource + "/experiments/profiles/h200_default.yaml";
   Expected<Report> r = run_sim(*e, {});
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ(r->cases.size(), 1u);

@@ -34,8 +34,8 @@ TEST(Layout, PaddingIsTheSmallestMultipleTheSplitNeeds) {
 
 TEST(Layout, ZigzagGroupHoldsChunksGAnd2RMinus1MinusG) {
   Layout L;
-  L.R = 4;
-  L.layout = core::RingLayout::kZigzag;
+  L.ring_degree = 4;
+  L.ring_layout = core::RingLayout::kZigzag;
   L.padded_len = 16;
   L.group_tokens = 4;
   L.seq_len = 16;

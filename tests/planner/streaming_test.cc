@@ -1,7 +1,7 @@
-// Streaming (seed 000): the functional run of a whole streamed sequence equals one non-streamed
-// reference run with the equivalent block-causal, capped mask (core::visible's streaming rule),
-// for random chunkings, world sizes, heads, caps and pre-filled caches (then on the rows computed,
-// those after the cache).
+// Streaming (LingBot-World's causal generation): the functional run of a whole streamed sequence
+// equals one non-streamed reference run with the equivalent block-causal, capped mask
+// (core::visible's streaming rule), for random chunkings, world sizes, heads, caps and pre-filled
+// caches (then on the rows computed, those after the cache).
 #include <gtest/gtest.h>
 
 #include <random>

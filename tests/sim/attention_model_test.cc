@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "core/documents.h"
+
 namespace spattn::sim {
 namespace {
 
@@ -38,6 +40,7 @@ core::AttnBlock block(std::int64_t nq, std::int64_t q_start, std::int64_t q_stri
 // kBn real keys all visible to every query of the CTA.
 std::vector<CtaTiles> brute_force(const core::Problem& p, const core::AttnBlock& a) {
   auto visible = [&](std::int64_t qpos, std::int64_t kpos) {
+    if (!core::same_document(a.doc_bounds, qpos, kpos)) return false;
     if (!p.causal && p.window.none()) return true;
     if (p.causal && kpos > qpos) return false;
     if (p.window.left >= 0 && kpos < qpos - p.window.left) return false;
@@ -90,6 +93,43 @@ TEST(AttentionModel, CtaTilesMatchABruteForceCount) {
     core::Problem p;
     p.causal = cases[i].causal;
     p.window = cases[i].window;
+    const std::vector<CtaTiles> got = attention_cta_tiles(p, cases[i].a, kBm, kBn);
+    const std::vector<CtaTiles> want = brute_force(p, cases[i].a);
+    ASSERT_EQ(got.size(), want.size()) << i;
+    for (std::size_t m = 0; m < got.size(); ++m) {
+      EXPECT_EQ(got[m].tiles, want[m].tiles) << "case " << i << " CTA " << m;
+      EXPECT_EQ(got[m].masked, want[m].masked) << "case " << i << " CTA " << m;
+    }
+  }
+}
+
+// System: packed documents cutting the CTAs: boundaries inside tiles, one-token documents, a CTA
+// of 128 contiguous queries over 3 documents, striped queries and keys (every 4th position) over
+// 40 documents, causal or not, and a block whose queries all lie in one document of many.
+// Expectation: the tiles per CTA (the union over the CTA's documents) and the masked ones equal the
+// brute-force count, which only tiles of a single-document CTA can skip the mask.
+TEST(AttentionModel, CtaTilesWithDocumentsMatchABruteForceCount) {
+  struct Case {
+    bool causal;
+    std::vector<std::int64_t> bounds;
+    core::AttnBlock a;
+  };
+  std::vector<std::int64_t> many = {0};
+  for (int d = 0; d < 40; ++d) many.push_back(many.back() + (d % 3 == 0 ? 1 : 50 + 7 * d));
+  const std::vector<std::int64_t> three = {0, 100, 101, 300};
+  std::vector<Case> cases = {
+      {false, three, block(300, 0, 1, {{300, 0, 1, false}})},
+      {true, three, block(300, 0, 1, {{300, 0, 1, false}})},
+      {true, many, block(many.back() / 4, 0, 4, {{many.back() / 4, 2, 4, false}})},
+      {false, many, block(many.back() / 4, 1, 4, {{many.back() / 4, 3, 4, false}})},
+      {true, many, block(200, 700, 1, {{500, 500, 1, false}, {300, 1000, 1, false}})},
+      {false, {0, 64, 320, 1000}, block(256, 64, 1, {{1000, 0, 1, false}})},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    core::Problem p;
+    p.causal = cases[i].causal;
+    cases[i].a.doc_bounds = core::bounds_for_queries(cases[i].bounds, cases[i].a.q_start,
+                                                     cases[i].a.q_stride, cases[i].a.q.tokens);
     const std::vector<CtaTiles> got = attention_cta_tiles(p, cases[i].a, kBm, kBn);
     const std::vector<CtaTiles> want = brute_force(p, cases[i].a);
     ASSERT_EQ(got.size(), want.size()) << i;

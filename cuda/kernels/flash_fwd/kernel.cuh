@@ -23,13 +23,11 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "core/key_tiles.h"
+#include "cuda/kernels/common/flash.cuh"
 #include "cuda/kernels/flash_fwd/params.h"
 #include "cuda/kernels/flash_fwd/traits.h"
 
 namespace spattn::cuda::flash {
-
-using i64 = std::int64_t;
 
 __device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
   return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
@@ -78,42 +76,11 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const std::uint32_t (&a
   }
 }
 
-template <typename T>
-__device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<std::uint32_t*>(&h);
-  } else {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<std::uint32_t*>(&h);
-  }
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {  // exp2(-inf) = 0
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
 // Element offset of (row, 16-byte chunk) in a tile of rows of kChunks chunks: the chunk index is
 // XORed with row % 8 so the 8 rows an ldmatrix phase reads hit 8 different bank groups.
 template <int kChunks>
 __device__ __forceinline__ int swz(int row, int chunk) {
   return row * kChunks * 8 + ((chunk ^ (row & 7)) << 3);
-}
-
-// The tile table of segment s for the query positions [qmin, qmax] (core::key_tiles: lo, hi,
-// full_lo, full_hi, whole).
-template <int kBlockN>
-__device__ __forceinline__ void segment_table(const FwdParams& p, const Segment& sg, i64 qmin,
-                                              i64 qmax, int* t) {
-  const core::KeyTiles k = core::key_tiles(p.causal, p.window_left, p.window_right, sg.joint, sg.nk,
-                                           sg.start, sg.stride, qmin, qmax, kBlockN);
-  t[0] = static_cast<int>(k.lo);
-  t[1] = static_cast<int>(k.hi);
-  t[2] = static_cast<int>(k.full_lo);
-  t[3] = static_cast<int>(k.full_hi);
-  t[4] = static_cast<int>(k.whole);
 }
 
 template <class Tr>

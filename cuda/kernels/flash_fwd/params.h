@@ -5,9 +5,14 @@
 
 #include <cstdint>
 
+#include "core/key_tiles.h"
+
 namespace spattn::cuda::flash {
 
-inline constexpr int kMaxSegments = 4;
+// Segments per block: core's limit, which the planner keeps and core::validate checks.
+inline constexpr int kMaxSegments = core::kMaxKvSegments;
+static_assert(kMaxSegments >= 1 && kMaxSegments <= 32,
+              "both kernels build each segment's tile table with one thread of warp 0");
 
 struct Segment {
   const void* k;  // [batch, nk, kv_heads_in_view, head_dim]

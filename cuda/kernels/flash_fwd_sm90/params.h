@@ -1,0 +1,24 @@
+// cuda/kernels/flash_fwd_sm90/params.h: what the Hopper flash-attention forward kernel reads: the
+// positions, masks and output views of the mma.sync kernel (flash::FwdParams, one description of a
+// block for both kernels) plus the tensor maps through which the bulk tensor copy engine (TMA)
+// loads Q, K and V tiles. Built on the host by launch.cuh; passed by value as a __grid_constant__
+// kernel parameter (the copy engine reads the maps from parameter space).
+#pragma once
+
+#include <cuda.h>  // CUtensorMap (a 128-byte, 64-byte aligned opaque type; no driver call here)
+
+#include "cuda/kernels/flash_fwd/params.h"
+
+namespace spattn::cuda::flash_sm90 {
+
+struct Sm90Params {
+  flash::FwdParams fwd;  // positions, masks, segments (k, v pointers unused here), out, lse
+  // Each map describes a 4-d tensor (head_dim, tokens, heads of the view, batch), innermost first,
+  // with the view's strides; boxes of 64 elements (128 bytes, one swizzle row) by Traits::kBlockM
+  // (q) or kBlockN (k, v) tokens by 1 head by 1 batch. Reads past the last token are zero-filled.
+  CUtensorMap q;
+  CUtensorMap k[flash::kMaxSegments];
+  CUtensorMap v[flash::kMaxSegments];
+};
+
+}  // namespace spattn::cuda::flash_sm90

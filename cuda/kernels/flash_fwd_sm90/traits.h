@@ -1,0 +1,49 @@
+// cuda/kernels/flash_fwd_sm90/traits.h: the compile-time shape of the Hopper kernel: one producer
+// warpgroup (a single thread issues the copy engine's loads) and two consumer warpgroups of 64
+// query rows each; K and V tiles in a kStages-deep ring of shared-memory slots; shared memory laid
+// out as the copy engine's 128-byte swizzle writes it and wgmma's descriptors read it.
+#pragma once
+
+#include "cuda/kernels/flash_fwd/params.h"
+
+namespace spattn::cuda::flash_sm90 {
+
+template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2>
+struct Sm90Traits {
+  using T = T_;
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kConsumers = 2;                // consumer warpgroups
+  static constexpr int kBlockM = 64 * kConsumers;     // query rows per CTA (m64 per warpgroup)
+  static constexpr int kBlockN = kBlockN_;            // keys per tile
+  static constexpr int kStages = kStages_;            // K and V slots each
+  static constexpr int kThreads = 128 * (1 + kConsumers);
+  static constexpr int kConsumerWarps = 4 * kConsumers;
+  static constexpr int kProducerRegs = 24;            // setmaxnreg: the producer holds little
+  static constexpr int kConsumerRegs = 240;           // ... and gives it to the consumers
+  static constexpr int kAtoms = kHeadDim / 64;        // 128-byte column blocks per row
+  static constexpr int kKSteps = kHeadDim / 16;       // k16 steps of Q K^T
+  static constexpr int kPSteps = kBlockN / 16;        // k16 steps of P V
+  // Shared memory, bytes from a 1024-aligned base: Q [atom][kBlockM][64], then kStages K slots
+  // [atom][kBlockN][64], kStages V slots, then the mbarriers and the per-segment tile table.
+  static constexpr int kQBytes = kBlockM * kHeadDim * 2;
+  static constexpr int kKVBytes = kBlockN * kHeadDim * 2;  // one K or V slot
+  static constexpr int kKOffset = kQBytes;
+  static constexpr int kVOffset = kKOffset + kStages * kKVBytes;
+  static constexpr int kBarOffset = kVOffset + kStages * kKVBytes;
+  static constexpr int kNumBars = 1 + 4 * kStages;  // q full; k full, k empty, v full, v empty
+  static constexpr int kTableInts = 8;
+  static constexpr int kTableOffset = kBarOffset + 8 * kNumBars;
+  static constexpr int kSmemBytes = kTableOffset + 4 * kTableInts * flash::kMaxSegments + 1024;
+
+  static_assert(sizeof(T) == 2, "16-bit inputs only");
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128 (whole 128-byte atoms)");
+  static_assert(kBlockN == 128 || kBlockN == 176, "S on wgmma_ss_n128 or wgmma_ss_n176");
+  static_assert(kBlockN <= 256 && kBlockM <= 256, "a copy-engine box is at most 256 rows");
+  static_assert(kQBytes % 1024 == 0 && kKVBytes % 1024 == 0,
+                "each tile starts on a 1024-byte swizzle period");
+  static_assert(kSmemBytes <= 227 * 1024, "fits one SM's shared memory");
+  static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= 65536,
+                "setmaxnreg budgets fit the register file");
+};
+
+}  // namespace spattn::cuda::flash_sm90
