@@ -16,13 +16,27 @@ constexpr double kBytesPerGB = 1e9;
 
 TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6)); }
 
+// A finite number in (0, max] (positive) or [0, max].
 Status read_double(const YamlReader& y, const YAML::Node& m, const char* key, double& out,
-                   bool required, bool positive) {
+                   bool required, bool positive, double max) {
   SPATTN_RETURN_IF_ERROR(y.get(m, key, out, required));
   if (m[key] && (positive ? !(out > 0) : !(out >= 0)))
     return y.error(
         m[key], key,
         std::string(positive ? "must be positive" : "must be >= 0") + ", got " + m[key].Scalar());
+  if (m[key] && !(out <= max))
+    return y.error(m[key], key, fmt::format("must be at most {:g}, got {}", max, m[key].Scalar()));
+  return {};
+}
+
+// An integer in [min, max] into an int (no narrowing: 4294967296 is refused, not read as 0).
+Status read_int(const YamlReader& y, const YAML::Node& m, const char* key, int& out, bool required,
+                std::int64_t min, std::int64_t max) {
+  std::int64_t v = out;
+  SPATTN_RETURN_IF_ERROR(y.get(m, key, v, required));
+  if (m[key] && (v < min || v > max))
+    return y.error(m[key], key, fmt::format("must be in {}..{}, got {}", min, max, v));
+  out = static_cast<int>(v);
   return {};
 }
 
@@ -32,34 +46,41 @@ Expected<Cluster> read_generated(const YamlReader& y, const YAML::Node& g, const
       y.check_keys(g, "generate",
                    {"nodes", "gpus_per_node", "gpu", "nvlinks_per_gpu", "nvlink_gbps",
                     "nvlink_latency_us", "pcie_gbps", "pcie_latency_us", "nic_gbps",
-                    "network_latency_us", "network", "nodes_per_leaf"}));
+                    "network_latency_us", "network", "nodes_per_leaf", "gpu_memory_gb"}));
   ClusterSpec s;
   s.name = name;
-  std::int64_t v = s.nodes;
-  SPATTN_RETURN_IF_ERROR(y.get_positive(g, "nodes", v, false));
-  s.nodes = static_cast<int>(v);
-  v = s.gpus_per_node;
-  SPATTN_RETURN_IF_ERROR(y.get_positive(g, "gpus_per_node", v, true));
-  s.gpus_per_node = static_cast<int>(v);
-  v = s.nvlinks_per_gpu;
-  SPATTN_RETURN_IF_ERROR(y.get_positive(g, "nvlinks_per_gpu", v, true));
-  s.nvlinks_per_gpu = static_cast<int>(v);
-  v = s.nodes_per_leaf;
-  SPATTN_RETURN_IF_ERROR(y.get_positive(g, "nodes_per_leaf", v, false));
-  s.nodes_per_leaf = static_cast<int>(v);
+  SPATTN_RETURN_IF_ERROR(read_int(y, g, "nodes", s.nodes, false, 1, kMaxClusterGpus));
+  SPATTN_RETURN_IF_ERROR(
+      read_int(y, g, "gpus_per_node", s.gpus_per_node, true, 1, kMaxClusterGpus));
+  SPATTN_RETURN_IF_ERROR(
+      read_int(y, g, "nvlinks_per_gpu", s.nvlinks_per_gpu, true, 1, kMaxNvlinksPerGpu));
+  SPATTN_RETURN_IF_ERROR(
+      read_int(y, g, "nodes_per_leaf", s.nodes_per_leaf, false, 1, kMaxClusterGpus));
   std::string gpu_model;
   SPATTN_RETURN_IF_ERROR(y.get(g, "gpu", gpu_model, false));
-  SPATTN_RETURN_IF_ERROR(read_double(y, g, "nvlink_gbps", s.nvlink_gbps, true, true));
-  SPATTN_RETURN_IF_ERROR(read_double(y, g, "nvlink_latency_us", s.nvlink_latency_us, false, false));
-  SPATTN_RETURN_IF_ERROR(read_double(y, g, "pcie_gbps", s.pcie_gbps, false, true));
-  SPATTN_RETURN_IF_ERROR(read_double(y, g, "pcie_latency_us", s.pcie_latency_us, false, false));
-  SPATTN_RETURN_IF_ERROR(read_double(y, g, "nic_gbps", s.nic_gbps, false, true));
+  s.gpu_memory_gb = gpu_memory_gb_of(gpu_model);
   SPATTN_RETURN_IF_ERROR(
-      read_double(y, g, "network_latency_us", s.network_latency_us, false, false));
+      read_double(y, g, "gpu_memory_gb", s.gpu_memory_gb, false, true, kMaxGpuMemoryGb));
+  SPATTN_RETURN_IF_ERROR(read_double(y, g, "nvlink_gbps", s.nvlink_gbps, true, true, kMaxLinkGbps));
+  SPATTN_RETURN_IF_ERROR(
+      read_double(y, g, "nvlink_latency_us", s.nvlink_latency_us, false, false, kMaxLatencyUs));
+  SPATTN_RETURN_IF_ERROR(read_double(y, g, "pcie_gbps", s.pcie_gbps, false, true, kMaxLinkGbps));
+  SPATTN_RETURN_IF_ERROR(
+      read_double(y, g, "pcie_latency_us", s.pcie_latency_us, false, false, kMaxLatencyUs));
+  SPATTN_RETURN_IF_ERROR(read_double(y, g, "nic_gbps", s.nic_gbps, false, true, kMaxLinkGbps));
+  SPATTN_RETURN_IF_ERROR(
+      read_double(y, g, "network_latency_us", s.network_latency_us, false, false, kMaxLatencyUs));
   SPATTN_RETURN_IF_ERROR(y.get(g, "network", s.network, false));
   if (s.network != "rail_optimized" && s.network != "fat_tree")
     return y.error(g["network"], "network",
                    "expected rail_optimized or fat_tree, got '" + s.network + "'");
+  const std::int64_t gpus =
+      std::int64_t{options.nodes > 0 ? options.nodes : s.nodes} * s.gpus_per_node;
+  if (gpus > kMaxClusterGpus)
+    return y.error(g["gpus_per_node"], "gpus_per_node",
+                   fmt::format("{} nodes x {} GPUs = {} GPUs, more than {}",
+                               options.nodes > 0 ? options.nodes : s.nodes, s.gpus_per_node, gpus,
+                               kMaxClusterGpus));
   if (options.nodes > 0) s.nodes = options.nodes;
   return generate_cluster(s);
 }
@@ -67,9 +88,11 @@ Expected<Cluster> read_generated(const YamlReader& y, const YAML::Node& g, const
 Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const std::string& name) {
   Cluster c;
   c.name = name;
-  std::int64_t nodes = 1;
-  SPATTN_RETURN_IF_ERROR(y.get_positive(m, "nodes", nodes, false));
-  c.nodes = static_cast<int>(nodes);
+  SPATTN_RETURN_IF_ERROR(read_int(y, m, "nodes", c.nodes, false, 1, kMaxClusterGpus));
+  double memory_gb = 0;
+  SPATTN_RETURN_IF_ERROR(
+      read_double(y, m, "gpu_memory_gb", memory_gb, false, true, kMaxGpuMemoryGb));
+  c.gpu_memory = static_cast<Bytes>(memory_gb * kBytesPerGB);
   const YAML::Node devs = m["devices"], links = m["links"];
   if (!devs || !devs.IsSequence()) return y.error(devs ? devs : m, "devices", "expected a list");
   if (!links || !links.IsSequence()) return y.error(links ? links : m, "links", "expected a list");
@@ -80,17 +103,17 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
     const std::string what = "devices[" + std::to_string(i) + "]";
     SPATTN_RETURN_IF_ERROR(y.check_keys(d, what, {"name", "kind", "node", "rank"}));
     std::string dname, kind;
-    std::int64_t node = 0, rank = -1;
+    int node = 0, rank = -1;
     SPATTN_RETURN_IF_ERROR(y.get(d, "name", dname, true));
     SPATTN_RETURN_IF_ERROR(y.get(d, "kind", kind, true));
-    SPATTN_RETURN_IF_ERROR(y.get_non_negative(d, "node", node, false));
-    SPATTN_RETURN_IF_ERROR(y.get_non_negative(d, "rank", rank, false));
+    SPATTN_RETURN_IF_ERROR(read_int(y, d, "node", node, false, 0, kMaxClusterGpus));
+    SPATTN_RETURN_IF_ERROR(read_int(y, d, "rank", rank, false, 0, kMaxClusterGpus - 1));
     Expected<DeviceKind> k = parse_device_kind(kind);
     if (!k) return y.error(d["kind"], "kind", k.status().message());
     if (index.count(dname)) return y.error(d["name"], "name", "duplicate device '" + dname + "'");
     if (rank >= 0 && *k != DeviceKind::kGpu)
       return y.error(d["rank"], "rank", "only GPUs have ranks");
-    index[dname] = c.add_device(dname, *k, static_cast<int>(node));
+    index[dname] = c.add_device(dname, *k, node);
     if (*k == DeviceKind::kGpu) ranks.push_back({rank, d});
   }
   // GPUs are ranked in the order listed unless every GPU gives its `rank` (0..G-1, each once).
@@ -120,8 +143,8 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
     SPATTN_RETURN_IF_ERROR(y.get(l, "from", from, true));
     SPATTN_RETURN_IF_ERROR(y.get(l, "to", to, true));
     SPATTN_RETURN_IF_ERROR(y.get(l, "class", cls, true));
-    SPATTN_RETURN_IF_ERROR(read_double(y, l, "bandwidth_gbps", gbps, true, true));
-    SPATTN_RETURN_IF_ERROR(read_double(y, l, "latency_us", lat_us, false, false));
+    SPATTN_RETURN_IF_ERROR(read_double(y, l, "bandwidth_gbps", gbps, true, true, kMaxLinkGbps));
+    SPATTN_RETURN_IF_ERROR(read_double(y, l, "latency_us", lat_us, false, false, kMaxLatencyUs));
     SPATTN_RETURN_IF_ERROR(y.get(l, "duplex", duplex, false));
     if (!index.count(from)) return y.error(l["from"], "from", "unknown device '" + from + "'");
     if (!index.count(to)) return y.error(l["to"], "to", "unknown device '" + to + "'");
@@ -137,8 +160,8 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
 Expected<Cluster> read_cluster(const YamlReader& y, const ClusterOptions& options) {
   SPATTN_RETURN_IF_ERROR(y.check_keys(y.root(), "", {"cluster"}));
   const YAML::Node m = y.root()["cluster"];
-  SPATTN_RETURN_IF_ERROR(
-      y.check_keys(m, "cluster", {"name", "generate", "nodes", "devices", "links"}));
+  SPATTN_RETURN_IF_ERROR(y.check_keys(
+      m, "cluster", {"name", "generate", "nodes", "gpu_memory_gb", "devices", "links"}));
   std::string name = "cluster";
   SPATTN_RETURN_IF_ERROR(y.get(m, "name", name, false));
   Expected<Cluster> c =
@@ -146,6 +169,8 @@ Expected<Cluster> read_cluster(const YamlReader& y, const ClusterOptions& option
   if (!c) return c.status();
   if (!m["generate"] && options.nodes > 0)
     return y.error(m, "nodes", "cannot override the node count of an explicit cluster");
+  if (m["generate"] && m["gpu_memory_gb"])
+    return y.error(m["gpu_memory_gb"], "gpu_memory_gb", "goes under `generate:` in this form");
   if (c->gpus.empty()) return y.error(m, "devices", "the cluster has no GPU");
   SPATTN_RETURN_IF_ERROR(validate(*c));
   return c;
@@ -193,9 +218,14 @@ Expected<Cluster> generate_cluster(const ClusterSpec& s) {
                             "nvlink_gbps must be positive");
   if (s.network != "rail_optimized" && s.network != "fat_tree")
     return invalid_argument("cluster " + s.name + ": unknown network '" + s.network + "'");
+  if (std::int64_t{s.nodes} * s.gpus_per_node > kMaxClusterGpus)
+    return invalid_argument(fmt::format("cluster {}: {} x {} GPUs, more than {}", s.name, s.nodes,
+                                        s.gpus_per_node, kMaxClusterGpus));
   Cluster c;
   c.name = s.name;
   c.nodes = s.nodes;
+  c.generated = true;
+  c.gpu_memory = static_cast<Bytes>(s.gpu_memory_gb * kBytesPerGB);
   const int g = s.gpus_per_node;
   const double nvlink = s.nvlinks_per_gpu * s.nvlink_gbps * kBytesPerGB;
   std::vector<int> nics;  // node-major
@@ -246,6 +276,12 @@ Expected<Cluster> generate_cluster(const ClusterSpec& s) {
   return c;
 }
 
+double gpu_memory_gb_of(const std::string& model) {
+  if (model == "H100") return 80;
+  if (model == "H200") return 141;
+  return 0;
+}
+
 Expected<Cluster> parse_cluster(const std::string& text, const std::string& name,
                                 const ClusterOptions& options) {
   Expected<YamlReader> y = YamlReader::parse(text, name);
@@ -262,8 +298,11 @@ Expected<Cluster> load_cluster(const std::string& path, const ClusterOptions& op
 std::string cluster_yaml(const Cluster& c) {
   std::string s = fmt::format(
       "# Cluster '{}': bandwidth_gbps in GB/s (1e9 bytes/s) per direction, latency_us in "
-      "microseconds.\ncluster:\n  name: \"{}\"\n  nodes: {}\n  devices:\n",
+      "microseconds.\ncluster:\n  name: \"{}\"\n  nodes: {}\n",
       c.name, c.name, c.nodes);
+  if (c.gpu_memory > 0)
+    s += fmt::format("  gpu_memory_gb: {}\n", static_cast<double>(c.gpu_memory) / kBytesPerGB);
+  s += "  devices:\n";
   std::vector<int> rank_of(c.devices.size(), -1);
   for (int r = 0; r < c.num_gpus(); ++r)
     rank_of[static_cast<std::size_t>(c.gpus[static_cast<std::size_t>(r)])] = r;
@@ -301,8 +340,12 @@ Status validate(const Cluster& c) {
     const std::string what = "cluster " + c.name + ": link " + std::to_string(i);
     if (l.src < 0 || l.src >= n || l.dst < 0 || l.dst >= n || l.src == l.dst)
       return invalid_argument(what + " has a bad end");
-    if (!(l.bandwidth > 0)) return invalid_argument(what + " has bandwidth <= 0");
-    if (l.latency < 0) return invalid_argument(what + " has a negative latency");
+    if (!(l.bandwidth > 0 && l.bandwidth <= kMaxLinkGbps * kBytesPerGB))
+      return invalid_argument(what + " has a bandwidth outside (0, " +
+                              fmt::format("{:g}", kMaxLinkGbps) + "] GB/s");
+    if (l.latency < 0 || l.latency > us_to_ps(kMaxLatencyUs))
+      return invalid_argument(what + " has a latency outside [0, " +
+                              fmt::format("{:g}", kMaxLatencyUs) + "] us");
   }
   return {};
 }

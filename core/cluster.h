@@ -40,9 +40,18 @@ struct Link {
   TimePs latency = 0;    // per message crossing the link
 };
 
+// Limits on a cluster's sizes, checked when it is loaded or generated (docs/experiment_format.md).
+inline constexpr int kMaxClusterGpus = 1 << 20;  // as core::Experiment's GPU count
+inline constexpr int kMaxNvlinksPerGpu = 1024;
+inline constexpr double kMaxLinkGbps = 1e6;     // GB/s per link direction (1 PB/s)
+inline constexpr double kMaxLatencyUs = 1e9;    // per hop (about 17 minutes)
+inline constexpr double kMaxGpuMemoryGb = 1e6;  // GB (1e9 bytes) per GPU
+
 struct Cluster {
   std::string name;
   int nodes = 1;
+  bool generated = false;  // from the generator form: --nodes (ClusterOptions::nodes) resizes it
+  Bytes gpu_memory = 0;    // per GPU; 0 = not stated (plans are not checked against it)
   std::vector<Device> devices;
   std::vector<Link> links;
   std::vector<int> gpus;  // device index of GPU rank r, in device order
@@ -73,7 +82,11 @@ struct ClusterSpec {
   double network_latency_us = 0.5;         // per network hop (NIC <-> switch, switch <-> switch)
   std::string network = "rail_optimized";  // or "fat_tree"
   int nodes_per_leaf = 4;                  // fat_tree only
+  double gpu_memory_gb = 0;                // per GPU, GB (1e9 bytes); 0 = not stated
 };
+// The memory of a known GPU model in GB (1e9 bytes) as its data sheet states it (H100 SXM 80,
+// H200 141), or 0 for another name.
+double gpu_memory_gb_of(const std::string& model);
 Expected<Cluster> generate_cluster(const ClusterSpec& spec);
 
 struct ClusterOptions {

@@ -260,6 +260,15 @@ Status read_sweep(const YamlReader& r, const YAML::Node& n, Sweep& s) {
   return {};
 }
 
+// Positions of the keys later checks name (Experiment::where).
+void record_positions(const YamlReader& r, const YAML::Node& root, Experiment& e) {
+  for (const char* k : {"gpus", "cluster", "profile"})
+    if (root[k]) e.where[k] = r.where(root[k]);
+  if (const YAML::Node s = root["sweep"]; s && s["gpus"] && s["gpus"].IsSequence())
+    for (std::size_t i = 0; i < s["gpus"].size(); ++i)
+      e.where["sweep.gpus[" + std::to_string(i) + "]"] = r.where(s["gpus"][i]);
+}
+
 Status read_experiment(const YamlReader& r, Experiment& e) {
   const YAML::Node root = r.root();
   if (!root.IsMap())
@@ -354,6 +363,7 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
   // Every case of the sweep must be a valid problem.
   for (const ExperimentCase& c : expand_cases(e))
     SPATTN_RETURN_IF_ERROR(validate_at(r, root["problem"], c.problem, c.label));
+  record_positions(r, root, e);
   return {};
 }
 
@@ -385,6 +395,17 @@ PlanChoice ChoiceSpec::resolve(int world) const {
       break;
   }
   return c;
+}
+
+std::string Experiment::at(const std::string& key) const {
+  const auto it = where.find(key);
+  return (it != where.end() ? it->second : source) + ": key '" + key + "'";
+}
+
+std::string gpus_key(const Experiment& e, int gpus) {
+  for (std::size_t i = 0; i < e.sweep.gpus.size(); ++i)
+    if (e.sweep.gpus[i] == gpus) return "sweep.gpus[" + std::to_string(i) + "]";
+  return "gpus";
 }
 
 Expected<Experiment> load_experiment(const std::string& path) {

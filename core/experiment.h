@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,11 @@ struct Experiment {
   Sweep sweep;
   std::vector<std::string> backends;  // from {host, sim, cuda}; default {host}
   std::string outputs;                // results folder, resolved like cluster_path; "" = none
+  // "FILE:LINE:COL" of the keys that checks after loading name (the GPU count against a cluster,
+  // a missing cluster file): "gpus", "sweep.gpus[i]", "cluster", "profile"; absent when not given.
+  std::map<std::string, std::string> where;
+  // "FILE:LINE:COL: key 'K'" for a key of `where` (or "FILE: key 'K'" when it has no position).
+  std::string at(const std::string& key) const;
 };
 
 // One point of the sweep: the problem with the swept fields replaced, and its world size.
@@ -75,6 +81,10 @@ struct ExperimentCase {
 // unknown names (scheme, layout, placement, dtype, joint_strategy, backend), degrees that don't
 // multiply to the GPU count, and problems core::validate rejects (for every sweep case).
 Expected<Experiment> load_experiment(const std::string& path);
+
+// The key that sets the GPU count of a case: "sweep.gpus[i]" when the sweep lists GPUs, else
+// "gpus".
+std::string gpus_key(const Experiment& e, int gpus);
 
 // The cases of the sweep in order (last list fastest), or the single unswept case.
 std::vector<ExperimentCase> expand_cases(const Experiment& e);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <tuple>
 
 #include "core/names.h"
 
@@ -69,6 +71,31 @@ Status validate(const Problem& p) {
   if (p.max_attention_size < 0) return bad("max_attention_size", "must be >= 0");
   if (p.frame_seqlen < 0) return bad("frame_seqlen", "must be >= 0");
   if (p.sink_tokens < 0) return bad("sink_tokens", "must be >= 0");
+  // Upper limits (checked after the signs, so each message names the first bad field).
+  for (const auto& [field, v, max] :
+       {std::tuple{"batch", p.batch, kMaxBatch}, std::tuple{"q_heads", p.q_heads, kMaxHeads},
+        std::tuple{"kv_heads", p.kv_heads, kMaxHeads},
+        std::tuple{"head_dim", p.head_dim, kMaxHeadDim},
+        std::tuple{"seq_len", p.seq_len, kMaxTokens},
+        std::tuple{"joint_len", p.joint_len, kMaxTokens - p.seq_len},
+        std::tuple{"window", std::max(p.window.left, p.window.right), kMaxTokens},
+        std::tuple{"chunk_len", p.chunk_len, kMaxTokens},
+        std::tuple{"cache_len", p.cache_len, kMaxTokens},
+        std::tuple{"max_attention_size", p.max_attention_size, kMaxTokens},
+        std::tuple{"frame_seqlen", p.frame_seqlen, kMaxTokens},
+        std::tuple{"sink_tokens", p.sink_tokens, kMaxTokens}}) {
+    if (v > max)
+      return bad(field, std::to_string(v) + " is more than the limit " + std::to_string(max) +
+                            (std::string(field) == "joint_len"
+                                 ? " (seq_len + joint_len <= " + std::to_string(kMaxTokens) + ")"
+                                 : ""));
+  }
+  std::int64_t bytes = 4;
+  for (std::int64_t f : {p.batch, p.seq_len + p.joint_len, p.q_heads, p.head_dim})
+    if (__builtin_mul_overflow(bytes, f, &bytes) || bytes > kMaxProblemBytes)
+      return bad("seq_len",
+                 "the problem is too large: batch x (seq_len + joint_len) x q_heads x "
+                 "head_dim x 4 bytes is more than 2^56 bytes");
   if (p.frame_seqlen > 0 && p.chunk_len % p.frame_seqlen != 0)
     return bad("chunk_len", std::to_string(p.chunk_len) +
                                 " is not a whole number of frames of frame_seqlen " +
@@ -112,9 +139,11 @@ std::int64_t count_in(std::int64_t start, std::int64_t stride, std::int64_t n, s
 }
 
 // sum_{i=0}^{n-1} floor((a i + b) / m) for a, b >= 0, m > 0, in O(log) steps (the classic
-// Euclid-like reduction, as in the AtCoder Library's floor_sum).
-std::int64_t floor_sum(std::int64_t n, std::int64_t m, std::int64_t a, std::int64_t b) {
-  std::int64_t sum = 0;
+// Euclid-like reduction, as in the AtCoder Library's floor_sum). In 128 bits: n^2 a / m and a n + b
+// are products of two lengths (up to 2^31 tokens times strides up to 2^20).
+std::int64_t floor_sum(std::int64_t n64, std::int64_t m64, std::int64_t a64, std::int64_t b64) {
+  using I = __int128;
+  I n = n64, m = m64, a = a64, b = b64, sum = 0;
   while (n > 0) {
     if (a >= m) {
       sum += (n - 1) * n / 2 * (a / m);
@@ -124,13 +153,14 @@ std::int64_t floor_sum(std::int64_t n, std::int64_t m, std::int64_t a, std::int6
       sum += n * (b / m);
       b %= m;
     }
-    const std::int64_t y = a * n + b;
+    const I y = a * n + b;
     if (y < m) break;
     n = y / m;
     b = y % m;
     std::swap(m, a);
   }
-  return sum;
+  SPATTN_CHECK(sum <= std::numeric_limits<std::int64_t>::max());  // callers count pairs <= 2^62
+  return static_cast<std::int64_t>(sum);
 }
 
 std::int64_t ceil_div(std::int64_t x, std::int64_t d) {

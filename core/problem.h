@@ -54,6 +54,17 @@ struct Window {
   bool none() const { return left < 0 && right < 0; }
 };
 
+// Limits on a problem's sizes (docs/experiment_format.md), checked by validate(Problem) so that no
+// size, count or product of two lengths overflows 64 bits downstream:
+inline constexpr std::int64_t kMaxTokens = std::int64_t{1} << 31;  // seq_len + joint_len, and
+                                                                   // every other token count
+inline constexpr std::int64_t kMaxBatch = std::int64_t{1} << 16;
+inline constexpr std::int64_t kMaxHeads = std::int64_t{1} << 16;  // q_heads, kv_heads
+inline constexpr std::int64_t kMaxHeadDim = std::int64_t{1} << 16;
+// batch x (seq_len + joint_len) x q_heads x head_dim x 4 bytes (one fp32 tensor of the problem):
+// a rank's buffers and a plan's byte sums stay far from 2^63.
+inline constexpr std::int64_t kMaxProblemBytes = std::int64_t{1} << 56;
+
 struct Problem {
   std::int64_t batch = 1;
   std::int64_t q_heads = 0;

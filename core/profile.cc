@@ -14,10 +14,14 @@ namespace {
 TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6)); }
 double ps_to_us_exact(TimePs t) { return static_cast<double>(t) / 1e6; }  // 23780000 -> 23.78
 
+// Times in a profile: finite, within kMaxLatencyUs (so that us_to_ps cannot overflow).
 Status read_us(const YamlReader& y, const YAML::Node& m, const char* key, TimePs& out) {
   double us = ps_to_us_exact(out);
   SPATTN_RETURN_IF_ERROR(y.get(m, key, us, false));
   if (m[key] && !(us >= 0)) return y.error(m[key], key, "must be >= 0, got " + m[key].Scalar());
+  if (m[key] && !(us <= kMaxLatencyUs))
+    return y.error(m[key], key,
+                   fmt::format("must be at most {:g}, got {}", kMaxLatencyUs, m[key].Scalar()));
   out = us_to_ps(us);
   return {};
 }
@@ -55,6 +59,9 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_m", k.block_m, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "block_n", k.block_n, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "head_dim", k.head_dim, false));
+  for (const auto& [key, v] : {std::pair{"block_m", k.block_m}, std::pair{"block_n", k.block_n},
+                               std::pair{"head_dim", k.head_dim}})
+    if (v > 65536) return y.error(a[key], key, "must be at most 65536");
   std::int64_t sms = k.sms, per_sm = k.ctas_per_sm;
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "sms", sms, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "ctas_per_sm", per_sm, false));
@@ -126,11 +133,17 @@ Status read_size_delay(const YamlReader& y, const YAML::Node& n, std::vector<Com
                      "expected one_way, exchange or all_to_all, got '" + pattern + "'");
     std::int64_t peers = 0;
     SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "peers", peers, true));
+    if (peers > kMaxClusterGpus)  // read as an int below: 2147483648 is refused, not INT_MIN
+      return y.error(t[i]["peers"], "peers",
+                     fmt::format("must be at most {}, got {}", kMaxClusterGpus, peers));
     d.peers = static_cast<int>(peers);
     SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "bytes", d.bytes, true));
+    if (!(d.bytes <= 1e18)) return y.error(t[i]["bytes"], "bytes", "must be at most 1e18");
     double us = 0;
     SPATTN_RETURN_IF_ERROR(y.get(t[i], "us", us, true));
-    if (!std::isfinite(us)) return y.error(t[i]["us"], "us", "must be a finite number");
+    if (!(std::abs(us) <= kMaxLatencyUs))
+      return y.error(t[i]["us"], "us",
+                     fmt::format("must be a finite number within +-{:g}", kMaxLatencyUs));
     d.delay = us_to_ps(us);
     for (const CommDelayPoint& e : out)
       if (e.pattern == d.pattern && e.peers == d.peers && e.bytes == d.bytes)
@@ -221,11 +234,12 @@ const LinkClassProfile& Profile::link_class(LinkClass c) const {
   return nvlink;
 }
 
-TimePs Profile::comm_size_delay(const CommShape& shape) const {
+TimePs Profile::comm_size_delay(const CommShape& shape, double rate) const {
   int best = -1;  // the nearest peer count among the pattern's points (ties: fewer)
   for (const CommDelayPoint& d : nccl_size_delay) {
     if (d.pattern != shape.pattern) continue;
-    const int gap = std::abs(d.peers - shape.peers), best_gap = std::abs(best - shape.peers);
+    const std::int64_t gap = std::abs(std::int64_t{d.peers} - shape.peers),
+                       best_gap = std::abs(std::int64_t{best} - shape.peers);
     if (best < 0 || gap < best_gap || (gap == best_gap && d.peers < best)) best = d.peers;
   }
   if (best < 0) return 0;
@@ -238,13 +252,20 @@ TimePs Profile::comm_size_delay(const CommShape& shape) const {
       t.push_back({d.bytes, ps_to_us_exact(d.delay)});
   std::sort(t.begin(), t.end(), [](const Xy& a, const Xy& b) { return a.bytes < b.bytes; });
   const double x = std::max(static_cast<double>(shape.peer_bytes), 1.0);
-  return us_to_ps(log_interpolate(t, &Xy::bytes, &Xy::us, x));
+  double us = log_interpolate(t, &Xy::bytes, &Xy::us, x);
+  // Monotonic in size (rate >= 0): delay + x / rate never below its value at a smaller point.
+  // Between two points the curve is linear in log(x), so delay + x / rate is convex where the
+  // delay falls and rising where it rises: checking against the points is enough.
+  if (rate >= 0)
+    for (const Xy& p : t)
+      if (p.bytes <= x) us = std::max(us, p.us - (rate > 0 ? (x - p.bytes) / rate * 1e6 : 0.0));
+  return us_to_ps(us);
 }
 
-TimePs Profile::comm_overhead(const CommShape& shape) const {
+TimePs Profile::comm_overhead(const CommShape& shape, double rate) const {
   TimePs o = nccl_launch + shape.peer_directions * nccl_per_peer;
   if (shape.pattern == CommPattern::kAllToAll) o += nccl_all_to_all;
-  if (shape.peers > 0) o += comm_size_delay(shape);
+  if (shape.peers > 0) o += comm_size_delay(shape, rate);
   return std::max<TimePs>(0, o);
 }
 

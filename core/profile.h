@@ -109,8 +109,13 @@ struct Profile {
   bool host_one_process = true;
 
   const LinkClassProfile& link_class(LinkClass c) const;
-  TimePs comm_size_delay(const CommShape& shape) const;
-  TimePs comm_overhead(const CommShape& shape) const;  // >= 0
+  // The size delay of nccl_size_delay at the shape. With rate >= 0 (bytes/s; 0 = infinite) it is
+  // made monotonic: raised where needed so that delay(x) + x / rate never falls as x grows (a
+  // transfer's time, when its data moves at `rate`, never falls as its size grows). The
+  // simulator passes the fastest rate the task's data could move at alone; rate < 0 gives the
+  // table as interpolated.
+  TimePs comm_size_delay(const CommShape& shape, double rate = -1) const;
+  TimePs comm_overhead(const CommShape& shape, double rate = -1) const;  // >= 0
 };
 
 // Reads a profile file (top-level key `profile`); errors say FILE:LINE:COL: key 'K': why.

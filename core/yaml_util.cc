@@ -1,28 +1,91 @@
 #include "core/yaml_util.h"
 
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <vector>
 
 namespace spattn::core {
+namespace {
+
+std::string position(const std::string& file, const YAML::Mark& m) {
+  return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+// Every map of the tree has distinct scalar keys (yaml-cpp keeps the first of two and drops the
+// other silently), and the tree has at most kMaxYamlNodes nodes. Iterative: deep nesting is not
+// a stack overflow.
+Status check_tree(const YAML::Node& root, const std::string& file) {
+  std::vector<YAML::Node> todo{root};
+  std::int64_t seen = 0;
+  while (!todo.empty()) {
+    const YAML::Node n = todo.back();
+    todo.pop_back();
+    if (++seen > kMaxYamlNodes)
+      return invalid_argument(file + ": more than " + std::to_string(kMaxYamlNodes) +
+                              " YAML nodes (aliases count each time they are used)");
+    if (n.IsSequence()) {
+      for (const YAML::Node& e : n) todo.push_back(e);
+    } else if (n.IsMap()) {
+      std::map<std::string, YAML::Mark> keys;
+      for (const auto& kv : n) {
+        if (kv.first.IsScalar()) {
+          const auto [it, fresh] = keys.emplace(kv.first.Scalar(), kv.first.Mark());
+          if (!fresh)
+            return invalid_argument(position(file, kv.first.Mark()) + ": key '" +
+                                    kv.first.Scalar() + "': given twice (first at line " +
+                                    std::to_string(it->second.line + 1) + ", again at line " +
+                                    std::to_string(kv.first.Mark().line + 1) + ")");
+        }
+        todo.push_back(kv.second);
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<std::string> read_input_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) return not_found(path + ": cannot open the file (missing)");
+  if (!fs::is_regular_file(st))
+    return invalid_argument(
+        path + ": not a regular file (" +
+        (fs::is_directory(st) ? std::string("a directory") : "a device, pipe or socket") + ")");
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec) return not_found(path + ": cannot read the file size: " + ec.message());
+  if (size > static_cast<std::uintmax_t>(kMaxInputFileBytes))
+    return invalid_argument(path + ": " + std::to_string(size) + " bytes, more than the " +
+                            std::to_string(kMaxInputFileBytes >> 20) + " MiB an input may have");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return not_found(path + ": cannot open the file (unreadable)");
+  std::string text(size, '\0');
+  f.read(text.data(), static_cast<std::streamsize>(size));
+  text.resize(static_cast<std::size_t>(f.gcount()));
+  return text;
+}
 
 Expected<YamlReader> YamlReader::parse(const std::string& text, const std::string& name) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return invalid_argument(name + ":" + std::to_string(e.mark.line + 1) + ":" +
-                            std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
+    return invalid_argument(position(name, e.mark) + ": YAML syntax error: " + e.msg);
   }
-  if (!root || root.IsNull()) return invalid_argument(name + ": the file is empty");
+  if (!root || root.IsNull())
+    return invalid_argument(name + ": the file is empty (or holds only comments)");
+  SPATTN_RETURN_IF_ERROR(check_tree(root, name));
   return YamlReader(name, root);
 }
 
 Expected<YamlReader> YamlReader::open(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return not_found(path + ": cannot open the file (missing or unreadable)");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse(ss.str(), path);
+  Expected<std::string> text = read_input_file(path);
+  if (!text) return text.status();
+  return parse(*text, path);
 }
 
 std::string YamlReader::where(const YAML::Node& n) const {

@@ -13,10 +13,21 @@
 
 namespace spattn::core {
 
+// The largest input file read (experiment, cluster, profile, topology XML): far above any real one
+// (a 16,384-GPU cluster file is ~10 MB), and small enough to refuse /dev/zero-like inputs at once.
+inline constexpr std::int64_t kMaxInputFileBytes = 64 << 20;
+// The most YAML nodes one file may hold (aliases counted each time they are used).
+inline constexpr std::int64_t kMaxYamlNodes = 4'000'000;
+
+// The text of an input file: NotFound when it is missing or unreadable, InvalidArgument when it is
+// not a regular file (a directory, /dev/zero) or is larger than kMaxInputFileBytes. Messages
+// begin with the path.
+Expected<std::string> read_input_file(const std::string& path);
+
 class YamlReader {
  public:
-  // Parses `path`: NotFound when it can't be read, InvalidArgument on a syntax error (with its
-  // position) or when the file is empty.
+  // Parses `path` (read_input_file): InvalidArgument on a syntax error (with its position), a key
+  // given twice in one map (naming both lines), more than kMaxYamlNodes nodes, or an empty file.
   static Expected<YamlReader> open(const std::string& path);
   // Parses text already in memory; `name` stands for the file in messages.
   static Expected<YamlReader> parse(const std::string& text, const std::string& name);

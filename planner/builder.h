@@ -153,5 +153,7 @@ core::KvSegment joint_segment(Builder& B, std::pair<core::BufferId, core::Buffer
 // The plan families; planner.cc checks the choice and fills plan.choice and plan.problem first.
 Status build_full_sequence(core::Plan& plan);
 Status build_streaming(core::Plan& plan);
+// What build_streaming refuses of the problem alone (before building).
+Status check_streaming(const core::Problem& problem, const std::string& plan_name);
 
 }  // namespace spattn::planner

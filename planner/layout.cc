@@ -91,6 +91,16 @@ std::int64_t kernel_work(const core::Problem& p, const TokenRun& q, const TokenR
   const std::vector<std::int64_t> b =
       core::bounds_for_queries(p.doc_bounds, q.start, q.stride, q.count);
   std::int64_t work = 0;
+  // Without a mask that depends on positions every CTA visits the same key tiles: one CTA's count
+  // times the CTAs (a billion-token shard is not millions of table lookups).
+  if (!p.causal && p.window.none() && p.doc_bounds.empty() && q.count > tile.block_m) {
+    const std::int64_t ctas = (q.count + tile.block_m - 1) / tile.block_m;
+    return ctas *
+           (1 + core::count_key_tiles(p.causal, p.window.left, p.window.right, false, k.count,
+                                      k.start, k.stride, b.data(), static_cast<int>(b.size()),
+                                      q.start, q.stride, 0, tile.block_m, tile.block_n)
+                    .tiles);
+  }
   for (std::int64_t m = 0; m < q.count; m += tile.block_m)
     work +=
         1 + core::count_key_tiles(p.causal, p.window.left, p.window.right, false, k.count, k.start,

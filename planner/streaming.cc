@@ -70,14 +70,19 @@ void cut(Builder& B, const CacheEntry& e, const KeyWindow& w, std::vector<KvSegm
 
 }  // namespace
 
+Status check_streaming(const core::Problem& p, const std::string& plan_name) {
+  if (p.causal || !p.window.none())
+    return invalid_argument(
+        "plan " + plan_name +
+        ": streaming attention is block-causal by chunks; set causal: false and no window "
+        "(max_attention_size caps the keys)");
+  return {};
+}
+
 Status build_streaming(Plan& plan) {
   const core::Problem& p = plan.problem;
   const core::PlanChoice& choice = plan.choice;
-  if (p.causal || !p.window.none())
-    return invalid_argument(
-        "plan " + plan.name() +
-        ": streaming attention is block-causal by chunks; set causal: false and no window "
-        "(max_attention_size caps the keys)");
+  SPATTN_RETURN_IF_ERROR(check_streaming(p, plan.name()));
   const int U = choice.ulysses_degree, R = choice.ring_degree, P = U * R;
   // Chunks [c0, C): the first c0 are the pre-filled cache (cache_len tokens, whole chunks).
   const std::int64_t D = p.head_dim, C = (p.seq_len + p.chunk_len - 1) / p.chunk_len,

@@ -25,22 +25,31 @@ CtaTiles segment_tiles(const core::Problem& p, const core::AttnBlock& a, const c
 
 }  // namespace
 
+namespace {
+
+// The tiles of query block m (block_m queries from the m-th) over all segments.
+CtaTiles block_tiles(const core::Problem& problem, const core::AttnBlock& a, std::int64_t m,
+                     std::int64_t block_m, std::int64_t block_n) {
+  const std::int64_t q0 = m * block_m, rows = std::min(block_m, a.q.tokens - q0);
+  CtaTiles c;
+  for (const core::KvSegment& s : a.kv) {
+    const CtaTiles t = segment_tiles(problem, a, s, q0, rows, block_n);
+    c.tiles += t.tiles;
+    c.masked += t.masked;
+  }
+  return c;
+}
+
+}  // namespace
+
 std::vector<CtaTiles> attention_cta_tiles(const core::Problem& problem, const core::AttnBlock& a,
                                           std::int64_t block_m, std::int64_t block_n) {
   SPATTN_CHECK(block_m > 0 && block_n > 0);
   const std::int64_t nq = a.q.tokens, blocks = (nq + block_m - 1) / block_m;
   std::vector<CtaTiles> out;
   out.reserve(static_cast<std::size_t>(blocks));
-  for (std::int64_t m = blocks - 1; m >= 0; --m) {  // the kernel's order: latest queries first
-    const std::int64_t q0 = m * block_m, rows = std::min(block_m, nq - q0);
-    CtaTiles c;
-    for (const core::KvSegment& s : a.kv) {
-      const CtaTiles t = segment_tiles(problem, a, s, q0, rows, block_n);
-      c.tiles += t.tiles;
-      c.masked += t.masked;
-    }
-    out.push_back(c);
-  }
+  for (std::int64_t m = blocks - 1; m >= 0; --m)  // the kernel's order: latest queries first
+    out.push_back(block_tiles(problem, a, m, block_m, block_n));
   return out;
 }
 
@@ -126,10 +135,46 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
   return end;
 }
 
+namespace {
+
+// Without a mask that depends on positions (causal, window, document boundaries), every query
+// block sees the same key tiles when the first and the last do: one entry stands for all (a long
+// shard is not a list of millions).
+bool same_tiles(const core::Problem& problem, const core::AttnBlock& a,
+                const core::AttentionKernelProfile& kernel, std::int64_t blocks) {
+  return !problem.causal && problem.window.none() && a.doc_bounds.empty() && blocks > 1 &&
+         block_tiles(problem, a, blocks - 1, kernel.block_m, kernel.block_n) ==
+             block_tiles(problem, a, 0, kernel.block_m, kernel.block_n);
+}
+
+}  // namespace
+
+Status check_attention_size(const core::Problem& problem, const core::AttnBlock& a,
+                            const core::AttentionKernelProfile& kernel) {
+  const std::int64_t blocks = (a.q.tokens + kernel.block_m - 1) / kernel.block_m;
+  if (same_tiles(problem, a, kernel, blocks)) return {};
+  std::int64_t ctas = 0;
+  if (__builtin_mul_overflow(blocks, a.q.heads * problem.batch, &ctas) || ctas > kMaxModelledCtas)
+    return infeasible(
+        std::to_string(a.q.tokens) + " queries x " + std::to_string(a.q.heads * problem.batch) +
+        " heads in one attention task: " + "more than " + std::to_string(kMaxModelledCtas) +
+        " CTAs of " + std::to_string(kernel.block_m) +
+        " queries with a position-dependent mask, beyond what the simulator models " +
+        "(use more GPUs or a shorter sequence)");
+  return {};
+}
+
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
                           const core::AttentionKernelProfile& kernel) {
-  const std::vector<CtaTiles> ctas =
-      attention_cta_tiles(problem, a, kernel.block_m, kernel.block_n);
+  const std::int64_t blocks = (a.q.tokens + kernel.block_m - 1) / kernel.block_m;
+  std::int64_t repeats = a.q.heads * problem.batch;
+  std::vector<CtaTiles> ctas;
+  if (same_tiles(problem, a, kernel, blocks)) {
+    ctas = {block_tiles(problem, a, 0, kernel.block_m, kernel.block_n)};
+    repeats *= blocks;
+  } else {
+    ctas = attention_cta_tiles(problem, a, kernel.block_m, kernel.block_n);
+  }
   std::int64_t keys = 0;
   for (const core::KvSegment& s : a.kv) keys += s.k.tokens;
   std::vector<double> work;
@@ -137,11 +182,11 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
   for (const CtaTiles& c : ctas)
     work.push_back(kernel.cta_tiles + static_cast<double>(c.tiles) +
                    kernel.masked_tiles * static_cast<double>(c.masked));
-  const double tiles = cta_makespan(work, a.q.heads * problem.batch, kernel);
+  const double tiles = cta_makespan(work, repeats, kernel);
   const double us = tiles * kernel.tile_us * kernel.keys_factor_at(static_cast<double>(keys)) *
                     kernel.head_dim_scale(problem.head_dim) *
                     (problem.softcap > 0 ? kernel.softcap_factor : 1.0);
-  return kernel.launch + static_cast<TimePs>(std::ceil(us * 1e6));
+  return kernel.launch + ceil_ps(us * 1e6);
 }
 
 }  // namespace spattn::sim

@@ -14,6 +14,7 @@
 #include "core/plan.h"
 #include "core/problem.h"
 #include "core/profile.h"
+#include "core/status.h"
 #include "core/units.h"
 
 namespace spattn::sim {
@@ -22,6 +23,7 @@ namespace spattn::sim {
 struct CtaTiles {
   std::int64_t tiles = 0;
   std::int64_t masked = 0;
+  bool operator==(const CtaTiles&) const = default;
 };
 
 // The CTAs of one (batch, head) of block `a`, in the kernel's dispatch order (the query block of
@@ -33,6 +35,13 @@ std::vector<CtaTiles> attention_cta_tiles(const core::Problem& problem, const co
 // order, the list repeated) ends on the kernel's SMs, in tile units.
 double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
                     const core::AttentionKernelProfile& kernel);
+
+// The CTAs the model simulates one by one (those of a task with a position-dependent mask; a task
+// without one is one entry) are at most this many per task: beyond it, seconds per task.
+constexpr std::int64_t kMaxModelledCtas = std::int64_t{1} << 22;
+// Infeasible (with the sizes) when attention_duration would model more than kMaxModelledCtas CTAs.
+Status check_attention_size(const core::Problem& problem, const core::AttnBlock& a,
+                            const core::AttentionKernelProfile& kernel);
 
 // The kernel's time on block `a`: launch + makespan * tile_us * keys_factor(the block's keys) *
 // head_dim_scale(head_dim) (* softcap_factor with softcap).

@@ -8,7 +8,7 @@
 namespace spattn::sim {
 namespace {
 
-TimePs seconds_to_ps(double s) { return static_cast<TimePs>(std::ceil(s * 1e12)); }
+TimePs seconds_to_ps(double s) { return ceil_ps(s * 1e12); }
 
 }  // namespace
 

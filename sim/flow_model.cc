@@ -157,8 +157,8 @@ void FlowModel::schedule_end(int f) {
   Flow& fl = flows_[static_cast<std::size_t>(f)];
   ++fl.version;
   const std::uint32_t v = fl.version;
-  const double ps = std::ceil(fl.remaining / fl.rate * 1e12);
-  queue_.schedule_at(queue_.now() + static_cast<TimePs>(ps), [this, f, v] { finish(f, v); });
+  queue_.schedule_at(queue_.now() + ceil_ps(fl.remaining / fl.rate * 1e12),
+                     [this, f, v] { finish(f, v); });
 }
 
 double FlowModel::link_load(int link) const {

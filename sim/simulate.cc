@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <unordered_map>
 #include <variant>
 
+#include "sim/attention_model.h"
 #include "sim/compute_model.h"
 #include "sim/event_queue.h"
 #include "sim/flow_model.h"
@@ -24,6 +26,7 @@ class Engine {
         flows_(queue_, capacities(cluster, profile), [this](std::int64_t x) { xfer_done(x); }) {
     for (const core::Link& l : cluster.links)
       link_latency_.push_back(l.latency + profile.link_class(l.cls).latency);
+    link_rate_ = capacities(cluster, profile);
     for (int g : cluster.gpus) node_.push_back(cluster.devices[static_cast<std::size_t>(g)].node);
   }
 
@@ -94,6 +97,7 @@ class Engine {
   std::vector<Running> running_;  // per stream
   std::vector<int> comm_active_;  // per rank: launched comm tasks not yet ended
   std::vector<std::vector<int>> waiting_;  // per stream: collectives waiting for its compute task
+  std::vector<double> link_rate_;          // per link: bytes/s a flow gets alone
   std::vector<TimePs> comm_overhead_;      // comm task: NCCL overhead before its data moves
                                            // (profile.comm_overhead of its shape)
   std::vector<TimePs> issued_;             // per task: when the host has issued it (host_task)
@@ -160,12 +164,29 @@ Status Engine::build() {
       return invalid_argument("task " + std::to_string(t) + " (" + task(static_cast<int>(t)).label +
                               ") has " + std::to_string(recvs_left[t]) +
                               " receives that no send of its collective matches (or too few)");
+  // Tasks larger than the attention model can time, refused before anything runs.
+  for (const Task& t : plan_.tasks)
+    if (const auto* a = std::get_if<core::AttnBlock>(&t.op))
+      if (Status st = check_attention_size(plan_.problem, *a, profile_.attention); !st.ok())
+        return Status(st.code(),
+                      "task " + std::to_string(t.id) + " (" + t.label + "): " + st.message());
   pending_.assign(n, 0);
   comm_overhead_.assign(n, 0);
+  // The fastest rate any remote transfer of a comm task moves at alone (its route's narrowest
+  // link), so that the size delay keeps the task's time monotonic in size at that rate.
+  std::vector<double> fastest(n, 0);
+  for (const Xfer& x : xfers_) {
+    if (x.from == x.to) continue;
+    double r = std::numeric_limits<double>::infinity();
+    for (int l : topo_.route(x.from, x.to))
+      r = std::min(r, link_rate_[static_cast<std::size_t>(l)]);
+    double& f = fastest[static_cast<std::size_t>(x.sender)];
+    f = std::max(f, std::isfinite(r) ? r : 0.0);
+  }
   for (const Task& t : plan_.tasks)
     if (std::holds_alternative<core::Comm>(t.op))
-      comm_overhead_[static_cast<std::size_t>(t.id)] =
-          profile_.comm_overhead(core::comm_shape(plan_, t));
+      comm_overhead_[static_cast<std::size_t>(t.id)] = profile_.comm_overhead(
+          core::comm_shape(plan_, t), fastest[static_cast<std::size_t>(t.id)]);
   running_.assign(streams_.size(), {});
   comm_active_.assign(static_cast<std::size_t>(plan_.ranks_held()), 0);
   waiting_.assign(streams_.size(), {});
@@ -288,8 +309,7 @@ void Engine::schedule_compute_end(int s) {
   Running& r = running_[static_cast<std::size_t>(s)];
   const std::uint32_t v = ++r.version;
   const int t = r.task;
-  const auto when =
-      queue_.now() + static_cast<TimePs>(std::ceil(r.work_left / speed(task(t).rank)));
+  const auto when = queue_.now() + ceil_ps(r.work_left / speed(task(t).rank));
   queue_.schedule_at(when, [this, s, t, v] {
     Running& rs = running_[static_cast<std::size_t>(s)];
     if (rs.version != v) return;  // its speed changed; a later event ends it
@@ -343,7 +363,14 @@ void Engine::end_task(int t) {
 
 Expected<SimResult> Engine::run(const SimOptions& options) {
   for (int s = 0; s < static_cast<int>(streams_.size()); ++s) try_start(s);
-  queue_.run();
+  // Every event is scheduled at most kMaxTimePs after the clock, so stopping once the clock
+  // passes kMaxTimePs keeps every time below 2^62.
+  while (queue_.step())
+    if (queue_.now() >= kMaxTimePs)  // a saturated duration reaches it exactly
+      return infeasible("plan " + plan_.name() + ": the predicted time passes " +
+                        std::to_string(kMaxTimePs / kPsPerMs / 1000 / 86400) +
+                        " days, beyond what the simulator models (the problem is too large for " +
+                        "this cluster)");
   if (done_ != static_cast<int>(plan_.tasks.size())) {
     for (const core::TaskSpan& sp : spans_) {
       if (sp.end >= 0) continue;

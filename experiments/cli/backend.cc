@@ -138,6 +138,29 @@ Status run_plans(const core::Experiment& e, const RunOptions& o, const BackendSt
   return {};
 }
 
+Status check_explicit_plans(const core::Experiment& e, std::int64_t scale_down_by) {
+  if (e.auto_plans) return {};
+  const std::vector<core::ExperimentCase> cases = core::expand_cases(e);
+  for (std::size_t i = 0; i < e.plans.size(); ++i) {
+    Status first;
+    bool somewhere = false;
+    for (const core::ExperimentCase& c : cases) {
+      const core::PlanChoice choice = e.plans[i].resolve(c.gpus);
+      Status s = planner::check_plan(scale_down(c.problem, scale_down_by, c.gpus), choice);
+      if (s.ok() || !refused(s.code())) {
+        somewhere = true;
+        break;
+      }
+      if (first.ok())
+        first = {s.code(), e.plans[i].where + ": key 'plans[" + std::to_string(i) + "]' (" +
+                               choice.name() + (c.label.empty() ? "" : " [" + c.label + "]") +
+                               "): " + s.message()};
+    }
+    if (!somewhere) return first;
+  }
+  return {};
+}
+
 Status report_status(const Report& r) {
   auto where = [](const ReportCase& c, const ReportRow& row) {
     return row.plan + (c.label.empty() ? "" : " [" + c.label + "]");
@@ -225,7 +248,8 @@ std::string format_table(const Report& r) {
       }
       for (const auto& [k, v] : row.metrics)
         if (shown(k)) line += fmt::format(" {:>14.4g}", v);
-      s += line + (row.pass ? "  PASS\n" : "  FAIL\n");
+      s += line + (row.pass ? "  PASS" : "  FAIL") +
+           (row.note.empty() ? "" : " (" + row.note + ")") + "\n";
     }
   }
   return s;
@@ -243,6 +267,7 @@ nlohmann::json to_json(const Report& r) {
         j["status"] = "ok";
         for (const auto& [k, v] : row.metrics) j["metrics"][k] = v;
         j["pass"] = row.pass;
+        if (!row.note.empty()) j["note"] = row.note;
       } else {
         j["status"] = row.status.code() == StatusCode::kInfeasible ? "infeasible" : "error";
         j["reason"] = row.status.message();
@@ -297,6 +322,7 @@ Expected<Report> report_from_json(const nlohmann::json& j) {
             for (const auto& [k, v] : jr.at("metrics").items())
               row.metrics.emplace_back(k, v.get<double>());
           row.pass = jr.value("pass", false);
+          row.note = jr.value("note", std::string());
         } else {
           row.status = {st == "infeasible" ? StatusCode::kInfeasible : StatusCode::kInternal,
                         jr.value("reason", "")};

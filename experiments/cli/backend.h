@@ -63,6 +63,7 @@ struct ReportRow {
   // The predicted (sim) or measured (cuda) Timeline, when RunOptions::keep_timelines; else null.
   std::shared_ptr<const core::Timeline> timeline;
   bool resumed = false;  // copied from RunOptions::resume, not run again
+  std::string note;      // e.g. sim: "does not fit: peak ... > ... of GPU memory"
   double metric(const std::string& name, double fallback = 0) const;
   bool has_metric(const std::string& name) const;
 };
@@ -110,6 +111,11 @@ struct BackendSteps {
 };
 Status run_plans(const core::Experiment& e, const RunOptions& o, const BackendSteps& m,
                  Report& report);
+
+// Before any backend runs: an explicit choice of the file that planner::check_plan refuses in
+// every case (after scale_down) is bad input, named at its entry (`key 'plans[i]'`); ok
+// otherwise. The work bound and other refusals found while building stay per-row.
+Status check_explicit_plans(const core::Experiment& e, std::int64_t scale_down_by);
 
 // The first refused explicit choice (exit 2), then the first other failed row or failed check
 // (exit 1); ok when every row passed.

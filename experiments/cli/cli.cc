@@ -163,6 +163,12 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
     return std::find(backends->begin(), backends->end(), b) != backends->end();
   };
   const bool comparing = has(Backend::kSim) && has(Backend::kCuda);
+  // Refused at load time: nothing runs when an explicit plan cannot be built in any case, nor
+  // when the simulator's files are bad or its cluster is too small (a backend listed before sim
+  // would run first otherwise).
+  if (Status s = check_explicit_plans(*e, a.options.scale_down); !s.ok()) return fail(err, s);
+  if (has(Backend::kSim))
+    if (Expected<SimInputs> in = SimInputs::load(*e, g.nodes); !in) return fail(err, in.status());
 
   // Results go to --out, else to the experiment's `outputs` when a measuring backend runs
   // (measurements are expensive; host and sim runs are cheap to repeat and write nothing).

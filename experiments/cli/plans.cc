@@ -65,6 +65,7 @@ namespace {
 struct Prediction {
   double ms = 0;
   Bytes peak = 0;
+  Bytes gpu_memory = 0;  // of the cluster's GPUs; 0 = not stated
   Breakdown breakdown;
 };
 
@@ -80,6 +81,7 @@ planner::CostFn simulator_cost(SimInputs& sim, int gpus, std::map<std::string, P
     Prediction p;
     p.ms = ps_to_ms(r->timeline.total);
     for (Bytes b : r->timeline.peak_memory) p.peak = std::max(p.peak, b);
+    p.gpu_memory = (*cluster)->gpu_memory;
     p.breakdown = breakdown(plan, r->timeline);
     seen[plan.name()] = p;
     return p.ms * 1e-3;
@@ -92,6 +94,8 @@ PlanRow predicted_row(const Built& b, const Prediction& p) {
   r.predicted_ms = p.ms;
   r.predicted_peak_max_rank = p.peak;
   r.breakdown = p.breakdown;
+  r.gpu_memory = p.gpu_memory;
+  r.fits = fit_note(p.peak, p.gpu_memory).empty();
   return r;
 }
 
@@ -99,34 +103,27 @@ CaseListing ranked_case(const core::Experiment& e, const core::ExperimentCase& c
   CaseListing cl{c, {}, ""};
   std::map<std::string, Prediction> seen;
   const planner::CostFn cost = simulator_cost(sim, c.gpus, seen);
+  // Each plan is built, timed and dropped before the next (a listing of hundreds of large plans
+  // holds their rows only); ranked by cost as planner::search ranks, ties in candidate order.
   std::vector<PlanRow> failed;
-  if (e.auto_plans) {
-    planner::SearchResult res = planner::search(c.problem, c.gpus, cost, sim.plan_options(c.gpus));
-    for (planner::Ranked& rk : res.ranked) {
-      const std::string name = rk.plan.name();
-      Built b{{rk.plan.choice, false, "", ""}, {}, std::move(rk.plan)};
-      cl.rows.push_back(predicted_row(b, seen.at(name)));
-    }
-    for (const planner::Rejected& rj : res.rejected)
-      failed.push_back(plan_row(Built{{rj.choice, false, "", ""}, rj.why, {}}));
-  } else {
-    std::vector<std::pair<double, PlanRow>> ok;
-    for (const Candidate& cand : candidates(e, c.gpus)) {
-      Built b = build_plan(c.problem, cand, sim.plan_options(c.gpus));
-      if (b.status.ok()) {
-        Expected<double> x = cost(b.plan);
-        if (x) {
-          ok.emplace_back(*x, predicted_row(b, seen.at(b.plan.name())));
-          continue;
-        }
-        b.status = x.status();
+  std::vector<std::pair<double, PlanRow>> ok;
+  for (const Candidate& cand : candidates(e, c.gpus)) {
+    Built b = build_plan(c.problem, cand, sim.plan_options(c.gpus));
+    if (b.status.ok()) {
+      Expected<double> x = cost(b.plan);
+      if (x) {
+        ok.emplace_back(*x, predicted_row(b, seen.at(b.plan.name())));
+        continue;
       }
-      failed.push_back(plan_row(b));
+      b.status = x.status();
     }
-    std::stable_sort(ok.begin(), ok.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (auto& [x, row] : ok) cl.rows.push_back(std::move(row));
+    failed.push_back(plan_row(b));
   }
+  std::stable_sort(ok.begin(), ok.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [x, row] : ok) cl.rows.push_back(std::move(row));
+  // Plans that fit the GPU memory first, each group by predicted time.
+  std::stable_partition(cl.rows.begin(), cl.rows.end(), [](const PlanRow& r) { return r.fits; });
   cl.why = why_first(cl.rows);
   for (PlanRow& r : failed) cl.rows.push_back(std::move(r));
   // The ideal: one GPU's time on the whole problem, shared perfectly by c.gpus.
@@ -140,11 +137,21 @@ CaseListing ranked_case(const core::Experiment& e, const core::ExperimentCase& c
 
 }  // namespace
 
+std::string fit_note(Bytes peak, Bytes gpu_memory) {
+  if (gpu_memory <= 0 || peak <= gpu_memory) return "";
+  return fmt::format("does not fit: peak {} per rank > {} of GPU memory", human_bytes(peak),
+                     human_bytes(gpu_memory));
+}
+
 std::string why_first(const std::vector<PlanRow>& rows) {
   if (rows.empty() || !rows[0].predicted) return "no plan could be simulated";
   const PlanRow& a = rows[0];
-  std::string s = fmt::format("{} is first: {:.3f} ms predicted", a.name, a.predicted_ms);
-  if (rows.size() > 1 && rows[1].predicted) {
+  std::string s =
+      fmt::format("{}{} is first: {:.3f} ms predicted",
+                  a.fits ? "" : "no plan fits the GPU memory; ", a.name, a.predicted_ms);
+  if (rows.size() > 1 && rows[1].predicted && rows[1].fits != a.fits) {
+    s += ", the only plan that fits the GPU memory";
+  } else if (rows.size() > 1 && rows[1].predicted) {
     const PlanRow& b = rows[1];
     if (b.predicted_ms > a.predicted_ms)
       s += fmt::format(", {:.1f}% faster than {} ({:.3f} ms)",
@@ -362,6 +369,8 @@ std::string format_table(const Listing& l) {
           fmt::format("{}/{}/{}/{}/{}", m.attn_blocks, m.merges, m.copies, m.fills, m.comms),
           human_bytes(m.comm_bytes_max_rank), human_bytes(r.peak_memory_max_rank));
       for (const std::string& n : r.notes) s += fmt::format("      note: {}\n", n);
+      if (!r.fits)
+        s += fmt::format("      {}\n", fit_note(r.predicted_peak_max_rank, r.gpu_memory));
     }
   }
   return s;
@@ -396,6 +405,8 @@ nlohmann::json to_json(const Listing& l) {
         j["peak_memory_bytes_max_rank"] = r.peak_memory_max_rank;
         j["notes"] = r.notes;
         if (r.predicted) {
+          j["fits"] = r.fits;
+          if (r.gpu_memory > 0) j["gpu_memory_bytes"] = r.gpu_memory;
           j["predicted_ms"] = r.predicted_ms;
           j["predicted_peak_bytes_max_rank"] = r.predicted_peak_max_rank;
           j["predicted_breakdown"] = {{"attention", r.breakdown.attention},

@@ -58,7 +58,13 @@ struct PlanRow {
   double predicted_ms = 0;
   Bytes predicted_peak_max_rank = 0;
   Breakdown breakdown;
+  // Whether predicted_peak_max_rank fits the cluster's GPU memory (core::Cluster::gpu_memory; true
+  // when the cluster does not state it). Ranked listings put the plans that fit first.
+  bool fits = true;
+  Bytes gpu_memory = 0;
 };
+// "does not fit: peak 2294.00 GiB per rank > 131.32 GiB of GPU memory", or "" when it fits.
+std::string fit_note(Bytes peak, Bytes gpu_memory);
 PlanRow plan_row(const Built& b);
 
 struct CaseListing {
@@ -75,10 +81,11 @@ struct Listing {
   std::string cluster, profile;  // ranked: what the simulator used
   std::vector<CaseListing> cases;
 };
-// Without `sim`, the plans in candidate order. With it, each case's plans are ranked by predicted
-// time: `plans: auto` through planner::search with sim::simulate as the cost function, explicit
-// lists by the same cost; a plan the simulator cannot time (a cluster too small) is a row with
-// that status after the ranked ones.
+// Without `sim`, the plans in candidate order. With it, each case's plans (the planner's
+// enumeration for `plans: auto`, else the explicit list) are ranked by predicted time as
+// planner::search ranks them (sim::simulate as the cost, ties in candidate order), those whose
+// predicted peak memory fits the GPU first; each plan is dropped once its row is made. A plan the
+// simulator cannot time is a row with that status after the ranked ones.
 Listing list_plans(const core::Experiment& e, SimInputs* sim = nullptr);
 // "ring4-zigzag is first: 1.23 ms predicted, 4.1% faster than ulysses4 (1.28 ms); its rank time is
 // 80% attention compute, ...: dominated by attention compute". Rows must be ranked.

@@ -46,7 +46,9 @@ Expected<Report> run_sim(const core::Experiment& e, const RunOptions& o) {
         {"predicted_ms", ps_to_ms(r->timeline.total)},
         {"predicted_gib", static_cast<double>(peak_max) / static_cast<double>(kGiB)},
         {"events", static_cast<double>(r->events)},
-        {"comm_gib", static_cast<double>(sum.comm_bytes_max_rank) / static_cast<double>(kGiB)}};
+        {"comm_gib", static_cast<double>(sum.comm_bytes_max_rank) / static_cast<double>(kGiB)},
+        {"fits", fit_note(peak_max, (*cluster)->gpu_memory).empty() ? 1.0 : 0.0}};
+    row.note = fit_note(peak_max, (*cluster)->gpu_memory);
     add_chunk_metrics(plan, r->timeline, row);
     row.pass = true;
     if (o.keep_timelines)

@@ -18,6 +18,7 @@ Expected<core::Cluster> default_cluster(int gpus) {
   spec.nvlinks_per_gpu = 18;
   spec.nvlink_gbps = 26.5;
   spec.nvlink_latency_us = 0.5;
+  spec.gpu_memory_gb = core::gpu_memory_gb_of("H200");
   if (gpus <= 8) {
     spec.name = fmt::format("default-h200x{}", gpus);
     spec.nodes = 1;
@@ -30,16 +31,48 @@ Expected<core::Cluster> default_cluster(int gpus) {
   return core::generate_cluster(spec);
 }
 
+namespace {
+
+// A file the experiment names that cannot be read at all (missing, a directory, too large) is
+// reported at the experiment's key; errors inside the file keep the file's own position.
+Status at_key(const core::Experiment& e, const char* key, Status st) {
+  if (st.ok() || e.where.find(key) == e.where.end()) return st;
+  const bool unreadable = st.code() == StatusCode::kNotFound ||
+                          st.message().find(": not a regular file") != std::string::npos ||
+                          st.message().find(" MiB an input may have") != std::string::npos;
+  if (!unreadable) return st;
+  return {st.code(), e.at(key) + ": " + st.message()};
+}
+
+}  // namespace
+
+Status SimInputs::check_gpus(const core::Experiment& e, int nodes) const {
+  if (!file_cluster_) return {};
+  const core::Cluster& c = *file_cluster_;
+  int need = 0;
+  for (const core::ExperimentCase& k : core::expand_cases(e)) need = std::max(need, k.gpus);
+  if (need <= c.num_gpus()) return {};
+  std::string fix = "use a cluster file with more GPUs";
+  if (c.generated) {
+    const int per_node = c.num_gpus() / std::max(1, c.nodes);
+    fix = fmt::format("run with --nodes {} ({} GPUs per node)", (need + per_node - 1) / per_node,
+                      per_node);
+  }
+  return invalid_argument(fmt::format(
+      "{}: {} GPUs, but the cluster {} has {}{}: {}", e.at(core::gpus_key(e, need)), need,
+      cluster_path_, c.num_gpus(), nodes > 0 ? fmt::format(" (--nodes {})", nodes) : "", fix));
+}
+
 Expected<SimInputs> SimInputs::load(const core::Experiment& e, int nodes) {
   SimInputs s;
   const std::string profile = e.profile_path.empty() ? default_profile_path() : e.profile_path;
   Expected<core::Profile> p = core::load_profile(profile);
-  if (!p) return p.status();
+  if (!p) return at_key(e, "profile", p.status());
   s.profile_ = std::move(*p);
   s.profile_desc_ = e.profile_path.empty() ? "default: " + profile : profile;
   if (!e.cluster_path.empty()) {
     Expected<core::Cluster> c = core::load_cluster(e.cluster_path, core::ClusterOptions{nodes});
-    if (!c) return c.status();
+    if (!c) return at_key(e, "cluster", c.status());
     s.file_cluster_ = std::move(*c);
     s.cluster_path_ = e.cluster_path;
     s.cluster_desc_ = fmt::format("{} ({}, {} GPUs{})", e.cluster_path, s.file_cluster_->name,
@@ -50,6 +83,7 @@ Expected<SimInputs> SimInputs::load(const core::Experiment& e, int nodes) {
         "default: H200s on one NVSwitch (18 x 26.5 GB/s per GPU); above 8 GPUs, nodes of 8 with "
         "a 50 GB/s NIC per GPU on a rail-optimized network";
   }
+  SPATTN_RETURN_IF_ERROR(s.check_gpus(e, nodes));
   return s;
 }
 
@@ -73,8 +107,8 @@ Expected<const core::Cluster*> SimInputs::cluster(int gpus) {
 
 planner::PlanOptions SimInputs::plan_options(int gpus) {
   Expected<const core::Cluster*> c = cluster(gpus);
-  if (gpus < kSymmetricFrom || !c || (*c)->nodes < 2) return {};
-  return {.symmetric_unit = (*c)->num_gpus() / (*c)->nodes};
+  if (!c || (*c)->nodes < 2) return {};
+  return {.symmetric_unit = (*c)->num_gpus() / (*c)->nodes, .symmetric_from = kSymmetricFrom};
 }
 
 const char* Breakdown::dominant() const {

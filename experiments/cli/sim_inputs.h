@@ -32,7 +32,10 @@ Expected<core::Cluster> default_cluster(int gpus);
 class SimInputs {
  public:
   // Loads the experiment's profile (or the default) and its cluster file (if any), with `nodes`
-  // (> 0) replacing a generated cluster's node count. NotFound/InvalidArgument from the files.
+  // (> 0) replacing a generated cluster's node count. NotFound/InvalidArgument from the files (a
+  // file that cannot be read at all is named at the experiment's key, e.g. key 'cluster'), and
+  // InvalidArgument before any plan is built when a case needs more GPUs than the cluster file
+  // has (naming the key of that GPU count, both numbers, and the --nodes that fits).
   static Expected<SimInputs> load(const core::Experiment& e, int nodes = 0);
 
   const core::Profile& profile() const { return profile_; }
@@ -40,8 +43,9 @@ class SimInputs {
   // suggesting --nodes) or the default for that count (built once per count).
   Expected<const core::Cluster*> cluster(int gpus);
   // How the planner may build plans for `gpus` ranks here: from kSymmetricFrom ranks on a cluster
-  // of several nodes, rank-symmetric (planner::PlanOptions::symmetric_unit = a node's GPUs), so
-  // that rings over thousands of GPUs hold one node's ranks instead of all (docs/simulator.md).
+  // of several nodes, or below that when the whole plan would exceed planner::kMaxPlanWork,
+  // rank-symmetric (planner::PlanOptions::symmetric_unit = a node's GPUs), so that rings over
+  // thousands of GPUs hold one node's ranks instead of all (docs/simulator.md).
   planner::PlanOptions plan_options(int gpus);
   static constexpr int kSymmetricFrom = 1024;
   // For report headers: "FILE" or "default: ..." .
@@ -49,6 +53,8 @@ class SimInputs {
   const std::string& profile_description() const { return profile_desc_; }
 
  private:
+  Status check_gpus(const core::Experiment& e, int nodes) const;
+
   core::Profile profile_;
   std::optional<core::Cluster> file_cluster_;
   std::string cluster_path_;

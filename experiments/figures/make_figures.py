@@ -27,6 +27,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import pathlib
 import statistics
 import sys
@@ -446,8 +447,19 @@ def main(argv):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        print(f"make_figures: matplotlib is missing ({e}); install Debian's python3-matplotlib "
-              "and run with /usr/bin/python3", file=sys.stderr)
+        # `python3` on PATH may be another interpreter (pyenv, a venv) without Debian's
+        # python3-matplotlib: run again with Debian's, once.
+        debian = "/usr/bin/python3"
+        if (os.path.realpath(sys.executable) != os.path.realpath(debian)
+                and os.access(debian, os.X_OK) and not os.environ.get("SPATTN_FIGURES_REEXEC")):
+            print(f"make_figures: matplotlib is missing from {sys.executable}; running again "
+                  f"with {debian}", file=sys.stderr)
+            sys.stderr.flush()
+            os.environ["SPATTN_FIGURES_REEXEC"] = "1"
+            os.execv(debian, [debian, str(pathlib.Path(__file__).resolve())] + list(argv))
+        print(f"make_figures: matplotlib is missing from {sys.executable} ({e}); install Debian's "
+              f"python3-matplotlib (apt-get install python3-matplotlib) and run "
+              f"{debian} {pathlib.Path(__file__).resolve()}", file=sys.stderr)
         return 1
     if not a.results.is_dir():
         print(f"make_figures: {a.results}: no such folder", file=sys.stderr)

@@ -72,6 +72,10 @@ struct Expect {
 };
 const std::map<std::string, Expect> kBad = {
     {"bad_degrees.yaml", {"10:14", "plans[0].ulysses"}},
+    {"cluster_missing.yaml", {"4:10", "cluster"}},
+    {"cluster_not_a_file.yaml", {"4:10", "cluster"}},
+    {"duplicate_key.yaml", {"6:3", "seq_len"}},
+    {"gpus_over_cluster.yaml", {"7:13", "sweep.gpus[1]"}},
     {"degrees_vs_sweep.yaml", {"8:32", "plans[0].ulysses"}},
     {"documents_bad_sum.yaml", {"6:14", "problem.documents"}},
     {"documents_negative_length.yaml", {"6:21", "problem.documents[1]"}},
@@ -84,6 +88,7 @@ const std::map<std::string, Expect> kBad = {
     {"missing_key.yaml", {"4:3", "problem.seq_len"}},
     {"negative_size.yaml", {"5:12", "problem.seq_len"}},
     {"not_a_map.yaml", {"1:1", "(top level)"}},
+    {"seq_len_over_limit.yaml", {"5:12", "problem.seq_len"}},
     {"sweep_bad_value.yaml", {"9:19", "sweep.seq_len[1]"}},
     {"syntax_error.yaml", {"5:10", ""}},
     {"unknown_backend.yaml", {"8:18", "backends[1]"}},
@@ -121,6 +126,49 @@ TEST(Cli, EveryBadInputIsExitTwoWithOneLineNamingPositionAndKey) {
     }
   }
   EXPECT_EQ(seen, static_cast<int>(kBad.size())) << "a file of kBad is missing from " << kBadInputs;
+}
+
+// The checks before work say what fits: the GPU count against the cluster (both numbers and the
+// --nodes that fits), a duplicate key (both lines).
+TEST(Cli, ChecksBeforeWorkSayWhatWouldFit) {
+  const Result gpus = spattn({"plan", kBadInputs + "/gpus_over_cluster.yaml"});
+  EXPECT_EQ(gpus.code, 2);
+  EXPECT_NE(gpus.err.find("64 GPUs, but the cluster"), std::string::npos) << gpus.err;
+  EXPECT_NE(gpus.err.find("has 32"), std::string::npos) << gpus.err;
+  EXPECT_NE(gpus.err.find("--nodes 8 "), std::string::npos) << gpus.err;
+  const Result dup = spattn({"plan", kBadInputs + "/duplicate_key.yaml"});
+  EXPECT_EQ(dup.code, 2);
+  EXPECT_NE(dup.err.find("first at line 5, again at line 6"), std::string::npos) << dup.err;
+}
+
+// An explicit plan refused in every case fails `run` before any backend runs: nothing on stdout
+// (the host backend would otherwise print its table of the plans it could run first).
+TEST(Cli, RunRefusesInfeasibleExplicitPlansBeforeRunningAny) {
+  const Result r =
+      spattn({"run", kBadInputs + "/infeasible_explicit.yaml", "--backend", "host,sim"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err_lines(), 1) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+// seq_len 1e9 on the quickstart: every plan's predicted peak is far above an H200's memory.
+// Expectation: exit 0, each plan marked as not fitting with both numbers, and the JSON says so.
+TEST(Cli, PlansThatDoNotFitTheGpuAreMarked) {
+  const fs::path dir = fs::path(testing::TempDir()) / "no_fit";
+  fs::create_directories(dir);
+  const fs::path exp = dir / "e.yaml";
+  std::ofstream(exp) << "problem: {q_heads: 8, kv_heads: 2, head_dim: 64, seq_len: 1000000000}\n"
+                        "gpus: 4\ncluster: "
+                     << kSource << "/experiments/clusters/h200x4.yaml\nplans: auto\n";
+  const Result r = spattn({"plan", exp.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("no plan fits the GPU memory"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("GiB per rank > 131.32 GiB of GPU memory"), std::string::npos) << r.out;
+  const Result j = spattn({"plan", exp.string(), "--format", "json"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  const nlohmann::json listing = nlohmann::json::parse(j.out);  // outlives the loop (ASan)
+  for (const auto& p : listing["cases"][0]["plans"])
+    if (p["status"] == "ok") EXPECT_FALSE(p["fits"].get<bool>()) << p["name"];
 }
 
 TEST(Cli, MissingFileIsExitTwo) {

@@ -1,0 +1,121 @@
+// tests/sim/input_limits_test.cc: cluster files, profiles and NCCL topology dumps past their
+// limits: values that a narrowing cast or a lenient parse would turn into other values (4294967296
+// GPUs per node read as 0, 2147483648 peers as INT_MIN, count="1e30" as 1, speed="nan" as a rate)
+// are refused naming the key or attribute; a deeply nested XML is refused before parsing.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "core/cluster.h"
+#include "core/profile.h"
+#include "sim/topology.h"
+
+namespace spattn::sim {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string write(const std::string& name, const std::string& text) {
+  const fs::path p = fs::path(testing::TempDir()) / "input_limits_test" / name;
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+void expect_error(const Status& s, const std::string& want) {
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(want), std::string::npos)
+      << "want '" << want << "' in: " << s.message();
+}
+
+TEST(InputLimits, ClusterSizesAreReadWithoutNarrowing) {
+  const std::string head =
+      "cluster:\n  generate:\n    nvlink_gbps: 26.5\n    nvlinks_per_gpu: 18\n";
+  expect_error(core::parse_cluster(head + "    gpus_per_node: 4294967296\n", "c.yaml").status(),
+               "c.yaml:5:20: key 'gpus_per_node': must be in 1..1048576, got 4294967296");
+  expect_error(
+      core::parse_cluster(head + "    gpus_per_node: 8\n    nodes: 1048576\n", "c.yaml").status(),
+      "more than 1048576");
+  expect_error(
+      core::parse_cluster(head + "    gpus_per_node: 8\n    nvlink_latency_us: .inf\n", "c.yaml")
+          .status(),
+      "key 'nvlink_latency_us': must be at most");
+  expect_error(
+      core::parse_cluster(
+          "cluster:\n  devices: [{name: g, kind: gpu, rank: 4294967296}]\n  links: []\n", "c.yaml")
+          .status(),
+      "key 'rank': must be in");
+}
+
+TEST(InputLimits, ProfileSizeDelayPeersAndTimesAreChecked) {
+  const std::string head = "profile:\n  attention: {tile_us: 1}\n  nccl:\n    size_delay:\n";
+  expect_error(
+      core::parse_profile(
+          head + "      - {pattern: exchange, peers: 2147483648, bytes: 1024, us: 1}\n", "p.yaml")
+          .status(),
+      "key 'peers': must be at most 1048576, got 2147483648");
+  expect_error(
+      core::parse_profile(head + "      - {pattern: exchange, peers: 2, bytes: 1024, us: .inf}\n",
+                          "p.yaml")
+          .status(),
+      "key 'us'");
+  expect_error(
+      core::parse_profile("profile:\n  attention: {tile_us: 1, launch_us: 1e300}\n", "p.yaml")
+          .status(),
+      "key 'launch_us': must be at most");
+}
+
+// A one-GPU topology with the given attributes on its <gpu>, <nvlink> and <net>.
+std::string topo(const std::string& gpu_attrs, const std::string& nvlink, const std::string& net) {
+  return "<system version=\"1\"><cpu numaid=\"0\"><pci busid=\"0000:18:00.0\" link_speed=\"32.0 "
+         "GT/s PCIe\" link_width=\"16\"><gpu dev=\"0\" " +
+         gpu_attrs + ">" + nvlink + "</gpu></pci><nic><net name=\"mlx5_0\" " + net +
+         "/></nic></cpu></system>\n";
+}
+
+TEST(InputLimits, NcclImportIsStrict) {
+  const std::string ok_link = "<nvlink target=\"0000:05:00.0\" count=\"18\" tclass=\"0x068000\"/>";
+  Expected<core::Cluster> fine =
+      import_nccl_topology(write("ok.xml", topo("rank=\"0\"", ok_link, "speed=\"400000\"")));
+  ASSERT_TRUE(fine.ok()) << fine.status().message();
+  const struct {
+    const char* name;
+    std::string xml, want;
+  } cases[] = {
+      {"missing_rank.xml", topo("", ok_link, "speed=\"400000\""), "missing attribute rank"},
+      {"text_rank.xml", topo("rank=\"zero\"", ok_link, "speed=\"400000\""), "rank=\"zero\""},
+      {"count.xml",
+       topo("rank=\"0\"", "<nvlink target=\"0000:05:00.0\" count=\"1e30\" tclass=\"0x068000\"/>",
+            "speed=\"400000\""),
+       "<nvlink target=\"0000:05:00.0\"> (line 1) of <gpu> (line 1)"},
+      {"speed.xml", topo("rank=\"0\"", ok_link, "speed=\"nan\""), "speed=\"nan\""},
+      {"target.xml",
+       topo("rank=\"0\"", "<nvlink target=\"0000:99:00.0\" count=\"2\" tclass=\"0x030200\"/>",
+            "speed=\"400000\""),
+       "neither a GPU of this topology nor an NVSwitch"},
+      {"rank_range.xml", topo("rank=\"3\"", ok_link, "speed=\"400000\""), "rank 3, outside 0..0"},
+  };
+  for (const auto& c : cases) {
+    Expected<core::Cluster> r = import_nccl_topology(write(c.name, c.xml));
+    expect_error(r.status(), c.want);
+  }
+  NcclImportOptions inf;
+  inf.nvlink_gbps = std::numeric_limits<double>::infinity();
+  expect_error(import_nccl_topology(write("ok.xml", topo("rank=\"0\"", ok_link, "")), inf).status(),
+               "--nvlink-gbps: must be a number in");
+}
+
+// System: 10,000 nested <pci> elements (the parser recurses per level). Expectation: refused
+// before parsing, naming the depth, instead of a stack overflow.
+TEST(InputLimits, DeeplyNestedXmlIsRefused) {
+  std::string xml = "<system><cpu>";
+  for (int i = 0; i < 10000; ++i) xml += "<pci busid=\"x\">";
+  for (int i = 0; i < 10000; ++i) xml += "</pci>";
+  xml += "</cpu></system>\n";
+  expect_error(import_nccl_topology(write("deep.xml", xml)).status(), "nested 10002 deep");
+}
+
+}  // namespace
+}  // namespace spattn::sim
