@@ -294,13 +294,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     };
     auto issue_s = [&](int slot) {
 #pragma unroll
-      for (int kk = 0; kk < Tr::kKSteps; ++kk) {
-        if constexpr (BN == 128) {
-          wgmma_ss_n128<T>(s, q_at(kk), k_at(slot, kk), kk > 0);
-        } else {
-          wgmma_ss_n176<T>(s, q_at(kk), k_at(slot, kk), kk > 0);
-        }
-      }
+      for (int kk = 0; kk < Tr::kKSteps; ++kk)
+        wgmma_ss_n128<T>(s, q_at(kk), k_at(slot, kk), kk > 0);
       wgmma_commit();
     };
     auto issue_pv = [&](int slot) {

@@ -37,7 +37,7 @@ struct Sm90Traits {
 
   static_assert(sizeof(T) == 2, "16-bit inputs only");
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128 (whole 128-byte atoms)");
-  static_assert(kBlockN == 128 || kBlockN == 176, "S on wgmma_ss_n128 or wgmma_ss_n176");
+  static_assert(kBlockN == 128, "S on wgmma_ss_n128 (176-key tiles spilled: NOTES.md)");
   static_assert(kBlockN <= 256 && kBlockM <= 256, "a copy-engine box is at most 256 rows");
   static_assert(kQBytes % 1024 == 0 && kKVBytes % 1024 == 0,
                 "each tile starts on a 1024-byte swizzle period");
