@@ -1,5 +1,6 @@
 // cuda/flash_api.cu: FlashParams -> kernel params, feasibility checks and the one flat dispatch
 // over (kernel, dtype, head_dim).
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -24,13 +25,13 @@ Status bad(const std::string& m) { return invalid_argument("flash_attention_forw
 Expected<bool> device_is_sm90() {
   int dev = 0;
   SPATTN_CUDA_CHECK(cudaGetDevice(&dev));
-  static int cached[64] = {};  // 0 unknown, 1 yes, 2 no
-  if (dev >= 0 && dev < 64 && cached[dev] != 0) return cached[dev] == 1;
+  static std::atomic<int> cached[64] = {};  // 0 unknown, 1 yes, 2 no (any thread may ask)
+  if (dev >= 0 && dev < 64 && cached[dev].load() != 0) return cached[dev].load() == 1;
   int major = 0, minor = 0;
   SPATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
   SPATTN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
   const bool yes = major == 9 && minor == 0;
-  if (dev >= 0 && dev < 64) cached[dev] = yes ? 1 : 2;
+  if (dev >= 0 && dev < 64) cached[dev].store(yes ? 1 : 2);
   return yes;
 }
 
