@@ -67,6 +67,17 @@ std::vector<CtaTiles> brute_force(const core::Problem& p, const core::AttnBlock&
   return out;
 }
 
+// The model's tiles and masked tiles per CTA equal the brute-force count, CTA by CTA.
+void expect_brute_force_tiles(const core::Problem& p, const core::AttnBlock& a, std::size_t i) {
+  const std::vector<CtaTiles> got = attention_cta_tiles(p, a, kBm, kBn);
+  const std::vector<CtaTiles> want = brute_force(p, a);
+  ASSERT_EQ(got.size(), want.size()) << i;
+  for (std::size_t m = 0; m < got.size(); ++m) {
+    EXPECT_EQ(got[m].tiles, want[m].tiles) << "case " << i << " CTA " << m;
+    EXPECT_EQ(got[m].masked, want[m].masked) << "case " << i << " CTA " << m;
+  }
+}
+
 // System: blocks as the planner builds them: non-causal with a partial last tile; causal square;
 // causal striped (queries and keys every 2nd or 4th position, own and other rank's stripe);
 // zigzag-like offsets; queries after every key; joint keys beside image keys; a sliding window.
@@ -93,13 +104,7 @@ TEST(AttentionModel, CtaTilesMatchABruteForceCount) {
     core::Problem p;
     p.causal = cases[i].causal;
     p.window = cases[i].window;
-    const std::vector<CtaTiles> got = attention_cta_tiles(p, cases[i].a, kBm, kBn);
-    const std::vector<CtaTiles> want = brute_force(p, cases[i].a);
-    ASSERT_EQ(got.size(), want.size()) << i;
-    for (std::size_t m = 0; m < got.size(); ++m) {
-      EXPECT_EQ(got[m].tiles, want[m].tiles) << "case " << i << " CTA " << m;
-      EXPECT_EQ(got[m].masked, want[m].masked) << "case " << i << " CTA " << m;
-    }
+    expect_brute_force_tiles(p, cases[i].a, i);
   }
 }
 
@@ -130,13 +135,7 @@ TEST(AttentionModel, CtaTilesWithDocumentsMatchABruteForceCount) {
     p.causal = cases[i].causal;
     cases[i].a.doc_bounds = core::bounds_for_queries(cases[i].bounds, cases[i].a.q_start,
                                                      cases[i].a.q_stride, cases[i].a.q.tokens);
-    const std::vector<CtaTiles> got = attention_cta_tiles(p, cases[i].a, kBm, kBn);
-    const std::vector<CtaTiles> want = brute_force(p, cases[i].a);
-    ASSERT_EQ(got.size(), want.size()) << i;
-    for (std::size_t m = 0; m < got.size(); ++m) {
-      EXPECT_EQ(got[m].tiles, want[m].tiles) << "case " << i << " CTA " << m;
-      EXPECT_EQ(got[m].masked, want[m].masked) << "case " << i << " CTA " << m;
-    }
+    expect_brute_force_tiles(p, cases[i].a, i);
   }
 }
 
