@@ -114,10 +114,46 @@ SPATTN_HOST_DEVICE void for_each_document(const std::int64_t* bounds, int n, std
   }
 }
 
-// The key tiles one CTA visits in a segment when its rows may span documents: the union over its
-// document runs of each run's key_tiles range (ranges of later documents start no earlier, so the
-// union is counted in one pass), and how many of them need no per-element mask (only when all rows
-// share one document). Without bounds (n == 0) it is key_tiles' count.
+// The key tiles one CTA visits in a segment, its rows [q0, q0 + rows) cut by document: [lo, hi) is
+// the hull of its document runs' key_tiles ranges (empty ranges left out), and the tiles in
+// [full_lo, full_hi) need no per-element mask only when one document holds all its rows (else that
+// range is empty). The kernels walk the hull (cuda/kernels/common/flash.cuh builds it in parallel
+// with the same rule) and the simulator counts it. Rows advance monotonically, so a later
+// document's keys start where an earlier one's end, up to the query stride: the hull adds no tile
+// in practice (tests/sim/attention_model_test counts it against a brute force). Without bounds (n
+// == 0) or for a joint segment it is key_tiles of all the rows.
+SPATTN_HOST_DEVICE KeyTiles cta_key_tiles(bool causal, std::int64_t window_left,
+                                          std::int64_t window_right, bool joint, std::int64_t nk,
+                                          std::int64_t start, std::int64_t stride,
+                                          const std::int64_t* bounds, int n, std::int64_t q_start,
+                                          std::int64_t q_stride, std::int64_t q0,
+                                          std::int64_t rows, std::int64_t block_n) {
+  KeyTiles hull;
+  hull.whole = nk / block_n;
+  bool any = false;
+  int parts = 0;
+  for_each_document(bounds, joint ? 0 : n, q_start, q_stride, q0, rows,
+                    [&](std::int64_t ra, std::int64_t rb, std::int64_t dlo, std::int64_t dhi) {
+                      const KeyTiles t =
+                          key_tiles(causal, window_left, window_right, joint, nk, start, stride,
+                                    q_start + q_stride * ra, q_start + q_stride * (rb - 1),
+                                    block_n, dlo, dhi);
+                      if (++parts == 1 && ra == q0 && rb == q0 + rows) {
+                        hull.full_lo = t.full_lo;
+                        hull.full_hi = t.full_hi;
+                      } else {
+                        hull.full_lo = hull.full_hi = 0;
+                      }
+                      if (t.hi <= t.lo) return;
+                      hull.lo = any && hull.lo < t.lo ? hull.lo : t.lo;
+                      hull.hi = any && hull.hi > t.hi ? hull.hi : t.hi;
+                      any = true;
+                    });
+  return hull;
+}
+
+// How many tiles of the segment the CTA visits (cta_key_tiles' hull) and how many of them need no
+// per-element mask.
 struct TileCount {
   std::int64_t tiles = 0, full = 0;
 };
@@ -129,27 +165,11 @@ SPATTN_HOST_DEVICE TileCount count_key_tiles(bool causal, std::int64_t window_le
                                              std::int64_t q_start, std::int64_t q_stride,
                                              std::int64_t q0, std::int64_t rows,
                                              std::int64_t block_n) {
-  TileCount c;
-  std::int64_t covered = 0, parts = 0;
-  bool whole_rows = false;
-  KeyTiles last;
-  for_each_document(bounds, joint ? 0 : n, q_start, q_stride, q0, rows,
-                    [&](std::int64_t ra, std::int64_t rb, std::int64_t dlo, std::int64_t dhi) {
-                      last = key_tiles(causal, window_left, window_right, joint, nk, start, stride,
-                                       q_start + q_stride * ra, q_start + q_stride * (rb - 1),
-                                       block_n, dlo, dhi);
-                      const std::int64_t from = last.lo > covered ? last.lo : covered;
-                      if (last.hi > from) c.tiles += last.hi - from;
-                      if (last.hi > covered) covered = last.hi;
-                      ++parts;
-                      whole_rows = ra == q0 && rb == q0 + rows;
-                    });
-  if (parts == 1 && whole_rows) {
-    const std::int64_t lo = last.lo > last.full_lo ? last.lo : last.full_lo;
-    const std::int64_t hi = last.hi < last.full_hi ? last.hi : last.full_hi;
-    c.full = hi > lo ? hi - lo : 0;
-  }
-  return c;
+  const KeyTiles t = cta_key_tiles(causal, window_left, window_right, joint, nk, start, stride,
+                                   bounds, n, q_start, q_stride, q0, rows, block_n);
+  const std::int64_t lo = t.lo > t.full_lo ? t.lo : t.full_lo;
+  const std::int64_t hi = t.hi < t.full_hi ? t.hi : t.full_hi;
+  return {t.hi - t.lo, hi > lo ? hi - lo : 0};
 }
 
 }  // namespace spattn::core

@@ -47,8 +47,8 @@ AttentionKernelShape kernel_shape(AttentionKernel k);  // k: kMma or kWgmma
 
 // Attention of q against the concatenation of kv[0..num_segments). Query head a (global head
 // g = q_head_start + a) uses kv head g / group - kv[s].kv_head_start of each segment view.
-// Mask rules: core/problem.h (causal and window on global positions, joint keys always visible,
-// softcap on scaled scores, a query that sees no key gets out = 0 and lse = -inf).
+// Mask rules: core/problem.h (causal and window on global positions, packed documents, joint keys
+// always visible, softcap on scaled scores, a query that sees no key gets out = 0 and lse = -inf).
 struct FlashParams {
   core::DType dtype = core::DType::kBF16;  // q, k, v (and out unless out_f32): bf16 or fp16
   const void* q = nullptr;                 // [batch, nq, hq, head_dim]
@@ -74,6 +74,11 @@ struct FlashParams {
   float softcap = 0.f;        // 0 = off; else scores = softcap * tanh(scale * q.k / softcap)
   bool causal = false;
   std::int64_t window_left = -1, window_right = -1;  // -1 = unbounded
+  // Packed documents (core::AttnBlock::doc_bounds): num_doc_bounds boundaries b_0 < b_1 < ... in
+  // device memory, document k = positions [b_k, b_{k+1}); a query sees only the image keys of its
+  // own document (joint keys stay visible), a query outside [b_0, b_last) no image key. 0: none.
+  const std::int64_t* doc_bounds = nullptr;
+  int num_doc_bounds = 0;
   AttentionKernel kernel = AttentionKernel::kAuto;
 };
 

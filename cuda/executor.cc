@@ -70,6 +70,9 @@ struct RankState {
   cudaStream_t stream[2] = {nullptr, nullptr};
   cudaEvent_t origin = nullptr;
   std::size_t free_before = 0, free_after_arena = 0;
+  // Packed documents: every local attention block's AttnBlock::doc_bounds, one after the other
+  // (Runner::doc_at_ gives each block's first), uploaded once.
+  std::int64_t* doc_bounds = nullptr;
 };
 
 class Runner {
@@ -104,6 +107,7 @@ class Runner {
   std::vector<std::vector<TaskId>> order_;
   std::vector<std::vector<TaskId>> waits_;  // per task: core::explicit_waits
   std::vector<cudaEvent_t> start_, end_;    // per task (local tasks only)
+  std::vector<std::size_t> doc_at_;         // per task: its doc_bounds in RankState::doc_bounds
   bool aborted_ = false;
 };
 
@@ -132,11 +136,6 @@ TensorView Runner::tview(const View& v) {
 }
 
 Status Runner::setup(bool use_mpi) {
-  // Packed documents (AttnBlock::doc_bounds) are not in the kernel yet (issue 15's GPU part).
-  if (!plan_.problem.doc_bounds.empty())
-    return unavailable("plan " + plan_.name() +
-                       ": packed documents are not supported by the GPU kernel yet (run the sim or "
-                       "host backend)");
   int devices = 0;
   SPATTN_CUDA_CHECK(cudaGetDeviceCount(&devices));
   std::vector<int> dev;
@@ -210,6 +209,22 @@ Status Runner::setup(bool use_mpi) {
           &r.stream[k], cudaStreamNonBlocking,
           k == static_cast<int>(core::Stream::kComm) ? greatest : least));
     SPATTN_CUDA_CHECK(cudaEventCreate(&r.origin));
+  }
+  // Packed documents: each rank's blocks' boundaries in one small allocation of their own (kernel
+  // parameters, not a plan buffer: the arena stays core::memory_layout's).
+  doc_at_.assign(plan_.tasks.size(), 0);
+  for (RankState& r : ranks_) {
+    std::vector<std::int64_t> bounds;
+    for (const Task& t : plan_.tasks)
+      if (const auto* a = std::get_if<core::AttnBlock>(&t.op); a && t.rank == r.rank) {
+        doc_at_[static_cast<std::size_t>(t.id)] = bounds.size();
+        bounds.insert(bounds.end(), a->doc_bounds.begin(), a->doc_bounds.end());
+      }
+    if (bounds.empty()) continue;
+    const std::size_t bytes = bounds.size() * sizeof(std::int64_t);
+    SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
+    SPATTN_CUDA_CHECK(cudaMalloc(&r.doc_bounds, bytes));
+    SPATTN_CUDA_CHECK(cudaMemcpy(r.doc_bounds, bounds.data(), bytes, cudaMemcpyHostToDevice));
   }
   start_.assign(plan_.tasks.size(), nullptr);
   end_.assign(plan_.tasks.size(), nullptr);
@@ -299,6 +314,10 @@ Status Runner::launch(const Task& t, cudaStream_t s) {
     f.causal = p.causal;
     f.window_left = p.window.left;
     f.window_right = p.window.right;
+    if (!a->doc_bounds.empty()) {
+      f.doc_bounds = state(t.rank).doc_bounds + doc_at_[static_cast<std::size_t>(t.id)];
+      f.num_doc_bounds = static_cast<int>(a->doc_bounds.size());
+    }
     return flash_attention_forward(f, s);
   }
   if (const auto* m = std::get_if<core::Merge>(&t.op))
@@ -570,6 +589,7 @@ void Runner::release() {
       if (s) cudaStreamDestroy(s);
     if (r.origin) cudaEventDestroy(r.origin);
     if (r.arena) cudaFree(r.arena);
+    if (r.doc_bounds) cudaFree(r.doc_bounds);
   }
   start_.clear();
   end_.clear();

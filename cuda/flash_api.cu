@@ -88,6 +88,10 @@ Status can_implement(const FlashParams& p) {
     return bad("softcap must be finite and >= 0");
   if (p.num_segments < 0 || p.num_segments > kMaxKvSegments)
     return bad("num_segments must be in [0, " + std::to_string(kMaxKvSegments) + "]");
+  if (p.num_doc_bounds < 0 || (p.num_doc_bounds > 0) != (p.doc_bounds != nullptr))
+    return bad("doc_bounds must be null with num_doc_bounds 0, or set with num_doc_bounds > 0");
+  if (p.doc_bounds != nullptr && !aligned(p.doc_bounds, 8))
+    return bad("doc_bounds must be 8-byte aligned");
   if (p.nq == 0) return {};
   // The kernel masks with int offsets: positions, strides and windows stay well inside int.
   constexpr std::int64_t kMaxPos = std::int64_t{1} << 30;
@@ -159,6 +163,8 @@ flash::FwdParams to_fwd_params(const FlashParams& p) {
     d.kv_head_start = g.kv_head_start;
     d.joint = g.joint ? 1 : 0;
   }
+  k.doc_bounds = p.doc_bounds;
+  k.num_doc_bounds = p.num_doc_bounds;
   k.out_f32 = p.out_f32 ? 1 : 0;
   k.causal = p.causal ? 1 : 0;
   k.window_left = p.window_left < 0 ? -1 : p.window_left;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/documents.h"
 #include "core/reference.h"
 #include "cuda/attention.h"
 #include "tests/cuda/gpu_util.h"
@@ -46,6 +47,9 @@ struct Case {
   bool out_f32 = false;
   bool pad = true;  // views inside buffers with one extra head in front
   AttentionKernel kernel = AttentionKernel::kMma;
+  // With p.doc_bounds (packed documents): the kernel gets only the boundaries that cut its queries
+  // (core::bounds_for_queries, as AttnBlock::doc_bounds) unless all_bounds.
+  bool all_bounds = false;
   std::string name() const {
     std::string s = std::string(to_string(kernel)) + " " + core::to_string(p.dtype) + " d" +
                     std::to_string(p.head_dim) + " b" + std::to_string(p.batch) + " hq" +
@@ -61,6 +65,7 @@ struct Case {
     if (!p.window.none())
       s += " win(" + std::to_string(p.window.left) + "," + std::to_string(p.window.right) + ")";
     if (p.softcap > 0) s += " softcap" + std::to_string(p.softcap);
+    if (!p.doc_bounds.empty()) s += " docs" + std::to_string(p.doc_bounds.size() - 1);
     return s + (out_f32 ? " out_f32" : "");
   }
 };
@@ -299,6 +304,15 @@ void run_case(const Case& c, std::uint64_t seed) {
   fp.window_left = p.window.left;
   fp.window_right = p.window.right;
   fp.kernel = c.kernel;
+  const std::vector<std::int64_t> bounds =
+      c.all_bounds ? p.doc_bounds
+                   : core::bounds_for_queries(p.doc_bounds, c.q_start, c.q_stride, c.nq);
+  DeviceBuffer dbounds(bounds.size() * sizeof(std::int64_t));
+  if (!bounds.empty()) {
+    SPATTN_ASSERT_OK(dbounds.upload(bounds));
+    fp.doc_bounds = static_cast<const std::int64_t*>(dbounds.get());
+    fp.num_doc_bounds = static_cast<int>(bounds.size());
+  }
   SPATTN_ASSERT_OK(can_implement(fp));
   SPATTN_ASSERT_OK(flash_attention_forward(fp, nullptr));
   SPATTN_ASSERT_OK(device_synchronize());
@@ -513,6 +527,60 @@ TEST_P(FlashShapes, TileEdges) {
   c.p.causal = true;
   c.segs = {{0, true, 0, 1}, {257, false, 128, 1}};
   run_case(c, seed++);  // queries 0..127 see no key: out 0, lse -inf
+}
+
+// System: packed documents (a query sees only image keys of its own document) cutting the CTAs
+// (128 queries for wgmma and mma.sync) and the key tiles: boundaries inside tiles, one-token
+// documents, a CTA over many documents, documents longer than a tile; causal or not, a window,
+// striped queries and keys (every 3rd position) over a block's own and another rank's stripe, two
+// key segments, a joint segment (visible to every query whatever its document), GQA, softcap;
+// queries before the first boundary the kernel gets and after the last (no document: out 0, lse
+// -inf). Expectation: the error rule on each against the reference with the same documents.
+TEST_P(FlashShapes, PackedDocuments) {
+  SPATTN_REQUIRE_GPU();
+  std::uint64_t seed = 300;
+  auto docs = [](std::vector<std::int64_t> lengths) { return core::document_bounds(lengths); };
+  Case c = base(300, 300);
+  c.p.doc_bounds = docs({1, 63, 1, 1, 70, 100, 1, 63});
+  run_case(c, seed++);
+  c.p.causal = true;
+  run_case(c, seed++);
+  c.all_bounds = true;
+  run_case(c, seed++);
+  c.all_bounds = false;
+  c.p.window = {40, 10};
+  run_case(c, seed++);
+  c.p.window = {};
+  // One-token documents only, then a mix with long ones, across 3 CTAs.
+  std::vector<std::int64_t> ones(260, 1);
+  c = base(260, 260);
+  c.p.doc_bounds = docs(ones);
+  run_case(c, seed++);
+  c = base(400, 400);
+  c.p.doc_bounds = docs({129, 1, 5, 200, 64, 1});
+  c.p.causal = true;
+  c.p.softcap = 8.0;
+  run_case(c, seed++);
+  // Striped: queries at 1 + 3i, keys of the own stripe and of another one.
+  c = base(150, 150);
+  c.p.doc_bounds = docs({100, 7, 1, 140, 3, 199});
+  c.p.causal = true;
+  c.q_start = 1;
+  c.q_stride = 3;
+  c.segs = {{150, false, 1, 3}, {150, false, 2, 3}};
+  run_case(c, seed++);
+  // Queries 100..349 over keys 0..299 and a joint segment; documents end at 320: queries past it
+  // see only the joint keys.
+  c = base(250, 300);
+  c.p.doc_bounds = docs({90, 30, 200});
+  c.p.q_heads = 4;
+  c.p.kv_heads = 2;
+  c.q_start = 100;
+  c.segs = {{300, false, 0, 1}, {33, true, 0, 1}};
+  run_case(c, seed++);
+  c.segs = {{300, false, 0, 1}};
+  c.p.causal = true;
+  run_case(c, seed++);
 }
 
 INSTANTIATE_TEST_SUITE_P(

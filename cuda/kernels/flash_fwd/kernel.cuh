@@ -103,8 +103,6 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const i64 q0 = static_cast<i64>(m_block) * BM;
   const int rows_valid = static_cast<int>(min(static_cast<i64>(BM), p.nq - q0));
-  const i64 qmin = p.q_start + p.q_stride * q0;
-  const i64 qmax = p.q_start + p.q_stride * (q0 + rows_valid - 1);
   const i64 kv_head = (p.q_head_start + h) / p.group;
 
   // Loader: thread tid copies 16-byte chunk tid % CH of rows tid / CH + i * kRowStep; kRowStep is a
@@ -138,8 +136,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
             static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
                 (q0 + ld_row) * p.q_token_stride + ld_chunk * 8,
             p.q_token_stride, BM, rows_valid);
-  if (tid < p.num_segments) segment_table<BN>(p, p.seg[tid], qmin, qmax, s_table + tid * TI);
-  __syncthreads();
+  RowDoc* s_doc = reinterpret_cast<RowDoc*>(smem_raw + Tr::kRowDocOffset);
+  build_tables<BN, BM, NTH, TI>(p, q0, rows_valid, s_table, s_doc, tid);
 
   // Tile cursor over (segment, key tile), skipping fully masked tiles; kp and vp point at this
   // thread's chunk of the cursor tile's K and V. The segment's other bounds stay in s_table (one
@@ -264,6 +262,12 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
       // Positions relative to the tile's first key fit in int (can_implement bounds them).
       const int kst = static_cast<int>(sg.stride);
       const int n_valid = static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0));
+      if (p.num_doc_bounds > 0 && !sg.joint) {  // packed documents: the row's own keys only
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi)
+          mask_documents<NT>(&s[mi][0][0], s_doc, p, q0, warp_row0 + mi * 16 + (lane >> 2), kmin,
+                             kst, lane);
+      }
       const int wl = static_cast<int>(p.window_left), wr = static_cast<int>(p.window_right);
 #pragma unroll
       for (int mi = 0; mi < MT; ++mi)

@@ -38,6 +38,11 @@ struct FwdParams {
   int out_f32;
   int causal;
   std::int64_t window_left, window_right;  // -1 = unbounded
+  // Packed documents: boundaries b_0 < ... < b_{n-1} in device memory (document k = positions
+  // [b_k, b_{k+1})); a query sees only image keys of its own document, and a query outside
+  // [b_0, b_{n-1}) none. n = 0: one document.
+  const std::int64_t* doc_bounds;
+  int num_doc_bounds;
   // Scores: x = q.k. Without softcap the kernel works on x and p = exp2(x * score_log2 - m *
   // score_log2) with score_log2 = scale * log2(e). With softcap it first maps x -> softcap * tanh(x
   // * cap_in), cap_in = scale / softcap, and score_log2 = log2(e).

@@ -33,11 +33,13 @@ struct FwdTraits {
   static constexpr float kLazyThresholdLog2 = 8.f;
   // Shared memory: Q, K, V tiles (single-buffered K and V, as FlashAttention-2: the load of V(j)
   // overlaps S = Q K(j)^T, the load of K(j+1) overlaps the softmax and O += P V(j)), then the
-  // per-segment tile table (kTableInts ints per segment).
+  // per-segment tile table (kTableInts ints per segment), then each row's packed document
+  // (flash::RowDoc, 8 bytes a row; read only when the block has documents).
   static constexpr int kTableInts = 8;
   static constexpr int kSmemElems = (kBlockM + 2 * kBlockN) * kHeadDim;
   static constexpr int kTableOffset = kSmemElems * 2;  // bytes
-  static constexpr int kSmemBytes = kTableOffset + kTableInts * kMaxSegments * 4;
+  static constexpr int kRowDocOffset = kTableOffset + kTableInts * kMaxSegments * 4;
+  static constexpr int kSmemBytes = kRowDocOffset + kBlockM * 8;
 
   static_assert(sizeof(T) == 2, "16-bit inputs only");
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128");

@@ -142,12 +142,9 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     }
     ::cuda::ptx::fence_mbarrier_init(::cuda::ptx::sem_release, ::cuda::ptx::scope_cluster);
   }
-  if (tid < p.num_segments) {
-    const i64 qmin = p.q_start + p.q_stride * q0;
-    const i64 qmax = p.q_start + p.q_stride * (q0 + rows_valid - 1);
-    flash::segment_table<BN>(p, p.seg[tid], qmin, qmax, table + tid * Tr::kTableInts);
-  }
-  __syncthreads();
+  flash::RowDoc* row_doc = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
+  flash::build_tables<BN, BM, Tr::kThreads, Tr::kTableInts>(p, q0, rows_valid, table, row_doc,
+                                                            tid);
 
   // Producer: one thread issues every copy.
   auto producer = [&]() {
@@ -231,6 +228,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         const i64 kmin = sg.start + sg.stride * j0;
         const int kst = static_cast<int>(sg.stride);
         const int n_valid = static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0));
+        if (p.num_doc_bounds > 0 && !sg.joint)  // packed documents: the row's own keys only
+          flash::mask_documents<BN / 8>(s, row_doc, p, q0, r0, kmin, kst, lane);
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
           const int rel = static_cast<int>(p.q_start + p.q_stride * (q0 + r0 + hr * 8) - kmin);

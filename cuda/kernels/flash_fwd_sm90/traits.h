@@ -24,7 +24,8 @@ struct Sm90Traits {
   static constexpr int kKSteps = kHeadDim / 16;  // k16 steps of Q K^T
   static constexpr int kPSteps = kBlockN / 16;   // k16 steps of P V
   // Shared memory, bytes from a 1024-aligned base: Q [atom][kBlockM][64], then kStages K slots
-  // [atom][kBlockN][64], kStages V slots, then the mbarriers and the per-segment tile table.
+  // [atom][kBlockN][64], kStages V slots, then the mbarriers, the per-segment tile table and each
+  // row's packed document (flash::RowDoc).
   static constexpr int kQBytes = kBlockM * kHeadDim * 2;
   static constexpr int kKVBytes = kBlockN * kHeadDim * 2;  // one K or V slot
   static constexpr int kKOffset = kQBytes;
@@ -33,7 +34,8 @@ struct Sm90Traits {
   static constexpr int kNumBars = 1 + 4 * kStages;  // q full; k full, k empty, v full, v empty
   static constexpr int kTableInts = 8;
   static constexpr int kTableOffset = kBarOffset + 8 * kNumBars;
-  static constexpr int kSmemBytes = kTableOffset + 4 * kTableInts * flash::kMaxSegments + 1024;
+  static constexpr int kRowDocOffset = kTableOffset + 4 * kTableInts * flash::kMaxSegments;
+  static constexpr int kSmemBytes = kRowDocOffset + 8 * kBlockM + 1024;
 
   static_assert(sizeof(T) == 2, "16-bit inputs only");
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128 (whole 128-byte atoms)");
