@@ -87,8 +87,6 @@ __device__ __forceinline__ void pingpong_wait(int c) {
 __device__ __forceinline__ void pingpong_pass(int c) {
   asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - c) : "memory");
 }
-// Named barrier 3: both consumer warpgroups, at the end of a unit's tiles.
-__device__ __forceinline__ void consumers_sync() { asm volatile("bar.sync 3, 256;\n" ::: "memory"); }
 
 // The (segment, key tile) sequence of a CTA over its tile table, skipping fully masked tiles;
 // the producer and the consumers walk the same sequence.
@@ -109,31 +107,6 @@ struct Cursor {
   }
 };
 
-// One work unit of the persistent grid: kBlockM queries of one (batch, head). Units are numbered
-// section by section, a section being P.group_heads consecutive (batch, head) pairs whose K and V
-// fit in L2 together; inside a section the heaviest first: the last query block (the longest
-// causal rows) of each of its heads, then the one before, and so on. CTA c takes units c,
-// c + gridDim.x, ...: the CTAs running at once share a few heads' K and V in L2.
-struct Unit {
-  int m_block, h, b;
-  i64 q0;
-  int rows;  // valid query rows (the last block may be partial)
-};
-template <int kBlockM>
-__device__ __forceinline__ Unit unit_at(const Sm90Params& P, int u) {
-  const int hb_total = P.heads * P.batch, per_section = P.group_heads * P.m_blocks;
-  const int first = u / per_section * P.group_heads, r = u % per_section;
-  const int g = min(P.group_heads, hb_total - first);  // heads in this section
-  const int hb = first + r % g;
-  Unit w;
-  w.m_block = P.m_blocks - 1 - r / g;
-  w.h = hb % P.heads;
-  w.b = hb / P.heads;
-  w.q0 = static_cast<i64>(w.m_block) * kBlockM;
-  w.rows = static_cast<int>(min(static_cast<i64>(kBlockM), P.fwd.nq - w.q0));
-  return w;
-}
-
 template <class Tr>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
     flash_fwd_sm90_kernel(const __grid_constant__ Sm90Params P) {
@@ -144,24 +117,23 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   unsigned char* smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t{1023});
   std::uint64_t* bars = reinterpret_cast<std::uint64_t*>(smem + Tr::kBarOffset);
-  std::uint64_t* q_full = bars;  // per Q slot
-  std::uint64_t* q_empty = bars + 2;
-  std::uint64_t* k_full = bars + 4;
-  std::uint64_t* k_empty = bars + 4 + S;
-  std::uint64_t* v_full = bars + 4 + 2 * S;
-  std::uint64_t* v_empty = bars + 4 + 3 * S;
-  // Per Q slot: the unit's tile table and its rows' documents.
-  int* tables = reinterpret_cast<int*>(smem + Tr::kTableOffset);
-  flash::RowDoc* row_docs = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
-  constexpr int kTableStride = Tr::kTableInts * flash::kMaxSegments;
+  std::uint64_t* q_full = bars;
+  std::uint64_t* k_full = bars + 1;
+  std::uint64_t* k_empty = bars + 1 + S;
+  std::uint64_t* v_full = bars + 1 + 2 * S;
+  std::uint64_t* v_empty = bars + 1 + 3 * S;
+  int* table = reinterpret_cast<int*>(smem + Tr::kTableOffset);
+
+  const int m_block = gridDim.x - 1 - blockIdx.x;  // the longest causal rows first
+  const int h = blockIdx.y;
+  const int b = blockIdx.z;
   const int tid = threadIdx.x;
-  const int units = P.m_blocks * P.heads * P.batch;
+  const i64 q0 = static_cast<i64>(m_block) * BM;
+  const int rows_valid = static_cast<int>(min(static_cast<i64>(BM), p.nq - q0));
+  const i64 kv_head = (p.q_head_start + h) / p.group;
 
   if (tid == 0) {
-    for (int q = 0; q < 2; ++q) {
-      ::cuda::ptx::mbarrier_init(q_full + q, 1);
-      ::cuda::ptx::mbarrier_init(q_empty + q, Tr::kConsumerWarps);
-    }
+    ::cuda::ptx::mbarrier_init(q_full, 1);
     for (int s = 0; s < S; ++s) {
       ::cuda::ptx::mbarrier_init(k_full + s, 1);
       ::cuda::ptx::mbarrier_init(v_full + s, 1);
@@ -170,79 +142,63 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     }
     ::cuda::ptx::fence_mbarrier_init(::cuda::ptx::sem_release, ::cuda::ptx::scope_cluster);
   }
-  __syncthreads();
+  flash::RowDoc* row_doc = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
+  flash::build_tables<BN, BM, Tr::kThreads, Tr::kTableInts>(p, q0, rows_valid, table, row_doc,
+                                                            tid, [] { __syncthreads(); });
 
-  // Producer: warp 0 builds each unit's tile table (and row documents) in the unit's Q slot once
-  // the consumers have released that slot; its lane 0 then issues every copy: the unit's Q, then
-  // its K and V tiles through the ring, which runs on across units (the next unit's first tiles
-  // load while the consumers finish this one and write its output).
+  // Producer: one thread issues every copy.
   auto producer = [&]() {
     constexpr std::uint32_t kQTx = Tr::kQBytes, kKVTx = Tr::kKVBytes;
-    const int lane = tid % 32;
+    ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
+                                           ::cuda::ptx::space_shared, q_full, kQTx);
+#pragma unroll
+    for (int a = 0; a < Tr::kAtoms; ++a)
+      tma_load(smem + a * BM * 128, &P.q, a * 64, static_cast<int>(q0), h, b, q_full);
+
     int ks = 0, vs = 0;
     std::uint32_t kph = 0, vph = 0;
-    auto load = [&](const Cursor& c, int hk, int b, bool is_k, int& slot, std::uint32_t& phase) {
+    auto load = [&](const Cursor& c, bool is_k, int& slot, std::uint32_t& phase) {
       std::uint64_t* full = (is_k ? k_full : v_full) + slot;
       wait_barrier((is_k ? k_empty : v_empty) + slot, phase ^ 1);  // the slot's last use ended
       ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
                                              ::cuda::ptx::space_shared, full, kKVTx);
       const CUtensorMap* map = is_k ? &P.k[c.seg] : &P.v[c.seg];
       unsigned char* dst = smem + (is_k ? Tr::kKOffset : Tr::kVOffset) + slot * Tr::kKVBytes;
-      const int hs = hk - static_cast<int>(p.seg[c.seg].kv_head_start);
+      const int hk = static_cast<int>(kv_head - p.seg[c.seg].kv_head_start);
 #pragma unroll
       for (int a = 0; a < Tr::kAtoms; ++a)
-        tma_load(dst + a * BN * 128, map, a * 64, c.tile * BN, hs, b, full);
+        tma_load(dst + a * BN * 128, map, a * 64, c.tile * BN, hk, b, full);
       if (++slot == S) {
         slot = 0;
         phase ^= 1;
       }
     };
-    int i = 0;
-    for (int u = blockIdx.x; u < units; u += gridDim.x, ++i) {
-      const Unit w = unit_at<BM>(P, u);
-      const int qs = i & 1;
-      wait_barrier(q_empty + qs, ((i >> 1) & 1) ^ 1);  // the consumers are done with slot qs
-      int* table = tables + qs * kTableStride;
-      flash::build_tables<BN, BM, 32, Tr::kTableInts>(p, w.q0, w.rows, table, row_docs + qs * BM,
-                                                      lane, [] { __syncwarp(); });
-      if (lane == 0) {
-        ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
-                                               ::cuda::ptx::space_shared, q_full + qs, kQTx);
-#pragma unroll
-        for (int a = 0; a < Tr::kAtoms; ++a)
-          tma_load(smem + qs * Tr::kQBytes + a * BM * 128, &P.q, a * 64, static_cast<int>(w.q0),
-                   w.h, w.b, q_full + qs);
-        const int hk = static_cast<int>((p.q_head_start + w.h) / p.group);
-        // Order of use by the consumers: K(0), then K(j + 1) before V(j).
-        Cursor c{table, p.num_segments};
-        bool have = c.enter();
-        if (have) load(c, hk, w.b, true, ks, kph);
-        while (have) {
-          const Cursor cur = c;
-          have = c.advance();
-          if (have) load(c, hk, w.b, true, ks, kph);
-          load(cur, hk, w.b, false, vs, vph);
-        }
-      }
-      __syncwarp();
+    // Order of use by the consumers: K(0), then K(j + 1) before V(j).
+    Cursor c{table, p.num_segments};
+    bool have = c.enter();
+    if (have) load(c, true, ks, kph);
+    while (have) {
+      const Cursor cur = c;
+      have = c.advance();
+      if (have) load(c, true, ks, kph);
+      load(cur, false, vs, vph);
     }
   };
 
   auto consumer = [&]() {
-    // Consumer warpgroup cw: query rows [64 cw, 64 cw + 64) of each unit; this thread holds rows
+    // Consumer warpgroup cw: query rows [64 cw, 64 cw + 64) of the block; this thread holds rows
     // r0 and r0 + 8 (the wgmma accumulator layout), columns 8 j + 2 (lane % 4) + {0, 1}.
     const int cw = tid / 128 - 1;
     const int warp = (tid / 32) % 4, lane = tid % 32;
     const int r0 = cw * 64 + warp * 16 + lane / 4;
 
     const std::uint32_t sq = smem_u32(smem), sk = sq + Tr::kKOffset, sv = sq + Tr::kVOffset;
-    // Q rows of this warpgroup in Q slot qs, k-step kk: atom kk / 4, 32 bytes per k16 inside the
-    // 128-byte row.
+    // Q rows of this warpgroup, k-step kk: atom kk / 4, 32 bytes per k16 inside the 128-byte row.
     const std::uint64_t q_desc = make_desc(sq + cw * 64 * 128, 16, 1024);
     const std::uint64_t k_desc = make_desc(sk, 16, 1024);
     const std::uint64_t v_desc = make_desc(sv, BN * 128, 1024);
-    auto q_at = [&](int qs, int kk) -> std::uint64_t {
-      return q_desc + ((qs * Tr::kQBytes + (kk / 4) * BM * 128 + (kk % 4) * 32) >> 4);
+    auto q_at = [&](int kk) -> std::uint64_t {
+      return q_desc + ((((kk / 4) * BM * 128) + (kk % 4) * 32) >> 4);
     };
     auto k_at = [&](int slot, int kk) -> std::uint64_t {
       return k_desc + ((slot * Tr::kKVBytes + (kk / 4) * BN * 128 + (kk % 4) * 32) >> 4);
@@ -254,8 +210,110 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     float o[D / 2];
     float s[BN / 2];
     std::uint32_t pa[Tr::kPSteps][4];
-    float row_max[2], row_sum[2];
+    float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+
     const float sl2 = p.score_log2;
+    // s = softcap(s); s[~visible] = -inf; then the online softmax: s <- exp2(s sl2 - m sl2) and
+    // alpha = the factor O and l take for the new max (1 when no row of the warp moved it).
+    auto softmax = [&](const Cursor& c, float(&alpha)[2]) -> bool {
+      if (p.softcap > 0.f) {
+#pragma unroll
+        for (int i = 0; i < BN / 2; ++i) s[i] = p.softcap * fast_tanh(s[i] * p.cap_in);
+      }
+      if (!c.full()) {
+        const Segment& sg = p.seg[c.seg];
+        const i64 j0 = static_cast<i64>(c.tile) * BN;
+        const i64 kmin = sg.start + sg.stride * j0;
+        const int kst = static_cast<int>(sg.stride);
+        const int n_valid = static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0));
+        if (p.num_doc_bounds > 0 && !sg.joint)  // packed documents: the row's own keys only
+          flash::mask_documents<BN / 8>(s, row_doc, p, q0, r0, kmin, kst, lane);
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int rel = static_cast<int>(p.q_start + p.q_stride * (q0 + r0 + hr * 8) - kmin);
+#pragma unroll
+          for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int col = j * 8 + (lane & 3) * 2 + e;
+              if (!flash::key_visible(p, sg.joint, rel - kst * col, col, n_valid))
+                s[4 * j + 2 * hr + e] = -INFINITY;
+            }
+        }
+      }
+      bool moved = false;
+      float msc[2];
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const float m_old = row_max[hr];
+        float part[4] = {m_old, -INFINITY, -INFINITY, -INFINITY};  // 4 chains, not one of BN / 4
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j)
+          part[j % 4] = fmaxf(part[j % 4], fmaxf(s[4 * j + 2 * hr], s[4 * j + 2 * hr + 1]));
+        float mx = fmaxf(fmaxf(part[0], part[1]), fmaxf(part[2], part[3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        // keep is false when m_old is -inf and mx finite ((mx - m_old) = inf) or both -inf (NaN).
+        const bool keep = (mx - m_old) * sl2 <= 8.f;
+        const float m_new = keep ? m_old : mx;
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing visible yet
+        alpha[hr] =
+            keep ? 1.f : (m_old == -INFINITY ? 0.f : flash::fast_exp2((m_old - m_use) * sl2));
+        moved |= !keep;
+        row_max[hr] = m_new;
+        msc[hr] = m_use * sl2;
+      }
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        float part[4] = {row_sum[hr] * alpha[hr], 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& x = s[4 * j + 2 * hr + e];
+            x = flash::fast_exp2(fmaf(x, sl2, -msc[hr]));
+            part[(2 * j + e) % 4] += x;
+          }
+        row_sum[hr] = (part[0] + part[1]) + (part[2] + part[3]);
+      }
+      return __any_sync(0xffffffffu, moved);
+    };
+    // P as the A operand of P V: k-step kk takes S columns [16 kk, 16 kk + 16), i.e. the
+    // accumulator's 8-column groups 2 kk and 2 kk + 1 (the mma.sync A fragment, per warp).
+    auto pack_p = [&]() {
+#pragma unroll
+      for (int kk = 0; kk < Tr::kPSteps; ++kk) {
+        pa[kk][0] = flash::pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+        pa[kk][1] = flash::pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+        pa[kk][2] = flash::pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+        pa[kk][3] = flash::pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+      }
+    };
+    auto issue_s = [&](int slot) {
+#pragma unroll
+      for (int kk = 0; kk < Tr::kKSteps; ++kk)
+        wgmma_ss_n128<T>(s, q_at(kk), k_at(slot, kk), kk > 0);
+      wgmma_commit();
+    };
+    auto issue_pv = [&](int slot) {
+#pragma unroll
+      for (int kk = 0; kk < Tr::kPSteps; ++kk) {
+        if constexpr (D == 128) {
+          wgmma_rs_n128<T>(o, pa[kk], v_at(slot, kk), 1);
+        } else {
+          wgmma_rs_n64<T>(o, pa[kk], v_at(slot, kk), 1);
+        }
+      }
+      wgmma_commit();
+    };
+    auto release = [&](std::uint64_t* empty) {
+      if (lane == 0) ::cuda::ptx::mbarrier_arrive(empty);
+    };
+
+    wait_barrier(q_full, 0);
+    Cursor c{table, p.num_segments};
     int ks = 0, vs = 0;
     std::uint32_t kph = 0, vph = 0;
     auto next_slot = [](int& slot, std::uint32_t& phase) {
@@ -264,203 +322,86 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         phase ^= 1;
       }
     };
-    auto release = [&](std::uint64_t* empty) {
-      if (lane == 0) ::cuda::ptx::mbarrier_arrive(empty);
-    };
-
-    int i = 0;
-    for (int u = blockIdx.x; u < units; u += gridDim.x, ++i) {
-      const Unit w = unit_at<BM>(P, u);
-      const int qs = i & 1;
-      const flash::RowDoc* row_doc = row_docs + qs * BM;
-      row_max[0] = row_max[1] = -INFINITY;
-      row_sum[0] = row_sum[1] = 0.f;
-#pragma unroll
-      for (int j = 0; j < D / 2; ++j) o[j] = 0.f;
-
-      // s = softcap(s); s[~visible] = -inf; then the online softmax: s <- exp2(s sl2 - m sl2) and
-      // alpha = the factor O and l take for the new max (1 when no row of the warp moved it).
-      auto softmax = [&](const Cursor& c, float(&alpha)[2]) -> bool {
-        if (p.softcap > 0.f) {
-#pragma unroll
-          for (int j = 0; j < BN / 2; ++j) s[j] = p.softcap * fast_tanh(s[j] * p.cap_in);
-        }
-        if (!c.full()) {
-          const Segment& sg = p.seg[c.seg];
-          const i64 j0 = static_cast<i64>(c.tile) * BN;
-          const i64 kmin = sg.start + sg.stride * j0;
-          const int kst = static_cast<int>(sg.stride);
-          const int n_valid = static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0));
-          if (p.num_doc_bounds > 0 && !sg.joint)  // packed documents: the row's own keys only
-            flash::mask_documents<BN / 8>(s, row_doc, p, w.q0, r0, kmin, kst, lane);
-#pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            const int rel =
-                static_cast<int>(p.q_start + p.q_stride * (w.q0 + r0 + hr * 8) - kmin);
-#pragma unroll
-            for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {
-                const int col = j * 8 + (lane & 3) * 2 + e;
-                if (!flash::key_visible(p, sg.joint, rel - kst * col, col, n_valid))
-                  s[4 * j + 2 * hr + e] = -INFINITY;
-              }
-          }
-        }
-        bool moved = false;
-        float msc[2];
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          const float m_old = row_max[hr];
-          float part[4] = {m_old, -INFINITY, -INFINITY, -INFINITY};  // 4 chains, not BN / 4
-#pragma unroll
-          for (int j = 0; j < BN / 8; ++j)
-            part[j % 4] = fmaxf(part[j % 4], fmaxf(s[4 * j + 2 * hr], s[4 * j + 2 * hr + 1]));
-          float mx = fmaxf(fmaxf(part[0], part[1]), fmaxf(part[2], part[3]));
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-          // keep is false when m_old is -inf and mx finite ((mx - m_old) = inf) or both -inf.
-          const bool keep = (mx - m_old) * sl2 <= 8.f;
-          const float m_new = keep ? m_old : mx;
-          const float m_use = m_new == -INFINITY ? 0.f : m_new;  // nothing visible yet
-          alpha[hr] =
-              keep ? 1.f : (m_old == -INFINITY ? 0.f : flash::fast_exp2((m_old - m_use) * sl2));
-          moved |= !keep;
-          row_max[hr] = m_new;
-          msc[hr] = m_use * sl2;
-        }
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          float part[4] = {row_sum[hr] * alpha[hr], 0.f, 0.f, 0.f};
-#pragma unroll
-          for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              float& x = s[4 * j + 2 * hr + e];
-              x = flash::fast_exp2(fmaf(x, sl2, -msc[hr]));
-              part[(2 * j + e) % 4] += x;
-            }
-          row_sum[hr] = (part[0] + part[1]) + (part[2] + part[3]);
-        }
-        return __any_sync(0xffffffffu, moved);
-      };
-      // P as the A operand of P V: k-step kk takes S columns [16 kk, 16 kk + 16), i.e. the
-      // accumulator's 8-column groups 2 kk and 2 kk + 1 (the mma.sync A fragment, per warp).
-      auto pack_p = [&]() {
-#pragma unroll
-        for (int kk = 0; kk < Tr::kPSteps; ++kk) {
-          pa[kk][0] = flash::pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
-          pa[kk][1] = flash::pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
-          pa[kk][2] = flash::pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
-          pa[kk][3] = flash::pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
-        }
-      };
-      auto issue_s = [&](int slot) {
-#pragma unroll
-        for (int kk = 0; kk < Tr::kKSteps; ++kk)
-          wgmma_ss_n128<T>(s, q_at(qs, kk), k_at(slot, kk), kk > 0);
-        wgmma_commit();
-      };
-      auto issue_pv = [&](int slot) {
-#pragma unroll
-        for (int kk = 0; kk < Tr::kPSteps; ++kk) {
-          if constexpr (D == 128) {
-            wgmma_rs_n128<T>(o, pa[kk], v_at(slot, kk), 1);
-          } else {
-            wgmma_rs_n64<T>(o, pa[kk], v_at(slot, kk), 1);
-          }
-        }
-        wgmma_commit();
-      };
-
-      wait_barrier(q_full + qs, (i >> 1) & 1);
-      Cursor c{tables + qs * kTableStride, p.num_segments};
-      if (c.enter()) {
-        if (cw == 1) pingpong_pass(1);  // consumer 0 issues first
-        float alpha[2];
-        // Tile 0: S = Q K(0)^T, softmax, P.
+    if (c.enter()) {
+      if (cw == 1) pingpong_pass(1);  // consumer 0 issues first
+      float alpha[2];
+      // Tile 0: S = Q K(0)^T, softmax, P.
+      wait_barrier(k_full + ks, kph);
+      pingpong_wait(cw);
+      wgmma_fence();
+      issue_s(ks);
+      pingpong_pass(cw);
+      wgmma_wait<0>();
+      fence_regs(s);
+      release(k_empty + ks);
+      next_slot(ks, kph);
+      softmax(c, alpha);
+      pack_p();
+      // Tile j: S(j) = Q K(j)^T and O += P(j-1) V(j-1) in flight together; softmax of S(j) while
+      // P V runs; then O rescaled and P(j) packed.
+      while (c.advance()) {
         wait_barrier(k_full + ks, kph);
         pingpong_wait(cw);
         wgmma_fence();
         issue_s(ks);
+        wait_barrier(v_full + vs, vph);
+        issue_pv(vs);
         pingpong_pass(cw);
-        wgmma_wait<0>();
+        wgmma_wait<1>();  // S(j) done
         fence_regs(s);
         release(k_empty + ks);
         next_slot(ks, kph);
-        softmax(c, alpha);
-        pack_p();
-        // Tile j: S(j) = Q K(j)^T and O += P(j-1) V(j-1) in flight together; softmax of S(j)
-        // while P V runs; then O rescaled and P(j) packed.
-        while (c.advance()) {
-          wait_barrier(k_full + ks, kph);
-          pingpong_wait(cw);
-          wgmma_fence();
-          issue_s(ks);
-          wait_barrier(v_full + vs, vph);
-          issue_pv(vs);
-          pingpong_pass(cw);
-          wgmma_wait<1>();  // S(j) done
-          fence_regs(s);
-          release(k_empty + ks);
-          next_slot(ks, kph);
-          const bool moved = softmax(c, alpha);
-          wgmma_wait<0>();  // P(j-1) V(j-1) done
-          fence_regs(o);
-#pragma unroll
-          for (int kk = 0; kk < Tr::kPSteps; ++kk) fence_regs(pa[kk]);
-          release(v_empty + vs);
-          next_slot(vs, vph);
-          if (moved) {
-#pragma unroll
-            for (int j = 0; j < D / 8; ++j) {
-              o[4 * j + 0] *= alpha[0];
-              o[4 * j + 1] *= alpha[0];
-              o[4 * j + 2] *= alpha[1];
-              o[4 * j + 3] *= alpha[1];
-            }
-          }
-          pack_p();
-        }
-        wait_barrier(v_full + vs, vph);
-        wgmma_fence();
-        issue_pv(vs);
-        wgmma_wait<0>();
+        const bool moved = softmax(c, alpha);
+        wgmma_wait<0>();  // P(j-1) V(j-1) done
         fence_regs(o);
+#pragma unroll
+        for (int kk = 0; kk < Tr::kPSteps; ++kk) fence_regs(pa[kk]);
         release(v_empty + vs);
         next_slot(vs, vph);
-        if (cw == 0) pingpong_wait(0);  // takes consumer 1's last pass: no arrival left pending
-        consumers_sync();  // ... before consumer 1 can pass again in the next unit
-      }
-      release(q_empty + qs);  // Q, the table and the row documents of slot qs are free again
-
-      // out = o / l; lse = m + log(l); rows with l == 0 saw no key: out 0, lse -inf.
+        if (moved) {
 #pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        float l = row_sum[hr];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        const int row = r0 + hr * 8;
-        if (row >= w.rows) continue;
-        const i64 qi = w.q0 + row;
-        if (p.lse != nullptr && (lane & 3) == 0) {
-          p.lse[w.b * p.lse_batch_stride + qi * p.lse_token_stride + w.h * p.lse_head_stride] =
-              l > 0.f ? row_max[hr] * p.score_to_nat + logf(l) : -INFINITY;
-        }
-        const i64 base =
-            w.b * p.out_batch_stride + qi * p.out_token_stride + w.h * p.out_head_stride;
-#pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-          const int col = j * 8 + (lane & 3) * 2;
-          const float v0 = o[4 * j + 2 * hr] * inv, v1 = o[4 * j + 2 * hr + 1] * inv;
-          if (p.out_f32) {
-            *reinterpret_cast<float2*>(static_cast<float*>(p.out) + base + col) =
-                make_float2(v0, v1);
-          } else {
-            *reinterpret_cast<std::uint32_t*>(static_cast<T*>(p.out) + base + col) =
-                flash::pack2<T>(v0, v1);
+          for (int j = 0; j < D / 8; ++j) {
+            o[4 * j + 0] *= alpha[0];
+            o[4 * j + 1] *= alpha[0];
+            o[4 * j + 2] *= alpha[1];
+            o[4 * j + 3] *= alpha[1];
           }
+        }
+        pack_p();
+      }
+      wait_barrier(v_full + vs, vph);
+      wgmma_fence();
+      issue_pv(vs);
+      wgmma_wait<0>();
+      fence_regs(o);
+      release(v_empty + vs);
+      if (cw == 0) pingpong_wait(0);  // takes consumer 1's last pass: no arrival left pending
+    }
+
+    // out = o / l; lse = m + log(l); rows with l == 0 saw no key: out 0, lse -inf.
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float l = row_sum[hr];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const int row = r0 + hr * 8;
+      if (row >= rows_valid) continue;
+      const i64 qi = q0 + row;
+      if (p.lse != nullptr && (lane & 3) == 0) {
+        p.lse[b * p.lse_batch_stride + qi * p.lse_token_stride + h * p.lse_head_stride] =
+            l > 0.f ? row_max[hr] * p.score_to_nat + logf(l) : -INFINITY;
+      }
+      const i64 base = b * p.out_batch_stride + qi * p.out_token_stride + h * p.out_head_stride;
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        const int col = j * 8 + (lane & 3) * 2;
+        const float v0 = o[4 * j + 2 * hr] * inv, v1 = o[4 * j + 2 * hr + 1] * inv;
+        if (p.out_f32) {
+          *reinterpret_cast<float2*>(static_cast<float*>(p.out) + base + col) = make_float2(v0, v1);
+        } else {
+          *reinterpret_cast<std::uint32_t*>(static_cast<T*>(p.out) + base + col) =
+              flash::pack2<T>(v0, v1);
         }
       }
     }
@@ -469,7 +410,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   // Each warpgroup's role is one branch of one if/else, so setmaxnreg applies (HOPPER.md).
   if (tid < 128) {  // producer warpgroup
     regs_dec<Tr::kProducerRegs>();
-    if (tid < 32) producer();
+    if (tid == 0) producer();
   } else {
     regs_inc<Tr::kConsumerRegs>();
     consumer();

@@ -7,8 +7,6 @@
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
-#include <atomic>
 #include <string>
 
 #include "core/status.h"
@@ -59,44 +57,16 @@ Status encode_map(CUtensorMap* map, const void* base, std::int64_t head_dim, std
   return {};
 }
 
-// An attribute of the current device (asked once per device).
-template <cudaDeviceAttr kAttr>
-Expected<int> device_attribute() {
-  int dev = 0;
-  SPATTN_CUDA_CHECK(cudaGetDevice(&dev));
-  static std::atomic<int> cached[64] = {};
-  if (dev >= 0 && dev < 64 && cached[dev].load() > 0) return cached[dev].load();
-  int n = 0;
-  SPATTN_CUDA_CHECK(cudaDeviceGetAttribute(&n, kAttr, dev));
-  if (dev >= 0 && dev < 64) cached[dev].store(n);
-  return n;
-}
-
-// A persistent grid: one CTA per SM (or per unit when there are fewer), each looping over units of
-// kBlockM queries of one (batch, head), heaviest first (kernel.cuh, unit_at).
+// Grid: (query blocks, heads, batch); one CTA per kBlockM queries of one (batch, head).
 template <class Tr>
 Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64_t hq,
                        cudaStream_t stream) {
   using T = typename Tr::T;
   const std::int64_t m_blocks = (f.nq + Tr::kBlockM - 1) / Tr::kBlockM;
-  if (m_blocks * hq * batch > 0x7fffffff || hq > 65535 || batch > 65535)
-    return invalid_argument(
-        "flash_attention_forward: more than 2^31 units of work (query blocks x heads x batch)");
-  Expected<int> sms = device_attribute<cudaDevAttrMultiProcessorCount>();
-  if (!sms.ok()) return sms.status();
-  Expected<int> l2 = device_attribute<cudaDevAttrL2CacheSize>();
-  if (!l2.ok()) return l2.status();
+  if (m_blocks > 0x7fffffff || hq > 65535 || batch > 65535)
+    return invalid_argument("flash_attention_forward: grid too large (query blocks, heads, batch)");
   Sm90Params P{};
   P.fwd = f;
-  P.m_blocks = static_cast<int>(m_blocks);
-  P.heads = static_cast<int>(hq);
-  P.batch = static_cast<int>(batch);
-  // Heads per section: as many as half the L2 holds the K and V of (a kv head serves `group`
-  // consecutive q heads).
-  std::int64_t kv_bytes = 0;
-  for (int s = 0; s < f.num_segments; ++s) kv_bytes += f.seg[s].nk * Tr::kHeadDim * 2 * 2;
-  const std::int64_t fit = kv_bytes > 0 ? std::int64_t{*l2} / 2 * f.group / kv_bytes : hq * batch;
-  P.group_heads = static_cast<int>(std::clamp<std::int64_t>(fit, 1, hq * batch));
   SPATTN_RETURN_IF_ERROR(encode_map<T>(&P.q, f.q, Tr::kHeadDim, f.nq, hq, batch, f.q_token_stride,
                                        f.q_head_stride, f.q_batch_stride, Tr::kBlockM));
   const std::int64_t kv_last = (f.q_head_start + hq - 1) / f.group;  // last kv head the view uses
@@ -113,8 +83,8 @@ Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64
   auto* kernel = &flash_fwd_sm90_kernel<Tr>;
   SPATTN_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
-  const std::int64_t units = m_blocks * hq * batch;
-  const auto grid = static_cast<unsigned>(std::min<std::int64_t>(units, *sms));
+  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(hq),
+                  static_cast<unsigned>(batch));
   kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(P);
   SPATTN_CUDA_CHECK(cudaGetLastError());
   return {};

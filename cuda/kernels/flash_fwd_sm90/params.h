@@ -13,10 +13,6 @@ namespace spattn::cuda::flash_sm90 {
 
 struct Sm90Params {
   flash::FwdParams fwd;  // positions, masks, segments (k, v pointers unused here), out, lse
-  // The persistent grid's work: units of kBlockM queries of one (batch, head), m_blocks query
-  // blocks x heads (of the view) x batch, in sections of group_heads (batch, head) pairs
-  // (kernel.cuh, unit_at).
-  int m_blocks, heads, batch, group_heads;
   // Each map describes a 4-d tensor (head_dim, tokens, heads of the view, batch), innermost first,
   // with the view's strides; boxes of 64 elements (128 bytes, one swizzle row) by Traits::kBlockM
   // (q) or kBlockN (k, v) tokens by 1 head by 1 batch. Reads past the last token are zero-filled.

@@ -23,20 +23,19 @@ struct Sm90Traits {
   static constexpr int kAtoms = kHeadDim / 64;   // 128-byte column blocks per row
   static constexpr int kKSteps = kHeadDim / 16;  // k16 steps of Q K^T
   static constexpr int kPSteps = kBlockN / 16;   // k16 steps of P V
-  // Shared memory, bytes from a 1024-aligned base: two Q slots [atom][kBlockM][64] (the next
-  // unit's Q loads while this one's runs), then kStages K slots [atom][kBlockN][64], kStages V
-  // slots, then the mbarriers, and per Q slot the unit's tile table and its rows' documents
-  // (flash::RowDoc).
+  // Shared memory, bytes from a 1024-aligned base: Q [atom][kBlockM][64], then kStages K slots
+  // [atom][kBlockN][64], kStages V slots, then the mbarriers, the per-segment tile table and each
+  // row's packed document (flash::RowDoc).
   static constexpr int kQBytes = kBlockM * kHeadDim * 2;
   static constexpr int kKVBytes = kBlockN * kHeadDim * 2;  // one K or V slot
-  static constexpr int kKOffset = 2 * kQBytes;
+  static constexpr int kKOffset = kQBytes;
   static constexpr int kVOffset = kKOffset + kStages * kKVBytes;
   static constexpr int kBarOffset = kVOffset + kStages * kKVBytes;
-  static constexpr int kNumBars = 4 + 4 * kStages;  // q full, q empty (x2); k, v full, empty
+  static constexpr int kNumBars = 1 + 4 * kStages;  // q full; k full, k empty, v full, v empty
   static constexpr int kTableInts = 8;
   static constexpr int kTableOffset = kBarOffset + 8 * kNumBars;
-  static constexpr int kRowDocOffset = kTableOffset + 2 * 4 * kTableInts * flash::kMaxSegments;
-  static constexpr int kSmemBytes = kRowDocOffset + 2 * 8 * kBlockM + 1024;
+  static constexpr int kRowDocOffset = kTableOffset + 4 * kTableInts * flash::kMaxSegments;
+  static constexpr int kSmemBytes = kRowDocOffset + 8 * kBlockM + 1024;
 
   static_assert(sizeof(T) == 2, "16-bit inputs only");
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128 (whole 128-byte atoms)");
