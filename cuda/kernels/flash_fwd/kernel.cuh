@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocks)
                 (q0 + ld_row) * p.q_token_stride + ld_chunk * 8,
             p.q_token_stride, BM, rows_valid);
   RowDoc* s_doc = reinterpret_cast<RowDoc*>(smem_raw + Tr::kRowDocOffset);
-  build_tables<BN, BM, NTH, TI>(p, q0, rows_valid, s_table, s_doc, tid, [] { __syncthreads(); });
+  build_tables<BN, BM, NTH, TI>(p, q0, rows_valid, s_table, s_doc, tid);
 
   // Tile cursor over (segment, key tile), skipping fully masked tiles; kp and vp point at this
   // thread's chunk of the cursor tile's K and V. The segment's other bounds stay in s_table (one

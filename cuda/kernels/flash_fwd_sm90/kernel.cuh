@@ -144,7 +144,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   }
   flash::RowDoc* row_doc = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
   flash::build_tables<BN, BM, Tr::kThreads, Tr::kTableInts>(p, q0, rows_valid, table, row_doc,
-                                                            tid, [] { __syncthreads(); });
+                                                            tid);
 
   // Producer: one thread issues every copy.
   auto producer = [&]() {
