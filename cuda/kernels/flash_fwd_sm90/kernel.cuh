@@ -141,20 +141,20 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       ::cuda::ptx::mbarrier_init(v_empty + s, Tr::kConsumerWarps);
     }
     ::cuda::ptx::fence_mbarrier_init(::cuda::ptx::sem_release, ::cuda::ptx::scope_cluster);
+    // Q needs no tile table: its copy flies while the tables are built.
+    ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
+                                           ::cuda::ptx::space_shared, q_full, Tr::kQBytes);
+#pragma unroll
+    for (int a = 0; a < Tr::kAtoms; ++a)
+      tma_load(smem + a * BM * 128, &P.q, a * 64, static_cast<int>(q0), h, b, q_full);
   }
   flash::RowDoc* row_doc = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
   flash::build_tables<BN, BM, Tr::kThreads, Tr::kTableInts>(p, q0, rows_valid, table, row_doc,
                                                             tid);
 
-  // Producer: one thread issues every copy.
+  // Producer: one thread issues every K and V copy (Q's went out with the barriers' init).
   auto producer = [&]() {
-    constexpr std::uint32_t kQTx = Tr::kQBytes, kKVTx = Tr::kKVBytes;
-    ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
-                                           ::cuda::ptx::space_shared, q_full, kQTx);
-#pragma unroll
-    for (int a = 0; a < Tr::kAtoms; ++a)
-      tma_load(smem + a * BM * 128, &P.q, a * 64, static_cast<int>(q0), h, b, q_full);
-
+    constexpr std::uint32_t kKVTx = Tr::kKVBytes;
     int ks = 0, vs = 0;
     std::uint32_t kph = 0, vph = 0;
     auto load = [&](const Cursor& c, bool is_k, int& slot, std::uint32_t& phase) {
@@ -228,18 +228,19 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         const i64 kmin = sg.start + sg.stride * j0;
         const int kst = static_cast<int>(sg.stride);
         const int n_valid = static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0));
-        if (p.num_doc_bounds > 0 && !sg.joint)  // packed documents: the row's own keys only
-          flash::mask_documents<BN / 8>(s, row_doc, p, q0, r0, kmin, kst, lane);
+        const bool docs = p.num_doc_bounds > 0;
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
-          const int rel = static_cast<int>(p.q_start + p.q_stride * (q0 + r0 + hr * 8) - kmin);
+          const int row = r0 + hr * 8;
+          const int rel = static_cast<int>(p.q_start + p.q_stride * (q0 + row) - kmin);
+          const flash::Columns v = flash::visible_columns(p, sg.joint, rel, kst, n_valid,
+                                                          docs ? row_doc + row : nullptr);
 #pragma unroll
           for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
               const int col = j * 8 + (lane & 3) * 2 + e;
-              if (!flash::key_visible(p, sg.joint, rel - kst * col, col, n_valid))
-                s[4 * j + 2 * hr + e] = -INFINITY;
+              if (col < v.lo || col >= v.hi) s[4 * j + 2 * hr + e] = -INFINITY;
             }
         }
       }
