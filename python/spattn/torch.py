@@ -94,7 +94,9 @@ class _Runner:
         out = {}
         for b in self.buffers:
             if b["rank"] == rank and b["role"] == role:
-                key = (b["tensor"], b["pass"])
+                # A streaming plan's pre-filled cache: inputs "cache.k", "cache.v".
+                prefix = "cache_" if b["name"].startswith("cache.") else ""
+                key = (prefix + b["tensor"], b["pass"])
                 if key in out:
                     raise InvalidArgumentError(
                         f"plan {self.plan.name}: rank {rank} has two {role} buffers of "
@@ -297,7 +299,7 @@ class SequenceParallelAttention(torch.nn.Module):
 def _shard_buffer(plan, rank: int, tensor: str, p: int) -> Dict[str, Any]:
     runner = _runner(plan)
     b = runner.io(rank, "input").get((tensor, p)) or runner.io(rank, "output").get((tensor, p))
-    if b is None and tensor.startswith("joint"):
+    if b is None:  # shared by every pass: joint K/V, a pre-filled cache
         b = runner.io(rank, "input").get((tensor, -1))
     if b is None:
         raise InvalidArgumentError(
@@ -307,13 +309,21 @@ def _shard_buffer(plan, rank: int, tensor: str, p: int) -> Dict[str, Any]:
 
 def positions(plan, rank: int, tensor: str = "q", p: int = 0) -> torch.Tensor:
     """The global sequence position of each token of rank ``rank``'s shard of ``tensor`` ("q",
-    "k", "v", "out", "lse") in pass ``p``, from the plan's TokenRuns; -1 for padding."""
+    "k", "v", "out", "lse", "joint_k", "cache_k", ...) in pass ``p``, from the plan's TokenRuns;
+    -1 for padding. In a streaming plan a chunk's shards are padded with the positions that follow
+    the chunk (the planner slices them off before attention and the cache); those are padding
+    here too."""
     b = _shard_buffer(plan, rank, tensor, p)
-    seq_len = plan.problem["seq_len"]
+    prob = plan.problem
+    lo, hi = 0, prob["seq_len"]
+    if prob["chunk_len"] > 0 and b["pass"] >= 0 and not tensor.startswith(("joint", "cache")):
+        lo = prob["cache_len"] + b["pass"] * prob["chunk_len"]
+        hi = min(hi, lo + prob["chunk_len"])
     pos = torch.full((b["shape"][1],), -1, dtype=torch.long)
     for r in b["runs"]:
         g = torch.arange(r["count"]) * r["stride"] + r["start"]
-        pos[r["local"]:r["local"] + r["count"]] = torch.where(g < seq_len, g, torch.full_like(g, -1))
+        ok = (g >= lo) & (g < hi)
+        pos[r["local"]:r["local"] + r["count"]] = torch.where(ok, g, torch.full_like(g, -1))
     return pos
 
 
@@ -387,10 +397,30 @@ class StreamingAttention:
         return self.problem.cache_len + p * self.problem.chunk_len
 
     def kv_cache(self) -> List[Dict[str, Any]]:
-        """This rank's K/V cache buffers as the plan places them (name, shape [b, tokens, heads,
-        d], head_start, pass)."""
-        return [b for b in self._run.r.buffers
-                if b["rank"] == self.rank and "cache" in b["name"]]
+        """This rank's K/V cache as the plan places it: the buffers of this rank that attention
+        blocks of a later chunk read as keys (name, shape [batch, tokens, heads, d], head_start,
+        pass). Under Ulysses they are the gathered chunks' K/V of this rank's heads
+        (head-sharded); under Ring this rank's slices of every chunk, all heads
+        (sequence-sharded)."""
+        r = self._run.r
+        later = set()
+        for t in r.tasks:
+            if t["rank"] == self.rank and t["kind"] == "attn":
+                for seg in t["kv"]:
+                    for view in (seg["k"], seg["v"]):
+                        if not seg["joint"] and r.buffers[view["buffer"]]["pass"] < t["pass"]:
+                            later.add(view["buffer"])
+        return [r.buffers[b] for b in sorted(later)]
+
+    def prefill(self, k_cache: torch.Tensor, v_cache: torch.Tensor):
+        """With ``cache_len`` > 0: this rank's part of the pre-filled cache, [batch, tokens,
+        kv_heads, d] as the plan's inputs "cache.k"/"cache.v" hold it (:func:`positions` of
+        "cache_k"). Call before the first :meth:`step`."""
+        ok = [self._run.set_input("cache_" + n, p, x)
+              for n, x in (("k", k_cache), ("v", v_cache)) for p in (-1, 0)]
+        if not any(ok):
+            raise InvalidArgumentError(f"plan {self.plan.name}: no pre-filled cache on rank "
+                                       f"{self.rank} (cache_len {self.problem.cache_len})")
 
     def step(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, current_start: int, *,
              joint_k: Optional[torch.Tensor] = None, joint_v: Optional[torch.Tensor] = None,
