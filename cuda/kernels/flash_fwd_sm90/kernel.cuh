@@ -6,14 +6,15 @@
 // on the same tile table (core::key_tiles) and masks, built the FlashAttention-3 way:
 // - warp specialization: warpgroup 0 is the producer (setmaxnreg down to 24 registers; one thread
 //   issues the bulk tensor copies of Q once and of K, V tile by tile into a ring of kStages slots
-//   each, completing on mbarriers); warpgroups 1 and 2 are consumers of 64 query rows each
-//   (setmaxnreg up to 240), which free a slot by arriving on its "empty" mbarrier;
+//   each, completing on mbarriers); warpgroups 1.. are consumers of 64 query rows each (two,
+//   setmaxnreg up to 240; three at d 64, up to 160), which free a slot by arriving on its "empty"
+//   mbarrier;
 // - S = Q K^T and O += P V on wgmma: Q and K from shared memory, P from registers (the S
 //   accumulator converted in place to the A-operand layout), V from shared memory (MN-major);
 // - intra-warpgroup overlap: S(j+1) = Q K(j+1)^T is issued before O += P(j) V(j), and the
 //   softmax of S(j+1) runs while P(j) V(j) is still in the tensor cores;
-// - ping-pong between the two consumers: a pair of named barriers orders their matrix issue, so one
-//   warpgroup's softmax overlaps the other's matrix work;
+// - ping-pong between the consumers: a ring of named barriers orders their matrix issue, so one
+//   warpgroup's softmax overlaps the others' matrix work;
 // - online softmax with the lazy rescale of flash_fwd (O is rescaled only when some row's max
 //   rose by more than 2^8), exp2 with the scale folded in.
 // CTAs are ordered longest causal rows first (the grid's x runs backwards over query blocks).
@@ -79,13 +80,16 @@ template <int kRegs>
 __device__ __forceinline__ void regs_inc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
 }
-// Named barriers 1 and 2 (0 is __syncthreads): consumer c waits on 1 + c before issuing its
-// matrix work, and lets the other one go by arriving on 2 - c; 256 threads = both warpgroups.
+// Named barriers 1..kConsumers (0 is __syncthreads), a ring: consumer c waits on 1 + c before
+// issuing its matrix work and lets the next one go by arriving on 1 + (c + 1) % kConsumers; 256
+// threads = the waiting and the arriving warpgroup. A consumer cannot pass twice before the next
+// one waits: it first waits for the ring to come round.
 __device__ __forceinline__ void pingpong_wait(int c) {
   asm volatile("bar.sync %0, 256;\n" ::"r"(1 + c) : "memory");
 }
+template <int kConsumers>
 __device__ __forceinline__ void pingpong_pass(int c) {
-  asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - c) : "memory");
+  asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (c + 1) % kConsumers) : "memory");
 }
 
 // The (segment, key tile) sequence of a CTA over its tile table, skipping fully masked tiles;
@@ -324,14 +328,14 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       }
     };
     if (c.enter()) {
-      if (cw == 1) pingpong_pass(1);  // consumer 0 issues first
+      if (cw == Tr::kConsumers - 1) pingpong_pass<Tr::kConsumers>(cw);  // consumer 0 goes first
       float alpha[2];
       // Tile 0: S = Q K(0)^T, softmax, P.
       wait_barrier(k_full + ks, kph);
       pingpong_wait(cw);
       wgmma_fence();
       issue_s(ks);
-      pingpong_pass(cw);
+      pingpong_pass<Tr::kConsumers>(cw);
       wgmma_wait<0>();
       fence_regs(s);
       release(k_empty + ks);
@@ -347,7 +351,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         issue_s(ks);
         wait_barrier(v_full + vs, vph);
         issue_pv(vs);
-        pingpong_pass(cw);
+        pingpong_pass<Tr::kConsumers>(cw);
         wgmma_wait<1>();  // S(j) done
         fence_regs(s);
         release(k_empty + ks);
@@ -376,7 +380,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       wgmma_wait<0>();
       fence_regs(o);
       release(v_empty + vs);
-      if (cw == 0) pingpong_wait(0);  // takes consumer 1's last pass: no arrival left pending
+      if (cw == 0) pingpong_wait(0);  // takes the last consumer's last pass: none left pending
     }
 
     // out = o / l; lse = m + log(l); rows with l == 0 saw no key: out 0, lse -inf.
