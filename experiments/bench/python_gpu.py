@@ -95,6 +95,8 @@ def main():
         rep = json.loads(p.stdout)
         row = rep["runs"][0]["cases"][0]["plans"][0]
         ms_cli = row["metrics"]["median_ms"]
+        print(f"spattn run --backend cuda: check {'passed' if row.get('pass') else 'FAILED'}, "
+              f"metrics {row['metrics']}")
     ratio = ms_py / ms_cli
     ok_time = ratio <= 1.05
     print(f"time: spattn.torch {ms_py:.3f} ms, spattn run --backend cuda {ms_cli:.3f} ms "
