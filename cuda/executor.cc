@@ -20,6 +20,7 @@
 #include "cuda/comm/nccl.h"
 #include "cuda/convert.h"
 #include "cuda/half.h"
+#include "cuda/task_launch.h"
 #ifdef SPATTN_WITH_MPI
 #include <mpi.h>
 #endif
@@ -57,10 +58,6 @@ double decode(core::DType t, const std::uint8_t* p) {
   return t == core::DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
 }
 
-core::DType elem_dtype(const Plan& plan, const Buffer& b) {
-  return b.elem == core::ElemType::kF32 ? core::DType::kF32 : plan.problem.dtype;
-}
-
 // One rank's GPU state: its buffers in one allocation, its two streams, an event per task edge.
 struct RankState {
   int rank = 0, device = 0;
@@ -93,7 +90,6 @@ class Runner {
   RankState& state(int rank) { return ranks_[static_cast<std::size_t>(slot_.at(rank))]; }
   bool local(int rank) const { return slot_.count(rank) > 0; }
   void* ptr(const View& v);
-  TensorView tview(const View& v);
   Status launch(const Task& t, cudaStream_t s);
   Status wait_deps(const Task& t, cudaStream_t s);
   void release();
@@ -118,21 +114,6 @@ void* Runner::ptr(const View& v) {
   const std::size_t at =
       static_cast<std::size_t>((v.token_offset * b.heads + v.head_offset) * b.width);
   return static_cast<char*>(r.arena) + r.offset.at(v.buffer) + at * elem;
-}
-
-TensorView Runner::tview(const View& v) {
-  const Buffer& b = plan_.buffers[static_cast<std::size_t>(v.buffer)];
-  TensorView t;
-  t.data = ptr(v);
-  t.dtype = elem_dtype(plan_, b);
-  t.batch = b.batch;
-  t.tokens = v.tokens;
-  t.heads = v.heads;
-  t.width = b.width;
-  t.batch_stride = b.tokens * b.heads * b.width;
-  t.token_stride = b.heads * b.width;
-  t.head_stride = b.width;
-  return t;
 }
 
 Status Runner::setup(bool use_mpi) {
@@ -262,72 +243,11 @@ Status Runner::wait_deps(const Task& t, cudaStream_t s) {
 }
 
 Status Runner::launch(const Task& t, cudaStream_t s) {
-  const core::Problem& p = plan_.problem;
-  if (const auto* a = std::get_if<core::AttnBlock>(&t.op)) {
-    FlashParams f;
-    f.dtype = p.dtype;
-    const TensorView q = tview(a->q), o = tview(a->out), l = tview(a->lse);
-    f.q = q.data;
-    f.q_batch_stride = q.batch_stride;
-    f.q_token_stride = q.token_stride;
-    f.q_head_stride = q.head_stride;
-    f.nq = q.tokens;
-    f.q_start = a->q_start;
-    f.q_stride = a->q_stride;
-    f.q_head_start = a->q_head_start;
-    if (a->kv.size() > static_cast<std::size_t>(kMaxKvSegments))
-      return internal_error("attention block with " + std::to_string(a->kv.size()) +
-                            " key segments");
-    for (std::size_t i = 0; i < a->kv.size(); ++i) {
-      const TensorView k = tview(a->kv[i].k), v = tview(a->kv[i].v);
-      FlashKvSegment& s2 = f.kv[i];
-      s2.k = k.data;
-      s2.v = v.data;
-      s2.k_batch_stride = k.batch_stride;
-      s2.k_token_stride = k.token_stride;
-      s2.k_head_stride = k.head_stride;
-      s2.v_batch_stride = v.batch_stride;
-      s2.v_token_stride = v.token_stride;
-      s2.v_head_stride = v.head_stride;
-      s2.nk = k.tokens;
-      s2.joint = a->kv[i].joint || a->kv[i].unmasked;  // the kernel applies no mask to either
-      s2.start = a->kv[i].start;
-      s2.stride = a->kv[i].stride;
-      s2.kv_head_start = a->kv_head_start;
-    }
-    f.num_segments = static_cast<int>(a->kv.size());
-    f.out = o.data;
-    f.out_f32 = o.dtype == core::DType::kF32;
-    f.out_batch_stride = o.batch_stride;
-    f.out_token_stride = o.token_stride;
-    f.out_head_stride = o.head_stride;
-    f.lse = static_cast<float*>(l.data);
-    f.lse_batch_stride = l.batch_stride;
-    f.lse_token_stride = l.token_stride;
-    f.lse_head_stride = l.head_stride;
-    f.batch = p.batch;
-    f.hq = q.heads;
-    f.head_dim = p.head_dim;
-    f.group = p.group();
-    f.scale = static_cast<float>(p.softmax_scale());
-    f.softcap = static_cast<float>(p.softcap);
-    f.causal = p.causal;
-    f.window_left = p.window.left;
-    f.window_right = p.window.right;
-    if (!a->doc_bounds.empty()) {
-      f.doc_bounds = state(t.rank).doc_bounds + doc_at_[static_cast<std::size_t>(t.id)];
-      f.num_doc_bounds = static_cast<int>(a->doc_bounds.size());
-    }
-    return flash_attention_forward(f, s);
-  }
-  if (const auto* m = std::get_if<core::Merge>(&t.op))
-    return lse_merge(tview(m->out), tview(m->lse), tview(m->part_out), tview(m->part_lse), s);
-  if (const auto* c = std::get_if<core::Copy>(&t.op)) {
-    const TensorView dst = tview(c->dst), src = tview(c->src);
-    return dst.dtype == src.dtype ? copy_view(dst, src, s) : convert_view(dst, src, s);
-  }
-  if (const auto* f = std::get_if<core::Fill>(&t.op)) return fill_view(tview(f->dst), f->value, s);
-  return internal_error("launch: not a compute task");
+  const std::int64_t* doc_bounds = nullptr;
+  if (const auto* a = std::get_if<core::AttnBlock>(&t.op); a && !a->doc_bounds.empty())
+    doc_bounds = state(t.rank).doc_bounds + doc_at_[static_cast<std::size_t>(t.id)];
+  return launch_task(
+      plan_, t, [this](core::BufferId b) { return ptr(View{b, 0, 0, 0, 0}); }, doc_bounds, s);
 }
 
 Status Runner::run_iteration(core::Timeline* timeline, double* ms) {

@@ -13,14 +13,16 @@ all-to-alls and ring send/recvs move whole plan buffers with ``torch.distributed
 ``all_to_all``, so an all-to-all is the plan's per-peer sends and receives, which is what the plan
 states anyway). Nothing is re-derived here: the schedule, the masks and the merges are the plan's.
 
-GPU tensors are not supported yet: this module raises UnavailableError for them (the CUDA
-kernels run through ``spattn run --backend cuda``; a torch custom op over them is future work).
+CUDA tensors (bf16 or fp16) take the GPU path: the same walk over the plan's own tasks, with the
+rank's plan buffers as device tensors, each compute task launched by spattn's own kernels through
+``cuda::launch_task`` (the GPU executor's translation of a task) on torch's current stream, and
+the transfers by ``isend``/``irecv`` on the group (NCCL). It is not a registered custom op (no
+autograd, no torch.compile) and has not yet run on a GPU: see docs/python.md.
 """
 
 from __future__ import annotations
 
 import collections
-import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -194,12 +196,116 @@ class _RankRun:
             self.ex.set(bid, buf.numpy())
 
 
+class _CudaRankRun:
+    """One rank executing a plan on its GPU: the plan's buffers of this rank as device tensors
+    (the problem's dtype, float32 for LSE and partial outputs), every compute task launched by
+    spattn's kernels through ``cuda::launch_task`` (the GPU executor's own translation) on the
+    current stream, communication by torch.distributed point-to-point on the process group
+    (NCCL for CUDA tensors), sends to itself as device copies. Kept per (plan, rank, device)
+    so the buffers are allocated once."""
+
+    def __init__(self, runner: _Runner, rank: int, device: torch.device):
+        if not getattr(_core, "has_cuda", False):
+            raise UnavailableError("spattn._core was built without CUDA (cuda/ not built)")
+        self.r = runner
+        self.rank = rank
+        dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runner.plan.problem["dtype"])
+        if dt is None:
+            raise InvalidArgumentError(
+                "spattn.torch on GPUs: q, k, v must be bfloat16 or float16 (spattn's kernels), "
+                f"got the problem dtype {runner.plan.problem['dtype']}")
+        self.bufs: Dict[int, torch.Tensor] = {}
+        for b in runner.buffers:
+            if b["rank"] == rank:
+                self.bufs[b["id"]] = torch.zeros(
+                    *b["shape"], dtype=torch.float32 if b["elem"] == "f32" else dt, device=device)
+        self.ex = _core.CudaRankExecutor(runner.plan, rank)
+        self.ex.set_buffers([self.bufs[i].data_ptr() if i in self.bufs else 0
+                             for i in range(len(runner.buffers))])
+        self.inputs = runner.io(rank, "input")
+        self.outputs = runner.io(rank, "output")
+
+    def set_input(self, tensor: str, p: int, x: torch.Tensor) -> bool:
+        b = self.inputs.get((tensor, p))
+        if b is None:
+            return False
+        bt, bn, bh, bw = b["shape"]
+        h0 = b["head_start"]
+        if x.shape[0] != bt or x.shape[1] != bn or x.shape[3] != bw or x.shape[2] < h0 + bh:
+            raise InvalidArgumentError(
+                f"{tensor}: shape {list(x.shape)} does not hold the plan {self.r.plan.name}'s "
+                f"rank-{self.rank} shard [{bt}, {bn}, >= {h0 + bh} heads, {bw}]")
+        self.bufs[b["id"]].copy_(x[:, :, h0:h0 + bh, :])
+        return True
+
+    def output(self, tensor: str, p: int, heads: int) -> Optional[torch.Tensor]:
+        b = self.outputs.get((tensor, p))
+        if b is None:
+            return None
+        bt, bn, bh, bw = b["shape"]
+        src = self.bufs[b["id"]]
+        if bh == heads and b["head_start"] == 0:
+            return src.clone()
+        y = torch.zeros(bt, bn, heads, bw, dtype=src.dtype, device=src.device)
+        y[:, :, b["head_start"]:b["head_start"] + bh, :] = src
+        return y
+
+    def run(self, group, passes: Optional[Sequence[int]] = None):
+        tasks = self.r.tasks
+        stream = torch.cuda.current_stream().cuda_stream
+        for unit in self.r.units(self.rank):
+            if passes is not None and tasks[unit[0]]["pass"] not in passes:
+                continue
+            if tasks[unit[0]]["kind"] != "comm":
+                self.ex.run(unit[0], stream)
+                continue
+            for t in unit:
+                reqs = []
+                local: collections.deque = collections.deque()
+                sent: Dict[int, int] = collections.defaultdict(int)
+                got: Dict[int, int] = collections.defaultdict(int)
+                for sd in tasks[t]["sends"]:
+                    data = self.bufs[sd["view"]["buffer"]]
+                    if sd["peer"] == self.rank:
+                        local.append(data)
+                    else:
+                        reqs.append(dist.isend(data, _global_rank(group, sd["peer"]), group,
+                                               sent[sd["peer"]]))
+                        sent[sd["peer"]] += 1
+                for rv in tasks[t]["recvs"]:
+                    dst = self.bufs[rv["view"]["buffer"]]
+                    if rv["peer"] == self.rank:
+                        dst.copy_(local.popleft())
+                    else:
+                        reqs.append(dist.irecv(dst, _global_rank(group, rv["peer"]), group,
+                                               got[rv["peer"]]))
+                        got[rv["peer"]] += 1
+                for q in reqs:
+                    q.wait()
+
+
+_CUDA_RUNS: Dict[Any, _CudaRankRun] = {}
+
+
+def _cuda_run(plan, rank: int, device: torch.device) -> _CudaRankRun:
+    key = (id(plan), rank, str(device))
+    if key not in _CUDA_RUNS:
+        _CUDA_RUNS[key] = _CudaRankRun(_runner(plan), rank, device)
+    return _CUDA_RUNS[key]
+
+
 def _check_host(*xs):
     for x in xs:
         if x is not None and x.device.type != "cpu":
             raise UnavailableError(
-                "spattn.torch runs plans on CPU tensors only (the CPU executor with gloo); "
-                f"got a tensor on {x.device}. GPU runs: `spattn run --backend cuda`")
+                "spattn.torch.StreamingAttention runs on CPU tensors only; got a tensor on "
+                f"{x.device}")
+
+
+def _check_same_device(*xs):
+    devs = {str(x.device) for x in xs if x is not None}
+    if len(devs) > 1:
+        raise InvalidArgumentError(f"q, k, v and the joint tensors are on several devices: {devs}")
 
 
 def _problem_of(q, k, joint_k, *, world, seq_len, joint_strategy, causal, window, softcap, scale,
@@ -247,7 +353,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
       out [batch, local_seq, q_heads, head_dim] in q's dtype (padding rows zero), and with
       ``return_lse`` the pair (out, lse). Computed in float64.
     """
-    _check_host(q, k, v, joint_k, joint_v)
+    _check_same_device(q, k, v, joint_k, joint_v)
     if (joint_k is None) != (joint_v is None):
         raise InvalidArgumentError("joint_k and joint_v: give both or neither")
     world, rank = _world(group)
@@ -261,12 +367,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
     if plan_obj.world != world:
         raise InvalidArgumentError(
             f"plan {plan_obj.name} has {plan_obj.world} ranks, the process group {world}")
-    run = _RankRun(_runner(plan_obj), rank, group)
+    cuda = q.device.type == "cuda"
+    run = _cuda_run(plan_obj, rank, q.device) if cuda else _RankRun(_runner(plan_obj), rank, group)
     for name, x in (("q", q), ("k", k), ("v", v), ("joint_k", joint_k), ("joint_v", joint_v)):
         if x is not None:
             run.set_input(name, -1 if name.startswith("joint") else 0, x) or \
                 run.set_input(name, 0, x)
-    run.run()
+    if cuda:
+        run.run(group)
+    else:
+        run.run()
     hq = q.shape[2]
     out = run.output("out", 0, hq)
     out_t = out.to(q.dtype)

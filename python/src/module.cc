@@ -31,6 +31,10 @@
 #include "planner/planner.h"
 #include "sim/functional.h"
 #include "sim/simulate.h"
+#ifdef SPATTN_HAVE_CUDA
+#include "cuda/runtime.h"
+#include "cuda/task_launch.h"
+#endif
 
 namespace py = pybind11;
 
@@ -130,8 +134,8 @@ core::Problem problem_from(const py::dict& d) {
   if (d.contains("documents") && !d["documents"].is_none()) {
     const auto lengths = d["documents"].cast<std::vector<std::int64_t>>();
     for (std::int64_t l : lengths)
-      if (l < 1) raise(invalid_argument("documents: every length must be >= 1, got " +
-                                        std::to_string(l)));
+      if (l < 1)
+        raise(invalid_argument("documents: every length must be >= 1, got " + std::to_string(l)));
     if (!lengths.empty()) p.doc_bounds = core::document_bounds(lengths);
   }
   check(core::validate(p));
@@ -204,23 +208,17 @@ py::dict cluster_summary(const core::Cluster& c) {
 
 core::ClusterSpec spec_from(const py::dict& d) {
   core::ClusterSpec s;
-  static const char* kKeys[] = {"name",
-                                "nodes",
-                                "gpus_per_node",
-                                "nvlinks_per_gpu",
-                                "nvlink_gbps",
-                                "nvlink_latency_us",
-                                "pcie_gbps",
-                                "pcie_latency_us",
-                                "nic_gbps",
-                                "network_latency_us",
-                                "network",
-                                "nodes_per_leaf",
+  static const char* kKeys[] = {"name",          "nodes",
+                                "gpus_per_node", "nvlinks_per_gpu",
+                                "nvlink_gbps",   "nvlink_latency_us",
+                                "pcie_gbps",     "pcie_latency_us",
+                                "nic_gbps",      "network_latency_us",
+                                "network",       "nodes_per_leaf",
                                 "gpu_memory_gb"};
   for (auto item : d) {
     const std::string k = item.first.cast<std::string>();
-    if (std::find_if(std::begin(kKeys), std::end(kKeys),
-                     [&](const char* x) { return k == x; }) == std::end(kKeys))
+    if (std::find_if(std::begin(kKeys), std::end(kKeys), [&](const char* x) { return k == x; }) ==
+        std::end(kKeys))
       raise(invalid_argument("generate_cluster: unknown key '" + k + "'"));
   }
   auto get = [&](const char* k, auto& f) {
@@ -450,7 +448,8 @@ core::Profile profile_or_default(const Profile* p) {
 
 py::dict simulate(const PlanPtr& plan, const Cluster* cluster, const Profile* profile) {
   const core::Profile prof = profile_or_default(profile);
-  core::Cluster c = cluster != nullptr ? cluster->c : take(experiments::default_cluster(plan->world));
+  core::Cluster c =
+      cluster != nullptr ? cluster->c : take(experiments::default_cluster(plan->world));
   sim::SimResult r = take(sim::simulate(*plan, c, prof));
   py::dict d;
   d["plan"] = plan->name();
@@ -500,16 +499,18 @@ py::object list_plans(const py::dict& problem, int gpus, const Cluster* cluster,
       raise(invalid_argument("cluster " + cluster->c.name + " has " +
                              std::to_string(cluster->c.num_gpus()) + " GPUs, the problem needs " +
                              std::to_string(gpus)));
-    std::string profile_desc =
-        profile != nullptr ? profile->description : "default: " + experiments::default_profile_path();
+    std::string profile_desc = profile != nullptr
+                                   ? profile->description
+                                   : "default: " + experiments::default_profile_path();
     std::optional<core::Cluster> c;
     std::string cluster_desc = "default";
     if (cluster != nullptr) {
       c = cluster->c;
       cluster_desc = cluster->description;
     }
-    experiments::SimInputs in = experiments::SimInputs::from(
-        profile_or_default(profile), std::move(profile_desc), std::move(c), std::move(cluster_desc));
+    experiments::SimInputs in =
+        experiments::SimInputs::from(profile_or_default(profile), std::move(profile_desc),
+                                     std::move(c), std::move(cluster_desc));
     l = experiments::list_plans(e, &in);
   } else {
     l = experiments::list_plans(e, nullptr);
@@ -632,8 +633,8 @@ class RankExecutor {
 
   void set(int id, py::array_t<double, py::array::c_style | py::array::forcecast> a) {
     core::HostTensor& t = own(id);
-    if (a.ndim() != 4 || a.shape(0) != t.batch || a.shape(1) != t.tokens ||
-        a.shape(2) != t.heads || a.shape(3) != t.width)
+    if (a.ndim() != 4 || a.shape(0) != t.batch || a.shape(1) != t.tokens || a.shape(2) != t.heads ||
+        a.shape(3) != t.width)
       raise(invalid_argument("buffer " + plan_->buffers[static_cast<std::size_t>(id)].name +
                              ": expected shape [" + std::to_string(t.batch) + ", " +
                              std::to_string(t.tokens) + ", " + std::to_string(t.heads) + ", " +
@@ -671,6 +672,66 @@ class RankExecutor {
   std::vector<core::HostTensor> mem_;
 };
 
+#ifdef SPATTN_HAVE_CUDA
+// One rank's compute tasks on the GPU: the caller (spattn.torch) owns the plan's buffers as
+// device tensors and hands their addresses in; each task is launched by cuda::launch_task, the
+// GPU executor's own translation of a task into spattn's kernels, on the caller's stream. The
+// blocks' document bounds live in one device allocation of this object.
+class CudaRankExecutor {
+ public:
+  CudaRankExecutor(PlanPtr plan, int rank) : plan_(std::move(plan)), rank_(rank) {
+    if (plan_->represented_ranks > 0 || rank < 0 || rank >= plan_->world)
+      raise(invalid_argument("rank " + std::to_string(rank) + " of plan " + plan_->name() +
+                             ": not an executable rank"));
+    doc_at_.assign(plan_->tasks.size(), -1);
+    std::vector<std::int64_t> bounds;
+    for (const core::Task& t : plan_->tasks)
+      if (const auto* a = std::get_if<core::AttnBlock>(&t.op);
+          a && t.rank == rank_ && !a->doc_bounds.empty()) {
+        doc_at_[static_cast<std::size_t>(t.id)] = static_cast<std::int64_t>(bounds.size());
+        bounds.insert(bounds.end(), a->doc_bounds.begin(), a->doc_bounds.end());
+      }
+    if (!bounds.empty()) {
+      docs_ = std::make_unique<cuda::DeviceBuffer>(bounds.size() * sizeof(std::int64_t));
+      check(docs_->status());
+      check(docs_->upload(bounds));
+    }
+  }
+  // Device addresses of the plan's buffers by id (0 for buffers of other ranks).
+  void set_buffers(const std::vector<std::uintptr_t>& ptrs) {
+    if (ptrs.size() != plan_->buffers.size())
+      raise(invalid_argument("set_buffers: " + std::to_string(ptrs.size()) + " addresses for " +
+                             std::to_string(plan_->buffers.size()) + " buffers"));
+    ptrs_ = ptrs;
+  }
+  // Launches compute task `task` of this rank on `stream` (a cudaStream_t as an integer).
+  void run(int task, std::uintptr_t stream) {
+    if (task < 0 || static_cast<std::size_t>(task) >= plan_->tasks.size() || ptrs_.empty())
+      raise(invalid_argument("task " + std::to_string(task) + ": no such task, or no buffers"));
+    const core::Task& t = plan_->tasks[static_cast<std::size_t>(task)];
+    if (t.rank != rank_ || std::holds_alternative<core::Comm>(t.op))
+      raise(invalid_argument("task " + std::to_string(task) + " (" + t.label +
+                             "): not a compute task of rank " + std::to_string(rank_)));
+    const std::int64_t at = doc_at_[static_cast<std::size_t>(task)];
+    const std::int64_t* docs =
+        at < 0 ? nullptr : static_cast<const std::int64_t*>(docs_->get()) + at;
+    check(cuda::launch_task(
+        *plan_, t,
+        [this](core::BufferId b) {
+          return reinterpret_cast<void*>(ptrs_[static_cast<std::size_t>(b)]);
+        },
+        docs, reinterpret_cast<void*>(stream)));
+  }
+
+ private:
+  PlanPtr plan_;
+  int rank_;
+  std::vector<std::uintptr_t> ptrs_;
+  std::vector<std::int64_t> doc_at_;  // per task: its bounds' offset in docs_, -1 = none
+  std::unique_ptr<cuda::DeviceBuffer> docs_;
+};
+#endif
+
 }  // namespace
 }  // namespace spattn::python
 
@@ -695,8 +756,8 @@ PYBIND11_MODULE(_core, m) {
   for (const Kind& k : kinds) {
     py::tuple bases = k.also != nullptr ? py::make_tuple(py::handle(base), py::handle(k.also))
                                         : py::make_tuple(py::handle(base));
-    PyObject* cls = PyErr_NewException((std::string("spattn._core.") + k.name).c_str(),
-                                       bases.ptr(), nullptr);
+    PyObject* cls =
+        PyErr_NewException((std::string("spattn._core.") + k.name).c_str(), bases.ptr(), nullptr);
     py::setattr(py::handle(cls), "exit_code",
                 py::int_(experiments::exit_code(Status(k.code, "x"))));
     g_errors[static_cast<int>(k.code)] = cls;
@@ -704,8 +765,9 @@ PYBIND11_MODULE(_core, m) {
   }
   g_errors[0] = base;
 
-  m.def("normalize_problem", [](const py::dict& d) { return problem_to(problem_from(d)); },
-        "The problem dict checked by core::validate, every field present.");
+  m.def(
+      "normalize_problem", [](const py::dict& d) { return problem_to(problem_from(d)); },
+      "The problem dict checked by core::validate, every field present.");
   m.def("default_profile_path", &experiments::default_profile_path);
 
   py::class_<Cluster, std::shared_ptr<Cluster>>(m, "Cluster")
@@ -752,7 +814,8 @@ PYBIND11_MODULE(_core, m) {
                              [](const core::Plan& p) { return core::to_string(p.choice.scheme); })
       .def_property_readonly("ulysses_degree",
                              [](const core::Plan& p) { return p.choice.ulysses_degree; })
-      .def_property_readonly("ring_degree", [](const core::Plan& p) { return p.choice.ring_degree; })
+      .def_property_readonly("ring_degree",
+                             [](const core::Plan& p) { return p.choice.ring_degree; })
       .def_property_readonly("layout",
                              [](const core::Plan& p) { return core::to_string(p.choice.layout); })
       .def_property_readonly("padded_len", [](const core::Plan& p) { return p.padded_len; })
@@ -797,6 +860,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("plan_experiment", &plan_experiment, py::arg("path"), py::arg("nodes") = 0,
         py::arg("rank") = true);
 
+#ifdef SPATTN_HAVE_CUDA
+  m.attr("has_cuda") = true;
+  py::class_<CudaRankExecutor>(m, "CudaRankExecutor")
+      .def(py::init<std::shared_ptr<core::Plan>, int>(), py::arg("plan"), py::arg("rank"))
+      .def("set_buffers", &CudaRankExecutor::set_buffers)
+      .def("run", &CudaRankExecutor::run);
+#else
+  m.attr("has_cuda") = false;
+#endif
   py::class_<RankExecutor>(m, "RankExecutor")
       .def(py::init<std::shared_ptr<core::Plan>, int>(), py::arg("plan"), py::arg("rank"))
       .def("set", &RankExecutor::set)
