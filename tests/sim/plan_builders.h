@@ -1,6 +1,7 @@
 // tests/sim/plan_builders.h: hand-built plans for the simulator's tests and benchmarks, standing
 // in for the planner (planner::make_plan). Each has the tasks, dependencies and collectives a real
-// scheme would have; buffers are sized so the simulator's byte counts are right.
+// scheme would have; buffers are sized so the simulator's byte counts are right. Built with
+// core::PlanBuilder, the numbering the planner uses.
 #pragma once
 
 #include "core/plan.h"

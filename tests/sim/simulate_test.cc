@@ -7,6 +7,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/plan_builder.h"
 #include "core/profile.h"
 #include "core/reference.h"
 #include "sim/functional.h"
@@ -120,16 +121,12 @@ TEST(Simulate, CommThatWaitsForComputeRunsAfterIt) {
 TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
   core::Plan plan = testing::ring_step_plan(one_head(), 2, 1024, 0);
   plan.tasks.clear();
+  core::PlanBuilder builder(plan);
   for (int i = 0; i < 100; ++i) {
-    core::Task t;
-    t.id = i;
-    t.rank = i % 2;
-    t.stream = core::Stream::kCompute;
-    t.label = "fill";
+    const int rank = i % 2;
     core::BufferId b = 0;
-    while (plan.buffers[static_cast<std::size_t>(b)].rank != t.rank) ++b;
-    t.op = core::Fill{core::View{b, 0, 1, 0, 1}, 0.0};
-    plan.tasks.push_back(t);
+    while (plan.buffers[static_cast<std::size_t>(b)].rank != rank) ++b;
+    builder.task(rank, core::Stream::kCompute, "fill", core::Fill{core::View{b, 0, 1, 0, 1}, 0.0});
   }
   core::Profile p = simple_profile(0);
   p.host_task = 10 * kPsPerUs;
