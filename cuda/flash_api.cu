@@ -37,22 +37,12 @@ Expected<bool> device_is_sm90() {
 
 }  // namespace
 
-const char* to_string(AttentionKernel k) {
-  switch (k) {
-    case AttentionKernel::kMma:
-      return "mma";
-    case AttentionKernel::kWgmma:
-      return "wgmma";
-    default:
-      return "auto";
-  }
-}
-
 AttentionKernelShape kernel_shape(AttentionKernel k) {
   using Mma = flash::Traits128<__nv_bfloat16>;
   using Wgmma = flash_sm90::Sm90Traits<__nv_bfloat16, 128>;
-  if (k == AttentionKernel::kWgmma) return {"wgmma", Wgmma::kBlockM, Wgmma::kBlockN, 1};
-  return {"mma", Mma::kBlockM, Mma::kBlockN, Mma::kMinBlocks};
+  if (k == AttentionKernel::kWgmma)
+    return {to_string(AttentionKernel::kWgmma), Wgmma::kBlockM, Wgmma::kBlockN, 1};
+  return {to_string(AttentionKernel::kMma), Mma::kBlockM, Mma::kBlockN, Mma::kMinBlocks};
 }
 
 Expected<AttentionKernel> resolve_kernel(const FlashParams& p) {
@@ -60,10 +50,13 @@ Expected<AttentionKernel> resolve_kernel(const FlashParams& p) {
   if (want == AttentionKernel::kAuto) {
     static const char* env = std::getenv("SPATTN_ATTENTION_KERNEL");
     const std::string e = env ? env : "";
-    if (e == "mma") want = AttentionKernel::kMma;
-    if (e == "wgmma") want = AttentionKernel::kWgmma;
-    if (!e.empty() && e != "mma" && e != "wgmma" && e != "auto")
-      return bad("SPATTN_ATTENTION_KERNEL must be mma, wgmma or auto, got '" + e + "'");
+    if (!e.empty()) {
+      const Expected<AttentionKernel> named = parse_attention_kernel(e);
+      if (!named.ok())
+        return bad("SPATTN_ATTENTION_KERNEL must be " + core::name_list(kAttentionKernelNames) +
+                   ", got '" + e + "'");
+      want = *named;
+    }
   }
   if (want == AttentionKernel::kMma) return AttentionKernel::kMma;
   Expected<bool> sm90 = device_is_sm90();

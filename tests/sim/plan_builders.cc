@@ -6,7 +6,6 @@
 #include "core/status.h"
 
 namespace spattn::sim::testing {
-namespace {
 
 using core::BufferId;
 using core::BufferRole;
@@ -16,15 +15,13 @@ using core::TaskId;
 using core::TensorKind;
 using core::View;
 
-core::Problem comm_problem() {
+core::Problem one_head() {
   core::Problem p;
   p.q_heads = p.kv_heads = 1;
   p.head_dim = 128;
   p.seq_len = 1;
   return p;
 }
-
-}  // namespace
 
 core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int held) {
   const int U = ulysses, R = ring, P = U * R;
@@ -164,7 +161,7 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int 
 
 core::Plan all_to_all_plan(int ranks, Bytes bytes_per_peer) {
   core::Plan plan;
-  plan.problem = comm_problem();
+  plan.problem = one_head();
   plan.world = ranks;
   plan.groups.emplace_back();
   for (int r = 0; r < ranks; ++r) plan.groups[0].push_back(r);

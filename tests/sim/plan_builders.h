@@ -17,6 +17,9 @@ namespace spattn::sim::testing {
 // the rank-symmetric plan holding ranks 0..held-1 only (core::Plan::represented_ranks).
 core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int held = 0);
 
+// One head of 128, one token: the problem of the comm-only plans, whose sizes come in bytes.
+core::Problem one_head();
+
 // P ranks, one all-to-all in which every rank sends `bytes_per_peer` to every rank (itself too).
 core::Plan all_to_all_plan(int ranks, Bytes bytes_per_peer);
 

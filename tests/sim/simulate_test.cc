@@ -36,13 +36,7 @@ core::Profile simple_profile(double slowdown) {
 }
 constexpr std::int64_t kKeysPerMs = 1'024'000;  // simple_profile: 1 ms of attention
 
-core::Problem one_head() {
-  core::Problem p;
-  p.q_heads = p.kv_heads = 1;
-  p.head_dim = 128;
-  p.seq_len = 1;
-  return p;
-}
+using testing::one_head;
 
 // System: 4x H200 (h200x4.yaml), the fitted profile (h200_default.yaml), one all-to-all of B bytes
 // per rank (B/4 to each rank, itself included). Expectation: the measured times 2.45 / 0.72 /
