@@ -37,12 +37,18 @@ Expected<bool> device_is_sm90() {
 
 }  // namespace
 
-AttentionKernelShape kernel_shape(AttentionKernel k) {
-  using Mma = flash::Traits128<__nv_bfloat16>;
-  using Wgmma = flash_sm90::Sm90Traits<__nv_bfloat16, 128>;
-  if (k == AttentionKernel::kWgmma)
-    return {to_string(AttentionKernel::kWgmma), Wgmma::kBlockM, Wgmma::kBlockN, 1};
-  return {to_string(AttentionKernel::kMma), Mma::kBlockM, Mma::kBlockN, Mma::kMinBlocks};
+AttentionKernelShape kernel_shape(AttentionKernel k, int head_dim) {
+  auto shape = [](AttentionKernel kernel, auto traits, int ctas) -> AttentionKernelShape {
+    using Tr = decltype(traits);
+    return {to_string(kernel), Tr::kBlockM, Tr::kBlockN, ctas};
+  };
+  using T = __nv_bfloat16;
+  constexpr AttentionKernel kWgmma = AttentionKernel::kWgmma, kMma = AttentionKernel::kMma;
+  if (k == kWgmma)
+    return head_dim == 64 ? shape(kWgmma, flash_sm90::Sm90Traits<T, 64>{}, 1)
+                          : shape(kWgmma, flash_sm90::Sm90Traits<T, 128>{}, 1);
+  return head_dim == 64 ? shape(kMma, flash::Traits64<T>{}, flash::Traits64<T>::kMinBlocks)
+                        : shape(kMma, flash::Traits128<T>{}, flash::Traits128<T>::kMinBlocks);
 }
 
 Expected<AttentionKernel> resolve_kernel(const FlashParams& p) {

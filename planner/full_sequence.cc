@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "planner/builder.h"
 
@@ -36,6 +38,33 @@ std::string fmt_balanced(int R, std::int64_t group_tokens, const Layout& L, doub
                   : "each in at most " + std::to_string(runs) + " runs of whole chunks") +
          "; visible pairs per group max/mean " + x +
          "; every received block is kept (no step waits for another's attention)";
+}
+
+// The queries [a, a + m) of run q from the first to the last that sees a key of `keys` (m = 0
+// when none does): the number of visible pairs of a prefix of q grows with its length, that of a
+// suffix shrinks with its start, so two binary searches find the ends.
+std::pair<std::int64_t, std::int64_t> seeing_queries(const core::Problem& p, const TokenRun& q,
+                                                     const std::vector<TokenRun>& keys) {
+  auto visible = [&](std::int64_t from, std::int64_t n) {
+    std::int64_t v = 0;
+    for (const TokenRun& k : keys)
+      v += core::count_visible(p, q.start + q.stride * from, q.stride, n, k.start, k.stride,
+                               k.count);
+    return v;
+  };
+  if (visible(0, q.count) == 0) return {0, 0};
+  std::int64_t lo = 1, hi = q.count;  // the shortest prefix that sees a key: its last query
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    if (visible(0, mid) > 0) hi = mid; else lo = mid + 1;
+  }
+  const std::int64_t first = lo - 1;
+  lo = first, hi = q.count - 1;  // the latest start of a suffix that sees a key
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo + 1) / 2;
+    if (visible(mid, q.count - mid) > 0) lo = mid; else hi = mid - 1;
+  }
+  return {first, lo + 1 - first};
 }
 
 }  // namespace
@@ -92,6 +121,7 @@ Status build_full_sequence(Plan& plan) {
     std::vector<std::vector<TaskId>> attn;      // attention tasks of each step
     TaskId prev_comm = -1;                      // send/recv of the previous step
     std::vector<Accumulator> acc;               // one per valid query run
+    BufferId part_o = -1, part_lse = -1;        // scratch rows of later contributions
   };
   std::vector<RingState> st(static_cast<std::size_t>(held));
   for (Shard& s : shards) {
@@ -116,6 +146,8 @@ Status build_full_sequence(Plan& plan) {
       part_o = B.scratch(s.rank, "ring.part_o", ElemType::kF32, G, s.qh.count, D);
       part_lse = B.scratch(s.rank, "ring.part_lse", ElemType::kF32, G, s.qh.count, 1);
     }
+    r.part_o = part_o;
+    r.part_lse = part_lse;
     for (const TokenRun& q : L.valid(L.group_runs(s.g))) {
       Accumulator a;
       a.out = B.rows(s.o_acc, q.local, q.count);
@@ -156,6 +188,7 @@ Status build_full_sequence(Plan& plan) {
         const TokenRun& q = qruns[qi];
         std::vector<KvSegment> segs;
         std::vector<std::int64_t> vis;
+        std::vector<TokenRun> seen;  // the key runs with a visible pair
         const bool with_joint = t == 0 && problem.joint_len > 0;
         if (with_joint && problem.joint_strategy == core::JointStrategy::kFront) {
           segs.push_back(joint_segment(B, joint[static_cast<std::size_t>(s.rank)], s.kvh));
@@ -172,18 +205,35 @@ Status build_full_sequence(Plan& plan) {
           seg.stride = k.stride;
           segs.push_back(seg);
           vis.push_back(v);
+          seen.push_back(k);
         }
         if (with_joint && problem.joint_strategy == core::JointStrategy::kBack) {
           segs.push_back(joint_segment(B, joint[static_cast<std::size_t>(s.rank)], s.kvh));
           vis.push_back(q.count * problem.joint_len);
         }
         if (segs.empty()) continue;
-        const QueryRun qr{B.rows_heads(s.q_full, q.local, q.count, {0, s.qh.count}), q.start,
-                          q.stride, s.qh.start, s.kvh.start};
+        // Once the run's accumulator is written (every row), a later block attends only the
+        // queries [a, a + m) of the run that see one of its keys, and merges only those rows: the
+        // kernel's CTAs of queries that see nothing would still run, and the merge would read and
+        // write every row.
+        std::int64_t a = 0, m = q.count;
+        Accumulator& acc = r.acc[qi];
+        if (acc.writer >= 0 && !with_joint) std::tie(a, m) = seeing_queries(problem, q, seen);
+        Accumulator part = acc;
+        if (m < q.count) {
+          part.out = B.rows(s.o_acc, q.local + a, m);
+          part.lse = B.rows(s.lse_acc, q.local + a, m);
+          part.part_out = B.rows(r.part_o, q.local + a, m);
+          part.part_lse = B.rows(r.part_lse, q.local + a, m);
+        }
+        const QueryRun qr{B.rows_heads(s.q_full, q.local + a, m, {0, s.qh.count}),
+                          q.start + q.stride * a, q.stride, s.qh.start, s.kvh.start};
         std::vector<TaskId> deps = s.full_ready;
         deps.push_back(r.prev_comm);
         const std::vector<TaskId> ts =
-            attend(B, s.rank, "attn.step" + std::to_string(t), qr, segs, vis, deps, r.acc[qi]);
+            attend(B, s.rank, "attn.step" + std::to_string(t), qr, segs, vis, deps, part);
+        acc.writer = part.writer;
+        acc.part_reader = part.part_reader;
         attn.insert(attn.end(), ts.begin(), ts.end());
       }
       r.attn.push_back(std::move(attn));

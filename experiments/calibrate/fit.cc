@@ -277,9 +277,11 @@ Status attention_rows(const std::vector<Measurement>& ms, const core::AttentionK
       return invalid_argument(fmt::format("{}: {} us is not more than the attention launch ({} us)",
                                           describe(m.point), m.median_us, ps_to_us(k0.launch)));
     (m.point.kind == PointKind::kAttentionLong ? long_rows : rows)
-        .push_back({&m, mb.plan.problem,
-                    sim::attention_cta_tiles(mb.plan.problem, a, k0.block_m, k0.block_n),
-                    a.q.heads * mb.plan.problem.batch});
+        .push_back(
+            {&m, mb.plan.problem,
+             sim::attention_cta_tiles(mb.plan.problem, a, k0.block_m_at(mb.plan.problem.head_dim),
+                                      k0.block_n_at(mb.plan.problem.head_dim)),
+             a.q.heads * mb.plan.problem.batch});
   }
   return {};
 }
@@ -379,7 +381,7 @@ Status fit_attention_factors(const std::vector<Measurement>& ms, FitResult& res)
   core::Profile& prof = res.profile;
   for (const PointKind kind : {PointKind::kAttentionD64, PointKind::kAttentionSoftcap}) {
     core::AttentionKernelProfile k = prof.attention;
-    k.head_dim_factor.clear();
+    for (core::HeadDimFactor& h : k.head_dim_factor) h.factor = 1;  // the tile stays
     k.softcap_factor = 1;
     double log_sum = 0;
     int n = 0;
@@ -399,7 +401,10 @@ Status fit_attention_factors(const std::vector<Measurement>& ms, FitResult& res)
     if (n == 0) continue;
     const double f = std::exp(log_sum / n);
     if (kind == PointKind::kAttentionD64) {
-      prof.attention.head_dim_factor = {{kSmallHeadDim, f}};
+      const core::AttentionKernelProfile& t = prof.attention;
+      const std::int64_t bm = t.block_m_at(kSmallHeadDim), bn = t.block_n_at(kSmallHeadDim);
+      prof.attention.head_dim_factor = {
+          {kSmallHeadDim, f, bm == t.block_m ? 0 : bm, bn == t.block_n ? 0 : bn}};
     } else {
       prof.attention.softcap_factor = f;
     }

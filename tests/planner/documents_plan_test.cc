@@ -225,3 +225,85 @@ TEST(DocumentPlans, RingStopsAfterTheLastStepAnyRankNeeds) {
 
 }  // namespace
 }  // namespace spattn
+
+namespace spattn {
+namespace {
+
+// The packed batch of experiments/examples/llama3_8b_128k_packed.yaml (131,072 tokens, causal,
+// lognormal lengths of mean 2048 and sigma 1.5, seed 15: 84 documents, the longest 23,773 tokens
+// with 62% of the visible pairs), with one head (the layout depends on positions only).
+Problem llama_packed() {
+  Problem p;
+  p.q_heads = p.kv_heads = 1;
+  p.head_dim = 128;
+  p.seq_len = 131072;
+  p.causal = true;
+  core::DocumentSpec spec;
+  spec.distribution = "lognormal";
+  spec.mean = 2048;
+  spec.sigma = 1.5;
+  spec.seed = 15;
+  p.doc_bounds = core::document_bounds(*core::generate_documents(spec, p.seq_len));
+  return p;
+}
+
+// System: the packed Llama batch on a ring of 8 and of 32 (issue 15's acceptance sizes).
+// Expectation: the balanced layout's visible pairs per group are within 5% of the mean (zigzag's,
+// which balances one causal sequence, are not within 50%: the long document's tail lands on few
+// groups); the plan's summary states the same imbalance.
+TEST(DocumentPlans, BalancedLayoutEvensThePackedLlamaBatchOn8And32Ranks) {
+  const Problem p = llama_packed();
+  ASSERT_EQ(p.doc_bounds.size(), 85u);
+  for (int R : {8, 32}) {
+    auto imbalance = [&](core::RingLayout layout) {
+      const std::vector<std::int64_t> w =
+          planner::group_work(p, planner::sequence_layout(p, 1, R, layout));
+      std::int64_t total = 0, most = 0;
+      for (std::int64_t x : w) total += x, most = std::max(most, x);
+      return static_cast<double>(most) * R / static_cast<double>(total);
+    };
+    const double balanced = imbalance(core::RingLayout::kBalanced);
+    EXPECT_LE(balanced, 1.05) << R;
+    EXPECT_GT(imbalance(core::RingLayout::kZigzag), 1.5) << R;
+    Expected<core::Plan> plan =
+        planner::make_plan(p, {core::Scheme::kRing, 1, R, core::RingLayout::kBalanced});
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    EXPECT_NEAR(core::summarize(*plan).work_imbalance, balanced, 1e-12);
+  }
+}
+
+// System: the packed Llama batch on a ring of 8, every layout. Expectation: an attention block
+// that adds to a query run's accumulator (it writes the run's partial rows) starts and ends with a
+// query that sees one of its keys: the ring attends (and merges) only the queries a block
+// reaches, not the kernel CTAs of a whole run that would find no key. Contiguous holds one run of
+// a whole shard per rank, so its later blocks are shorter than a shard (the trimming happens).
+TEST(DocumentPlans, LaterRingBlocksHoldOnlyQueriesThatSeeTheirKeys) {
+  const Problem p = llama_packed();
+  for (core::RingLayout layout : {core::RingLayout::kContiguous, core::RingLayout::kZigzag,
+                                  core::RingLayout::kStriped, core::RingLayout::kBalanced}) {
+    Expected<core::Plan> plan = planner::make_plan(p, {core::Scheme::kRing, 1, 8, layout});
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    int partial = 0, trimmed = 0;
+    for (const core::Task& t : plan->tasks) {
+      const auto* a = std::get_if<core::AttnBlock>(&t.op);
+      if (a == nullptr || plan->buffers[static_cast<std::size_t>(a->out.buffer)].name !=
+                              "ring.part_o")
+        continue;
+      ++partial;
+      auto sees = [&](std::int64_t pos) {
+        std::int64_t v = 0;
+        for (const core::KvSegment& s : a->kv)
+          v += core::count_visible(p, pos, 1, 1, s.start, s.stride, s.k.tokens);
+        return v > 0;
+      };
+      EXPECT_TRUE(sees(a->q_start)) << t.label;
+      EXPECT_TRUE(sees(a->q_start + a->q_stride * (a->q.tokens - 1))) << t.label;
+      trimmed += a->q.tokens < plan->shard_tokens;
+    }
+    EXPECT_GT(partial, 0) << core::to_string(layout);
+    if (layout == core::RingLayout::kContiguous) EXPECT_EQ(trimmed, partial);
+  }
+}
+
+}  // namespace
+}  // namespace spattn
