@@ -198,28 +198,22 @@ Status read_choice(const YamlReader& r, const YAML::Node& n, const std::string& 
       read_enum(r, n, "layout", what + ".layout", c.layout, false, parse_ring_layout));
   SPATTN_RETURN_IF_ERROR(
       read_enum(r, n, "placement", what + ".placement", c.placement, false, parse_placement));
-  switch (c.scheme) {
-    case Scheme::kUlysses:
-      if (n["ring"] && c.ring_degree != 1)
-        return r.error(n["ring"], what + ".ring", "a ulysses plan has no ring degree (use hybrid)");
-      if (n["layout"])
-        return r.error(n["layout"], what + ".layout", "ulysses plans have no ring layout");
-      if (n["placement"])
-        return r.error(n["placement"], what + ".placement", "only hybrid plans have a placement");
-      break;
-    case Scheme::kRing:
-      if (n["ulysses"] && c.ulysses_degree != 1)
-        return r.error(n["ulysses"], what + ".ulysses",
-                       "a ring plan has no ulysses degree (use hybrid)");
-      if (n["placement"])
-        return r.error(n["placement"], what + ".placement", "only hybrid plans have a placement");
-      break;
-    case Scheme::kHybrid:
-      for (const char* k : {"ulysses", "ring"})
-        if (!n[k]) return r.error(n, what + "." + k, "missing (a hybrid plan needs both degrees)");
-      if (c.ulysses_degree == 0 && c.ring_degree == 0)
-        return r.error(n["ring"], what + ".ring", "at most one hybrid degree can be `auto`");
-      break;
+  // The degrees and keys each scheme has (core::has_ulysses_degree, has_ring_degree).
+  const bool ulysses = has_ulysses_degree(c.scheme), ring = has_ring_degree(c.scheme);
+  if (!ring && n["ring"] && c.ring_degree != 1)
+    return r.error(n["ring"], what + ".ring", "a ulysses plan has no ring degree (use hybrid)");
+  if (!ring && n["layout"])
+    return r.error(n["layout"], what + ".layout", "ulysses plans have no ring layout");
+  if (!ulysses && n["ulysses"] && c.ulysses_degree != 1)
+    return r.error(n["ulysses"], what + ".ulysses",
+                   "a ring plan has no ulysses degree (use hybrid)");
+  if (!(ulysses && ring) && n["placement"])
+    return r.error(n["placement"], what + ".placement", "only hybrid plans have a placement");
+  if (ulysses && ring) {
+    for (const char* k : {"ulysses", "ring"})
+      if (!n[k]) return r.error(n, what + "." + k, "missing (a hybrid plan needs both degrees)");
+    if (c.ulysses_degree == 0 && c.ring_degree == 0)
+      return r.error(n["ring"], what + ".ring", "at most one hybrid degree can be `auto`");
   }
   return {};
 }
@@ -374,26 +368,15 @@ PlanChoice ChoiceSpec::resolve(int world) const {
   c.scheme = scheme;
   c.layout = layout;
   c.placement = placement;
-  switch (scheme) {
-    case Scheme::kUlysses:
-      c.ulysses_degree = ulysses_degree > 0 ? ulysses_degree : world;
-      c.ring_degree = 1;
-      break;
-    case Scheme::kRing:
-      c.ulysses_degree = 1;
-      c.ring_degree = ring_degree > 0 ? ring_degree : world;
-      break;
-    case Scheme::kHybrid:
-      // A degree of 0 (`auto`) takes what the other leaves of the world; 0 when it does not
-      // divide the world (check_degrees reports that).
-      c.ulysses_degree = ulysses_degree;
-      c.ring_degree = ring_degree;
-      if (c.ulysses_degree == 0 && c.ring_degree > 0)
-        c.ulysses_degree = world % c.ring_degree == 0 ? world / c.ring_degree : 0;
-      if (c.ring_degree == 0 && c.ulysses_degree > 0)
-        c.ring_degree = world % c.ulysses_degree == 0 ? world / c.ulysses_degree : 0;
-      break;
-  }
+  // A degree the scheme lacks is 1 (core::has_ulysses_degree, has_ring_degree); one of 0 takes
+  // what the other leaves of the world: all of it for ulysses and ring, world / the other for a
+  // hybrid's `auto` (0 when that does not divide the world; check_degrees reports it).
+  c.ulysses_degree = has_ulysses_degree(scheme) ? ulysses_degree : 1;
+  c.ring_degree = has_ring_degree(scheme) ? ring_degree : 1;
+  if (c.ulysses_degree == 0 && c.ring_degree > 0)
+    c.ulysses_degree = world % c.ring_degree == 0 ? world / c.ring_degree : 0;
+  if (c.ring_degree == 0 && c.ulysses_degree > 0)
+    c.ring_degree = world % c.ulysses_degree == 0 ? world / c.ulysses_degree : 0;
   return c;
 }
 

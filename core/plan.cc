@@ -52,6 +52,22 @@ std::string PlanChoice::name() const {
   return "?";
 }
 
+Status check_scheme_degrees(const PlanChoice& c) {
+  const int U = c.ulysses_degree, R = c.ring_degree;
+  if (U < 1 || R < 1)
+    return invalid_argument("plan " + c.name() + ": degrees must be >= 1 (ulysses " +
+                            std::to_string(U) + ", ring " + std::to_string(R) + ")");
+  if (!has_ring_degree(c.scheme) && R != 1)
+    return invalid_argument("plan " + c.name() + ": a ulysses plan has ring degree 1");
+  if (!has_ulysses_degree(c.scheme) && U != 1)
+    return invalid_argument("plan " + c.name() + ": a ring plan has ulysses degree 1");
+  if (has_ulysses_degree(c.scheme) && has_ring_degree(c.scheme) && (U < 2 || R < 2))
+    return invalid_argument(
+        "plan " + c.name() +
+        ": a hybrid plan needs ulysses and ring degrees >= 2 (use ulysses or ring)");
+  return {};
+}
+
 Bytes buffer_bytes(const Plan& plan, const Buffer& b) {
   const Bytes elem = b.elem == ElemType::kF32 ? 4 : plan.problem.elem_bytes();
   return b.elements() * elem;

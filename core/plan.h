@@ -48,6 +48,14 @@ struct PlanChoice {
   std::string name() const;  // e.g. "ulysses4", "ring4-zigzag", "hybrid2x2-zigzag"
 };
 
+// The schemes' rule for their degrees, stated once (the experiment loader and the planner read
+// it): a Ulysses plan has a Ulysses degree and ring degree 1, a ring plan a ring degree and
+// Ulysses degree 1, a hybrid plan both, each at least 2.
+constexpr bool has_ulysses_degree(Scheme s) { return s != Scheme::kRing; }
+constexpr bool has_ring_degree(Scheme s) { return s != Scheme::kUlysses; }
+// InvalidArgument naming the plan when its degrees break that rule (or one is below 1).
+Status check_scheme_degrees(const PlanChoice& c);
+
 using BufferId = std::int32_t;
 using TaskId = std::int32_t;
 

@@ -6,8 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "core/key_tiles.h"
+#include "core/names.h"
 #include "core/problem.h"
 #include "core/status.h"
 
@@ -35,7 +37,17 @@ using core::kMaxKvSegments;  // the kernel's limit on segments per block, once: 
 // (mma or wgmma) names one for the whole process (for calibrating and benchmarking a kernel
 // through the executor); the others force one (kWgmma fails off compute 9.0).
 enum class AttentionKernel { kAuto, kMma, kWgmma };
-const char* to_string(AttentionKernel k);
+inline constexpr core::Named<AttentionKernel> kAttentionKernelNames[] = {
+    {AttentionKernel::kMma, "mma"},
+    {AttentionKernel::kWgmma, "wgmma"},
+    {AttentionKernel::kAuto, "auto"},
+};
+inline const char* to_string(AttentionKernel k) { return core::name_of(kAttentionKernelNames, k); }
+// "mma", "wgmma" or "auto"; InvalidArgument "unknown attention kernel 'x' (expected mma, wgmma or
+// auto)" otherwise.
+inline Expected<AttentionKernel> parse_attention_kernel(const std::string& s) {
+  return core::parse_named(kAttentionKernelNames, s, "attention kernel");
+}
 
 // The CTA shape of a kernel at bf16 and a head_dim (64 or 128), as sim/attention_model schedules
 // it (core::AttentionKernelProfile's block_m, block_n, ctas_per_sm, and head_dim_factor's tile).

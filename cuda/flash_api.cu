@@ -37,28 +37,18 @@ Expected<bool> device_is_sm90() {
 
 }  // namespace
 
-const char* to_string(AttentionKernel k) {
-  switch (k) {
-    case AttentionKernel::kMma:
-      return "mma";
-    case AttentionKernel::kWgmma:
-      return "wgmma";
-    default:
-      return "auto";
-  }
-}
-
 AttentionKernelShape kernel_shape(AttentionKernel k, int head_dim) {
-  auto shape = [](const char* name, auto traits, int ctas) -> AttentionKernelShape {
+  auto shape = [](AttentionKernel kernel, auto traits, int ctas) -> AttentionKernelShape {
     using Tr = decltype(traits);
-    return {name, Tr::kBlockM, Tr::kBlockN, ctas};
+    return {to_string(kernel), Tr::kBlockM, Tr::kBlockN, ctas};
   };
   using T = __nv_bfloat16;
-  if (k == AttentionKernel::kWgmma)
-    return head_dim == 64 ? shape("wgmma", flash_sm90::Sm90Traits<T, 64>{}, 1)
-                          : shape("wgmma", flash_sm90::Sm90Traits<T, 128>{}, 1);
-  return head_dim == 64 ? shape("mma", flash::Traits64<T>{}, flash::Traits64<T>::kMinBlocks)
-                        : shape("mma", flash::Traits128<T>{}, flash::Traits128<T>::kMinBlocks);
+  constexpr AttentionKernel kWgmma = AttentionKernel::kWgmma, kMma = AttentionKernel::kMma;
+  if (k == kWgmma)
+    return head_dim == 64 ? shape(kWgmma, flash_sm90::Sm90Traits<T, 64>{}, 1)
+                          : shape(kWgmma, flash_sm90::Sm90Traits<T, 128>{}, 1);
+  return head_dim == 64 ? shape(kMma, flash::Traits64<T>{}, flash::Traits64<T>::kMinBlocks)
+                        : shape(kMma, flash::Traits128<T>{}, flash::Traits128<T>::kMinBlocks);
 }
 
 Expected<AttentionKernel> resolve_kernel(const FlashParams& p) {
@@ -66,10 +56,13 @@ Expected<AttentionKernel> resolve_kernel(const FlashParams& p) {
   if (want == AttentionKernel::kAuto) {
     static const char* env = std::getenv("SPATTN_ATTENTION_KERNEL");
     const std::string e = env ? env : "";
-    if (e == "mma") want = AttentionKernel::kMma;
-    if (e == "wgmma") want = AttentionKernel::kWgmma;
-    if (!e.empty() && e != "mma" && e != "wgmma" && e != "auto")
-      return bad("SPATTN_ATTENTION_KERNEL must be mma, wgmma or auto, got '" + e + "'");
+    if (!e.empty()) {
+      const Expected<AttentionKernel> named = parse_attention_kernel(e);
+      if (!named.ok())
+        return bad("SPATTN_ATTENTION_KERNEL must be " + core::name_list(kAttentionKernelNames) +
+                   ", got '" + e + "'");
+      want = *named;
+    }
   }
   if (want == AttentionKernel::kMma) return AttentionKernel::kMma;
   Expected<bool> sm90 = device_is_sm90();

@@ -1,7 +1,8 @@
-// planner/builder.h: what every plan is built from (internal to planner/): a Builder that numbers
-// buffers and tasks, a Shard (one rank's buffers for one pass over a sequence or a chunk), and the
-// stages the schemes share: the Ulysses all-to-all there and back, attention of a query run against
-// key segments (at most kMaxSegments a block, merged beyond), and padding the unwritten rows.
+// planner/builder.h: what every plan is built from (internal to planner/): a Builder (the plan
+// builder of core/plan_builder.h with the plan's communicators), a Shard (one rank's buffers for
+// one pass over a sequence or a chunk), and the stages the schemes share: the Ulysses all-to-all
+// there and back, attention of a query run against key segments (at most kMaxSegments a block,
+// merged beyond), and padding the unwritten rows.
 #pragma once
 
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "core/key_tiles.h"
 #include "core/plan.h"
+#include "core/plan_builder.h"
 #include "planner/layout.h"
 
 namespace spattn::planner {
@@ -17,56 +19,21 @@ namespace spattn::planner {
 // split into several blocks whose results are merged.
 inline constexpr std::size_t kMaxSegments = core::kMaxKvSegments;
 
-class Builder {
+// core::PlanBuilder (buffer and task numbering, passes) with what the schemes add: the plan's
+// communicators and views of a rank's heads.
+class Builder : public core::PlanBuilder {
  public:
-  explicit Builder(core::Plan& plan) : plan_(plan) {}
+  using core::PlanBuilder::PlanBuilder;
 
-  core::BufferId buffer(int rank, std::string name, core::BufferRole role, core::TensorKind tensor,
-                        core::ElemType elem, std::int64_t tokens, std::int64_t heads,
-                        std::int64_t width);
-  core::BufferId scratch(int rank, std::string name, core::ElemType elem, std::int64_t tokens,
-                         std::int64_t heads, std::int64_t width) {
-    return buffer(rank, std::move(name), core::BufferRole::kScratch, core::TensorKind::kOther, elem,
-                  tokens, heads, width);
-  }
-  core::Buffer& at(core::BufferId b) { return plan_.buffers[static_cast<std::size_t>(b)]; }
-
-  core::TaskId task(int rank, core::Stream stream, std::string label, core::Op op,
-                    std::vector<core::TaskId> deps, std::int64_t collective = -1);
-  core::TaskId copy(int rank, core::CopyKind kind, std::string label, core::View src,
-                    core::View dst, std::vector<core::TaskId> deps) {
-    return task(rank, core::Stream::kCompute, std::move(label), core::Copy{kind, src, dst},
-                std::move(deps));
-  }
-  std::int64_t collective() { return next_collective_++; }
-  int group(std::vector<int> ranks);
   // The plan's communicators (choice U x R): one Ulysses group per ring position g (the ranks
   // (g, 0..U-1)), and one ring group per head slot u (the ranks (0..R-1, u)); indexed by g and u,
   // -1 where the degree is 1.
   std::vector<int> ulysses_groups();
   std::vector<int> ring_groups();
 
-  core::View whole(core::BufferId b) { return {b, 0, at(b).tokens, 0, at(b).heads}; }
-  core::View rows(core::BufferId b, std::int64_t offset, std::int64_t n) {
-    return {b, offset, n, 0, at(b).heads};
-  }
   core::View rows_heads(core::BufferId b, std::int64_t offset, std::int64_t n, HeadRange h) {
     return {b, offset, n, h.start, h.count};
   }
-  const core::Problem& problem() const { return plan_.problem; }
-  // Buffers and tasks made from now on belong to streamed chunk `pass` (-1: shared by all).
-  // Tasks from here on belong to `pass` (a streamed chunk; -1: buffers every pass shares). Passes
-  // run one after another on each rank, as chunks do in generation: every task of a new pass
-  // waits for the rank's last tasks of the previous pass (those no task of that pass waits for),
-  // which also lets an executor reuse the memory of buffers whose pass is over.
-  void set_pass(int pass);
-  core::Plan& plan() { return plan_; }
-
- private:
-  core::Plan& plan_;
-  std::int64_t next_collective_ = 0;
-  int pass_ = 0;
-  std::vector<std::vector<core::TaskId>> pass_entry_;  // per rank: what a new pass's tasks wait for
 };
 
 // The global rank of ring position g and head slot u: Ulysses groups on consecutive ranks

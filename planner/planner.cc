@@ -18,18 +18,8 @@ using core::Scheme;
 namespace {
 
 Status check_choice(const Problem& p, const PlanChoice& c) {
-  const int U = c.ulysses_degree, R = c.ring_degree;
-  if (U < 1 || R < 1)
-    return invalid_argument("plan " + c.name() + ": degrees must be >= 1 (ulysses " +
-                            std::to_string(U) + ", ring " + std::to_string(R) + ")");
-  if (c.scheme == Scheme::kUlysses && R != 1)
-    return invalid_argument("plan " + c.name() + ": a ulysses plan has ring degree 1");
-  if (c.scheme == Scheme::kRing && U != 1)
-    return invalid_argument("plan " + c.name() + ": a ring plan has ulysses degree 1");
-  if (c.scheme == Scheme::kHybrid && (U < 2 || R < 2))
-    return invalid_argument(
-        "plan " + c.name() +
-        ": a hybrid plan needs ulysses and ring degrees >= 2 (use ulysses or ring)");
+  SPATTN_RETURN_IF_ERROR(core::check_scheme_degrees(c));
+  const int U = c.ulysses_degree;
   if (U > p.q_heads)
     return infeasible("plan " + c.name() + ": ulysses degree " + std::to_string(U) +
                       " exceeds q_heads " + std::to_string(p.q_heads) +

@@ -99,12 +99,13 @@ int main(int argc, char** argv) {
           p.window_left = window_left;
           p.window_right = window_right;
           p.softcap = softcap;
-          if (kname != "mma" && kname != "wgmma") {
+          const spattn::Expected<sc::AttentionKernel> named = sc::parse_attention_kernel(kname);
+          if (!named.ok() || *named == sc::AttentionKernel::kAuto) {
             std::fprintf(stderr, "attn_bench: --kernel must be mma or wgmma, got %s\n",
                          kname.c_str());
             return 2;
           }
-          p.kernel = kname == "mma" ? sc::AttentionKernel::kMma : sc::AttentionKernel::kWgmma;
+          p.kernel = *named;
           p.out = out.get();
           p.out_batch_stride = s * heads * d;
           p.out_token_stride = heads * d;

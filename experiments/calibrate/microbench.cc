@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/names.h"
+#include "core/plan_builder.h"
 
 namespace spattn::calibrate {
 namespace {
@@ -34,61 +35,20 @@ constexpr core::Named<PointKind> kKindNames[] = {
     {PointKind::kAttentionSoftcap, "attention_softcap"},
 };
 
-// Builds a plan buffer by buffer and task by task (ids in order, so dependencies point back).
-class Builder {
- public:
-  explicit Builder(core::Plan& plan) : plan_(plan) {}
+// An input [tokens, heads, head_dim] of the problem's dtype holding `tensor` at global positions
+// start, start + 1, ...: the executor fills it with the generated (random) values.
+BufferId input(core::PlanBuilder& b, int rank, std::string name, core::TensorKind tensor,
+               std::int64_t tokens, std::int64_t start, std::int64_t heads) {
+  const BufferId id = b.buffer(rank, std::move(name), core::BufferRole::kInput, tensor,
+                               ElemType::kInput, tokens, heads, b.problem().head_dim);
+  b.at(id).runs = {{0, tokens, start, 1}};
+  return id;
+}
 
-  BufferId buffer(int rank, std::string name, std::int64_t tokens, std::int64_t heads,
-                  std::int64_t width, ElemType elem) {
-    core::Buffer b;
-    b.name = std::move(name);
-    b.rank = rank;
-    b.role = core::BufferRole::kScratch;
-    b.elem = elem;
-    b.tokens = tokens;
-    b.heads = heads;
-    b.width = width;
-    plan_.buffers.push_back(std::move(b));
-    return static_cast<BufferId>(plan_.buffers.size()) - 1;
-  }
-  // An input [tokens, heads, width] of the problem's dtype holding `tensor` at global positions
-  // start, start + 1, ...: the executor fills it with the generated (random) values.
-  BufferId input(int rank, std::string name, core::TensorKind tensor, std::int64_t tokens,
-                 std::int64_t start, std::int64_t heads) {
-    const BufferId id =
-        buffer(rank, std::move(name), tokens, heads, plan_.problem.head_dim, ElemType::kInput);
-    core::Buffer& b = plan_.buffers[static_cast<std::size_t>(id)];
-    b.role = core::BufferRole::kInput;
-    b.tensor = tensor;
-    b.runs = {{0, tokens, start, 1}};
-    return id;
-  }
-  // A flat bf16 buffer of `bytes` (rounded down to whole elements, at least one).
-  BufferId bytes_buffer(int rank, std::string name, Bytes bytes) {
-    return buffer(rank, std::move(name), std::max<Bytes>(bytes / 2, 1), 1, 1, ElemType::kInput);
-  }
-  View whole(BufferId b) const {
-    const core::Buffer& buf = plan_.buffers[static_cast<std::size_t>(b)];
-    return {b, 0, buf.tokens, 0, buf.heads};
-  }
-  TaskId task(int rank, core::Stream stream, std::string label, core::Op op,
-              std::int64_t collective = -1) {
-    core::Task t;
-    t.id = static_cast<TaskId>(plan_.tasks.size());
-    t.rank = rank;
-    t.stream = stream;
-    t.collective = collective;
-    t.label = std::move(label);
-    t.op = std::move(op);
-    plan_.tasks.push_back(std::move(t));
-    return plan_.tasks.back().id;
-  }
-  const core::Plan& plan() const { return plan_; }
-
- private:
-  core::Plan& plan_;
-};
+// A flat bf16 buffer of `bytes` (rounded down to whole elements, at least one).
+BufferId bytes_buffer(core::PlanBuilder& b, int rank, std::string name, Bytes bytes) {
+  return b.scratch(rank, std::move(name), ElemType::kInput, std::max<Bytes>(bytes / 2, 1), 1, 1);
+}
 
 core::Plan empty_plan(int world, std::int64_t tokens, bool causal) {
   core::Plan plan;
@@ -109,13 +69,13 @@ core::Plan empty_plan(int world, std::int64_t tokens, bool causal) {
 }
 
 // Ring of `ranks` (2 ranks: each sends to and receives from the other); returns the comm tasks.
-std::vector<TaskId> add_ring(Builder& b, int ranks, Bytes bytes) {
+std::vector<TaskId> add_ring(core::PlanBuilder& b, int ranks, Bytes bytes) {
   std::vector<TaskId> tasks;
   for (int r = 0; r < ranks; ++r) {
     core::Comm c{core::CommKind::kSendRecv, 0, {}, {}};
-    c.sends.push_back({(r + 1) % ranks, b.whole(b.bytes_buffer(r, "ring.send", bytes))});
-    c.recvs.push_back({(r + ranks - 1) % ranks, b.whole(b.bytes_buffer(r, "ring.recv", bytes))});
-    tasks.push_back(b.task(r, core::Stream::kComm, "ring.sendrecv", std::move(c), 0));
+    c.sends.push_back({(r + 1) % ranks, b.whole(bytes_buffer(b, r, "ring.send", bytes))});
+    c.recvs.push_back({(r + ranks - 1) % ranks, b.whole(bytes_buffer(b, r, "ring.recv", bytes))});
+    tasks.push_back(b.task(r, core::Stream::kComm, "ring.sendrecv", std::move(c), {}, 0));
   }
   return tasks;
 }
@@ -123,21 +83,20 @@ std::vector<TaskId> add_ring(Builder& b, int ranks, Bytes bytes) {
 // Attention of nq queries at positions q_start.. over nk keys at 0..nk-1, on random inputs: the
 // kernel runs measurably faster on zeros (on an H200, 396 against 383 TFLOP/s at 32K tokens), and
 // plans run it on data.
-TaskId add_attention(Builder& b, std::int64_t nq, std::int64_t nk, bool causal,
+TaskId add_attention(core::PlanBuilder& b, std::int64_t nq, std::int64_t nk, bool causal,
                      std::int64_t q_start = 0, std::int64_t heads = kHeads) {
-  const BufferId q = b.input(0, "q", core::TensorKind::kQ, nq, q_start, heads);
-  const BufferId k = b.input(0, "k", core::TensorKind::kK, nk, 0, heads);
-  const BufferId v = b.input(0, "v", core::TensorKind::kV, nk, 0, heads);
-  const BufferId o = b.buffer(0, "out", nq, heads, b.plan().problem.head_dim, ElemType::kInput);
-  const BufferId l = b.buffer(0, "lse", nq, heads, 1, ElemType::kF32);
+  const BufferId q = input(b, 0, "q", core::TensorKind::kQ, nq, q_start, heads);
+  const BufferId k = input(b, 0, "k", core::TensorKind::kK, nk, 0, heads);
+  const BufferId v = input(b, 0, "v", core::TensorKind::kV, nk, 0, heads);
+  const BufferId o = b.scratch(0, "out", ElemType::kInput, nq, heads, b.problem().head_dim);
+  const BufferId l = b.scratch(0, "lse", ElemType::kF32, nq, heads, 1);
   core::AttnBlock a;
   a.q = b.whole(q);
   a.q_start = q_start;
   a.kv.push_back({b.whole(k), b.whole(v), false, 0, 1});
   a.out = b.whole(o);
   a.lse = b.whole(l);
-  a.visible_pairs =
-      causal ? core::count_visible(b.plan().problem, q_start, 1, nq, 0, 1, nk) : nq * nk;
+  a.visible_pairs = causal ? core::count_visible(b.problem(), q_start, 1, nq, 0, 1, nk) : nq * nk;
   return b.task(0, core::Stream::kCompute, causal ? "attn.causal" : "attn", std::move(a));
 }
 
@@ -259,14 +218,14 @@ MicroBench build_microbench(const Point& p) {
                        unmasked || long_keys || (p.kind == PointKind::kAttention && p.causal));
   if (p.kind == PointKind::kAttentionD64) mb.plan.problem.head_dim = kSmallHeadDim;
   if (p.kind == PointKind::kAttentionSoftcap) mb.plan.problem.softcap = kSoftcap;
-  Builder b(mb.plan);
+  core::PlanBuilder b(mb.plan);
   switch (p.kind) {
     case PointKind::kSendRecvPair: {
       core::Comm send{core::CommKind::kSendRecv, 0, {}, {}}, recv = send;
-      send.sends.push_back({1, b.whole(b.bytes_buffer(0, "send", p.bytes))});
-      recv.recvs.push_back({0, b.whole(b.bytes_buffer(1, "recv", p.bytes))});
-      mb.timed.push_back(b.task(0, core::Stream::kComm, "pair.send", std::move(send), 0));
-      mb.timed.push_back(b.task(1, core::Stream::kComm, "pair.recv", std::move(recv), 0));
+      send.sends.push_back({1, b.whole(bytes_buffer(b, 0, "send", p.bytes))});
+      recv.recvs.push_back({0, b.whole(bytes_buffer(b, 1, "recv", p.bytes))});
+      mb.timed.push_back(b.task(0, core::Stream::kComm, "pair.send", std::move(send), {}, 0));
+      mb.timed.push_back(b.task(1, core::Stream::kComm, "pair.recv", std::move(recv), {}, 0));
       break;
     }
     case PointKind::kSendRecvRing:
@@ -278,11 +237,11 @@ MicroBench build_microbench(const Point& p) {
         core::Comm c{core::CommKind::kAllToAll, 0, {}, {}};
         for (int j = 0; j < p.ranks; ++j) {
           c.sends.push_back(
-              {j, b.whole(b.bytes_buffer(r, fmt::format("a2a.send{}", j), per_peer))});
+              {j, b.whole(bytes_buffer(b, r, fmt::format("a2a.send{}", j), per_peer))});
           c.recvs.push_back(
-              {j, b.whole(b.bytes_buffer(r, fmt::format("a2a.recv{}", j), per_peer))});
+              {j, b.whole(bytes_buffer(b, r, fmt::format("a2a.recv{}", j), per_peer))});
         }
-        mb.timed.push_back(b.task(r, core::Stream::kComm, "a2a", std::move(c), 0));
+        mb.timed.push_back(b.task(r, core::Stream::kComm, "a2a", std::move(c), {}, 0));
       }
       break;
     }
@@ -304,17 +263,17 @@ MicroBench build_microbench(const Point& p) {
       mb.timed.push_back(add_attention(b, kLongQueries, p.tokens, true, p.tokens));
       break;
     case PointKind::kCopy: {
-      const BufferId src = b.buffer(0, "src", p.tokens, kHeads, kHeadDim, ElemType::kInput);
-      const BufferId dst = b.buffer(0, "dst", p.tokens, kHeads, kHeadDim, ElemType::kInput);
+      const BufferId src = b.scratch(0, "src", ElemType::kInput, p.tokens, kHeads, kHeadDim);
+      const BufferId dst = b.scratch(0, "dst", ElemType::kInput, p.tokens, kHeads, kHeadDim);
       mb.timed.push_back(b.task(0, core::Stream::kCompute, "copy",
                                 core::Copy{core::CopyKind::kPack, b.whole(src), b.whole(dst)}));
       break;
     }
     case PointKind::kMerge: {
-      const BufferId lse = b.buffer(0, "lse_acc", p.tokens, kHeads, 1, ElemType::kF32);
-      const BufferId part_lse = b.buffer(0, "lse_part", p.tokens, kHeads, 1, ElemType::kF32);
-      const BufferId part = b.buffer(0, "out_part", p.tokens, kHeads, kHeadDim, ElemType::kF32);
-      const BufferId out = b.buffer(0, "out_acc", p.tokens, kHeads, kHeadDim, ElemType::kF32);
+      const BufferId lse = b.scratch(0, "lse_acc", ElemType::kF32, p.tokens, kHeads, 1);
+      const BufferId part_lse = b.scratch(0, "lse_part", ElemType::kF32, p.tokens, kHeads, 1);
+      const BufferId part = b.scratch(0, "out_part", ElemType::kF32, p.tokens, kHeads, kHeadDim);
+      const BufferId out = b.scratch(0, "out_acc", ElemType::kF32, p.tokens, kHeads, kHeadDim);
       mb.timed.push_back(
           b.task(0, core::Stream::kCompute, "merge",
                  core::Merge{b.whole(out), b.whole(lse), b.whole(part), b.whole(part_lse)}));
@@ -332,17 +291,16 @@ MicroBench build_microbench(const Point& p) {
     case PointKind::kIssueDeps: {
       mb.span = true;
       for (int r = 0; r < p.ranks; ++r) {
-        const BufferId row = b.buffer(r, "row", 1, kHeads, kHeadDim, ElemType::kInput);
+        const BufferId row = b.scratch(r, "row", ElemType::kInput, 1, kHeads, kHeadDim);
         for (std::int64_t i = 0; i < p.tokens; ++i) {
           // issue_deps: each fill waits for the one before, on the other stream (a wait on the
           // same stream is implied by stream order: core::explicit_waits drops it).
           const core::Stream s = p.kind == PointKind::kIssueDeps && i % 2 == 1
                                      ? core::Stream::kComm
                                      : core::Stream::kCompute;
-          const TaskId t = b.task(r, s, "fill", core::Fill{b.whole(row), 0.0});
-          if (p.kind == PointKind::kIssueDeps && i > 0)
-            mb.plan.tasks.back().deps.push_back(mb.timed.back());
-          mb.timed.push_back(t);
+          const bool waits = p.kind == PointKind::kIssueDeps && i > 0;
+          mb.timed.push_back(b.task(r, s, "fill", core::Fill{b.whole(row), 0.0},
+                                    {waits ? mb.timed.back() : TaskId{-1}}));
         }
       }
       break;
@@ -355,11 +313,11 @@ MicroBench build_microbench(const Point& p) {
           for (int j = 0; j < p.ranks; ++j)
             for (int m = 0; m < kIssueMessages; ++m) {
               c.sends.push_back(
-                  {j, b.whole(b.bytes_buffer(r, fmt::format("c{}.send{}.{}", k, j, m), p.bytes))});
+                  {j, b.whole(bytes_buffer(b, r, fmt::format("c{}.send{}.{}", k, j, m), p.bytes))});
               c.recvs.push_back(
-                  {j, b.whole(b.bytes_buffer(r, fmt::format("c{}.recv{}.{}", k, j, m), p.bytes))});
+                  {j, b.whole(bytes_buffer(b, r, fmt::format("c{}.recv{}.{}", k, j, m), p.bytes))});
             }
-          mb.timed.push_back(b.task(r, core::Stream::kComm, "a2a", std::move(c), k));
+          mb.timed.push_back(b.task(r, core::Stream::kComm, "a2a", std::move(c), {}, k));
         }
       break;
     }

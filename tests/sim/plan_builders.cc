@@ -2,71 +2,26 @@
 
 #include <string>
 
+#include "core/plan_builder.h"
 #include "core/status.h"
 
 namespace spattn::sim::testing {
-namespace {
 
-using core::Buffer;
 using core::BufferId;
+using core::BufferRole;
+using core::CopyKind;
+using core::ElemType;
 using core::TaskId;
+using core::TensorKind;
 using core::View;
 
-class Builder {
- public:
-  explicit Builder(core::Plan& plan) : plan_(plan) {}
-
-  BufferId buffer(int rank, std::string name, std::int64_t tokens, std::int64_t heads,
-                  std::int64_t width, core::BufferRole role = core::BufferRole::kScratch,
-                  core::ElemType elem = core::ElemType::kInput) {
-    Buffer b;
-    b.name = std::move(name);
-    b.rank = rank;
-    b.role = role;
-    b.elem = elem;
-    b.batch = plan_.problem.batch;
-    b.tokens = tokens;
-    b.heads = heads;
-    b.width = width;
-    plan_.buffers.push_back(std::move(b));
-    return static_cast<BufferId>(plan_.buffers.size()) - 1;
-  }
-  View whole(BufferId b) const {
-    const Buffer& buf = plan_.buffers[static_cast<std::size_t>(b)];
-    return {b, 0, buf.tokens, 0, buf.heads};
-  }
-  TaskId task(int rank, core::Stream stream, std::vector<TaskId> deps, std::string label,
-              core::Op op, std::int64_t collective = -1) {
-    core::Task t;
-    t.id = static_cast<TaskId>(plan_.tasks.size());
-    t.rank = rank;
-    t.stream = stream;
-    for (TaskId d : deps)
-      if (d >= 0) t.deps.push_back(d);
-    t.collective = collective;
-    t.label = std::move(label);
-    t.op = std::move(op);
-    plan_.tasks.push_back(std::move(t));
-    return plan_.tasks.back().id;
-  }
-  TaskId copy(int rank, std::vector<TaskId> deps, std::string label, View src, View dst) {
-    return task(rank, core::Stream::kCompute, std::move(deps), std::move(label),
-                core::Copy{core::CopyKind::kPack, src, dst});
-  }
-
- private:
-  core::Plan& plan_;
-};
-
-core::Problem comm_problem() {
+core::Problem one_head() {
   core::Problem p;
   p.q_heads = p.kv_heads = 1;
   p.head_dim = 128;
   p.seq_len = 1;
   return p;
 }
-
-}  // namespace
 
 core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int held) {
   const int U = ulysses, R = ring, P = U * R;
@@ -97,13 +52,14 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int 
                      D = problem.head_dim;
   // Collective ids: all-to-all in of group g: g; ring step s of ring u: R + u * R + s;
   // all-to-all out of group g: R + U * R + g.
-  Builder b(plan);
+  core::PlanBuilder b(plan);
   using core::Stream;
   for (int r = 0; r < plan.ranks_held(); ++r) {
     const int g = r / U, u = r % U;
-    const BufferId in[3] = {b.buffer(r, "q", shard, H, D, core::BufferRole::kInput),
-                            b.buffer(r, "k", shard, H, D, core::BufferRole::kInput),
-                            b.buffer(r, "v", shard, H, D, core::BufferRole::kInput)};
+    BufferId in[3];
+    for (int x = 0; x < 3; ++x)
+      in[x] = b.buffer(r, std::string(1, "qkv"[x]), BufferRole::kInput, TensorKind::kOther,
+                       ElemType::kInput, shard, H, D);
     BufferId full[3] = {in[0], in[1], in[2]};  // [T, h, D] after the all-to-all
     TaskId ready = -1;
     if (U > 1) {
@@ -111,35 +67,36 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int 
       std::vector<TaskId> packs;
       std::vector<BufferId> recv(static_cast<std::size_t>(U));
       for (int j = 0; j < U; ++j) {
-        const BufferId send = b.buffer(r, "a2a_in.send" + std::to_string(j), shard, 3 * h, D);
+        const BufferId send =
+            b.scratch(r, "a2a_in.send" + std::to_string(j), ElemType::kInput, shard, 3 * h, D);
         recv[static_cast<std::size_t>(j)] =
-            b.buffer(r, "a2a_in.recv" + std::to_string(j), shard, 3 * h, D);
+            b.scratch(r, "a2a_in.recv" + std::to_string(j), ElemType::kInput, shard, 3 * h, D);
         for (int x = 0; x < 3; ++x)
-          packs.push_back(
-              b.copy(r, {}, "pack.qkv", {in[x], 0, shard, j * h, h}, {send, 0, shard, x * h, h}));
+          packs.push_back(b.copy(r, CopyKind::kPack, "pack.qkv", {in[x], 0, shard, j * h, h},
+                                 {send, 0, shard, x * h, h}));
         a2a.sends.push_back({g * U + j, b.whole(send)});
         a2a.recvs.push_back({g * U + j, b.whole(recv[static_cast<std::size_t>(j)])});
       }
-      const TaskId comm = b.task(r, Stream::kComm, packs, "a2a.qkv", a2a, g);
+      const TaskId comm = b.task(r, Stream::kComm, "a2a.qkv", a2a, packs, g);
       for (int x = 0; x < 3; ++x)
-        full[x] = b.buffer(r, std::string("qkv_full") + "qkv"[x], T, h, D);
+        full[x] = b.scratch(r, std::string("qkv_full") + "qkv"[x], ElemType::kInput, T, h, D);
       std::vector<TaskId> unpacks;
       for (int j = 0; j < U; ++j)
         for (int x = 0; x < 3; ++x)
-          unpacks.push_back(b.copy(r, {comm}, "unpack.qkv",
+          unpacks.push_back(b.copy(r, CopyKind::kUnpack, "unpack.qkv",
                                    {recv[static_cast<std::size_t>(j)], 0, shard, x * h, h},
-                                   {full[x], j * shard, shard, 0, h}));
+                                   {full[x], j * shard, shard, 0, h}, {comm}));
       ready = unpacks.back();
     }
     // Ring over the R groups: K/V double-buffered, step s attends block (g - s) mod R.
-    const BufferId out = b.buffer(r, "out_acc", T, h, D);
-    const BufferId lse =
-        b.buffer(r, "lse_acc", T, h, 1, core::BufferRole::kScratch, core::ElemType::kF32);
-    const BufferId part = b.buffer(r, "out_part", T, h, D);
-    const BufferId part_lse =
-        b.buffer(r, "lse_part", T, h, 1, core::BufferRole::kScratch, core::ElemType::kF32);
+    const BufferId out = b.scratch(r, "out_acc", ElemType::kInput, T, h, D);
+    const BufferId lse = b.scratch(r, "lse_acc", ElemType::kF32, T, h, 1);
+    const BufferId part = b.scratch(r, "out_part", ElemType::kInput, T, h, D);
+    const BufferId part_lse = b.scratch(r, "lse_part", ElemType::kF32, T, h, 1);
     BufferId kv[2][2] = {{full[1], full[2]}, {-1, -1}};
-    if (R > 1) kv[1][0] = b.buffer(r, "kv1.k", T, h, D), kv[1][1] = b.buffer(r, "kv1.v", T, h, D);
+    if (R > 1)
+      kv[1][0] = b.scratch(r, "kv1.k", ElemType::kInput, T, h, D),
+      kv[1][1] = b.scratch(r, "kv1.v", ElemType::kInput, T, h, D);
     const int next = ((g + 1) % R) * U + u, prev = ((g + R - 1) % R) * U + u;
     TaskId prev_recv = ready, prev_attn = -1, prev_merge = -1, last = -1;
     for (int s = 0; s < R; ++s) {
@@ -151,8 +108,8 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int 
         core::Comm c{core::CommKind::kSendRecv, R + u, {}, {}};
         c.sends = {{next, b.whole(cur[0])}, {next, b.whole(cur[1])}};
         c.recvs = {{prev, b.whole(nxt[0])}, {prev, b.whole(nxt[1])}};
-        sr = b.task(r, Stream::kComm, {prev_recv, prev_attn}, "ring.sendrecv" + std::to_string(s),
-                    c, R + u * R + s);
+        sr = b.task(r, Stream::kComm, "ring.sendrecv" + std::to_string(s), c,
+                    {prev_recv, prev_attn}, R + u * R + s);
       }
       core::AttnBlock a;
       a.q = {full[0], 0, T, 0, h};
@@ -163,19 +120,19 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int 
       a.q_head_start = a.kv_head_start = u * h;
       a.visible_pairs = T * T;
       const TaskId at =
-          b.task(r, Stream::kCompute, {prev_recv, prev_merge}, "attn.step" + std::to_string(s), a);
+          b.task(r, Stream::kCompute, "attn.step" + std::to_string(s), a, {prev_recv, prev_merge});
       last = at;
       if (s > 0) {
         prev_merge =
-            b.task(r, Stream::kCompute, {at}, "merge.step" + std::to_string(s),
-                   core::Merge{b.whole(out), b.whole(lse), b.whole(part), b.whole(part_lse)});
+            b.task(r, Stream::kCompute, "merge.step" + std::to_string(s),
+                   core::Merge{b.whole(out), b.whole(lse), b.whole(part), b.whole(part_lse)}, {at});
         last = prev_merge;
       }
       prev_attn = at;
       prev_recv = sr;
     }
     if (U == 1) {
-      plan.buffers[static_cast<std::size_t>(out)].role = core::BufferRole::kOutput;
+      b.at(out).role = BufferRole::kOutput;
       continue;
     }
     // Reverse all-to-all of the output: [T, h, D] -> [shard, H, D].
@@ -183,38 +140,43 @@ core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int 
     std::vector<TaskId> packs;
     std::vector<BufferId> recv(static_cast<std::size_t>(U));
     for (int j = 0; j < U; ++j) {
-      const BufferId send = b.buffer(r, "a2a_out.send" + std::to_string(j), shard, h, D);
+      const BufferId send =
+          b.scratch(r, "a2a_out.send" + std::to_string(j), ElemType::kInput, shard, h, D);
       recv[static_cast<std::size_t>(j)] =
-          b.buffer(r, "a2a_out.recv" + std::to_string(j), shard, h, D);
-      packs.push_back(b.copy(r, {last}, "pack.out", {out, j * shard, shard, 0, h}, b.whole(send)));
+          b.scratch(r, "a2a_out.recv" + std::to_string(j), ElemType::kInput, shard, h, D);
+      packs.push_back(b.copy(r, CopyKind::kPack, "pack.out", {out, j * shard, shard, 0, h},
+                             b.whole(send), {last}));
       back.sends.push_back({g * U + j, b.whole(send)});
       back.recvs.push_back({g * U + j, b.whole(recv[static_cast<std::size_t>(j)])});
     }
-    const TaskId comm = b.task(r, Stream::kComm, packs, "a2a.out", back, R + U * R + g);
-    const BufferId final_out = b.buffer(r, "out", shard, H, D, core::BufferRole::kOutput);
+    const TaskId comm = b.task(r, Stream::kComm, "a2a.out", back, packs, R + U * R + g);
+    const BufferId final_out =
+        b.buffer(r, "out", BufferRole::kOutput, TensorKind::kOther, ElemType::kInput, shard, H, D);
     for (int j = 0; j < U; ++j)
-      b.copy(r, {comm}, "unpack.out", b.whole(recv[static_cast<std::size_t>(j)]),
-             {final_out, 0, shard, j * h, h});
+      b.copy(r, CopyKind::kUnpack, "unpack.out", b.whole(recv[static_cast<std::size_t>(j)]),
+             {final_out, 0, shard, j * h, h}, {comm});
   }
   return plan;
 }
 
 core::Plan all_to_all_plan(int ranks, Bytes bytes_per_peer) {
   core::Plan plan;
-  plan.problem = comm_problem();
+  plan.problem = one_head();
   plan.world = ranks;
   plan.groups.emplace_back();
   for (int r = 0; r < ranks; ++r) plan.groups[0].push_back(r);
-  Builder b(plan);
+  core::PlanBuilder b(plan);
   const std::int64_t tokens = bytes_per_peer / (plan.problem.head_dim * plan.problem.elem_bytes());
   SPATTN_CHECK(tokens * plan.problem.head_dim * plan.problem.elem_bytes() == bytes_per_peer);
   for (int r = 0; r < ranks; ++r) {
     core::Comm c{core::CommKind::kAllToAll, 0, {}, {}};
     for (int j = 0; j < ranks; ++j) {
-      c.sends.push_back({j, b.whole(b.buffer(r, "send" + std::to_string(j), tokens, 1, 128))});
-      c.recvs.push_back({j, b.whole(b.buffer(r, "recv" + std::to_string(j), tokens, 1, 128))});
+      c.sends.push_back(
+          {j, b.whole(b.scratch(r, "send" + std::to_string(j), ElemType::kInput, tokens, 1, 128))});
+      c.recvs.push_back(
+          {j, b.whole(b.scratch(r, "recv" + std::to_string(j), ElemType::kInput, tokens, 1, 128))});
     }
-    b.task(r, core::Stream::kComm, {}, "a2a", c, 0);
+    b.task(r, core::Stream::kComm, "a2a", c, {}, 0);
   }
   return plan;
 }
@@ -226,29 +188,32 @@ core::Plan ring_step_plan(const core::Problem& problem, int ranks, Bytes bytes,
   plan.world = ranks;
   plan.groups.emplace_back();
   for (int r = 0; r < ranks; ++r) plan.groups[0].push_back(r);
-  Builder b(plan);
+  core::PlanBuilder b(plan);
   const std::int64_t row = problem.head_dim * problem.elem_bytes();
   SPATTN_CHECK(bytes % row == 0);
   const std::int64_t H = problem.q_heads, D = problem.head_dim;
   for (int r = 0; r < ranks; ++r) {
-    const BufferId q = b.buffer(r, "q", 1, H, D, core::BufferRole::kInput);
-    const BufferId send = b.buffer(r, "kv_send", bytes / row, 1, D);
-    const BufferId recv = b.buffer(r, "kv_recv", bytes / row, 1, D);
+    const BufferId q =
+        b.buffer(r, "q", BufferRole::kInput, TensorKind::kOther, ElemType::kInput, 1, H, D);
+    const BufferId send = b.scratch(r, "kv_send", ElemType::kInput, bytes / row, 1, D);
+    const BufferId recv = b.scratch(r, "kv_recv", ElemType::kInput, bytes / row, 1, D);
     core::Comm c{core::CommKind::kSendRecv, 0, {}, {}};
     c.sends.push_back({(r + 1) % ranks, b.whole(send)});
     c.recvs.push_back({(r + ranks - 1) % ranks, b.whole(recv)});
-    b.task(r, core::Stream::kComm, {}, "ring.sendrecv", c, 0);
+    b.task(r, core::Stream::kComm, "ring.sendrecv", c, {}, 0);
     core::AttnBlock a;
     a.q = b.whole(q);
     a.q_start = attn_keys;  // after every key: nothing masked, causal or not
     if (attn_keys > 0) {
-      const BufferId kv = b.buffer(r, "kv", attn_keys, problem.kv_heads, D);
+      const BufferId kv = b.scratch(r, "kv", ElemType::kInput, attn_keys, problem.kv_heads, D);
       a.kv.push_back({b.whole(kv), b.whole(kv), false, 0, 1});
     }
-    a.out = b.whole(b.buffer(r, "out", 1, H, D, core::BufferRole::kOutput));
-    a.lse = b.whole(b.buffer(r, "lse", 1, H, 1, core::BufferRole::kOutput, core::ElemType::kF32));
+    a.out = b.whole(
+        b.buffer(r, "out", BufferRole::kOutput, TensorKind::kOther, ElemType::kInput, 1, H, D));
+    a.lse = b.whole(
+        b.buffer(r, "lse", BufferRole::kOutput, TensorKind::kOther, ElemType::kF32, 1, H, 1));
     a.visible_pairs = attn_keys;
-    b.task(r, core::Stream::kCompute, {}, "attn", a);
+    b.task(r, core::Stream::kCompute, "attn", a);
   }
   return plan;
 }

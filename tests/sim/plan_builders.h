@@ -1,6 +1,7 @@
 // tests/sim/plan_builders.h: hand-built plans for the simulator's tests and benchmarks, standing
 // in for the planner (planner::make_plan). Each has the tasks, dependencies and collectives a real
-// scheme would have; buffers are sized so the simulator's byte counts are right.
+// scheme would have; buffers are sized so the simulator's byte counts are right. Built with
+// core::PlanBuilder, the numbering the planner uses.
 #pragma once
 
 #include "core/plan.h"
@@ -15,6 +16,9 @@ namespace spattn::sim::testing {
 // unpack. U = 1 is a pure ring, R = 1 pure Ulysses. `held` > 0 (a multiple of U dividing U * R):
 // the rank-symmetric plan holding ranks 0..held-1 only (core::Plan::represented_ranks).
 core::Plan hybrid_plan(const core::Problem& problem, int ulysses, int ring, int held = 0);
+
+// One head of 128, one token: the problem of the comm-only plans, whose sizes come in bytes.
+core::Problem one_head();
 
 // P ranks, one all-to-all in which every rank sends `bytes_per_peer` to every rank (itself too).
 core::Plan all_to_all_plan(int ranks, Bytes bytes_per_peer);

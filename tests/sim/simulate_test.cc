@@ -7,6 +7,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/plan_builder.h"
 #include "core/profile.h"
 #include "core/reference.h"
 #include "sim/functional.h"
@@ -35,13 +36,7 @@ core::Profile simple_profile(double slowdown) {
 }
 constexpr std::int64_t kKeysPerMs = 1'024'000;  // simple_profile: 1 ms of attention
 
-core::Problem one_head() {
-  core::Problem p;
-  p.q_heads = p.kv_heads = 1;
-  p.head_dim = 128;
-  p.seq_len = 1;
-  return p;
-}
+using testing::one_head;
 
 // System: 4x H200 (h200x4.yaml), the fitted profile (h200_default.yaml), one all-to-all of B bytes
 // per rank (B/4 to each rank, itself included). Expectation: the measured times 2.45 / 0.72 /
@@ -120,16 +115,12 @@ TEST(Simulate, CommThatWaitsForComputeRunsAfterIt) {
 TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
   core::Plan plan = testing::ring_step_plan(one_head(), 2, 1024, 0);
   plan.tasks.clear();
+  core::PlanBuilder builder(plan);
   for (int i = 0; i < 100; ++i) {
-    core::Task t;
-    t.id = i;
-    t.rank = i % 2;
-    t.stream = core::Stream::kCompute;
-    t.label = "fill";
+    const int rank = i % 2;
     core::BufferId b = 0;
-    while (plan.buffers[static_cast<std::size_t>(b)].rank != t.rank) ++b;
-    t.op = core::Fill{core::View{b, 0, 1, 0, 1}, 0.0};
-    plan.tasks.push_back(t);
+    while (plan.buffers[static_cast<std::size_t>(b)].rank != rank) ++b;
+    builder.task(rank, core::Stream::kCompute, "fill", core::Fill{core::View{b, 0, 1, 0, 1}, 0.0});
   }
   core::Profile p = simple_profile(0);
   p.host_task = 10 * kPsPerUs;
