@@ -44,7 +44,8 @@ std::string fmt_balanced(int R, std::int64_t group_tokens, const Layout& L, doub
                 "keys a later step sees (" +
                     std::to_string(forwarded) + " of " + std::to_string(keys) +
                     " key tokens leave their rank)"
-              : std::string("; every received block is kept (no step waits for another's attention)"));
+              : std::string(
+                    "; every received block is kept (no step waits for another's attention)"));
 }
 
 // The queries [a, a + m) of run q from the first to the last that sees a key of `keys` (m = 0
@@ -63,13 +64,19 @@ std::pair<std::int64_t, std::int64_t> seeing_queries(const core::Problem& p, con
   std::int64_t lo = 1, hi = q.count;  // the shortest prefix that sees a key: its last query
   while (lo < hi) {
     const std::int64_t mid = lo + (hi - lo) / 2;
-    if (visible(0, mid) > 0) hi = mid; else lo = mid + 1;
+    if (visible(0, mid) > 0)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   const std::int64_t first = lo - 1;
   lo = first, hi = q.count - 1;  // the latest start of a suffix that sees a key
   while (lo < hi) {
     const std::int64_t mid = lo + (hi - lo + 1) / 2;
-    if (visible(mid, q.count - mid) > 0) lo = mid; else hi = mid - 1;
+    if (visible(mid, q.count - mid) > 0)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   return {first, lo + 1 - first};
 }
@@ -104,11 +111,13 @@ Status build_full_sequence(Plan& plan) {
   std::vector<std::vector<std::int64_t>> piece_at;     // [origin group][piece]: row in its tier
   if (tiered) {
     pieces = key_pieces(problem, L);
-    tier_tokens.assign(static_cast<std::size_t>(R), std::vector<std::int64_t>(static_cast<std::size_t>(steps), 0));
+    tier_tokens.assign(static_cast<std::size_t>(R),
+                       std::vector<std::int64_t>(static_cast<std::size_t>(steps), 0));
     piece_at.resize(static_cast<std::size_t>(R));
     for (int h = 0; h < R; ++h)
       for (const KeyPiece& k : pieces[static_cast<std::size_t>(h)]) {
-        std::int64_t& rows = tier_tokens[static_cast<std::size_t>(h)][static_cast<std::size_t>(k.last)];
+        std::int64_t& rows =
+            tier_tokens[static_cast<std::size_t>(h)][static_cast<std::size_t>(k.last)];
         piece_at[static_cast<std::size_t>(h)].push_back(rows);
         rows += k.run.count;
       }
@@ -145,11 +154,11 @@ Status build_full_sequence(Plan& plan) {
   // Stage 2: the ring steps. At step t rank (g, u) holds the K/V of group (g - t) mod R.
   const ElemType acc_elem = R > 1 ? ElemType::kF32 : ElemType::kInput;
   struct RingState {
-    std::vector<BufferId> k, v;                 // receive buffers, step t's in t % nbuf
-    std::vector<std::vector<TaskId>> attn;      // attention tasks of each step
-    TaskId prev_comm = -1;                      // send/recv of the previous step
-    std::vector<Accumulator> acc;               // one per valid query run
-    BufferId part_o = -1, part_lse = -1;        // scratch rows of later contributions
+    std::vector<BufferId> k, v;             // receive buffers, step t's in t % nbuf
+    std::vector<std::vector<TaskId>> attn;  // attention tasks of each step
+    TaskId prev_comm = -1;                  // send/recv of the previous step
+    std::vector<Accumulator> acc;           // one per valid query run
+    BufferId part_o = -1, part_lse = -1;    // scratch rows of later contributions
     // Tiered (balanced): tier[t][tau] = the (k, v) buffers of tier tau of the block held at step t
     // (-1 where the tier is empty); step 0's are packed from k_full/v_full.
     std::vector<std::vector<std::pair<BufferId, BufferId>>> tier;
@@ -197,15 +206,18 @@ Status build_full_sequence(Plan& plan) {
   if (tiered)
     for (Shard& s : shards) {
       RingState& r = st[static_cast<std::size_t>(s.rank)];
-      r.tier.assign(static_cast<std::size_t>(steps),
-                    std::vector<std::pair<BufferId, BufferId>>(static_cast<std::size_t>(steps), {-1, -1}));
+      r.tier.assign(
+          static_cast<std::size_t>(steps),
+          std::vector<std::pair<BufferId, BufferId>>(static_cast<std::size_t>(steps), {-1, -1}));
       const auto& tokens = tier_tokens[static_cast<std::size_t>(s.g)];
       for (int tau = 1; tau < steps; ++tau) {
         if (tokens[static_cast<std::size_t>(tau)] == 0) continue;
         const std::string name = "ring.step0.tier" + std::to_string(tau);
         r.tier[0][static_cast<std::size_t>(tau)] = {
-            B.scratch(s.rank, name + ".k", ElemType::kInput, tokens[static_cast<std::size_t>(tau)], s.kvh.count, D),
-            B.scratch(s.rank, name + ".v", ElemType::kInput, tokens[static_cast<std::size_t>(tau)], s.kvh.count, D)};
+            B.scratch(s.rank, name + ".k", ElemType::kInput, tokens[static_cast<std::size_t>(tau)],
+                      s.kvh.count, D),
+            B.scratch(s.rank, name + ".v", ElemType::kInput, tokens[static_cast<std::size_t>(tau)],
+                      s.kvh.count, D)};
       }
       const auto& own = pieces[static_cast<std::size_t>(s.g)];
       for (std::size_t i = 0; i < own.size(); ++i) {
@@ -213,11 +225,11 @@ Status build_full_sequence(Plan& plan) {
         const auto [tk, tv] = r.tier[0][static_cast<std::size_t>(own[i].last)];
         const std::int64_t at = piece_at[static_cast<std::size_t>(s.g)][i], c = own[i].run.count;
         packed[static_cast<std::size_t>(s.rank)].push_back(
-            B.copy(s.rank, core::CopyKind::kPack, "ring.pack.k", B.rows(s.k_full, own[i].run.local, c),
-                   B.rows(tk, at, c), s.full_ready));
+            B.copy(s.rank, core::CopyKind::kPack, "ring.pack.k",
+                   B.rows(s.k_full, own[i].run.local, c), B.rows(tk, at, c), s.full_ready));
         packed[static_cast<std::size_t>(s.rank)].push_back(
-            B.copy(s.rank, core::CopyKind::kPack, "ring.pack.v", B.rows(s.v_full, own[i].run.local, c),
-                   B.rows(tv, at, c), s.full_ready));
+            B.copy(s.rank, core::CopyKind::kPack, "ring.pack.v",
+                   B.rows(s.v_full, own[i].run.local, c), B.rows(tv, at, c), s.full_ready));
       }
     }
   // One query run's block of a step: its key segments, visible pairs and the key runs they hold.
@@ -256,13 +268,18 @@ Status build_full_sequence(Plan& plan) {
           // Tiers t + 1 .. steps - 1 of this block go on; those of block origin - 1 come in.
           const int from = (origin + R - 1) % R;
           for (int tau = t + 1; tau < steps; ++tau) {
-            const auto [tk, tv] = r.tier[static_cast<std::size_t>(t)][static_cast<std::size_t>(tau)];
+            const auto [tk, tv] =
+                r.tier[static_cast<std::size_t>(t)][static_cast<std::size_t>(tau)];
             if (tk >= 0) c.sends.insert(c.sends.end(), {{next, B.whole(tk)}, {next, B.whole(tv)}});
-            const std::int64_t rows = tier_tokens[static_cast<std::size_t>(from)][static_cast<std::size_t>(tau)];
+            const std::int64_t rows =
+                tier_tokens[static_cast<std::size_t>(from)][static_cast<std::size_t>(tau)];
             if (rows == 0) continue;
-            const std::string name = "ring.step" + std::to_string(t + 1) + ".tier" + std::to_string(tau);
-            const BufferId rk = B.scratch(s.rank, name + ".k", ElemType::kInput, rows, s.kvh.count, D),
-                           rv = B.scratch(s.rank, name + ".v", ElemType::kInput, rows, s.kvh.count, D);
+            const std::string name =
+                "ring.step" + std::to_string(t + 1) + ".tier" + std::to_string(tau);
+            const BufferId rk = B.scratch(s.rank, name + ".k", ElemType::kInput, rows, s.kvh.count,
+                                          D),
+                           rv = B.scratch(s.rank, name + ".v", ElemType::kInput, rows, s.kvh.count,
+                                          D);
             r.tier[static_cast<std::size_t>(t + 1)][static_cast<std::size_t>(tau)] = {rk, rv};
             c.recvs.insert(c.recvs.end(), {{prev, B.whole(rk)}, {prev, B.whole(rv)}});
           }
@@ -287,11 +304,13 @@ Status build_full_sequence(Plan& plan) {
         const auto& ps = pieces[static_cast<std::size_t>(origin)];
         for (std::size_t i = 0; i < ps.size(); ++i) {
           if (ps[i].last < t) continue;
-          const auto [tk, tv] = r.tier[static_cast<std::size_t>(t)][static_cast<std::size_t>(ps[i].last)];
+          const auto [tk, tv] =
+              r.tier[static_cast<std::size_t>(t)][static_cast<std::size_t>(ps[i].last)];
           held_keys.push_back({ps[i].run, tk, tv, piece_at[static_cast<std::size_t>(origin)][i]});
         }
       } else {
-        for (const TokenRun& k : L.valid(L.group_runs(origin))) held_keys.push_back({k, bk, bv, k.local});
+        for (const TokenRun& k : L.valid(L.group_runs(origin)))
+          held_keys.push_back({k, bk, bv, k.local});
       }
       // Each valid query run against the block's valid key runs (and the joint keys at step 0).
       const std::vector<TokenRun> qruns = L.valid(L.group_runs(s.g));
@@ -331,7 +350,8 @@ Status build_full_sequence(Plan& plan) {
     // The step's attention, one block of every rank in turn (a host thread that issues a node's
     // ranks in plan order then starts every GPU early, not one rank's blocks after another's).
     std::size_t rounds = 0;
-    for (const Shard& s : shards) rounds = std::max(rounds, jobs[static_cast<std::size_t>(s.rank)].size());
+    for (const Shard& s : shards)
+      rounds = std::max(rounds, jobs[static_cast<std::size_t>(s.rank)].size());
     for (Shard& s : shards) st[static_cast<std::size_t>(s.rank)].attn.emplace_back();
     for (std::size_t j = 0; j < rounds; ++j)
       for (Shard& s : shards) {
@@ -345,7 +365,8 @@ Status build_full_sequence(Plan& plan) {
         // write every row.
         std::int64_t a = 0, m = q.count;
         Accumulator& acc = r.acc[job.qi];
-        if (acc.writer >= 0 && !job.with_joint) std::tie(a, m) = seeing_queries(problem, q, job.seen);
+        if (acc.writer >= 0 && !job.with_joint)
+          std::tie(a, m) = seeing_queries(problem, q, job.seen);
         Accumulator part = acc;
         if (m < q.count) {
           part.out = B.rows(s.o_acc, q.local + a, m);

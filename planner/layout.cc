@@ -153,9 +153,8 @@ struct KeyIndex {
       }
       if (p.causal) hi = std::min(hi, qlast);
       first = static_cast<std::size_t>(
-          std::partition_point(
-              keys.begin(), keys.end(),
-              [&](const Key& k) { return k.run.start + k.run.count - 1 < lo; }) -
+          std::partition_point(keys.begin(), keys.end(),
+                               [&](const Key& k) { return k.run.start + k.run.count - 1 < lo; }) -
           keys.begin());
       last = static_cast<std::size_t>(
           std::partition_point(keys.begin(), keys.end(),
@@ -207,7 +206,8 @@ Layout by_documents(const core::Problem& p, Layout c) {
   };
   std::vector<std::int64_t> w(n);
   std::int64_t total = 0;
-  for (std::size_t d = 0; d < n; ++d) total += w[d] = work(b[d], b[d + 1] - b[d], b[d], b[d + 1] - b[d]);
+  for (std::size_t d = 0; d < n; ++d)
+    total += w[d] = work(b[d], b[d + 1] - b[d], b[d], b[d + 1] - b[d]);
   const double T = static_cast<double>(total) / R;
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -243,7 +243,8 @@ Layout by_documents(const core::Problem& p, Layout c) {
   bool first_long = true;
   std::vector<std::size_t> whole;
   for (std::size_t d : order) {
-    const double dlen = static_cast<double>(b[d + 1] - b[d]), room_work = T - rho * static_cast<double>(G);
+    const double dlen = static_cast<double>(b[d + 1] - b[d]),
+                 room_work = T - rho * static_cast<double>(G);
     const double share = room_work > 0 ? (static_cast<double>(w[d]) - rho * dlen) / room_work : R;
     int m = static_cast<int>(std::clamp<double>(std::round(share), 1, R));
     if (static_cast<double>(w[d]) <= T / 2 || m < 2) {
@@ -271,7 +272,8 @@ Layout by_documents(const core::Problem& p, Layout c) {
       std::int64_t lo = j + 1 < m ? from + 1 : len, hi = len;
       if (j + 1 < m) {
         // An equal share of the pairs the pieces left still hold.
-        const double done = static_cast<double>(core::count_visible(p, b[d], 1, from, b[d], 1, len));
+        const double done =
+            static_cast<double>(core::count_visible(p, b[d], 1, from, b[d], 1, len));
         const double want = done + (static_cast<double>(pairs) - done) / (m - j);
         while (lo < hi) {
           const std::int64_t mid = lo + (hi - lo) / 2;
@@ -288,16 +290,17 @@ Layout by_documents(const core::Problem& p, Layout c) {
       if (!first_long) {
         auto fits = [&](int h) { return room[static_cast<std::size_t>(h)] >= lo - from; };
         for (int h = 0; h < R; ++h)
-          if (fits(h) ? !fits(g) || load[static_cast<std::size_t>(h)] <
-                                        load[static_cast<std::size_t>(g)]
-                      : !fits(g) && room[static_cast<std::size_t>(h)] >
-                                        room[static_cast<std::size_t>(g)])
+          if (fits(h) ? !fits(g) ||
+                            load[static_cast<std::size_t>(h)] < load[static_cast<std::size_t>(g)]
+                      : !fits(g) &&
+                            room[static_cast<std::size_t>(h)] > room[static_cast<std::size_t>(g)])
             g = h;
       }
       lo = std::min(lo, from + room[static_cast<std::size_t>(g)]);
       if (j + 1 == m && lo < len) return {};
       if (lo > from)
-        put(g, b[d] + from, lo - from, static_cast<double>(work(b[d] + from, lo - from, b[d], len)));
+        put(g, b[d] + from, lo - from,
+            static_cast<double>(work(b[d] + from, lo - from, b[d], len)));
       from = lo;
     }
     next = (next + m) % R;
@@ -337,7 +340,8 @@ Layout by_documents(const core::Problem& p, Layout c) {
     auto it = std::lower_bound(b.begin(), b.end(), x);
     std::int64_t best = -1;
     for (auto jt : {it, it == b.begin() ? it : it - 1})
-      if (jt != b.end() && *jt >= lo && *jt <= hi && (best < 0 || std::abs(*jt - x) < std::abs(best - x)))
+      if (jt != b.end() && *jt >= lo && *jt <= hi &&
+          (best < 0 || std::abs(*jt - x) < std::abs(best - x)))
         best = *jt;
     return best < 0 ? x : best;
   };
@@ -372,7 +376,10 @@ Layout by_documents(const core::Problem& p, Layout c) {
         std::int64_t lo = 1, hi = take;  // the shortest prefix that covers m
         while (lo < hi) {
           const std::int64_t mid = lo + (hi - lo) / 2;
-          if (excess(mid) >= m) hi = mid; else lo = mid + 1;
+          if (excess(mid) >= m)
+            hi = mid;
+          else
+            lo = mid + 1;
         }
         take = lo;
       }
@@ -381,8 +388,8 @@ Layout by_documents(const core::Problem& p, Layout c) {
         // more than twice the tolerance and the cut falls in a long document (cut there, once).
         const auto doc = std::upper_bound(b.begin(), b.end(), start + take) - 1;
         const bool can_cut = *(doc + 1) - *doc >= kMinSplit && !cut_inside && take >= block_m;
-        const std::int64_t at =
-            snap(start + take, start + 1, start + std::min(left, room[static_cast<std::size_t>(g)]));
+        const std::int64_t at = snap(start + take, start + 1,
+                                     start + std::min(left, room[static_cast<std::size_t>(g)]));
         const double miss = dense && m > 0 ? std::abs(m - excess(at - start)) : 0;
         if (at == start + take || (can_cut && miss > 2 * tolerance))
           cut_inside = true;
@@ -405,13 +412,15 @@ Layout by_documents(const core::Problem& p, Layout c) {
   c.balanced.assign(static_cast<std::size_t>(R), {});
   for (int g = 0; g < R; ++g) {
     auto& ps = held[static_cast<std::size_t>(g)];
-    std::sort(ps.begin(), ps.end(), [](const Piece& x, const Piece& y) { return x.start < y.start; });
+    std::sort(ps.begin(), ps.end(),
+              [](const Piece& x, const Piece& y) { return x.start < y.start; });
     auto& runs = c.balanced[static_cast<std::size_t>(g)];
     for (const Piece& x : ps) {
       if (!runs.empty() && runs.back().start + runs.back().count == x.start)
         runs.back().count += x.count;
       else
-        runs.push_back({runs.empty() ? 0 : runs.back().local + runs.back().count, x.count, x.start, 1});
+        runs.push_back(
+            {runs.empty() ? 0 : runs.back().local + runs.back().count, x.count, x.start, 1});
     }
   }
   return c;
@@ -498,7 +507,8 @@ Layout sequence_layout(const core::Problem& p, int U, int R, RingLayout layout) 
       const std::vector<std::int64_t> w = group_work(p, c);
       std::int64_t total = 0, most = 0;
       for (std::int64_t x : w) total += x, most = std::max(most, x);
-      if (total > 0 && static_cast<double>(most) * R <= kMaxDocumentImbalance * static_cast<double>(total)) {
+      if (total > 0 &&
+          static_cast<double>(most) * R <= kMaxDocumentImbalance * static_cast<double>(total)) {
         c.ring_layout = RingLayout::kBalanced;
         c.forward_pieces = true;
         return c;
@@ -544,19 +554,20 @@ std::vector<std::vector<KeyPiece>> key_pieces(const core::Problem& p, const Layo
           out.push_back({k.local + pos - k.start, *it - pos, pos, 1});
           pos = *it;
         }
-      out.push_back({k.local + (pos - k.start) / k.stride,
-                     k.count - (pos - k.start) / k.stride, pos, k.stride});
+      out.push_back({k.local + (pos - k.start) / k.stride, k.count - (pos - k.start) / k.stride,
+                     pos, k.stride});
     }
   const KeyIndex index(cut);
   std::vector<std::vector<int>> last(static_cast<std::size_t>(R));
-  for (int g = 0; g < R; ++g) last[static_cast<std::size_t>(g)].assign(cut[static_cast<std::size_t>(g)].size(), 0);
+  for (int g = 0; g < R; ++g)
+    last[static_cast<std::size_t>(g)].assign(cut[static_cast<std::size_t>(g)].size(), 0);
   for (int g = 0; g < R; ++g)
     for (const TokenRun& q : L.valid(L.group_runs(g)))
       index.for_each_key(p, q, [&](const KeyIndex::Key& k) {
         int& l = last[static_cast<std::size_t>(k.group)][static_cast<std::size_t>(k.index)];
         const int t = (g - k.group + R) % R;
-        if (t > l && core::count_visible(p, q.start, q.stride, q.count, k.run.start,
-                                         k.run.stride, k.run.count) > 0)
+        if (t > l && core::count_visible(p, q.start, q.stride, q.count, k.run.start, k.run.stride,
+                                         k.run.count) > 0)
           l = t;
       });
   std::vector<std::vector<KeyPiece>> pieces(static_cast<std::size_t>(R));

@@ -296,8 +296,8 @@ TEST(DocumentPlans, LaterRingBlocksHoldOnlyQueriesThatSeeTheirKeys) {
     int partial = 0, trimmed = 0;
     for (const core::Task& t : plan->tasks) {
       const auto* a = std::get_if<core::AttnBlock>(&t.op);
-      if (a == nullptr || plan->buffers[static_cast<std::size_t>(a->out.buffer)].name !=
-                              "ring.part_o")
+      if (a == nullptr ||
+          plan->buffers[static_cast<std::size_t>(a->out.buffer)].name != "ring.part_o")
         continue;
       ++partial;
       auto sees = [&](std::int64_t pos) {
@@ -316,9 +316,9 @@ TEST(DocumentPlans, LaterRingBlocksHoldOnlyQueriesThatSeeTheirKeys) {
 }
 
 // System: 4,501 tokens on a ring of 4, causal: one document of 1,800 tokens and short ones of
-// 20 to 120 tokens (the rest, seeded); 3 q heads, 1 kv head. The long document holds most of the visible
-// pairs, so the balanced layout deals documents: the long one in pieces over the groups, the
-// short ones whole. Expectation: that layout is taken (forward_pieces); every key piece a group
+// 20 to 120 tokens (the rest, seeded); 3 q heads, 1 kv head. The long document holds most of the
+// visible pairs, so the balanced layout deals documents: the long one in pieces over the groups,
+// the short ones whole. Expectation: that layout is taken (forward_pieces); every key piece a group
 // sends on is needed later (its last step > 0) and the others never leave (the plan's sends carry
 // exactly the forwarded pieces, step after step); output and LSE equal the reference to 1e-10.
 TEST(DocumentPlans, DealtDocumentsForwardOnlyTheKeysALaterStepSees) {
