@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # setup.sh: installs the Debian packages spattn builds with (only when one is missing) and builds
 # everything into build/. CUDA (cuda/) is built when nvcc is found at /usr/local/cuda/bin/nvcc or
-# on PATH. Re-running it is cheap: apt is skipped and the build is incremental.
+# on PATH. Re-running it is cheap: apt is skipped and the build is incremental. The Python package
+# (python/, docs/python.md) is built for Debian's /usr/bin/python3 into build/python:
+#   PYTHONPATH=build/python /usr/bin/python3 -c "import spattn"
 #   SPATTN_JOBS=N ./setup.sh   to build with N jobs (default 2)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(cmake ninja-build g++ libyaml-cpp-dev libeigen3-dev libboost-graph-dev libboost-dev
-          libgtest-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev python3-matplotlib)
+          libgtest-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev python3-matplotlib
+          python3-dev pybind11-dev python3-torch python3-pytest python3-numpy)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -98,11 +98,13 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
       return y.error(t, "head_dim_factor", "expected a list of {head_dim, factor}");
     k.head_dim_factor.clear();
     for (std::size_t i = 0; i < t.size(); ++i) {
-      SPATTN_RETURN_IF_ERROR(
-          y.check_keys(t[i], "head_dim_factor[" + std::to_string(i) + "]", {"head_dim", "factor"}));
+      SPATTN_RETURN_IF_ERROR(y.check_keys(t[i], "head_dim_factor[" + std::to_string(i) + "]",
+                                          {"head_dim", "factor", "block_m", "block_n"}));
       HeadDimFactor f;
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "head_dim", f.head_dim, true));
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "factor", f.factor, true));
+      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "block_m", f.block_m, false));
+      SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "block_n", f.block_n, false));
       k.head_dim_factor.push_back(f);
     }
   }
@@ -281,6 +283,18 @@ double AttentionKernelProfile::head_dim_scale(std::int64_t hd) const {
   return f * static_cast<double>(hd) / static_cast<double>(head_dim);
 }
 
+std::int64_t AttentionKernelProfile::block_m_at(std::int64_t hd) const {
+  for (const HeadDimFactor& h : head_dim_factor)
+    if (h.head_dim == hd && h.block_m > 0) return h.block_m;
+  return block_m;
+}
+
+std::int64_t AttentionKernelProfile::block_n_at(std::int64_t hd) const {
+  for (const HeadDimFactor& h : head_dim_factor)
+    if (h.head_dim == hd && h.block_n > 0) return h.block_n;
+  return block_n;
+}
+
 Expected<Profile> parse_profile(const std::string& text, const std::string& name) {
   Expected<YamlReader> y = YamlReader::parse(text, name);
   if (!y) return y.status();
@@ -318,7 +332,9 @@ std::string profile_yaml(const Profile& p) {
     s += fmt::format("      - {{keys: {}, factor: {}}}\n", f.keys, f.factor);
   if (!k.head_dim_factor.empty()) s += "    head_dim_factor:\n";
   for (const HeadDimFactor& f : k.head_dim_factor)
-    s += fmt::format("      - {{head_dim: {}, factor: {}}}\n", f.head_dim, f.factor);
+    s += fmt::format("      - {{head_dim: {}, factor: {}{}{}}}\n", f.head_dim, f.factor,
+                     f.block_m > 0 ? fmt::format(", block_m: {}", f.block_m) : "",
+                     f.block_n > 0 ? fmt::format(", block_n: {}", f.block_n) : "");
   if (k.softcap_factor != 1) s += fmt::format("    softcap_factor: {}\n", k.softcap_factor);
   s += fmt::format("  memory: {{hbm_gbps: {}, launch_us: {}}}\n", p.hbm_bandwidth / 1e9,
                    ps_to_us_exact(p.memory_launch));

@@ -45,10 +45,12 @@ struct KeysFactorPoint {
 };
 // A head_dim other than the profile's runs head_dim / the profile's head_dim as long, times its
 // factor here (1 when not listed): the kernel's rate differs by head_dim (d 64 runs its matrix
-// instructions at half the width).
+// instructions at half the width). The kernel may also take another CTA tile there (the Hopper
+// kernel: 192 queries at d 64; the mma.sync one: 128 keys): block_m, block_n (0: the profile's).
 struct HeadDimFactor {
   std::int64_t head_dim = 0;
   double factor = 1;
+  std::int64_t block_m = 0, block_n = 0;
 };
 struct AttentionKernelProfile {
   std::string kernel = "mma";  // the kernel fitted: mma (cuda/kernels/flash_fwd) or wgmma (_sm90)
@@ -67,7 +69,9 @@ struct AttentionKernelProfile {
   double softcap_factor = 1;  // a block with softcap takes this times as long (tanh per score)
 
   double keys_factor_at(double keys) const;
-  double head_dim_scale(std::int64_t hd) const;  // (hd / head_dim) x its factor
+  double head_dim_scale(std::int64_t hd) const;    // (hd / head_dim) x its factor
+  std::int64_t block_m_at(std::int64_t hd) const;  // the CTA tile at head_dim hd
+  std::int64_t block_n_at(std::int64_t hd) const;
 };
 
 struct Profile {

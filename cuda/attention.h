@@ -37,13 +37,13 @@ using core::kMaxKvSegments;  // the kernel's limit on segments per block, once: 
 enum class AttentionKernel { kAuto, kMma, kWgmma };
 const char* to_string(AttentionKernel k);
 
-// The CTA shape of a kernel at bf16, head_dim 128, as sim/attention_model schedules it
-// (core::AttentionKernelProfile's block_m, block_n, ctas_per_sm).
+// The CTA shape of a kernel at bf16 and a head_dim (64 or 128), as sim/attention_model schedules
+// it (core::AttentionKernelProfile's block_m, block_n, ctas_per_sm, and head_dim_factor's tile).
 struct AttentionKernelShape {
   const char* name;  // "mma" or "wgmma" (the profile's attention.kernel)
   int block_m, block_n, ctas_per_sm;
 };
-AttentionKernelShape kernel_shape(AttentionKernel k);  // k: kMma or kWgmma
+AttentionKernelShape kernel_shape(AttentionKernel k, int head_dim = 128);  // k: kMma or kWgmma
 
 // Attention of q against the concatenation of kv[0..num_segments). Query head a (global head
 // g = q_head_start + a) uses kv head g / group - kv[s].kv_head_start of each segment view.

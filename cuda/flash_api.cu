@@ -48,11 +48,17 @@ const char* to_string(AttentionKernel k) {
   }
 }
 
-AttentionKernelShape kernel_shape(AttentionKernel k) {
-  using Mma = flash::Traits128<__nv_bfloat16>;
-  using Wgmma = flash_sm90::Sm90Traits<__nv_bfloat16, 128>;
-  if (k == AttentionKernel::kWgmma) return {"wgmma", Wgmma::kBlockM, Wgmma::kBlockN, 1};
-  return {"mma", Mma::kBlockM, Mma::kBlockN, Mma::kMinBlocks};
+AttentionKernelShape kernel_shape(AttentionKernel k, int head_dim) {
+  auto shape = [](const char* name, auto traits, int ctas) -> AttentionKernelShape {
+    using Tr = decltype(traits);
+    return {name, Tr::kBlockM, Tr::kBlockN, ctas};
+  };
+  using T = __nv_bfloat16;
+  if (k == AttentionKernel::kWgmma)
+    return head_dim == 64 ? shape("wgmma", flash_sm90::Sm90Traits<T, 64>{}, 1)
+                          : shape("wgmma", flash_sm90::Sm90Traits<T, 128>{}, 1);
+  return head_dim == 64 ? shape("mma", flash::Traits64<T>{}, flash::Traits64<T>::kMinBlocks)
+                        : shape("mma", flash::Traits128<T>{}, flash::Traits128<T>::kMinBlocks);
 }
 
 Expected<AttentionKernel> resolve_kernel(const FlashParams& p) {

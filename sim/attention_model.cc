@@ -143,37 +143,42 @@ namespace {
 bool same_tiles(const core::Problem& problem, const core::AttnBlock& a,
                 const core::AttentionKernelProfile& kernel, std::int64_t blocks) {
   return !problem.causal && problem.window.none() && a.doc_bounds.empty() && blocks > 1 &&
-         block_tiles(problem, a, blocks - 1, kernel.block_m, kernel.block_n) ==
-             block_tiles(problem, a, 0, kernel.block_m, kernel.block_n);
+         block_tiles(problem, a, blocks - 1, kernel.block_m_at(problem.head_dim),
+                     kernel.block_n_at(problem.head_dim)) ==
+             block_tiles(problem, a, 0, kernel.block_m_at(problem.head_dim),
+                         kernel.block_n_at(problem.head_dim));
 }
 
 }  // namespace
 
 Status check_attention_size(const core::Problem& problem, const core::AttnBlock& a,
                             const core::AttentionKernelProfile& kernel) {
-  const std::int64_t blocks = (a.q.tokens + kernel.block_m - 1) / kernel.block_m;
+  const std::int64_t bm = kernel.block_m_at(problem.head_dim);
+  const std::int64_t blocks = (a.q.tokens + bm - 1) / bm;
   if (same_tiles(problem, a, kernel, blocks)) return {};
   std::int64_t ctas = 0;
   if (__builtin_mul_overflow(blocks, a.q.heads * problem.batch, &ctas) || ctas > kMaxModelledCtas)
-    return infeasible(
-        std::to_string(a.q.tokens) + " queries x " + std::to_string(a.q.heads * problem.batch) +
-        " heads in one attention task: " + "more than " + std::to_string(kMaxModelledCtas) +
-        " CTAs of " + std::to_string(kernel.block_m) +
-        " queries with a position-dependent mask, beyond what the simulator models " +
-        "(use more GPUs or a shorter sequence)");
+    return infeasible(std::to_string(a.q.tokens) + " queries x " +
+                      std::to_string(a.q.heads * problem.batch) +
+                      " heads in one attention task: " + "more than " +
+                      std::to_string(kMaxModelledCtas) + " CTAs of " + std::to_string(bm) +
+                      " queries with a position-dependent mask, beyond what the simulator models " +
+                      "(use more GPUs or a shorter sequence)");
   return {};
 }
 
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
                           const core::AttentionKernelProfile& kernel) {
-  const std::int64_t blocks = (a.q.tokens + kernel.block_m - 1) / kernel.block_m;
+  const std::int64_t bm = kernel.block_m_at(problem.head_dim),
+                     bn = kernel.block_n_at(problem.head_dim);
+  const std::int64_t blocks = (a.q.tokens + bm - 1) / bm;
   std::int64_t repeats = a.q.heads * problem.batch;
   std::vector<CtaTiles> ctas;
   if (same_tiles(problem, a, kernel, blocks)) {
-    ctas = {block_tiles(problem, a, 0, kernel.block_m, kernel.block_n)};
+    ctas = {block_tiles(problem, a, 0, bm, bn)};
     repeats *= blocks;
   } else {
-    ctas = attention_cta_tiles(problem, a, kernel.block_m, kernel.block_n);
+    ctas = attention_cta_tiles(problem, a, bm, bn);
   }
   std::int64_t keys = 0;
   for (const core::KvSegment& s : a.kv) keys += s.k.tokens;
@@ -183,9 +188,12 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
     work.push_back(kernel.cta_tiles + static_cast<double>(c.tiles) +
                    kernel.masked_tiles * static_cast<double>(c.masked));
   const double tiles = cta_makespan(work, repeats, kernel);
-  const double us = tiles * kernel.tile_us * kernel.keys_factor_at(static_cast<double>(keys)) *
-                    kernel.head_dim_scale(problem.head_dim) *
-                    (problem.softcap > 0 ? kernel.softcap_factor : 1.0);
+  // tile_us is a block_m x block_n tile; another tile at this head_dim scales by its area.
+  const double area =
+      static_cast<double>(bm * bn) / static_cast<double>(kernel.block_m * kernel.block_n);
+  const double us =
+      tiles * kernel.tile_us * area * kernel.keys_factor_at(static_cast<double>(keys)) *
+      kernel.head_dim_scale(problem.head_dim) * (problem.softcap > 0 ? kernel.softcap_factor : 1.0);
   return kernel.launch + ceil_ps(us * 1e6);
 }
 

@@ -32,18 +32,10 @@ void put(HostTensor& buf, const View& v, const HostTensor& x) {
           buf.at(b, v.token_offset + t, v.head_offset + h, w) = x.at(b, t, h, w);
 }
 
-class Machine {
+// The compute ops on buffers indexed by id.
+class Compute {
  public:
-  Machine(const core::Plan& plan, const core::AttentionInputs& in) : plan_(plan) {
-    mem_.reserve(plan.buffers.size());
-    for (const core::Buffer& b : plan.buffers) {
-      if (b.role == core::BufferRole::kInput)
-        mem_.push_back(core::shard_input(plan, b, in));
-      else  // NaN until written: a plan must not read what it never wrote (executors reuse memory)
-        mem_.emplace_back(b.batch, b.tokens, b.heads, b.width,
-                          std::numeric_limits<double>::quiet_NaN());
-    }
-  }
+  Compute(const core::Plan& plan, std::vector<HostTensor>& mem) : plan_(plan), mem_(mem) {}
 
   HostTensor view(const View& v) const { return get(mem_[static_cast<std::size_t>(v.buffer)], v); }
   void write(const View& v, const HostTensor& x) {
@@ -82,18 +74,40 @@ class Machine {
     std::fill(x.data.begin(), x.data.end(), f.value);
     write(f.dst, x);
   }
+  void run(const core::Comm&) { SPATTN_CHECK(false && "run_compute: a comm task"); }
+
+ private:
+  const core::Plan& plan_;
+  std::vector<HostTensor>& mem_;
+};
+
+class Machine {
+ public:
+  Machine(const core::Plan& plan, const core::AttentionInputs& in) : plan_(plan) {
+    mem_.reserve(plan.buffers.size());
+    for (const core::Buffer& b : plan.buffers) {
+      if (b.role == core::BufferRole::kInput)
+        mem_.push_back(core::shard_input(plan, b, in));
+      else  // NaN until written: a plan must not read what it never wrote (executors reuse memory)
+        mem_.emplace_back(b.batch, b.tokens, b.heads, b.width,
+                          std::numeric_limits<double>::quiet_NaN());
+    }
+  }
+
+  void run(const core::Task& t) { run_compute(plan_, t, mem_); }
   // All tasks of one collective at once: the i-th send from a to b lands in the i-th receive at b
   // from a (NCCL's ordering within a group).
   void run_collective(const std::vector<const core::Task*>& tasks) {
+    Compute c(plan_, mem_);
     std::map<std::pair<int, int>, std::deque<HostTensor>> wire;
     for (const core::Task* t : tasks)
       for (const core::Transfer& s : std::get<core::Comm>(t->op).sends)
-        wire[{t->rank, s.peer}].push_back(view(s.view));
+        wire[{t->rank, s.peer}].push_back(c.view(s.view));
     for (const core::Task* t : tasks)
       for (const core::Transfer& r : std::get<core::Comm>(t->op).recvs) {
         auto& q = wire[{r.peer, t->rank}];
         SPATTN_CHECK(!q.empty());
-        write(r.view, q.front());
+        c.write(r.view, q.front());
         q.pop_front();
       }
   }
@@ -106,6 +120,11 @@ class Machine {
 };
 
 }  // namespace
+
+void run_compute(const core::Plan& plan, const core::Task& task, std::vector<HostTensor>& mem) {
+  Compute c(plan, mem);
+  std::visit([&](const auto& op) { c.run(op); }, task.op);
+}
 
 Expected<core::AttentionResult> execute_functional(const core::Plan& plan,
                                                    const core::AttentionInputs& in,
@@ -131,11 +150,7 @@ Expected<core::AttentionResult> execute_functional(const core::Plan& plan,
       m.run_collective(tasks);
       continue;
     }
-    std::visit(
-        [&](const auto& op) {
-          if constexpr (!std::is_same_v<std::decay_t<decltype(op)>, core::Comm>) m.run(op);
-        },
-        t.op);
+    m.run(t);
   }
 
   core::AttentionResult res = core::poisoned_result(p);

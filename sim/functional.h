@@ -4,12 +4,20 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/plan.h"
 #include "core/reference.h"
 #include "core/status.h"
 
 namespace spattn::sim {
+
+// Runs one compute task (AttnBlock, Merge, Copy, Fill; a Comm is a bug) of `plan` on `mem`, the
+// plan's buffers indexed by buffer id (only those the task reads and writes need to be allocated,
+// [batch, tokens, heads, width] as Buffer says). What execute_functional does for each compute
+// task; the Python binding's per-rank executor (python/src/module.cc) runs a rank's tasks with it.
+void run_compute(const core::Plan& plan, const core::Task& task,
+                 std::vector<core::HostTensor>& mem);
 
 struct FunctionalOptions {
   // 0: run ready tasks in plan order. Otherwise pick among the ready tasks at random with this

@@ -159,349 +159,386 @@ Expected<double> simulate_point(const Point& p, const core::Cluster& cluster,
   return timed_us(mb, r->timeline);
 }
 
-Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::Cluster& cluster,
-                                const core::Profile& base, const FitOptions& options) {
-  FitResult res;
-  core::Profile& prof = res.profile;
-  prof = base;
+namespace {
+
+// Every point runs on the cluster: InvalidArgument naming the first that needs more GPUs.
+Status check_cluster_fits(const std::vector<Measurement>& ms, const core::Cluster& cluster) {
   for (const Measurement& m : ms)
     if (m.point.ranks > cluster.num_gpus() ||
         (m.point.kind == PointKind::kSendRecvPair && cluster.num_gpus() < 2))
       return invalid_argument(fmt::format("{} needs {} GPUs but cluster {} has {}",
                                           describe(m.point), m.point.ranks, cluster.name,
                                           cluster.num_gpus()));
+  return {};
+}
 
-  // Memory-bound tasks: T = bytes / hbm + launch, least squares in relative error (each row
-  // divided by its time, so a 8 us copy counts as much as a 1 ms one).
-  {
-    std::vector<std::pair<double, double>> pts;  // (bytes read + written, us)
-    for (const Measurement& m : ms) {
-      if (m.point.kind != PointKind::kCopy && m.point.kind != PointKind::kMerge) continue;
-      const MicroBench mb = build_microbench(m.point);
-      const core::Task& t = mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front()));
-      double bytes = 0;
-      for (const core::View& v : core::reads(t))
-        bytes += static_cast<double>(core::view_bytes(mb.plan, v));
-      for (const core::View& v : core::writes(t))
-        bytes += static_cast<double>(core::view_bytes(mb.plan, v));
-      pts.push_back({bytes, m.median_us});
-    }
-    if (pts.size() >= 2) {
-      Eigen::MatrixXd a(static_cast<Eigen::Index>(pts.size()), 2);
-      Eigen::VectorXd b(a.rows());
-      for (std::size_t i = 0; i < pts.size(); ++i) {
-        a(static_cast<Eigen::Index>(i), 0) = pts[i].first / pts[i].second;
-        a(static_cast<Eigen::Index>(i), 1) = 1.0 / pts[i].second;
-        b(static_cast<Eigen::Index>(i)) = 1.0;
-      }
-      const Eigen::VectorXd x = nnls(a, b);
-      if (!(x(0) > 0))
-        return invalid_argument("memory: the copy/merge times do not grow with bytes");
-      prof.hbm_bandwidth = 1e6 / x(0);
-      prof.memory_launch = us_to_ps(x(1));
-      res.notes.push_back(fmt::format(
-          "memory: hbm {:.0f} GB/s, launch {:.2f} us: relative least squares over {} copy/merge "
-          "points",
-          prof.hbm_bandwidth / 1e9, x(1), pts.size()));
-    } else {
-      res.notes.push_back(
-          "memory: fewer than 2 copy/merge points, hbm and launch kept from the base");
-    }
+// Memory-bound tasks: T = bytes / hbm + launch, least squares in relative error (each row
+// divided by its time, so a 8 us copy counts as much as a 1 ms one).
+Status fit_memory(const std::vector<Measurement>& ms, FitResult& res) {
+  core::Profile& prof = res.profile;
+  std::vector<std::pair<double, double>> pts;  // (bytes read + written, us)
+  for (const Measurement& m : ms) {
+    if (m.point.kind != PointKind::kCopy && m.point.kind != PointKind::kMerge) continue;
+    const MicroBench mb = build_microbench(m.point);
+    const core::Task& t = mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front()));
+    double bytes = 0;
+    for (const core::View& v : core::reads(t))
+      bytes += static_cast<double>(core::view_bytes(mb.plan, v));
+    for (const core::View& v : core::writes(t))
+      bytes += static_cast<double>(core::view_bytes(mb.plan, v));
+    pts.push_back({bytes, m.median_us});
   }
+  if (pts.size() < 2) {
+    res.notes.push_back(
+        "memory: fewer than 2 copy/merge points, hbm and launch kept from the base");
+    return {};
+  }
+  Eigen::MatrixXd a(static_cast<Eigen::Index>(pts.size()), 2);
+  Eigen::VectorXd b(a.rows());
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    a(static_cast<Eigen::Index>(i), 0) = pts[i].first / pts[i].second;
+    a(static_cast<Eigen::Index>(i), 1) = 1.0 / pts[i].second;
+    b(static_cast<Eigen::Index>(i)) = 1.0;
+  }
+  const Eigen::VectorXd x = nnls(a, b);
+  if (!(x(0) > 0)) return invalid_argument("memory: the copy/merge times do not grow with bytes");
+  prof.hbm_bandwidth = 1e6 / x(0);
+  prof.memory_launch = us_to_ps(x(1));
+  res.notes.push_back(fmt::format(
+      "memory: hbm {:.0f} GB/s, launch {:.2f} us: relative least squares over {} copy/merge "
+      "points",
+      prof.hbm_bandwidth / 1e9, x(1), pts.size()));
+  return {};
+}
 
-  // Host: the time to issue one task (the issue point), then per dependency it waits on
-  // (issue_deps: each task waits for the one before), each the value for which the simulated point
-  // takes what it measured (bisection: the simulated time does not fall as it grows). Before the
-  // communication fit, so that NCCL's overheads are what remains once the host's share is known;
-  // the host's time per NCCL call (issue_comm) after it, as that point's collectives need NCCL's
-  // overheads.
-  auto fit_host = [&](PointKind kind, TimePs core::Profile::*field, const char* what) -> Status {
+// Host: one host time (`field`) from the points of `kind`: the value for which the simulated point
+// takes what it measured (bisection: the simulated time does not fall as it grows). fit_profile
+// fits the time to issue one task (issue) and per dependency it waits on (issue_deps: each task
+// waits for the one before) before the communication fit, so that NCCL's overheads are what
+// remains once the host's share is known; the host's time per NCCL call (issue_comm) after it, as
+// that point's collectives need NCCL's overheads.
+Status fit_host(const std::vector<Measurement>& ms, const core::Cluster& cluster, PointKind kind,
+                TimePs core::Profile::*field, const char* what, FitResult& res) {
+  core::Profile& prof = res.profile;
+  for (const Measurement& m : ms) {
+    if (m.point.kind != kind) continue;
+    auto sim_at = [&](double us) -> Expected<double> {
+      core::Profile p = prof;
+      p.*field = us_to_ps(us);
+      return simulate_point(m.point, cluster, p);
+    };
+    Expected<double> without = sim_at(0), most = sim_at(m.median_us);
+    if (!without || !most) return (without ? most : without).status();
+    if (*most <= *without) {  // the point cannot show it (e.g. no dependency needs a wait)
+      res.notes.push_back(fmt::format("host {} kept from the base: {} does not depend on it", what,
+                                      describe(m.point)));
+      continue;
+    }
+    Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
+    if (!us) return us.status();
+    prof.*field = us_to_ps(*us);
+    res.notes.push_back(
+        fmt::format("host {} {:.2f} us: {} took {:.1f} us, {:.1f} us simulated "
+                    "without it",
+                    what, *us, describe(m.point), m.median_us, *without));
+  }
+  return {};
+}
+
+// One attention point as the CTA schedule sees it.
+struct AttnRow {
+  const Measurement* m;
+  core::Problem problem;
+  std::vector<sim::CtaTiles> ctas;
+  std::int64_t repeats;
+};
+
+// The makespan of a row in tiles, scaled to the profile's head_dim.
+double span_of(const AttnRow& r, const core::AttentionKernelProfile& k) {
+  std::vector<double> work;
+  for (const sim::CtaTiles& c : r.ctas)
+    work.push_back(k.cta_tiles + static_cast<double>(c.tiles) +
+                   k.masked_tiles * static_cast<double>(c.masked));
+  return sim::cta_makespan(work, r.repeats, k) * k.head_dim_scale(r.problem.head_dim);
+}
+
+// The square, unmasked and heads points (`rows`) and the attention_long points (`long_rows`), each
+// with the CTAs of its block under the kernel's tiles.
+Status attention_rows(const std::vector<Measurement>& ms, const core::AttentionKernelProfile& k0,
+                      std::vector<AttnRow>& rows, std::vector<AttnRow>& long_rows) {
+  for (const Measurement& m : ms) {
+    if (m.point.kind != PointKind::kAttention && m.point.kind != PointKind::kAttentionUnmasked &&
+        m.point.kind != PointKind::kAttentionHeads && m.point.kind != PointKind::kAttentionLong)
+      continue;
+    const MicroBench mb = build_microbench(m.point);
+    const auto& a =
+        std::get<core::AttnBlock>(mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())).op);
+    if (!(m.median_us > ps_to_us(k0.launch)))
+      return invalid_argument(fmt::format("{}: {} us is not more than the attention launch ({} us)",
+                                          describe(m.point), m.median_us, ps_to_us(k0.launch)));
+    (m.point.kind == PointKind::kAttentionLong ? long_rows : rows)
+        .push_back(
+            {&m, mb.plan.problem,
+             sim::attention_cta_tiles(mb.plan.problem, a, k0.block_m_at(mb.plan.problem.head_dim),
+                                      k0.block_n_at(mb.plan.problem.head_dim)),
+             a.q.heads * mb.plan.problem.batch});
+  }
+  return {};
+}
+
+// The CTA schedule's shape (cta_tiles, masked_tiles, lone_speedup) by Nelder-Mead on the rows'
+// relative squared errors, tile_us in closed form for each shape (the makespan is linear in it);
+// with fewer than 4 rows the base's shape and tile_us alone.
+void fit_attention_shape(const std::vector<AttnRow>& rows, FitResult& res) {
+  core::Profile& prof = res.profile;
+  const core::AttentionKernelProfile& k0 = prof.attention;
+  // For a shape x = (cta_tiles, masked_tiles, lone_speedup): tile_us and the error sum.
+  auto solve = [&](const std::array<double, 3>& x, core::AttentionKernelProfile& k) {
+    k.cta_tiles = x[0];
+    k.masked_tiles = x[1];
+    k.lone_speedup = x[2];
+    std::vector<double> span;  // makespan in tiles x head_dim scale
+    double num = 0, den = 0;
+    for (const AttnRow& r : rows) {
+      span.push_back(span_of(r, k));
+      const double y = r.m->median_us - ps_to_us(k.launch);
+      const double w = 1.0 / (r.m->median_us * r.m->median_us);
+      num += w * span.back() * y;
+      den += w * span.back() * span.back();
+    }
+    k.tile_us = num / den;
+    double err = 0;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const double e = (k.tile_us * span[i] + ps_to_us(k.launch)) / rows[i].m->median_us - 1;
+      err += e * e;
+    }
+    return err;
+  };
+  const bool shape = rows.size() >= 4;
+  std::array<double, 3> x = {k0.cta_tiles, k0.masked_tiles, k0.lone_speedup};
+  // One CTA per SM (the Hopper kernel) leaves lone_speedup nothing to say: it is 1 and the
+  // simplex searches the other two.
+  const bool lone = k0.ctas_per_sm > 1;
+  if (shape) {
+    auto cost = [&](std::array<double, 3> v) {
+      if (!lone) v[2] = 1;
+      if (v[0] < 0 || v[1] < 0 || v[2] < 1 || v[2] > k0.ctas_per_sm) return 1e300;
+      core::AttentionKernelProfile k = k0;
+      return solve(v, k);
+    };
+    // Restarted from its best with smaller steps: a simplex that collapsed early on a ridge
+    // gets a fresh start.
+    x = {1.0, 1.0, lone ? 1.3 : 1.0};
+    for (double step : {1.0, 0.25, 0.0625}) x = nelder_mead(cost, x, {step, step, step / 5}, 200);
+    if (!lone) x[2] = 1;
+  }
+  const double err = solve(x, prof.attention);
+  prof.attention.keys_factor.clear();  // the fit above took tiles of every key count as equal
+  res.notes.push_back(fmt::format(
+      "attention tile_us {:.4f}, cta_tiles {:.3f}, masked_tiles {:.3f}, lone_speedup {:.3f}: "
+      "{} over {} attention points (rms error {:.1f}%; launch {} us, {} SMs x {} CTAs, tiles "
+      "{}x{} from the base)",
+      prof.attention.tile_us, prof.attention.cta_tiles, prof.attention.masked_tiles,
+      prof.attention.lone_speedup, shape ? "Nelder-Mead" : "tile_us alone", rows.size(),
+      100 * std::sqrt(err / static_cast<double>(rows.size())), ps_to_us(k0.launch), k0.sms,
+      k0.ctas_per_sm, k0.block_m, k0.block_n));
+}
+
+// keys_factor from the attention_long points: what each measured over what the schedule gives,
+// from 1 at the square points' longest keys.
+Status fit_keys_factor(const std::vector<AttnRow>& rows, const std::vector<AttnRow>& long_rows,
+                       FitResult& res) {
+  core::Profile& prof = res.profile;
+  std::map<double, double> factors;  // keys -> factor
+  double longest_square = 0;
+  for (const AttnRow& r : rows)
+    longest_square = std::max<double>(longest_square, r.m->point.tokens);
+  factors[longest_square] = 1.0;
+  core::AttentionKernelProfile k = prof.attention;
+  k.keys_factor.clear();
+  for (const AttnRow& r : long_rows) {
+    const double keys = static_cast<double>(r.m->point.tokens);
+    if (keys <= longest_square)
+      return invalid_argument(fmt::format("{}: needs more keys than the square points' {}",
+                                          describe(r.m->point), longest_square));
+    factors[keys] = (r.m->median_us - ps_to_us(k.launch)) / (span_of(r, k) * k.tile_us);
+  }
+  prof.attention.keys_factor.clear();
+  std::string list;
+  for (const auto& [keys, f] : factors) {
+    prof.attention.keys_factor.push_back({keys, f});
+    list += fmt::format("{}{:.0f}: {:.3f}", list.empty() ? "" : ", ", keys, f);
+  }
+  res.notes.push_back(fmt::format(
+      "attention keys_factor {{{}}}: {} attention_long points ({} queries) over the schedule", list,
+      long_rows.size(), kLongQueries));
+  return {};
+}
+
+// The d 64 and softcap factors: each point's measured time over the model's without the factor,
+// geometric mean over the kind's points.
+Status fit_attention_factors(const std::vector<Measurement>& ms, FitResult& res) {
+  core::Profile& prof = res.profile;
+  for (const PointKind kind : {PointKind::kAttentionD64, PointKind::kAttentionSoftcap}) {
+    core::AttentionKernelProfile k = prof.attention;
+    for (core::HeadDimFactor& h : k.head_dim_factor) h.factor = 1;  // the tile stays
+    k.softcap_factor = 1;
+    double log_sum = 0;
+    int n = 0;
     for (const Measurement& m : ms) {
       if (m.point.kind != kind) continue;
-      auto sim_at = [&](double us) -> Expected<double> {
-        core::Profile p = prof;
-        p.*field = us_to_ps(us);
-        return simulate_point(m.point, cluster, p);
-      };
-      Expected<double> without = sim_at(0), most = sim_at(m.median_us);
-      if (!without || !most) return (without ? most : without).status();
-      if (*most <= *without) {  // the point cannot show it (e.g. no dependency needs a wait)
-        res.notes.push_back(fmt::format("host {} kept from the base: {} does not depend on it",
-                                        what, describe(m.point)));
-        continue;
-      }
-      Expected<double> us = invert_increasing(sim_at, m.median_us, 0, m.median_us);
-      if (!us) return us.status();
-      prof.*field = us_to_ps(*us);
-      res.notes.push_back(
-          fmt::format("host {} {:.2f} us: {} took {:.1f} us, {:.1f} us simulated "
-                      "without it",
-                      what, *us, describe(m.point), m.median_us, *without));
-    }
-    return {};
-  };
-  SPATTN_RETURN_IF_ERROR(fit_host(PointKind::kIssue, &core::Profile::host_task, "task"));
-  SPATTN_RETURN_IF_ERROR(fit_host(PointKind::kIssueDeps, &core::Profile::host_dep, "dep"));
-
-  // Attention: the CTA schedule's shape (cta_tiles, masked_tiles, lone_speedup) by Nelder-Mead
-  // on the square and heads points' relative squared errors, tile_us in closed form for each
-  // shape (the makespan is linear in it); then keys_factor from the attention_long points: what
-  // each measured over what the schedule gives, from 1 at the square points' longest keys.
-  {
-    struct AttnRow {
-      const Measurement* m;
-      core::Problem problem;
-      std::vector<sim::CtaTiles> ctas;
-      std::int64_t repeats;
-    };
-    std::vector<AttnRow> rows, long_rows;
-    const core::AttentionKernelProfile& k0 = prof.attention;
-    for (const Measurement& m : ms) {
-      if (m.point.kind != PointKind::kAttention && m.point.kind != PointKind::kAttentionUnmasked &&
-          m.point.kind != PointKind::kAttentionHeads && m.point.kind != PointKind::kAttentionLong)
-        continue;
       const MicroBench mb = build_microbench(m.point);
       const auto& a = std::get<core::AttnBlock>(
           mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())).op);
-      if (!(m.median_us > ps_to_us(k0.launch)))
-        return invalid_argument(
-            fmt::format("{}: {} us is not more than the attention launch ({} us)",
-                        describe(m.point), m.median_us, ps_to_us(k0.launch)));
-      (m.point.kind == PointKind::kAttentionLong ? long_rows : rows)
-          .push_back({&m, mb.plan.problem,
-                      sim::attention_cta_tiles(mb.plan.problem, a, k0.block_m, k0.block_n),
-                      a.q.heads * mb.plan.problem.batch});
+      const double model = ps_to_us(sim::attention_duration(mb.plan.problem, a, k) - k.launch);
+      const double net = m.median_us - ps_to_us(k.launch);
+      if (!(model > 0) || !(net > 0))
+        return invalid_argument(fmt::format("{}: {} us is not more than the attention launch",
+                                            describe(m.point), m.median_us));
+      log_sum += std::log(net / model);
+      ++n;
     }
-    // The makespan of a row in tiles, scaled to the profile's head_dim.
-    auto span_of = [](const AttnRow& r, const core::AttentionKernelProfile& k) {
-      std::vector<double> work;
-      for (const sim::CtaTiles& c : r.ctas)
-        work.push_back(k.cta_tiles + static_cast<double>(c.tiles) +
-                       k.masked_tiles * static_cast<double>(c.masked));
-      return sim::cta_makespan(work, r.repeats, k) * k.head_dim_scale(r.problem.head_dim);
-    };
-    // For a shape x = (cta_tiles, masked_tiles, lone_speedup): tile_us and the error sum.
-    auto solve = [&](const std::array<double, 3>& x, core::AttentionKernelProfile& k) {
-      k.cta_tiles = x[0];
-      k.masked_tiles = x[1];
-      k.lone_speedup = x[2];
-      std::vector<double> span;  // makespan in tiles x head_dim scale
-      double num = 0, den = 0;
-      for (const AttnRow& r : rows) {
-        span.push_back(span_of(r, k));
-        const double y = r.m->median_us - ps_to_us(k.launch);
-        const double w = 1.0 / (r.m->median_us * r.m->median_us);
-        num += w * span.back() * y;
-        den += w * span.back() * span.back();
-      }
-      k.tile_us = num / den;
-      double err = 0;
-      for (std::size_t i = 0; i < rows.size(); ++i) {
-        const double e = (k.tile_us * span[i] + ps_to_us(k.launch)) / rows[i].m->median_us - 1;
-        err += e * e;
-      }
-      return err;
-    };
-    const bool shape = rows.size() >= 4;  // otherwise the base's shape, tile_us alone
-    if (rows.empty() && !long_rows.empty())
-      return invalid_argument("attention_long points need square attention points to fit against");
-    if (!rows.empty()) {
-      std::array<double, 3> x = {k0.cta_tiles, k0.masked_tiles, k0.lone_speedup};
-      // One CTA per SM (the Hopper kernel) leaves lone_speedup nothing to say: it is 1 and the
-      // simplex searches the other two.
-      const bool lone = k0.ctas_per_sm > 1;
-      if (shape) {
-        auto cost = [&](std::array<double, 3> v) {
-          if (!lone) v[2] = 1;
-          if (v[0] < 0 || v[1] < 0 || v[2] < 1 || v[2] > k0.ctas_per_sm) return 1e300;
-          core::AttentionKernelProfile k = k0;
-          return solve(v, k);
-        };
-        // Restarted from its best with smaller steps: a simplex that collapsed early on a ridge
-        // gets a fresh start.
-        x = {1.0, 1.0, lone ? 1.3 : 1.0};
-        for (double step : {1.0, 0.25, 0.0625})
-          x = nelder_mead(cost, x, {step, step, step / 5}, 200);
-        if (!lone) x[2] = 1;
-      }
-      const double err = solve(x, prof.attention);
-      prof.attention.keys_factor.clear();  // the fit above took tiles of every key count as equal
-      res.notes.push_back(fmt::format(
-          "attention tile_us {:.4f}, cta_tiles {:.3f}, masked_tiles {:.3f}, lone_speedup {:.3f}: "
-          "{} over {} attention points (rms error {:.1f}%; launch {} us, {} SMs x {} CTAs, tiles "
-          "{}x{} from the base)",
-          prof.attention.tile_us, prof.attention.cta_tiles, prof.attention.masked_tiles,
-          prof.attention.lone_speedup, shape ? "Nelder-Mead" : "tile_us alone", rows.size(),
-          100 * std::sqrt(err / static_cast<double>(rows.size())), ps_to_us(k0.launch), k0.sms,
-          k0.ctas_per_sm, k0.block_m, k0.block_n));
-    }
-    if (!long_rows.empty()) {
-      std::map<double, double> factors;  // keys -> factor
-      double longest_square = 0;
-      for (const AttnRow& r : rows)
-        longest_square = std::max<double>(longest_square, r.m->point.tokens);
-      factors[longest_square] = 1.0;
-      core::AttentionKernelProfile k = prof.attention;
-      k.keys_factor.clear();
-      for (const AttnRow& r : long_rows) {
-        const double keys = static_cast<double>(r.m->point.tokens);
-        if (keys <= longest_square)
-          return invalid_argument(fmt::format("{}: needs more keys than the square points' {}",
-                                              describe(r.m->point), longest_square));
-        factors[keys] = (r.m->median_us - ps_to_us(k.launch)) / (span_of(r, k) * k.tile_us);
-      }
-      prof.attention.keys_factor.clear();
-      std::string list;
-      for (const auto& [keys, f] : factors) {
-        prof.attention.keys_factor.push_back({keys, f});
-        list += fmt::format("{}{:.0f}: {:.3f}", list.empty() ? "" : ", ", keys, f);
-      }
-      res.notes.push_back(fmt::format(
-          "attention keys_factor {{{}}}: {} attention_long points ({} queries) over the schedule",
-          list, long_rows.size(), kLongQueries));
-    }
-    // The d 64 and softcap factors: each point's measured time over the model's without the
-    // factor, geometric mean over the kind's points.
-    for (const PointKind kind : {PointKind::kAttentionD64, PointKind::kAttentionSoftcap}) {
-      core::AttentionKernelProfile k = prof.attention;
-      k.head_dim_factor.clear();
-      k.softcap_factor = 1;
-      double log_sum = 0;
-      int n = 0;
-      for (const Measurement& m : ms) {
-        if (m.point.kind != kind) continue;
-        const MicroBench mb = build_microbench(m.point);
-        const auto& a = std::get<core::AttnBlock>(
-            mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())).op);
-        const double model = ps_to_us(sim::attention_duration(mb.plan.problem, a, k) - k.launch);
-        const double net = m.median_us - ps_to_us(k.launch);
-        if (!(model > 0) || !(net > 0))
-          return invalid_argument(fmt::format("{}: {} us is not more than the attention launch",
-                                              describe(m.point), m.median_us));
-        log_sum += std::log(net / model);
-        ++n;
-      }
-      if (n == 0) continue;
-      const double f = std::exp(log_sum / n);
-      if (kind == PointKind::kAttentionD64) {
-        prof.attention.head_dim_factor = {{kSmallHeadDim, f}};
-      } else {
-        prof.attention.softcap_factor = f;
-      }
-      res.notes.push_back(
-          fmt::format("attention {} {:.3f}: {} {} points over the schedule",
-                      kind == PointKind::kAttentionD64 ? "head_dim_factor 64" : "softcap_factor", f,
-                      n, to_string(kind)));
-    }
-  }
-
-  // Communication, piecewise: 1/e from large messages, overheads from small ones.
-  {
-    std::vector<CommRow> large, small;
-    for (const Measurement& m : ms) {
-      if (!is_comm(m.point.kind)) continue;
-      const bool is_large = m.point.bytes >= options.bandwidth_min_bytes;
-      const bool is_small = m.point.bytes <= options.overhead_max_bytes;
-      if (!is_large && !is_small) continue;
-      Expected<CommRow> row = comm_row(m, cluster, prof);
-      if (!row) return row.status();
-      (is_large ? large : small).push_back(*row);
-    }
-    double inv_e = 1.0 / base.nvlink.bandwidth_efficiency;
-    Eigen::Vector3d over(ps_to_us(base.nccl_launch), ps_to_us(base.nccl_per_peer),
-                         ps_to_us(base.nccl_all_to_all));
-    auto overhead = [&](const CommRow& r) {
-      return over(0) + r.remote * over(1) + r.a2a * over(2);
-    };
-    for (int round = 0; round < 2; ++round) {
-      if (!large.empty()) {
-        if (round == 0) {  // overheads unknown yet: fit them with the slope
-          Eigen::MatrixXd a(static_cast<Eigen::Index>(large.size()), 4);
-          Eigen::VectorXd b(a.rows());
-          for (std::size_t i = 0; i < large.size(); ++i) {
-            const auto k = static_cast<Eigen::Index>(i);
-            a.row(k) << 1.0, large[i].remote, large[i].a2a, large[i].drain;
-            b(k) = large[i].m->median_us - large[i].latency;
-          }
-          inv_e = nnls(a, b)(3);
-        } else {  // y - overhead = D / e
-          double num = 0, den = 0;
-          for (const CommRow& r : large) {
-            num += r.drain * (r.m->median_us - r.latency - overhead(r));
-            den += r.drain * r.drain;
-          }
-          inv_e = num / den;
-        }
-        if (!(inv_e > 0))
-          return invalid_argument("communication: the large-message times do not grow with bytes");
-      }
-      if (!small.empty()) {
-        Eigen::MatrixXd a(static_cast<Eigen::Index>(small.size()), 3);
-        Eigen::VectorXd b(a.rows());
-        for (std::size_t i = 0; i < small.size(); ++i) {
-          const auto k = static_cast<Eigen::Index>(i);
-          a.row(k) << 1.0, small[i].remote, small[i].a2a;
-          b(k) = small[i].m->median_us - small[i].latency - small[i].drain * inv_e;
-        }
-        over = nnls(a, b);
-      }
-    }
-    if (!large.empty()) {
-      prof.nvlink.bandwidth_efficiency = 1.0 / inv_e;
-      res.notes.push_back(
-          fmt::format("nvlink bandwidth_efficiency {:.4f}: slope of {} messages >= {}",
-                      prof.nvlink.bandwidth_efficiency, large.size(),
-                      format_bytes(options.bandwidth_min_bytes)));
+    if (n == 0) continue;
+    const double f = std::exp(log_sum / n);
+    if (kind == PointKind::kAttentionD64) {
+      const core::AttentionKernelProfile& t = prof.attention;
+      const std::int64_t bm = t.block_m_at(kSmallHeadDim), bn = t.block_n_at(kSmallHeadDim);
+      prof.attention.head_dim_factor = {
+          {kSmallHeadDim, f, bm == t.block_m ? 0 : bm, bn == t.block_n ? 0 : bn}};
     } else {
-      res.notes.push_back("nvlink bandwidth_efficiency kept from the base (no large messages)");
+      prof.attention.softcap_factor = f;
+    }
+    res.notes.push_back(
+        fmt::format("attention {} {:.3f}: {} {} points over the schedule",
+                    kind == PointKind::kAttentionD64 ? "head_dim_factor 64" : "softcap_factor", f,
+                    n, to_string(kind)));
+  }
+  return {};
+}
+
+// Attention: the CTA schedule's shape and tile_us from the square and heads points, keys_factor
+// from the attention_long points, then the d 64 and softcap factors.
+Status fit_attention(const std::vector<Measurement>& ms, FitResult& res) {
+  std::vector<AttnRow> rows, long_rows;
+  SPATTN_RETURN_IF_ERROR(attention_rows(ms, res.profile.attention, rows, long_rows));
+  if (rows.empty() && !long_rows.empty())
+    return invalid_argument("attention_long points need square attention points to fit against");
+  if (!rows.empty()) fit_attention_shape(rows, res);
+  if (!long_rows.empty()) SPATTN_RETURN_IF_ERROR(fit_keys_factor(rows, long_rows, res));
+  return fit_attention_factors(ms, res);
+}
+
+// Communication, piecewise: 1/e from large messages, overheads from small ones (fit.h states the
+// model); what no point measures is kept from `base`.
+Status fit_comm(const std::vector<Measurement>& ms, const core::Cluster& cluster,
+                const core::Profile& base, const FitOptions& options, FitResult& res) {
+  core::Profile& prof = res.profile;
+  std::vector<CommRow> large, small;
+  for (const Measurement& m : ms) {
+    if (!is_comm(m.point.kind)) continue;
+    const bool is_large = m.point.bytes >= options.bandwidth_min_bytes;
+    const bool is_small = m.point.bytes <= options.overhead_max_bytes;
+    if (!is_large && !is_small) continue;
+    Expected<CommRow> row = comm_row(m, cluster, prof);
+    if (!row) return row.status();
+    (is_large ? large : small).push_back(*row);
+  }
+  double inv_e = 1.0 / base.nvlink.bandwidth_efficiency;
+  Eigen::Vector3d over(ps_to_us(base.nccl_launch), ps_to_us(base.nccl_per_peer),
+                       ps_to_us(base.nccl_all_to_all));
+  auto overhead = [&](const CommRow& r) { return over(0) + r.remote * over(1) + r.a2a * over(2); };
+  for (int round = 0; round < 2; ++round) {
+    if (!large.empty()) {
+      if (round == 0) {  // overheads unknown yet: fit them with the slope
+        Eigen::MatrixXd a(static_cast<Eigen::Index>(large.size()), 4);
+        Eigen::VectorXd b(a.rows());
+        for (std::size_t i = 0; i < large.size(); ++i) {
+          const auto k = static_cast<Eigen::Index>(i);
+          a.row(k) << 1.0, large[i].remote, large[i].a2a, large[i].drain;
+          b(k) = large[i].m->median_us - large[i].latency;
+        }
+        inv_e = nnls(a, b)(3);
+      } else {  // y - overhead = D / e
+        double num = 0, den = 0;
+        for (const CommRow& r : large) {
+          num += r.drain * (r.m->median_us - r.latency - overhead(r));
+          den += r.drain * r.drain;
+        }
+        inv_e = num / den;
+      }
+      if (!(inv_e > 0))
+        return invalid_argument("communication: the large-message times do not grow with bytes");
     }
     if (!small.empty()) {
-      prof.nccl_launch = us_to_ps(over(0));
-      prof.nccl_per_peer = us_to_ps(over(1));
-      prof.nccl_all_to_all = us_to_ps(over(2));
-      res.notes.push_back(fmt::format(
-          "nccl launch {:.2f} us, per_peer {:.2f} us, all_to_all {:.2f} us: non-negative least "
-          "squares "
-          "over {} messages <= {}",
-          over(0), over(1), over(2), small.size(), format_bytes(options.overhead_max_bytes)));
-    } else {
-      res.notes.push_back("nccl overheads kept from the base (no small messages)");
+      Eigen::MatrixXd a(static_cast<Eigen::Index>(small.size()), 3);
+      Eigen::VectorXd b(a.rows());
+      for (std::size_t i = 0; i < small.size(); ++i) {
+        const auto k = static_cast<Eigen::Index>(i);
+        a.row(k) << 1.0, small[i].remote, small[i].a2a;
+        b(k) = small[i].m->median_us - small[i].latency - small[i].drain * inv_e;
+      }
+      over = nnls(a, b);
     }
   }
-
-  SPATTN_RETURN_IF_ERROR(
-      fit_host(PointKind::kIssueComm, &core::Profile::host_comm_call, "comm_call"));
-
-  // What the line leaves over at each comm point becomes the size delay of its shape (pattern,
-  // peers, message): the simulator then reproduces every comm point, and interpolates between
-  // them (in log bytes) where NCCL's curve bends.
-  {
-    prof.nccl_size_delay.clear();
-    std::vector<core::CommDelayPoint> rows;
-    double lo = 0, hi = 0;
-    for (const Measurement& m : ms) {
-      if (!is_comm(m.point.kind)) continue;
-      Expected<double> t = simulate_point(m.point, cluster, prof);
-      if (!t) return t.status();
-      const MicroBench mb = build_microbench(m.point);
-      const core::CommShape shape =
-          core::comm_shape(mb.plan, mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())));
-      const double us = m.median_us - *t;
-      rows.push_back(
-          {shape.pattern, shape.peers, static_cast<double>(shape.peer_bytes), us_to_ps(us)});
-      lo = rows.size() == 1 ? us : std::min(lo, us);
-      hi = rows.size() == 1 ? us : std::max(hi, us);
-    }
-    prof.nccl_size_delay = std::move(rows);
-    if (!prof.nccl_size_delay.empty())
-      res.notes.push_back(fmt::format(
-          "nccl size_delay: {} points, {:.1f} to {:.1f} us: each comm point's measured time "
-          "less the line's",
-          prof.nccl_size_delay.size(), lo, hi));
+  if (!large.empty()) {
+    prof.nvlink.bandwidth_efficiency = 1.0 / inv_e;
+    res.notes.push_back(fmt::format(
+        "nvlink bandwidth_efficiency {:.4f}: slope of {} messages >= {}",
+        prof.nvlink.bandwidth_efficiency, large.size(), format_bytes(options.bandwidth_min_bytes)));
+  } else {
+    res.notes.push_back("nvlink bandwidth_efficiency kept from the base (no large messages)");
   }
+  if (!small.empty()) {
+    prof.nccl_launch = us_to_ps(over(0));
+    prof.nccl_per_peer = us_to_ps(over(1));
+    prof.nccl_all_to_all = us_to_ps(over(2));
+    res.notes.push_back(fmt::format(
+        "nccl launch {:.2f} us, per_peer {:.2f} us, all_to_all {:.2f} us: non-negative least "
+        "squares "
+        "over {} messages <= {}",
+        over(0), over(1), over(2), small.size(), format_bytes(options.overhead_max_bytes)));
+  } else {
+    res.notes.push_back("nccl overheads kept from the base (no small messages)");
+  }
+  return {};
+}
 
-  // Does a collective wait for the compute kernel running when it is ready? The model (on or
-  // off) whose simulated overlap_ring is closer to the measured one.
+// What the line leaves over at each comm point becomes the size delay of its shape (pattern,
+// peers, message): the simulator then reproduces every comm point, and interpolates between
+// them (in log bytes) where NCCL's curve bends.
+Status fit_size_delays(const std::vector<Measurement>& ms, const core::Cluster& cluster,
+                       FitResult& res) {
+  core::Profile& prof = res.profile;
+  prof.nccl_size_delay.clear();
+  std::vector<core::CommDelayPoint> rows;
+  double lo = 0, hi = 0;
+  for (const Measurement& m : ms) {
+    if (!is_comm(m.point.kind)) continue;
+    Expected<double> t = simulate_point(m.point, cluster, prof);
+    if (!t) return t.status();
+    const MicroBench mb = build_microbench(m.point);
+    const core::CommShape shape =
+        core::comm_shape(mb.plan, mb.plan.tasks.at(static_cast<std::size_t>(mb.timed.front())));
+    const double us = m.median_us - *t;
+    rows.push_back(
+        {shape.pattern, shape.peers, static_cast<double>(shape.peer_bytes), us_to_ps(us)});
+    lo = rows.size() == 1 ? us : std::min(lo, us);
+    hi = rows.size() == 1 ? us : std::max(hi, us);
+  }
+  prof.nccl_size_delay = std::move(rows);
+  if (!prof.nccl_size_delay.empty())
+    res.notes.push_back(fmt::format(
+        "nccl size_delay: {} points, {:.1f} to {:.1f} us: each comm point's measured time "
+        "less the line's",
+        prof.nccl_size_delay.size(), lo, hi));
+  return {};
+}
+
+// Does a collective wait for the compute kernel running when it is ready? The model (on or
+// off) whose simulated overlap_ring is closer to the measured one.
+Status fit_comm_waits(const std::vector<Measurement>& ms, const core::Cluster& cluster,
+                      FitResult& res) {
+  core::Profile& prof = res.profile;
   for (const Measurement& m : ms) {
     if (m.point.kind != PointKind::kOverlapRing) continue;
     double t[2];
@@ -519,10 +556,15 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
         "us if not",
         prof.comm_waits_for_compute, describe(m.point), m.median_us, t[1], t[0]));
   }
+  return {};
+}
 
-  // Slowdown of compute under communication: the s for which the simulated overlap point (the
-  // attention while the ring runs beside it) takes what it measured (bisection; the simulated
-  // time grows with s). Seen only when the ring runs beside the attention, not after it.
+// Slowdown of compute under communication: the s for which the simulated overlap point (the
+// attention while the ring runs beside it) takes what it measured (bisection; the simulated
+// time grows with s). Seen only when the ring runs beside the attention, not after it.
+Status fit_compute_slowdown(const std::vector<Measurement>& ms, const core::Cluster& cluster,
+                            FitResult& res) {
+  core::Profile& prof = res.profile;
   for (const Measurement& m : ms) {
     if (m.point.kind != PointKind::kOverlap) continue;
     auto sim_at = [&](double slowdown) -> Expected<double> {
@@ -545,12 +587,39 @@ Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::
         prof.compute_slowdown, describe(m.point), m.median_us, *lo_t,
         m.median_us <= *lo_t ? " (not slower under comm: 0)" : ""));
   }
+  return {};
+}
 
+// Every measurement against the fitted profile.
+Status check_fit(const std::vector<Measurement>& ms, const core::Cluster& cluster, FitResult& res) {
   for (const Measurement& m : ms) {
-    Expected<double> t = simulate_point(m.point, cluster, prof);
+    Expected<double> t = simulate_point(m.point, cluster, res.profile);
     if (!t) return t.status();
     res.checks.push_back({m.point, m.median_us, *t});
   }
+  return {};
+}
+
+}  // namespace
+
+Expected<FitResult> fit_profile(const std::vector<Measurement>& ms, const core::Cluster& cluster,
+                                const core::Profile& base, const FitOptions& options) {
+  FitResult res;
+  res.profile = base;
+  SPATTN_RETURN_IF_ERROR(check_cluster_fits(ms, cluster));
+  SPATTN_RETURN_IF_ERROR(fit_memory(ms, res));
+  SPATTN_RETURN_IF_ERROR(
+      fit_host(ms, cluster, PointKind::kIssue, &core::Profile::host_task, "task", res));
+  SPATTN_RETURN_IF_ERROR(
+      fit_host(ms, cluster, PointKind::kIssueDeps, &core::Profile::host_dep, "dep", res));
+  SPATTN_RETURN_IF_ERROR(fit_attention(ms, res));
+  SPATTN_RETURN_IF_ERROR(fit_comm(ms, cluster, base, options, res));
+  SPATTN_RETURN_IF_ERROR(fit_host(ms, cluster, PointKind::kIssueComm,
+                                  &core::Profile::host_comm_call, "comm_call", res));
+  SPATTN_RETURN_IF_ERROR(fit_size_delays(ms, cluster, res));
+  SPATTN_RETURN_IF_ERROR(fit_comm_waits(ms, cluster, res));
+  SPATTN_RETURN_IF_ERROR(fit_compute_slowdown(ms, cluster, res));
+  SPATTN_RETURN_IF_ERROR(check_fit(ms, cluster, res));
   return res;
 }
 

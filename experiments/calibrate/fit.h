@@ -12,8 +12,9 @@
 // Piecewise: 1/e from messages >= bandwidth_min_bytes (where time is linear in bytes), the three
 // overheads from messages <= overhead_max_bytes (where the fixed costs dominate), by non-negative
 // least squares, alternating twice (each step uses the other's latest values).
-// Attention: F(n) = 4 d visible_pairs heads / (T - attention.launch) per measured n, causal and
-// not (the table the simulator interpolates in log n). Memory: T = bytes / hbm + memory.launch,
+// Attention: the CTA schedule of sim/attention_model.h (tile_us in closed form for each shape
+// cta_tiles, masked_tiles, lone_speedup, the shape by Nelder-Mead), keys_factor from the
+// attention_long points, head_dim_factor and softcap_factor from their own points. Memory: T = bytes / hbm + memory.launch,
 // least squares over copy and merge (bytes read + written). Slowdown: the attention alone (W)
 // against the same attention under the ring of kOverlapBytes (T_c, the ring alone lasting t_c):
 //     T_c = W (1 + s)                      if the ring outlasts the attention (T_c <= t_c),
@@ -47,6 +48,7 @@ struct FitResult {
   std::vector<PointCheck> checks;  // every measurement against the fitted profile
 };
 
+// One fit function per part of the profile (fit.cc, docs/calibration.md "The model inverted").
 // `base` gives what nothing here measures (pcie, network and cpu links, link latencies, attention
 // launch) and the numbers of any part without measurements (e.g. NCCL on one GPU). The cluster is
 // the one the profile will be used with (its links' bandwidths are what e is a fraction of).

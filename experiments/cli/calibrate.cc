@@ -50,7 +50,8 @@ double round_to(double x, double per_unit) { return std::round(x * per_unit) / p
 TimePs round_ps(TimePs t) { return (t + 5'000) / 10'000 * 10'000; }  // to 10 ns
 
 // The fitted numbers at the precision the measurements support, so the file reads cleanly:
-// efficiency, slowdown and tile_us to 1e-4, the attention schedule's shape to 1e-3, HBM to 1 GB/s, overheads to 10 ns.
+// efficiency, slowdown and tile_us to 1e-4, the attention schedule's shape to 1e-3, HBM to 1 GB/s,
+// overheads to 10 ns.
 core::Profile rounded(core::Profile p) {
   p.nvlink.bandwidth_efficiency = round_to(p.nvlink.bandwidth_efficiency, 1e4);
   p.nccl_launch = round_ps(p.nccl_launch);
@@ -128,6 +129,13 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
     base->attention.block_m = shape.block_m;
     base->attention.block_n = shape.block_n;
     base->attention.ctas_per_sm = shape.ctas_per_sm;
+    // ... and its tile at d 64 where that differs (the base's d 64 factor stays until the fit).
+    const cuda::AttentionKernelShape d64 = cuda::kernel_shape(*kernel, 64);
+    std::vector<core::HeadDimFactor>& hd = base->attention.head_dim_factor;
+    auto it = std::find_if(hd.begin(), hd.end(), [](const auto& h) { return h.head_dim == 64; });
+    if (it == hd.end()) it = hd.insert(hd.end(), core::HeadDimFactor{64, 1.0});
+    it->block_m = d64.block_m != shape.block_m ? d64.block_m : 0;
+    it->block_n = d64.block_n != shape.block_n ? d64.block_n : 0;
     device += fmt::format(", attention kernel {}", shape.name);
 #else
     return fail(

@@ -87,6 +87,19 @@ Expected<SimInputs> SimInputs::load(const core::Experiment& e, int nodes) {
   return s;
 }
 
+SimInputs SimInputs::from(core::Profile profile, std::string profile_description,
+                          std::optional<core::Cluster> cluster, std::string cluster_description) {
+  SimInputs s;
+  s.profile_ = std::move(profile);
+  s.profile_desc_ = std::move(profile_description);
+  if (cluster) {
+    s.cluster_path_ = cluster->name;
+    s.file_cluster_ = std::move(cluster);
+  }
+  s.cluster_desc_ = std::move(cluster_description);
+  return s;
+}
+
 Expected<const core::Cluster*> SimInputs::cluster(int gpus) {
   if (file_cluster_) {
     if (file_cluster_->num_gpus() < gpus)

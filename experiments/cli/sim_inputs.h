@@ -37,6 +37,10 @@ class SimInputs {
   // InvalidArgument before any plan is built when a case needs more GPUs than the cluster file
   // has (naming the key of that GPU count, both numbers, and the --nodes that fits).
   static Expected<SimInputs> load(const core::Experiment& e, int nodes = 0);
+  // From a profile and a cluster already in memory (the Python binding's): no cluster = the
+  // defaults for each GPU count. The descriptions are the report headers' (cluster_description).
+  static SimInputs from(core::Profile profile, std::string profile_description,
+                        std::optional<core::Cluster> cluster, std::string cluster_description);
 
   const core::Profile& profile() const { return profile_; }
   // The cluster to simulate `gpus` ranks on: the file's (InvalidArgument when it has fewer GPUs,

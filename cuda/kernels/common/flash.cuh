@@ -1,7 +1,7 @@
 // cuda/kernels/common/flash.cuh: the device pieces both flash-attention forward kernels share
 // (flash_fwd for mma.sync, flash_fwd_sm90 for wgmma): packing P to 16 bits, the exp2 they take,
 // the per-CTA tile table (core::cta_key_tiles, the one rule the simulator's model counts too), each
-// row's packed document and the per-element visibility of a key on global positions
+// row's packed document and the columns of a key tile a query row sees on global positions
 // (core/problem.h's mask rules).
 #pragma once
 
@@ -121,9 +121,9 @@ __device__ __forceinline__ void build_tables(const FwdParams& p, i64 q0, int row
 // Packed documents on one m16 slice of the S accumulator (the mma.sync / wgmma layout: element
 // 4 j + 2 hr + e is row row0 + 8 hr of the CTA's queries from q0, column 8 j + 2 (lane % 4) + e
 // of the key tile, whose key 0 is at position kmin, stride kst): -inf where the image key lies
-// outside the row's document. A pass of its own, before the causal and
-// window mask, so that blocks without documents keep their registers (the mma.sync kernel spills
-// when the two are one loop).
+// outside the row's document: flash_fwd's pass of its own, before its causal and window mask, so
+// that blocks without documents keep their registers (the mma.sync kernel spills when the rules
+// are one loop, and also with visible_columns below, which the Hopper kernel takes).
 template <int kNTiles>
 __device__ __forceinline__ void mask_documents(float* s, const RowDoc* row_doc, const FwdParams& p,
                                                i64 q0, int row0, i64 kmin, int kst, int lane) {
@@ -142,20 +142,44 @@ __device__ __forceinline__ void mask_documents(float* s, const RowDoc* row_doc, 
   }
 }
 
-// Whether a key at column `col` of a tile is visible to a query: col < n_valid (a real key), and
-// for image keys causal and the window on diff = qpos - kpos (joint keys: always); documents are
-// mask_documents' pass. Positions relative to the tile's first key fit in int (can_implement
-// bounds them). (flash_fwd's kernel states the same rule inline, with the window hoisted to ints:
-// its registers are tighter.)
-__device__ __forceinline__ bool key_visible(const FwdParams& p, bool joint, int diff, int col,
-                                            int n_valid) {
-  bool vis = col < n_valid;
-  if (!joint) {
-    if (p.causal && diff < 0) vis = false;
-    if (p.window_right >= 0 && diff < -static_cast<int>(p.window_right)) vis = false;
-    if (p.window_left >= 0 && diff > static_cast<int>(p.window_left)) vis = false;
+// The columns of a key tile one query row sees: [lo, hi). The tile's key c sits at position
+// kmin + kst * c and the row at qpos, rel = qpos - kmin, diff = rel - kst * c; every rule of
+// core/problem.h bounds diff on one side, so the visible columns are one interval: c < n_valid
+// (real keys); for image keys causal (diff >= 0), the window (-window_right <= diff <=
+// window_left) and, with packed documents, the row's document (-down <= diff <= up); joint keys
+// are always visible. The kernels mask s[c] = -inf outside it, two compares an element instead of
+// the rules one by one. Positions relative to the tile fit in int (can_implement bounds them).
+struct Columns {
+  int lo, hi;
+};
+
+__device__ __forceinline__ Columns visible_columns(const FwdParams& p, bool joint, int rel, int kst,
+                                                   int n_valid, const RowDoc* doc) {
+  Columns v{0, n_valid};
+  if (joint) return v;
+  // diff >= a  <=>  c <= floor((rel - a) / kst);  diff <= b  <=>  c >= ceil((rel - b) / kst).
+  // Numerators clamped to +-2^30 (beyond it the bound is outside [0, n_valid] for any stride up to
+  // 2^22), so the division is a 32-bit one.
+  constexpr i64 kClamp = i64{1} << 30;
+  const auto num = [&](i64 x) { return static_cast<int>(min(max(rel - x, -kClamp), kClamp)); };
+  const auto at_least = [&](i64 a) {
+    const int n = num(a);
+    const int last = kst == 1 ? n : (n >= 0 ? n / kst : -((kst - 1 - n) / kst));
+    v.hi = min(v.hi, max(last + 1, 0));
+  };
+  const auto at_most = [&](i64 b) {
+    const int n = num(b);
+    const int first = kst == 1 ? n : (n >= 0 ? (n + kst - 1) / kst : -(-n / kst));
+    v.lo = min(max(v.lo, first), n_valid);
+  };
+  if (p.causal) at_least(0);
+  if (p.window_right >= 0) at_least(-p.window_right);
+  if (p.window_left >= 0) at_most(p.window_left);
+  if (doc != nullptr) {  // a row in no document has up = down = -1: an empty interval
+    at_least(-static_cast<i64>(doc->down));
+    at_most(doc->up);
   }
-  return vis;
+  return v;
 }
 
 }  // namespace spattn::cuda::flash

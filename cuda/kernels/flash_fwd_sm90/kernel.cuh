@@ -6,14 +6,15 @@
 // on the same tile table (core::key_tiles) and masks, built the FlashAttention-3 way:
 // - warp specialization: warpgroup 0 is the producer (setmaxnreg down to 24 registers; one thread
 //   issues the bulk tensor copies of Q once and of K, V tile by tile into a ring of kStages slots
-//   each, completing on mbarriers); warpgroups 1 and 2 are consumers of 64 query rows each
-//   (setmaxnreg up to 240), which free a slot by arriving on its "empty" mbarrier;
+//   each, completing on mbarriers); warpgroups 1.. are consumers of 64 query rows each (two,
+//   setmaxnreg up to 240; three at d 64, up to 160), which free a slot by arriving on its "empty"
+//   mbarrier;
 // - S = Q K^T and O += P V on wgmma: Q and K from shared memory, P from registers (the S
 //   accumulator converted in place to the A-operand layout), V from shared memory (MN-major);
 // - intra-warpgroup overlap: S(j+1) = Q K(j+1)^T is issued before O += P(j) V(j), and the
 //   softmax of S(j+1) runs while P(j) V(j) is still in the tensor cores;
-// - ping-pong between the two consumers: a pair of named barriers orders their matrix issue, so one
-//   warpgroup's softmax overlaps the other's matrix work;
+// - ping-pong between the consumers: a ring of named barriers orders their matrix issue, so one
+//   warpgroup's softmax overlaps the others' matrix work;
 // - online softmax with the lazy rescale of flash_fwd (O is rescaled only when some row's max
 //   rose by more than 2^8), exp2 with the scale folded in.
 // CTAs are ordered longest causal rows first (the grid's x runs backwards over query blocks).
@@ -79,13 +80,16 @@ template <int kRegs>
 __device__ __forceinline__ void regs_inc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
 }
-// Named barriers 1 and 2 (0 is __syncthreads): consumer c waits on 1 + c before issuing its
-// matrix work, and lets the other one go by arriving on 2 - c; 256 threads = both warpgroups.
+// Named barriers 1..kConsumers (0 is __syncthreads), a ring: consumer c waits on 1 + c before
+// issuing its matrix work and lets the next one go by arriving on 1 + (c + 1) % kConsumers; 256
+// threads = the waiting and the arriving warpgroup. A consumer cannot pass twice before the next
+// one waits: it first waits for the ring to come round.
 __device__ __forceinline__ void pingpong_wait(int c) {
   asm volatile("bar.sync %0, 256;\n" ::"r"(1 + c) : "memory");
 }
+template <int kConsumers>
 __device__ __forceinline__ void pingpong_pass(int c) {
-  asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - c) : "memory");
+  asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (c + 1) % kConsumers) : "memory");
 }
 
 // The (segment, key tile) sequence of a CTA over its tile table, skipping fully masked tiles;
@@ -141,20 +145,20 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       ::cuda::ptx::mbarrier_init(v_empty + s, Tr::kConsumerWarps);
     }
     ::cuda::ptx::fence_mbarrier_init(::cuda::ptx::sem_release, ::cuda::ptx::scope_cluster);
+    // Q needs no tile table: its copy flies while the tables are built.
+    ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
+                                           ::cuda::ptx::space_shared, q_full, Tr::kQBytes);
+#pragma unroll
+    for (int a = 0; a < Tr::kAtoms; ++a)
+      tma_load(smem + a * BM * 128, &P.q, a * 64, static_cast<int>(q0), h, b, q_full);
   }
   flash::RowDoc* row_doc = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
   flash::build_tables<BN, BM, Tr::kThreads, Tr::kTableInts>(p, q0, rows_valid, table, row_doc,
                                                             tid);
 
-  // Producer: one thread issues every copy.
+  // Producer: one thread issues every K and V copy (Q's went out with the barriers' init).
   auto producer = [&]() {
-    constexpr std::uint32_t kQTx = Tr::kQBytes, kKVTx = Tr::kKVBytes;
-    ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
-                                           ::cuda::ptx::space_shared, q_full, kQTx);
-#pragma unroll
-    for (int a = 0; a < Tr::kAtoms; ++a)
-      tma_load(smem + a * BM * 128, &P.q, a * 64, static_cast<int>(q0), h, b, q_full);
-
+    constexpr std::uint32_t kKVTx = Tr::kKVBytes;
     int ks = 0, vs = 0;
     std::uint32_t kph = 0, vph = 0;
     auto load = [&](const Cursor& c, bool is_k, int& slot, std::uint32_t& phase) {
@@ -228,18 +232,19 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         const i64 kmin = sg.start + sg.stride * j0;
         const int kst = static_cast<int>(sg.stride);
         const int n_valid = static_cast<int>(min(static_cast<i64>(BN), sg.nk - j0));
-        if (p.num_doc_bounds > 0 && !sg.joint)  // packed documents: the row's own keys only
-          flash::mask_documents<BN / 8>(s, row_doc, p, q0, r0, kmin, kst, lane);
+        const bool docs = p.num_doc_bounds > 0;
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
-          const int rel = static_cast<int>(p.q_start + p.q_stride * (q0 + r0 + hr * 8) - kmin);
+          const int row = r0 + hr * 8;
+          const int rel = static_cast<int>(p.q_start + p.q_stride * (q0 + row) - kmin);
+          const flash::Columns v = flash::visible_columns(p, sg.joint, rel, kst, n_valid,
+                                                          docs ? row_doc + row : nullptr);
 #pragma unroll
           for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
               const int col = j * 8 + (lane & 3) * 2 + e;
-              if (!flash::key_visible(p, sg.joint, rel - kst * col, col, n_valid))
-                s[4 * j + 2 * hr + e] = -INFINITY;
+              if (col < v.lo || col >= v.hi) s[4 * j + 2 * hr + e] = -INFINITY;
             }
         }
       }
@@ -323,14 +328,14 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       }
     };
     if (c.enter()) {
-      if (cw == 1) pingpong_pass(1);  // consumer 0 issues first
+      if (cw == Tr::kConsumers - 1) pingpong_pass<Tr::kConsumers>(cw);  // consumer 0 goes first
       float alpha[2];
       // Tile 0: S = Q K(0)^T, softmax, P.
       wait_barrier(k_full + ks, kph);
       pingpong_wait(cw);
       wgmma_fence();
       issue_s(ks);
-      pingpong_pass(cw);
+      pingpong_pass<Tr::kConsumers>(cw);
       wgmma_wait<0>();
       fence_regs(s);
       release(k_empty + ks);
@@ -346,7 +351,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         issue_s(ks);
         wait_barrier(v_full + vs, vph);
         issue_pv(vs);
-        pingpong_pass(cw);
+        pingpong_pass<Tr::kConsumers>(cw);
         wgmma_wait<1>();  // S(j) done
         fence_regs(s);
         release(k_empty + ks);
@@ -375,7 +380,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       wgmma_wait<0>();
       fence_regs(o);
       release(v_empty + vs);
-      if (cw == 0) pingpong_wait(0);  // takes consumer 1's last pass: no arrival left pending
+      if (cw == 0) pingpong_wait(0);  // takes the last consumer's last pass: none left pending
     }
 
     // out = o / l; lse = m + log(l); rows with l == 0 saw no key: out 0, lse -inf.

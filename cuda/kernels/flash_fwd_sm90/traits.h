@@ -1,6 +1,8 @@
 // cuda/kernels/flash_fwd_sm90/traits.h: the compile-time shape of the Hopper kernel: one producer
 // warpgroup (a single thread issues the copy engine's loads) and two consumer warpgroups of 64
-// query rows each; K and V tiles in a kStages-deep ring of shared-memory slots; shared memory laid
+// query rows each (three at head_dim 64, whose matrix work per tile is half as long while its
+// softmax is not: a third warpgroup's softmax hides under the other two's matrix work, as
+// FlashAttention-3 does at d 64); K and V tiles in a kStages-deep ring of shared-memory slots; shared memory laid
 // out as the copy engine's 128-byte swizzle writes it and wgmma's descriptors read it.
 #pragma once
 
@@ -8,18 +10,19 @@
 
 namespace spattn::cuda::flash_sm90 {
 
-template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2>
+template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2,
+          int kConsumers_ = kHeadDim_ == 64 ? 3 : 2>
 struct Sm90Traits {
   using T = T_;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kConsumers = 2;             // consumer warpgroups
+  static constexpr int kConsumers = kConsumers_;   // consumer warpgroups
   static constexpr int kBlockM = 64 * kConsumers;  // query rows per CTA (m64 per warpgroup)
   static constexpr int kBlockN = kBlockN_;         // keys per tile
   static constexpr int kStages = kStages_;         // K and V slots each
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kConsumerWarps = 4 * kConsumers;
   static constexpr int kProducerRegs = 24;       // setmaxnreg: the producer holds little
-  static constexpr int kConsumerRegs = 240;      // ... and gives it to the consumers
+  static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;  // ... and gives it to them
   static constexpr int kAtoms = kHeadDim / 64;   // 128-byte column blocks per row
   static constexpr int kKSteps = kHeadDim / 16;  // k16 steps of Q K^T
   static constexpr int kPSteps = kBlockN / 16;   // k16 steps of P V
@@ -40,6 +43,7 @@ struct Sm90Traits {
   static_assert(sizeof(T) == 2, "16-bit inputs only");
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128 (whole 128-byte atoms)");
   static_assert(kBlockN == 128, "S on wgmma_ss_n128 (176-key tiles spilled: NOTES.md)");
+  static_assert(kConsumers == 2 || kConsumers == 3, "the ping-pong ring has 2 or 3 warpgroups");
   static_assert(kBlockN <= 256 && kBlockM <= 256, "a copy-engine box is at most 256 rows");
   static_assert(kQBytes % 1024 == 0 && kKVBytes % 1024 == 0,
                 "each tile starts on a 1024-byte swizzle period");
