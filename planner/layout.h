@@ -31,6 +31,9 @@ struct Layout {
   // Balanced layout: each group's tokens as runs of whole chunks in increasing position (adjacent
   // chunks merged); empty for the other layouts.
   std::vector<std::vector<core::TokenRun>> balanced;
+  // Balanced, documents candidate: the ring forwards only the keys a later step sees (key_pieces),
+  // not whole blocks. Short documents stay on one group, so most keys never leave their rank.
+  bool forward_pieces = false;
 
   // Global positions of group g's tokens in group-local order (pads included).
   std::vector<core::TokenRun> group_runs(int g) const;
@@ -57,12 +60,28 @@ std::int64_t padded_length(std::int64_t seq_len, int U, int R, core::RingLayout 
 // chunks sorted by their kernel work against the whole sequence go, heaviest first, to the group
 // with the least work that has room (k chunks each); then pairs of chunks are swapped between the
 // busiest and the idlest group while that lowers the busiest.
+// Packed documents add a candidate that deals documents instead of chunks (a long document in
+// pieces of equal visible pairs on consecutive groups, the others whole, in bundles of consecutive
+// documents, cut only where a group's share needs it; see by_documents in layout.cc); it is taken
+// when its visible pairs per group are within kMaxDocumentImbalance of the mean, and its ring
+// forwards only the keys a later step sees (forward_pieces).
+inline constexpr double kMaxDocumentImbalance = 1.05;
 inline constexpr int kMaxBalancedChunks = 32;
 inline constexpr std::int64_t kMaxBalancedChunkCount = 4096;  // k R at most
 Layout sequence_layout(const core::Problem& p, int U, int R, core::RingLayout layout);
 // Ring steps a layout needs: 1 + the largest t at which some group's queries see a key of group
 // (g - t) mod R (the ring stops there; R for a causal sequence, fewer with windows or documents).
 int ring_steps(const core::Problem& p, const Layout& L);
+// Group g's keys (valid tokens) cut into pieces, each with the last ring step at which a group
+// sees one of its keys (0: group g alone): a ring forwards a piece while a later step needs it, and
+// no further. Runs of stride 1 are cut at document boundaries, and touching pieces with the same
+// last step merged again. run.local is the piece's first token in group g's block; pieces are in
+// increasing local order. 1 + the largest `last` is ring_steps(p, L).
+struct KeyPiece {
+  core::TokenRun run;
+  int last = 0;
+};
+std::vector<std::vector<KeyPiece>> key_pieces(const core::Problem& p, const Layout& L);
 // Visible pairs per ring group of a layout (queries of the group against every key), per head.
 std::vector<std::int64_t> group_work(const core::Problem& p, const Layout& L);
 

@@ -264,6 +264,16 @@ TEST(DocumentPlans, BalancedLayoutEvensThePackedLlamaBatchOn8And32Ranks) {
     };
     const double balanced = imbalance(core::RingLayout::kBalanced);
     EXPECT_LE(balanced, 1.05) << R;
+    if (R == 8) {
+      // Over 8 ranks the documents are dealt (the long one in pieces, the rest whole), and fewer
+      // than half of the key tokens ever leave their rank.
+      const planner::Layout L = planner::sequence_layout(p, 1, R, core::RingLayout::kBalanced);
+      EXPECT_TRUE(L.forward_pieces);
+      std::int64_t forwarded = 0;
+      for (const auto& group : planner::key_pieces(p, L))
+        for (const planner::KeyPiece& k : group) forwarded += k.last > 0 ? k.run.count : 0;
+      EXPECT_LT(forwarded, p.seq_len / 2);
+    }
     EXPECT_GT(imbalance(core::RingLayout::kZigzag), 1.5) << R;
     Expected<core::Plan> plan =
         planner::make_plan(p, {core::Scheme::kRing, 1, R, core::RingLayout::kBalanced});
@@ -286,8 +296,8 @@ TEST(DocumentPlans, LaterRingBlocksHoldOnlyQueriesThatSeeTheirKeys) {
     int partial = 0, trimmed = 0;
     for (const core::Task& t : plan->tasks) {
       const auto* a = std::get_if<core::AttnBlock>(&t.op);
-      if (a == nullptr || plan->buffers[static_cast<std::size_t>(a->out.buffer)].name !=
-                              "ring.part_o")
+      if (a == nullptr ||
+          plan->buffers[static_cast<std::size_t>(a->out.buffer)].name != "ring.part_o")
         continue;
       ++partial;
       auto sees = [&](std::int64_t pos) {
@@ -303,6 +313,57 @@ TEST(DocumentPlans, LaterRingBlocksHoldOnlyQueriesThatSeeTheirKeys) {
     EXPECT_GT(partial, 0) << core::to_string(layout);
     if (layout == core::RingLayout::kContiguous) EXPECT_EQ(trimmed, partial);
   }
+}
+
+// System: 4,501 tokens on a ring of 4, causal: one document of 1,800 tokens and short ones of
+// 20 to 120 tokens (the rest, seeded); 3 q heads, 1 kv head. The long document holds most of the
+// visible pairs, so the balanced layout deals documents: the long one in pieces over the groups,
+// the short ones whole. Expectation: that layout is taken (forward_pieces); every key piece a group
+// sends on is needed later (its last step > 0) and the others never leave (the plan's sends carry
+// exactly the forwarded pieces, step after step); output and LSE equal the reference to 1e-10.
+TEST(DocumentPlans, DealtDocumentsForwardOnlyTheKeysALaterStepSees) {
+  Problem p;
+  p.q_heads = 3;
+  p.kv_heads = 1;
+  p.head_dim = 4;
+  p.causal = true;
+  std::mt19937 rng(15);
+  std::vector<std::int64_t> lengths;
+  std::int64_t total = 0;
+  while (total < 4400) {
+    lengths.push_back(20 + static_cast<std::int64_t>(rng() % 101));
+    total += lengths.back();
+    if (lengths.size() == 20) lengths.push_back(1800), total += 1800;
+  }
+  lengths.push_back(4501 - total);
+  p.doc_bounds = core::document_bounds(lengths);
+  p.seq_len = p.doc_bounds.back();
+  ASSERT_EQ(p.seq_len, 4501);
+  const planner::Layout L = planner::sequence_layout(p, 1, 4, core::RingLayout::kBalanced);
+  ASSERT_TRUE(L.forward_pieces);
+  // Key tokens sent per step, from the pieces: step t sends what is needed after t.
+  const std::vector<std::vector<planner::KeyPiece>> pieces = planner::key_pieces(p, L);
+  Expected<core::Plan> plan =
+      planner::make_plan(p, {core::Scheme::kRing, 1, 4, core::RingLayout::kBalanced});
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  for (int t = 0; t + 1 < plan->ring_steps; ++t)
+    for (int g = 0; g < 4; ++g) {
+      std::int64_t want = 0;  // rank g holds group g - t's block at step t
+      for (const planner::KeyPiece& k : pieces[static_cast<std::size_t>((g - t + 4) % 4)])
+        want += k.last > t ? k.run.count : 0;
+      std::int64_t sent = 0;
+      for (const core::Task& task : plan->tasks)
+        if (const auto* c = std::get_if<core::Comm>(&task.op);
+            c != nullptr && task.rank == g && task.label == "ring.sendrecv" + std::to_string(t))
+          for (const auto& [peer, view] : c->sends) sent += view.tokens;
+      EXPECT_EQ(sent, 2 * want) << "step " << t << " rank " << g;  // K and V
+    }
+  const core::AttentionInputs in = core::random_inputs(p, 7);
+  Expected<core::AttentionResult> got = sim::execute_functional(*plan, in);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  const core::AttentionResult want = core::reference_attention(p, in);
+  EXPECT_LT(core::max_rel_error(got->out, want.out), 1e-10);
+  EXPECT_LT(core::max_rel_error(got->lse, want.lse), 1e-10);
 }
 
 }  // namespace
