@@ -253,9 +253,9 @@ Layout by_documents(const core::Problem& p, Layout c) {
     }
     const std::int64_t len = b[d + 1] - b[d];
     const std::int64_t pairs = core::count_visible(p, b[d], 1, len, b[d], 1, len);
-    // More pieces while the first (the longest when causal) would not fit in a group.
-    auto prefix_for = [&](double want) {
-      std::int64_t lo = 1, hi = len;
+    // The shortest prefix of at least `lo` tokens holding `want` of the document's pairs.
+    auto prefix_for = [&](double want, std::int64_t lo) {
+      std::int64_t hi = len;
       while (lo < hi) {
         const std::int64_t mid = lo + (hi - lo) / 2;
         if (static_cast<double>(core::count_visible(p, b[d], 1, mid, b[d], 1, len)) >= want)
@@ -265,23 +265,17 @@ Layout by_documents(const core::Problem& p, Layout c) {
       }
       return lo;
     };
-    while (m < R && prefix_for(static_cast<double>(pairs) / m) > G) ++m;
+    // More pieces while the first (the longest when causal) would not fit in a group.
+    while (m < R && prefix_for(static_cast<double>(pairs) / m, 1) > G) ++m;
     std::int64_t from = 0;
     for (int j = 0; j < m; ++j) {
       // The end of piece j: the shortest prefix holding (j + 1) / m of the document's pairs.
-      std::int64_t lo = j + 1 < m ? from + 1 : len, hi = len;
+      std::int64_t lo = len;
       if (j + 1 < m) {
         // An equal share of the pairs the pieces left still hold.
         const double done =
             static_cast<double>(core::count_visible(p, b[d], 1, from, b[d], 1, len));
-        const double want = done + (static_cast<double>(pairs) - done) / (m - j);
-        while (lo < hi) {
-          const std::int64_t mid = lo + (hi - lo) / 2;
-          if (static_cast<double>(core::count_visible(p, b[d], 1, mid, b[d], 1, len)) >= want)
-            hi = mid;
-          else
-            lo = mid + 1;
-        }
+        lo = prefix_for(done + (static_cast<double>(pairs) - done) / (m - j), from + 1);
       }
       // A piece longer than its group's room keeps what fits; the rest goes to the next piece.
       // The first long document's pieces go to consecutive groups (its ring needs m steps); a

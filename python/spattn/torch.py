@@ -116,6 +116,19 @@ def _runner(plan) -> _Runner:
     return r
 
 
+def _shard_heads(plan, rank: int, tensor: str, x: torch.Tensor, b: dict) -> torch.Tensor:
+    """The heads of x that the plan's input buffer b of this rank holds; x must be that shard."""
+    bt, bn, bh, bw = b["shape"]
+    h0 = b["head_start"]
+    if x.shape[0] != bt or x.shape[1] != bn or x.shape[3] != bw or x.shape[2] < h0 + bh:
+        raise InvalidArgumentError(
+            f"{tensor}: shape {list(x.shape)} does not hold the plan {plan.name}'s "
+            f"rank-{rank} shard [{bt}, {bn}, >= {h0 + bh} heads, {bw}]"
+            + (f" (local_seq must be the plan's shard_tokens, {plan.shard_tokens})"
+               if tensor in ("q", "k", "v") else ""))
+    return x[:, :, h0:h0 + bh, :]
+
+
 class _RankRun:
     """One rank executing a plan: the C++ buffers of the rank, its units, and the communication."""
 
@@ -127,19 +140,12 @@ class _RankRun:
         self.inputs = runner.io(rank, "input")
         self.outputs = runner.io(rank, "output")
 
-    def set_input(self, tensor: str, p: int, x: torch.Tensor, tokens_from_user: bool = True):
+    def set_input(self, tensor: str, p: int, x: torch.Tensor) -> bool:
         b = self.inputs.get((tensor, p))
         if b is None:
             return False
-        bt, bn, bh, bw = b["shape"]
-        h0 = b["head_start"]
-        if x.shape[0] != bt or x.shape[1] != bn or x.shape[3] != bw or x.shape[2] < h0 + bh:
-            raise InvalidArgumentError(
-                f"{tensor}: shape {list(x.shape)} does not hold the plan {self.r.plan.name}'s "
-                f"rank-{self.rank} shard [{bt}, {bn}, >= {h0 + bh} heads, {bw}]"
-                + (f" (local_seq must be the plan's shard_tokens, {self.r.plan.shard_tokens})"
-                   if tensor in ("q", "k", "v") else ""))
-        a = x[:, :, h0:h0 + bh, :].detach().to("cpu", torch.float64).contiguous()
+        a = _shard_heads(self.r.plan, self.rank, tensor, x, b).detach().to(
+            "cpu", torch.float64).contiguous()
         self.ex.set(b["id"], a.numpy())
         return True
 
@@ -229,13 +235,7 @@ class _CudaRankRun:
         b = self.inputs.get((tensor, p))
         if b is None:
             return False
-        bt, bn, bh, bw = b["shape"]
-        h0 = b["head_start"]
-        if x.shape[0] != bt or x.shape[1] != bn or x.shape[3] != bw or x.shape[2] < h0 + bh:
-            raise InvalidArgumentError(
-                f"{tensor}: shape {list(x.shape)} does not hold the plan {self.r.plan.name}'s "
-                f"rank-{self.rank} shard [{bt}, {bn}, >= {h0 + bh} heads, {bw}]")
-        self.bufs[b["id"]].copy_(x[:, :, h0:h0 + bh, :])
+        self.bufs[b["id"]].copy_(_shard_heads(self.r.plan, self.rank, tensor, x, b))
         return True
 
     def output(self, tensor: str, p: int, heads: int) -> Optional[torch.Tensor]:
