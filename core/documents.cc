@@ -34,6 +34,14 @@ Expected<std::vector<std::int64_t>> generate_documents(const DocumentSpec& s,
   if (s.count > seq_len)
     return invalid_argument("count: " + std::to_string(s.count) + " documents of at least one " +
                             "token do not fit in seq_len " + std::to_string(seq_len));
+  if (s.count > kMaxDocuments)
+    return invalid_argument("count: " + std::to_string(s.count) + " documents is more than the " +
+                            "limit " + std::to_string(kMaxDocuments));
+  if (s.mean > 0 && seq_len / s.mean > kMaxDocuments)
+    return invalid_argument("mean: " + std::to_string(s.mean) + " tokens a document fill seq_len " +
+                            std::to_string(seq_len) + " with about " +
+                            std::to_string(seq_len / s.mean) + " documents, more than the limit " +
+                            std::to_string(kMaxDocuments));
   if (!(s.sigma > 0 && std::isfinite(s.sigma)))
     return invalid_argument("sigma: must be a finite value > 0");
   std::mt19937_64 g(s.seed);
@@ -54,6 +62,10 @@ Expected<std::vector<std::int64_t>> generate_documents(const DocumentSpec& s,
           seq_len - sum, std::max<std::int64_t>(1, static_cast<std::int64_t>(std::min(x, 9.0e18))));
       len.push_back(l);
       sum += l;
+      if (static_cast<std::int64_t>(len.size()) > kMaxDocuments)  // a heavy tail's many short ones
+        return invalid_argument("mean: " + std::to_string(s.mean) + " tokens a document drew more " +
+                                "than the limit of " + std::to_string(kMaxDocuments) +
+                                " documents for seq_len " + std::to_string(seq_len));
     }
     return len;
   }

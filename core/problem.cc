@@ -102,6 +102,9 @@ Status validate(const Problem& p) {
                                 std::to_string(p.frame_seqlen));
   if (!p.doc_bounds.empty()) {
     const auto& b = p.doc_bounds;
+    if (static_cast<std::int64_t>(b.size()) - 1 > kMaxDocuments)
+      return bad("documents", std::to_string(b.size() - 1) + " documents is more than the limit " +
+                                  std::to_string(kMaxDocuments));
     if (b.size() < 2 || b.front() != 0 || b.back() != p.seq_len)
       return bad("documents", "document lengths sum to " + std::to_string(b.back() - b.front()) +
                                   ", not seq_len " + std::to_string(p.seq_len));

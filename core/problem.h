@@ -61,6 +61,9 @@ inline constexpr std::int64_t kMaxTokens = std::int64_t{1} << 31;  // seq_len + 
 inline constexpr std::int64_t kMaxBatch = std::int64_t{1} << 16;
 inline constexpr std::int64_t kMaxHeads = std::int64_t{1} << 16;  // q_heads, kv_heads
 inline constexpr std::int64_t kMaxHeadDim = std::int64_t{1} << 16;
+// Packed documents in one sequence (listed or drawn): each carries boundaries through the plan's
+// blocks, and drawing a million short documents for a two-billion-token sequence is a hang.
+inline constexpr std::int64_t kMaxDocuments = std::int64_t{1} << 20;
 // batch x (seq_len + joint_len) x q_heads x head_dim x 4 bytes (one fp32 tensor of the problem):
 // a rank's buffers and a plan's byte sums stay far from 2^63.
 inline constexpr std::int64_t kMaxProblemBytes = std::int64_t{1} << 56;

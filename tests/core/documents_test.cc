@@ -126,6 +126,26 @@ TEST(Documents, DistributionsGiveLengthsSummingToTheSequence) {
   EXPECT_FALSE(generate_documents({"equal", 0, 0, 1.0, 3}, 1000).ok());
 }
 
+// System: a two-billion-token sequence of 3-token documents by mean (a draw of ~700 million), more
+// documents than kMaxDocuments by count, and a mean whose lognormal draws exceed the limit though
+// seq_len / mean does not. Expectation: each refused at once, naming its field and the limit (the
+// draw stops at the limit instead of filling memory).
+TEST(Documents, DrawsStopAtTheDocumentLimit) {
+  auto refused = [](const DocumentSpec& s, std::int64_t seq_len, const std::string& field) {
+    Expected<std::vector<std::int64_t>> l = generate_documents(s, seq_len);
+    ASSERT_FALSE(l.ok());
+    EXPECT_EQ(l.status().message().rfind(field + ": ", 0), 0u) << l.status().message();
+    EXPECT_NE(l.status().message().find(std::to_string(kMaxDocuments)), std::string::npos)
+        << l.status().message();
+  };
+  refused({"lognormal", 0, 3, 1.5, 1}, kMaxTokens, "mean");
+  refused({"uniform", kMaxDocuments + 1, 0, 1.0, 1}, kMaxTokens, "count");
+  // seq_len / mean is just under the limit, but a lognormal (sigma 2) sample of a million draws
+  // mostly misses its rare long documents: its lengths come out shorter than the mean.
+  refused({"lognormal", 0, 16, 2.0, 1}, 16 * kMaxDocuments - 1, "mean");
+  EXPECT_TRUE(generate_documents({"equal", 0, 4, 1.0, 1}, 4 * kMaxDocuments).ok());
+}
+
 // System: bounds that do not end at seq_len, a zero-length document, joint tokens with documents.
 // Expectation: validate names problem.documents (or says why joint tokens are refused).
 TEST(Documents, ValidateRefusesBadDocuments) {
@@ -141,6 +161,8 @@ TEST(Documents, ValidateRefusesBadDocuments) {
   p = packed({3, 4});
   p.joint_len = 2;
   EXPECT_NE(validate(p).message().find("joint text tokens with documents"), std::string::npos);
+  p = packed(std::vector<std::int64_t>(kMaxDocuments + 1, 1));
+  EXPECT_NE(validate(p).message().find("more than the limit"), std::string::npos);
 }
 
 }  // namespace
