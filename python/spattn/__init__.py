@@ -51,7 +51,9 @@ class Problem:
     0 is off. Streaming (LingBot-World's causal generation): ``chunk_len`` > 0 makes the problem
     block-causal by chunks, ``cache_len`` tokens already cached, ``max_attention_size`` caps the
     keys a query sees (0 = none), ``sink_tokens`` are never evicted, ``frame_seqlen`` is tokens
-    per latent frame. ``documents``: packed document lengths summing to seq_len (None = one).
+    per latent frame. ``documents``: packed document lengths summing to seq_len, or the YAML's
+    distribution form ``{"distribution": "lognormal", "mean": 2048, "sigma": 1.5, "seed": 15}``
+    (``count`` or ``mean``; drawn by the library for seq_len); None = one document.
     ``kv_heads`` None means q_heads (no GQA). docs/experiment_format.md has every rule.
     """
 
@@ -72,15 +74,17 @@ class Problem:
     max_attention_size: int = 0
     frame_seqlen: int = 0
     sink_tokens: int = 0
-    documents: Optional[List[int]] = None
+    documents: Union[None, List[int], Dict[str, Any]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The fields as a dict (kv_heads filled in), the form ``spattn._core`` takes."""
         d = dataclasses.asdict(self)
         if d["kv_heads"] is None:
             d["kv_heads"] = self.q_heads
-        d["window"] = tuple(d["window"])
-        d["documents"] = list(d["documents"] or [])
+        if isinstance(d["window"], (list, tuple)):
+            d["window"] = tuple(d["window"])
+        if not isinstance(d["documents"], (dict, str)):
+            d["documents"] = list(d["documents"] or [])
         return d
 
     @classmethod

@@ -52,6 +52,15 @@ PyObject* g_errors[6] = {};
   PyErr_SetString(cls, s.message().c_str());
   throw py::error_already_set();
 }
+// A plan argument: None (pybind11 passes an empty holder) raises instead of being dereferenced.
+template <typename P>
+const P& plan_arg(const P& plan) {
+  if (!plan) {
+    PyErr_SetString(PyExc_TypeError, "plan: expected a spattn Plan (spattn.build_plan), got None");
+    throw py::error_already_set();
+  }
+  return plan;
+}
 template <typename T>
 T take(Expected<T> e) {
   if (!e) raise(e.status());
@@ -94,12 +103,59 @@ py::object to_py(const nlohmann::json& j) {
 
 // ---- problems -------------------------------------------------------------------------------
 
+// v as T, or InvalidArgumentError "problem.KEY: expected WHAT, got REPR" (pybind11's own cast
+// error names neither the key nor the value).
+template <typename T>
+T field(const py::handle& v, const std::string& key, const char* what) {
+  try {
+    return v.cast<T>();
+  } catch (const py::cast_error&) {
+    raise(invalid_argument("problem." + key + ": expected " + what + ", got " +
+                           py::repr(v).cast<std::string>()));
+  }
+}
+
+// problem.documents: a list of lengths, or the YAML's distribution form {distribution, count |
+// mean, sigma, seed} drawn by core::generate_documents for seq_len.
+std::vector<std::int64_t> documents_from(const py::handle& v, std::int64_t seq_len) {
+  if (!py::isinstance<py::dict>(v)) {
+    const auto lengths = field<std::vector<std::int64_t>>(
+        v, "documents", "a list of lengths or {distribution, count | mean, sigma, seed}");
+    for (std::int64_t l : lengths)
+      if (l < 1)
+        raise(invalid_argument("problem.documents: every length must be >= 1, got " +
+                               std::to_string(l)));
+    return lengths;
+  }
+  const py::dict d = v.cast<py::dict>();
+  for (auto item : d) {
+    const std::string k = field<std::string>(item.first, "documents", "string keys");
+    if (k != "distribution" && k != "count" && k != "mean" && k != "sigma" && k != "seed")
+      raise(invalid_argument("problem.documents: unknown key '" + k +
+                             "' (distribution, count, mean, sigma, seed)"));
+  }
+  core::DocumentSpec spec;
+  auto get = [&](const char* k, auto& f, const char* what) {
+    if (d.contains(k) && !d[k].is_none())
+      f = field<std::decay_t<decltype(f)>>(d[k], std::string("documents.") + k, what);
+  };
+  get("distribution", spec.distribution, "a string");
+  get("count", spec.count, "an integer");
+  get("mean", spec.mean, "an integer");
+  get("sigma", spec.sigma, "a number");
+  get("seed", spec.seed, "an integer >= 0");
+  Expected<std::vector<std::int64_t>> l = core::generate_documents(spec, seq_len);
+  if (!l) raise(invalid_argument("problem.documents." + l.status().message()));
+  return *l;
+}
+
 // A Problem from the dict spattn.Problem.to_dict() writes (the YAML's keys; `window` a pair or
-// {left, right}; `documents` a list of lengths). Checked by core::validate.
+// {left, right}; `documents` a list of lengths or a distribution). Checked by core::validate.
 core::Problem problem_from(const py::dict& d) {
   core::Problem p;
+  auto has = [&](const char* k) { return d.contains(k) && !d[k].is_none(); };
   auto i64 = [&](const char* k, std::int64_t& f) {
-    if (d.contains(k) && !d[k].is_none()) f = d[k].cast<std::int64_t>();
+    if (has(k)) f = field<std::int64_t>(d[k], k, "an integer");
   };
   i64("batch", p.batch);
   i64("q_heads", p.q_heads);
@@ -113,30 +169,33 @@ core::Problem problem_from(const py::dict& d) {
   i64("max_attention_size", p.max_attention_size);
   i64("frame_seqlen", p.frame_seqlen);
   i64("sink_tokens", p.sink_tokens);
-  if (d.contains("dtype") && !d["dtype"].is_none())
-    p.dtype = take(core::parse_dtype(d["dtype"].cast<std::string>()));
-  if (d.contains("joint_strategy") && !d["joint_strategy"].is_none())
-    p.joint_strategy = take(core::parse_joint_strategy(d["joint_strategy"].cast<std::string>()));
-  if (d.contains("causal")) p.causal = d["causal"].cast<bool>();
-  if (d.contains("softcap") && !d["softcap"].is_none()) p.softcap = d["softcap"].cast<double>();
-  if (d.contains("scale") && !d["scale"].is_none()) p.scale = d["scale"].cast<double>();
-  if (d.contains("window") && !d["window"].is_none()) {
+  if (has("dtype"))
+    p.dtype = take(core::parse_dtype(field<std::string>(d["dtype"], "dtype", "a string")));
+  if (has("joint_strategy"))
+    p.joint_strategy = take(core::parse_joint_strategy(
+        field<std::string>(d["joint_strategy"], "joint_strategy", "a string")));
+  if (d.contains("causal")) p.causal = field<bool>(d["causal"], "causal", "a bool");
+  if (has("softcap")) p.softcap = field<double>(d["softcap"], "softcap", "a number");
+  if (has("scale")) p.scale = field<double>(d["scale"], "scale", "a number");
+  if (has("window")) {
     py::object w = d["window"];
     if (py::isinstance<py::dict>(w)) {
       py::dict wd = w.cast<py::dict>();
-      if (wd.contains("left")) p.window.left = wd["left"].cast<std::int64_t>();
-      if (wd.contains("right")) p.window.right = wd["right"].cast<std::int64_t>();
+      if (wd.contains("left")) p.window.left = field<std::int64_t>(wd["left"], "window.left", "an integer");
+      if (wd.contains("right"))
+        p.window.right = field<std::int64_t>(wd["right"], "window.right", "an integer");
     } else {
-      auto lr = w.cast<std::pair<std::int64_t, std::int64_t>>();
+      const auto lr = field<std::pair<std::int64_t, std::int64_t>>(
+          w, "window", "a pair (left, right) or {left, right}");
       p.window = {lr.first, lr.second};
     }
   }
-  if (d.contains("documents") && !d["documents"].is_none()) {
-    const auto lengths = d["documents"].cast<std::vector<std::int64_t>>();
-    for (std::int64_t l : lengths)
-      if (l < 1)
-        raise(invalid_argument("documents: every length must be >= 1, got " + std::to_string(l)));
-    if (!lengths.empty()) p.doc_bounds = core::document_bounds(lengths);
+  if (has("documents")) {
+    // Drawn for a seq_len in range only (validate names a bad seq_len before anything is drawn).
+    if (p.seq_len > 0 && p.seq_len <= core::kMaxTokens) {
+      const std::vector<std::int64_t> lengths = documents_from(d["documents"], p.seq_len);
+      if (!lengths.empty()) p.doc_bounds = core::document_bounds(lengths);
+    }
   }
   check(core::validate(p));
   return p;
@@ -447,6 +506,7 @@ core::Profile profile_or_default(const Profile* p) {
 }
 
 py::dict simulate(const PlanPtr& plan, const Cluster* cluster, const Profile* profile) {
+  plan_arg(plan);
   const core::Profile prof = profile_or_default(profile);
   core::Cluster c =
       cluster != nullptr ? cluster->c : take(experiments::default_cluster(plan->world));
@@ -613,7 +673,7 @@ py::object plan_experiment(const std::string& path, int nodes, bool rank) {
 // (spattn.torch moves whole buffers with torch.distributed).
 class RankExecutor {
  public:
-  RankExecutor(PlanPtr plan, int rank) : plan_(std::move(plan)), rank_(rank) {
+  RankExecutor(PlanPtr plan, int rank) : plan_(plan_arg(std::move(plan))), rank_(rank) {
     if (plan_->represented_ranks > 0)
       raise(invalid_argument("plan " + plan_->name() +
                              " is rank-symmetric (it holds some ranks only): it can be "
@@ -679,7 +739,7 @@ class RankExecutor {
 // blocks' document bounds live in one device allocation of this object.
 class CudaRankExecutor {
  public:
-  CudaRankExecutor(PlanPtr plan, int rank) : plan_(std::move(plan)), rank_(rank) {
+  CudaRankExecutor(PlanPtr plan, int rank) : plan_(plan_arg(std::move(plan))), rank_(rank) {
     if (plan_->represented_ranks > 0 || rank < 0 || rank >= plan_->world)
       raise(invalid_argument("rank " + std::to_string(rank) + " of plan " + plan_->name() +
                              ": not an executable rank"));

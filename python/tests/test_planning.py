@@ -146,6 +146,46 @@ def test_problem_errors_are_validate_messages():
         spattn.build_plan(spattn.Problem(q_heads=8, head_dim=64, seq_len=100), "ring3", 4)
 
 
+@pytest.mark.parametrize("fields,message", [
+    ({"q_heads": 4.5}, "problem.q_heads: expected an integer, got 4.5"),
+    ({"q_heads": 2**70}, "problem.q_heads: expected an integer, got 1180591620717411303424"),
+    ({"window": (1,)}, "problem.window: expected a pair (left, right) or {left, right}, got (1,)"),
+    ({"causal": "yes"}, "problem.causal: expected a bool, got 'yes'"),
+    ({"documents": {"distribution": "zipf", "count": 3}},
+     "problem.documents.distribution: unknown distribution 'zipf' (expected equal, uniform or "
+     "lognormal)"),
+    ({"documents": {"distribution": "equal", "count": 3, "oops": 1}},
+     "problem.documents: unknown key 'oops' (distribution, count, mean, sigma, seed)"),
+    ({"documents": {"distribution": "equal", "count": 3, "seed": -1}},
+     "problem.documents.seed: expected an integer >= 0, got -1"),
+])
+def test_bad_fields_name_the_key(fields, message):
+    # pybind11's own cast error ("Unable to cast Python instance") named neither key nor value.
+    with pytest.raises(spattn.InvalidArgumentError) as e:
+        spattn.Problem(**{"q_heads": 8, "head_dim": 64, "seq_len": 100, **fields}).validate()
+    assert str(e.value) == message
+
+
+def test_documents_distribution_equals_the_yaml_form(tmp_path):
+    # The same distribution from Python and from an experiment file: the same plan.
+    spec = {"distribution": "lognormal", "mean": 40, "sigma": 1.5, "seed": 3}
+    p = spattn.Problem(q_heads=4, head_dim=16, seq_len=1000, causal=True, documents=spec)
+    f = tmp_path / "docs.yaml"
+    f.write_text("problem: {q_heads: 4, head_dim: 16, seq_len: 1000, causal: true, documents: "
+                 "{distribution: lognormal, mean: 40, sigma: 1.5, seed: 3}}\ngpus: 2\nplans: auto\n")
+    lengths = spattn.load_experiment(str(f))["cases"][0]["problem"]["documents"]
+    assert len(lengths) > 5 and sum(lengths) == 1000
+    a = spattn.build_plan(p, "ring2-balanced", 2).tasks()
+    b = spattn.build_plan(spattn.Problem(q_heads=4, head_dim=16, seq_len=1000, causal=True,
+                                         documents=lengths), "ring2-balanced", 2).tasks()
+    assert a == b
+
+
+def test_none_is_not_a_plan():
+    with pytest.raises(TypeError, match="expected a spattn Plan"):
+        spattn.simulate(None)
+
+
 def test_clusters_and_profiles():
     c = spattn.generate_cluster(nodes=2, gpus_per_node=4)
     d = c.to_dict()
