@@ -332,6 +332,18 @@ int exit_code(const Status& s) {
   return 1;
 }
 
+// An integer option's lower bound, said plainly ("--iters: must be >= 1, got 0"; CLI11's
+// PositiveNumber printed its range up to 1.8e308).
+static CLI::Validator at_least(long long lo) {
+  return CLI::Validator(
+      [lo](std::string& s) -> std::string {
+        long long v = 0;
+        if (!CLI::detail::lexical_cast(s, v)) return "must be an integer, got '" + s + "'";
+        return v >= lo ? std::string() : "must be >= " + std::to_string(lo) + ", got " + s;
+      },
+      "INT>=" + std::to_string(lo));
+}
+
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   CLI::App app{
       "spattn: plans, simulates and runs sequence-parallel attention (Ulysses, Ring, Hybrid).\n"
@@ -342,7 +354,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   app.add_option("--nodes", global.nodes,
                  "Nodes of a generated (multinode) cluster file, replacing its `nodes` (sim and "
                  "plan ranking)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   app.fallthrough();
 
   PlanArgs plan_args;
@@ -383,10 +395,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
          "is quadratic in seq_len in double precision")
       ->capture_default_str();
   run->add_option("--warmup", run_args.options.warmup, "cuda: untimed iterations before timing")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   run->add_option("--iters", run_args.options.iterations,
                   "cuda: timed iterations (median reported)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   run->add_option("--seed", run_args.options.seed, "Seed of the random inputs")
       ->capture_default_str();
   run->add_option("--format", run_args.format, "Output format")
@@ -440,10 +452,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   cal->add_flag("--restart", cal_args.restart,
                 "Ignore measurements already in NAME.measurements.csv");
   cal->add_option("--warmup", cal_args.warmup, "Untimed iterations per point")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cal->add_option("--iters", cal_args.iterations, "Timed iterations per point (median used)")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   cal->add_option(
       "--synthetic", cal_args.synthetic,

@@ -79,6 +79,7 @@ const std::map<std::string, Expect> kBad = {
     {"degrees_vs_sweep.yaml", {"8:32", "plans[0].ulysses"}},
     {"documents_bad_sum.yaml", {"6:14", "problem.documents"}},
     {"documents_negative_length.yaml", {"6:21", "problem.documents[1]"}},
+    {"documents_too_many.yaml", {"6:46", "problem.documents.mean"}},
     {"documents_unknown_distribution.yaml", {"6:29", "problem.documents.distribution"}},
     {"documents_with_joint.yaml", {"7:14", "problem.documents"}},
     {"documents_zero_length.yaml", {"6:20", "problem.documents[1]"}},
@@ -209,6 +210,12 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
   }
   EXPECT_NE(spattn({"run", kQuickstart, "--backend", "tpu"}).err.find("unknown backend 'tpu'"),
             std::string::npos);
+  // A bound says itself, not CLI11's range up to 1.8e308.
+  EXPECT_EQ(spattn({"run", kQuickstart, "--iters", "0"}).err, "spattn: --iters: must be >= 1, got 0\n");
+  EXPECT_EQ(spattn({"--nodes", "-3", "plan", kQuickstart}).err,
+            "spattn: --nodes: must be >= 1, got -3\n");
+  EXPECT_EQ(spattn({"run", kQuickstart, "--warmup", "x"}).err,
+            "spattn: --warmup: must be an integer, got 'x'\n");
 }
 
 TEST(Cli, CudaBackendNotBuiltIsExitOne) {
