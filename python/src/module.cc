@@ -814,8 +814,10 @@ PYBIND11_MODULE(_core, m) {
                         {StatusCode::kInternal, "InternalError", nullptr}};
   py::setattr(py::handle(base), "exit_code", py::int_(1));
   for (const Kind& k : kinds) {
-    py::tuple bases = k.also != nullptr ? py::make_tuple(py::handle(base), py::handle(k.also))
-                                        : py::make_tuple(py::handle(base));
+    // (Two statements: pybind11 3's make_tuple returns a typed tuple per arity, so the two
+    // arms of a ?: would differ in type.)
+    py::tuple bases = py::make_tuple(py::handle(base));
+    if (k.also != nullptr) bases = py::make_tuple(py::handle(base), py::handle(k.also));
     PyObject* cls =
         PyErr_NewException((std::string("spattn._core.") + k.name).c_str(), bases.ptr(), nullptr);
     py::setattr(py::handle(cls), "exit_code",
