@@ -225,17 +225,33 @@ class _CudaRankRun:
             if b["rank"] == rank:
                 self.bufs[b["id"]] = torch.zeros(
                     *b["shape"], dtype=torch.float32 if b["elem"] == "f32" else dt, device=device)
+        self.own = dict(self.bufs)  # the buffers allocated here; self.bufs: those bound now
         self.ex = _core.CudaRankExecutor(runner.plan, rank)
-        self.ex.set_buffers([self.bufs[i].data_ptr() if i in self.bufs else 0
-                             for i in range(len(runner.buffers))])
+        self.ptrs = [self.bufs[i].data_ptr() if i in self.bufs else 0
+                     for i in range(len(runner.buffers))]
+        self.ex.set_buffers(self.ptrs)
+        self.rebound = False
         self.inputs = runner.io(rank, "input")
         self.outputs = runner.io(rank, "output")
+
+    def _bind(self, bid: int, t: torch.Tensor):
+        self.bufs[bid] = t
+        if self.ptrs[bid] != t.data_ptr():
+            self.ptrs[bid] = t.data_ptr()
+            self.rebound = True
 
     def set_input(self, tensor: str, p: int, x: torch.Tensor) -> bool:
         b = self.inputs.get((tensor, p))
         if b is None:
             return False
-        self.bufs[b["id"]].copy_(_shard_heads(self.r.plan, self.rank, tensor, x, b))
+        x = _shard_heads(self.r.plan, self.rank, tensor, x, b)
+        own = self.own[b["id"]]
+        if (not b["written"] and x.is_contiguous() and x.dtype == own.dtype
+                and x.shape == own.shape and x.device == own.device):
+            self._bind(b["id"], x)  # no copy: the kernels read the caller's tensor
+        else:
+            own.copy_(x)
+            self._bind(b["id"], own)
         return True
 
     def output(self, tensor: str, p: int, heads: int) -> Optional[torch.Tensor]:
@@ -245,7 +261,11 @@ class _CudaRankRun:
         bt, bn, bh, bw = b["shape"]
         src = self.bufs[b["id"]]
         if bh == heads and b["head_start"] == 0:
-            return src.clone()
+            # The buffer itself goes to the caller; the next run writes a fresh one (zeroed, as
+            # the first was: rows no task writes stay 0).
+            self.own[b["id"]] = torch.zeros_like(src)
+            self._bind(b["id"], self.own[b["id"]])
+            return src
         y = torch.zeros(bt, bn, heads, bw, dtype=src.dtype, device=src.device)
         y[:, :, b["head_start"]:b["head_start"] + bh, :] = src
         return y
@@ -253,6 +273,9 @@ class _CudaRankRun:
     def run(self, group, passes: Optional[Sequence[int]] = None):
         tasks = self.r.tasks
         stream = torch.cuda.current_stream().cuda_stream
+        if self.rebound:
+            self.ex.set_buffers(self.ptrs)
+            self.rebound = False
         for unit in self.r.units(self.rank):
             if passes is not None and tasks[unit[0]]["pass"] not in passes:
                 continue

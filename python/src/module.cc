@@ -889,8 +889,18 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("problem", [](const core::Plan& p) { return problem_to(p.problem); })
       .def("buffers",
            [](const core::Plan& p) {
+             // written: some task writes the buffer (an input that none writes may be the
+             // caller's own tensor: spattn.torch binds it instead of copying it in).
+             std::vector<bool> written(p.buffers.size(), false);
+             for (const core::Task& t : p.tasks)
+               for (const core::View& v : core::writes(t))
+                 written[static_cast<std::size_t>(v.buffer)] = true;
              py::list l;
-             for (std::size_t i = 0; i < p.buffers.size(); ++i) l.append(buffer_to(p, i));
+             for (std::size_t i = 0; i < p.buffers.size(); ++i) {
+               py::dict d = buffer_to(p, i);
+               d["written"] = static_cast<bool>(written[i]);
+               l.append(d);
+             }
              return l;
            })
       .def("tasks",
