@@ -331,6 +331,19 @@ def _check_same_device(*xs):
         raise InvalidArgumentError(f"q, k, v and the joint tensors are on several devices: {devs}")
 
 
+def _check_shapes(q, k, v, joint_k=None, joint_v=None):
+    """Each tensor [batch, tokens, heads, head_dim]; k and v alike, joint_k and joint_v alike."""
+    for name, x in (("q", q), ("k", k), ("v", v), ("joint_k", joint_k), ("joint_v", joint_v)):
+        if x is not None and (not isinstance(x, torch.Tensor) or x.dim() != 4):
+            got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InvalidArgumentError(
+                f"{name}: expected a tensor [batch, tokens, heads, head_dim], got {got}")
+    for a, b, x, y in (("k", "v", k, v), ("joint_k", "joint_v", joint_k, joint_v)):
+        if x is not None and y is not None and x.shape != y.shape:
+            raise InvalidArgumentError(
+                f"{a} and {b}: shapes differ, {list(x.shape)} and {list(y.shape)}")
+
+
 def _problem_of(q, k, joint_k, *, world, seq_len, joint_strategy, causal, window, softcap, scale,
                 documents, dtype=None) -> Problem:
     b, s_local, hq, d = q.shape
@@ -376,9 +389,13 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
       out [batch, local_seq, q_heads, head_dim] in q's dtype (padding rows zero), and with
       ``return_lse`` the pair (out, lse). Computed in float64.
     """
+    _check_shapes(q, k, v, joint_k, joint_v)
     _check_same_device(q, k, v, joint_k, joint_v)
     if (joint_k is None) != (joint_v is None):
         raise InvalidArgumentError("joint_k and joint_v: give both or neither")
+    if not isinstance(plan, str) and not hasattr(plan, "world"):
+        raise InvalidArgumentError(
+            f"plan: a plan name, \"best\" or a Plan from spattn.build_plan, got {plan!r}")
     world, rank = _world(group)
     if isinstance(plan, str):
         problem = _problem_of(q, k, joint_k, world=world, seq_len=seq_len,
@@ -562,6 +579,7 @@ class StreamingAttention:
         heads, head_dim] (the plan's input shard of that pass, :func:`shard` with ``p``) at
         global position ``current_start``; returns this rank's output shard of the chunk.
         Chunks come in order; the joint K/V are given with the first chunk."""
+        _check_shapes(q, k, v, joint_k, joint_v)
         _check_host(q, k, v, joint_k, joint_v)
         pr = self.problem
         if (current_start - pr.cache_len) % pr.chunk_len != 0:

@@ -129,3 +129,14 @@ def test_errors():
     plan = spattn.build_plan(spattn.Problem(q_heads=2, head_dim=4, seq_len=10), "ulysses1", 1)
     with pytest.raises(spattn.InvalidArgumentError):
         st.attention(q, q, q, plan=plan)  # 8 tokens for a plan of 10
+
+
+def test_bad_tensors_and_plans_name_themselves():
+    q = torch.zeros(1, 8, 2, 4, dtype=torch.float64)
+    with pytest.raises(spattn.InvalidArgumentError,
+                       match=r"q: expected a tensor \[batch, tokens, heads, head_dim\], got \[8, 2, 4\]"):
+        st.attention(q[0], q, q, plan="ulysses1")  # was "not enough values to unpack"
+    with pytest.raises(spattn.InvalidArgumentError, match="k and v: shapes differ"):
+        st.attention(q, q, q[:, :4], plan="ulysses1")
+    with pytest.raises(spattn.InvalidArgumentError, match="plan: a plan name"):
+        st.attention(q, q, q, plan=None)  # was an AttributeError
