@@ -33,6 +33,7 @@ constexpr core::Named<PointKind> kKindNames[] = {
     {PointKind::kAttentionLong, "attention_long"},
     {PointKind::kAttentionD64, "attention_d64"},
     {PointKind::kAttentionSoftcap, "attention_softcap"},
+    {PointKind::kAttentionFp16, "attention_fp16"},
 };
 
 // An input [tokens, heads, head_dim] of the problem's dtype holding `tensor` at global positions
@@ -139,6 +140,8 @@ std::string describe(const Point& p) {
       return fmt::format("attention {} tokens d {}", p.tokens, kSmallHeadDim);
     case PointKind::kAttentionSoftcap:
       return fmt::format("attention {} tokens softcap {}", p.tokens, kSoftcap);
+    case PointKind::kAttentionFp16:
+      return fmt::format("attention {}{} tokens fp16", p.causal ? "causal " : "", p.tokens);
     case PointKind::kCopy:
     case PointKind::kMerge: {
       const MicroBench mb = build_microbench(p);
@@ -187,6 +190,7 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
        quick ? std::vector<std::int64_t>{4096} : std::vector<std::int64_t>{4096, 16384}) {
     pts.push_back({PointKind::kAttentionD64, 1, 0, n, false});
     pts.push_back({PointKind::kAttentionSoftcap, 1, 0, n, false});
+    for (bool causal : {false, true}) pts.push_back({PointKind::kAttentionFp16, 1, 0, n, causal});
   }
   // [tokens, 40, 128]: 100 rows of bf16 = 1,024,000 bytes; 102400 rows of bf16 = 1000 MiB;
   // 51200 rows of fp32 = 1000 MiB.
@@ -207,7 +211,8 @@ MicroBench build_microbench(const Point& p) {
   MicroBench mb;
   const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionHeads ||
                     p.kind == PointKind::kOverlap || p.kind == PointKind::kOverlapRing ||
-                    p.kind == PointKind::kAttentionD64 || p.kind == PointKind::kAttentionSoftcap;
+                    p.kind == PointKind::kAttentionD64 || p.kind == PointKind::kAttentionSoftcap ||
+                    p.kind == PointKind::kAttentionFp16;
   const bool unmasked = p.kind == PointKind::kAttentionUnmasked;
   const bool long_keys = p.kind == PointKind::kAttentionLong;
   mb.plan = empty_plan(p.kind == PointKind::kSendRecvPair ? 2 : p.ranks,
@@ -215,9 +220,12 @@ MicroBench build_microbench(const Point& p) {
                        : long_keys ? p.tokens + kLongQueries
                        : attn      ? p.tokens
                                    : 0,
-                       unmasked || long_keys || (p.kind == PointKind::kAttention && p.causal));
+                       unmasked || long_keys ||
+                           ((p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionFp16) &&
+                            p.causal));
   if (p.kind == PointKind::kAttentionD64) mb.plan.problem.head_dim = kSmallHeadDim;
   if (p.kind == PointKind::kAttentionSoftcap) mb.plan.problem.softcap = kSoftcap;
+  if (p.kind == PointKind::kAttentionFp16) mb.plan.problem.dtype = core::DType::kF16;
   core::PlanBuilder b(mb.plan);
   switch (p.kind) {
     case PointKind::kSendRecvPair: {
@@ -248,6 +256,7 @@ MicroBench build_microbench(const Point& p) {
     case PointKind::kAttention:
     case PointKind::kAttentionD64:
     case PointKind::kAttentionSoftcap:
+    case PointKind::kAttentionFp16:
       mb.timed.push_back(add_attention(b, p.tokens, p.tokens, p.causal));
       break;
     case PointKind::kAttentionUnmasked: {

@@ -18,6 +18,7 @@
 //                  the square points', whose K and V no longer stay in L2
 //   attention_d64  the attention point (non-causal) at head_dim 64: the kernel's d 64 rate
 //   attention_softcap  the attention point (non-causal) with softcap kSoftcap: what tanh costs
+//   attention_fp16  the attention point (causal and not) in fp16 instead of bf16
 //   copy, merge    one Copy (bf16) / Merge (fp32, the planner's accumulators) of [tokens, 40, 128]
 //   overlap        the attention point of kOverlapTokens on rank 0's compute stream while the
 //                  sendrecv_ring of kOverlapBytes over `ranks` runs on the comm streams; timed:
@@ -58,7 +59,8 @@ enum class PointKind {
   kAttentionHeads,
   kAttentionLong,
   kAttentionD64,
-  kAttentionSoftcap
+  kAttentionSoftcap,
+  kAttentionFp16
 };
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);

@@ -68,6 +68,7 @@ core::Profile rounded(core::Profile p) {
   for (core::KeysFactorPoint& f : p.attention.keys_factor) f.factor = round_to(f.factor, 1e4);
   for (core::HeadDimFactor& f : p.attention.head_dim_factor) f.factor = round_to(f.factor, 1e4);
   p.attention.softcap_factor = round_to(p.attention.softcap_factor, 1e4);
+  p.attention.fp16_factor = round_to(p.attention.fp16_factor, 1e4);
   return p;
 }
 

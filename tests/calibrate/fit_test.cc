@@ -51,6 +51,7 @@ core::Profile truth() {
   // d 64 runs 1.45x the half of d 128's time; softcap costs 30%.
   p.attention.head_dim_factor = {{64, 1.45}};
   p.attention.softcap_factor = 1.3;
+  p.attention.fp16_factor = 1.08;  // fp16 8% slower than bf16
   p.compute_slowdown = 0.08;
   p.host_task = 6 * kPsPerUs;
   p.host_dep = 2 * kPsPerUs;
@@ -115,11 +116,12 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   for (const core::KeysFactorPoint& f : got.attention.keys_factor)
     if (f.keys > 65536)
       EXPECT_NEAR(f.factor, want.attention.keys_factor_at(f.keys), 0.005) << f.keys;
-  // The d 64 and softcap factors from their points (keys below the first keys_factor point).
+  // The d 64, softcap and fp16 factors from their points (keys below the first keys_factor point).
   ASSERT_EQ(got.attention.head_dim_factor.size(), 1u);
   EXPECT_EQ(got.attention.head_dim_factor[0].head_dim, 64);
   EXPECT_NEAR(got.attention.head_dim_factor[0].factor, 1.45, 0.01 * 1.45);
   EXPECT_NEAR(got.attention.softcap_factor, 1.3, 0.01 * 1.3);
+  EXPECT_NEAR(got.attention.fp16_factor, 1.08, 0.01 * 1.08);
 }
 
 TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {

@@ -41,14 +41,14 @@ TEST(MicroBench, EveryPointOfEverySweepIsAValidPlan) {
 TEST(MicroBench, PointCounts) {
   // Full on 4 GPUs: 7 sizes x (pair + ring + all-to-all over 2, 3, 4) = 35, attention 7 x 3
   // (non-causal, causal, unmasked causal) = 21, attention_heads 5, attention_long 2, copy x 2 +
-  // merge = 3, overlap and overlap_ring 2, issue, issue_deps and issue_comm 3, attention_d64 and
-  // attention_softcap at 4096 and 16384 tokens 4.
-  EXPECT_EQ(calibration_points(4, false).size(), 35u + 21u + 5u + 2u + 3u + 2u + 3u + 4u);
+  // merge = 3, overlap and overlap_ring 2, issue, issue_deps and issue_comm 3, attention_d64,
+  // attention_softcap and attention_fp16 (causal and not) at 4096 and 16384 tokens 8.
+  EXPECT_EQ(calibration_points(4, false).size(), 35u + 21u + 5u + 2u + 3u + 2u + 3u + 8u);
   // Quick on 4: 4 sizes x (pair, ring, all-to-all over 4) = 12, attention 3 x 3, attention_heads
-  // 2, attention_long 1, 3, 2, 3, attention_d64 and attention_softcap at 4096 2.
-  EXPECT_EQ(calibration_points(4, true).size(), 12u + 9u + 2u + 1u + 3u + 2u + 3u + 2u);
+  // 2, attention_long 1, 3, 2, 3, attention_d64, attention_softcap and attention_fp16 x 2 at 4096 4.
+  EXPECT_EQ(calibration_points(4, true).size(), 12u + 9u + 2u + 1u + 3u + 2u + 3u + 4u);
   // One GPU: no communication, no overlap, no issue_comm; issue and issue_deps.
-  EXPECT_EQ(calibration_points(1, false).size(), 21u + 5u + 2u + 3u + 2u + 4u);
+  EXPECT_EQ(calibration_points(1, false).size(), 21u + 5u + 2u + 3u + 2u + 8u);
 }
 
 TEST(MicroBench, PairSendsFromRankZeroToOne) {
@@ -115,6 +115,12 @@ TEST(MicroBench, AttentionIsOneSquareBlockOnRankZero) {
   const MicroBench nc = build_microbench({PointKind::kAttention, 1, 0, 2048, false});
   EXPECT_EQ(std::get<core::AttnBlock>(nc.plan.tasks[0].op).visible_pairs, 2048 * 2048);
   EXPECT_FALSE(nc.plan.problem.causal);
+  // attention_fp16: the same block in fp16, causal or not as the point says.
+  const MicroBench f = build_microbench({PointKind::kAttentionFp16, 1, 0, 1024, true});
+  EXPECT_EQ(f.plan.problem.dtype, core::DType::kF16);
+  EXPECT_TRUE(f.plan.problem.causal);
+  EXPECT_EQ(std::get<core::AttnBlock>(f.plan.tasks[0].op).visible_pairs, 1024 * 1025 / 2);
+  EXPECT_FALSE(build_microbench({PointKind::kAttentionFp16, 1, 0, 1024, false}).plan.problem.causal);
 }
 
 TEST(MicroBench, MemoryPointsAreAboutOneGiB) {

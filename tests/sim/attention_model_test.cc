@@ -216,5 +216,26 @@ TEST(AttentionModel, AnotherTileAtAnotherHeadDim) {
   EXPECT_EQ(attention_duration(p, a, k), 31'500'000);
 }
 
+// System: the block of AnotherTileAtAnotherHeadDim (82 us at d 128 in bf16) with fp16_factor 1.1,
+// in bf16, fp16 and fp32. Expectation: only fp16 takes the factor (launch 0: 90.2 us).
+TEST(AttentionModel, Fp16TakesItsFactor) {
+  core::AttentionKernelProfile k;
+  k.tile_us = 2;
+  k.cta_tiles = 0.5;
+  k.block_m = 128;
+  k.block_n = 64;
+  k.sms = 2;
+  k.ctas_per_sm = 1;
+  k.fp16_factor = 1.1;
+  core::Problem p;
+  p.head_dim = 128;
+  const core::AttnBlock a = block(384, 0, 1, {{1280, 0, 1, false}});
+  EXPECT_EQ(attention_duration(p, a, k), 82 * kPsPerUs);
+  p.dtype = core::DType::kF32;
+  EXPECT_EQ(attention_duration(p, a, k), 82 * kPsPerUs);
+  p.dtype = core::DType::kF16;
+  EXPECT_EQ(attention_duration(p, a, k), 90'200'000);
+}
+
 }  // namespace
 }  // namespace spattn::sim
