@@ -355,7 +355,8 @@ def _problem_of(q, k, joint_k, *, world, seq_len, joint_strategy, causal, window
         joint_strategy=joint_strategy or "front", causal=causal,
         window=tuple(window) if window is not None else (-1, -1),
         softcap=softcap or 0.0, scale=scale or 0.0,
-        documents=list(documents) if documents else None)
+        documents=(documents if isinstance(documents, dict)
+                   else list(documents) if documents else None))
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
@@ -363,7 +364,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
               joint_strategy: Optional[str] = None, causal: bool = False,
               window: Tuple[int, int] = (-1, -1), softcap: float = 0.0,
               scale: Optional[float] = None, seq_len: Optional[int] = None,
-              documents: Optional[Sequence[int]] = None, group=None,
+              documents: Union[None, Sequence[int], Dict[str, Any]] = None, group=None,
               plan: Union[str, Any] = "best", cluster=None, profile=None,
               return_lse: bool = False):
     """Sequence-parallel attention of this rank's shards, by a spattn plan.
@@ -377,7 +378,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *,
         mask and scores, on global positions (docs/experiment_format.md).
       seq_len: valid tokens of the whole sequence (default local_seq * world: no padding); the
         plan pads to its shard_tokens * world.
-      documents: packed document lengths (sum seq_len).
+      documents: packed document lengths (sum seq_len), or a distribution as in spattn.Problem.
       group: the torch.distributed process group of the plan's ranks (None: the default group,
         or a world of 1 when torch.distributed is not initialized).
       plan: a plan name ("ulysses4", "ring4-zigzag", ...), "best" (the simulator's choice on

@@ -140,3 +140,13 @@ def test_bad_tensors_and_plans_name_themselves():
         st.attention(q, q, q[:, :4], plan="ulysses1")
     with pytest.raises(spattn.InvalidArgumentError, match="plan: a plan name"):
         st.attention(q, q, q, plan=None)  # was an AttributeError
+
+
+def test_documents_as_a_distribution():
+    # Four equal documents drawn by the library: each attends only to itself (causal).
+    q = torch.randn(1, 64, 2, 8, dtype=torch.float64)
+    out = st.attention(q, q, q, plan="ulysses1", causal=True,
+                       documents={"distribution": "equal", "count": 4})
+    ref = torch.cat([reference(q[:, i:i + 16], q[:, i:i + 16], q[:, i:i + 16], causal=True)[0]
+                     for i in range(0, 64, 16)], 1)
+    assert (out - ref).abs().max().item() < 1e-10
