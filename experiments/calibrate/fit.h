@@ -14,9 +14,10 @@
 // least squares, alternating twice (each step uses the other's latest values).
 // Attention: the CTA schedule of sim/attention_model.h (tile_us in closed form for each shape
 // cta_tiles, masked_tiles, lone_speedup, the shape by Nelder-Mead), keys_factor from the
-// attention_long points, head_dim_factor, softcap_factor and fp16_factor from their own points. Memory: T = bytes / hbm + memory.launch,
-// least squares over copy and merge (bytes read + written). Slowdown: the attention alone (W)
-// against the same attention under the ring of kOverlapBytes (T_c, the ring alone lasting t_c):
+// attention_long points, head_dim_factor, softcap_factor and fp16_factor from their own points.
+// Memory: T = bytes / hbm + memory.launch, least squares over copy and merge (bytes read +
+// written). Slowdown: the attention alone (W) against the same attention under the ring of
+// kOverlapBytes (T_c, the ring alone lasting t_c):
 //     T_c = W (1 + s)                      if the ring outlasts the attention (T_c <= t_c),
 //     T_c = t_c + W - t_c / (1 + s)        otherwise.
 #pragma once

@@ -181,7 +181,8 @@ core::Problem problem_from(const py::dict& d) {
     py::object w = d["window"];
     if (py::isinstance<py::dict>(w)) {
       py::dict wd = w.cast<py::dict>();
-      if (wd.contains("left")) p.window.left = field<std::int64_t>(wd["left"], "window.left", "an integer");
+      if (wd.contains("left"))
+        p.window.left = field<std::int64_t>(wd["left"], "window.left", "an integer");
       if (wd.contains("right"))
         p.window.right = field<std::int64_t>(wd["right"], "window.right", "an integer");
     } else {

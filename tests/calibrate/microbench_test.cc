@@ -45,7 +45,8 @@ TEST(MicroBench, PointCounts) {
   // attention_softcap and attention_fp16 (causal and not) at 4096 and 16384 tokens 8.
   EXPECT_EQ(calibration_points(4, false).size(), 35u + 21u + 5u + 2u + 3u + 2u + 3u + 8u);
   // Quick on 4: 4 sizes x (pair, ring, all-to-all over 4) = 12, attention 3 x 3, attention_heads
-  // 2, attention_long 1, 3, 2, 3, attention_d64, attention_softcap and attention_fp16 x 2 at 4096 4.
+  // 2, attention_long 1, 3, 2, 3, attention_d64, attention_softcap and attention_fp16 x 2 at
+  // 4096 4.
   EXPECT_EQ(calibration_points(4, true).size(), 12u + 9u + 2u + 1u + 3u + 2u + 3u + 4u);
   // One GPU: no communication, no overlap, no issue_comm; issue and issue_deps.
   EXPECT_EQ(calibration_points(1, false).size(), 21u + 5u + 2u + 3u + 2u + 8u);
@@ -120,7 +121,8 @@ TEST(MicroBench, AttentionIsOneSquareBlockOnRankZero) {
   EXPECT_EQ(f.plan.problem.dtype, core::DType::kF16);
   EXPECT_TRUE(f.plan.problem.causal);
   EXPECT_EQ(std::get<core::AttnBlock>(f.plan.tasks[0].op).visible_pairs, 1024 * 1025 / 2);
-  EXPECT_FALSE(build_microbench({PointKind::kAttentionFp16, 1, 0, 1024, false}).plan.problem.causal);
+  EXPECT_FALSE(
+      build_microbench({PointKind::kAttentionFp16, 1, 0, 1024, false}).plan.problem.causal);
 }
 
 TEST(MicroBench, MemoryPointsAreAboutOneGiB) {

@@ -211,7 +211,8 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
   EXPECT_NE(spattn({"run", kQuickstart, "--backend", "tpu"}).err.find("unknown backend 'tpu'"),
             std::string::npos);
   // A bound says itself, not CLI11's range up to 1.8e308.
-  EXPECT_EQ(spattn({"run", kQuickstart, "--iters", "0"}).err, "spattn: --iters: must be >= 1, got 0\n");
+  EXPECT_EQ(spattn({"run", kQuickstart, "--iters", "0"}).err,
+            "spattn: --iters: must be >= 1, got 0\n");
   EXPECT_EQ(spattn({"--nodes", "-3", "plan", kQuickstart}).err,
             "spattn: --nodes: must be >= 1, got -3\n");
   EXPECT_EQ(spattn({"run", kQuickstart, "--warmup", "x"}).err,
