@@ -150,3 +150,39 @@ def test_documents_as_a_distribution():
     ref = torch.cat([reference(q[:, i:i + 16], q[:, i:i + 16], q[:, i:i + 16], causal=True)[0]
                      for i in range(0, 64, 16)], 1)
     assert (out - ref).abs().max().item() < 1e-10
+
+
+def test_gpu_runner_binds_inputs_and_hands_over_the_output(monkeypatch):
+    # The GPU runner's bookkeeping, on CPU tensors with a stand-in for the C++ executor (the CUDA
+    # path itself needs a GPU): an input no task writes, of the buffer's shape, dtype and layout,
+    # is bound (its address goes to the executor, no copy); one of another layout is copied into
+    # the plan's buffer; the output buffer goes to the caller and a fresh zeroed one takes its
+    # place for the next run.
+    class Executor:
+        def __init__(self, plan, rank):
+            self.ptrs = None
+
+        def set_buffers(self, ptrs):
+            self.ptrs = list(ptrs)
+
+    monkeypatch.setattr(st._core, "has_cuda", True, raising=False)
+    monkeypatch.setattr(st._core, "CudaRankExecutor", Executor, raising=False)
+    plan = spattn.build_plan(spattn.Problem(q_heads=2, head_dim=8, seq_len=16), "ulysses1", 1)
+    run = st._CudaRankRun(st._runner(plan), 0, torch.device("cpu"))
+    qb = run.inputs[("q", 0)]
+    assert not qb["written"]
+    q = torch.randn(1, 16, 2, 8).to(torch.bfloat16)
+    run.set_input("q", 0, q)
+    assert run.rebound and run.ptrs[qb["id"]] == q.data_ptr()
+    # The same values in another layout: copied into the plan's own buffer.
+    q2 = q.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not q2.is_contiguous()
+    run.set_input("q", 0, q2)
+    own = run.own[qb["id"]]
+    assert run.ptrs[qb["id"]] == own.data_ptr() and torch.equal(own, q)
+    ob = run.outputs[("out", 0)]
+    run.bufs[ob["id"]].fill_(3)
+    out = run.output("out", 0, 2)
+    assert out.data_ptr() != run.ptrs[ob["id"]] and bool((out == 3).all())
+    fresh = run.bufs[ob["id"]]
+    assert bool((fresh == 0).all()) and run.ptrs[ob["id"]] == fresh.data_ptr()
