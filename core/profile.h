@@ -68,6 +68,7 @@ struct AttentionKernelProfile {
   std::vector<HeadDimFactor> head_dim_factor;
   double softcap_factor = 1;  // a block with softcap takes this times as long (tanh per score)
   double fp16_factor = 1;     // a block in fp16 takes this times as long as in bf16
+  double documents_factor = 1;  // a block of packed documents takes this times as long
 
   double keys_factor_at(double keys) const;
   double head_dim_scale(std::int64_t hd) const;    // (hd / head_dim) x its factor

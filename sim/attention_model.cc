@@ -195,7 +195,8 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
                     kernel.keys_factor_at(static_cast<double>(keys)) *
                     kernel.head_dim_scale(problem.head_dim) *
                     (problem.softcap > 0 ? kernel.softcap_factor : 1.0) *
-                    (problem.dtype == core::DType::kF16 ? kernel.fp16_factor : 1.0);
+                    (problem.dtype == core::DType::kF16 ? kernel.fp16_factor : 1.0) *
+                    (a.doc_bounds.empty() ? 1.0 : kernel.documents_factor);
   return kernel.launch + ceil_ps(us * 1e6);
 }
 

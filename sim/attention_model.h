@@ -44,7 +44,8 @@ Status check_attention_size(const core::Problem& problem, const core::AttnBlock&
                             const core::AttentionKernelProfile& kernel);
 
 // The kernel's time on block `a`: launch + makespan * tile_us * keys_factor(the block's keys) *
-// head_dim_scale(head_dim) (* softcap_factor with softcap).
+// head_dim_scale(head_dim) (* softcap_factor with softcap) (* fp16_factor in fp16)
+// (* documents_factor for a block that carries document boundaries).
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
                           const core::AttentionKernelProfile& kernel);
 

@@ -375,16 +375,18 @@ Status fit_keys_factor(const std::vector<AttnRow>& rows, const std::vector<AttnR
   return {};
 }
 
-// The d 64, softcap and fp16 factors: each point's measured time over the model's without the
+// The d 64, softcap, fp16 and documents factors: each point's measured time over the model's without the
 // factor, geometric mean over the kind's points.
 Status fit_attention_factors(const std::vector<Measurement>& ms, FitResult& res) {
   core::Profile& prof = res.profile;
   for (const PointKind kind :
-       {PointKind::kAttentionD64, PointKind::kAttentionSoftcap, PointKind::kAttentionFp16}) {
+       {PointKind::kAttentionD64, PointKind::kAttentionSoftcap, PointKind::kAttentionFp16,
+        PointKind::kAttentionDocuments}) {
     core::AttentionKernelProfile k = prof.attention;
     for (core::HeadDimFactor& h : k.head_dim_factor) h.factor = 1;  // the tile stays
     k.softcap_factor = 1;
     k.fp16_factor = 1;
+    k.documents_factor = 1;
     double log_sum = 0;
     int n = 0;
     for (const Measurement& m : ms) {
@@ -409,13 +411,16 @@ Status fit_attention_factors(const std::vector<Measurement>& ms, FitResult& res)
           {kSmallHeadDim, f, bm == t.block_m ? 0 : bm, bn == t.block_n ? 0 : bn}};
     } else if (kind == PointKind::kAttentionSoftcap) {
       prof.attention.softcap_factor = f;
-    } else {
+    } else if (kind == PointKind::kAttentionFp16) {
       prof.attention.fp16_factor = f;
+    } else {
+      prof.attention.documents_factor = f;
     }
     res.notes.push_back(fmt::format("attention {} {:.3f}: {} {} points over the schedule",
                                     kind == PointKind::kAttentionD64       ? "head_dim_factor 64"
                                     : kind == PointKind::kAttentionSoftcap ? "softcap_factor"
-                                                                           : "fp16_factor",
+                                    : kind == PointKind::kAttentionFp16    ? "fp16_factor"
+                                                                           : "documents_factor",
                                     f, n, to_string(kind)));
   }
   return {};

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/documents.h"
 #include "core/names.h"
 #include "core/plan_builder.h"
 
@@ -34,6 +35,7 @@ constexpr core::Named<PointKind> kKindNames[] = {
     {PointKind::kAttentionD64, "attention_d64"},
     {PointKind::kAttentionSoftcap, "attention_softcap"},
     {PointKind::kAttentionFp16, "attention_fp16"},
+    {PointKind::kAttentionDocuments, "attention_documents"},
 };
 
 // An input [tokens, heads, head_dim] of the problem's dtype holding `tensor` at global positions
@@ -97,7 +99,10 @@ TaskId add_attention(core::PlanBuilder& b, std::int64_t nq, std::int64_t nk, boo
   a.kv.push_back({b.whole(k), b.whole(v), false, 0, 1});
   a.out = b.whole(o);
   a.lse = b.whole(l);
-  a.visible_pairs = causal ? core::count_visible(b.problem(), q_start, 1, nq, 0, 1, nk) : nq * nk;
+  a.doc_bounds = core::bounds_for_queries(b.problem().doc_bounds, q_start, 1, nq);
+  a.visible_pairs = causal || !a.doc_bounds.empty()
+                        ? core::count_visible(b.problem(), q_start, 1, nq, 0, 1, nk)
+                        : nq * nk;
   return b.task(0, core::Stream::kCompute, causal ? "attn.causal" : "attn", std::move(a));
 }
 
@@ -142,6 +147,9 @@ std::string describe(const Point& p) {
       return fmt::format("attention {} tokens softcap {}", p.tokens, kSoftcap);
     case PointKind::kAttentionFp16:
       return fmt::format("attention {}{} tokens fp16", p.causal ? "causal " : "", p.tokens);
+    case PointKind::kAttentionDocuments:
+      return fmt::format("attention causal {} tokens in documents of mean {}", p.tokens,
+                         kDocumentMean);
     case PointKind::kCopy:
     case PointKind::kMerge: {
       const MicroBench mb = build_microbench(p);
@@ -191,6 +199,7 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
     pts.push_back({PointKind::kAttentionD64, 1, 0, n, false});
     pts.push_back({PointKind::kAttentionSoftcap, 1, 0, n, false});
     for (bool causal : {false, true}) pts.push_back({PointKind::kAttentionFp16, 1, 0, n, causal});
+    pts.push_back({PointKind::kAttentionDocuments, 1, 0, n, true});
   }
   // [tokens, 40, 128]: 100 rows of bf16 = 1,024,000 bytes; 102400 rows of bf16 = 1000 MiB;
   // 51200 rows of fp32 = 1000 MiB.
@@ -212,7 +221,7 @@ MicroBench build_microbench(const Point& p) {
   const bool attn = p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionHeads ||
                     p.kind == PointKind::kOverlap || p.kind == PointKind::kOverlapRing ||
                     p.kind == PointKind::kAttentionD64 || p.kind == PointKind::kAttentionSoftcap ||
-                    p.kind == PointKind::kAttentionFp16;
+                    p.kind == PointKind::kAttentionFp16 || p.kind == PointKind::kAttentionDocuments;
   const bool unmasked = p.kind == PointKind::kAttentionUnmasked;
   const bool long_keys = p.kind == PointKind::kAttentionLong;
   mb.plan = empty_plan(
@@ -222,10 +231,16 @@ MicroBench build_microbench(const Point& p) {
       : attn      ? p.tokens
                   : 0,
       unmasked || long_keys ||
-          ((p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionFp16) && p.causal));
+          ((p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionFp16 ||
+            p.kind == PointKind::kAttentionDocuments) &&
+           p.causal));
   if (p.kind == PointKind::kAttentionD64) mb.plan.problem.head_dim = kSmallHeadDim;
   if (p.kind == PointKind::kAttentionSoftcap) mb.plan.problem.softcap = kSoftcap;
   if (p.kind == PointKind::kAttentionFp16) mb.plan.problem.dtype = core::DType::kF16;
+  if (p.kind == PointKind::kAttentionDocuments)
+    mb.plan.problem.doc_bounds = core::document_bounds(
+        core::generate_documents({"lognormal", 0, kDocumentMean, 1.5, kDocumentSeed}, p.tokens)
+            .value());
   core::PlanBuilder b(mb.plan);
   switch (p.kind) {
     case PointKind::kSendRecvPair: {
@@ -257,6 +272,7 @@ MicroBench build_microbench(const Point& p) {
     case PointKind::kAttentionD64:
     case PointKind::kAttentionSoftcap:
     case PointKind::kAttentionFp16:
+    case PointKind::kAttentionDocuments:
       mb.timed.push_back(add_attention(b, p.tokens, p.tokens, p.causal));
       break;
     case PointKind::kAttentionUnmasked: {

@@ -19,6 +19,9 @@
 //   attention_d64  the attention point (non-causal) at head_dim 64: the kernel's d 64 rate
 //   attention_softcap  the attention point (non-causal) with softcap kSoftcap: what tanh costs
 //   attention_fp16  the attention point (causal and not) in fp16 instead of bf16
+//   attention_documents  the causal attention point packed from documents (lognormal lengths,
+//                  mean kDocumentMean, sigma 1.5, seed kDocumentSeed): what the tables and
+//                  per-row bounds of packed documents cost
 //   copy, merge    one Copy (bf16) / Merge (fp32, the planner's accumulators) of [tokens, 40, 128]
 //   overlap        the attention point of kOverlapTokens on rank 0's compute stream while the
 //                  sendrecv_ring of kOverlapBytes over `ranks` runs on the comm streams; timed:
@@ -60,7 +63,8 @@ enum class PointKind {
   kAttentionLong,
   kAttentionD64,
   kAttentionSoftcap,
-  kAttentionFp16
+  kAttentionFp16,
+  kAttentionDocuments
 };
 const char* to_string(PointKind k);
 Expected<PointKind> parse_point_kind(const std::string& s);
@@ -70,6 +74,8 @@ inline constexpr std::int64_t kHeads = 40;
 inline constexpr std::int64_t kHeadDim = 128;
 inline constexpr std::int64_t kSmallHeadDim = 64;  // attention_d64
 inline constexpr double kSoftcap = 30;              // attention_softcap
+inline constexpr std::int64_t kDocumentMean = 1024;  // attention_documents (the validation set's
+inline constexpr std::uint64_t kDocumentSeed = 7;    // packed blocks: mean 2048, seed 15)
 inline constexpr std::int64_t kOverlapTokens = 4096;
 inline constexpr Bytes kOverlapBytes = kGiB;
 inline constexpr std::int64_t kIssueTasks = 100;   // per rank

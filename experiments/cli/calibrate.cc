@@ -69,6 +69,7 @@ core::Profile rounded(core::Profile p) {
   for (core::HeadDimFactor& f : p.attention.head_dim_factor) f.factor = round_to(f.factor, 1e4);
   p.attention.softcap_factor = round_to(p.attention.softcap_factor, 1e4);
   p.attention.fp16_factor = round_to(p.attention.fp16_factor, 1e4);
+  p.attention.documents_factor = round_to(p.attention.documents_factor, 1e4);
   return p;
 }
 

@@ -52,6 +52,7 @@ core::Profile truth() {
   p.attention.head_dim_factor = {{64, 1.45}};
   p.attention.softcap_factor = 1.3;
   p.attention.fp16_factor = 1.08;  // fp16 8% slower than bf16
+  p.attention.documents_factor = 1.06;  // packed documents 6% slower than the tiles say
   p.compute_slowdown = 0.08;
   p.host_task = 6 * kPsPerUs;
   p.host_dep = 2 * kPsPerUs;
@@ -116,12 +117,15 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   for (const core::KeysFactorPoint& f : got.attention.keys_factor)
     if (f.keys > 65536)
       EXPECT_NEAR(f.factor, want.attention.keys_factor_at(f.keys), 0.005) << f.keys;
-  // The d 64, softcap and fp16 factors from their points (keys below the first keys_factor point).
+  // The d 64, softcap, fp16 and documents factors from their points (keys below the first keys_factor point).
   ASSERT_EQ(got.attention.head_dim_factor.size(), 1u);
   EXPECT_EQ(got.attention.head_dim_factor[0].head_dim, 64);
   EXPECT_NEAR(got.attention.head_dim_factor[0].factor, 1.45, 0.01 * 1.45);
   EXPECT_NEAR(got.attention.softcap_factor, 1.3, 0.01 * 1.3);
   EXPECT_NEAR(got.attention.fp16_factor, 1.08, 0.01 * 1.08);
+  // A packed block is mostly masked tiles and short CTAs, so the shape's own tolerance (masked_tiles
+  // within 0.05 above) moves its factor by up to 2%.
+  EXPECT_NEAR(got.attention.documents_factor, 1.06, 0.03 * 1.06);
 }
 
 TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {
@@ -133,7 +137,9 @@ TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {
   // Every point simulated with the fitted profile matches its measurement.
   ASSERT_EQ(fit->checks.size(), ms.size());
   for (const PointCheck& k : fit->checks)
-    EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
+    EXPECT_NEAR(k.fitted_us, k.measured_us,
+                (k.point.kind == PointKind::kAttentionDocuments ? 0.02 : 0.005) * k.measured_us)
+        << describe(k.point);  // (documents: see expect_recovered)
 }
 
 // The truth's NCCL bends at 16 MiB (the messages neither line fit uses): a ring step (exchange
@@ -173,7 +179,9 @@ TEST(Fit, SizeDelaysCarryWhatTheLineLeavesWhereTheCurveBends) {
                   {.pattern = CommPattern::kAllToAll, .peers = 3, .peer_bytes = 4 * kMiB})),
               0, 0.5);
   for (const PointCheck& k : fit->checks)
-    EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
+    EXPECT_NEAR(k.fitted_us, k.measured_us,
+                (k.point.kind == PointKind::kAttentionDocuments ? 0.02 : 0.005) * k.measured_us)
+        << describe(k.point);  // (documents: see expect_recovered)
 }
 
 TEST(Fit, RecoversTheProfileFromTheQuickSweepOnTwoGpus) {
@@ -199,7 +207,9 @@ TEST(Fit, DetectsCommWaitingForCompute) {
   EXPECT_TRUE(fit->profile.comm_waits_for_compute);
   EXPECT_EQ(fit->profile.compute_slowdown, 0.0);
   for (const PointCheck& k : fit->checks)
-    EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
+    EXPECT_NEAR(k.fitted_us, k.measured_us,
+                (k.point.kind == PointKind::kAttentionDocuments ? 0.02 : 0.005) * k.measured_us)
+        << describe(k.point);  // (documents: see expect_recovered)
 }
 
 TEST(Fit, SlowdownWhenTheAttentionOutlastsTheRing) {

@@ -42,14 +42,15 @@ TEST(MicroBench, PointCounts) {
   // Full on 4 GPUs: 7 sizes x (pair + ring + all-to-all over 2, 3, 4) = 35, attention 7 x 3
   // (non-causal, causal, unmasked causal) = 21, attention_heads 5, attention_long 2, copy x 2 +
   // merge = 3, overlap and overlap_ring 2, issue, issue_deps and issue_comm 3, attention_d64,
-  // attention_softcap and attention_fp16 (causal and not) at 4096 and 16384 tokens 8.
-  EXPECT_EQ(calibration_points(4, false).size(), 35u + 21u + 5u + 2u + 3u + 2u + 3u + 8u);
+  // attention_softcap, attention_fp16 (causal and not) and attention_documents at 4096 and 16384
+  // tokens 10.
+  EXPECT_EQ(calibration_points(4, false).size(), 35u + 21u + 5u + 2u + 3u + 2u + 3u + 10u);
   // Quick on 4: 4 sizes x (pair, ring, all-to-all over 4) = 12, attention 3 x 3, attention_heads
-  // 2, attention_long 1, 3, 2, 3, attention_d64, attention_softcap and attention_fp16 x 2 at
-  // 4096 4.
-  EXPECT_EQ(calibration_points(4, true).size(), 12u + 9u + 2u + 1u + 3u + 2u + 3u + 4u);
+  // 2, attention_long 1, 3, 2, 3, attention_d64, attention_softcap, attention_fp16 x 2 and
+  // attention_documents at 4096 5.
+  EXPECT_EQ(calibration_points(4, true).size(), 12u + 9u + 2u + 1u + 3u + 2u + 3u + 5u);
   // One GPU: no communication, no overlap, no issue_comm; issue and issue_deps.
-  EXPECT_EQ(calibration_points(1, false).size(), 21u + 5u + 2u + 3u + 2u + 8u);
+  EXPECT_EQ(calibration_points(1, false).size(), 21u + 5u + 2u + 3u + 2u + 10u);
 }
 
 TEST(MicroBench, PairSendsFromRankZeroToOne) {
@@ -123,6 +124,13 @@ TEST(MicroBench, AttentionIsOneSquareBlockOnRankZero) {
   EXPECT_EQ(std::get<core::AttnBlock>(f.plan.tasks[0].op).visible_pairs, 1024 * 1025 / 2);
   EXPECT_FALSE(
       build_microbench({PointKind::kAttentionFp16, 1, 0, 1024, false}).plan.problem.causal);
+  // attention_documents: causal within drawn documents; the block carries their boundaries.
+  const MicroBench d = build_microbench({PointKind::kAttentionDocuments, 1, 0, 4096, true});
+  const auto& da = std::get<core::AttnBlock>(d.plan.tasks[0].op);
+  EXPECT_GT(d.plan.problem.doc_bounds.size(), 2u);
+  EXPECT_EQ(da.doc_bounds, d.plan.problem.doc_bounds);  // its queries are the whole sequence
+  EXPECT_EQ(da.visible_pairs, core::count_visible(d.plan.problem, 0, 1, 4096, 0, 1, 4096));
+  EXPECT_LT(da.visible_pairs, 4096 * 4097 / 2);
 }
 
 TEST(MicroBench, MemoryPointsAreAboutOneGiB) {

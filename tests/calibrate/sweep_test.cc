@@ -186,7 +186,7 @@ TEST(Sweep, ProgressSaysWhatRunsHowFarAndTimeLeft) {
     EXPECT_EQ(std::stoul(m[2]), pts.size());
   }
   EXPECT_EQ(n, static_cast<int>(pts.size()));
-  EXPECT_NE(progress.str().find("[1/36] sendrecv_pair P=2 4 KiB: 250 us"), std::string::npos);
+  EXPECT_NE(progress.str().find("[1/37] sendrecv_pair P=2 4 KiB: 250 us"), std::string::npos);
 }
 
 TEST(Sweep, Formats) {

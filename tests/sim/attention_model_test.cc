@@ -235,6 +235,13 @@ TEST(AttentionModel, Fp16TakesItsFactor) {
   EXPECT_EQ(attention_duration(p, a, k), 82 * kPsPerUs);
   p.dtype = core::DType::kF16;
   EXPECT_EQ(attention_duration(p, a, k), 90'200'000);
+  // documents_factor 1.2 applies to a block that carries document boundaries (one document here:
+  // the same tiles), on top of fp16's.
+  k.documents_factor = 1.2;
+  EXPECT_EQ(attention_duration(p, a, k), 90'200'000);
+  core::AttnBlock packed = a;
+  packed.doc_bounds = {0, 1280};
+  EXPECT_EQ(attention_duration(p, packed, k), 108'240'000);
 }
 
 }  // namespace
