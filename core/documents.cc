@@ -63,10 +63,9 @@ Expected<std::vector<std::int64_t>> generate_documents(const DocumentSpec& s,
       len.push_back(l);
       sum += l;
       if (static_cast<std::int64_t>(len.size()) > kMaxDocuments)  // a heavy tail's many short ones
-        return invalid_argument("mean: " + std::to_string(s.mean) +
-                                " tokens a document drew more than the limit of " +
-                                std::to_string(kMaxDocuments) + " documents for seq_len " +
-                                std::to_string(seq_len));
+        return invalid_argument(
+            "mean: " + std::to_string(s.mean) + " tokens a document drew more than the limit of " +
+            std::to_string(kMaxDocuments) + " documents for seq_len " + std::to_string(seq_len));
     }
     return len;
   }

@@ -339,8 +339,7 @@ std::string profile_yaml(const Profile& p) {
                      f.block_n > 0 ? fmt::format(", block_n: {}", f.block_n) : "");
   if (k.softcap_factor != 1) s += fmt::format("    softcap_factor: {}\n", k.softcap_factor);
   if (k.fp16_factor != 1) s += fmt::format("    fp16_factor: {}\n", k.fp16_factor);
-  if (k.documents_factor != 1)
-    s += fmt::format("    documents_factor: {}\n", k.documents_factor);
+  if (k.documents_factor != 1) s += fmt::format("    documents_factor: {}\n", k.documents_factor);
   s += fmt::format("  memory: {{hbm_gbps: {}, launch_us: {}}}\n", p.hbm_bandwidth / 1e9,
                    ps_to_us_exact(p.memory_launch));
   s += fmt::format("  overlap: {{compute_slowdown: {}, comm_waits_for_compute: {}}}\n",

@@ -375,13 +375,12 @@ Status fit_keys_factor(const std::vector<AttnRow>& rows, const std::vector<AttnR
   return {};
 }
 
-// The d 64, softcap, fp16 and documents factors: each point's measured time over the model's without the
-// factor, geometric mean over the kind's points.
+// The d 64, softcap, fp16 and documents factors: each point's measured time over the model's
+// without the factor, geometric mean over the kind's points.
 Status fit_attention_factors(const std::vector<Measurement>& ms, FitResult& res) {
   core::Profile& prof = res.profile;
-  for (const PointKind kind :
-       {PointKind::kAttentionD64, PointKind::kAttentionSoftcap, PointKind::kAttentionFp16,
-        PointKind::kAttentionDocuments}) {
+  for (const PointKind kind : {PointKind::kAttentionD64, PointKind::kAttentionSoftcap,
+                               PointKind::kAttentionFp16, PointKind::kAttentionDocuments}) {
     core::AttentionKernelProfile k = prof.attention;
     for (core::HeadDimFactor& h : k.head_dim_factor) h.factor = 1;  // the tile stays
     k.softcap_factor = 1;

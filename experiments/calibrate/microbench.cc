@@ -224,16 +224,16 @@ MicroBench build_microbench(const Point& p) {
                     p.kind == PointKind::kAttentionFp16 || p.kind == PointKind::kAttentionDocuments;
   const bool unmasked = p.kind == PointKind::kAttentionUnmasked;
   const bool long_keys = p.kind == PointKind::kAttentionLong;
-  mb.plan = empty_plan(
-      p.kind == PointKind::kSendRecvPair ? 2 : p.ranks,
-      unmasked    ? 2 * p.tokens
-      : long_keys ? p.tokens + kLongQueries
-      : attn      ? p.tokens
-                  : 0,
-      unmasked || long_keys ||
-          ((p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionFp16 ||
-            p.kind == PointKind::kAttentionDocuments) &&
-           p.causal));
+  mb.plan =
+      empty_plan(p.kind == PointKind::kSendRecvPair ? 2 : p.ranks,
+                 unmasked    ? 2 * p.tokens
+                 : long_keys ? p.tokens + kLongQueries
+                 : attn      ? p.tokens
+                             : 0,
+                 unmasked || long_keys ||
+                     ((p.kind == PointKind::kAttention || p.kind == PointKind::kAttentionFp16 ||
+                       p.kind == PointKind::kAttentionDocuments) &&
+                      p.causal));
   if (p.kind == PointKind::kAttentionD64) mb.plan.problem.head_dim = kSmallHeadDim;
   if (p.kind == PointKind::kAttentionSoftcap) mb.plan.problem.softcap = kSoftcap;
   if (p.kind == PointKind::kAttentionFp16) mb.plan.problem.dtype = core::DType::kF16;

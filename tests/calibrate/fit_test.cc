@@ -51,7 +51,7 @@ core::Profile truth() {
   // d 64 runs 1.45x the half of d 128's time; softcap costs 30%.
   p.attention.head_dim_factor = {{64, 1.45}};
   p.attention.softcap_factor = 1.3;
-  p.attention.fp16_factor = 1.08;  // fp16 8% slower than bf16
+  p.attention.fp16_factor = 1.08;       // fp16 8% slower than bf16
   p.attention.documents_factor = 1.06;  // packed documents 6% slower than the tiles say
   p.compute_slowdown = 0.08;
   p.host_task = 6 * kPsPerUs;
@@ -117,14 +117,15 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   for (const core::KeysFactorPoint& f : got.attention.keys_factor)
     if (f.keys > 65536)
       EXPECT_NEAR(f.factor, want.attention.keys_factor_at(f.keys), 0.005) << f.keys;
-  // The d 64, softcap, fp16 and documents factors from their points (keys below the first keys_factor point).
+  // The d 64, softcap, fp16 and documents factors from their points (keys below the first
+  // keys_factor point).
   ASSERT_EQ(got.attention.head_dim_factor.size(), 1u);
   EXPECT_EQ(got.attention.head_dim_factor[0].head_dim, 64);
   EXPECT_NEAR(got.attention.head_dim_factor[0].factor, 1.45, 0.01 * 1.45);
   EXPECT_NEAR(got.attention.softcap_factor, 1.3, 0.01 * 1.3);
   EXPECT_NEAR(got.attention.fp16_factor, 1.08, 0.01 * 1.08);
-  // A packed block is mostly masked tiles and short CTAs, so the shape's own tolerance (masked_tiles
-  // within 0.05 above) moves its factor by up to 2%.
+  // A packed block is mostly masked tiles and short CTAs, so the shape's own tolerance
+  // (masked_tiles within 0.05 above) moves its factor by up to 2%.
   EXPECT_NEAR(got.attention.documents_factor, 1.06, 0.03 * 1.06);
 }
 
