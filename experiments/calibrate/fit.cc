@@ -379,15 +379,25 @@ Status fit_keys_factor(const std::vector<AttnRow>& rows, const std::vector<AttnR
 // without the factor, geometric mean over the kind's points.
 Status fit_attention_factors(const std::vector<Measurement>& ms, FitResult& res) {
   core::Profile& prof = res.profile;
-  for (const PointKind kind : {PointKind::kAttentionD64, PointKind::kAttentionSoftcap,
-                               PointKind::kAttentionFp16, PointKind::kAttentionDocuments}) {
-    core::AttentionKernelProfile k = prof.attention;
-    for (core::HeadDimFactor& h : k.head_dim_factor) h.factor = 1;  // the tile stays
-    k.softcap_factor = 1;
-    k.fp16_factor = 1;
-    k.documents_factor = 1;
+  using K = core::AttentionKernelProfile;
+  // The factors that scale a whole block, each from its own points.
+  struct Scalar {
+    PointKind kind;
+    double K::*field;
+    const char* name;
+  };
+  constexpr Scalar kScalars[] = {
+      {PointKind::kAttentionSoftcap, &K::softcap_factor, "softcap_factor"},
+      {PointKind::kAttentionFp16, &K::fp16_factor, "fp16_factor"},
+      {PointKind::kAttentionDocuments, &K::documents_factor, "documents_factor"}};
+  // The model without any of the factors (d 64 keeps its tile).
+  K k = prof.attention;
+  for (core::HeadDimFactor& h : k.head_dim_factor) h.factor = 1;
+  for (const Scalar& x : kScalars) k.*x.field = 1;
+  // The geometric mean over the kind's points (0 when there are none).
+  auto factor_of = [&](PointKind kind, int& n) -> Expected<double> {
     double log_sum = 0;
-    int n = 0;
+    n = 0;
     for (const Measurement& m : ms) {
       if (m.point.kind != kind) continue;
       const MicroBench mb = build_microbench(m.point);
@@ -401,32 +411,34 @@ Status fit_attention_factors(const std::vector<Measurement>& ms, FitResult& res)
       log_sum += std::log(net / model);
       ++n;
     }
+    return n == 0 ? 0.0 : std::exp(log_sum / n);
+  };
+  auto note = [&](const char* name, double f, int n, PointKind kind) {
+    res.notes.push_back(fmt::format("attention {} {:.3f}: {} {} points over the schedule", name, f,
+                                    n, to_string(kind)));
+  };
+  int n = 0;
+  Expected<double> f = factor_of(PointKind::kAttentionD64, n);
+  if (!f) return f.status();
+  if (n > 0) {
+    const K& t = prof.attention;
+    const std::int64_t bm = t.block_m_at(kSmallHeadDim), bn = t.block_n_at(kSmallHeadDim);
+    prof.attention.head_dim_factor = {
+        {kSmallHeadDim, *f, bm == t.block_m ? 0 : bm, bn == t.block_n ? 0 : bn}};
+    note("head_dim_factor 64", *f, n, PointKind::kAttentionD64);
+  }
+  for (const Scalar& x : kScalars) {
+    f = factor_of(x.kind, n);
+    if (!f) return f.status();
     if (n == 0) continue;
-    const double f = std::exp(log_sum / n);
-    if (kind == PointKind::kAttentionD64) {
-      const core::AttentionKernelProfile& t = prof.attention;
-      const std::int64_t bm = t.block_m_at(kSmallHeadDim), bn = t.block_n_at(kSmallHeadDim);
-      prof.attention.head_dim_factor = {
-          {kSmallHeadDim, f, bm == t.block_m ? 0 : bm, bn == t.block_n ? 0 : bn}};
-    } else if (kind == PointKind::kAttentionSoftcap) {
-      prof.attention.softcap_factor = f;
-    } else if (kind == PointKind::kAttentionFp16) {
-      prof.attention.fp16_factor = f;
-    } else {
-      prof.attention.documents_factor = f;
-    }
-    res.notes.push_back(fmt::format("attention {} {:.3f}: {} {} points over the schedule",
-                                    kind == PointKind::kAttentionD64       ? "head_dim_factor 64"
-                                    : kind == PointKind::kAttentionSoftcap ? "softcap_factor"
-                                    : kind == PointKind::kAttentionFp16    ? "fp16_factor"
-                                                                           : "documents_factor",
-                                    f, n, to_string(kind)));
+    prof.attention.*x.field = *f;
+    note(x.name, *f, n, x.kind);
   }
   return {};
 }
 
 // Attention: the CTA schedule's shape and tile_us from the square and heads points, keys_factor
-// from the attention_long points, then the d 64 and softcap factors.
+// from the attention_long points, then the d 64, softcap, fp16 and documents factors.
 Status fit_attention(const std::vector<Measurement>& ms, FitResult& res) {
   std::vector<AttnRow> rows, long_rows;
   SPATTN_RETURN_IF_ERROR(attention_rows(ms, res.profile.attention, rows, long_rows));

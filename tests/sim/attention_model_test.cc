@@ -190,13 +190,8 @@ TEST(AttentionModel, DurationFromTheSchedule) {
   EXPECT_EQ(attention_cta_tiles(p, diagonal, kBm, kBn).front().masked, 2);
 }
 
-// System: the kernel takes another tile at head_dim 64 (the Hopper kernel: 192 queries x 128 keys;
-// the profile's tile at 128 is 128 x 64): a non-causal block of 384 queries over 1,280 keys, 2 us
-// per 128 x 64 tile, 0.5 tiles of fixed work, 1 CTA per SM on 2 SMs, no launch. Expectation: at
-// d 128, 3 CTAs of 20 tiles on 2 SMs: 2 rounds of 20.5 tiles = 82 us; at d 64 with the 192 x 128
-// tile, 2 CTAs of 10 tiles of 3x the area, one round: 10.5 * 3 * 2 us * (64 / 128) = 31.5 us;
-// the same without the tile entry (the profile's 128 x 64 at d 64): 41 us.
-TEST(AttentionModel, AnotherTileAtAnotherHeadDim) {
+// 2 us per 128 x 64 tile, 0.5 tiles of fixed work, 1 CTA per SM on 2 SMs, no launch.
+core::AttentionKernelProfile two_sms() {
   core::AttentionKernelProfile k;
   k.tile_us = 2;
   k.cta_tiles = 0.5;
@@ -204,6 +199,17 @@ TEST(AttentionModel, AnotherTileAtAnotherHeadDim) {
   k.block_n = 64;
   k.sms = 2;
   k.ctas_per_sm = 1;
+  return k;
+}
+
+// System: the kernel takes another tile at head_dim 64 (the Hopper kernel: 192 queries x 128 keys;
+// the profile's tile at 128 is 128 x 64): a non-causal block of 384 queries over 1,280 keys, 2 us
+// per 128 x 64 tile, 0.5 tiles of fixed work, 1 CTA per SM on 2 SMs, no launch. Expectation: at
+// d 128, 3 CTAs of 20 tiles on 2 SMs: 2 rounds of 20.5 tiles = 82 us; at d 64 with the 192 x 128
+// tile, 2 CTAs of 10 tiles of 3x the area, one round: 10.5 * 3 * 2 us * (64 / 128) = 31.5 us;
+// the same without the tile entry (the profile's 128 x 64 at d 64): 41 us.
+TEST(AttentionModel, AnotherTileAtAnotherHeadDim) {
+  core::AttentionKernelProfile k = two_sms();
   core::Problem p;
   p.head_dim = 128;
   const core::AttnBlock a = block(384, 0, 1, {{1280, 0, 1, false}});
@@ -217,15 +223,10 @@ TEST(AttentionModel, AnotherTileAtAnotherHeadDim) {
 }
 
 // System: the block of AnotherTileAtAnotherHeadDim (82 us at d 128 in bf16) with fp16_factor 1.1,
-// in bf16, fp16 and fp32. Expectation: only fp16 takes the factor (launch 0: 90.2 us).
-TEST(AttentionModel, Fp16TakesItsFactor) {
-  core::AttentionKernelProfile k;
-  k.tile_us = 2;
-  k.cta_tiles = 0.5;
-  k.block_m = 128;
-  k.block_n = 64;
-  k.sms = 2;
-  k.ctas_per_sm = 1;
+// in bf16, fp16 and fp32, then with documents_factor 1.2 too. Expectation: only fp16 takes its
+// factor (launch 0: 90.2 us), and only a block with document boundaries the documents one.
+TEST(AttentionModel, Fp16AndDocumentsTakeTheirFactors) {
+  core::AttentionKernelProfile k = two_sms();
   k.fp16_factor = 1.1;
   core::Problem p;
   p.head_dim = 128;
