@@ -51,7 +51,7 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
       y.check_keys(a, "attention",
                    {"kernel", "launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm",
                     "tile_us", "cta_tiles", "masked_tiles", "lone_speedup", "keys_factor",
-                    "head_dim_factor", "softcap_factor", "fp16_factor", "documents_factor"}));
+                    "keys_visited", "head_dim_factor", "softcap_factor", "fp16_factor", "documents_factor"}));
   SPATTN_RETURN_IF_ERROR(y.get(a, "kernel", k.kernel, false));
   if (k.kernel != "mma" && k.kernel != "wgmma")
     return y.error(a["kernel"], "kernel", "must be mma or wgmma, got '" + k.kernel + "'");
@@ -93,6 +93,7 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
       k.keys_factor.push_back(f);
     }
   }
+  SPATTN_RETURN_IF_ERROR(y.get(a, "keys_visited", k.keys_visited, false));
   if (const YAML::Node t = a["head_dim_factor"]) {
     if (!t.IsSequence())
       return y.error(t, "head_dim_factor", "expected a list of {head_dim, factor}");
@@ -274,7 +275,7 @@ TimePs Profile::comm_overhead(const CommShape& shape, double rate) const {
 }
 
 double AttentionKernelProfile::keys_factor_at(double keys) const {
-  if (keys_factor.empty() || keys <= keys_factor.front().keys) return 1.0;
+  if (keys_factor.empty()) return 1.0;
   return log_interpolate(keys_factor, &KeysFactorPoint::keys, &KeysFactorPoint::factor, keys);
 }
 
@@ -329,6 +330,7 @@ std::string profile_yaml(const Profile& p) {
       "    masked_tiles: {}\n    lone_speedup: {}\n",
       k.kernel, ps_to_us_exact(k.launch), k.block_m, k.block_n, k.head_dim, k.sms, k.ctas_per_sm,
       k.tile_us, k.cta_tiles, k.masked_tiles, k.lone_speedup);
+  if (k.keys_visited) s += "    keys_visited: true\n";
   if (!k.keys_factor.empty()) s += "    keys_factor:\n";
   for (const KeysFactorPoint& f : k.keys_factor)
     s += fmt::format("      - {{keys: {}, factor: {}}}\n", f.keys, f.factor);

@@ -37,8 +37,10 @@ struct CommDelayPoint {
 // cta_tiles + its tiles + masked_tiles per tile that applies the per-element mask, in tiles of
 // tile_us; a CTA runs lone_speedup times faster alone on its SM than beside ctas_per_sm - 1 others
 // (linear in between). Blocks of many keys run slower than that (their K and V no longer stay in
-// L2): tile_us is multiplied by keys_factor at the block's key count (all its segments), linear in
-// log(keys) between the points, 1 below the first, the last's beyond it; empty = 1 everywhere.
+// L2): tile_us is multiplied by keys_factor at the block's key count (all its segments), or with
+// keys_visited at the keys its CTAs visit (tiles x block_n, the mean over the CTAs weighted by
+// their tiles: a causal block's long rows, a window's span, a document's length), linear in
+// log(keys) between the points, the first's below it, the last's beyond it; empty = 1 everywhere.
 struct KeysFactorPoint {
   double keys = 0;
   double factor = 1;
@@ -65,6 +67,7 @@ struct AttentionKernelProfile {
   double masked_tiles = 0;    // extra work of a tile that applies the per-element mask, in tiles
   double lone_speedup = 1.0;  // >= 1
   std::vector<KeysFactorPoint> keys_factor;
+  bool keys_visited = false;  // keys_factor at the keys the CTAs visit, not the block's keys
   std::vector<HeadDimFactor> head_dim_factor;
   double softcap_factor = 1;  // a block with softcap takes this times as long (tanh per score)
   double fp16_factor = 1;     // a block in fp16 takes this times as long as in bf16

@@ -53,6 +53,16 @@ std::vector<CtaTiles> attention_cta_tiles(const core::Problem& problem, const co
   return out;
 }
 
+double visited_keys(const std::vector<CtaTiles>& ctas, std::int64_t block_n) {
+  double num = 0, den = 0;
+  for (const CtaTiles& c : ctas) {
+    const double t = static_cast<double>(c.tiles);
+    num += t * t;
+    den += t;
+  }
+  return den > 0 ? num / den * static_cast<double>(block_n) : 0;
+}
+
 double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
                     const core::AttentionKernelProfile& kernel) {
   const std::int64_t total = static_cast<std::int64_t>(work.size()) * repeats;
@@ -180,8 +190,12 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
   } else {
     ctas = attention_cta_tiles(problem, a, bm, bn);
   }
-  std::int64_t keys = 0;
-  for (const core::KvSegment& s : a.kv) keys += s.k.tokens;
+  double keys = 0;
+  if (kernel.keys_visited) {
+    keys = visited_keys(ctas, bn);
+  } else {
+    for (const core::KvSegment& s : a.kv) keys += static_cast<double>(s.k.tokens);
+  }
   std::vector<double> work;
   work.reserve(ctas.size());
   for (const CtaTiles& c : ctas)
@@ -192,7 +206,7 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
   const double area =
       static_cast<double>(bm * bn) / static_cast<double>(kernel.block_m * kernel.block_n);
   const double us = tiles * kernel.tile_us * area *
-                    kernel.keys_factor_at(static_cast<double>(keys)) *
+                    kernel.keys_factor_at(keys) *
                     kernel.head_dim_scale(problem.head_dim) *
                     (problem.softcap > 0 ? kernel.softcap_factor : 1.0) *
                     (problem.dtype == core::DType::kF16 ? kernel.fp16_factor : 1.0) *

@@ -31,6 +31,11 @@ struct CtaTiles {
 std::vector<CtaTiles> attention_cta_tiles(const core::Problem& problem, const core::AttnBlock& a,
                                           std::int64_t block_m, std::int64_t block_n);
 
+// The keys a CTA of `ctas` visits (its tiles x block_n), averaged over the CTAs weighted by their
+// tiles (the share of the block's time each spends at that length); 0 when none visits a tile.
+// keys_factor is looked up here under AttentionKernelProfile::keys_visited.
+double visited_keys(const std::vector<CtaTiles>& ctas, std::int64_t block_n);
+
 // When the last of `repeats` copies of the CTA list `work` (work in tile units, dispatched in
 // order, the list repeated) ends on the kernel's SMs, in tile units.
 double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
@@ -43,7 +48,8 @@ constexpr std::int64_t kMaxModelledCtas = std::int64_t{1} << 22;
 Status check_attention_size(const core::Problem& problem, const core::AttnBlock& a,
                             const core::AttentionKernelProfile& kernel);
 
-// The kernel's time on block `a`: launch + makespan * tile_us * keys_factor(the block's keys) *
+// The kernel's time on block `a`: launch + makespan * tile_us * keys_factor(the block's keys, or
+// with keys_visited the keys its CTAs visit) *
 // head_dim_scale(head_dim) (* softcap_factor with softcap) (* fp16_factor in fp16)
 // (* documents_factor for a block that carries document boundaries).
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,

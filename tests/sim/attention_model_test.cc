@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/documents.h"
 
@@ -188,6 +189,32 @@ TEST(AttentionModel, DurationFromTheSchedule) {
   EXPECT_NEAR(ps_to_us(attention_duration(p, diagonal, k)), 12.5 / 1.5 * 2 + 5, 1e-6);
   EXPECT_EQ(attention_cta_tiles(p, after, kBm, kBn).front().masked, 0);
   EXPECT_EQ(attention_cta_tiles(p, diagonal, kBm, kBn).front().masked, 2);
+}
+
+// System: the causal diagonal block of 640 queries and keys, tiles 128 x 64: its CTAs visit 2, 4,
+// 6, 8 and 10 tiles. Expectation: weighted by their tiles they visit (4 + 16 + 36 + 64 + 100) / 30
+// x 64 = 469.3 keys; with keys_visited the factor is read there (1 + 0.2 log2(469.3 / 320) =
+// 1.1105 between 1 at 320 and 1.2 at 640), without it at the block's 640 keys (1.2).
+TEST(AttentionModel, KeysFactorAtTheKeysTheCtasVisit) {
+  core::Problem p;
+  p.head_dim = 128;
+  p.causal = true;
+  const core::AttnBlock diagonal = block(640, 0, 1, {{640, 0, 1, false}});
+  const std::vector<CtaTiles> ctas = attention_cta_tiles(p, diagonal, kBm, kBn);
+  EXPECT_NEAR(visited_keys(ctas, kBn), 220.0 / 30 * 64, 1e-9);
+  EXPECT_EQ(visited_keys({}, kBn), 0);
+  core::AttentionKernelProfile k;
+  k.tile_us = 2;
+  const double flat = ps_to_us(attention_duration(p, diagonal, k));
+  k.keys_factor = {{320, 1.0}, {640, 1.2}};
+  EXPECT_NEAR(ps_to_us(attention_duration(p, diagonal, k)) / flat, 1.2, 1e-6);
+  k.keys_visited = true;
+  EXPECT_NEAR(ps_to_us(attention_duration(p, diagonal, k)) / flat,
+              1 + 0.2 * std::log2(220.0 / 30 * 64 / 320), 1e-6);
+  // Below the first point the first's factor, beyond the last the last's.
+  k.keys_factor = {{1000, 0.9}, {2000, 1.1}};
+  EXPECT_EQ(k.keys_factor_at(10), 0.9);
+  EXPECT_EQ(k.keys_factor_at(1e9), 1.1);
 }
 
 // 2 us per 128 x 64 tile, 0.5 tiles of fixed work, 1 CTA per SM on 2 SMs, no launch.

@@ -194,8 +194,8 @@ TEST(Profile, SaveThenLoadGivesTheSameProfile) {
 }
 
 // System: a kernel schedule with every key set and keys factors 1 at 32K keys and 1.21 at 128K,
-// written and read back. Expectation: the same profile; 64K keys (halfway in log) 1.105; 1
-// below the first point and the last beyond it.
+// read at the keys the CTAs visit, written and read back. Expectation: the same profile; 64K
+// keys (halfway in log) 1.105; the first point's below it and the last's beyond it.
 TEST(Profile, AttentionKernelRoundTripsAndKeysFactorInterpolates) {
   Profile p;
   p.attention = {.launch = 4 * kPsPerUs,
@@ -208,12 +208,14 @@ TEST(Profile, AttentionKernelRoundTripsAndKeysFactorInterpolates) {
                  .cta_tiles = 0.5,
                  .masked_tiles = 1.25,
                  .lone_speedup = 1.4,
-                 .keys_factor = {{32768, 1.0}, {131072, 1.21}}};
+                 .keys_factor = {{32768, 1.0}, {131072, 1.21}},
+                 .keys_visited = true};
   Expected<Profile> b = parse_profile(profile_yaml(p), "saved.yaml");
   ASSERT_TRUE(b.ok()) << b.status().message();
   EXPECT_EQ(profile_yaml(p), profile_yaml(*b));
   EXPECT_EQ(b->attention.ctas_per_sm, 3);
   EXPECT_EQ(b->attention.block_n, 32);
+  EXPECT_TRUE(b->attention.keys_visited);
   EXPECT_NEAR(b->attention.keys_factor_at(65536), 1.105, 1e-12);
   EXPECT_EQ(b->attention.keys_factor_at(1000), 1.0);
   EXPECT_EQ(b->attention.keys_factor_at(1e7), 1.21);
