@@ -47,11 +47,11 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
                      "the TFLOP/s tables gave way to the kernel's CTA schedule (tile_us, "
                      "cta_tiles, masked_tiles, lone_speedup; docs/simulator.md): fit them again "
                      "with `spattn calibrate --refit MEASUREMENTS.csv`");
-  SPATTN_RETURN_IF_ERROR(
-      y.check_keys(a, "attention",
-                   {"kernel", "launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm",
-                    "tile_us", "cta_tiles", "masked_tiles", "lone_speedup", "keys_factor",
-                    "keys_visited", "head_dim_factor", "softcap_factor", "fp16_factor", "documents_factor"}));
+  SPATTN_RETURN_IF_ERROR(y.check_keys(
+      a, "attention",
+      {"kernel", "launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm", "tile_us",
+       "cta_tiles", "masked_tiles", "lone_speedup", "keys_factor", "keys_visited",
+       "head_dim_factor", "softcap_factor", "fp16_factor", "documents_factor"}));
   SPATTN_RETURN_IF_ERROR(y.get(a, "kernel", k.kernel, false));
   if (k.kernel != "mma" && k.kernel != "wgmma")
     return y.error(a["kernel"], "kernel", "must be mma or wgmma, got '" + k.kernel + "'");

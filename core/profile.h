@@ -69,8 +69,8 @@ struct AttentionKernelProfile {
   std::vector<KeysFactorPoint> keys_factor;
   bool keys_visited = false;  // keys_factor at the keys the CTAs visit, not the block's keys
   std::vector<HeadDimFactor> head_dim_factor;
-  double softcap_factor = 1;  // a block with softcap takes this times as long (tanh per score)
-  double fp16_factor = 1;     // a block in fp16 takes this times as long as in bf16
+  double softcap_factor = 1;    // a block with softcap takes this times as long (tanh per score)
+  double fp16_factor = 1;       // a block in fp16 takes this times as long as in bf16
   double documents_factor = 1;  // a block of packed documents takes this times as long
 
   double keys_factor_at(double keys) const;

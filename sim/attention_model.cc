@@ -205,8 +205,7 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
   // tile_us is a block_m x block_n tile; another tile at this head_dim scales by its area.
   const double area =
       static_cast<double>(bm * bn) / static_cast<double>(kernel.block_m * kernel.block_n);
-  const double us = tiles * kernel.tile_us * area *
-                    kernel.keys_factor_at(keys) *
+  const double us = tiles * kernel.tile_us * area * kernel.keys_factor_at(keys) *
                     kernel.head_dim_scale(problem.head_dim) *
                     (problem.softcap > 0 ? kernel.softcap_factor : 1.0) *
                     (problem.dtype == core::DType::kF16 ? kernel.fp16_factor : 1.0) *

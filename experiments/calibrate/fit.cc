@@ -356,7 +356,8 @@ void fit_attention_shape(const std::vector<AttnRow>& rows, FitResult& res) {
 // and tile_us is that of the longest non-causal square point (factor 1). The shape is then the
 // one under which the other points (causal, unmasked, heads: a causal block's CTAs visit 2/3 of
 // its keys on average, interpolated between the anchors) fit best, by Nelder-Mead on their
-// relative squared errors. Without a non-causal square point: the shape fit alone, factors 1.
+// relative squared errors. Without a non-causal square point (or with fewer than 3 others): the
+// shape fit alone, factors 1, the attention_long points unused.
 void fit_keys_factor(const std::vector<AttnRow>& rows, const std::vector<AttnRow>& long_rows,
                      FitResult& res) {
   core::AttentionKernelProfile& k0 = res.profile.attention;
@@ -399,10 +400,9 @@ void fit_keys_factor(const std::vector<AttnRow>& rows, const std::vector<AttnRow
     k.keys_factor = std::move(table);
     double err = 0;
     for (std::size_t i = 0; i < others.size(); ++i) {
-      const double e =
-          (k.tile_us * k.keys_factor_at(keys_of(*others[i], k)) * span[i] + launch) /
-              others[i]->m->median_us -
-          1;
+      const double e = (k.tile_us * k.keys_factor_at(keys_of(*others[i], k)) * span[i] + launch) /
+                           others[i]->m->median_us -
+                       1;
       err += e * e;
     }
     return err;
@@ -415,7 +415,8 @@ void fit_keys_factor(const std::vector<AttnRow>& rows, const std::vector<AttnRow
     return solve(v, k);
   };
   std::array<double, 3> x = {1.0, 1.0, lone ? 1.3 : 1.0};
-  for (double step : {1.0, 0.25, 0.0625, 0.0156}) x = nelder_mead(cost, x, {step, step, step / 5}, 300);
+  for (double step : {1.0, 0.25, 0.0625, 0.0156})
+    x = nelder_mead(cost, x, {step, step, step / 5}, 300);
   if (!lone) x[2] = 1;
   const double err = solve(x, k0);
   std::string list;
