@@ -334,8 +334,8 @@ std::string format_table(const Listing& l) {
       s +=
           fmt::format("  ideal: {:.3f} ms (one GPU's predicted time / {})\n", c.ideal_ms, c.c.gpus);
     if (l.ranked)
-      s += fmt::format("  {:>4} {:>11} {:>7} {:>11} {:>16}", "rank", "predicted", "/ideal",
-                       "peak(sim)", "attn/comm/idle");
+      s += fmt::format("  {:>4} {:>11} {:>7} {:>11} {:>16} {:>7}", "rank", "predicted", "/ideal",
+                       "peak(sim)", "attn/comm/idle", "t-imbal");
     s += fmt::format(
         "  {:<32} {:<8} {:>7} {:<10} {:>9} {:>5} {:>8} {:>5} {:>6} {:>21} {:>11} {:>11}\n", "plan",
         "scheme", "UxR", "layout", "padded", "pad", "shard", "steps", "imbal",
@@ -345,14 +345,17 @@ std::string format_table(const Listing& l) {
       if (l.ranked) {
         if (r.predicted) {
           const Breakdown& d = r.breakdown;
-          s += fmt::format("  {:>4} {:>8.3f} ms {:>7} {:>11} {:>16}", ++rank, r.predicted_ms,
+          s += fmt::format("  {:>4} {:>8.3f} ms {:>7} {:>11} {:>16} {:>7.3f}", ++rank,
+                           r.predicted_ms,
                            c.ideal_ms > 0 ? fmt::format("{:.3f}", r.predicted_ms / c.ideal_ms)
                                           : std::string("-"),
                            human_bytes(r.predicted_peak_max_rank),
                            fmt::format("{:.0f}/{:.0f}/{:.0f}%", 100 * d.attention,
-                                       100 * d.exposed_comm, 100 * d.idle));
+                                       100 * d.exposed_comm, 100 * d.idle),
+                           d.attention_imbalance);
         } else {
-          s += fmt::format("  {:>4} {:>11} {:>7} {:>11} {:>16}", "-", "-", "-", "-", "-");
+          s +=
+              fmt::format("  {:>4} {:>11} {:>7} {:>11} {:>16} {:>7}", "-", "-", "-", "-", "-", "-");
         }
       }
       if (!r.status.ok()) {
@@ -413,6 +416,7 @@ nlohmann::json to_json(const Listing& l) {
                                       {"other_compute", r.breakdown.other_compute},
                                       {"exposed_comm", r.breakdown.exposed_comm},
                                       {"idle", r.breakdown.idle},
+                                      {"attention_imbalance", r.breakdown.attention_imbalance},
                                       {"dominant", r.breakdown.dominant()}};
         }
       }

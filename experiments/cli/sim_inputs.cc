@@ -193,6 +193,7 @@ Breakdown breakdown(const core::Plan& plan, const core::Timeline& timeline) {
     dst[static_cast<std::size_t>(t.rank)].emplace_back(sp.start, sp.end);
   }
   const double total = static_cast<double>(timeline.total) * plan.ranks_held();
+  TimePs attn_sum = 0, attn_max = 0;
   for (int r = 0; r < plan.ranks_held(); ++r) {
     auto& a = attn[static_cast<std::size_t>(r)];
     auto& o = other[static_cast<std::size_t>(r)];
@@ -204,6 +205,8 @@ Breakdown breakdown(const core::Plan& plan, const core::Timeline& timeline) {
     compute.insert(compute.end(), o.begin(), o.end());
     merge_intervals(compute);
     const TimePs ta = length(a);
+    attn_sum += ta;
+    attn_max = std::max(attn_max, ta);
     const TimePs tc = length(compute);
     const TimePs te = length_minus(c, compute);
     b.attention += static_cast<double>(ta) / total;
@@ -211,6 +214,9 @@ Breakdown breakdown(const core::Plan& plan, const core::Timeline& timeline) {
     b.exposed_comm += static_cast<double>(te) / total;
     b.idle += static_cast<double>(timeline.total - tc - te) / total;
   }
+  if (attn_sum > 0)
+    b.attention_imbalance =
+        static_cast<double>(attn_max) * plan.ranks_held() / static_cast<double>(attn_sum);
   return b;
 }
 

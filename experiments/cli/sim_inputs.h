@@ -70,8 +70,12 @@ class SimInputs {
 // its attention spans, of its other compute spans (merge, copy, fill) not under attention, of its
 // communication spans not under any compute (exposed), and the rest (idle: waiting for other
 // ranks, imbalance). The four add up to 1 for every rank; these are their means over ranks.
+// attention_imbalance: the busiest rank's attention time over the mean of the ranks' (1 when no
+// rank attends): what the plan's layout leaves uneven in kernel time, where work_imbalance counts
+// visible pairs (a rank of many small blocks takes longer for the same pairs).
 struct Breakdown {
   double attention = 0, other_compute = 0, exposed_comm = 0, idle = 0;
+  double attention_imbalance = 1;
   // "attention compute", "other compute", "exposed communication" or "imbalance (idle ranks)".
   const char* dominant() const;
 };

@@ -206,9 +206,10 @@ def simulate(plan: Plan, cluster: ClusterLike = None, profile: ProfileLike = Non
     """Predicts ``plan`` with the discrete-event simulator (``sim::simulate``).
 
     Returns ``predicted_ms``, ``peak_memory_bytes`` (per rank), ``breakdown`` (fractions of rank
-    time: attention, other_compute, exposed_comm, idle, and the dominant one), ``events``, and
-    ``timeline``: one dict per task (``task``, ``rank``, ``stream``, ``kind``, ``label``,
-    ``pass``, ``start_us``, ``end_us``). ``cluster`` None is the default cluster for the plan's
+    time: attention, other_compute, exposed_comm, idle, and the dominant one; attention_imbalance:
+    the busiest rank's attention time over the mean), ``events``, and ``timeline``: one dict per
+    task (``task``, ``rank``, ``stream``, ``kind``, ``label``, ``pass``, ``start_us``,
+    ``end_us``). ``cluster`` None is the default cluster for the plan's
     world; ``profile`` None the default profile.
     """
     return _core.simulate(plan, _cluster(cluster), _profile(profile))

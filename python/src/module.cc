@@ -522,6 +522,7 @@ py::dict simulate(const PlanPtr& plan, const Cluster* cluster, const Profile* pr
   bd["other_compute"] = b.other_compute;
   bd["exposed_comm"] = b.exposed_comm;
   bd["idle"] = b.idle;
+  bd["attention_imbalance"] = b.attention_imbalance;
   bd["dominant"] = b.dominant();
   d["breakdown"] = bd;
   d["events"] = r.events;

@@ -400,6 +400,7 @@ TEST(Cli, PlanRanksByPredictedTimeWithWhy) {
     EXPECT_NEAR(b["attention"].get<double>() + b["other_compute"].get<double>() +
                     b["exposed_comm"].get<double>() + b["idle"].get<double>(),
                 1.0, 1e-9);
+    EXPECT_GE(b["attention_imbalance"].get<double>(), 1.0) << p["name"];
   }
   const std::string best = c["best"].get<std::string>();
   EXPECT_EQ(best, c["plans"][0]["name"].get<std::string>());

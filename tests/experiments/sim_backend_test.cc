@@ -57,7 +57,8 @@ core::Task task(core::TaskId id, int rank, core::Op op) {
 // System: 2 ranks, total 100 us. Rank 0: attention 0..60, a comm task 40..100 (its last 40 us are
 // not under compute: exposed). Rank 1: a merge 0..20, then nothing (80 us idle).
 // Expectation (means over ranks of rank-time fractions): attention 60/200 = 0.3, other compute
-// 20/200 = 0.1, exposed comm 40/200 = 0.2, idle 80/200 = 0.4, so idle dominates.
+// 20/200 = 0.1, exposed comm 40/200 = 0.2, idle 80/200 = 0.4, so idle dominates; rank 0 does all
+// the attention: 60 us over a mean of 30, imbalance 2.
 TEST(Breakdown, SplitsRankTimeIntoAttentionOtherExposedCommAndIdle) {
   core::Plan plan;
   plan.world = 2;
@@ -71,6 +72,7 @@ TEST(Breakdown, SplitsRankTimeIntoAttentionOtherExposedCommAndIdle) {
   EXPECT_DOUBLE_EQ(b.exposed_comm, 0.2);
   EXPECT_DOUBLE_EQ(b.idle, 0.4);
   EXPECT_STREQ(b.dominant(), "imbalance (idle ranks)");
+  EXPECT_DOUBLE_EQ(b.attention_imbalance, 2.0);
 
   // Same system with the comm task entirely under the attention (10..50): nothing exposed, and
   // rank 0's remaining 40 us are idle: attention 0.3, other 0.1, exposed 0, idle (40+80)/200.
@@ -78,6 +80,14 @@ TEST(Breakdown, SplitsRankTimeIntoAttentionOtherExposedCommAndIdle) {
   const Breakdown h = breakdown(plan, tl);
   EXPECT_DOUBLE_EQ(h.exposed_comm, 0.0);
   EXPECT_DOUBLE_EQ(h.idle, 0.6);
+
+  // Rank 1 attends 0..30 instead of merging: 60 and 30 us, mean 45, imbalance 60/45; no attention
+  // anywhere: 1.
+  plan.tasks[2] = task(2, 1, core::AttnBlock{});
+  tl.spans[2] = {2, 0, 30 * kPsPerUs};
+  EXPECT_DOUBLE_EQ(breakdown(plan, tl).attention_imbalance, 60.0 / 45.0);
+  plan.tasks = {task(0, 0, core::Merge{}), task(1, 0, core::Comm{}), task(2, 1, core::Merge{})};
+  EXPECT_DOUBLE_EQ(breakdown(plan, tl).attention_imbalance, 1.0);
 }
 
 // System: Wan2.1-14B at 720p on 4 H200s (experiments/examples/wan21_14b_720p.yaml): 40 heads of
