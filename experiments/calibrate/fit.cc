@@ -258,15 +258,13 @@ double keys_of(const AttnRow& r, const core::AttentionKernelProfile& k) {
   return sim::visited_keys(r.ctas, k.block_n_at(r.problem.head_dim));
 }
 
-// The makespan of a row in tiles, scaled to the profile's head_dim and by keys_factor at the keys
-// its CTAs visit.
+// The makespan of a row in tiles, scaled to the profile's head_dim.
 double span_of(const AttnRow& r, const core::AttentionKernelProfile& k) {
   std::vector<double> work;
   for (const sim::CtaTiles& c : r.ctas)
     work.push_back(k.cta_tiles + static_cast<double>(c.tiles) +
                    k.masked_tiles * static_cast<double>(c.masked));
-  return sim::cta_makespan(work, r.repeats, k) * k.head_dim_scale(r.problem.head_dim) *
-         k.keys_factor_at(keys_of(r, k));
+  return sim::cta_makespan(work, r.repeats, k) * k.head_dim_scale(r.problem.head_dim);
 }
 
 // The square, unmasked and heads points (`rows`) and the attention_long points (`long_rows`), each
@@ -293,35 +291,75 @@ Status attention_rows(const std::vector<Measurement>& ms, const core::AttentionK
   return {};
 }
 
-// The CTA schedule's shape (cta_tiles, masked_tiles, lone_speedup) by Nelder-Mead on the rows'
-// relative squared errors, tile_us in closed form for each shape (the makespan is linear in it);
-// with fewer than 4 rows the base's shape and tile_us alone; keys_factor 1 everywhere.
-void fit_attention_shape(const std::vector<AttnRow>& rows, FitResult& res) {
-  core::Profile& prof = res.profile;
-  const core::AttentionKernelProfile& k0 = prof.attention;
-  // For a shape x = (cta_tiles, masked_tiles, lone_speedup): tile_us and the error sum.
+// The CTA schedule: its shape x = (cta_tiles, masked_tiles, lone_speedup), tile_us and keys_factor
+// at the keys the CTAs visit (keys_visited). The anchors (the non-causal square points and the
+// attention_long points, whose CTAs visit every key) each get their own factor: for a shape,
+// tile_us x factor is what the anchor measured over its schedule, and tile_us is that of the
+// longest non-causal square point (factor 1). The shape is the one under which the other points
+// (causal, unmasked, heads: a causal block's CTAs visit 2/3 of its keys on average, interpolated
+// between the anchors) fit best, by Nelder-Mead on their relative squared errors. Without a
+// non-causal square point, or with fewer than 3 others: no factors (the attention_long points
+// unused), tile_us in closed form over every row for each shape (the makespan is linear in it),
+// and with fewer than 4 rows the base's shape and tile_us alone.
+void fit_attention_shape(const std::vector<AttnRow>& rows, const std::vector<AttnRow>& long_rows,
+                         FitResult& res) {
+  core::AttentionKernelProfile& k0 = res.profile.attention;
+  std::vector<const AttnRow*> anchors, others;
+  const AttnRow* norm = nullptr;  // the longest non-causal square point
+  for (const AttnRow& r : rows)
+    if (r.m->point.kind == PointKind::kAttention && !r.m->point.causal) {
+      anchors.push_back(&r);
+      if (norm == nullptr || r.m->point.tokens > norm->m->point.tokens) norm = &r;
+    } else {
+      others.push_back(&r);
+    }
+  const bool by_keys = norm != nullptr && others.size() >= 3;
+  if (by_keys) {
+    for (const AttnRow& r : long_rows) anchors.push_back(&r);
+  } else {
+    anchors.clear();
+    others.clear();
+    for (const AttnRow& r : rows) others.push_back(&r);
+  }
+  const double launch = ps_to_us(k0.launch);
+  // Shape x -> the profile (tile_us, and the factors from the anchors) and the others' error.
   auto solve = [&](const std::array<double, 3>& x, core::AttentionKernelProfile& k) {
     k.cta_tiles = x[0];
     k.masked_tiles = x[1];
     k.lone_speedup = x[2];
+    k.keys_factor.clear();
+    k.keys_visited = by_keys;
     std::vector<double> span;  // makespan in tiles x head_dim scale
-    double num = 0, den = 0;
-    for (const AttnRow& r : rows) {
-      span.push_back(span_of(r, k));
-      const double y = r.m->median_us - ps_to_us(k.launch);
-      const double w = 1.0 / (r.m->median_us * r.m->median_us);
-      num += w * span.back() * y;
-      den += w * span.back() * span.back();
+    for (const AttnRow* r : others) span.push_back(span_of(*r, k));
+    if (by_keys) {
+      std::map<double, std::pair<double, int>> logs;  // keys -> (sum of log rates, count)
+      for (const AttnRow* a : anchors) {
+        auto& [sum, n] = logs[keys_of(*a, k)];
+        sum += std::log((a->m->median_us - launch) / span_of(*a, k));
+        ++n;
+      }
+      k.tile_us = (norm->m->median_us - launch) / span_of(*norm, k);
+      for (const auto& [keys, sn] : logs)
+        k.keys_factor.push_back({keys, std::exp(sn.first / sn.second) / k.tile_us});
+    } else {
+      double num = 0, den = 0;  // least squares in relative error
+      for (std::size_t i = 0; i < others.size(); ++i) {
+        const double w = 1.0 / (others[i]->m->median_us * others[i]->m->median_us);
+        num += w * span[i] * (others[i]->m->median_us - launch);
+        den += w * span[i] * span[i];
+      }
+      k.tile_us = num / den;
     }
-    k.tile_us = num / den;
     double err = 0;
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const double e = (k.tile_us * span[i] + ps_to_us(k.launch)) / rows[i].m->median_us - 1;
+    for (std::size_t i = 0; i < others.size(); ++i) {
+      const double e = (k.tile_us * k.keys_factor_at(keys_of(*others[i], k)) * span[i] + launch) /
+                           others[i]->m->median_us -
+                       1;
       err += e * e;
     }
     return err;
   };
-  const bool shape = rows.size() >= 4;
+  const bool shape = by_keys || rows.size() >= 4;
   std::array<double, 3> x = {k0.cta_tiles, k0.masked_tiles, k0.lone_speedup};
   // One CTA per SM (the Hopper kernel) leaves lone_speedup nothing to say: it is 1 and the
   // simplex searches the other two.
@@ -336,100 +374,24 @@ void fit_attention_shape(const std::vector<AttnRow>& rows, FitResult& res) {
     // Restarted from its best with smaller steps: a simplex that collapsed early on a ridge
     // gets a fresh start.
     x = {1.0, 1.0, lone ? 1.3 : 1.0};
-    for (double step : {1.0, 0.25, 0.0625}) x = nelder_mead(cost, x, {step, step, step / 5}, 200);
+    for (double step : {1.0, 0.25, 0.0625, 0.0156})
+      x = nelder_mead(cost, x, {step, step, step / 5}, 300);
     if (!lone) x[2] = 1;
   }
-  const double err = solve(x, prof.attention);
+  const double err = solve(x, k0);
+  std::string keys;
+  for (const core::KeysFactorPoint& f : k0.keys_factor)
+    keys += fmt::format("{}{:.0f}: {:.3f}", keys.empty() ? "" : ", ", f.keys, f.factor);
   res.notes.push_back(fmt::format(
-      "attention tile_us {:.4f}, cta_tiles {:.3f}, masked_tiles {:.3f}, lone_speedup {:.3f}: "
+      "attention tile_us {:.4f}, cta_tiles {:.3f}, masked_tiles {:.3f}, lone_speedup {:.3f}{}: "
       "{} over {} attention points (rms error {:.1f}%; launch {} us, {} SMs x {} CTAs, tiles "
       "{}x{} from the base)",
-      prof.attention.tile_us, prof.attention.cta_tiles, prof.attention.masked_tiles,
-      prof.attention.lone_speedup, shape ? "Nelder-Mead" : "tile_us alone", rows.size(),
-      100 * std::sqrt(err / static_cast<double>(rows.size())), ps_to_us(k0.launch), k0.sms,
-      k0.ctas_per_sm, k0.block_m, k0.block_n));
-}
-
-// keys_factor at the keys the CTAs visit (keys_visited) with the schedule's shape. The anchors (the
-// non-causal square points and the attention_long points, whose CTAs visit every key) each get
-// their own factor: for a shape, tile_us x factor is what the anchor measured over its schedule,
-// and tile_us is that of the longest non-causal square point (factor 1). The shape is then the
-// one under which the other points (causal, unmasked, heads: a causal block's CTAs visit 2/3 of
-// its keys on average, interpolated between the anchors) fit best, by Nelder-Mead on their
-// relative squared errors. Without a non-causal square point (or with fewer than 3 others): the
-// shape fit alone, factors 1, the attention_long points unused.
-void fit_keys_factor(const std::vector<AttnRow>& rows, const std::vector<AttnRow>& long_rows,
-                     FitResult& res) {
-  core::AttentionKernelProfile& k0 = res.profile.attention;
-  k0.keys_factor.clear();
-  std::vector<const AttnRow*> anchors, others;
-  const AttnRow* norm = nullptr;  // the longest non-causal square point
-  for (const AttnRow& r : rows)
-    if (r.m->point.kind == PointKind::kAttention && !r.m->point.causal) {
-      anchors.push_back(&r);
-      if (norm == nullptr || r.m->point.tokens > norm->m->point.tokens) norm = &r;
-    } else {
-      others.push_back(&r);
-    }
-  if (norm == nullptr || others.size() < 3) {
-    k0.keys_visited = false;
-    fit_attention_shape(rows, res);
-    return;
-  }
-  for (const AttnRow& r : long_rows) anchors.push_back(&r);
-  const double launch = ps_to_us(k0.launch);
-  // Shape x -> the profile (tile_us and the factors from the anchors) and the others' error.
-  auto solve = [&](const std::array<double, 3>& x, core::AttentionKernelProfile& k) {
-    k.cta_tiles = x[0];
-    k.masked_tiles = x[1];
-    k.lone_speedup = x[2];
-    k.keys_factor.clear();
-    k.keys_visited = true;
-    std::map<double, std::pair<double, int>> logs;  // keys -> (sum of log rates, count)
-    for (const AttnRow* a : anchors) {
-      auto& [sum, n] = logs[keys_of(*a, k)];
-      sum += std::log((a->m->median_us - launch) / span_of(*a, k));
-      ++n;
-    }
-    k.tile_us = (norm->m->median_us - launch) / span_of(*norm, k);
-    std::vector<core::KeysFactorPoint> table;
-    for (const auto& [keys, sn] : logs)
-      table.push_back({keys, std::exp(sn.first / sn.second) / k.tile_us});
-    std::vector<double> span;
-    for (const AttnRow* r : others) span.push_back(span_of(*r, k));  // before the factors
-    k.keys_factor = std::move(table);
-    double err = 0;
-    for (std::size_t i = 0; i < others.size(); ++i) {
-      const double e = (k.tile_us * k.keys_factor_at(keys_of(*others[i], k)) * span[i] + launch) /
-                           others[i]->m->median_us -
-                       1;
-      err += e * e;
-    }
-    return err;
-  };
-  const bool lone = k0.ctas_per_sm > 1;
-  auto cost = [&](std::array<double, 3> v) {
-    if (!lone) v[2] = 1;
-    if (v[0] < 0 || v[1] < 0 || v[2] < 1 || v[2] > k0.ctas_per_sm) return 1e300;
-    core::AttentionKernelProfile k = k0;
-    return solve(v, k);
-  };
-  std::array<double, 3> x = {1.0, 1.0, lone ? 1.3 : 1.0};
-  for (double step : {1.0, 0.25, 0.0625, 0.0156})
-    x = nelder_mead(cost, x, {step, step, step / 5}, 300);
-  if (!lone) x[2] = 1;
-  const double err = solve(x, k0);
-  std::string list;
-  for (const core::KeysFactorPoint& f : k0.keys_factor)
-    list += fmt::format("{}{:.0f}: {:.3f}", list.empty() ? "" : ", ", f.keys, f.factor);
-  res.notes.push_back(fmt::format(
-      "attention tile_us {:.4f}, cta_tiles {:.3f}, masked_tiles {:.3f}, lone_speedup {:.3f}, "
-      "keys_factor at the keys the CTAs visit {{{}}}: each of {} non-causal square and {} "
-      "attention_long points ({} queries) its own factor, the shape by Nelder-Mead over the {} "
-      "other attention points (rms error {:.1f}%; launch {} us, {} SMs x {} CTAs, tiles {}x{} "
-      "from the base)",
-      k0.tile_us, k0.cta_tiles, k0.masked_tiles, k0.lone_speedup, list,
-      anchors.size() - long_rows.size(), long_rows.size(), kLongQueries, others.size(),
+      k0.tile_us, k0.cta_tiles, k0.masked_tiles, k0.lone_speedup,
+      by_keys ? fmt::format(", keys_factor at the keys the CTAs visit {{{}}} (each of {} "
+                            "non-causal square and {} attention_long points its own)",
+                            keys, anchors.size() - long_rows.size(), long_rows.size())
+              : std::string(),
+      shape ? "Nelder-Mead" : "tile_us alone", others.size(),
       100 * std::sqrt(err / static_cast<double>(others.size())), launch, k0.sms, k0.ctas_per_sm,
       k0.block_m, k0.block_n));
 }
@@ -496,14 +458,14 @@ Status fit_attention_factors(const std::vector<Measurement>& ms, FitResult& res)
   return {};
 }
 
-// Attention: the CTA schedule's shape and tile_us from the square and heads points, keys_factor
-// from the attention_long points, then the d 64, softcap, fp16 and documents factors.
+// Attention: the CTA schedule's shape, tile_us and keys_factor from the square, unmasked, heads and
+// attention_long points, then the d 64, softcap, fp16 and documents factors.
 Status fit_attention(const std::vector<Measurement>& ms, FitResult& res) {
   std::vector<AttnRow> rows, long_rows;
   SPATTN_RETURN_IF_ERROR(attention_rows(ms, res.profile.attention, rows, long_rows));
   if (rows.empty() && !long_rows.empty())
     return invalid_argument("attention_long points need square attention points to fit against");
-  if (!rows.empty()) fit_keys_factor(rows, long_rows, res);
+  if (!rows.empty()) fit_attention_shape(rows, long_rows, res);
   return fit_attention_factors(ms, res);
 }
 
