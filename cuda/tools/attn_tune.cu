@@ -1,25 +1,28 @@
-// cuda/tools/attn_tune.cu: times candidate variants of the flash-forward kernel (bf16, head_dim 128
-// and 64, self attention, layout [1, S, heads, d]) and checks each against the first variant's
-// output. Built only with -DSPATTN_CUDA_TUNE=ON.
-//   attn_tune heads S [S ...]   (d 128 at every S, d 64 at the first)
-//   -> rows: variant,S,d,causal,median_ms,tflops,max|out - out_ref|,max|lse - lse_ref|
-// Variants of the current kernel.cuh: mMnNwWbB = block_m, block_n, warps, min blocks/SM; lazy =
-// lazy O rescale (the default), eager = rescale every tile (the reference). The kernel before the
-// tile table and lazy rescale (experiments/results/kernel_bench/README.md, "v0") is in git history
-// at commit 23f238a, cuda/kernels/flash_fwd/kernel.cuh.
+// cuda/tools/attn_tune.cu: times compile-time variants of the Hopper flash-forward kernel
+// (cuda/kernels/flash_fwd_sm90/: bf16, self attention, layout [1, S, heads, d]) side by side in one
+// process, and checks each against the first variant's output. Built only with
+// -DSPATTN_CUDA_TUNE=ON.
+//   attn_tune heads reps S [S ...]   (d 128 at every S, d 64 at the first; causal and not)
+//   -> rows: variant,S,d,causal,median_ms,tflops,speed_vs_first(median,min,max),max|dout|,max|dlse|
+// Variants: sN = N K slots and N V slots in the shared-memory ring (Sm90Traits::kStages). A sample
+// is 3 calls back to back between two events; the variants take turns sample by sample, and the
+// order rotates by repetition, so clock drift falls on all of them.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cuda/flash_internal.h"
 #include "cuda/half.h"
-#include "cuda/kernels/flash_fwd/launch.cuh"
+#include "cuda/kernels/flash_fwd_sm90/launch.cuh"
 
 namespace sc = spattn::cuda;
 namespace fl = spattn::cuda::flash;
+namespace f9 = spattn::cuda::flash_sm90;
 using B = __nv_bfloat16;
 
 #define TUNE_CHECK(x)                                                                      \
@@ -31,75 +34,97 @@ using B = __nv_bfloat16;
     }                                                                                      \
   } while (0)
 
-template <class Tr>
-void launch_new(const fl::FwdParams& p, long long batch, long long hq) {
-  const spattn::Status s = fl::launch_fwd<Tr>(p, batch, hq, nullptr);
-  if (!s.ok()) {
-    std::printf("launch: %s\n", s.message().c_str());
-    std::exit(1);
-  }
-}
-
-struct Ref {
-  std::vector<std::uint16_t> out;
-  std::vector<float> lse;
+using Launch = std::function<void(const fl::FwdParams&, long long, long long)>;
+struct Variant {
+  std::string name;
+  Launch launch;
 };
 
-template <class Launch>
-void time_config(const char* name, const sc::FlashParams& p, Launch launch, Ref& ref) {
-  const fl::FwdParams k = sc::to_fwd_params(p);
-  const size_t n = static_cast<size_t>(p.nq * p.hq * p.head_dim),
-               nl = static_cast<size_t>(p.nq * p.hq);
+template <class Tr>
+Variant variant(const char* name) {
+  return {name, [](const fl::FwdParams& p, long long batch, long long hq) {
+            const spattn::Status s = f9::launch_fwd_sm90<Tr>(p, batch, hq, nullptr);
+            if (!s.ok()) {
+              std::printf("launch: %s\n", s.message().c_str());
+              std::exit(1);
+            }
+          }};
+}
+
+// Output and LSE of one call of v, and how far they are from ref's (ref empty: v is the reference).
+void check(const Variant& v, const sc::FlashParams& p, std::vector<std::uint16_t>& ref_out,
+           std::vector<float>& ref_lse, double& dout, double& dlse) {
+  const size_t n = static_cast<size_t>(p.nq * p.hq * p.head_dim), nl = static_cast<size_t>(p.nq * p.hq);
   TUNE_CHECK(cudaMemset(p.out, 0xff, n * 2));  // NaN-poisoned: every element must be written
-  for (int i = 0; i < 2; ++i) launch(k, p.batch, p.hq);
-  TUNE_CHECK(cudaGetLastError());
+  v.launch(sc::to_fwd_params(p), p.batch, p.hq);
   TUNE_CHECK(cudaDeviceSynchronize());
   std::vector<std::uint16_t> out(n);
   std::vector<float> lse(nl);
   TUNE_CHECK(cudaMemcpy(out.data(), p.out, n * 2, cudaMemcpyDeviceToHost));
   TUNE_CHECK(cudaMemcpy(lse.data(), p.lse, nl * 4, cudaMemcpyDeviceToHost));
-  double dout = 0, dlse = 0;
-  bool finite = true;
-  for (size_t i = 0; i < n; ++i) finite &= std::isfinite(sc::bf16_to_float(out[i]));
-  if (ref.out.empty()) {
-    ref.out = out;
-    ref.lse = lse;
-  } else {
-    for (size_t i = 0; i < n; ++i)
-      dout = std::max(dout, static_cast<double>(std::fabs(sc::bf16_to_float(out[i]) -
-                                                          sc::bf16_to_float(ref.out[i]))));
-    for (size_t i = 0; i < nl; ++i)
-      dlse = std::max(dlse, static_cast<double>(std::fabs(lse[i] - ref.lse[i])));
+  dout = dlse = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float x = sc::bf16_to_float(out[i]);
+    if (!std::isfinite(x)) dout = INFINITY;
+    if (!ref_out.empty())
+      dout = std::max(dout, static_cast<double>(std::fabs(x - sc::bf16_to_float(ref_out[i]))));
   }
+  for (size_t i = 0; i < nl && !ref_lse.empty(); ++i)
+    dlse = std::max(dlse, static_cast<double>(std::fabs(lse[i] - ref_lse[i])));
+  if (ref_out.empty()) {
+    ref_out = std::move(out);
+    ref_lse = std::move(lse);
+  }
+}
+
+double median(std::vector<double> x) {
+  std::sort(x.begin(), x.end());
+  return x[x.size() / 2];
+}
+
+void compare(const std::vector<Variant>& vs, const sc::FlashParams& p, int reps) {
+  std::vector<std::uint16_t> ref_out;
+  std::vector<float> ref_lse;
+  std::vector<double> dout(vs.size()), dlse(vs.size());
+  for (size_t i = 0; i < vs.size(); ++i) check(vs[i], p, ref_out, ref_lse, dout[i], dlse[i]);
+  const fl::FwdParams k = sc::to_fwd_params(p);
   cudaEvent_t a, b;
   TUNE_CHECK(cudaEventCreate(&a));
   TUNE_CHECK(cudaEventCreate(&b));
-  const int iters = p.nq > 16384 ? 6 : 12;
-  std::vector<float> ms;
-  for (int i = 0; i < iters; ++i) {
-    TUNE_CHECK(cudaEventRecord(a));
-    launch(k, p.batch, p.hq);
-    TUNE_CHECK(cudaEventRecord(b));
-    TUNE_CHECK(cudaEventSynchronize(b));
-    float t;
-    TUNE_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
+  constexpr int kCalls = 3;
+  std::vector<std::vector<double>> ms(vs.size());
+  for (int r = 0; r < reps; ++r)
+    for (size_t t = 0; t < vs.size(); ++t) {
+      const size_t i = (t + r) % vs.size();
+      TUNE_CHECK(cudaEventRecord(a));
+      for (int c = 0; c < kCalls; ++c) vs[i].launch(k, p.batch, p.hq);
+      TUNE_CHECK(cudaEventRecord(b));
+      TUNE_CHECK(cudaEventSynchronize(b));
+      float t_ms;
+      TUNE_CHECK(cudaEventElapsedTime(&t_ms, a, b));
+      ms[i].push_back(t_ms / kCalls);
+    }
   TUNE_CHECK(cudaGetLastError());
-  std::sort(ms.begin(), ms.end());
-  const double med = ms[ms.size() / 2];
   const double s = static_cast<double>(p.nq);
   const double flops = 4.0 * s * s * p.head_dim * p.hq * p.batch * (p.causal ? 0.5 : 1.0);
-  std::printf("%s,%lld,d%lld,causal%d,%.3f ms,%.1f TFLOP/s,dout %.2e,dlse %.2e%s\n", name,
-              static_cast<long long>(p.nq), static_cast<long long>(p.head_dim), p.causal ? 1 : 0,
-              med, flops / (med * 1e-3) / 1e12, dout, dlse, finite ? "" : ",NOT FINITE");
-  std::fflush(stdout);
+  for (size_t i = 0; i < vs.size(); ++i) {
+    std::vector<double> speed;
+    for (int r = 0; r < reps; ++r) speed.push_back(ms[0][r] / ms[i][r]);
+    const double med = median(ms[i]);
+    std::printf("%s,%lld,d%lld,causal%d,%.3f,%.1f,%.3f,%.3f,%.3f,%.2e,%.2e%s\n", vs[i].name.c_str(),
+                static_cast<long long>(p.nq), static_cast<long long>(p.head_dim), p.causal ? 1 : 0,
+                med, flops / (med * 1e-3) / 1e12, median(speed),
+                *std::min_element(speed.begin(), speed.end()),
+                *std::max_element(speed.begin(), speed.end()), dout[i], dlse[i],
+                std::isfinite(dout[i]) ? "" : ",NOT FINITE");
+    std::fflush(stdout);
+  }
   TUNE_CHECK(cudaEventDestroy(a));
   TUNE_CHECK(cudaEventDestroy(b));
 }
 
 template <int d>
-void run_shape(long long S, long long H) {
+void run_shape(long long S, long long H, int reps) {
   const size_t n = static_cast<size_t>(S * H * d);
   std::vector<std::uint16_t> h(n);
   void* buf[4];
@@ -128,22 +153,18 @@ void run_shape(long long S, long long H) {
   p.hq = H;
   p.head_dim = d;
   p.group = 1;
+  std::vector<Variant> vs;
+  if constexpr (d == 128) {
+    vs = {variant<f9::Sm90Traits<B, 128, 128, 2>>("s2"),
+          variant<f9::Sm90Traits<B, 128, 128, 3>>("s3")};
+  } else {
+    vs = {variant<f9::Sm90Traits<B, 64, 128, 2>>("s2"),
+          variant<f9::Sm90Traits<B, 64, 128, 3>>("s3"),
+          variant<f9::Sm90Traits<B, 64, 128, 4>>("s4")};
+  }
   for (int causal : {0, 1}) {
     p.causal = causal;
-    Ref ref;
-    if constexpr (d == 128) {
-      time_config("m128n64w4b2_eager", p,
-                  launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, false>>, ref);
-      time_config("m128n64w4b2_lazy", p,
-                  launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
-      time_config("m128n64w4b2_lazy_again", p,
-                  launch_new<fl::FwdTraits<B, 128, 128, 64, 4, 2, false, true>>, ref);
-    } else {
-      time_config("m128n128w4b2_eager", p,
-                  launch_new<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, false>>, ref);
-      time_config("m128n128w4b2_lazy", p,
-                  launch_new<fl::FwdTraits<B, 64, 128, 128, 4, 2, false, true>>, ref);
-    }
+    compare(vs, p, reps);
   }
   for (auto& bp : buf) TUNE_CHECK(cudaFree(bp));
   TUNE_CHECK(cudaFree(lse));
@@ -151,11 +172,17 @@ void run_shape(long long S, long long H) {
 
 int main(int argc, char** argv) {
   const long long H = argc > 1 ? std::atoll(argv[1]) : 40;
+  const int reps = argc > 2 ? std::atoi(argv[2]) : 7;
   std::vector<long long> seqs;
-  for (int i = 2; i < argc; ++i) seqs.push_back(std::atoll(argv[i]));
+  for (int i = 3; i < argc; ++i) seqs.push_back(std::atoll(argv[i]));
   if (seqs.empty()) seqs = {16384};
-  std::printf("variant,S,d,causal,median,tflops,max|out-ref|,max|lse-ref|\n");
-  for (long long S : seqs) run_shape<128>(S, H);
-  run_shape<64>(seqs[0], H);
+  if (H <= 0 || reps <= 0) {
+    std::printf("usage: attn_tune heads reps S [S ...]\n");
+    return 2;
+  }
+  std::printf(
+      "variant,S,d,causal,median_ms,tflops,speed_vs_first,speed_min,speed_max,max|dout|,max|dlse|\n");
+  for (long long S : seqs) run_shape<128>(S, H, reps);
+  run_shape<64>(seqs[0], H, reps);
   return 0;
 }

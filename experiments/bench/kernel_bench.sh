@@ -11,7 +11,8 @@
 #   KERNELS="mma wgmma"          our kernels to time (default both)
 #   TEST_FILTER='*wgmma*' ...    only these kernel tests (gtest filter); TEST_TIMEOUT=240
 #   STOP_ON_FAIL=1 ...           no timing when the kernel tests fail
-#   TUNE=1 ...                   also the kernel-variant sweep (attn_tune; TUNE_SEQS, default 16384)
+#   TUNE=1 ...                   also the Hopper kernel-variant sweep (attn_tune; TUNE_SEQS, default 16384;
+#                                TUNE_REPS interleaved repetitions, default 7)
 #   SASS=1 ...                   per-kernel SASS instruction counts (sass.txt)
 #   SKIP_TESTS=1 ...             no cuda_test
 #   ATTN=0 ...                   no attention table (with OPS=1 or RATE=1 alone)
@@ -70,7 +71,7 @@ fi
 
 if [[ "${TUNE:-0}" == 1 ]]; then
   say "kernel variants (40 heads, bf16; dout/dlse: max abs difference to the first row's output)"
-  timeout 240 "$BUILD/cuda/attn_tune" 40 ${TUNE_SEQS:-16384} | tee "$OUT/tune.csv"
+  timeout 240 "$BUILD/cuda/attn_tune" 40 ${TUNE_REPS:-7} ${TUNE_SEQS:-16384} | tee "$OUT/tune.csv"
 fi
 
 if [[ "${ATTN:-1}" == 1 ]]; then
