@@ -92,10 +92,6 @@ struct FlashParams {
   const std::int64_t* doc_bounds = nullptr;
   int num_doc_bounds = 0;
   AttentionKernel kernel = AttentionKernel::kAuto;
-  // The Hopper kernel's grid: true, one CTA per SM taking query blocks until none is left (the
-  // next block's loads run under the last one's final tiles: the fastest alone on a GPU); false,
-  // one CTA per query block, so that kernels of other streams (NCCL's) get SMs as CTAs end.
-  bool persistent = true;
 };
 
 // Ok, or InvalidArgument / Infeasible saying which field rules the call out.

@@ -3,10 +3,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <map>
-#include <mutex>
 #include <string>
-#include <utility>
 
 #include "cuda/attention.h"
 #include "cuda/check.h"
@@ -39,35 +36,6 @@ Expected<bool> device_is_sm90() {
 }
 
 }  // namespace
-
-namespace flash_sm90 {
-
-Status persistent_grid(cudaStream_t stream, int** counter, int* sms) {
-  int dev = 0;
-  SPATTN_CUDA_CHECK(cudaGetDevice(&dev));
-  static std::mutex mu;
-  static std::map<std::pair<int, cudaStream_t>, int*> counters;  // never freed: 8 bytes a stream
-  static std::map<int, int> sm_counts;
-  const std::lock_guard<std::mutex> lock(mu);
-  auto s = sm_counts.find(dev);
-  if (s == sm_counts.end()) {
-    int n = 0;
-    SPATTN_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-    s = sm_counts.emplace(dev, n).first;
-  }
-  *sms = s->second;
-  int*& c = counters[{dev, stream}];
-  if (c == nullptr) {
-    int* fresh = nullptr;
-    SPATTN_CUDA_CHECK(cudaMalloc(&fresh, 2 * sizeof(int)));
-    SPATTN_CUDA_CHECK(cudaMemsetAsync(fresh, 0, 2 * sizeof(int), stream));  // before its kernels
-    c = fresh;
-  }
-  *counter = c;
-  return {};
-}
-
-}  // namespace flash_sm90
 
 AttentionKernelShape kernel_shape(AttentionKernel k, int head_dim) {
   auto shape = [](AttentionKernel kernel, auto traits, int ctas) -> AttentionKernelShape {
@@ -235,13 +203,13 @@ Status flash_attention_forward(const FlashParams& p, void* stream) {
     case 3:
       return flash::run_fwd<__half, 128>(k, p.batch, p.hq, st);
     case 4:
-      return flash_sm90::run_fwd_sm90<__nv_bfloat16, 64>(k, p.batch, p.hq, st, p.persistent);
+      return flash_sm90::run_fwd_sm90<__nv_bfloat16, 64>(k, p.batch, p.hq, st);
     case 5:
-      return flash_sm90::run_fwd_sm90<__nv_bfloat16, 128>(k, p.batch, p.hq, st, p.persistent);
+      return flash_sm90::run_fwd_sm90<__nv_bfloat16, 128>(k, p.batch, p.hq, st);
     case 6:
-      return flash_sm90::run_fwd_sm90<__half, 64>(k, p.batch, p.hq, st, p.persistent);
+      return flash_sm90::run_fwd_sm90<__half, 64>(k, p.batch, p.hq, st);
     default:
-      return flash_sm90::run_fwd_sm90<__half, 128>(k, p.batch, p.hq, st, p.persistent);
+      return flash_sm90::run_fwd_sm90<__half, 128>(k, p.batch, p.hq, st);
   }
 }
 

@@ -87,9 +87,6 @@ Status launch_task(const core::Plan& plan, const core::Task& t,
       f.doc_bounds = doc_bounds;
       f.num_doc_bounds = static_cast<int>(a->doc_bounds.size());
     }
-    // Alone on its GPU the kernel keeps every SM to the end; beside communication it lets NCCL's
-    // kernels have each SM that a CTA frees (the comm stream runs at the higher priority).
-    f.persistent = plan.world == 1;
     return flash_attention_forward(f, stream);
   }
   if (const auto* m = std::get_if<core::Merge>(&t.op))

@@ -31,7 +31,6 @@ int main(int argc, char** argv) {
   std::vector<std::string> kernels{"mma", "wgmma"};
   std::int64_t joint = 0, window_left = -1, window_right = -1;
   float softcap = 0.f;
-  std::string grid = "persistent";
   app.add_option("--seq", seqs, "sequence lengths S (queries = keys)");
   app.add_option("--heads", heads_list, "head counts");
   app.add_option("--dim", d, "head_dim (64 or 128)");
@@ -45,8 +44,6 @@ int main(int argc, char** argv) {
   app.add_option("--window-left", window_left, "sliding window, keys before a query (-1: none)");
   app.add_option("--window-right", window_right, "sliding window, keys after a query (-1: none)");
   app.add_option("--softcap", softcap, "softcap on scaled scores (0: off)");
-  app.add_option("--grid", grid, "the Hopper kernel's grid: persistent or blocks (FlashParams)")
-      ->check(CLI::IsMember({"persistent", "blocks"}));
   CLI11_PARSE(app, argc, argv);
   const bool bf16 = dtype == "bf16";
 
@@ -109,7 +106,6 @@ int main(int argc, char** argv) {
             return 2;
           }
           p.kernel = *named;
-          p.persistent = grid == "persistent";
           p.out = out.get();
           p.out_batch_stride = s * heads * d;
           p.out_token_stride = heads * d;

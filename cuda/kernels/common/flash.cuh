@@ -56,16 +56,10 @@ __device__ __forceinline__ void table_entry(int* t, const core::KeyTiles& k) {
 // segment does it; with documents every thread takes rows: the first row of each document run
 // widens the hull by its run's key tiles (shared-memory atomics) and sets the mask-free range when
 // that run is all the rows, as core::cta_key_tiles does one run after the other. Called by all
-// kThreads threads that build it (the CTA, or one warp: Sync says how they meet); ends with a sync.
-struct SyncCta {
-  __device__ void operator()() const { __syncthreads(); }
-};
-struct SyncWarp {
-  __device__ void operator()() const { __syncwarp(); }
-};
-template <int kBlockN, int kRows, int kThreads, int kTableInts, class Sync = SyncCta>
+// kThreads threads of the CTA; ends with a __syncthreads.
+template <int kBlockN, int kRows, int kThreads, int kTableInts>
 __device__ __forceinline__ void build_tables(const FwdParams& p, i64 q0, int rows, int* table,
-                                             RowDoc* row_doc, int tid, Sync sync = {}) {
+                                             RowDoc* row_doc, int tid) {
   const int n = p.num_doc_bounds;
   const auto pos = [&](i64 r) { return p.q_start + p.q_stride * (q0 + r); };
   if (tid < p.num_segments) {
@@ -81,7 +75,7 @@ __device__ __forceinline__ void build_tables(const FwdParams& p, i64 q0, int row
       t[4] = static_cast<int>(sg.nk / kBlockN);
     }
   }
-  sync();
+  __syncthreads();
   if (n == 0) return;
   const i64* b = p.doc_bounds;
   for (int r = tid; r < kRows; r += kThreads) {
@@ -121,7 +115,7 @@ __device__ __forceinline__ void build_tables(const FwdParams& p, i64 q0, int row
     }
     row_doc[r] = d;
   }
-  sync();
+  __syncthreads();
 }
 
 // Packed documents on one m16 slice of the S accumulator (the mma.sync / wgmma layout: element

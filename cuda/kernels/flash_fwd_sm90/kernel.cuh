@@ -121,22 +121,23 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   unsigned char* smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t{1023});
   std::uint64_t* bars = reinterpret_cast<std::uint64_t*>(smem + Tr::kBarOffset);
-  std::uint64_t* unit_full = bars;       // [2]: the slot's unit, table and Q are in place
-  std::uint64_t* unit_empty = bars + 2;  // [2]: the consumers are done with them
-  std::uint64_t* k_full = bars + 4;
-  std::uint64_t* k_empty = bars + 4 + S;
-  std::uint64_t* v_full = bars + 4 + 2 * S;
-  std::uint64_t* v_empty = bars + 4 + 3 * S;
-  int* unit_of = reinterpret_cast<int*>(smem + Tr::kUnitOffset);  // [2]; -1: no more work
-  int* tables = reinterpret_cast<int*>(smem + Tr::kTableOffset);
-  flash::RowDoc* row_docs = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
+  std::uint64_t* q_full = bars;
+  std::uint64_t* k_full = bars + 1;
+  std::uint64_t* k_empty = bars + 1 + S;
+  std::uint64_t* v_full = bars + 1 + 2 * S;
+  std::uint64_t* v_empty = bars + 1 + 3 * S;
+  int* table = reinterpret_cast<int*>(smem + Tr::kTableOffset);
+
+  const int m_block = gridDim.x - 1 - blockIdx.x;  // the longest causal rows first
+  const int h = blockIdx.y;
+  const int b = blockIdx.z;
   const int tid = threadIdx.x;
+  const i64 q0 = static_cast<i64>(m_block) * BM;
+  const int rows_valid = static_cast<int>(min(static_cast<i64>(BM), p.nq - q0));
+  const i64 kv_head = (p.q_head_start + h) / p.group;
 
   if (tid == 0) {
-    for (int u = 0; u < 2; ++u) {
-      ::cuda::ptx::mbarrier_init(unit_full + u, 1);
-      ::cuda::ptx::mbarrier_init(unit_empty + u, Tr::kConsumerWarps);
-    }
+    ::cuda::ptx::mbarrier_init(q_full, 1);
     for (int s = 0; s < S; ++s) {
       ::cuda::ptx::mbarrier_init(k_full + s, 1);
       ::cuda::ptx::mbarrier_init(v_full + s, 1);
@@ -144,36 +145,23 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       ::cuda::ptx::mbarrier_init(v_empty + s, Tr::kConsumerWarps);
     }
     ::cuda::ptx::fence_mbarrier_init(::cuda::ptx::sem_release, ::cuda::ptx::scope_cluster);
+    // Q needs no tile table: its copy flies while the tables are built.
+    ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
+                                           ::cuda::ptx::space_shared, q_full, Tr::kQBytes);
+#pragma unroll
+    for (int a = 0; a < Tr::kAtoms; ++a)
+      tma_load(smem + a * BM * 128, &P.q, a * 64, static_cast<int>(q0), h, b, q_full);
   }
-  __syncthreads();
+  flash::RowDoc* row_doc = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
+  flash::build_tables<BN, BM, Tr::kThreads, Tr::kTableInts>(p, q0, rows_valid, table, row_doc,
+                                                            tid);
 
-  // A unit: query block m (longest causal rows first) of head h of batch b; its first query.
-  struct Unit {
-    int m_block, h, b;
-    i64 q0;
-    int rows_valid;
-  };
-  auto unit_at = [&](int u) {
-    Unit w;
-    w.m_block = P.m_blocks - 1 - u % P.m_blocks;
-    w.h = (u / P.m_blocks) % P.heads;
-    w.b = u / (P.m_blocks * P.heads);
-    w.q0 = static_cast<i64>(w.m_block) * BM;
-    w.rows_valid = static_cast<int>(min(static_cast<i64>(BM), p.nq - w.q0));
-    return w;
-  };
-
-  // Producer warp: for each unit this CTA takes, in unit slot it % 2 (free once the consumers
-  // are done with unit it - 2): the warp builds the tile table and row documents, then lane 0
-  // issues Q's copy and every K and V copy of the unit into the ring (which runs on across units)
-  // and draws the next unit's ticket.
+  // Producer: one thread issues every K and V copy (Q's went out with the barriers' init).
   auto producer = [&]() {
-    const int lane = tid;
     constexpr std::uint32_t kKVTx = Tr::kKVBytes;
     int ks = 0, vs = 0;
     std::uint32_t kph = 0, vph = 0;
-    auto load = [&](const Cursor& c, i64 kv_head, int b, bool is_k, int& slot,
-                    std::uint32_t& phase) {
+    auto load = [&](const Cursor& c, bool is_k, int& slot, std::uint32_t& phase) {
       std::uint64_t* full = (is_k ? k_full : v_full) + slot;
       wait_barrier((is_k ? k_empty : v_empty) + slot, phase ^ 1);  // the slot's last use ended
       ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
@@ -189,51 +177,15 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         phase ^= 1;
       }
     };
-    int u = blockIdx.x;
-    for (int it = 0;; ++it) {
-      const int us = it & 1;
-      if (lane == 0) wait_barrier(unit_empty + us, ((it >> 1) & 1) ^ 1);
-      __syncwarp();
-      if (u >= P.units) {
-        if (lane == 0) {
-          unit_of[us] = -1;
-          ::cuda::ptx::mbarrier_arrive(unit_full + us);
-        }
-        break;
-      }
-      const Unit w = unit_at(u);
-      int* table = tables + us * Tr::kTableSlotInts;
-      flash::build_tables<BN, BM, 32, Tr::kTableInts>(p, w.q0, w.rows_valid, table,
-                                                      row_docs + us * BM, lane, flash::SyncWarp{});
-      if (lane == 0) {
-        unit_of[us] = u;
-        ::cuda::ptx::mbarrier_arrive_expect_tx(::cuda::ptx::sem_release, ::cuda::ptx::scope_cta,
-                                               ::cuda::ptx::space_shared, unit_full + us,
-                                               Tr::kQBytes);
-#pragma unroll
-        for (int a = 0; a < Tr::kAtoms; ++a)
-          tma_load(smem + us * Tr::kQBytes + a * BM * 128, &P.q, a * 64, static_cast<int>(w.q0),
-                   w.h, w.b, unit_full + us);
-        // Order of use by the consumers: K(0), then K(j + 1) before V(j).
-        const i64 kv_head = (p.q_head_start + w.h) / p.group;
-        Cursor c{table, p.num_segments};
-        bool have = c.enter();
-        if (have) load(c, kv_head, w.b, true, ks, kph);
-        while (have) {
-          const Cursor cur = c;
-          have = c.advance();
-          if (have) load(c, kv_head, w.b, true, ks, kph);
-          load(cur, kv_head, w.b, false, vs, vph);
-        }
-        u = static_cast<int>(gridDim.x) + atomicAdd(P.counter, 1);
-      }
-      u = __shfl_sync(0xffffffffu, u, 0);
-    }
-    // Every ticket of this launch is drawn once each CTA has drawn one past the end: the last CTA
-    // to get here leaves the counter at zero for the next launch on this stream.
-    if (lane == 0 && atomicAdd(P.counter + 1, 1) == static_cast<int>(gridDim.x) - 1) {
-      atomicExch(P.counter, 0);
-      atomicExch(P.counter + 1, 0);
+    // Order of use by the consumers: K(0), then K(j + 1) before V(j).
+    Cursor c{table, p.num_segments};
+    bool have = c.enter();
+    if (have) load(c, true, ks, kph);
+    while (have) {
+      const Cursor cur = c;
+      have = c.advance();
+      if (have) load(c, true, ks, kph);
+      load(cur, false, vs, vph);
     }
   };
 
@@ -249,12 +201,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     const std::uint64_t q_desc = make_desc(sq + cw * 64 * 128, 16, 1024);
     const std::uint64_t k_desc = make_desc(sk, 16, 1024);
     const std::uint64_t v_desc = make_desc(sv, BN * 128, 1024);
-    // The unit in hand: its slot (Q, table, row documents) and first query.
-    int us = 0;
-    i64 q0 = 0;
-    const flash::RowDoc* row_doc = row_docs;
     auto q_at = [&](int kk) -> std::uint64_t {
-      return q_desc + (((us * Tr::kQBytes) + ((kk / 4) * BM * 128) + (kk % 4) * 32) >> 4);
+      return q_desc + ((((kk / 4) * BM * 128) + (kk % 4) * 32) >> 4);
     };
     auto k_at = [&](int slot, int kk) -> std::uint64_t {
       return k_desc + ((slot * Tr::kKVBytes + (kk / 4) * BN * 128 + (kk % 4) * 32) >> 4);
@@ -266,7 +214,9 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     float o[D / 2];
     float s[BN / 2];
     std::uint32_t pa[Tr::kPSteps][4];
-    float row_max[2], row_sum[2];
+    float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
 
     const float sl2 = p.score_log2;
     // s = softcap(s); s[~visible] = -inf; then the online softmax: s <- exp2(s sl2 - m sl2) and
@@ -367,37 +317,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       if (lane == 0) ::cuda::ptx::mbarrier_arrive(empty);
     };
 
-    auto epilogue = [&](const Unit& w) {
-      // out = o / l; lse = m + log(l); rows with l == 0 saw no key: out 0, lse -inf.
-#pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        float l = row_sum[hr];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        const int row = r0 + hr * 8;
-        if (row >= w.rows_valid) continue;
-        const i64 qi = q0 + row;
-        if (p.lse != nullptr && (lane & 3) == 0) {
-          p.lse[w.b * p.lse_batch_stride + qi * p.lse_token_stride + w.h * p.lse_head_stride] =
-              l > 0.f ? row_max[hr] * p.score_to_nat + logf(l) : -INFINITY;
-        }
-        const i64 base =
-            w.b * p.out_batch_stride + qi * p.out_token_stride + w.h * p.out_head_stride;
-#pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-          const int col = j * 8 + (lane & 3) * 2;
-          const float v0 = o[4 * j + 2 * hr] * inv, v1 = o[4 * j + 2 * hr + 1] * inv;
-          if (p.out_f32) {
-            *reinterpret_cast<float2*>(static_cast<float*>(p.out) + base + col) = make_float2(v0, v1);
-          } else {
-            *reinterpret_cast<std::uint32_t*>(static_cast<T*>(p.out) + base + col) =
-                flash::pack2<T>(v0, v1);
-          }
-        }
-      }
-    };
-
+    wait_barrier(q_full, 0);
+    Cursor c{table, p.num_segments};
     int ks = 0, vs = 0;
     std::uint32_t kph = 0, vph = 0;
     auto next_slot = [](int& slot, std::uint32_t& phase) {
@@ -406,87 +327,95 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         phase ^= 1;
       }
     };
-    if (cw == Tr::kConsumers - 1) pingpong_pass<Tr::kConsumers>(cw);  // consumer 0 goes first
-    for (int it = 0;; ++it) {
-      us = it & 1;
-      wait_barrier(unit_full + us, (it >> 1) & 1);
-      const int u = unit_of[us];
-      if (u < 0) break;
-      const Unit w = unit_at(u);
-      q0 = w.q0;
-      row_doc = row_docs + us * BM;
-      row_max[0] = row_max[1] = -INFINITY;
-      row_sum[0] = row_sum[1] = 0.f;
-#pragma unroll
-      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-      Cursor c{tables + us * Tr::kTableSlotInts, p.num_segments};
-      if (c.enter()) {
-        float alpha[2];
-        // Tile 0: S = Q K(0)^T, softmax, P.
+    if (c.enter()) {
+      if (cw == Tr::kConsumers - 1) pingpong_pass<Tr::kConsumers>(cw);  // consumer 0 goes first
+      float alpha[2];
+      // Tile 0: S = Q K(0)^T, softmax, P.
+      wait_barrier(k_full + ks, kph);
+      pingpong_wait(cw);
+      wgmma_fence();
+      issue_s(ks);
+      pingpong_pass<Tr::kConsumers>(cw);
+      wgmma_wait<0>();
+      fence_regs(s);
+      release(k_empty + ks);
+      next_slot(ks, kph);
+      softmax(c, alpha);
+      pack_p();
+      // Tile j: S(j) = Q K(j)^T and O += P(j-1) V(j-1) in flight together; softmax of S(j) while
+      // P V runs; then O rescaled and P(j) packed.
+      while (c.advance()) {
         wait_barrier(k_full + ks, kph);
         pingpong_wait(cw);
         wgmma_fence();
         issue_s(ks);
+        wait_barrier(v_full + vs, vph);
+        issue_pv(vs);
         pingpong_pass<Tr::kConsumers>(cw);
-        wgmma_wait<0>();
+        wgmma_wait<1>();  // S(j) done
         fence_regs(s);
         release(k_empty + ks);
         next_slot(ks, kph);
-        softmax(c, alpha);
-        pack_p();
-        // Tile j: S(j) = Q K(j)^T and O += P(j-1) V(j-1) in flight together; softmax of S(j)
-        // while P V runs; then O rescaled and P(j) packed.
-        while (c.advance()) {
-          wait_barrier(k_full + ks, kph);
-          pingpong_wait(cw);
-          wgmma_fence();
-          issue_s(ks);
-          wait_barrier(v_full + vs, vph);
-          issue_pv(vs);
-          pingpong_pass<Tr::kConsumers>(cw);
-          wgmma_wait<1>();  // S(j) done
-          fence_regs(s);
-          release(k_empty + ks);
-          next_slot(ks, kph);
-          const bool moved = softmax(c, alpha);
-          wgmma_wait<0>();  // P(j-1) V(j-1) done
-          fence_regs(o);
-#pragma unroll
-          for (int kk = 0; kk < Tr::kPSteps; ++kk) fence_regs(pa[kk]);
-          release(v_empty + vs);
-          next_slot(vs, vph);
-          if (moved) {
-#pragma unroll
-            for (int j = 0; j < D / 8; ++j) {
-              o[4 * j + 0] *= alpha[0];
-              o[4 * j + 1] *= alpha[0];
-              o[4 * j + 2] *= alpha[1];
-              o[4 * j + 3] *= alpha[1];
-            }
-          }
-          pack_p();
-        }
-        // Every Q K^T of the unit is done and its table read: the producer may refill the slot.
-        release(unit_empty + us);
-        wait_barrier(v_full + vs, vph);
-        wgmma_fence();
-        issue_pv(vs);
-        wgmma_wait<0>();
+        const bool moved = softmax(c, alpha);
+        wgmma_wait<0>();  // P(j-1) V(j-1) done
         fence_regs(o);
+#pragma unroll
+        for (int kk = 0; kk < Tr::kPSteps; ++kk) fence_regs(pa[kk]);
         release(v_empty + vs);
         next_slot(vs, vph);
-      } else {
-        release(unit_empty + us);
+        if (moved) {
+#pragma unroll
+          for (int j = 0; j < D / 8; ++j) {
+            o[4 * j + 0] *= alpha[0];
+            o[4 * j + 1] *= alpha[0];
+            o[4 * j + 2] *= alpha[1];
+            o[4 * j + 3] *= alpha[1];
+          }
+        }
+        pack_p();
       }
-      epilogue(w);
+      wait_barrier(v_full + vs, vph);
+      wgmma_fence();
+      issue_pv(vs);
+      wgmma_wait<0>();
+      fence_regs(o);
+      release(v_empty + vs);
+      if (cw == 0) pingpong_wait(0);  // takes the last consumer's last pass: none left pending
     }
-    if (cw == 0) pingpong_wait(0);  // takes the last consumer's last pass: none left pending
+
+    // out = o / l; lse = m + log(l); rows with l == 0 saw no key: out 0, lse -inf.
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float l = row_sum[hr];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const int row = r0 + hr * 8;
+      if (row >= rows_valid) continue;
+      const i64 qi = q0 + row;
+      if (p.lse != nullptr && (lane & 3) == 0) {
+        p.lse[b * p.lse_batch_stride + qi * p.lse_token_stride + h * p.lse_head_stride] =
+            l > 0.f ? row_max[hr] * p.score_to_nat + logf(l) : -INFINITY;
+      }
+      const i64 base = b * p.out_batch_stride + qi * p.out_token_stride + h * p.out_head_stride;
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        const int col = j * 8 + (lane & 3) * 2;
+        const float v0 = o[4 * j + 2 * hr] * inv, v1 = o[4 * j + 2 * hr + 1] * inv;
+        if (p.out_f32) {
+          *reinterpret_cast<float2*>(static_cast<float*>(p.out) + base + col) = make_float2(v0, v1);
+        } else {
+          *reinterpret_cast<std::uint32_t*>(static_cast<T*>(p.out) + base + col) =
+              flash::pack2<T>(v0, v1);
+        }
+      }
+    }
   };
 
   // Each warpgroup's role is one branch of one if/else, so setmaxnreg applies (HOPPER.md).
   if (tid < 128) {  // producer warpgroup
     regs_dec<Tr::kProducerRegs>();
-    if (tid < 32) producer();
+    if (tid == 0) producer();
   } else {
     regs_inc<Tr::kConsumerRegs>();
     consumer();

@@ -7,7 +7,6 @@
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <string>
 
 #include "core/status.h"
@@ -58,29 +57,16 @@ Status encode_map(CUtensorMap* map, const void* base, std::int64_t head_dim, std
   return {};
 }
 
-// For the persistent grid on the current device: the ticket counter of its launches on `stream`
-// (two ints, zero between launches; flash_api.cu keeps one per device and stream, for the
-// process's life) and the device's SM count.
-Status persistent_grid(cudaStream_t stream, int** counter, int* sms);
-
-// Units of kBlockM queries of one (batch, head): persistent, one CTA per SM (or per unit when
-// there are fewer), each taking units until none is left; else one CTA per unit.
+// Grid: (query blocks, heads, batch); one CTA per kBlockM queries of one (batch, head).
 template <class Tr>
 Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64_t hq,
-                       cudaStream_t stream, bool persistent) {
+                       cudaStream_t stream) {
   using T = typename Tr::T;
   const std::int64_t m_blocks = (f.nq + Tr::kBlockM - 1) / Tr::kBlockM;
-  const std::int64_t units = m_blocks * hq * batch;
-  if (units >= 0x7fffffff)
-    return invalid_argument("flash_attention_forward: too many query blocks (blocks x heads x batch)");
-  if (units == 0) return {};
+  if (m_blocks > 0x7fffffff || hq > 65535 || batch > 65535)
+    return invalid_argument("flash_attention_forward: grid too large (query blocks, heads, batch)");
   Sm90Params P{};
   P.fwd = f;
-  P.units = static_cast<int>(units);
-  P.m_blocks = static_cast<int>(m_blocks);
-  P.heads = static_cast<int>(hq);
-  int sms = 0;
-  SPATTN_RETURN_IF_ERROR(persistent_grid(stream, &P.counter, &sms));
   SPATTN_RETURN_IF_ERROR(encode_map<T>(&P.q, f.q, Tr::kHeadDim, f.nq, hq, batch, f.q_token_stride,
                                        f.q_head_stride, f.q_batch_stride, Tr::kBlockM));
   const std::int64_t kv_last = (f.q_head_start + hq - 1) / f.group;  // last kv head the view uses
@@ -97,7 +83,8 @@ Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64
   auto* kernel = &flash_fwd_sm90_kernel<Tr>;
   SPATTN_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
-  const unsigned grid = static_cast<unsigned>(persistent ? std::min<std::int64_t>(units, sms) : units);
+  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(hq),
+                  static_cast<unsigned>(batch));
   kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(P);
   SPATTN_CUDA_CHECK(cudaGetLastError());
   return {};
@@ -106,6 +93,6 @@ Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64
 // Defined once per (T, head_dim) in inst/*.cu; flash_api.cu dispatches among them.
 template <typename T, int kHeadDim>
 Status run_fwd_sm90(const flash::FwdParams& p, std::int64_t batch, std::int64_t hq,
-                    cudaStream_t stream, bool persistent);
+                    cudaStream_t stream);
 
 }  // namespace spattn::cuda::flash_sm90

@@ -19,12 +19,6 @@ struct Sm90Params {
   CUtensorMap q;
   CUtensorMap k[flash::kMaxSegments];
   CUtensorMap v[flash::kMaxSegments];
-  // The persistent grid's work: units = m_blocks x heads x batch query blocks, numbered
-  // query block fastest (longest causal rows first), then head, then batch; each CTA takes its
-  // first unit from blockIdx.x and the next ones from counter[0] (a ticket counter, zero at
-  // launch; counter[1] counts the CTAs done, and the last one sets both back to zero).
-  int units, m_blocks, heads;
-  int* counter;
 };
 
 }  // namespace spattn::cuda::flash_sm90

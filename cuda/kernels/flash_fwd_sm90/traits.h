@@ -1,6 +1,5 @@
 // cuda/kernels/flash_fwd_sm90/traits.h: the compile-time shape of the Hopper kernel: one producer
-// warpgroup (one warp builds each unit's tile table, one thread of it issues the copy engine's
-// loads) and two consumer warpgroups of 64
+// warpgroup (a single thread issues the copy engine's loads) and two consumer warpgroups of 64
 // query rows each (three at head_dim 64, whose matrix work per tile is half as long while its
 // softmax is not: a third warpgroup's softmax hides under the other two's matrix work, as
 // FlashAttention-3 does at d 64); K and V tiles in a kStages-deep ring of shared-memory slots; shared memory laid
@@ -27,23 +26,19 @@ struct Sm90Traits {
   static constexpr int kAtoms = kHeadDim / 64;   // 128-byte column blocks per row
   static constexpr int kKSteps = kHeadDim / 16;  // k16 steps of Q K^T
   static constexpr int kPSteps = kBlockN / 16;   // k16 steps of P V
-  // Shared memory, bytes from a 1024-aligned base: two unit slots of Q [atom][kBlockM][64] (the
-  // next unit's Q lands while this one's last tiles run), then kStages K slots [atom][kBlockN][64],
-  // kStages V slots, then the mbarriers and, per unit slot, the unit's index, its per-segment tile
-  // table and each row's packed document (flash::RowDoc).
+  // Shared memory, bytes from a 1024-aligned base: Q [atom][kBlockM][64], then kStages K slots
+  // [atom][kBlockN][64], kStages V slots, then the mbarriers, the per-segment tile table and each
+  // row's packed document (flash::RowDoc).
   static constexpr int kQBytes = kBlockM * kHeadDim * 2;
   static constexpr int kKVBytes = kBlockN * kHeadDim * 2;  // one K or V slot
-  static constexpr int kKOffset = 2 * kQBytes;
+  static constexpr int kKOffset = kQBytes;
   static constexpr int kVOffset = kKOffset + kStages * kKVBytes;
   static constexpr int kBarOffset = kVOffset + kStages * kKVBytes;
-  // unit full (Q landed, table built) and unit empty, per slot; k full, k empty, v full, v empty
-  static constexpr int kNumBars = 4 + 4 * kStages;
+  static constexpr int kNumBars = 1 + 4 * kStages;  // q full; k full, k empty, v full, v empty
   static constexpr int kTableInts = 8;
-  static constexpr int kUnitOffset = kBarOffset + 8 * kNumBars;  // int [2]
-  static constexpr int kTableOffset = kUnitOffset + 8;            // int [2][segments][kTableInts]
-  static constexpr int kTableSlotInts = kTableInts * flash::kMaxSegments;
-  static constexpr int kRowDocOffset = kTableOffset + 4 * 2 * kTableSlotInts;  // RowDoc [2][kBlockM]
-  static constexpr int kSmemBytes = kRowDocOffset + 2 * 8 * kBlockM + 1024;
+  static constexpr int kTableOffset = kBarOffset + 8 * kNumBars;
+  static constexpr int kRowDocOffset = kTableOffset + 4 * kTableInts * flash::kMaxSegments;
+  static constexpr int kSmemBytes = kRowDocOffset + 8 * kBlockM + 1024;
 
   static_assert(sizeof(T) == 2, "16-bit inputs only");
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128 (whole 128-byte atoms)");

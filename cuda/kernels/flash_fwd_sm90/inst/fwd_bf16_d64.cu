@@ -5,8 +5,8 @@ namespace spattn::cuda::flash_sm90 {
 
 template <>
 Status run_fwd_sm90<__nv_bfloat16, 64>(const flash::FwdParams& p, std::int64_t batch,
-                                       std::int64_t hq, cudaStream_t stream, bool persistent) {
-  return launch_fwd_sm90<Sm90Traits<__nv_bfloat16, 64>>(p, batch, hq, stream, persistent);
+                                       std::int64_t hq, cudaStream_t stream) {
+  return launch_fwd_sm90<Sm90Traits<__nv_bfloat16, 64>>(p, batch, hq, stream);
 }
 
 }  // namespace spattn::cuda::flash_sm90
