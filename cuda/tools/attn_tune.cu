@@ -12,13 +12,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "cuda/flash_internal.h"
 #include "cuda/half.h"
 #include "cuda/kernels/flash_fwd_sm90/launch.cuh"
+#include "cuda/tools/bench_util.h"
 
 namespace sc = spattn::cuda;
 namespace fl = spattn::cuda::flash;
@@ -54,7 +54,8 @@ Variant variant(const char* name) {
 // Output and LSE of one call of v, and how far they are from ref's (ref empty: v is the reference).
 void check(const Variant& v, const sc::FlashParams& p, std::vector<std::uint16_t>& ref_out,
            std::vector<float>& ref_lse, double& dout, double& dlse) {
-  const size_t n = static_cast<size_t>(p.nq * p.hq * p.head_dim), nl = static_cast<size_t>(p.nq * p.hq);
+  const size_t n = static_cast<size_t>(p.nq * p.hq * p.head_dim),
+               nl = static_cast<size_t>(p.nq * p.hq);
   TUNE_CHECK(cudaMemset(p.out, 0xff, n * 2));  // NaN-poisoned: every element must be written
   v.launch(sc::to_fwd_params(p), p.batch, p.hq);
   TUNE_CHECK(cudaDeviceSynchronize());
@@ -126,15 +127,16 @@ void compare(const std::vector<Variant>& vs, const sc::FlashParams& p, int reps)
 template <int d>
 void run_shape(long long S, long long H, int reps) {
   const size_t n = static_cast<size_t>(S * H * d);
-  std::vector<std::uint16_t> h(n);
   void* buf[4];
   for (int i = 0; i < 4; ++i) {
     TUNE_CHECK(cudaMalloc(&buf[i], n * 2));
     if (i == 3) break;
-    std::mt19937_64 rng(1 + i);
-    std::uniform_real_distribution<float> u(-1.f, 1.f);
-    for (auto& x : h) x = sc::float_to_bf16(u(rng));
-    TUNE_CHECK(cudaMemcpy(buf[i], h.data(), n * 2, cudaMemcpyHostToDevice));
+    const spattn::Status s =
+        sc::tools::fill_random(buf[i], n, spattn::core::DType::kBF16, -1.f, 1.f, 1 + i);
+    if (!s.ok()) {
+      std::printf("attn_tune: %s\n", s.message().c_str());
+      std::exit(1);
+    }
   }
   float* lse;
   TUNE_CHECK(cudaMalloc(&lse, S * H * 4));
@@ -181,7 +183,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::printf(
-      "variant,S,d,causal,median_ms,tflops,speed_vs_first,speed_min,speed_max,max|dout|,max|dlse|\n");
+      "variant,S,d,causal,median_ms,tflops,speed_vs_first,speed_min,speed_max,max|dout|,max|dlse|"
+      "\n");
   for (long long S : seqs) run_shape<128>(S, H, reps);
   run_shape<64>(seqs[0], H, reps);
   return 0;
