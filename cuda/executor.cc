@@ -92,6 +92,7 @@ class Runner {
   void* ptr(const View& v);
   Status launch(const Task& t, cudaStream_t s);
   Status wait_deps(const Task& t, cudaStream_t s);
+  Status copy_collective(const std::vector<const Task*>& tasks);
   void release();
 
   const Plan& plan_;
@@ -132,6 +133,11 @@ Status Runner::setup(bool use_mpi) {
     local_ = {me};
     dev = {(lr ? std::atoi(lr) : me) % devices};
 #endif
+  } else if (opt_.one_gpu) {
+    for (int r = 0; r < plan_.world; ++r) {
+      local_.push_back(r);
+      dev.push_back(0);
+    }
   } else {
     if (devices < plan_.world)
       return unavailable("plan " + plan_.name() + " needs " + std::to_string(plan_.world) +
@@ -150,9 +156,11 @@ Status Runner::setup(bool use_mpi) {
   order_ = std::move(order).value();
   waits_ = core::explicit_waits(plan_, order_);
 
-  Expected<Communicators> comms = Communicators::create(plan_, local_, dev, use_mpi);
-  if (!comms) return comms.status();
-  comms_ = std::move(comms).value();
+  if (!opt_.one_gpu) {
+    Expected<Communicators> comms = Communicators::create(plan_, local_, dev, use_mpi);
+    if (!comms) return comms.status();
+    comms_ = std::move(comms).value();
+  }
 
   // Memory: the plan's arena (core::memory_layout: a streaming plan reuses the bytes of buffers
   // whose chunk is over) against each GPU's free memory, then one allocation per rank.
@@ -250,6 +258,40 @@ Status Runner::launch(const Task& t, cudaStream_t s) {
       plan_, t, [this](core::BufferId b) { return ptr(View{b, 0, 0, 0, 0}); }, doc_bounds, s);
 }
 
+// ExecOptions::one_gpu: a collective's transfers as device copies, every rank on the same GPU.
+// Each task's start event marks its dependencies met (run_iteration records it after wait_deps);
+// the first task's stream waits for all of them, makes every copy (the k-th send from a to b into
+// the k-th receive of b from a) and marks the end, which the other tasks' streams wait for.
+Status Runner::copy_collective(const std::vector<const Task*>& tasks) {
+  const Task& first = *tasks.front();
+  cudaStream_t s = state(first.rank).stream[static_cast<int>(first.stream)];
+  for (const Task* t : tasks)
+    SPATTN_CUDA_CHECK(cudaStreamWaitEvent(s, start_[static_cast<std::size_t>(t->id)], 0));
+  std::map<std::pair<int, int>, std::vector<const View*>> recvs;  // (receiver, sender) -> views
+  for (const Task* t : tasks)
+    for (const core::Transfer& x : std::get<core::Comm>(t->op).recvs)
+      recvs[{t->rank, x.peer}].push_back(&x.view);
+  std::map<std::pair<int, int>, std::size_t> taken;
+  for (const Task* t : tasks)
+    for (const core::Transfer& x : std::get<core::Comm>(t->op).sends) {
+      const std::vector<const View*>& to = recvs[{x.peer, t->rank}];
+      std::size_t& k = taken[{x.peer, t->rank}];
+      const Bytes bytes = core::view_bytes(plan_, x.view);
+      if (k >= to.size() || core::view_bytes(plan_, *to[k]) != bytes)
+        return internal_error("plan " + plan_.name() + ": task " + std::to_string(t->id) + " (" +
+                              t->label + ") sends to rank " + std::to_string(x.peer) +
+                              " with no receive of the same size to match");
+      SPATTN_CUDA_CHECK(cudaMemcpyAsync(ptr(*to[k++]), ptr(x.view), static_cast<std::size_t>(bytes),
+                                        cudaMemcpyDeviceToDevice, s));
+    }
+  SPATTN_CUDA_CHECK(cudaEventRecord(end_[static_cast<std::size_t>(first.id)], s));
+  for (const Task* t : tasks)
+    if (t != &first)
+      SPATTN_CUDA_CHECK(cudaStreamWaitEvent(state(t->rank).stream[static_cast<int>(t->stream)],
+                                            end_[static_cast<std::size_t>(first.id)], 0));
+  return {};
+}
+
 Status Runner::run_iteration(core::Timeline* timeline, double* ms) {
   for (RankState& r : ranks_) {
     SPATTN_CUDA_CHECK(cudaSetDevice(r.device));
@@ -279,6 +321,8 @@ Status Runner::run_iteration(core::Timeline* timeline, double* ms) {
     if (mine.front()->collective < 0) {
       const Task& t = *mine.front();
       SPATTN_RETURN_IF_ERROR(launch(t, state(t.rank).stream[static_cast<int>(t.stream)]));
+    } else if (opt_.one_gpu) {
+      SPATTN_RETURN_IF_ERROR(copy_collective(mine));
     } else {
       // All local tasks of the collective in one NCCL group (needed when one thread drives several
       // GPUs).
@@ -543,6 +587,9 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
                             " is rank-symmetric (it holds some ranks only): it can be simulated "
                             "for time, not executed");
   const bool use_mpi = launched_by_mpi();
+  if (use_mpi && options.one_gpu)
+    return invalid_argument("one_gpu (every rank on one GPU, no NCCL) needs one process; mpirun "
+                            "started several");
 #ifdef SPATTN_WITH_MPI
   if (use_mpi) {
     int ready = 0;
@@ -573,8 +620,10 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   res.setup_s = seconds_since(t0);
   t0 = Clock::now();
   res.world = plan.world;
+  res.one_gpu = options.one_gpu;
   res.local_ranks = runner.local_ranks();
   res.device = describe_devices(res.local_ranks);
+  if (options.one_gpu) res.device += ", every rank on GPU 0, transfers as device copies";
   double ms = 0;
   for (int i = 0; i < options.warmup; ++i)
     SPATTN_RETURN_IF_ERROR(runner.run_iteration(nullptr, &ms));

@@ -35,6 +35,7 @@ struct RunOptions {
   int warmup = 2;               // cuda: untimed iterations first
   int iterations = 10;          // cuda: timed iterations (the median is reported)
   int nodes = 0;                // sim: > 0 replaces `nodes` of a generated cluster file (--nodes)
+  bool one_gpu = false;         // cuda: every rank on GPU 0 (cuda::ExecOptions::one_gpu)
   bool keep_timelines = false;  // sim, cuda: keep each row's Timeline (traces, comparison)
   // Rows of an earlier, interrupted run of the same backend (--resume): a row found here by
   // (case label, plan) with status ok is copied instead of run again. May be null.

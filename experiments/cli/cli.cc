@@ -163,6 +163,13 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
     return std::find(backends->begin(), backends->end(), b) != backends->end();
   };
   const bool comparing = has(Backend::kSim) && has(Backend::kCuda);
+  if (a.options.one_gpu && !has(Backend::kCuda))
+    return fail(err, invalid_argument("--one-gpu: applies to the cuda backend, which is not among "
+                                      "the backends (" + list + ")"));
+  if (a.options.one_gpu && comparing)
+    return fail(err, invalid_argument("--one-gpu: its ranks share one GPU, so its times are not the "
+                                      "plan's and cannot be compared with sim; run --backend cuda "
+                                      "alone"));
   // Refused at load time: nothing runs when an explicit plan cannot be built in any case, nor
   // when the simulator's files are bad or its cluster is too small (a backend listed before sim
   // would run first otherwise).
@@ -399,6 +406,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   run->add_option("--iters", run_args.options.iterations,
                   "cuda: timed iterations (median reported)")
       ->check(at_least(1));
+  run->add_flag("--one-gpu", run_args.options.one_gpu,
+                "cuda: run every rank of each plan on GPU 0, transfers as device copies instead "
+                "of NCCL: checks plans of any GPU count with the real kernels on one GPU (reports "
+                "the errors, no times or memory: the ranks share the GPU)");
   run->add_option("--seed", run_args.options.seed, "Seed of the random inputs")
       ->capture_default_str();
   run->add_option("--format", run_args.format, "Output format")

@@ -537,5 +537,17 @@ TEST(Cli, SimulatesARingOver16kGpus) {
   }
 }
 
+// --one-gpu (every rank on GPU 0) is for the cuda backend alone: without cuda it does nothing,
+// and beside sim its times would be compared as if they were the plan's. Both are bad input.
+TEST(Cli, OneGpuNeedsTheCudaBackendAlone) {
+  const Result without = spattn({"run", kQuickstart, "--backend", "host", "--one-gpu"});
+  EXPECT_EQ(without.code, 2) << without.err;
+  EXPECT_NE(without.err.find("--one-gpu: applies to the cuda backend"), std::string::npos)
+      << without.err;
+  const Result beside = spattn({"run", kQuickstart, "--backend", "sim,cuda", "--one-gpu"});
+  EXPECT_EQ(beside.code, 2) << beside.err;
+  EXPECT_NE(beside.err.find("cannot be compared with sim"), std::string::npos) << beside.err;
+}
+
 }  // namespace
 }  // namespace spattn::experiments
