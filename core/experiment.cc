@@ -118,6 +118,16 @@ Status read_documents(const YamlReader& r, const YAML::Node& problem, Problem& p
   if (n.IsSequence()) {
     std::vector<std::int64_t> lengths;
     SPATTN_RETURN_IF_ERROR(read_int_list(r, problem, "documents", "problem.documents", 1, lengths));
+    // The boundaries are prefix sums: refused past kMaxTokens before they could overflow 64 bits
+    // (validate then checks that they end at seq_len).
+    std::int64_t sum = 0;
+    for (std::size_t i = 0; i < lengths.size(); ++i) {
+      if (lengths[i] > kMaxTokens - sum)
+        return r.error(n[i], "problem.documents[" + std::to_string(i) + "]",
+                       "the lengths up to here sum to more than the limit " +
+                           std::to_string(kMaxTokens) + " tokens");
+      sum += lengths[i];
+    }
     p.doc_bounds = document_bounds(lengths);
     return {};
   }

@@ -79,6 +79,7 @@ const std::map<std::string, Expect> kBad = {
     {"degrees_vs_sweep.yaml", {"8:32", "plans[0].ulysses"}},
     {"documents_bad_sum.yaml", {"6:14", "problem.documents"}},
     {"documents_negative_length.yaml", {"6:21", "problem.documents[1]"}},
+    {"documents_sum_overflow.yaml", {"6:20", "problem.documents[1]"}},
     {"documents_too_many.yaml", {"6:46", "problem.documents.mean"}},
     {"documents_unknown_distribution.yaml", {"6:29", "problem.documents.distribution"}},
     {"documents_with_joint.yaml", {"7:14", "problem.documents"}},
@@ -140,6 +141,17 @@ TEST(Cli, ChecksBeforeWorkSayWhatWouldFit) {
   const Result dup = spattn({"plan", kBadInputs + "/duplicate_key.yaml"});
   EXPECT_EQ(dup.code, 2);
   EXPECT_NE(dup.err.find("first at line 5, again at line 6"), std::string::npos) << dup.err;
+}
+
+// Listed document lengths whose running sum would overflow 64 bits (it was signed overflow in
+// core::document_bounds, a UBSan report) are refused at the first length past the token limit.
+TEST(Cli, DocumentLengthsSumWithinTheTokenLimit) {
+  const Result r = spattn({"plan", kBadInputs + "/documents_sum_overflow.yaml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'problem.documents[1]': the lengths up to here sum to more than the "
+                       "limit 2147483648 tokens"),
+            std::string::npos)
+      << r.err;
 }
 
 // An explicit plan refused in every case fails `run` before any backend runs: nothing on stdout
