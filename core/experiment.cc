@@ -261,6 +261,19 @@ Status read_sweep(const YamlReader& r, const YAML::Node& n, Sweep& s) {
         to_gpus(r, n["gpus"][i], "sweep.gpus[" + std::to_string(i) + "]", gpus[i], g));
     s.gpus.push_back(g);
   }
+  // The cases are the lists' product: a few lines (or aliases of one list) could ask for 1e9.
+  std::int64_t cases = 1;
+  std::string product;
+  for (std::size_t size : {s.batch.size(), s.joint_len.size(), s.seq_len.size(),
+                           s.documents_mean.size(), s.gpus.size()}) {
+    if (size == 0) continue;
+    cases = std::min(cases * static_cast<std::int64_t>(size), kMaxSweepCases + 1);
+    product += (product.empty() ? "" : " x ") + std::to_string(size);
+  }
+  if (cases > kMaxSweepCases)
+    return r.error(n, "sweep",
+                   "the lists make " + product + " cases, more than the limit " +
+                       std::to_string(kMaxSweepCases));
   return {};
 }
 

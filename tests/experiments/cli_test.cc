@@ -92,6 +92,7 @@ const std::map<std::string, Expect> kBad = {
     {"not_a_map.yaml", {"1:1", "(top level)"}},
     {"seq_len_over_limit.yaml", {"5:12", "problem.seq_len"}},
     {"sweep_bad_value.yaml", {"9:19", "sweep.seq_len[1]"}},
+    {"sweep_too_many_cases.yaml", {"10:3", "sweep"}},
     {"syntax_error.yaml", {"5:10", ""}},
     {"unknown_backend.yaml", {"8:18", "backends[1]"}},
     {"unknown_dtype.yaml", {"6:10", "problem.dtype"}},
@@ -150,6 +151,16 @@ TEST(Cli, DocumentLengthsSumWithinTheTokenLimit) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("key 'problem.documents[1]': the lengths up to here sum to more than the "
                        "limit 2147483648 tokens"),
+            std::string::npos)
+      << r.err;
+}
+
+// A sweep whose lists multiply to more cases than core::kMaxSweepCases is refused at load (it was
+// loaded case by case until memory ran out: 3 aliases of a 1,000-entry list are 1e9 cases).
+TEST(Cli, SweepCasesWithinTheLimit) {
+  const Result r = spattn({"plan", kBadInputs + "/sweep_too_many_cases.yaml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'sweep': the lists make 101 x 101 cases, more than the limit 10000"),
             std::string::npos)
       << r.err;
 }
