@@ -41,6 +41,7 @@ Status read_link_class(const YamlReader& y, const YAML::Node& links, const char*
 
 // attention: the kernel's CTA schedule (AttentionKernelProfile).
 Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelProfile& k) {
+  SPATTN_RETURN_IF_ERROR(y.require_map(a, "attention"));  // before a[old]: a scalar throws
   for (const char* old : {"non_causal", "causal", "causal_unmasked", "cta_factor"})
     if (a[old])
       return y.error(a[old], old,

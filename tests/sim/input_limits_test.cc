@@ -67,6 +67,15 @@ TEST(InputLimits, ProfileSizeDelayPeersAndTimesAreChecked) {
       "key 'launch_us': must be at most");
 }
 
+// `attention:` given as a scalar or a list: named at its position, not thrown by yaml-cpp (its
+// operator[] on a scalar ended the process with an uncaught YAML::BadSubscript).
+TEST(InputLimits, ProfileAttentionMustBeAMap) {
+  expect_error(core::parse_profile("profile:\n  attention: 3.11\n", "p.yaml").status(),
+               "p.yaml:2:14: key 'attention': expected a map");
+  expect_error(core::parse_profile("profile:\n  attention: [tile_us]\n", "p.yaml").status(),
+               "p.yaml:2:14: key 'attention': expected a map");
+}
+
 // A one-GPU topology with the given attributes on its <gpu>, <nvlink> and <net>.
 std::string topo(const std::string& gpu_attrs, const std::string& nvlink, const std::string& net) {
   return "<system version=\"1\"><cpu numaid=\"0\"><pci busid=\"0000:18:00.0\" link_speed=\"32.0 "
