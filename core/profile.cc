@@ -11,6 +11,10 @@
 namespace spattn::core {
 namespace {
 
+// The largest attention.block_m, block_n and head_dim (also in head_dim_factor): block counts and
+// tile sizes stay far from 64-bit overflow.
+constexpr std::int64_t kMaxTileSide = 65536;
+
 TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6)); }
 double ps_to_us_exact(TimePs t) { return static_cast<double>(t) / 1e6; }  // 23780000 -> 23.78
 
@@ -62,7 +66,8 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "head_dim", k.head_dim, false));
   for (const auto& [key, v] : {std::pair{"block_m", k.block_m}, std::pair{"block_n", k.block_n},
                                std::pair{"head_dim", k.head_dim}})
-    if (v > 65536) return y.error(a[key], key, "must be at most 65536");
+    if (v > kMaxTileSide)
+      return y.error(a[key], key, "must be at most " + std::to_string(kMaxTileSide));
   std::int64_t sms = k.sms, per_sm = k.ctas_per_sm;
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "sms", sms, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "ctas_per_sm", per_sm, false));
@@ -107,6 +112,12 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "factor", f.factor, true));
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "block_m", f.block_m, false));
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "block_n", f.block_n, false));
+      for (const auto& [key, v] :
+           {std::pair{"head_dim", f.head_dim}, std::pair{"block_m", f.block_m},
+            std::pair{"block_n", f.block_n}})
+        if (v > kMaxTileSide)
+          return y.error(t[i][key], "head_dim_factor[" + std::to_string(i) + "]." + key,
+                         "must be at most " + std::to_string(kMaxTileSide));
       k.head_dim_factor.push_back(f);
     }
   }

@@ -76,6 +76,24 @@ TEST(InputLimits, ProfileAttentionMustBeAMap) {
                "p.yaml:2:14: key 'attention': expected a map");
 }
 
+// head_dim_factor's block sizes have the bound of attention.block_m / block_n: 2^63 - 1 reached
+// the attention model and overflowed (999 + 9223372036854775807, a UBSan report).
+TEST(InputLimits, ProfileHeadDimFactorBlocksAreBounded) {
+  const std::string head = "profile:\n  attention:\n    tile_us: 1\n    head_dim_factor:\n";
+  expect_error(core::parse_profile(head + "      - {head_dim: 64, factor: 1, block_m: "
+                                          "9223372036854775807}\n",
+                                   "p.yaml")
+                   .status(),
+               "p.yaml:5:44: key 'head_dim_factor[0].block_m': must be at most 65536");
+  expect_error(
+      core::parse_profile(head + "      - {head_dim: 64, factor: 1, block_n: 65537}\n", "p.yaml")
+          .status(),
+      "key 'head_dim_factor[0].block_n': must be at most 65536");
+  EXPECT_TRUE(
+      core::parse_profile(head + "      - {head_dim: 64, factor: 1, block_m: 65536}\n", "p.yaml")
+          .ok());
+}
+
 // A one-GPU topology with the given attributes on its <gpu>, <nvlink> and <net>.
 std::string topo(const std::string& gpu_attrs, const std::string& nvlink, const std::string& net) {
   return "<system version=\"1\"><cpu numaid=\"0\"><pci busid=\"0000:18:00.0\" link_speed=\"32.0 "
