@@ -76,6 +76,10 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
   k.sms = static_cast<int>(sms);
   k.ctas_per_sm = static_cast<int>(per_sm);
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "tile_us", k.tile_us, true));
+  if (!(k.tile_us <= kMaxLatencyUs))
+    return y.error(
+        a["tile_us"], "tile_us",
+        fmt::format("must be at most {:g}, got {}", kMaxLatencyUs, a["tile_us"].Scalar()));
   for (auto [key, field] :
        {std::pair{"cta_tiles", &k.cta_tiles}, std::pair{"masked_tiles", &k.masked_tiles}}) {
     SPATTN_RETURN_IF_ERROR(y.get(a, key, *field, false));
@@ -206,8 +210,8 @@ Expected<Profile> read_profile(const YamlReader& y) {
     SPATTN_RETURN_IF_ERROR(
         y.check_keys(o, "overlap", {"compute_slowdown", "comm_waits_for_compute"}));
     SPATTN_RETURN_IF_ERROR(y.get(o, "compute_slowdown", p.compute_slowdown, false));
-    if (!(p.compute_slowdown >= 0))
-      return y.error(o["compute_slowdown"], "compute_slowdown", "must be >= 0");
+    if (!(p.compute_slowdown >= 0) || !std::isfinite(p.compute_slowdown))
+      return y.error(o["compute_slowdown"], "compute_slowdown", "must be a finite number >= 0");
     SPATTN_RETURN_IF_ERROR(y.get(o, "comm_waits_for_compute", p.comm_waits_for_compute, false));
   }
   if (const YAML::Node h = m["host"]) {

@@ -76,6 +76,37 @@ TEST(InputLimits, ProfileAttentionMustBeAMap) {
                "p.yaml:2:14: key 'attention': expected a map");
 }
 
+// Profile numbers the simulator multiplies by are finite: `.inf` was read as a tile time (every
+// plan then "infeasible: passes 26 days", exit 0) and as a factor; tile_us is a time in us and has
+// the bound of the other `*_us` keys.
+TEST(InputLimits, ProfileTimesAndFactorsAreFinite) {
+  expect_error(core::parse_profile("profile:\n  attention: {tile_us: .inf}\n", "p.yaml").status(),
+               "p.yaml:2:24: key 'tile_us': must be a finite number > 0, got .inf");
+  expect_error(core::parse_profile("profile:\n  attention: {tile_us: 1e300}\n", "p.yaml").status(),
+               "p.yaml:2:24: key 'tile_us': must be at most 1e+09, got 1e300");
+  for (const char* key : {"softcap_factor", "fp16_factor", "documents_factor"})
+    expect_error(
+        core::parse_profile(std::string("profile:\n  attention: {tile_us: 1, ") + key + ": .inf}\n",
+                            "p.yaml")
+            .status(),
+        std::string("key '") + key + "': must be a finite number > 0, got .inf");
+  expect_error(core::parse_profile("profile:\n  attention:\n    tile_us: 1\n    keys_factor: "
+                                   "[{keys: 1, factor: .inf}]\n",
+                                   "p.yaml")
+                   .status(),
+               "p.yaml:4:37: key 'factor': must be a finite number > 0, got .inf");
+  expect_error(core::parse_profile("profile:\n  attention: {tile_us: 1}\n  memory: {hbm_gbps: "
+                                   ".inf}\n",
+                                   "p.yaml")
+                   .status(),
+               "key 'hbm_gbps': must be a finite number > 0, got .inf");
+  expect_error(core::parse_profile("profile:\n  attention: {tile_us: 1}\n  overlap: "
+                                   "{compute_slowdown: .inf}\n",
+                                   "p.yaml")
+                   .status(),
+               "key 'compute_slowdown': must be a finite number >= 0");
+}
+
 // head_dim_factor's block sizes have the bound of attention.block_m / block_n: 2^63 - 1 reached
 // the attention model and overflowed (999 + 9223372036854775807, a UBSan report).
 TEST(InputLimits, ProfileHeadDimFactorBlocksAreBounded) {
