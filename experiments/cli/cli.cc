@@ -4,8 +4,10 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -344,6 +346,21 @@ static CLI::Validator at_least(long long lo) {
       "INT>=" + std::to_string(lo));
 }
 
+// An unsigned 64-bit option read whole: CLI11 alone turned "-1" and 99999999999999999999 into
+// 18446744073709551615 without a word.
+static CLI::Validator unsigned_64() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        std::uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || end != s.data() + s.size())
+          return "must be an integer in 0.." +
+                 std::to_string(std::numeric_limits<std::uint64_t>::max()) + ", got '" + s + "'";
+        return std::string();
+      },
+      "UINT64");
+}
+
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   CLI::App app{
       "spattn: plans, simulates and runs sequence-parallel attention (Ulysses, Ring, Hybrid).\n"
@@ -400,6 +417,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                   "cuda: timed iterations (median reported)")
       ->check(at_least(1));
   run->add_option("--seed", run_args.options.seed, "Seed of the random inputs")
+      ->check(unsigned_64())
       ->capture_default_str();
   run->add_option("--format", run_args.format, "Output format")
       ->check(CLI::IsMember({"table", "json"}))

@@ -240,6 +240,14 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
             "spattn: --nodes: must be >= 1, got -3\n");
   EXPECT_EQ(spattn({"run", kQuickstart, "--warmup", "x"}).err,
             "spattn: --warmup: must be an integer, got 'x'\n");
+  // The seed is read whole: CLI11 alone read the first three as 18446744073709551615 (exit 0).
+  for (const char* seed : {"-1", "99999999999999999999", "18446744073709551616", "7x"}) {
+    const Result r = spattn({"run", kQuickstart, "--backend", "sim", "--seed", seed});
+    EXPECT_EQ(r.code, 2) << seed;
+    EXPECT_EQ(r.err, std::string("spattn: --seed: must be an integer in 0..18446744073709551615, "
+                                 "got '") +
+                         seed + "'\n");
+  }
 }
 
 TEST(Cli, CudaBackendNotBuiltIsExitOne) {
