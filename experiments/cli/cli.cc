@@ -155,7 +155,10 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
                                       std::to_string(a.options.scale_down)));
   Expected<core::Experiment> e = core::load_experiment(a.experiment);
   if (!e) return fail(err, e.status());
-  if (!a.profile.empty()) e->profile_path = a.profile;
+  if (!a.profile.empty()) {
+    e->profile_path = a.profile;
+    e->where.erase("profile");  // a bad --profile is the command line's, not the file's key
+  }
   std::string list = a.backends;
   if (list.empty())
     for (const std::string& b : e->backends) list += (list.empty() ? "" : ",") + b;
@@ -170,7 +173,12 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
   // would run first otherwise).
   if (Status s = check_explicit_plans(*e, a.options.scale_down); !s.ok()) return fail(err, s);
   if (has(Backend::kSim))
-    if (Expected<SimInputs> in = SimInputs::load(*e, g.nodes); !in) return fail(err, in.status());
+    if (Expected<SimInputs> in = SimInputs::load(*e, g.nodes); !in) {
+      const std::string m = in.status().message();
+      if (!a.profile.empty() && m.rfind(a.profile + ":", 0) == 0)
+        return fail(err, Status(in.status().code(), "--profile: " + m));
+      return fail(err, in.status());
+    }
 
   // Results go to --out, else to the experiment's `outputs` when a measuring backend runs
   // (measurements are expensive; host and sim runs are cheap to repeat and write nothing).

@@ -248,6 +248,10 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
                                  "got '") +
                          seed + "'\n");
   }
+  // A --profile that cannot be read is the option's fault, not the experiment's `profile` key.
+  const std::string no_profile = kBadInputs + "/no_such_profile.yaml";
+  EXPECT_EQ(spattn({"run", kQuickstart, "--backend", "sim", "--profile", no_profile}).err,
+            "spattn: --profile: " + no_profile + ": cannot open the file (missing)\n");
 }
 
 TEST(Cli, CudaBackendNotBuiltIsExitOne) {
