@@ -125,6 +125,37 @@ TEST(InputLimits, ProfileHeadDimFactorBlocksAreBounded) {
           .ok());
 }
 
+// An explicit cluster whose links leave a GPU unreachable loaded, and the simulator's router
+// aborted (sim/topology.cc: check failed: link >= 0, SIGABRT) on the first transfer; a link from a
+// device to itself got "cluster cluster: link 0 has a bad end", with no file, line or key.
+TEST(InputLimits, ExplicitClusterLinksJoinEveryGpu) {
+  const std::string devices =
+      "cluster:\n  devices:\n    - {name: g0, kind: gpu}\n    - {name: g1, kind: gpu}\n"
+      "    - {name: g2, kind: gpu}\n    - {name: sw, kind: nvswitch}\n";
+  expect_error(core::parse_cluster(devices + "  links: []\n", "c.yaml").status(),
+               "c.yaml:4:7: key 'devices[1]': GPU 'g1' cannot be reached from GPU 'g0' over the "
+               "links (every GPU must reach every other)");
+  expect_error(
+      core::parse_cluster(devices + "  links:\n"
+                                    "    - {from: g0, to: g1, class: nvlink, bandwidth_gbps: 10, "
+                                    "duplex: true}\n"
+                                    "    - {from: g1, to: g2, class: nvlink, bandwidth_gbps: 10}\n",
+                          "c.yaml")
+          .status(),
+      "c.yaml:5:7: key 'devices[2]': GPU 'g2' cannot reach GPU 'g0' over the links");
+  expect_error(core::parse_cluster(devices + "  links:\n    - {from: g0, to: g0, class: nvlink, "
+                                             "bandwidth_gbps: 10}\n",
+                                   "c.yaml")
+                   .status(),
+               "c.yaml:8:22: key 'to': a link joins two devices, got 'g0' at both ends");
+  // Through a switch (not a GPU, which need not reach anything itself): fine.
+  std::string star = devices + "  links:\n";
+  for (const char* g : {"g0", "g1", "g2"})
+    star += std::string("    - {from: ") + g + ", to: sw, class: nvlink, bandwidth_gbps: 10, " +
+            "duplex: true}\n";
+  EXPECT_TRUE(core::parse_cluster(star, "c.yaml").ok());
+}
+
 // A one-GPU topology with the given attributes on its <gpu>, <nvlink> and <net>.
 std::string topo(const std::string& gpu_attrs, const std::string& nvlink, const std::string& net) {
   return "<system version=\"1\"><cpu numaid=\"0\"><pci busid=\"0000:18:00.0\" link_speed=\"32.0 "
