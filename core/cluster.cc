@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <vector>
 
 #include "core/names.h"
 #include "core/yaml_util.h"
@@ -148,11 +149,46 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
     SPATTN_RETURN_IF_ERROR(y.get(l, "duplex", duplex, false));
     if (!index.count(from)) return y.error(l["from"], "from", "unknown device '" + from + "'");
     if (!index.count(to)) return y.error(l["to"], "to", "unknown device '" + to + "'");
+    if (from == to)
+      return y.error(l["to"], "to", "a link joins two devices, got '" + to + "' at both ends");
     Expected<LinkClass> lc = parse_link_class(cls);
     if (!lc) return y.error(l["class"], "class", lc.status().message());
     const Link link{index[from], index[to], *lc, gbps * kBytesPerGB, us_to_ps(lat_us)};
     c.links.push_back(link);
     if (duplex) c.links.push_back({link.dst, link.src, link.cls, link.bandwidth, link.latency});
+  }
+  // Every GPU reaches every other (the simulator routes between any two ranks): all reach the
+  // first GPU and it reaches all, over the directed links, in O(devices + links).
+  if (!c.gpus.empty()) {
+    std::vector<std::vector<int>> out(c.devices.size()), in(c.devices.size());
+    for (const Link& l : c.links) {
+      out[static_cast<std::size_t>(l.src)].push_back(l.dst);
+      in[static_cast<std::size_t>(l.dst)].push_back(l.src);
+    }
+    auto reached = [&](const std::vector<std::vector<int>>& adj) {
+      std::vector<bool> seen(c.devices.size(), false);
+      std::vector<int> todo{c.gpus.front()};
+      seen[static_cast<std::size_t>(c.gpus.front())] = true;
+      while (!todo.empty()) {
+        const int v = todo.back();
+        todo.pop_back();
+        for (int w : adj[static_cast<std::size_t>(v)])
+          if (!seen[static_cast<std::size_t>(w)]) {
+            seen[static_cast<std::size_t>(w)] = true;
+            todo.push_back(w);
+          }
+      }
+      return seen;
+    };
+    const std::vector<bool> from_first = reached(out), to_first = reached(in);
+    const std::string& first = c.devices[static_cast<std::size_t>(c.gpus.front())].name;
+    for (std::size_t i = 0; i < c.devices.size(); ++i) {
+      if (c.devices[i].kind != DeviceKind::kGpu || (from_first[i] && to_first[i])) continue;
+      return y.error(devs[i], "devices[" + std::to_string(i) + "]",
+                     "GPU '" + c.devices[i].name + "' " +
+                         (from_first[i] ? "cannot reach" : "cannot be reached from") + " GPU '" +
+                         first + "' over the links (every GPU must reach every other)");
+    }
   }
   return c;
 }

@@ -118,6 +118,16 @@ Status read_documents(const YamlReader& r, const YAML::Node& problem, Problem& p
   if (n.IsSequence()) {
     std::vector<std::int64_t> lengths;
     SPATTN_RETURN_IF_ERROR(read_int_list(r, problem, "documents", "problem.documents", 1, lengths));
+    // The boundaries are prefix sums: refused past kMaxTokens before they could overflow 64 bits
+    // (validate then checks that they end at seq_len).
+    std::int64_t sum = 0;
+    for (std::size_t i = 0; i < lengths.size(); ++i) {
+      if (lengths[i] > kMaxTokens - sum)
+        return r.error(n[i], "problem.documents[" + std::to_string(i) + "]",
+                       "the lengths up to here sum to more than the limit " +
+                           std::to_string(kMaxTokens) + " tokens");
+      sum += lengths[i];
+    }
     p.doc_bounds = document_bounds(lengths);
     return {};
   }
@@ -251,6 +261,19 @@ Status read_sweep(const YamlReader& r, const YAML::Node& n, Sweep& s) {
         to_gpus(r, n["gpus"][i], "sweep.gpus[" + std::to_string(i) + "]", gpus[i], g));
     s.gpus.push_back(g);
   }
+  // The cases are the lists' product: a few lines (or aliases of one list) could ask for 1e9.
+  std::int64_t cases = 1;
+  std::string product;
+  for (std::size_t size : {s.batch.size(), s.joint_len.size(), s.seq_len.size(),
+                           s.documents_mean.size(), s.gpus.size()}) {
+    if (size == 0) continue;
+    cases = std::min(cases * static_cast<std::int64_t>(size), kMaxSweepCases + 1);
+    product += (product.empty() ? "" : " x ") + std::to_string(size);
+  }
+  if (cases > kMaxSweepCases)
+    return r.error(n, "sweep",
+                   "the lists make " + product + " cases, more than the limit " +
+                       std::to_string(kMaxSweepCases));
   return {};
 }
 

@@ -32,6 +32,10 @@ struct ChoiceSpec {
   PlanChoice resolve(int world) const;
 };
 
+// The most cases a sweep may make (the product of its lists' lengths): each case is loaded,
+// checked and planned, so more would take hours, or memory without bound, before any result.
+inline constexpr std::int64_t kMaxSweepCases = 10'000;
+
 // Lists that replace one field each; the cases are their cartesian product (an empty list leaves
 // the field as the problem has it).
 struct Sweep {

@@ -11,6 +11,10 @@
 namespace spattn::core {
 namespace {
 
+// The largest attention.block_m, block_n and head_dim (also in head_dim_factor): block counts and
+// tile sizes stay far from 64-bit overflow.
+constexpr std::int64_t kMaxTileSide = 65536;
+
 TimePs us_to_ps(double us) { return static_cast<TimePs>(std::llround(us * 1e6)); }
 double ps_to_us_exact(TimePs t) { return static_cast<double>(t) / 1e6; }  // 23780000 -> 23.78
 
@@ -41,6 +45,7 @@ Status read_link_class(const YamlReader& y, const YAML::Node& links, const char*
 
 // attention: the kernel's CTA schedule (AttentionKernelProfile).
 Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelProfile& k) {
+  SPATTN_RETURN_IF_ERROR(y.require_map(a, "attention"));  // before a[old]: a scalar throws
   for (const char* old : {"non_causal", "causal", "causal_unmasked", "cta_factor"})
     if (a[old])
       return y.error(a[old], old,
@@ -61,7 +66,8 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "head_dim", k.head_dim, false));
   for (const auto& [key, v] : {std::pair{"block_m", k.block_m}, std::pair{"block_n", k.block_n},
                                std::pair{"head_dim", k.head_dim}})
-    if (v > 65536) return y.error(a[key], key, "must be at most 65536");
+    if (v > kMaxTileSide)
+      return y.error(a[key], key, "must be at most " + std::to_string(kMaxTileSide));
   std::int64_t sms = k.sms, per_sm = k.ctas_per_sm;
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "sms", sms, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "ctas_per_sm", per_sm, false));
@@ -70,6 +76,10 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
   k.sms = static_cast<int>(sms);
   k.ctas_per_sm = static_cast<int>(per_sm);
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "tile_us", k.tile_us, true));
+  if (!(k.tile_us <= kMaxLatencyUs))
+    return y.error(
+        a["tile_us"], "tile_us",
+        fmt::format("must be at most {:g}, got {}", kMaxLatencyUs, a["tile_us"].Scalar()));
   for (auto [key, field] :
        {std::pair{"cta_tiles", &k.cta_tiles}, std::pair{"masked_tiles", &k.masked_tiles}}) {
     SPATTN_RETURN_IF_ERROR(y.get(a, key, *field, false));
@@ -106,6 +116,12 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "factor", f.factor, true));
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "block_m", f.block_m, false));
       SPATTN_RETURN_IF_ERROR(y.get_positive(t[i], "block_n", f.block_n, false));
+      for (const auto& [key, v] :
+           {std::pair{"head_dim", f.head_dim}, std::pair{"block_m", f.block_m},
+            std::pair{"block_n", f.block_n}})
+        if (v > kMaxTileSide)
+          return y.error(t[i][key], "head_dim_factor[" + std::to_string(i) + "]." + key,
+                         "must be at most " + std::to_string(kMaxTileSide));
       k.head_dim_factor.push_back(f);
     }
   }
@@ -194,8 +210,8 @@ Expected<Profile> read_profile(const YamlReader& y) {
     SPATTN_RETURN_IF_ERROR(
         y.check_keys(o, "overlap", {"compute_slowdown", "comm_waits_for_compute"}));
     SPATTN_RETURN_IF_ERROR(y.get(o, "compute_slowdown", p.compute_slowdown, false));
-    if (!(p.compute_slowdown >= 0))
-      return y.error(o["compute_slowdown"], "compute_slowdown", "must be >= 0");
+    if (!(p.compute_slowdown >= 0) || !std::isfinite(p.compute_slowdown))
+      return y.error(o["compute_slowdown"], "compute_slowdown", "must be a finite number >= 0");
     SPATTN_RETURN_IF_ERROR(y.get(o, "comm_waits_for_compute", p.comm_waits_for_compute, false));
   }
   if (const YAML::Node h = m["host"]) {

@@ -1,5 +1,6 @@
 #include "core/yaml_util.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -166,8 +167,8 @@ Status YamlReader::get_positive(const YAML::Node& map, const char* key, std::int
 Status YamlReader::get_positive(const YAML::Node& map, const char* key, double& out,
                                 bool required) const {
   SPATTN_RETURN_IF_ERROR(get(map, key, out, required));
-  if (map[key] && !(out > 0))
-    return error(map[key], key, "must be positive, got " + map[key].Scalar());
+  if (map[key] && !(out > 0 && std::isfinite(out)))
+    return error(map[key], key, "must be a finite number > 0, got " + map[key].Scalar());
   return {};
 }
 Status YamlReader::get_non_negative(const YAML::Node& map, const char* key, std::int64_t& out,

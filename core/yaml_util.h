@@ -54,7 +54,8 @@ class YamlReader {
   Status get(const YAML::Node& map, const char* key, bool& out, bool required) const;
   Status get(const YAML::Node& map, const char* key, std::string& out, bool required) const;
 
-  // Like get, and then the value must be > 0 (positive) or >= 0 (non_negative).
+  // Like get, and then the value must be > 0 (positive; a double also finite: `.inf` is refused)
+  // or >= 0 (non_negative).
   Status get_positive(const YAML::Node& map, const char* key, std::int64_t& out,
                       bool required) const;
   Status get_positive(const YAML::Node& map, const char* key, double& out, bool required) const;

@@ -4,8 +4,10 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -153,7 +155,10 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
                                       std::to_string(a.options.scale_down)));
   Expected<core::Experiment> e = core::load_experiment(a.experiment);
   if (!e) return fail(err, e.status());
-  if (!a.profile.empty()) e->profile_path = a.profile;
+  if (!a.profile.empty()) {
+    e->profile_path = a.profile;
+    e->where.erase("profile");  // a bad --profile is the command line's, not the file's key
+  }
   std::string list = a.backends;
   if (list.empty())
     for (const std::string& b : e->backends) list += (list.empty() ? "" : ",") + b;
@@ -175,7 +180,12 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
   // would run first otherwise).
   if (Status s = check_explicit_plans(*e, a.options.scale_down); !s.ok()) return fail(err, s);
   if (has(Backend::kSim))
-    if (Expected<SimInputs> in = SimInputs::load(*e, g.nodes); !in) return fail(err, in.status());
+    if (Expected<SimInputs> in = SimInputs::load(*e, g.nodes); !in) {
+      const std::string m = in.status().message();
+      if (!a.profile.empty() && m.rfind(a.profile + ":", 0) == 0)
+        return fail(err, Status(in.status().code(), "--profile: " + m));
+      return fail(err, in.status());
+    }
 
   // Results go to --out, else to the experiment's `outputs` when a measuring backend runs
   // (measurements are expensive; host and sim runs are cheap to repeat and write nothing).
@@ -351,6 +361,21 @@ static CLI::Validator at_least(long long lo) {
       "INT>=" + std::to_string(lo));
 }
 
+// An unsigned 64-bit option read whole: CLI11 alone turned "-1" and 99999999999999999999 into
+// 18446744073709551615 without a word.
+static CLI::Validator unsigned_64() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        std::uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || end != s.data() + s.size())
+          return "must be an integer in 0.." +
+                 std::to_string(std::numeric_limits<std::uint64_t>::max()) + ", got '" + s + "'";
+        return std::string();
+      },
+      "UINT64");
+}
+
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   CLI::App app{
       "spattn: plans, simulates and runs sequence-parallel attention (Ulysses, Ring, Hybrid).\n"
@@ -411,6 +436,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                 "of NCCL: checks plans of any GPU count with the real kernels on one GPU (reports "
                 "the errors, no times or memory: the ranks share the GPU)");
   run->add_option("--seed", run_args.options.seed, "Seed of the random inputs")
+      ->check(unsigned_64())
       ->capture_default_str();
   run->add_option("--format", run_args.format, "Output format")
       ->check(CLI::IsMember({"table", "json"}))

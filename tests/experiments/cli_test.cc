@@ -79,6 +79,7 @@ const std::map<std::string, Expect> kBad = {
     {"degrees_vs_sweep.yaml", {"8:32", "plans[0].ulysses"}},
     {"documents_bad_sum.yaml", {"6:14", "problem.documents"}},
     {"documents_negative_length.yaml", {"6:21", "problem.documents[1]"}},
+    {"documents_sum_overflow.yaml", {"6:20", "problem.documents[1]"}},
     {"documents_too_many.yaml", {"6:46", "problem.documents.mean"}},
     {"documents_unknown_distribution.yaml", {"6:29", "problem.documents.distribution"}},
     {"documents_with_joint.yaml", {"7:14", "problem.documents"}},
@@ -91,6 +92,7 @@ const std::map<std::string, Expect> kBad = {
     {"not_a_map.yaml", {"1:1", "(top level)"}},
     {"seq_len_over_limit.yaml", {"5:12", "problem.seq_len"}},
     {"sweep_bad_value.yaml", {"9:19", "sweep.seq_len[1]"}},
+    {"sweep_too_many_cases.yaml", {"10:3", "sweep"}},
     {"syntax_error.yaml", {"5:10", ""}},
     {"unknown_backend.yaml", {"8:18", "backends[1]"}},
     {"unknown_dtype.yaml", {"6:10", "problem.dtype"}},
@@ -140,6 +142,27 @@ TEST(Cli, ChecksBeforeWorkSayWhatWouldFit) {
   const Result dup = spattn({"plan", kBadInputs + "/duplicate_key.yaml"});
   EXPECT_EQ(dup.code, 2);
   EXPECT_NE(dup.err.find("first at line 5, again at line 6"), std::string::npos) << dup.err;
+}
+
+// Listed document lengths whose running sum would overflow 64 bits (it was signed overflow in
+// core::document_bounds, a UBSan report) are refused at the first length past the token limit.
+TEST(Cli, DocumentLengthsSumWithinTheTokenLimit) {
+  const Result r = spattn({"plan", kBadInputs + "/documents_sum_overflow.yaml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'problem.documents[1]': the lengths up to here sum to more than the "
+                       "limit 2147483648 tokens"),
+            std::string::npos)
+      << r.err;
+}
+
+// A sweep whose lists multiply to more cases than core::kMaxSweepCases is refused at load (it was
+// loaded case by case until memory ran out: 3 aliases of a 1,000-entry list are 1e9 cases).
+TEST(Cli, SweepCasesWithinTheLimit) {
+  const Result r = spattn({"plan", kBadInputs + "/sweep_too_many_cases.yaml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("key 'sweep': the lists make 101 x 101 cases, more than the limit 10000"),
+            std::string::npos)
+      << r.err;
 }
 
 // An explicit plan refused in every case fails `run` before any backend runs: nothing on stdout
@@ -217,6 +240,18 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
             "spattn: --nodes: must be >= 1, got -3\n");
   EXPECT_EQ(spattn({"run", kQuickstart, "--warmup", "x"}).err,
             "spattn: --warmup: must be an integer, got 'x'\n");
+  // The seed is read whole: CLI11 alone read the first three as 18446744073709551615 (exit 0).
+  for (const char* seed : {"-1", "99999999999999999999", "18446744073709551616", "7x"}) {
+    const Result r = spattn({"run", kQuickstart, "--backend", "sim", "--seed", seed});
+    EXPECT_EQ(r.code, 2) << seed;
+    EXPECT_EQ(r.err, std::string("spattn: --seed: must be an integer in 0..18446744073709551615, "
+                                 "got '") +
+                         seed + "'\n");
+  }
+  // A --profile that cannot be read is the option's fault, not the experiment's `profile` key.
+  const std::string no_profile = kBadInputs + "/no_such_profile.yaml";
+  EXPECT_EQ(spattn({"run", kQuickstart, "--backend", "sim", "--profile", no_profile}).err,
+            "spattn: --profile: " + no_profile + ": cannot open the file (missing)\n");
 }
 
 TEST(Cli, CudaBackendNotBuiltIsExitOne) {

@@ -67,6 +67,95 @@ TEST(InputLimits, ProfileSizeDelayPeersAndTimesAreChecked) {
       "key 'launch_us': must be at most");
 }
 
+// `attention:` given as a scalar or a list: named at its position, not thrown by yaml-cpp (its
+// operator[] on a scalar ended the process with an uncaught YAML::BadSubscript).
+TEST(InputLimits, ProfileAttentionMustBeAMap) {
+  expect_error(core::parse_profile("profile:\n  attention: 3.11\n", "p.yaml").status(),
+               "p.yaml:2:14: key 'attention': expected a map");
+  expect_error(core::parse_profile("profile:\n  attention: [tile_us]\n", "p.yaml").status(),
+               "p.yaml:2:14: key 'attention': expected a map");
+}
+
+// Profile numbers the simulator multiplies by are finite: `.inf` was read as a tile time (every
+// plan then "infeasible: passes 26 days", exit 0) and as a factor; tile_us is a time in us and has
+// the bound of the other `*_us` keys.
+TEST(InputLimits, ProfileTimesAndFactorsAreFinite) {
+  expect_error(core::parse_profile("profile:\n  attention: {tile_us: .inf}\n", "p.yaml").status(),
+               "p.yaml:2:24: key 'tile_us': must be a finite number > 0, got .inf");
+  expect_error(core::parse_profile("profile:\n  attention: {tile_us: 1e300}\n", "p.yaml").status(),
+               "p.yaml:2:24: key 'tile_us': must be at most 1e+09, got 1e300");
+  for (const char* key : {"softcap_factor", "fp16_factor", "documents_factor"})
+    expect_error(
+        core::parse_profile(std::string("profile:\n  attention: {tile_us: 1, ") + key + ": .inf}\n",
+                            "p.yaml")
+            .status(),
+        std::string("key '") + key + "': must be a finite number > 0, got .inf");
+  expect_error(core::parse_profile("profile:\n  attention:\n    tile_us: 1\n    keys_factor: "
+                                   "[{keys: 1, factor: .inf}]\n",
+                                   "p.yaml")
+                   .status(),
+               "p.yaml:4:37: key 'factor': must be a finite number > 0, got .inf");
+  expect_error(core::parse_profile("profile:\n  attention: {tile_us: 1}\n  memory: {hbm_gbps: "
+                                   ".inf}\n",
+                                   "p.yaml")
+                   .status(),
+               "key 'hbm_gbps': must be a finite number > 0, got .inf");
+  expect_error(core::parse_profile("profile:\n  attention: {tile_us: 1}\n  overlap: "
+                                   "{compute_slowdown: .inf}\n",
+                                   "p.yaml")
+                   .status(),
+               "key 'compute_slowdown': must be a finite number >= 0");
+}
+
+// head_dim_factor's block sizes have the bound of attention.block_m / block_n: 2^63 - 1 reached
+// the attention model and overflowed (999 + 9223372036854775807, a UBSan report).
+TEST(InputLimits, ProfileHeadDimFactorBlocksAreBounded) {
+  const std::string head = "profile:\n  attention:\n    tile_us: 1\n    head_dim_factor:\n";
+  expect_error(core::parse_profile(head + "      - {head_dim: 64, factor: 1, block_m: "
+                                          "9223372036854775807}\n",
+                                   "p.yaml")
+                   .status(),
+               "p.yaml:5:44: key 'head_dim_factor[0].block_m': must be at most 65536");
+  expect_error(
+      core::parse_profile(head + "      - {head_dim: 64, factor: 1, block_n: 65537}\n", "p.yaml")
+          .status(),
+      "key 'head_dim_factor[0].block_n': must be at most 65536");
+  EXPECT_TRUE(
+      core::parse_profile(head + "      - {head_dim: 64, factor: 1, block_m: 65536}\n", "p.yaml")
+          .ok());
+}
+
+// An explicit cluster whose links leave a GPU unreachable loaded, and the simulator's router
+// aborted (sim/topology.cc: check failed: link >= 0, SIGABRT) on the first transfer; a link from a
+// device to itself got "cluster cluster: link 0 has a bad end", with no file, line or key.
+TEST(InputLimits, ExplicitClusterLinksJoinEveryGpu) {
+  const std::string devices =
+      "cluster:\n  devices:\n    - {name: g0, kind: gpu}\n    - {name: g1, kind: gpu}\n"
+      "    - {name: g2, kind: gpu}\n    - {name: sw, kind: nvswitch}\n";
+  expect_error(core::parse_cluster(devices + "  links: []\n", "c.yaml").status(),
+               "c.yaml:4:7: key 'devices[1]': GPU 'g1' cannot be reached from GPU 'g0' over the "
+               "links (every GPU must reach every other)");
+  expect_error(
+      core::parse_cluster(devices + "  links:\n"
+                                    "    - {from: g0, to: g1, class: nvlink, bandwidth_gbps: 10, "
+                                    "duplex: true}\n"
+                                    "    - {from: g1, to: g2, class: nvlink, bandwidth_gbps: 10}\n",
+                          "c.yaml")
+          .status(),
+      "c.yaml:5:7: key 'devices[2]': GPU 'g2' cannot reach GPU 'g0' over the links");
+  expect_error(core::parse_cluster(devices + "  links:\n    - {from: g0, to: g0, class: nvlink, "
+                                             "bandwidth_gbps: 10}\n",
+                                   "c.yaml")
+                   .status(),
+               "c.yaml:8:22: key 'to': a link joins two devices, got 'g0' at both ends");
+  // Through a switch (not a GPU, which need not reach anything itself): fine.
+  std::string star = devices + "  links:\n";
+  for (const char* g : {"g0", "g1", "g2"})
+    star += std::string("    - {from: ") + g + ", to: sw, class: nvlink, bandwidth_gbps: 10, " +
+            "duplex: true}\n";
+  EXPECT_TRUE(core::parse_cluster(star, "c.yaml").ok());
+}
+
 // A one-GPU topology with the given attributes on its <gpu>, <nvlink> and <net>.
 std::string topo(const std::string& gpu_attrs, const std::string& nvlink, const std::string& net) {
   return "<system version=\"1\"><cpu numaid=\"0\"><pci busid=\"0000:18:00.0\" link_speed=\"32.0 "
