@@ -588,8 +588,9 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
                             "for time, not executed");
   const bool use_mpi = launched_by_mpi();
   if (use_mpi && options.one_gpu)
-    return invalid_argument("one_gpu (every rank on one GPU, no NCCL) needs one process; mpirun "
-                            "started several");
+    return invalid_argument(
+        "one_gpu (every rank on one GPU, no NCCL) needs one process; mpirun "
+        "started several");
 #ifdef SPATTN_WITH_MPI
   if (use_mpi) {
     int ready = 0;

@@ -54,9 +54,9 @@ struct ExecResult {
   bool one_gpu = false;  // ran with ExecOptions::one_gpu: check the numbers only, not the times
 };
 
-// Unavailable when no GPU / too few GPUs (without ExecOptions::one_gpu) / NCCL fails to start; Infeasible when the plan does not
-// fit a GPU's free memory (with both numbers); Internal when a collective times out (the
-// communicators are aborted first) or a kernel fails.
+// Unavailable when no GPU / too few GPUs (without ExecOptions::one_gpu) / NCCL fails to start;
+// Infeasible when the plan does not fit a GPU's free memory (with both numbers); Internal when a
+// collective times out (the communicators are aborted first) or a kernel fails.
 Expected<ExecResult> execute(const core::Plan& plan, const ExecOptions& options = {});
 
 // Whether this process was started by mpirun with more than one process.

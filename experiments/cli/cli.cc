@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <optional>
@@ -159,6 +160,19 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
     e->profile_path = a.profile;
     e->where.erase("profile");  // a bad --profile is the command line's, not the file's key
   }
+  // --trace: its folder is made and written to now, not after every plan has run.
+  if (!a.trace.empty()) {
+    const std::filesystem::path parent = std::filesystem::path(a.trace).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    const std::filesystem::path probe =
+        (parent.empty() ? std::filesystem::path(".") : parent) / ".spattn_trace_probe";
+    if (ec || !std::ofstream(probe))
+      return fail(err, invalid_argument("--trace: " + a.trace + ": cannot write into " +
+                                        (parent.empty() ? std::string(".") : parent.string()) +
+                                        (ec ? ": " + ec.message() : std::string())));
+    std::filesystem::remove(probe, ec);
+  }
   std::string list = a.backends;
   if (list.empty())
     for (const std::string& b : e->backends) list += (list.empty() ? "" : ",") + b;
@@ -170,11 +184,13 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
   const bool comparing = has(Backend::kSim) && has(Backend::kCuda);
   if (a.options.one_gpu && !has(Backend::kCuda))
     return fail(err, invalid_argument("--one-gpu: applies to the cuda backend, which is not among "
-                                      "the backends (" + list + ")"));
+                                      "the backends (" +
+                                      list + ")"));
   if (a.options.one_gpu && comparing)
-    return fail(err, invalid_argument("--one-gpu: its ranks share one GPU, so its times are not the "
-                                      "plan's and cannot be compared with sim; run --backend cuda "
-                                      "alone"));
+    return fail(err,
+                invalid_argument("--one-gpu: its ranks share one GPU, so its times are not the "
+                                 "plan's and cannot be compared with sim; run --backend cuda "
+                                 "alone"));
   // Refused at load time: nothing runs when an explicit plan cannot be built in any case, nor
   // when the simulator's files are bad or its cluster is too small (a backend listed before sim
   // would run first otherwise).
@@ -419,8 +435,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                   "Experiment YAML file (docs/experiment_format.md)")
       ->required();
   run->add_option(
-      "--backend", run_args.backends,
-      "Comma-separated backends: host, sim, cuda (default: the experiment's `backends`)");
+         "--backend", run_args.backends,
+         "Comma-separated backends: host, sim, cuda (default: the experiment's `backends`)")
+      ->check(CLI::Validator(
+          [](std::string& v) { return v.empty() ? std::string("must name a backend") : ""; },
+          "TEXT"));
   run->add_option(
          "--scale-down", run_args.options.scale_down,
          "Divide seq_len and joint_len by N (keeping a few tokens per rank); the host backend "

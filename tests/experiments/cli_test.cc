@@ -252,6 +252,17 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
   const std::string no_profile = kBadInputs + "/no_such_profile.yaml";
   EXPECT_EQ(spattn({"run", kQuickstart, "--backend", "sim", "--profile", no_profile}).err,
             "spattn: --profile: " + no_profile + ": cannot open the file (missing)\n");
+  // An empty --backend names none (it used to fall back to the experiment's `backends`).
+  EXPECT_EQ(spattn({"run", kQuickstart, "--backend", ""}).err,
+            "spattn: --backend: must name a backend\n");
+  // A --trace that cannot be written is refused before anything runs, not after every plan.
+  const Result trace =
+      spattn({"run", kQuickstart, "--backend", "sim", "--trace", "/proc/no_such/t.json"});
+  EXPECT_EQ(trace.code, 2) << trace.err;
+  EXPECT_EQ(
+      trace.err.rfind("spattn: --trace: /proc/no_such/t.json: cannot write into /proc/no_such", 0),
+      0u)
+      << trace.err;
 }
 
 TEST(Cli, CudaBackendNotBuiltIsExitOne) {
