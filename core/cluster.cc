@@ -194,7 +194,7 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
 }
 
 Expected<Cluster> read_cluster(const YamlReader& y, const ClusterOptions& options) {
-  SPATTN_RETURN_IF_ERROR(y.check_keys(y.root(), "", {"cluster"}));
+  SPATTN_RETURN_IF_ERROR(y.check_root("cluster"));
   const YAML::Node m = y.root()["cluster"];
   SPATTN_RETURN_IF_ERROR(y.check_keys(
       m, "cluster", {"name", "generate", "nodes", "gpu_memory_gb", "devices", "links"}));

@@ -175,7 +175,7 @@ Status read_size_delay(const YamlReader& y, const YAML::Node& n, std::vector<Com
 }
 
 Expected<Profile> read_profile(const YamlReader& y) {
-  SPATTN_RETURN_IF_ERROR(y.check_keys(y.root(), "", {"profile"}));
+  SPATTN_RETURN_IF_ERROR(y.check_root("profile"));
   const YAML::Node m = y.root()["profile"];
   SPATTN_RETURN_IF_ERROR(y.check_keys(
       m, "profile", {"name", "links", "nccl", "attention", "memory", "overlap", "host"}));

@@ -105,6 +105,22 @@ Status YamlReader::require_map(const YAML::Node& n, const std::string& what) con
   return {};
 }
 
+Status YamlReader::check_root(const char* kind) const {
+  const YAML::Node& r = root();
+  auto other = [&](const char* key, const char* name) {
+    return error(r[key], key,
+                 std::string("this is ") + name + " (top-level key '" + key +
+                     "'), where a file with the top-level key '" + kind + "' was expected");
+  };
+  if (r.IsMap() && r["problem"] && r["problem"].IsMap())
+    return other("problem", "an experiment file");
+  if (r.IsMap() && !r[kind])
+    for (const auto& [key, name] :
+         {std::pair{"profile", "a profile"}, std::pair{"cluster", "a cluster file"}})
+      if (r[key]) return other(key, name);
+  return check_keys(r, "", {kind});
+}
+
 Status YamlReader::check_keys(const YAML::Node& n, const std::string& what,
                               std::initializer_list<const char*> allowed) const {
   SPATTN_RETURN_IF_ERROR(require_map(n, what));

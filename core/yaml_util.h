@@ -42,6 +42,9 @@ class YamlReader {
 
   // The node must be a map; `what` names it in the message ("problem", "cluster.links[3]").
   Status require_map(const YAML::Node& n, const std::string& what) const;
+  // The file's top level must be one map under `kind` ("profile", "cluster"); a file of another
+  // kind (a cluster file given as a profile, an experiment) is named as such.
+  Status check_root(const char* kind) const;
   // Every key of map `n` must be one of `allowed` (catches typos).
   Status check_keys(const YAML::Node& n, const std::string& what,
                     std::initializer_list<const char*> allowed) const;

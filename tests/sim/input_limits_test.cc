@@ -76,6 +76,23 @@ TEST(InputLimits, ProfileAttentionMustBeAMap) {
                "p.yaml:2:14: key 'attention': expected a map");
 }
 
+// A file of the wrong kind says what it is: a cluster file or an experiment given as a profile,
+// a profile given as a cluster (it used to read "unknown key (allowed: profile)").
+TEST(InputLimits, AFileOfAnotherKindIsNamed) {
+  expect_error(core::parse_profile("cluster:\n  generate: {}\n", "p.yaml").status(),
+               "p.yaml:2:3: key 'cluster': this is a cluster file (top-level key 'cluster'), where "
+               "a file with the top-level key 'profile' was expected");
+  expect_error(
+      core::parse_profile("name: e\nprofile: x.yaml\nproblem:\n  seq_len: 8\n", "p.yaml").status(),
+      "p.yaml:4:3: key 'problem': this is an experiment file (top-level key 'problem'), where a "
+      "file with the top-level key 'profile' was expected");
+  expect_error(core::parse_cluster("profile:\n  name: p\n", "c.yaml").status(),
+               "c.yaml:2:3: key 'profile': this is a profile (top-level key 'profile'), where a "
+               "file with the top-level key 'cluster' was expected");
+  expect_error(core::parse_profile("profiles:\n  name: p\n", "p.yaml").status(),
+               "p.yaml:1:1: key 'profiles': unknown key (allowed: profile)");
+}
+
 // Profile numbers the simulator multiplies by are finite: `.inf` was read as a tile time (every
 // plan then "infeasible: passes 26 days", exit 0) and as a factor; tile_us is a time in us and has
 // the bound of the other `*_us` keys.
