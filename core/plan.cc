@@ -278,7 +278,11 @@ Status validate(const Plan& plan) {
     return v.token_offset == 0 && v.tokens == b.tokens && v.head_offset == 0 && v.heads == b.heads;
   };
   // collective -> (sender, receiver) -> bytes sent and received
-  std::map<std::int64_t, std::map<std::pair<int, int>, std::pair<Bytes, Bytes>>> flows;
+  // Per collective and (sender, receiver): the sizes of the messages sent and received, in order
+  // (NCCL, and the one-GPU executor's copies, pair the k-th send with the k-th receive).
+  std::map<std::int64_t,
+           std::map<std::pair<int, int>, std::pair<std::vector<Bytes>, std::vector<Bytes>>>>
+      flows;
   for (std::size_t i = 0; i < plan.tasks.size(); ++i) {
     const Task& t = plan.tasks[i];
     if (t.id != static_cast<TaskId>(i)) return fail(t, "id is not its index");
@@ -298,12 +302,12 @@ Status validate(const Plan& plan) {
       for (const Transfer& x : c->sends) {
         if (!in_group(x.peer)) return fail(t, "send peer outside the group");
         if (!whole(x.view)) return fail(t, "send view is not a whole buffer");
-        flows[t.collective][pair_key(t.rank, x.peer)].first += view_bytes(plan, x.view);
+        flows[t.collective][pair_key(t.rank, x.peer)].first.push_back(view_bytes(plan, x.view));
       }
       for (const Transfer& x : c->recvs) {
         if (!in_group(x.peer)) return fail(t, "recv peer outside the group");
         if (!whole(x.view)) return fail(t, "recv view is not a whole buffer");
-        flows[t.collective][pair_key(x.peer, t.rank)].second += view_bytes(plan, x.view);
+        flows[t.collective][pair_key(x.peer, t.rank)].second.push_back(view_bytes(plan, x.view));
       }
     }
     if (const auto* a = std::get_if<AttnBlock>(&t.op)) {
@@ -325,13 +329,20 @@ Status validate(const Plan& plan) {
     }
   }
   for (const auto& [id, m] : flows)
-    for (const auto& [pair, bytes] : m)
-      if (bytes.first != bytes.second)
-        return internal_error("plan " + plan.name() + ": collective " + std::to_string(id) +
-                              " sends " + std::to_string(bytes.first) + " bytes from rank " +
-                              std::to_string(pair.first) + " to " +
-                              std::to_string((pair.first + pair.second) % plan.world) +
-                              " but receives " + std::to_string(bytes.second));
+    for (const auto& [pair, sizes] : m) {
+      const auto& [sent, received] = sizes;
+      for (std::size_t k = 0; k < std::max(sent.size(), received.size()); ++k) {
+        auto bytes = [&](const std::vector<Bytes>& v) {
+          return k < v.size() ? std::to_string(v[k]) + " bytes" : std::string("none");
+        };
+        if (k >= sent.size() || k >= received.size() || sent[k] != received[k])
+          return internal_error(
+              "plan " + plan.name() + ": collective " + std::to_string(id) + ": message " +
+              std::to_string(k) + " from rank " + std::to_string(pair.first) + " to " +
+              std::to_string((pair.first + pair.second) % plan.world) + " sends " + bytes(sent) +
+              " but receives " + bytes(received) + " (sends and receives pair in order)");
+      }
+    }
   return {};
 }
 

@@ -223,7 +223,8 @@ std::vector<View> writes(const Task& t);
 // Bytes a view covers.
 Bytes view_bytes(const Plan& plan, const View& v);
 // Structural check: ids, ranks, views in bounds, dependencies backwards, whole-buffer comm views,
-// matching send/recv sizes within each collective. A failure here is a planner bug.
+// and within each collective the k-th message from rank a to rank b sent and received with the
+// same size (NCCL pairs them in order). A failure here is a planner bug.
 Status validate(const Plan& plan);
 
 // The order in which an executor issues the plan: a list of units, each one compute task or all

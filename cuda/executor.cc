@@ -261,7 +261,8 @@ Status Runner::launch(const Task& t, cudaStream_t s) {
 // ExecOptions::one_gpu: a collective's transfers as device copies, every rank on the same GPU.
 // Each task's start event marks its dependencies met (run_iteration records it after wait_deps);
 // the first task's stream waits for all of them, makes every copy (the k-th send from a to b into
-// the k-th receive of b from a) and marks the end, which the other tasks' streams wait for.
+// the k-th receive of b from a, of the same size: core::validate) and marks the end, which the
+// other tasks' streams wait for.
 Status Runner::copy_collective(const std::vector<const Task*>& tasks) {
   const Task& first = *tasks.front();
   cudaStream_t s = state(first.rank).stream[static_cast<int>(first.stream)];

@@ -73,5 +73,45 @@ TEST(Plan, CommShapeCountsPeersNotMessages) {
   EXPECT_EQ(p.comm_overhead(s), 16 * kPsPerUs);
 }
 
+// System: a collective of two ranks in which rank 0 sends K (1000 bytes) then V (3000 bytes) to
+// rank 1, and rank 1 receives them in the other order (the same total). Expectation: valid in
+// order, refused swapped, naming the message: NCCL (and the one-GPU executor's copies) pair the
+// k-th send with the k-th receive, so equal totals are not enough.
+TEST(Plan, SendsAndReceivesPairInOrder) {
+  Plan plan;
+  plan.world = 2;
+  plan.problem.dtype = DType::kBF16;
+  plan.groups = {{0, 1}};
+  for (auto [rank, tokens] : {std::pair{0, 500}, {0, 1500}, {1, 500}, {1, 1500}}) {
+    Buffer b;
+    b.name = "b" + std::to_string(plan.buffers.size());
+    b.rank = rank;
+    b.tokens = tokens;
+    b.heads = 1;
+    b.width = 1;
+    plan.buffers.push_back(b);
+  }
+  auto collective = [&](bool swapped) {
+    Comm send{CommKind::kSendRecv, 0, {}, {}}, recv = send;
+    send.sends = {{1, View{0, 0, 500, 0, 1}}, {1, View{1, 0, 1500, 0, 1}}};
+    recv.recvs = {{0, View{2, 0, 500, 0, 1}}, {0, View{3, 0, 1500, 0, 1}}};
+    if (swapped) std::swap(recv.recvs[0], recv.recvs[1]);
+    Task a = fill(0, 0, Stream::kComm, {}), b = fill(1, 1, Stream::kComm, {});
+    a.op = send;
+    b.op = recv;
+    a.collective = b.collective = 7;
+    plan.tasks = {a, b};
+  };
+  collective(false);
+  EXPECT_TRUE(validate(plan).ok()) << validate(plan).message();
+  collective(true);
+  const Status s = validate(plan);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("collective 7: message 0 from rank 0 to 1 sends 1000 bytes but "
+                             "receives 3000 bytes (sends and receives pair in order)"),
+            std::string::npos)
+      << s.message();
+}
+
 }  // namespace
 }  // namespace spattn::core
