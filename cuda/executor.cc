@@ -622,7 +622,6 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   res.setup_s = seconds_since(t0);
   t0 = Clock::now();
   res.world = plan.world;
-  res.one_gpu = options.one_gpu;
   res.local_ranks = runner.local_ranks();
   res.device = describe_devices(res.local_ranks);
   if (options.one_gpu) res.device += ", every rank on GPU 0, transfers as device copies";

@@ -25,7 +25,8 @@ struct ExecOptions {
   double whole_check_max_flops = 2e10;  // whole reference on the CPU below this many FLOPs
   // Every rank of the plan on GPU 0, each with its own arena and streams, and every transfer a
   // device-to-device copy instead of NCCL: checks a plan of any world with the real kernels on one
-  // GPU. The ranks share the GPU, so times and memory are not the plan's (ExecResult::one_gpu).
+  // GPU. The ranks share the GPU, so times and memory are not the plan's (ExecResult::device
+  // says so).
   bool one_gpu = false;
 };
 
@@ -51,7 +52,6 @@ struct ExecResult {
   // Host wall-clock seconds of the phases: setup (communicators, the arena, generating and copying
   // the inputs), the warm-up and timed iterations, and the numerical check.
   double setup_s = 0, run_s = 0, check_s = 0;
-  bool one_gpu = false;  // ran with ExecOptions::one_gpu: check the numbers only, not the times
 };
 
 // Unavailable when no GPU / too few GPUs (without ExecOptions::one_gpu) / NCCL fails to start;
