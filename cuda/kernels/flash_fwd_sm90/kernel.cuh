@@ -46,11 +46,19 @@ __device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
 // offset field is 0). lbo / sbo: leading and stride byte offsets (PTX ISA "matrix descriptor"):
 // K-major: sbo = 1024 between groups of 8 rows, lbo unused (1); MN-major: lbo between 64-element
 // column blocks, sbo = 1024 between groups of 8 rows of K.
-__device__ __forceinline__ std::uint64_t make_desc(std::uint32_t addr, std::uint32_t lbo,
-                                                   std::uint32_t sbo) {
-  return static_cast<std::uint64_t>((addr & 0x3ffff) >> 4) |
-         static_cast<std::uint64_t>((lbo >> 4) & 0x3fff) << 16 |
-         static_cast<std::uint64_t>((sbo >> 4) & 0x3fff) << 32 | std::uint64_t{1} << 62;
+// Kept as its two 32-bit words: an operand further on in shared memory is the low word plus the
+// offset in 16-byte units (addresses stay below 2^18, so the 14-bit address field never carries),
+// which keeps the address arithmetic between two wgmma issues to one 32-bit add.
+struct Desc {
+  std::uint32_t lo, hi;
+  __device__ std::uint64_t at(std::uint32_t offset16) const {
+    return static_cast<std::uint64_t>(hi) << 32 | (lo + offset16);
+  }
+};
+__device__ __forceinline__ Desc make_desc(std::uint32_t addr, std::uint32_t lbo,
+                                          std::uint32_t sbo) {
+  return {((addr & 0x3ffff) >> 4) | ((lbo >> 4) & 0x3fff) << 16,
+          ((sbo >> 4) & 0x3fff) | 1u << 30};
 }
 
 __device__ __forceinline__ void wait_barrier(std::uint64_t* bar, std::uint32_t parity) {
@@ -64,6 +72,11 @@ __device__ __forceinline__ void tma_load(void* dst, const CUtensorMap* map, int 
   const std::int32_t coords[4] = {d0, token, head, batch};
   ::cuda::ptx::cp_async_bulk_tensor(::cuda::ptx::space_cluster, ::cuda::ptx::space_global, dst, map,
                                     coords, bar);
+}
+
+__device__ __forceinline__ void prefetch_tensormap(const CUtensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<std::uint64_t>(map))
+               : "memory");
 }
 
 __device__ __forceinline__ float fast_tanh(float x) {  // MUFU.TANH, max rel error ~2^-11
@@ -94,20 +107,28 @@ __device__ __forceinline__ void pingpong_pass(int c) {
 
 // The (segment, key tile) sequence of a CTA over its tile table, skipping fully masked tiles;
 // the producer and the consumers walk the same sequence.
+// The segment's bounds are held in registers: the loop reads shared memory only when it enters
+// a segment.
 struct Cursor {
   const int* table;  // [segment][kTableInts]: lo, hi, full_lo, full_hi, whole
   int num_segments;
-  int seg = -1, tile = 0;
+  int seg = -1, tile = 0, hi = 0, full_lo = 0, full_hi = 0;
   __device__ bool enter() {  // first tile of the next segment that has one
     while (++seg < num_segments) {
-      tile = table[seg * 8];
-      if (tile < table[seg * 8 + 1]) return true;
+      const int* t = table + seg * 8;
+      tile = t[0];
+      hi = t[1];
+      if (tile < hi) {
+        full_lo = t[2];
+        full_hi = t[3];
+        return true;
+      }
     }
     return false;
   }
-  __device__ bool advance() { return ++tile < table[seg * 8 + 1] || enter(); }
+  __device__ bool advance() { return ++tile < hi || enter(); }
   __device__ bool full() const {  // visible to every query of the block, 128 real keys
-    return tile >= table[seg * 8 + 2] && tile < table[seg * 8 + 3];
+    return tile >= full_lo && tile < full_hi;
   }
 };
 
@@ -137,6 +158,13 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   const i64 kv_head = (p.q_head_start + h) / p.group;
 
   if (tid == 0) {
+    // The copy engine reads each tensor map before its first copy: fetch them now, under the
+    // barriers' init and the table build, rather than on the first tile's path.
+    prefetch_tensormap(&P.q);
+    for (int s = 0; s < p.num_segments; ++s) {
+      prefetch_tensormap(&P.k[s]);
+      prefetch_tensormap(&P.v[s]);
+    }
     ::cuda::ptx::mbarrier_init(q_full, 1);
     for (int s = 0; s < S; ++s) {
       ::cuda::ptx::mbarrier_init(k_full + s, 1);
@@ -192,23 +220,25 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   auto consumer = [&]() {
     // Consumer warpgroup cw: query rows [64 cw, 64 cw + 64) of the block; this thread holds rows
     // r0 and r0 + 8 (the wgmma accumulator layout), columns 8 j + 2 (lane % 4) + {0, 1}.
-    const int cw = tid / 128 - 1;
+    // Warp-uniform as far as the compiler can see (a broadcast), so that what derives from it
+    // (the Q descriptor) lives in uniform registers.
+    const int cw = __shfl_sync(0xffffffffu, tid / 128, 0) - 1;
     const int warp = (tid / 32) % 4, lane = tid % 32;
     const int r0 = cw * 64 + warp * 16 + lane / 4;
 
     const std::uint32_t sq = smem_u32(smem), sk = sq + Tr::kKOffset, sv = sq + Tr::kVOffset;
     // Q rows of this warpgroup, k-step kk: atom kk / 4, 32 bytes per k16 inside the 128-byte row.
-    const std::uint64_t q_desc = make_desc(sq + cw * 64 * 128, 16, 1024);
-    const std::uint64_t k_desc = make_desc(sk, 16, 1024);
-    const std::uint64_t v_desc = make_desc(sv, BN * 128, 1024);
+    const Desc q_desc = make_desc(sq + cw * 64 * 128, 16, 1024);
+    const Desc k_desc = make_desc(sk, 16, 1024);
+    const Desc v_desc = make_desc(sv, BN * 128, 1024);
     auto q_at = [&](int kk) -> std::uint64_t {
-      return q_desc + ((((kk / 4) * BM * 128) + (kk % 4) * 32) >> 4);
+      return q_desc.at(((kk / 4) * BM * 128 + (kk % 4) * 32) / 16);
     };
     auto k_at = [&](int slot, int kk) -> std::uint64_t {
-      return k_desc + ((slot * Tr::kKVBytes + (kk / 4) * BN * 128 + (kk % 4) * 32) >> 4);
+      return k_desc.at(slot * (Tr::kKVBytes / 16) + ((kk / 4) * BN * 128 + (kk % 4) * 32) / 16);
     };
     auto v_at = [&](int slot, int kk) -> std::uint64_t {  // keys [16 kk, 16 kk + 16)
-      return v_desc + ((slot * Tr::kKVBytes + kk * 16 * 128) >> 4);
+      return v_desc.at(slot * (Tr::kKVBytes / 16) + kk * 16 * 128 / 16);
     };
 
     float o[D / 2];
