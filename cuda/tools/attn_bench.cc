@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   std::vector<int> causal_list{0, 1};
   std::string dtype = "bf16";
   int iters = 10, warmup = 2;
+  double warmup_ms = 0;
   std::vector<std::string> kernels{"mma", "wgmma"};
   std::int64_t joint = 0, window_left = -1, window_right = -1;
   float softcap = 0.f;
@@ -39,6 +40,10 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "bf16 or fp16");
   app.add_option("--iters", iters, "timed calls per shape (median reported)");
   app.add_option("--warmup", warmup, "untimed calls first");
+  app.add_option("--warmup-ms", warmup_ms,
+                 "then more untimed calls until this much GPU time has passed (clocks settle under "
+                 "load: the first calls after a pause run faster than sustained ones)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--kernel", kernels, "mma and/or wgmma (the Hopper kernel)");
   app.add_option("--joint", joint, "joint keys in front of the image keys (0: none)");
   app.add_option("--window-left", window_left, "sliding window, keys before a query (-1: none)");
@@ -124,6 +129,14 @@ int main(int argc, char** argv) {
           BENCH_CHECK("attn_bench", sc::device_synchronize());
           std::vector<float> ms;
           sc::EventTimer timer;
+          for (double warm = 0; warm < warmup_ms;) {
+            BENCH_CHECK("attn_bench", timer.start());
+            BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));
+            BENCH_CHECK("attn_bench", timer.stop());
+            auto e = timer.elapsed_ms();
+            BENCH_CHECK("attn_bench", e.status());
+            warm += std::max(*e, 1e-3f);
+          }
           for (int i = 0; i < iters; ++i) {
             BENCH_CHECK("attn_bench", timer.start());
             BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));

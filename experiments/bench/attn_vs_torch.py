@@ -15,10 +15,19 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 import torch.nn.functional as F
 
 
-def time_ms(fn, iters, warmup):
+def time_ms(fn, iters, warmup, warmup_ms=0.0):
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
+    warm = 0.0  # then untimed calls until warmup_ms of GPU time has passed (clocks settle)
+    while warm < warmup_ms:
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        warm += max(a.elapsed_time(b), 1e-3)
     times = []
     for _ in range(iters):
         a = torch.cuda.Event(enable_timing=True)
@@ -40,6 +49,8 @@ def main():
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--warmup-ms", type=float, default=0.0,
+                    help="then untimed calls until this much GPU time has passed (as attn_bench)")
     ap.add_argument("--joint", type=int, default=0)
     a = ap.parse_args()
     dt = torch.bfloat16 if a.dtype == "bf16" else torch.float16
@@ -67,7 +78,7 @@ def main():
                     try:
                         with sdpa_kernel([be]):
                             ms = time_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=bool(causal)),
-                                         iters, a.warmup)
+                                         iters, a.warmup, a.warmup_ms)
                         print(f"{name},{s},{h},{a.dim},{causal},{a.dtype},{variant},{ms:.4f},{flops / (ms * 1e-3) / 1e12:.1f}",
                               flush=True)
                     except RuntimeError as e:  # backend unavailable for this shape

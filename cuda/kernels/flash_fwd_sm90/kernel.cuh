@@ -106,9 +106,8 @@ __device__ __forceinline__ void pingpong_pass(int c) {
 }
 
 // The (segment, key tile) sequence of a CTA over its tile table, skipping fully masked tiles;
-// the producer and the consumers walk the same sequence.
-// The segment's bounds are held in registers: the loop reads shared memory only when it enters
-// a segment.
+// the producer and the consumers walk the same sequence. The segment's bounds are held in
+// registers: the loop reads the table (shared memory) only when it enters a segment.
 struct Cursor {
   const int* table;  // [segment][kTableInts]: lo, hi, full_lo, full_hi, whole
   int num_segments;
