@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup-ms", warmup_ms,
                  "then more untimed calls until this much GPU time has passed (clocks settle under "
                  "load: the first calls after a pause run faster than sustained ones)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 600000.0));
   app.add_option("--kernel", kernels, "mma and/or wgmma (the Hopper kernel)");
   app.add_option("--joint", joint, "joint keys in front of the image keys (0: none)");
   app.add_option("--window-left", window_left, "sliding window, keys before a query (-1: none)");
