@@ -15,29 +15,24 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 import torch.nn.functional as F
 
 
+def one_call_ms(fn):
+    a = torch.cuda.Event(enable_timing=True)
+    b = torch.cuda.Event(enable_timing=True)
+    a.record()
+    fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b)
+
+
 def time_ms(fn, iters, warmup, warmup_ms=0.0):
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
     warm = 0.0  # then untimed calls until warmup_ms of GPU time has passed (clocks settle)
     while warm < warmup_ms:
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        warm += max(a.elapsed_time(b), 1e-3)
-    times = []
-    for _ in range(iters):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+        warm += max(one_call_ms(fn), 1e-3)
+    return statistics.median([one_call_ms(fn) for _ in range(iters)])
 
 
 def main():
