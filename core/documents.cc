@@ -42,8 +42,11 @@ Expected<std::vector<std::int64_t>> generate_documents(const DocumentSpec& s,
                             std::to_string(seq_len) + " with about " +
                             std::to_string(seq_len / s.mean) + " documents, more than the limit " +
                             std::to_string(kMaxDocuments));
-  if (!(s.sigma > 0 && std::isfinite(s.sigma)))
-    return invalid_argument("sigma: must be a finite value > 0");
+  // Above kMaxDocumentSigma, exp(sigma z) (|z| < 8.6) or the mean exp(sigma^2 / 2) overflows: the
+  // weights became inf / inf = NaN, cast to lengths of -2^63 or drawn as documents of one token.
+  if (!(s.sigma > 0 && s.sigma <= kMaxDocumentSigma))
+    return invalid_argument("sigma: must be a finite value > 0 and at most " +
+                            std::to_string(static_cast<int>(kMaxDocumentSigma)));
   std::mt19937_64 g(s.seed);
   // A weight with mean `expected` (so mean-based lengths come out with mean s.mean).
   auto draw = [&]() {

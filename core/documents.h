@@ -32,6 +32,9 @@ struct DocumentSpec {
 };
 
 const char* const kDocumentDistributions[] = {"equal", "uniform", "lognormal"};
+// The largest lognormal sigma (a median length e^-50 of the mean already): its draws and mean stay
+// finite.
+inline constexpr double kMaxDocumentSigma = 10;
 
 // The lengths for seq_len tokens; InvalidArgument naming the field ("distribution", "count", ...)
 // for an unknown distribution, a count above seq_len, or not exactly one of count and mean.

@@ -146,6 +146,26 @@ TEST(Documents, DrawsStopAtTheDocumentLimit) {
   EXPECT_TRUE(generate_documents({"equal", 0, 4, 1.0, 1}, 4 * kMaxDocuments).ok());
 }
 
+// System: a lognormal sigma past kMaxDocumentSigma, by count and by mean (exp(sigma z) overflowed:
+// by count a length of -2^63, by mean every document one token long). Expectation: refused,
+// naming sigma and its limit; sigma 10 itself still draws.
+TEST(Documents, HugeSigmaIsRefused) {
+  for (const DocumentSpec& s :
+       {DocumentSpec{"lognormal", 8, 0, 1e10, 3}, DocumentSpec{"lognormal", 0, 512, 1e10, 3},
+        DocumentSpec{"lognormal", 8, 0, 10.5, 3}}) {
+    Expected<std::vector<std::int64_t>> l = generate_documents(s, 4096);
+    ASSERT_FALSE(l.ok());
+    EXPECT_EQ(l.status().message(), "sigma: must be a finite value > 0 and at most 10");
+  }
+  for (const DocumentSpec& s :
+       {DocumentSpec{"lognormal", 8, 0, 10, 3}, DocumentSpec{"lognormal", 1000, 0, 10, 3}}) {
+    Expected<std::vector<std::int64_t>> l = generate_documents(s, 4096);
+    ASSERT_TRUE(l.ok()) << l.status().message();
+    EXPECT_EQ(std::accumulate(l->begin(), l->end(), std::int64_t{0}), 4096);
+    for (std::int64_t x : *l) EXPECT_GE(x, 1);
+  }
+}
+
 // System: bounds that do not end at seq_len, a zero-length document, joint tokens with documents.
 // Expectation: validate names problem.documents (or says why joint tokens are refused).
 TEST(Documents, ValidateRefusesBadDocuments) {
