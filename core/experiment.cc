@@ -109,6 +109,19 @@ Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
   return {};
 }
 
+// The reader names keys as they appear in their map ("seq_len"); messages name them from the top
+// ("problem.seq_len"), so a key is found the same way in every message.
+Status qualify(const std::string& map_name, Status st) {
+  if (st.ok()) return st;
+  const std::string marker = ": key '";
+  const std::string prefix = map_name + ".";
+  std::string m = st.message();
+  const std::size_t at = m.find(marker);
+  if (at != std::string::npos && m.compare(at + marker.size(), prefix.size(), prefix) != 0)
+    m.insert(at + marker.size(), prefix);
+  return {st.code(), m};
+}
+
 // problem.documents: a list of lengths (each > 0; validate checks the sum), or a distribution
 // (core/documents.h) generated for seq_len here and again for each sweep case.
 Status read_documents(const YamlReader& r, const YAML::Node& problem, Problem& p,
@@ -136,12 +149,13 @@ Status read_documents(const YamlReader& r, const YAML::Node& problem, Problem& p
                    "expected a list of lengths or a map {distribution, count | mean, seed}");
   SPATTN_RETURN_IF_ERROR(
       r.check_keys(n, "problem.documents", {"distribution", "count", "mean", "sigma", "seed"}));
-  SPATTN_RETURN_IF_ERROR(r.get(n, "distribution", spec.distribution, true));
-  SPATTN_RETURN_IF_ERROR(r.get_positive(n, "count", spec.count, false));
-  SPATTN_RETURN_IF_ERROR(r.get_positive(n, "mean", spec.mean, false));
-  SPATTN_RETURN_IF_ERROR(r.get(n, "sigma", spec.sigma, false));
+  const std::string map = "problem.documents";  // "key 'mean'" alone named no map
+  SPATTN_RETURN_IF_ERROR(qualify(map, r.get(n, "distribution", spec.distribution, true)));
+  SPATTN_RETURN_IF_ERROR(qualify(map, r.get_positive(n, "count", spec.count, false)));
+  SPATTN_RETURN_IF_ERROR(qualify(map, r.get_positive(n, "mean", spec.mean, false)));
+  SPATTN_RETURN_IF_ERROR(qualify(map, r.get(n, "sigma", spec.sigma, false)));
   std::int64_t seed = 0;
-  SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "seed", seed, false));
+  SPATTN_RETURN_IF_ERROR(qualify(map, r.get_non_negative(n, "seed", seed, false)));
   spec.seed = static_cast<std::uint64_t>(seed);
   Expected<std::vector<std::int64_t>> lengths = generate_documents(spec, p.seq_len);
   if (!lengths) {
@@ -153,19 +167,6 @@ Status read_documents(const YamlReader& r, const YAML::Node& problem, Problem& p
   }
   p.doc_bounds = document_bounds(*lengths);
   return {};
-}
-
-// The reader names keys as they appear in their map ("seq_len"); messages name them from the top
-// ("problem.seq_len"), so a key is found the same way in every message.
-Status qualify(const std::string& map_name, Status st) {
-  if (st.ok()) return st;
-  const std::string marker = ": key '";
-  const std::string prefix = map_name + ".";
-  std::string m = st.message();
-  const std::size_t at = m.find(marker);
-  if (at != std::string::npos && m.compare(at + marker.size(), prefix.size(), prefix) != 0)
-    m.insert(at + marker.size(), prefix);
-  return {st.code(), m};
 }
 
 // core::validate(Problem) says "problem.FIELD: why"; point at FIELD's node when the file has it.

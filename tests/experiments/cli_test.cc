@@ -79,6 +79,7 @@ const std::map<std::string, Expect> kBad = {
     {"degrees_vs_sweep.yaml", {"8:32", "plans[0].ulysses"}},
     {"documents_bad_sum.yaml", {"6:14", "problem.documents"}},
     {"documents_negative_length.yaml", {"6:21", "problem.documents[1]"}},
+    {"documents_fractional_mean.yaml", {"6:46", "problem.documents.mean"}},
     {"documents_huge_sigma.yaml", {"6:57", "problem.documents.sigma"}},
     {"documents_sum_overflow.yaml", {"6:20", "problem.documents[1]"}},
     {"documents_too_many.yaml", {"6:46", "problem.documents.mean"}},
