@@ -6,7 +6,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <tuple>
+
+#include "core/cluster.h"
 
 namespace spattn::calibrate {
 namespace {
@@ -14,6 +18,7 @@ namespace {
 // heads: attention_heads points only (0 elsewhere); files written before it have 6 fields.
 constexpr const char* kHeader = "kind,ranks,bytes,tokens,causal,median_us,heads";
 constexpr const char* kHeader6 = "kind,ranks,bytes,tokens,causal,median_us";
+constexpr std::int64_t kMaxPointTokens = std::int64_t{1} << 20;
 
 std::vector<std::string> split(const std::string& line) {
   std::vector<std::string> f;
@@ -63,6 +68,7 @@ std::string measurements_csv(const std::vector<Measurement>& ms) {
 Expected<std::vector<Measurement>> parse_measurements_csv(const std::string& text,
                                                           const std::string& name) {
   std::vector<Measurement> ms;
+  std::map<std::tuple<PointKind, int, Bytes, std::int64_t, bool, std::int64_t>, int> first_line;
   std::istringstream in(text);
   std::string line;
   int n = 0;
@@ -86,15 +92,28 @@ Expected<std::vector<Measurement>> parse_measurements_csv(const std::string& tex
       return bad("bad ranks '" + f[1] + "'");
     if (!parse_number(f[2], m.point.bytes) || m.point.bytes < 0)
       return bad("bad bytes '" + f[2] + "'");
-    if (!parse_number(f[3], m.point.tokens) || m.point.tokens < 0)
-      return bad("bad tokens '" + f[3] + "'");
+    // 2^63 - 1 tokens overflowed the fit's CTA count (an abort), and the fit's time grows with
+    // the tokens (16M: a minute a row); calibrate measures up to 256K.
+    if (!parse_number(f[3], m.point.tokens) || m.point.tokens < 0 ||
+        m.point.tokens > kMaxPointTokens)
+      return bad(fmt::format("bad tokens '{}' (0 to {})", f[3], kMaxPointTokens));
     if (!parse_number(f[4], causal) || (causal != 0 && causal != 1))
       return bad("bad causal '" + f[4] + "' (0 or 1)");
     m.point.causal = causal == 1;
     if (!parse_number(f[5], m.median_us) || !(m.median_us >= 0))
       return bad("bad median_us '" + f[5] + "'");
+    // As a profile's times: a fit of 1e300 us wrote a profile that did not read back (exit 1).
+    if (!(m.median_us <= core::kMaxLatencyUs))
+      return bad(fmt::format("bad median_us '{}' (at most {:g})", f[5], core::kMaxLatencyUs));
     if (f.size() == 7 && (!parse_number(f[6], m.point.heads) || m.point.heads < 0))
       return bad("bad heads '" + f[6] + "'");
+    // One row a point: the fit took both rows of a repeated point, and two times for one point
+    // wrote a profile that did not read back (size_delay: a second point for the same bytes).
+    const auto key = std::make_tuple(m.point.kind, m.point.ranks, m.point.bytes, m.point.tokens,
+                                     m.point.causal, m.point.heads);
+    if (const auto [it, fresh] = first_line.emplace(key, n); !fresh)
+      return bad(fmt::format("a second measurement of {} (the first is on line {})",
+                             describe(m.point), it->second));
     ms.push_back(m);
   }
   return ms;

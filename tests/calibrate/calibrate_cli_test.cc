@@ -115,5 +115,22 @@ TEST(CalibrateCli, BadOutPathIsBadInput) {
   EXPECT_NE(r.err.find(".yaml"), std::string::npos) << r.err;
 }
 
+// A --refit file with a point measured twice is bad input at its line (exit 2, nothing written);
+// it was exit 1, "the fitted profile does not read back" naming a line of the unwritten profile.
+TEST(CalibrateCli, RefitOfARepeatedPointIsBadInput) {
+  const fs::path dir = fresh_dir("repeated");
+  const std::string csv = (dir / "m.csv").string();
+  std::ofstream(csv) << "kind,ranks,bytes,tokens,causal,median_us,heads\n"
+                        "sendrecv_pair,2,4096,0,0,20.8,0\n"
+                        "sendrecv_pair,2,4096,0,0,27.5,0\n";
+  const Result r = spattn(dir, {"calibrate", "--refit", csv, "--out", (dir / "x.yaml").string(),
+                                "--cluster", kCluster, "--base", kDefault});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "spattn: " + csv +
+                       ":3: a second measurement of sendrecv_pair P=2 4 KiB (the first is on line "
+                       "2)\n");
+  EXPECT_FALSE(fs::exists(dir / "x.yaml"));
+}
+
 }  // namespace
 }  // namespace spattn::calibrate

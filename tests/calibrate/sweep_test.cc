@@ -57,6 +57,40 @@ TEST(Measurements, BadRowsNameTheLine) {
   EXPECT_FALSE(parse_measurements_csv("attention,1,0,1024,0\n", "m.csv").ok());    // 5 fields
 }
 
+// System: a point measured twice (the same time or another) and a time past the profiles' limit.
+// Expectation: refused at the row, naming the first row of the point or the limit (the fit took
+// both rows, or wrote a profile that did not read back: exit 1).
+TEST(Measurements, RepeatedPointsAndHugeTimesAreRefused) {
+  const std::string head = "kind,ranks,bytes,tokens,causal,median_us,heads\n";
+  for (const char* again : {"12.5", "99"}) {
+    Expected<std::vector<Measurement>> r = parse_measurements_csv(
+        head + "all_to_all,4,4096,0,0,12.5,0\nattention,1,0,1024,0,5,0\nall_to_all,4,4096,0,0," +
+            again + ",0\n",
+        "m.csv");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().message(),
+              "m.csv:4: a second measurement of all_to_all P=4 4 KiB (the first is on line 2)");
+  }
+  Expected<std::vector<Measurement>> huge =
+      parse_measurements_csv(head + "attention,1,0,1024,0,1e300,0\n", "m.csv");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().message(), "m.csv:2: bad median_us '1e300' (at most 1e+09)");
+  EXPECT_TRUE(parse_measurements_csv(head + "attention,1,0,1024,0,1e9,0\n", "m.csv").ok());
+  // Tokens up to 1M (calibrate measures up to 256K): 2^63 - 1 aborted the fit
+  // (std::length_error), 16M took a minute.
+  Expected<std::vector<Measurement>> tokens =
+      parse_measurements_csv(head + "attention,1,0,9223372036854775807,0,5,0\n", "m.csv");
+  ASSERT_FALSE(tokens.ok());
+  EXPECT_EQ(tokens.status().message(), "m.csv:2: bad tokens '9223372036854775807' (0 to 1048576)");
+  EXPECT_TRUE(parse_measurements_csv(head + "attention,1,0,1048576,0,5,0\n", "m.csv").ok());
+  // The same kind and size on other ranks, or causal, is another point.
+  EXPECT_TRUE(parse_measurements_csv(head +
+                                         "all_to_all,4,4096,0,0,1,0\nall_to_all,8,4096,0,0,1,"
+                                         "0\nattention,1,0,1024,0,5,0\nattention,1,0,1024,1,5,0\n",
+                                     "m.csv")
+                  .ok());
+}
+
 TEST(Measurements, PathBesideTheProfile) {
   EXPECT_EQ(measurements_path("experiments/profiles/h200x4.yaml"),
             "experiments/profiles/h200x4.measurements.csv");
