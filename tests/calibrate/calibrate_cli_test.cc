@@ -132,5 +132,23 @@ TEST(CalibrateCli, RefitOfARepeatedPointIsBadInput) {
   EXPECT_FALSE(fs::exists(dir / "x.yaml"));
 }
 
+// A --refit whose measurements fit no valid profile (attention as fast as its launch: tile_us
+// rounds to 0) is bad input naming --refit (exit 2, nothing written); it was exit 1.
+TEST(CalibrateCli, RefitThatFitsNoValidProfileIsBadInput) {
+  const fs::path dir = fresh_dir("novalid");
+  const std::string csv = (dir / "m.csv").string();
+  const std::string out = (dir / "x.yaml").string();
+  std::ofstream(csv) << "kind,ranks,bytes,tokens,causal,median_us,heads\n"
+                        "attention,1,0,1024,0,5.00001,0\n"
+                        "attention,1,0,4096,0,5.00001,0\n";
+  const Result r = spattn(
+      dir, {"calibrate", "--refit", csv, "--out", out, "--cluster", kCluster, "--base", kDefault});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err.substr(r.err.rfind("spattn: ")),
+            "spattn: --refit: " + csv + ": its measurements fit no valid profile: " + out +
+                ":34:14: key 'tile_us': must be a finite number > 0, got 0\n");
+  EXPECT_FALSE(fs::exists(out));
+}
+
 }  // namespace
 }  // namespace spattn::calibrate
