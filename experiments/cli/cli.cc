@@ -162,6 +162,11 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
   }
   // --trace: its folder is made and written to now, not after every plan has run.
   if (!a.trace.empty()) {
+    // A folder ("out/", or one that exists) gave hidden files "out/.<plan>.json", or files by it.
+    if (!std::filesystem::path(a.trace).has_filename() || std::filesystem::is_directory(a.trace))
+      return fail(
+          err, invalid_argument("--trace: " + a.trace + ": is a folder; give a file name such as " +
+                                (std::filesystem::path(a.trace) / "trace.json").string()));
     const std::filesystem::path parent = std::filesystem::path(a.trace).parent_path();
     std::error_code ec;
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
@@ -210,6 +215,20 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
                                                                        : "";
   if (a.resume && dir.empty())
     return fail(err, invalid_argument("--resume: needs --out DIR (or `outputs` with cuda)"));
+  // --out: a path under a file is refused now, not after every plan has run (the folder itself is
+  // made on the first write).
+  if (!a.out_dir.empty())
+    for (std::filesystem::path p = a.out_dir; !p.empty(); p = p.parent_path()) {
+      std::error_code ec;
+      const std::filesystem::file_status st = std::filesystem::status(p, ec);
+      if (std::filesystem::exists(st)) {
+        if (!std::filesystem::is_directory(st))
+          return fail(err, invalid_argument("--out: " + a.out_dir +
+                                            ": cannot be a folder: " + p.string() + " is a file"));
+        break;
+      }
+      if (p == p.parent_path()) break;
+    }
   // Created on the first write, so a run that writes nothing (cuda not built) leaves no folder.
   auto make_dir = [&dir]() -> Status {
     std::error_code ec;

@@ -265,6 +265,29 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
       trace.err.rfind("spattn: --trace: /proc/no_such/t.json: cannot write into /proc/no_such", 0),
       0u)
       << trace.err;
+  // A --trace naming a folder is refused (it wrote hidden files "DIR/.<plan>.json", or files
+  // beside the folder).
+  const fs::path folder = fs::path(testing::TempDir()) / "cli_test_trace_folder";
+  fs::remove_all(folder);
+  fs::create_directories(folder);
+  for (const std::string& t : {folder.string(), folder.string() + "/"}) {
+    const Result r = spattn({"run", kQuickstart, "--backend", "sim", "--trace", t});
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(r.err, "spattn: --trace: " + t + ": is a folder; give a file name such as " +
+                         (fs::path(t) / "trace.json").string() + "\n");
+  }
+  EXPECT_TRUE(fs::is_empty(folder));
+  // An --out under a file is refused before anything runs (it said "F: cannot create: Not a
+  // directory" after every plan had run, without naming --out).
+  const fs::path file = fs::path(testing::TempDir()) / "cli_test_out_is_a_file";
+  std::ofstream(file) << "x\n";
+  for (const fs::path& o : {file, file / "sub"}) {
+    const Result r = spattn({"run", kQuickstart, "--backend", "sim", "--out", o.string()});
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(r.err, "spattn: --out: " + o.string() + ": cannot be a folder: " + file.string() +
+                         " is a file\n");
+    EXPECT_EQ(r.out, "");
+  }
 }
 
 TEST(Cli, CudaBackendNotBuiltIsExitOne) {
