@@ -384,13 +384,16 @@ int exit_code(const Status& s) {
   return 1;
 }
 
-// An integer option's lower bound, said plainly ("--iters: must be >= 1, got 0"; CLI11's
-// PositiveNumber printed its range up to 1.8e308).
+// An int option's bounds, said plainly ("--iters: must be >= 1, got 0"; CLI11's PositiveNumber
+// printed its range up to 1.8e308, and past an int it said "Could not convert: --nodes = ...").
 static CLI::Validator at_least(long long lo) {
   return CLI::Validator(
       [lo](std::string& s) -> std::string {
         long long v = 0;
         if (!CLI::detail::lexical_cast(s, v)) return "must be an integer, got '" + s + "'";
+        if (v > std::numeric_limits<int>::max())
+          return "must be at most " + std::to_string(std::numeric_limits<int>::max()) + ", got " +
+                 s;
         return v >= lo ? std::string() : "must be >= " + std::to_string(lo) + ", got " + s;
       },
       "INT>=" + std::to_string(lo));

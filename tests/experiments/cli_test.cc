@@ -242,6 +242,11 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
             "spattn: --nodes: must be >= 1, got -3\n");
   EXPECT_EQ(spattn({"run", kQuickstart, "--warmup", "x"}).err,
             "spattn: --warmup: must be an integer, got 'x'\n");
+  // Past an int: CLI11 said "Could not convert: --nodes = 2147483648".
+  EXPECT_EQ(spattn({"--nodes", "2147483648", "plan", kQuickstart}).err,
+            "spattn: --nodes: must be at most 2147483647, got 2147483648\n");
+  EXPECT_EQ(spattn({"run", kQuickstart, "--iters", "4294967297"}).err,
+            "spattn: --iters: must be at most 2147483647, got 4294967297\n");
   // The seed is read whole: CLI11 alone read the first three as 18446744073709551615 (exit 0).
   for (const char* seed : {"-1", "99999999999999999999", "18446744073709551616", "7x"}) {
     const Result r = spattn({"run", kQuickstart, "--backend", "sim", "--seed", seed});
