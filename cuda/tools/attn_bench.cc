@@ -129,19 +129,19 @@ int main(int argc, char** argv) {
           BENCH_CHECK("attn_bench", sc::device_synchronize());
           std::vector<float> ms;
           sc::EventTimer timer;
+          auto one_call_ms = [&]() -> spattn::Expected<float> {
+            SPATTN_RETURN_IF_ERROR(timer.start());
+            SPATTN_RETURN_IF_ERROR(sc::flash_attention_forward(p, nullptr));
+            SPATTN_RETURN_IF_ERROR(timer.stop());
+            return timer.elapsed_ms();
+          };
           for (double warm = 0; warm < warmup_ms;) {
-            BENCH_CHECK("attn_bench", timer.start());
-            BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));
-            BENCH_CHECK("attn_bench", timer.stop());
-            auto e = timer.elapsed_ms();
+            auto e = one_call_ms();
             BENCH_CHECK("attn_bench", e.status());
             warm += std::max(*e, 1e-3f);
           }
           for (int i = 0; i < iters; ++i) {
-            BENCH_CHECK("attn_bench", timer.start());
-            BENCH_CHECK("attn_bench", sc::flash_attention_forward(p, nullptr));
-            BENCH_CHECK("attn_bench", timer.stop());
-            auto e = timer.elapsed_ms();
+            auto e = one_call_ms();
             BENCH_CHECK("attn_bench", e.status());
             ms.push_back(*e);
           }

@@ -8,7 +8,6 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <tuple>
 
 #include "core/cluster.h"
 
@@ -68,7 +67,7 @@ std::string measurements_csv(const std::vector<Measurement>& ms) {
 Expected<std::vector<Measurement>> parse_measurements_csv(const std::string& text,
                                                           const std::string& name) {
   std::vector<Measurement> ms;
-  std::map<std::tuple<PointKind, int, Bytes, std::int64_t, bool, std::int64_t>, int> first_line;
+  std::map<Point, int> first_line;  // the line of each point's row
   std::istringstream in(text);
   std::string line;
   int n = 0;
@@ -109,9 +108,7 @@ Expected<std::vector<Measurement>> parse_measurements_csv(const std::string& tex
       return bad("bad heads '" + f[6] + "'");
     // One row a point: the fit took both rows of a repeated point, and two times for one point
     // wrote a profile that did not read back (size_delay: a second point for the same bytes).
-    const auto key = std::make_tuple(m.point.kind, m.point.ranks, m.point.bytes, m.point.tokens,
-                                     m.point.causal, m.point.heads);
-    if (const auto [it, fresh] = first_line.emplace(key, n); !fresh)
+    if (const auto [it, fresh] = first_line.emplace(m.point, n); !fresh)
       return bad(fmt::format("a second measurement of {} (the first is on line {})",
                              describe(m.point), it->second));
     ms.push_back(m);

@@ -94,6 +94,7 @@ struct Point {
   std::int64_t heads = 0;   // attention_heads: the block's heads (kHeads elsewhere, written 0)
 
   friend bool operator==(const Point&, const Point&) = default;
+  friend auto operator<=>(const Point&, const Point&) = default;
 };
 
 // "all_to_all P=4 64 MiB", "attention causal 8192 tokens", "copy 1000 MiB".
