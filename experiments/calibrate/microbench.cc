@@ -195,7 +195,8 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
        quick ? std::vector<std::int64_t>{131072} : std::vector<std::int64_t>{131072, 262144})
     pts.push_back({PointKind::kAttentionLong, 1, 0, n, true});
   for (std::int64_t n :
-       quick ? std::vector<std::int64_t>{4096} : std::vector<std::int64_t>{4096, 16384}) {
+       quick ? std::vector<std::int64_t>{4096}
+             : std::vector<std::int64_t>{2048, 4096, 16384, 65536}) {
     pts.push_back({PointKind::kAttentionD64, 1, 0, n, false});
     pts.push_back({PointKind::kAttentionSoftcap, 1, 0, n, false});
     for (bool causal : {false, true}) pts.push_back({PointKind::kAttentionFp16, 1, 0, n, causal});
