@@ -14,6 +14,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 import torch.nn.functional as F
 
+BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+
 
 def one_call_ms(fn):
     a = torch.cuda.Event(enable_timing=True)
@@ -47,6 +49,8 @@ def main():
     ap.add_argument("--warmup-ms", type=float, default=0.0,
                     help="then untimed calls until this much GPU time has passed (as attn_bench)")
     ap.add_argument("--joint", type=int, default=0)
+    ap.add_argument("--backends", nargs="+", choices=["flash", "cudnn"], default=["flash", "cudnn"],
+                    help="SDPA backends to time, in this order")
     a = ap.parse_args()
     dt = torch.bfloat16 if a.dtype == "bf16" else torch.float16
     print(f"# torch {torch.__version__}, cuda {torch.version.cuda}, cudnn {torch.backends.cudnn.version()}, "
@@ -68,8 +72,7 @@ def main():
                 if a.joint > 0 and causal:
                     continue  # SDPA's causal mask is not the joint block's (text keys always visible)
                 flops = 4.0 * s * (s + a.joint) * a.dim * h * (0.5 if causal else 1.0)
-                for name, be in (("torch_flash", SDPBackend.FLASH_ATTENTION),
-                                 ("torch_cudnn", SDPBackend.CUDNN_ATTENTION)):
+                for name, be in ((f"torch_{b}", BACKENDS[b]) for b in a.backends):
                     try:
                         with sdpa_kernel([be]):
                             ms = time_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=bool(causal)),
