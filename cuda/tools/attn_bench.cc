@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   if (joint > 0) variant = "joint" + std::to_string(joint);
   if (window_left >= 0 || window_right >= 0)
     variant = "win" + std::to_string(window_left) + "_" + std::to_string(window_right);
-  if (softcap > 0) variant += (variant == "-" ? "" : "_") + std::string("softcap");
+  if (softcap > 0) variant = variant == "-" ? "softcap" : variant + "_softcap";
   for (std::int64_t heads : heads_list) {
     for (std::int64_t s : seqs) {
       const std::size_t elems = static_cast<std::size_t>(batch * s * heads * d);
