@@ -22,6 +22,7 @@
 #   RATE=1 ...                   the attention rate by head count, alone and with every other GPU
 #                                busy, and over a sustained run, with SM clocks logged (clocks.csv)
 # Files under $OUT: bench.log (machine, command, every step's output), build.log, tests.log,
+# error_ratio.md (error_ratio.py of tests.log),
 # ours.csv, torch.csv, table.md, and tune.csv, sass.txt, ops_bench.csv, torch_ops.csv,
 # attention_rate.txt, clocks.csv when asked.
 BUILD=${BUILD:-build-bench}
@@ -52,6 +53,8 @@ if [[ "${SKIP_TESTS:-0}" != 1 ]]; then
   echo "tests: $(grep -c '^\[       OK \]' "$OUT/tests.log") ok," \
     "$(grep -c '^\[  FAILED  \]' "$OUT/tests.log") failed lines," \
     "$(grep -c '^\[  SKIPPED \]' "$OUT/tests.log") skipped"
+  say "the Hopper kernel's error over the mma.sync kernel's, same inputs (issue 14: at most 1.2x)"
+  python3 experiments/bench/error_ratio.py "$OUT/tests.log" | tee "$OUT/error_ratio.md"
   [[ "${STOP_ON_FAIL:-0}" == 1 && $rc != 0 ]] && { echo "tests failed: stopping"; exit 1; }
 fi
 
