@@ -194,13 +194,17 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
   for (std::int64_t n :
        quick ? std::vector<std::int64_t>{131072} : std::vector<std::int64_t>{131072, 262144})
     pts.push_back({PointKind::kAttentionLong, 1, 0, n, true});
+  // The factors of d 64, softcap and fp16 from the smallest to the largest square size (one
+  // factor serves every size); packed documents at 4K and 16K only: their blocks are mostly masked
+  // tiles and short CTAs, where the fitted shape's own error is largest, and points at 2K and 64K
+  // pull the factor off what the middle sizes need (tests/calibrate/fit_test.cc).
   for (std::int64_t n :
        quick ? std::vector<std::int64_t>{4096}
              : std::vector<std::int64_t>{2048, 4096, 16384, 65536}) {
     pts.push_back({PointKind::kAttentionD64, 1, 0, n, false});
     pts.push_back({PointKind::kAttentionSoftcap, 1, 0, n, false});
     for (bool causal : {false, true}) pts.push_back({PointKind::kAttentionFp16, 1, 0, n, causal});
-    pts.push_back({PointKind::kAttentionDocuments, 1, 0, n, true});
+    if (n == 4096 || n == 16384) pts.push_back({PointKind::kAttentionDocuments, 1, 0, n, true});
   }
   // [tokens, 40, 128]: 100 rows of bf16 = 1,024,000 bytes; 102400 rows of bf16 = 1000 MiB;
   // 51200 rows of fp32 = 1000 MiB.
