@@ -102,6 +102,8 @@ class Engine {
                                            // (profile.comm_overhead of its shape)
   std::vector<TimePs> issued_;             // per task: when the host has issued it (host_task)
   std::vector<char> issue_pending_;        // per task: a try_start is scheduled at issued_
+  TimePs host_issue_ = 0;                  // SimResult::host_issue
+  std::int64_t host_issue_tasks_ = 0;
   std::vector<core::TaskSpan> spans_;
   int done_ = 0;
 };
@@ -200,16 +202,19 @@ Status Engine::build() {
     Expected<std::vector<std::vector<core::TaskId>>> order = core::issue_order(plan_);
     if (!order) return order.status();
     std::vector<TimePs> cursor(static_cast<std::size_t>(plan_.world), 0);
-    auto thread = [&](core::TaskId t) -> TimePs& {
+    std::vector<std::int64_t> issued_tasks(cursor.size(), 0);
+    auto thread_of = [&](core::TaskId t) {
       const int r = task(t).rank;
-      return cursor[static_cast<std::size_t>(
-          profile_.host_one_process ? node_[static_cast<std::size_t>(r)] : r)];
+      return static_cast<std::size_t>(profile_.host_one_process ? node_[static_cast<std::size_t>(r)]
+                                                                 : r);
     };
+    auto thread = [&](core::TaskId t) -> TimePs& { return cursor[thread_of(t)]; };
     const std::vector<std::vector<core::TaskId>> waits = core::explicit_waits(plan_, *order);
     issued_.assign(n, 0);
     issue_pending_.assign(n, 0);
     for (const std::vector<core::TaskId>& unit : *order) {
       for (core::TaskId t : unit) {
+        ++issued_tasks[thread_of(t)];
         thread(t) +=
             profile_.host_task +
             static_cast<TimePs>(waits[static_cast<std::size_t>(t)].size()) * profile_.host_dep;
@@ -219,6 +224,9 @@ Status Engine::build() {
       }
       for (core::TaskId t : unit) issued_[static_cast<std::size_t>(t)] = thread(t);
     }
+    const auto busiest = std::max_element(cursor.begin(), cursor.end());
+    host_issue_ = *busiest;
+    host_issue_tasks_ = issued_tasks[static_cast<std::size_t>(busiest - cursor.begin())];
   }
   spans_.resize(n);
   for (std::size_t t = 0; t < n; ++t) spans_[t] = {static_cast<core::TaskId>(t), -1, -1};
@@ -390,6 +398,8 @@ Expected<SimResult> Engine::run(const SimOptions& options) {
   for (int l = 0; l < flows_.num_links(); ++l)
     r.links.push_back({flows_.link_bytes(l), flows_.link_busy(l)});
   r.events = queue_.fired();
+  r.host_issue = host_issue_;
+  r.host_issue_tasks = host_issue_tasks_;
   return r;
 }
 

@@ -37,6 +37,11 @@ struct SimResult {
   core::Timeline timeline;       // source "sim"; spans indexed by task id; total; peak memory
   std::vector<LinkUsage> links;  // indexed like Cluster::links
   std::uint64_t events = 0;      // events the queue fired
+  // The busiest host thread's time issuing its tasks (the profile's host.task_us, dep_us and
+  // comm_call_us; one thread per node, or per rank without host.one_process), and its tasks: a
+  // plan whose predicted time is near it is bound by the host, not the GPUs. 0 without host costs.
+  TimePs host_issue = 0;
+  std::int64_t host_issue_tasks = 0;
 };
 
 // InvalidArgument when the plan needs more GPUs than the cluster has or a send has no matching

@@ -83,6 +83,13 @@ planner::CostFn simulator_cost(SimInputs& sim, int gpus, std::map<std::string, P
     for (Bytes b : r->timeline.peak_memory) p.peak = std::max(p.peak, b);
     p.gpu_memory = (*cluster)->gpu_memory;
     p.breakdown = breakdown(plan, r->timeline);
+    if (r->timeline.total > 0) {
+      p.breakdown.host_issue =
+          static_cast<double>(r->host_issue) / static_cast<double>(r->timeline.total);
+      p.breakdown.host_issue_tasks = r->host_issue_tasks;
+      const int per_node = (*cluster)->num_gpus() / std::max((*cluster)->nodes, 1);
+      p.breakdown.host_shared = sim.profile().host_one_process && std::min(plan.world, per_node) > 1;
+    }
     seen[plan.name()] = p;
     return p.ms * 1e-3;
   };
@@ -143,6 +150,9 @@ std::string fit_note(Bytes peak, Bytes gpu_memory) {
                      human_bytes(gpu_memory));
 }
 
+// From this share of the predicted time spent issuing on one host thread, the why line says so.
+constexpr double kHostBoundShare = 0.25;
+
 std::string why_first(const std::vector<PlanRow>& rows) {
   if (rows.empty() || !rows[0].predicted) return "no plan could be simulated";
   const PlanRow& a = rows[0];
@@ -167,6 +177,14 @@ std::string why_first(const std::vector<PlanRow>& rows) {
       "; its rank time is {:.0f}% attention compute, {:.0f}% other compute, {:.0f}% exposed "
       "communication, {:.0f}% idle: dominated by {}",
       100 * d.attention, 100 * d.other_compute, 100 * d.exposed_comm, 100 * d.idle, d.dominant());
+  // A plan whose GPUs wait for the host: say so, and what would split the issuing.
+  if (d.host_issue >= kHostBoundShare)
+    s += fmt::format(
+        "; its busiest host thread issues {} tasks for {:.0f}% of that time{}", d.host_issue_tasks,
+        100 * d.host_issue,
+        d.host_shared ? " (one thread per node drives its GPUs; one process per GPU, mpirun with "
+                        "the profile's host.one_process: false, gives each GPU its own)"
+                      : "");
   return s;
 }
 
@@ -417,6 +435,8 @@ nlohmann::json to_json(const Listing& l) {
                                       {"exposed_comm", r.breakdown.exposed_comm},
                                       {"idle", r.breakdown.idle},
                                       {"attention_imbalance", r.breakdown.attention_imbalance},
+                                      {"host_issue", r.breakdown.host_issue},
+                                      {"host_issue_tasks", r.breakdown.host_issue_tasks},
                                       {"dominant", r.breakdown.dominant()}};
         }
       }

@@ -76,6 +76,12 @@ class SimInputs {
 struct Breakdown {
   double attention = 0, other_compute = 0, exposed_comm = 0, idle = 0;
   double attention_imbalance = 1;
+  // The busiest host thread's issue time over the predicted time (sim::SimResult::host_issue), its
+  // tasks, and whether that thread issues for several GPUs (the profile's host.one_process on a
+  // node of more than one GPU of the plan).
+  double host_issue = 0;
+  std::int64_t host_issue_tasks = 0;
+  bool host_shared = false;
   // "attention compute", "other compute", "exposed communication" or "imbalance (idle ranks)".
   const char* dominant() const;
 };

@@ -489,6 +489,48 @@ TEST(Cli, PlanRanksByPredictedTimeWithWhy) {
   EXPECT_FALSE(nlohmann::json::parse(plain.out)["ranked"].get<bool>());
 }
 
+// System: the packed Llama example on 8 GPUs of one node, whose first plan's tasks (about 200) take
+// one host thread per node 8.27 us each (the H200 profile). Expectation: the why line says the
+// host issues for a share of the predicted time (the JSON's host_issue, between 0.25 and 1) and
+// that one process per GPU would split it; with host.one_process: false in the profile, each
+// thread issues one rank's tasks and the hint is gone.
+TEST(Cli, PlanSaysWhenTheHostIssuesForMuchOfThePredictedTime) {
+  const std::string packed = kSource + "/experiments/examples/llama3_8b_128k_packed.yaml";
+  const Result r = spattn({"plan", packed, "--format", "json"});
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json c = nlohmann::json::parse(r.out)["cases"][0];
+  const nlohmann::json& b = c["plans"][0]["predicted_breakdown"];
+  const double share = b["host_issue"].get<double>();
+  EXPECT_GE(share, 0.25);
+  EXPECT_LE(share, 1.0);
+  EXPECT_GT(b["host_issue_tasks"].get<std::int64_t>(), 100);
+  const std::string why = c["why"].get<std::string>();
+  EXPECT_NE(why.find("its busiest host thread issues "), std::string::npos) << why;
+  EXPECT_NE(why.find("host.one_process: false"), std::string::npos) << why;
+
+  std::ifstream in(kSource + "/experiments/profiles/h200_sxm_nvswitch_flash_fwd.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t at = text.find("one_process: true");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 17, "one_process: false");
+  const fs::path profile = fs::path(testing::TempDir()) / "per_rank_host.yaml";
+  std::ofstream(profile) << text;
+  std::ifstream ein(packed);
+  std::string exp((std::istreambuf_iterator<char>(ein)), std::istreambuf_iterator<char>());
+  const std::string key = "profile: ../profiles/h200_sxm_nvswitch_flash_fwd.yaml";
+  const std::size_t pat = exp.find(key);
+  ASSERT_NE(pat, std::string::npos);
+  exp.replace(pat, key.size(), "profile: " + profile.string());
+  const fs::path experiment = fs::path(testing::TempDir()) / "packed_per_rank_host.yaml";
+  std::ofstream(experiment) << exp;
+  const Result per_rank = spattn({"plan", experiment.string(), "--format", "json"});
+  ASSERT_EQ(per_rank.code, 0) << per_rank.err;
+  const nlohmann::json pc = nlohmann::json::parse(per_rank.out)["cases"][0];
+  EXPECT_LT(pc["plans"][0]["predicted_breakdown"]["host_issue"].get<double>(), share);
+  EXPECT_EQ(pc["why"].get<std::string>().find("host.one_process: false"), std::string::npos);
+}
+
 // System: the fixture's 2-socket node (4 GPUs on 4 NVSwitches, 2 NICs). Expectation: the YAML
 // `topo import` writes loads back as the same cluster as the import itself (devices, links, ranks).
 TEST(Cli, TopoImportWritesALoadableCluster) {

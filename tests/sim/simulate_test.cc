@@ -127,10 +127,15 @@ TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
   Expected<SimResult> one = simulate(plan, h200x4(), p);
   ASSERT_TRUE(one.ok()) << one.status().message();
   EXPECT_NEAR(ps_to_us(one->timeline.total), 1000, 0.01);
+  // The busiest issuing thread: the node's, 100 tasks for all of the 1000 us.
+  EXPECT_NEAR(ps_to_us(one->host_issue), 1000, 0.01);
+  EXPECT_EQ(one->host_issue_tasks, 100);
   p.host_one_process = false;
   Expected<SimResult> per_rank = simulate(plan, h200x4(), p);
   ASSERT_TRUE(per_rank.ok());
   EXPECT_NEAR(ps_to_us(per_rank->timeline.total), 500, 0.01);
+  EXPECT_NEAR(ps_to_us(per_rank->host_issue), 500, 0.01);
+  EXPECT_EQ(per_rank->host_issue_tasks, 50);
   // Each fill after a rank's first waits for the one before it. On the same stream the wait is
   // stream order (no event wait, no host_dep): still 1000 us.
   for (core::Task& t : plan.tasks)
@@ -147,6 +152,12 @@ TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
   Expected<SimResult> chained = simulate(plan, h200x4(), p);
   ASSERT_TRUE(chained.ok()) << chained.status().message();
   EXPECT_NEAR(ps_to_us(chained->timeline.total), 1392, 0.01);
+  EXPECT_NEAR(ps_to_us(chained->host_issue), 1392, 0.01);
+  // Without host costs nothing is issued late and host_issue is 0.
+  p.host_task = p.host_dep = 0;
+  Expected<SimResult> free_host = simulate(plan, h200x4(), p);
+  ASSERT_TRUE(free_host.ok());
+  EXPECT_EQ(free_host->host_issue, 0);
 }
 
 // System: the multi-node cluster (8 nodes x 8 GPUs, experiments/clusters/multinode.yaml), the
