@@ -83,6 +83,21 @@ Expected<Cluster> read_generated(const YamlReader& y, const YAML::Node& g, const
                                options.nodes > 0 ? options.nodes : s.nodes, s.gpus_per_node, gpus,
                                kMaxClusterGpus));
   if (options.nodes > 0) s.nodes = options.nodes;
+  // Links the generator widens: a GPU's NVLinks make one link, a fat tree's leaf-spine link
+  // carries a leaf's nodes; each within the bound a link has (validate would say "link 0").
+  if (s.nvlinks_per_gpu * s.nvlink_gbps > kMaxLinkGbps)
+    return y.error(g["nvlink_gbps"], "nvlink_gbps",
+                   fmt::format("{} NVLinks x {:g} GB/s = {:g} GB/s per GPU, more than {:g}",
+                               s.nvlinks_per_gpu, s.nvlink_gbps,
+                               s.nvlinks_per_gpu * s.nvlink_gbps, kMaxLinkGbps));
+  if (s.network == "fat_tree" && s.nodes > s.nodes_per_leaf &&
+      s.nodes_per_leaf * s.nic_gbps > kMaxLinkGbps)
+    return y.error(g["nic_gbps"] ? g["nic_gbps"] : g["nodes_per_leaf"],
+                   g["nic_gbps"] ? "nic_gbps" : "nodes_per_leaf",
+                   fmt::format("{} nodes per leaf x {:g} GB/s = {:g} GB/s per leaf-spine link, "
+                               "more than {:g}",
+                               s.nodes_per_leaf, s.nic_gbps, s.nodes_per_leaf * s.nic_gbps,
+                               kMaxLinkGbps));
   return generate_cluster(s);
 }
 

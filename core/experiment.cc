@@ -69,6 +69,19 @@ Status read_enum(const YamlReader& r, const YAML::Node& map, const char* key,
   return {};
 }
 
+// The reader names keys as they appear in their map ("seq_len"); messages name them from the top
+// ("problem.seq_len"), so a key is found the same way in every message.
+Status qualify(const std::string& map_name, Status st) {
+  if (st.ok()) return st;
+  const std::string marker = ": key '";
+  const std::string prefix = map_name + ".";
+  std::string m = st.message();
+  const std::size_t at = m.find(marker);
+  if (at != std::string::npos && m.compare(at + marker.size(), prefix.size(), prefix) != 0)
+    m.insert(at + marker.size(), prefix);
+  return {st.code(), m};
+}
+
 Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
   SPATTN_RETURN_IF_ERROR(r.check_keys(
       n, "problem",
@@ -88,8 +101,8 @@ Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
   SPATTN_RETURN_IF_ERROR(r.get(n, "causal", p.causal, false));
   if (const YAML::Node w = n["window"]) {
     SPATTN_RETURN_IF_ERROR(r.check_keys(w, "window", {"left", "right"}));
-    SPATTN_RETURN_IF_ERROR(r.get(w, "left", p.window.left, false));
-    SPATTN_RETURN_IF_ERROR(r.get(w, "right", p.window.right, false));
+    SPATTN_RETURN_IF_ERROR(qualify("window", r.get(w, "left", p.window.left, false)));
+    SPATTN_RETURN_IF_ERROR(qualify("window", r.get(w, "right", p.window.right, false)));
     for (const char* k : {"left", "right"}) {
       if (w[k] && w[k].as<std::int64_t>() < -1)
         return r.error(w[k], std::string("window.") + k, "must be >= -1 (-1 = unbounded)");
@@ -107,19 +120,6 @@ Status read_problem(const YamlReader& r, const YAML::Node& n, Problem& p) {
   SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "frame_seqlen", p.frame_seqlen, false));
   SPATTN_RETURN_IF_ERROR(r.get_non_negative(n, "sink_tokens", p.sink_tokens, false));
   return {};
-}
-
-// The reader names keys as they appear in their map ("seq_len"); messages name them from the top
-// ("problem.seq_len"), so a key is found the same way in every message.
-Status qualify(const std::string& map_name, Status st) {
-  if (st.ok()) return st;
-  const std::string marker = ": key '";
-  const std::string prefix = map_name + ".";
-  std::string m = st.message();
-  const std::size_t at = m.find(marker);
-  if (at != std::string::npos && m.compare(at + marker.size(), prefix.size(), prefix) != 0)
-    m.insert(at + marker.size(), prefix);
-  return {st.code(), m};
 }
 
 // problem.documents: a list of lengths (each > 0; validate checks the sum), or a distribution
@@ -193,7 +193,9 @@ Status read_choice(const YamlReader& r, const YAML::Node& n, const std::string& 
                    ChoiceSpec& c) {
   SPATTN_RETURN_IF_ERROR(
       r.check_keys(n, what, {"scheme", "ulysses", "ring", "layout", "placement"}));
-  SPATTN_RETURN_IF_ERROR(read_enum(r, n, "scheme", what + ".scheme", c.scheme, true, parse_scheme));
+  // Keys are named from the top ("plans[1].ring"), as the checks below name them.
+  SPATTN_RETURN_IF_ERROR(
+      qualify(what, read_enum(r, n, "scheme", what + ".scheme", c.scheme, true, parse_scheme)));
   for (const auto& [k, degree] : {std::pair<const char*, int*>{"ulysses", &c.ulysses_degree},
                                   std::pair<const char*, int*>{"ring", &c.ring_degree}}) {
     // Hybrid only: `auto` = the GPU count divided by the other degree (kept as 0 until resolve).
@@ -202,13 +204,13 @@ Status read_choice(const YamlReader& r, const YAML::Node& n, const std::string& 
       continue;
     }
     std::int64_t v = 0;
-    SPATTN_RETURN_IF_ERROR(r.get(n, k, v, false));
+    SPATTN_RETURN_IF_ERROR(qualify(what, r.get(n, k, v, false)));
     if (n[k]) SPATTN_RETURN_IF_ERROR(to_gpus(r, n[k], what + "." + k, v, *degree));
   }
-  SPATTN_RETURN_IF_ERROR(
-      read_enum(r, n, "layout", what + ".layout", c.layout, false, parse_ring_layout));
-  SPATTN_RETURN_IF_ERROR(
-      read_enum(r, n, "placement", what + ".placement", c.placement, false, parse_placement));
+  SPATTN_RETURN_IF_ERROR(qualify(
+      what, read_enum(r, n, "layout", what + ".layout", c.layout, false, parse_ring_layout)));
+  SPATTN_RETURN_IF_ERROR(qualify(
+      what, read_enum(r, n, "placement", what + ".placement", c.placement, false, parse_placement)));
   // The degrees and keys each scheme has (core::has_ulysses_degree, has_ring_degree).
   const bool ulysses = has_ulysses_degree(c.scheme), ring = has_ring_degree(c.scheme);
   if (!ring && n["ring"] && c.ring_degree != 1)
@@ -234,13 +236,15 @@ Status check_degrees(const YamlReader& r, const YAML::Node& n, const std::string
                      const ChoiceSpec& c, const std::vector<int>& worlds) {
   for (int w : worlds) {
     const PlanChoice pc = c.resolve(w);
-    if (pc.ulysses_degree * pc.ring_degree == w) continue;
+    // In 64 bits: two degrees of up to kMaxGpus each overflow an int.
+    const std::int64_t product = std::int64_t{pc.ulysses_degree} * pc.ring_degree;
+    if (product == w) continue;
     const char* key = n["ulysses"] ? "ulysses" : "ring";
     if (c.scheme == Scheme::kRing) key = "ring";
     return r.error(n[key], what + "." + key,
                    "degrees " + std::to_string(pc.ulysses_degree) + " (ulysses) x " +
                        std::to_string(pc.ring_degree) +
-                       " (ring) = " + std::to_string(pc.ulysses_degree * pc.ring_degree) +
+                       " (ring) = " + std::to_string(product) +
                        " do not multiply to the GPU count " + std::to_string(w));
   }
   return {};

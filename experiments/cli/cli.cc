@@ -360,8 +360,14 @@ int cmd_topo_import(const TopoArgs& a, std::ostream& out, std::ostream& err) {
     out << core::cluster_yaml(*c);
     return 0;
   }
+  // A folder was renamed over (exit 1, "rename failed"); any other failure names --out too.
+  if (std::filesystem::is_directory(a.out))
+    return fail(err, invalid_argument("--out: " + a.out +
+                                      ": is a folder; give a file name such as " +
+                                      (std::filesystem::path(a.out) / "cluster.yaml").string()));
   std::string yaml = core::cluster_yaml(*c);
-  if (Status s = write_file_atomic(a.out, yaml); !s.ok()) return fail(err, s);
+  if (Status s = write_file_atomic(a.out, yaml); !s.ok())
+    return fail(err, Status(s.code(), "--out: " + s.message()));
   out << fmt::format("imported {}: {} GPUs, {} devices, {} links -> {}\n", a.xml, c->num_gpus(),
                      c->devices.size(), c->links.size(), a.out);
   return 0;

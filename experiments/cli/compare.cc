@@ -200,7 +200,8 @@ Status write_file_atomic(const std::string& path, const std::string& content) {
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
-    std::filesystem::remove(tmp, ec);
+    std::error_code removed;  // rename's error is the one to report ("Success" was remove's)
+    std::filesystem::remove(tmp, removed);
     return internal_error(path + ": rename failed: " + ec.message());
   }
   return {};

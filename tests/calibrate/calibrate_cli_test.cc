@@ -115,6 +115,32 @@ TEST(CalibrateCli, BadOutPathIsBadInput) {
   EXPECT_NE(r.err.find(".yaml"), std::string::npos) << r.err;
 }
 
+// A --cluster, --base or --synthetic that cannot be read, or is broken, names its option (they
+// said "spattn: : cannot open the file (missing)" for --cluster '', and a default path, relative
+// to the current folder, looked like an input of the user's). Exit 2, nothing written.
+TEST(CalibrateCli, BadInputFilesNameTheirOption) {
+  const fs::path dir = fresh_dir("badfiles");
+  const std::string out = (dir / "x.yaml").string();
+  const std::string missing = (dir / "missing.yaml").string();
+  const Result cluster = spattn(dir, {"calibrate", "--out", out, "--synthetic", kDefault,
+                                      "--cluster", "", "--base", kDefault});
+  EXPECT_EQ(cluster.code, 2);
+  EXPECT_EQ(cluster.err, "spattn: --cluster: : cannot open the file (missing)\n");
+  const Result base = spattn(dir, {"calibrate", "--out", out, "--synthetic", kDefault,
+                                   "--cluster", kCluster, "--base", dir.string()});
+  EXPECT_EQ(base.code, 2);
+  EXPECT_EQ(base.err, "spattn: --base: " + dir.string() + ": not a regular file (a directory)\n");
+  const Result synthetic = spattn(dir, {"calibrate", "--out", out, "--synthetic", kCluster,
+                                        "--cluster", kCluster, "--base", kDefault});
+  EXPECT_EQ(synthetic.code, 2);
+  EXPECT_EQ(synthetic.err.rfind("spattn: --synthetic: " + kCluster + ":4:3: key 'cluster': this "
+                                "is a cluster file",
+                                0),
+            0u)
+      << synthetic.err;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 // A --refit file with a point measured twice is bad input at its line (exit 2, nothing written);
 // it was exit 1, "the fitted profile does not read back" naming a line of the unwritten profile.
 TEST(CalibrateCli, RefitOfARepeatedPointIsBadInput) {

@@ -554,6 +554,21 @@ TEST(Cli, TopoImportWritesALoadableCluster) {
   const Result missing = spattn({"topo", "import", xml + ".missing", "--out", out.string()});
   EXPECT_EQ(missing.code, 2);
   EXPECT_EQ(missing.err_lines(), 1);
+  // An --out that is a folder is the command line's error (it was exit 1, "DIR: rename failed:
+  // Success"), and one under a file names --out (it named only the temporary file).
+  const fs::path folder = fs::path(testing::TempDir()) / "topo_import_folder";
+  fs::create_directories(folder);
+  const Result into_folder = spattn({"topo", "import", xml, "--out", folder.string()});
+  EXPECT_EQ(into_folder.code, 2);
+  EXPECT_EQ(into_folder.err, "spattn: --out: " + folder.string() +
+                                 ": is a folder; give a file name such as " +
+                                 (folder / "cluster.yaml").string() + "\n");
+  EXPECT_TRUE(fs::is_empty(folder));
+  const fs::path under_file = out / "cluster.yaml";
+  const Result under = spattn({"topo", "import", xml, "--out", under_file.string()});
+  EXPECT_EQ(under.code, 2);
+  EXPECT_EQ(under.err.rfind("spattn: --out: " + under_file.string() + ".tmp.", 0), 0u)
+      << under.err;
 }
 
 // `run --backend sim --out DIR --trace FILE`: sim.json (complete), one Chrome trace per plan.

@@ -260,6 +260,26 @@ TEST(Experiment, ErrorsNamePositionAndKey) {
        "key 'sweep.heads': unknown key"},
       {"problem: {q_heads: 4, head_dim: 8, seq_len: 10, causal: maybe}\ngpus: 4\nplans: auto\n",
        "key 'problem.causal': expected true or false"},
+      // A value of the wrong type inside a nested map is named from the top (these said
+      // 'problem.left', 'ring' and 'scheme').
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10, window: {left: a}}\ngpus: 4\nplans: "
+       "auto\n",
+       ":1:64: key 'problem.window.left': expected an integer, got 'a'"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: ring, ring: "
+       "auto}]\n",
+       ":3:30: key 'plans[0].ring': expected an integer, got 'auto'"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: [ring]}]\n",
+       ":3:18: key 'plans[0].scheme': expected a string"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{ring: 4}]\n",
+       ":3:9: key 'plans[0].scheme': missing (required)"},
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: hybrid, "
+       "ulysses: 2, ring: 2, placement: 1.5}]\n",
+       "key 'plans[0].placement': unknown placement '1.5'"},
+      // Degrees of up to 2^20 each multiply in 64 bits (an int overflowed: a UBSan report).
+      {"problem: {q_heads: 4, head_dim: 8, seq_len: 10}\ngpus: 4\nplans: [{scheme: hybrid, "
+       "ulysses: 1048576, ring: 1048576}]\n",
+       "key 'plans[0].ulysses': degrees 1048576 (ulysses) x 1048576 (ring) = 1099511627776 do not "
+       "multiply to the GPU count 4"},
   };
   int i = 0;
   for (const Case& c : cases) {

@@ -49,6 +49,28 @@ TEST(InputLimits, ClusterSizesAreReadWithoutNarrowing) {
       "key 'rank': must be in");
 }
 
+// Links the generator widens are within a link's bound, named at the key that makes them wide:
+// 1024 NVLinks of 1000 GB/s are one 1.024e6 GB/s link per GPU, 4 nodes per leaf of 3e5 GB/s NICs
+// a 1.2e6 GB/s leaf-spine link (both said "cluster t: link 0 has a bandwidth outside ...", naming
+// no file, line or key).
+TEST(InputLimits, GeneratedLinksAreWithinTheBandwidthBound) {
+  const std::string head = "cluster:\n  name: t\n  generate:\n    gpus_per_node: 2\n";
+  expect_error(
+      core::parse_cluster(head + "    nvlinks_per_gpu: 1024\n    nvlink_gbps: 1000\n", "c.yaml")
+          .status(),
+      "c.yaml:6:18: key 'nvlink_gbps': 1024 NVLinks x 1000 GB/s = 1.024e+06 GB/s per GPU, more "
+      "than 1e+06");
+  const std::string fat = head +
+                          "    nvlinks_per_gpu: 18\n    nvlink_gbps: 26.5\n    nodes: 5\n"
+                          "    network: fat_tree\n    nodes_per_leaf: 4\n";
+  expect_error(core::parse_cluster(fat + "    nic_gbps: 300000\n", "c.yaml").status(),
+               "c.yaml:10:15: key 'nic_gbps': 4 nodes per leaf x 300000 GB/s = 1.2e+06 GB/s per "
+               "leaf-spine link, more than 1e+06");
+  // One leaf has no spine: the same NICs are fine.
+  EXPECT_TRUE(
+      core::parse_cluster(fat + "    nic_gbps: 300000\n", "c.yaml", {.nodes = 4}).ok());
+}
+
 TEST(InputLimits, ProfileSizeDelayPeersAndTimesAreChecked) {
   const std::string head = "profile:\n  attention: {tile_us: 1}\n  nccl:\n    size_delay:\n";
   expect_error(
