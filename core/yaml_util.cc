@@ -73,7 +73,14 @@ Expected<std::string> read_input_file(const std::string& path) {
 Expected<YamlReader> YamlReader::parse(const std::string& text, const std::string& name) {
   YAML::Node root;
   try {
-    root = YAML::Load(text);
+    // Every document, so that one after a `---` is refused rather than silently ignored (an empty
+    // one, such as a trailing `---`, is allowed).
+    const std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    if (!docs.empty()) root = docs.front();
+    for (std::size_t i = 1; i < docs.size(); ++i)
+      if (docs[i] && !docs[i].IsNull())
+        return invalid_argument(position(name, docs[i].Mark()) +
+                                ": a second YAML document (after '---'): an input file holds one");
   } catch (const YAML::Exception& e) {
     return invalid_argument(position(name, e.mark) + ": YAML syntax error: " + e.msg);
   }

@@ -88,6 +88,20 @@ TEST(Limits, DuplicateKeyNamesBothLines) {
   EXPECT_NE(m.find("line 4"), std::string::npos) << m;
 }
 
+// System: a YAML file of two documents (yaml-cpp's Load reads the first silently), and one whose
+// second document is empty (a trailing `---`). Expectation: the first refused at the second
+// document's line; the second read as the first document alone.
+TEST(Limits, ASecondYamlDocumentIsRefused) {
+  Expected<YamlReader> two = YamlReader::parse("a: 1\n---\nb: 2\n", "x.yaml");
+  ASSERT_FALSE(two.ok());
+  EXPECT_EQ(two.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(two.status().message().find("x.yaml:3:1: a second YAML document"), std::string::npos)
+      << two.status().message();
+  Expected<YamlReader> trailing = YamlReader::parse("a: 1\n---\n", "x.yaml");
+  ASSERT_TRUE(trailing.ok()) << trailing.status().message();
+  EXPECT_EQ(trailing->root()["a"].as<int>(), 1);
+}
+
 // System: a directory, /dev/zero (endless) and /dev/null as input files. Expectation: refused at
 // once as not regular files (not read forever, not "empty"); a missing file is NotFound.
 TEST(Limits, InputsThatAreNotRegularFilesAreRefused) {
