@@ -472,7 +472,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
          "--scale-down", run_args.options.scale_down,
          "Divide seq_len and joint_len by N (keeping a few tokens per rank); the host backend "
          "is quadratic in seq_len in double precision")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(at_least(1));
   run->add_option("--warmup", run_args.options.warmup, "cuda: untimed iterations before timing")
       ->check(at_least(0));
   run->add_option("--iters", run_args.options.iterations,

@@ -242,6 +242,11 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
             "spattn: --nodes: must be >= 1, got -3\n");
   EXPECT_EQ(spattn({"run", kQuickstart, "--warmup", "x"}).err,
             "spattn: --warmup: must be an integer, got 'x'\n");
+  // --scale-down as the other int options (CLI11 said "Could not convert: --scale-down = x").
+  EXPECT_EQ(spattn({"run", kQuickstart, "--scale-down", "x"}).err,
+            "spattn: --scale-down: must be an integer, got 'x'\n");
+  EXPECT_EQ(spattn({"run", kQuickstart, "--scale-down", "0"}).err,
+            "spattn: --scale-down: must be >= 1, got 0\n");
   // Past an int: CLI11 said "Could not convert: --nodes = 2147483648".
   EXPECT_EQ(spattn({"--nodes", "2147483648", "plan", kQuickstart}).err,
             "spattn: --nodes: must be at most 2147483647, got 2147483648\n");
