@@ -405,6 +405,13 @@ static CLI::Validator at_least(long long lo) {
       "INT>=" + std::to_string(lo));
 }
 
+// A path option given as '' names nothing: refused rather than taken as not given.
+static CLI::Validator names(const char* what) {
+  return CLI::Validator(
+      [what](std::string& v) { return v.empty() ? "must name " + std::string(what) : std::string(); },
+      "PATH");
+}
+
 // An unsigned 64-bit option read whole: CLI11 alone turned "-1" and 99999999999999999999 into
 // 18446744073709551615 without a word.
 static CLI::Validator unsigned_64() {
@@ -492,13 +499,16 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   run->add_option(
       "--profile", run_args.profile,
       "Profile for the sim backend, instead of the experiment's `profile` (e.g. to "
-      "re-predict measured results with a newly calibrated profile: --resume keeps them)");
+      "re-predict measured results with a newly calibrated profile: --resume keeps them)")
+      ->check(names("a profile file"));
   run->add_option("--trace", run_args.trace,
                   "Chrome trace per plan: FILE.json -> FILE[.<case>].<plan>.json (sim, and cuda "
-                  "timelines side by side when both run)");
+                  "timelines side by side when both run)")
+      ->check(names("a trace file"));
   run->add_option("--out", run_args.out_dir,
                   "Results folder: <backend>.json per backend (written atomically, after every "
-                  "case), compare.csv/json and traces when sim and cuda both run");
+                  "case), compare.csv/json and traces when sim and cuda both run")
+      ->check(names("a results folder"));
   run->add_flag("--resume", run_args.resume,
                 "Reuse the finished (case, plan) rows of the host and cuda <backend>.json already "
                 "in the results folder instead of running them again (sim always runs again)");
@@ -509,7 +519,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   CLI::App* topo_import = topo->add_subcommand(
       "import", "Turn an NCCL topology dump (NCCL_TOPO_DUMP_FILE XML) into a cluster YAML file");
   topo_import->add_option("xml", topo_args.xml, "NCCL topology XML")->required();
-  topo_import->add_option("--out", topo_args.out, "Cluster YAML to write (default: stdout)");
+  topo_import->add_option("--out", topo_args.out, "Cluster YAML to write (default: stdout)")
+      ->check(names("a file"));
   topo_import
       ->add_option("--nvlink-gbps", topo_args.options.nvlink_gbps,
                    "GB/s per NVLink per direction (the XML has link counts only)")

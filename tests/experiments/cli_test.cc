@@ -242,6 +242,13 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
             "spattn: --nodes: must be >= 1, got -3\n");
   EXPECT_EQ(spattn({"run", kQuickstart, "--warmup", "x"}).err,
             "spattn: --warmup: must be an integer, got 'x'\n");
+  // A path option given as '' is refused, not taken as not given (the run went on without it).
+  EXPECT_EQ(spattn({"run", kQuickstart, "--out", ""}).err,
+            "spattn: --out: must name a results folder\n");
+  EXPECT_EQ(spattn({"run", kQuickstart, "--trace", ""}).err,
+            "spattn: --trace: must name a trace file\n");
+  EXPECT_EQ(spattn({"run", kQuickstart, "--profile", ""}).err,
+            "spattn: --profile: must name a profile file\n");
   // --scale-down as the other int options (CLI11 said "Could not convert: --scale-down = x").
   EXPECT_EQ(spattn({"run", kQuickstart, "--scale-down", "x"}).err,
             "spattn: --scale-down: must be an integer, got 'x'\n");
