@@ -85,13 +85,10 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
         err, not_found("--out: directory " + out_path.parent_path().string() + " does not exist"));
   // A file an option names that cannot be read, or is broken, is that option's error (the
   // defaults are relative to the current folder: from elsewhere they are missing).
-  auto option = [](const char* name, const Status& s) {
-    return Status(s.code(), std::string(name) + ": " + s.message());
-  };
   Expected<core::Cluster> cluster = core::load_cluster(a.cluster);
-  if (!cluster) return fail(err, option("--cluster", cluster.status()));
+  if (!cluster) return fail(err, for_option("--cluster", cluster.status()));
   Expected<core::Profile> base = core::load_profile(a.base);
-  if (!base) return fail(err, option("--base", base.status()));
+  if (!base) return fail(err, for_option("--base", base.status()));
 
   calibrate::MeasureFn measure;
   int gpus = 0;
@@ -109,7 +106,7 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
     };
   } else if (!a.synthetic.empty()) {
     Expected<core::Profile> truth = core::load_profile(a.synthetic);
-    if (!truth) return fail(err, option("--synthetic", truth.status()));
+    if (!truth) return fail(err, for_option("--synthetic", truth.status()));
     gpus = cluster->num_gpus();
     device = fmt::format("synthetic: sim::simulate with profile {} on cluster {} ({} GPUs)",
                          a.synthetic, cluster->name, gpus);

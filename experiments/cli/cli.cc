@@ -34,6 +34,16 @@ int fail(std::ostream& err, const Status& s) {
   return exit_code(s);
 }
 
+Status for_option(const std::string& option, const Status& s) {
+  return s.ok() ? s : Status(s.code(), option + ": " + s.message());
+}
+
+Status file_not_folder(const std::string& option, const std::string& path, const char* example) {
+  if (std::filesystem::path(path).has_filename() && !std::filesystem::is_directory(path)) return {};
+  return invalid_argument(option + ": " + path + ": is a folder; give a file name such as " +
+                          (std::filesystem::path(path) / example).string());
+}
+
 namespace {
 
 struct GlobalArgs {
@@ -151,9 +161,6 @@ Status write_traces(const std::string& trace, const std::vector<Report>& reports
 }
 
 int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostream& err) {
-  if (a.options.scale_down < 1)
-    return fail(err, invalid_argument("--scale-down: must be >= 1, got " +
-                                      std::to_string(a.options.scale_down)));
   Expected<core::Experiment> e = core::load_experiment(a.experiment);
   if (!e) return fail(err, e.status());
   if (!a.profile.empty()) {
@@ -163,10 +170,7 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
   // --trace: its folder is made and written to now, not after every plan has run.
   if (!a.trace.empty()) {
     // A folder ("out/", or one that exists) gave hidden files "out/.<plan>.json", or files by it.
-    if (!std::filesystem::path(a.trace).has_filename() || std::filesystem::is_directory(a.trace))
-      return fail(
-          err, invalid_argument("--trace: " + a.trace + ": is a folder; give a file name such as " +
-                                (std::filesystem::path(a.trace) / "trace.json").string()));
+    if (Status s = file_not_folder("--trace", a.trace, "trace.json"); !s.ok()) return fail(err, s);
     const std::filesystem::path parent = std::filesystem::path(a.trace).parent_path();
     std::error_code ec;
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
@@ -204,7 +208,7 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
     if (Expected<SimInputs> in = SimInputs::load(*e, g.nodes); !in) {
       const std::string m = in.status().message();
       if (!a.profile.empty() && m.rfind(a.profile + ":", 0) == 0)
-        return fail(err, Status(in.status().code(), "--profile: " + m));
+        return fail(err, for_option("--profile", in.status()));
       return fail(err, in.status());
     }
 
@@ -361,13 +365,9 @@ int cmd_topo_import(const TopoArgs& a, std::ostream& out, std::ostream& err) {
     return 0;
   }
   // A folder was renamed over (exit 1, "rename failed"); any other failure names --out too.
-  if (std::filesystem::is_directory(a.out))
-    return fail(err, invalid_argument("--out: " + a.out +
-                                      ": is a folder; give a file name such as " +
-                                      (std::filesystem::path(a.out) / "cluster.yaml").string()));
+  if (Status s = file_not_folder("--out", a.out, "cluster.yaml"); !s.ok()) return fail(err, s);
   std::string yaml = core::cluster_yaml(*c);
-  if (Status s = write_file_atomic(a.out, yaml); !s.ok())
-    return fail(err, Status(s.code(), "--out: " + s.message()));
+  if (Status s = write_file_atomic(a.out, yaml); !s.ok()) return fail(err, for_option("--out", s));
   out << fmt::format("imported {}: {} GPUs, {} devices, {} links -> {}\n", a.xml, c->num_gpus(),
                      c->devices.size(), c->links.size(), a.out);
   return 0;
@@ -472,9 +472,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   run->add_option(
          "--backend", run_args.backends,
          "Comma-separated backends: host, sim, cuda (default: the experiment's `backends`)")
-      ->check(CLI::Validator(
-          [](std::string& v) { return v.empty() ? std::string("must name a backend") : ""; },
-          "TEXT"));
+      ->check(names("a backend"));
   run->add_option(
          "--scale-down", run_args.options.scale_down,
          "Divide seq_len and joint_len by N (keeping a few tokens per rank); the host backend "
