@@ -206,7 +206,7 @@ Status Engine::build() {
     auto thread_of = [&](core::TaskId t) {
       const int r = task(t).rank;
       return static_cast<std::size_t>(profile_.host_one_process ? node_[static_cast<std::size_t>(r)]
-                                                                 : r);
+                                                                : r);
     };
     auto thread = [&](core::TaskId t) -> TimePs& { return cursor[thread_of(t)]; };
     const std::vector<std::vector<core::TaskId>> waits = core::explicit_waits(plan_, *order);

@@ -408,7 +408,9 @@ static CLI::Validator at_least(long long lo) {
 // A path option given as '' names nothing: refused rather than taken as not given.
 static CLI::Validator names(const char* what) {
   return CLI::Validator(
-      [what](std::string& v) { return v.empty() ? "must name " + std::string(what) : std::string(); },
+      [what](std::string& v) {
+        return v.empty() ? "must name " + std::string(what) : std::string();
+      },
       "PATH");
 }
 
@@ -495,9 +497,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
   run->add_option(
-      "--profile", run_args.profile,
-      "Profile for the sim backend, instead of the experiment's `profile` (e.g. to "
-      "re-predict measured results with a newly calibrated profile: --resume keeps them)")
+         "--profile", run_args.profile,
+         "Profile for the sim backend, instead of the experiment's `profile` (e.g. to "
+         "re-predict measured results with a newly calibrated profile: --resume keeps them)")
       ->check(names("a profile file"));
   run->add_option("--trace", run_args.trace,
                   "Chrome trace per plan: FILE.json -> FILE[.<case>].<plan>.json (sim, and cuda "

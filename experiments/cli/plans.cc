@@ -88,7 +88,8 @@ planner::CostFn simulator_cost(SimInputs& sim, int gpus, std::map<std::string, P
           static_cast<double>(r->host_issue) / static_cast<double>(r->timeline.total);
       p.breakdown.host_issue_tasks = r->host_issue_tasks;
       const int per_node = (*cluster)->num_gpus() / std::max((*cluster)->nodes, 1);
-      p.breakdown.host_shared = sim.profile().host_one_process && std::min(plan.world, per_node) > 1;
+      p.breakdown.host_shared =
+          sim.profile().host_one_process && std::min(plan.world, per_node) > 1;
     }
     seen[plan.name()] = p;
     return p.ms * 1e-3;

@@ -220,10 +220,10 @@ TEST(Cli, HelpEverywhereIsExitZero) {
 
 TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
   const std::vector<std::vector<std::string>> cases = {
-      {},                                         // no subcommand
-      {"plan"},                                   // no experiment
-      {"plan", kQuickstart, "--format", "xml"},   // bad format
-      {"run", kQuickstart, "--backend", "tpu"},   // unknown backend
+      {},                                        // no subcommand
+      {"plan"},                                  // no experiment
+      {"plan", kQuickstart, "--format", "xml"},  // bad format
+      {"run", kQuickstart, "--backend", "tpu"},  // unknown backend
       {"run", kQuickstart, "--no-such-flag"},
   };
   for (const auto& args : cases) {
@@ -578,8 +578,7 @@ TEST(Cli, TopoImportWritesALoadableCluster) {
   const fs::path under_file = out / "cluster.yaml";
   const Result under = spattn({"topo", "import", xml, "--out", under_file.string()});
   EXPECT_EQ(under.code, 2);
-  EXPECT_EQ(under.err.rfind("spattn: --out: " + under_file.string() + ".tmp.", 0), 0u)
-      << under.err;
+  EXPECT_EQ(under.err.rfind("spattn: --out: " + under_file.string() + ".tmp.", 0), 0u) << under.err;
 }
 
 // `run --backend sim --out DIR --trace FILE`: sim.json (complete), one Chrome trace per plan.
