@@ -60,6 +60,13 @@ Expected<Cluster> read_generated(const YamlReader& y, const YAML::Node& g, const
   std::string gpu_model;
   SPATTN_RETURN_IF_ERROR(y.get(g, "gpu", gpu_model, false));
   s.gpu_memory_gb = gpu_memory_gb_of(gpu_model);
+  // A model we do not know (a typo, or a GPU of another kind) would leave the memory unknown and
+  // every plan's memory check off: its memory must then be given.
+  if (!gpu_model.empty() && s.gpu_memory_gb == 0 && !g["gpu_memory_gb"])
+    return y.error(g["gpu"], "gpu",
+                   fmt::format("unknown model '{}' (known: H100, H200); for another GPU give its "
+                               "memory as gpu_memory_gb",
+                               gpu_model));
   SPATTN_RETURN_IF_ERROR(
       read_double(y, g, "gpu_memory_gb", s.gpu_memory_gb, false, true, kMaxGpuMemoryGb));
   SPATTN_RETURN_IF_ERROR(read_double(y, g, "nvlink_gbps", s.nvlink_gbps, true, true, kMaxLinkGbps));

@@ -49,6 +49,23 @@ TEST(InputLimits, ClusterSizesAreReadWithoutNarrowing) {
       "key 'rank': must be in");
 }
 
+// An unknown GPU model left the memory unknown and so every memory check off, silently (a typo
+// such as H10 did): it is refused unless the memory is given.
+TEST(InputLimits, AnUnknownGpuModelNeedsItsMemory) {
+  const std::string head =
+      "cluster:\n  generate:\n    nvlink_gbps: 26.5\n    nvlinks_per_gpu: 18\n"
+      "    gpus_per_node: 8\n";
+  expect_error(core::parse_cluster(head + "    gpu: H10\n", "c.yaml").status(),
+               "c.yaml:6:10: key 'gpu': unknown model 'H10' (known: H100, H200)");
+  const Expected<core::Cluster> other =
+      core::parse_cluster(head + "    gpu: B200\n    gpu_memory_gb: 180\n", "c.yaml");
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  EXPECT_EQ(other->gpu_memory, Bytes{180000000000});
+  const Expected<core::Cluster> known = core::parse_cluster(head + "    gpu: H200\n", "c.yaml");
+  ASSERT_TRUE(known.ok()) << known.status().message();
+  EXPECT_EQ(known->gpu_memory, Bytes{141000000000});
+}
+
 // Links the generator widens are within a link's bound, named at the key that makes them wide:
 // 1024 NVLinks of 1000 GB/s are one 1.024e6 GB/s link per GPU, 4 nodes per leaf of 3e5 GB/s NICs
 // a 1.2e6 GB/s leaf-spine link (both said "cluster t: link 0 has a bandwidth outside ...", naming
