@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "core/names.h"
@@ -139,6 +140,16 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
     index[dname] = c.add_device(dname, *k, node);
     if (*k == DeviceKind::kGpu) ranks.push_back({rank, d});
   }
+  // `nodes` is what the GPUs' `node` say: the host model gives each node a thread, and the CLI
+  // sizes a rank-symmetric unit by GPUs per node; a count that disagrees misled both.
+  std::set<int> gpu_nodes;
+  for (int g : c.gpus) gpu_nodes.insert(c.devices[static_cast<std::size_t>(g)].node);
+  const int stated = c.nodes;
+  c.nodes = std::max(1, static_cast<int>(gpu_nodes.size()));
+  if (m["nodes"] && stated != c.nodes)
+    return y.error(m["nodes"], "nodes",
+                   fmt::format("{}, but the devices put GPUs on {} node{}", stated, c.nodes,
+                               c.nodes == 1 ? "" : "s"));
   // GPUs are ranked in the order listed unless every GPU gives its `rank` (0..G-1, each once).
   if (!ranks.empty() && ranks[0].first >= 0) {
     std::vector<int> by_rank(ranks.size(), -1);

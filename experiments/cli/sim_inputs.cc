@@ -120,7 +120,9 @@ Expected<const core::Cluster*> SimInputs::cluster(int gpus) {
 
 planner::PlanOptions SimInputs::plan_options(int gpus) {
   Expected<const core::Cluster*> c = cluster(gpus);
-  if (!c || (*c)->nodes < 2) return {};
+  // Generated clusters only: their nodes are alike, so a plan that repeats node by node simulates
+  // as one node's ranks; an explicit cluster's nodes may differ in anything.
+  if (!c || !(*c)->generated || (*c)->nodes < 2) return {};
   return {.symmetric_unit = (*c)->num_gpus() / (*c)->nodes, .symmetric_from = kSymmetricFrom};
 }
 

@@ -212,6 +212,26 @@ TEST(InputLimits, ExplicitClusterLinksJoinEveryGpu) {
   EXPECT_TRUE(core::parse_cluster(star, "c.yaml").ok());
 }
 
+// An explicit cluster's `nodes` was read and never checked: `nodes: 4` over GPUs all on node 0
+// sized the CLI's rank-symmetric unit at a quarter of the GPUs. It is now what the devices say.
+TEST(InputLimits, ExplicitClusterNodesAreTheDevicesNodes) {
+  auto cluster = [](const std::string& nodes) {
+    return "cluster:\n" + nodes +
+           "  devices:\n    - {name: g0, kind: gpu, node: 0}\n    - {name: g1, kind: gpu, node: 0}\n"
+           "    - {name: g2, kind: gpu, node: 5}\n    - {name: sw, kind: nvswitch}\n  links:\n"
+           "    - {from: g0, to: sw, class: nvlink, bandwidth_gbps: 10, duplex: true}\n"
+           "    - {from: g1, to: sw, class: nvlink, bandwidth_gbps: 10, duplex: true}\n"
+           "    - {from: g2, to: sw, class: network, bandwidth_gbps: 10, duplex: true}\n";
+  };
+  expect_error(core::parse_cluster(cluster("  nodes: 4\n"), "c.yaml").status(),
+               "c.yaml:2:10: key 'nodes': 4, but the devices put GPUs on 2 nodes");
+  for (const std::string nodes : {"", "  nodes: 2\n"}) {
+    const Expected<core::Cluster> c = core::parse_cluster(cluster(nodes), "c.yaml");
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    EXPECT_EQ(c->nodes, 2);
+  }
+}
+
 // A one-GPU topology with the given attributes on its <gpu>, <nvlink> and <net>.
 std::string topo(const std::string& gpu_attrs, const std::string& nvlink, const std::string& net) {
   return "<system version=\"1\"><cpu numaid=\"0\"><pci busid=\"0000:18:00.0\" link_speed=\"32.0 "
