@@ -273,9 +273,12 @@ Status validate(const Plan& plan) {
       return fail(t, "view out of bounds of buffer " + b.name);
     return {};
   };
-  auto whole = [&](const View& v) {
+  // A send or receive is one contiguous range of its buffer, a pointer and a size to NCCL: all of
+  // its heads, and a range of its tokens when its batch is 1 (all of them otherwise).
+  auto contiguous = [&](const View& v) {
     const Buffer& b = plan.buffers[static_cast<std::size_t>(v.buffer)];
-    return v.token_offset == 0 && v.tokens == b.tokens && v.head_offset == 0 && v.heads == b.heads;
+    return v.head_offset == 0 && v.heads == b.heads &&
+           (b.batch == 1 || (v.token_offset == 0 && v.tokens == b.tokens));
   };
   // collective -> (sender, receiver) -> bytes sent and received
   // Per collective and (sender, receiver): the sizes of the messages sent and received, in order
@@ -301,12 +304,12 @@ Status validate(const Plan& plan) {
       if (!in_group(t.rank)) return fail(t, "rank not in its group");
       for (const Transfer& x : c->sends) {
         if (!in_group(x.peer)) return fail(t, "send peer outside the group");
-        if (!whole(x.view)) return fail(t, "send view is not a whole buffer");
+        if (!contiguous(x.view)) return fail(t, "send view is not contiguous in its buffer");
         flows[t.collective][pair_key(t.rank, x.peer)].first.push_back(view_bytes(plan, x.view));
       }
       for (const Transfer& x : c->recvs) {
         if (!in_group(x.peer)) return fail(t, "recv peer outside the group");
-        if (!whole(x.view)) return fail(t, "recv view is not a whole buffer");
+        if (!contiguous(x.view)) return fail(t, "recv view is not contiguous in its buffer");
         flows[t.collective][pair_key(x.peer, t.rank)].second.push_back(view_bytes(plan, x.view));
       }
     }

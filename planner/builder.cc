@@ -87,11 +87,20 @@ void gather_heads(Builder& B, const std::vector<Shard*>& members, int comm_group
     s.k_full = B.scratch(s.rank, "k_full" + suffix, ElemType::kInput, U * n, s.kvh.count, D);
     s.v_full = B.scratch(s.rank, "v_full" + suffix, ElemType::kInput, U * n, s.kvh.count, D);
   }
+  // With a batch of 1, peer v's rows of the gathered buffers are contiguous: where all n of them
+  // are valid tokens, the all-to-all receives straight into them (no receive buffer, no unpack).
+  const bool batch1 = B.problem().batch == 1;
+  std::vector<std::vector<TokenRun>> peer_runs;
+  for (int v = 0; v < U; ++v) peer_runs.push_back(L.valid(Layout::slice(group_runs, v * n, n)));
+  auto direct = [&](int v) {
+    const std::vector<TokenRun>& r = peer_runs[static_cast<std::size_t>(v)];
+    return batch1 && r.size() == 1 && r[0].local == 0 && r[0].count == n;
+  };
   for (Shard* sp : members) {
     Shard& s = *sp;
     Comm a2a{CommKind::kAllToAll, comm_group, {}, {}};
     std::vector<TaskId> packs;
-    std::vector<BufferId> recv;  // q, k, v from each peer
+    std::vector<BufferId> recv;  // q, k, v from each peer (-1: received in place)
     for (int v = 0; v < U; ++v) {
       const Shard& peer = *members[static_cast<std::size_t>(v)];
       const std::string tag = suffix + "." + std::to_string(v);
@@ -108,6 +117,15 @@ void gather_heads(Builder& B, const std::vector<Shard*>& members, int comm_group
       packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.v" + suffix,
                              B.rows_heads(s.v_in, 0, n, peer.kvh), B.whole(sv), {}));
       for (BufferId b : {sq, sk, sv}) a2a.sends.push_back({peer.rank, B.whole(b)});
+      s.q_sent.push_back(sq);
+      if (direct(v)) {
+        for (BufferId b : {s.q_full, s.k_full, s.v_full}) {
+          a2a.recvs.push_back({peer.rank, B.rows(b, v * n, n)});
+          recv.push_back(-1);
+        }
+        s.q_received.push_back(-1);
+        continue;
+      }
       const BufferId rq = B.scratch(s.rank, "a2a.recv_q" + tag, ElemType::kInput, n, s.qh.count, D);
       const BufferId rk =
           B.scratch(s.rank, "a2a.recv_k" + tag, ElemType::kInput, n, s.kvh.count, D);
@@ -117,14 +135,17 @@ void gather_heads(Builder& B, const std::vector<Shard*>& members, int comm_group
         a2a.recvs.push_back({peer.rank, B.whole(b)});
         recv.push_back(b);
       }
-      s.q_sent.push_back(sq);
       s.q_received.push_back(rq);
     }
     const TaskId comm = B.task(s.rank, core::Stream::kComm, "a2a.qkv" + suffix, a2a, packs, coll);
     s.gathered = comm;
+    bool received_in_place = false;
+    for (int v = 0; v < U; ++v) received_in_place |= direct(v);
+    if (received_in_place) s.full_ready.push_back(comm);
     // Peer v's rows are the group's local tokens [v n, (v + 1) n): copy only their valid tokens.
     for (int v = 0; v < U; ++v) {
-      for (const TokenRun& run : L.valid(Layout::slice(group_runs, v * n, n))) {
+      if (direct(v)) continue;
+      for (const TokenRun& run : peer_runs[static_cast<std::size_t>(v)]) {
         const std::string labels[] = {"unpack.q" + suffix, "unpack.k" + suffix,
                                       "unpack.v" + suffix};
         const BufferId dst[] = {s.q_full, s.k_full, s.v_full};
@@ -158,27 +179,42 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
     std::vector<TaskId> packs{s.gathered};   // the receive reuses what the forward all-to-all sent
     std::vector<TaskId> after = s.acc_done;  // the packs overwrite what the unpacks read
     after.insert(after.end(), s.full_ready.begin(), s.full_ready.end());
+    // With a batch of 1, peer v's rows of the accumulators are contiguous: sent as they are when
+    // they hold the output's type (a ring's fp32 accumulator is converted by its pack).
+    const bool in_place = B.problem().batch == 1 &&
+                          B.at(s.o_acc).elem == ElemType::kInput;
+    if (in_place) packs.insert(packs.end(), s.acc_done.begin(), s.acc_done.end());
     std::vector<std::pair<BufferId, BufferId>> recv;  // (out, lse) from each peer
     for (int v = 0; v < U; ++v) {
       const Shard& peer = *members[static_cast<std::size_t>(v)];
       const std::string tag = suffix + "." + std::to_string(v);
-      // Back: this rank's tokens of peer v's rows, its heads: the shape it received q in (and it
-      // receives what it sent q in). Those were last read by the unpack, which the attention and so
-      // the packs below wait for; the receive follows the forward all-to-all on the comm stream.
-      const bool reuse = static_cast<std::size_t>(v) < s.q_received.size();
-      const BufferId so =
-          reuse ? s.q_received[static_cast<std::size_t>(v)]
-                : B.scratch(s.rank, "a2a.send_o" + tag, ElemType::kInput, n, s.qh.count, D);
-      const BufferId sl = B.scratch(s.rank, "a2a.send_lse" + tag, ElemType::kF32, n, s.qh.count, 1);
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.out" + suffix,
-                             B.rows(s.o_acc, v * n, n), B.whole(so), after));
-      packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.lse" + suffix,
-                             B.rows(s.lse_acc, v * n, n), B.whole(sl), after));
-      a2a.sends.push_back({peer.rank, B.whole(so)});
-      a2a.sends.push_back({peer.rank, B.whole(sl)});
+      if (in_place) {
+        a2a.sends.push_back({peer.rank, B.rows(s.o_acc, v * n, n)});
+        a2a.sends.push_back({peer.rank, B.rows(s.lse_acc, v * n, n)});
+      } else {
+        // Back: this rank's tokens of peer v's rows, its heads: the shape it received q in (and it
+        // receives what it sent q in). Those were last read by the unpack, which the attention
+        // and so the packs below wait for; the receive follows the forward all-to-all on the comm
+        // stream.
+        const BufferId received = static_cast<std::size_t>(v) < s.q_received.size()
+                                      ? s.q_received[static_cast<std::size_t>(v)]
+                                      : -1;
+        const BufferId so =
+            received >= 0 ? received
+                          : B.scratch(s.rank, "a2a.send_o" + tag, ElemType::kInput, n, s.qh.count, D);
+        const BufferId sl =
+            B.scratch(s.rank, "a2a.send_lse" + tag, ElemType::kF32, n, s.qh.count, 1);
+        packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.out" + suffix,
+                               B.rows(s.o_acc, v * n, n), B.whole(so), after));
+        packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.lse" + suffix,
+                               B.rows(s.lse_acc, v * n, n), B.whole(sl), after));
+        a2a.sends.push_back({peer.rank, B.whole(so)});
+        a2a.sends.push_back({peer.rank, B.whole(sl)});
+      }
       const BufferId ro =
-          reuse ? s.q_sent[static_cast<std::size_t>(v)]
-                : B.scratch(s.rank, "a2a.recv_o" + tag, ElemType::kInput, n, peer.qh.count, D);
+          static_cast<std::size_t>(v) < s.q_sent.size()
+              ? s.q_sent[static_cast<std::size_t>(v)]
+              : B.scratch(s.rank, "a2a.recv_o" + tag, ElemType::kInput, n, peer.qh.count, D);
       const BufferId rl =
           B.scratch(s.rank, "a2a.recv_lse" + tag, ElemType::kF32, n, peer.qh.count, 1);
       a2a.recvs.push_back({peer.rank, B.whole(ro)});

@@ -8,7 +8,7 @@ the token order is the plan's layout: contiguous for Ulysses and a contiguous ri
 :func:`attention` then walks the plan's **own tasks** for this rank in the plan's issue order
 (``core::issue_order``): compute tasks (attention blocks with their masks, LSE merges, copies,
 fills) run in double precision by the C++ functional executor's code (``sim::run_compute``); the
-all-to-alls and ring send/recvs move whole plan buffers with ``torch.distributed`` point-to-point
+all-to-alls and ring send/recvs move plan buffers (or contiguous rows of them) with ``torch.distributed`` point-to-point
 ``isend``/``irecv`` on the given process group (gloo on the CPU; Debian's torch 1.13 gloo has no
 ``all_to_all``, so an all-to-all is the plan's per-peer sends and receives, which is what the plan
 states anyway). Nothing is re-derived here: the schedule, the masks and the merges are the plan's.
@@ -170,14 +170,14 @@ class _RankRun:
                 self.ex.run(unit[0])
 
     def _comm(self, t: Dict[str, Any]):
-        """One rank's part of a collective: every send and receive is a whole plan buffer; the
-        i-th send from a to b lands in the i-th receive at b from a (NCCL's order in a group,
-        kept here by the message tag). Sends to itself are local copies."""
+        """One rank's part of a collective: every send and receive is contiguous rows of a plan
+        buffer (_rows); the i-th send from a to b lands in the i-th receive at b from a (NCCL's
+        order in a group, kept here by the message tag). Sends to itself are local copies."""
         reqs, recvd = [], []
         local: collections.deque = collections.deque()
         sent: Dict[int, int] = collections.defaultdict(int)
         for s in t["sends"]:
-            data = torch.from_numpy(self.ex.get(s["view"]["buffer"]))
+            data = torch.from_numpy(_rows(self.ex.get(s["view"]["buffer"]), s["view"]).copy())
             if s["peer"] == self.rank:
                 local.append(data)
             else:
@@ -187,19 +187,21 @@ class _RankRun:
                                        tag))
         got: Dict[int, int] = collections.defaultdict(int)
         for rv in t["recvs"]:
-            bid = rv["view"]["buffer"]
             if rv["peer"] == self.rank:
-                self.ex.set(bid, local.popleft().numpy())
+                recvd.append((rv["view"], local.popleft()))
                 continue
             tag = got[rv["peer"]]
             got[rv["peer"]] += 1
-            buf = torch.empty(*self.r.buffers[bid]["shape"], dtype=torch.float64)
+            b, _, h, w = self.r.buffers[rv["view"]["buffer"]]["shape"]
+            buf = torch.empty(b, rv["view"]["tokens"], h, w, dtype=torch.float64)
             reqs.append(dist.irecv(buf, _global_rank(self.group, rv["peer"]), self.group, tag))
-            recvd.append((bid, buf))
+            recvd.append((rv["view"], buf))
         for q in reqs:
             q.wait()
-        for bid, buf in recvd:
-            self.ex.set(bid, buf.numpy())
+        for view, buf in recvd:
+            whole = self.ex.get(view["buffer"])
+            _rows(whole, view)[...] = buf.numpy()
+            self.ex.set(view["buffer"], whole)
 
 
 class _CudaRankRun:
@@ -288,7 +290,7 @@ class _CudaRankRun:
                 sent: Dict[int, int] = collections.defaultdict(int)
                 got: Dict[int, int] = collections.defaultdict(int)
                 for sd in tasks[t]["sends"]:
-                    data = self.bufs[sd["view"]["buffer"]]
+                    data = _rows(self.bufs[sd["view"]["buffer"]], sd["view"])
                     if sd["peer"] == self.rank:
                         local.append(data)
                     else:
@@ -296,7 +298,7 @@ class _CudaRankRun:
                                                sent[sd["peer"]]))
                         sent[sd["peer"]] += 1
                 for rv in tasks[t]["recvs"]:
-                    dst = self.bufs[rv["view"]["buffer"]]
+                    dst = _rows(self.bufs[rv["view"]["buffer"]], rv["view"])
                     if rv["peer"] == self.rank:
                         dst.copy_(local.popleft())
                     else:
@@ -305,6 +307,14 @@ class _CudaRankRun:
                         got[rv["peer"]] += 1
                 for q in reqs:
                     q.wait()
+
+
+def _rows(x, view):
+    """The rows of buffer ``x`` [batch, tokens, heads, width] that a send or receive view names:
+    all heads and a token range, contiguous (core/plan.h: a range of tokens only when the batch
+    is 1), so NCCL takes it as it is."""
+    a = view["token_offset"]
+    return x[:, a:a + view["tokens"]]
 
 
 _CUDA_RUNS: Dict[Any, _CudaRankRun] = {}

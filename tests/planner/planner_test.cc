@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+
 #include "core/cluster.h"
 #include "core/profile.h"
 #include "planner/layout.h"
@@ -70,6 +73,46 @@ TEST(Planner, UlyssesPlanStatesItsPaddingAndHeads) {
   bool uneven = false;
   for (const auto& n : plan->notes) uneven = uneven || n.find("uneven heads") != std::string::npos;
   EXPECT_TRUE(uneven);
+}
+
+// With a batch of 1, a Ulysses all-to-all receives each peer's tokens straight into the gathered
+// rows and sends the output from the accumulator's rows: per rank 3 packs and 2 unpacks a peer
+// where there were 5 and 5. Where a peer's rows hold padding, or the batch is 2 (rows not
+// contiguous), the receive buffers and their unpacks stay.
+TEST(Planner, UlyssesAllToAllsMoveRowsInPlaceWhenTheyAreContiguous) {
+  auto count = [](const core::Plan& plan, int rank) {
+    std::map<std::string, int> n;
+    for (const core::Task& t : plan.tasks)
+      if (t.rank == rank) ++n[t.label];
+    return n;
+  };
+  core::Problem p = wan_like(4096);
+  p.joint_len = 0;
+  Expected<core::Plan> one = make_plan(p, {core::Scheme::kUlysses, 8, 1});
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  std::map<std::string, int> n = count(*one, 0);
+  EXPECT_EQ(n["pack.q"], 8);
+  EXPECT_EQ(n["unpack.q"], 0);
+  EXPECT_EQ(n["pack.out"], 0);
+  EXPECT_EQ(n["unpack.out"], 8);
+  int tasks = 0;
+  for (const auto& [label, k] : n) tasks += k;
+  EXPECT_EQ(tasks, 8 * 3 + 8 * 2 + 1 + 2);  // packs, unpacks, attention, the two all-to-alls
+
+  p.batch = 2;
+  Expected<core::Plan> two = make_plan(p, {core::Scheme::kUlysses, 8, 1});
+  ASSERT_TRUE(two.ok()) << two.status().message();
+  n = count(*two, 0);
+  EXPECT_EQ(n["unpack.q"], 8);
+  EXPECT_EQ(n["pack.out"], 8);
+
+  p.batch = 1;
+  p.seq_len = 4095;  // the last peer's rows end in a pad token
+  Expected<core::Plan> padded = make_plan(p, {core::Scheme::kUlysses, 8, 1});
+  ASSERT_TRUE(padded.ok()) << padded.status().message();
+  n = count(*padded, 0);
+  EXPECT_EQ(n["unpack.q"], 1);
+  EXPECT_EQ(n["pack.out"], 0);
 }
 
 TEST(Planner, RingPlanHasPStepsAndOverlapsSendWithAttention) {
