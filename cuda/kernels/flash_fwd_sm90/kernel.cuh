@@ -15,8 +15,8 @@
 //   softmax of S(j+1) runs while P(j) V(j) is still in the tensor cores;
 // - ping-pong between the consumers: a ring of named barriers orders their matrix issue, so one
 //   warpgroup's softmax overlaps the others' matrix work;
-// - online softmax with the lazy rescale of flash_fwd (O is rescaled only when some row's max
-//   rose by more than 2^8), exp2 with the scale folded in.
+// - online softmax with a lazy rescale (O is rescaled only when some row's max rose by more than
+//   2^kLazyLog2, traits.h; 0 is eager), exp2 with the scale folded in.
 // CTAs are ordered longest causal rows first (the grid's x runs backwards over query blocks).
 #pragma once
 
@@ -290,7 +290,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         // keep is false when m_old is -inf and mx finite ((mx - m_old) = inf) or both -inf (NaN).
-        const bool keep = (mx - m_old) * sl2 <= 8.f;
+        const bool keep = (mx - m_old) * sl2 <= Tr::kLazyLog2;
         const float m_new = keep ? m_old : mx;
         const float m_use = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing visible yet
         alpha[hr] =

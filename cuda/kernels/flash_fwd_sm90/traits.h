@@ -10,8 +10,14 @@
 
 namespace spattn::cuda::flash_sm90 {
 
+// kLazyLog2: a row's running max stays stale while a tile raises it by at most this much (exp2
+// units), so such tiles skip the O rescale pass (8: the lazy rescale, dispatched since v1). 0 is
+// the eager rescale of the mma.sync kernel (flash_fwd/config.h): with a stale max a row's largest
+// P is some 2^x, x in (0, kLazyLog2], rounded to 16 bits where eager's is exactly 1, and that
+// explains v7's error of 1.32x the mma.sync kernel's on fp32 outputs (NOTES.md, "Accuracy"). Eager
+// is the fix; its cost is not yet measured (attn_tune times the two side by side).
 template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2,
-          int kConsumers_ = kHeadDim_ == 64 ? 3 : 2>
+          int kConsumers_ = kHeadDim_ == 64 ? 3 : 2, int kLazyLog2_ = 8>
 struct Sm90Traits {
   using T = T_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -19,6 +25,7 @@ struct Sm90Traits {
   static constexpr int kBlockM = 64 * kConsumers;  // query rows per CTA (m64 per warpgroup)
   static constexpr int kBlockN = kBlockN_;         // keys per tile
   static constexpr int kStages = kStages_;         // K and V slots each
+  static constexpr float kLazyLog2 = kLazyLog2_;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kConsumerWarps = 4 * kConsumers;
   static constexpr int kProducerRegs = 24;       // setmaxnreg: the producer holds little
@@ -44,6 +51,7 @@ struct Sm90Traits {
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128 (whole 128-byte atoms)");
   static_assert(kBlockN == 128, "S on wgmma_ss_n128 (176-key tiles spilled: NOTES.md)");
   static_assert(kConsumers == 2 || kConsumers == 3, "the ping-pong ring has 2 or 3 warpgroups");
+  static_assert(kLazyLog2_ >= 0 && kLazyLog2_ <= 8, "P stays within the 16-bit type's range");
   static_assert(kBlockN <= 256 && kBlockM <= 256, "a copy-engine box is at most 256 rows");
   static_assert(kQBytes % 1024 == 0 && kKVBytes % 1024 == 0,
                 "each tile starts on a 1024-byte swizzle period");
