@@ -150,9 +150,9 @@ struct Fill {
 // Grouped point-to-point (ncclGroupStart; ncclSend/ncclRecv...; ncclGroupEnd). Every send view and
 // every receive view is contiguous: all heads of its buffer, and all its tokens unless the batch is
 // 1, where a token range is (an all-to-all receives into rows of the gathered sequence and sends
-// from rows of the output accumulator, with no copy). An all-to-all is one such task per rank with a
-// send and a receive per peer (sends to itself included, as local copies); a ring step sends to the
-// next rank and receives from the previous one.
+// from rows of the output accumulator, with no copy). An all-to-all is one such task per rank with
+// a send and a receive per peer (sends to itself included, as local copies); a ring step sends to
+// the next rank and receives from the previous one.
 enum class CommKind { kAllToAll, kSendRecv };
 struct Transfer {
   int peer = 0;  // global rank

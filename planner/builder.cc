@@ -181,8 +181,7 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
     after.insert(after.end(), s.full_ready.begin(), s.full_ready.end());
     // With a batch of 1, peer v's rows of the accumulators are contiguous: sent as they are when
     // they hold the output's type (a ring's fp32 accumulator is converted by its pack).
-    const bool in_place = B.problem().batch == 1 &&
-                          B.at(s.o_acc).elem == ElemType::kInput;
+    const bool in_place = B.problem().batch == 1 && B.at(s.o_acc).elem == ElemType::kInput;
     if (in_place) packs.insert(packs.end(), s.acc_done.begin(), s.acc_done.end());
     std::vector<std::pair<BufferId, BufferId>> recv;  // (out, lse) from each peer
     for (int v = 0; v < U; ++v) {
@@ -199,9 +198,9 @@ void scatter_heads(Builder& B, const std::vector<Shard*>& members, int comm_grou
         const BufferId received = static_cast<std::size_t>(v) < s.q_received.size()
                                       ? s.q_received[static_cast<std::size_t>(v)]
                                       : -1;
-        const BufferId so =
-            received >= 0 ? received
-                          : B.scratch(s.rank, "a2a.send_o" + tag, ElemType::kInput, n, s.qh.count, D);
+        const BufferId so = received >= 0 ? received
+                                          : B.scratch(s.rank, "a2a.send_o" + tag, ElemType::kInput,
+                                                      n, s.qh.count, D);
         const BufferId sl =
             B.scratch(s.rank, "a2a.send_lse" + tag, ElemType::kF32, n, s.qh.count, 1);
         packs.push_back(B.copy(s.rank, CopyKind::kPack, "pack.out" + suffix,

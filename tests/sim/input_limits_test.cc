@@ -217,8 +217,9 @@ TEST(InputLimits, ExplicitClusterLinksJoinEveryGpu) {
 TEST(InputLimits, ExplicitClusterNodesAreTheDevicesNodes) {
   auto cluster = [](const std::string& nodes) {
     return "cluster:\n" + nodes +
-           "  devices:\n    - {name: g0, kind: gpu, node: 0}\n    - {name: g1, kind: gpu, node: 0}\n"
-           "    - {name: g2, kind: gpu, node: 5}\n    - {name: sw, kind: nvswitch}\n  links:\n"
+           "  devices:\n    - {name: g0, kind: gpu, node: 0}\n"
+           "    - {name: g1, kind: gpu, node: 0}\n    - {name: g2, kind: gpu, node: 5}\n"
+           "    - {name: sw, kind: nvswitch}\n  links:\n"
            "    - {from: g0, to: sw, class: nvlink, bandwidth_gbps: 10, duplex: true}\n"
            "    - {from: g1, to: sw, class: nvlink, bandwidth_gbps: 10, duplex: true}\n"
            "    - {from: g2, to: sw, class: network, bandwidth_gbps: 10, duplex: true}\n";
