@@ -27,7 +27,13 @@ class Engine {
     for (const core::Link& l : cluster.links)
       link_latency_.push_back(l.latency + profile.link_class(l.cls).latency);
     link_rate_ = capacities(cluster, profile);
-    for (int g : cluster.gpus) node_.push_back(cluster.devices[static_cast<std::size_t>(g)].node);
+    // Nodes numbered 0.. in order of first use: an explicit cluster's `node` may be any number
+    // (node: 1000 on every GPU is one node), and the host threads are indexed by it.
+    std::unordered_map<int, int> dense;
+    for (int g : cluster.gpus)
+      node_.push_back(dense.try_emplace(cluster.devices[static_cast<std::size_t>(g)].node,
+                                        static_cast<int>(dense.size()))
+                          .first->second);
   }
 
   Status build();
@@ -83,7 +89,7 @@ class Engine {
   EventQueue queue_;
   FlowModel flows_;
   std::vector<TimePs> link_latency_;
-  std::vector<int> node_;  // per rank (GPU), its node
+  std::vector<int> node_;  // per rank (GPU), its node (0 .. nodes - 1)
 
   std::vector<int> deps_left_, dependents_begin_, dependents_;
   std::vector<std::vector<int>> streams_;

@@ -2,6 +2,7 @@
 // step, dependency and stream semantics on a hybrid plan, errors, and identical traces.
 #include "sim/simulate.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -158,6 +159,38 @@ TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
   Expected<SimResult> free_host = simulate(plan, h200x4(), p);
   ASSERT_TRUE(free_host.ok());
   EXPECT_EQ(free_host->host_issue, 0);
+}
+
+// System: an explicit cluster of 2 GPUs whose `node` is 1000 (one node, any number names it), the
+// 100 fills of HostIssueRateBoundsManySmallTasks and 10 us a task. Expectation: as with node 0,
+// one thread issues all 100 (1000 us); the node number once indexed the 2 threads' cursors out of
+// bounds (a 23 ms ring2 from `spattn plan` on such a cluster).
+TEST(Simulate, HostThreadOfAnExplicitNodeNumber) {
+  core::Plan plan = testing::ring_step_plan(one_head(), 2, 1024, 0);
+  plan.tasks.clear();
+  core::PlanBuilder builder(plan);
+  for (int i = 0; i < 100; ++i) {
+    const int rank = i % 2;
+    core::BufferId b = 0;
+    while (plan.buffers[static_cast<std::size_t>(b)].rank != rank) ++b;
+    builder.task(rank, core::Stream::kCompute, "fill", core::Fill{core::View{b, 0, 1, 0, 1}, 0.0});
+  }
+  core::Profile p = simple_profile(0);
+  p.host_task = 10 * kPsPerUs;
+  for (int node : {0, 1000}) {
+    const std::string text = fmt::format(
+        "cluster:\n  devices:\n    - {{name: g0, kind: gpu, node: {0}}}\n"
+        "    - {{name: g1, kind: gpu, node: {0}}}\n    - {{name: sw, kind: nvswitch}}\n"
+        "  links:\n    - {{from: g0, to: sw, class: nvlink, bandwidth_gbps: 477, duplex: true}}\n"
+        "    - {{from: g1, to: sw, class: nvlink, bandwidth_gbps: 477, duplex: true}}\n",
+        node);
+    Expected<core::Cluster> c = core::parse_cluster(text, "c.yaml");
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    Expected<SimResult> r = simulate(plan, *c, p);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_NEAR(ps_to_us(r->timeline.total), 1000, 0.01) << "node " << node;
+    EXPECT_EQ(r->host_issue_tasks, 100) << "node " << node;
+  }
 }
 
 // System: the multi-node cluster (8 nodes x 8 GPUs, experiments/clusters/multinode.yaml), the
