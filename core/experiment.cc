@@ -364,7 +364,17 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
   if (!e.sweep.documents_mean.empty() && !generated)
     return r.error(root["sweep"]["documents_mean"], "sweep.documents_mean",
                    "needs problem.documents given as a distribution");
+  // The documents of every case together (read_sweep bounds the cases to kMaxSweepCases, each
+  // case's documents to kMaxDocuments: no overflow).
+  auto count = [](const auto& list) { return std::max<std::int64_t>(1, std::ssize(list)); };
+  const std::int64_t cases = count(e.sweep.batch) * count(e.sweep.joint_len) *
+                             count(e.sweep.seq_len) * count(e.sweep.documents_mean) *
+                             count(e.sweep.gpus);
+  std::int64_t documents = e.problem.doc_bounds.empty()
+                               ? 0
+                               : cases * static_cast<std::int64_t>(e.problem.doc_bounds.size() - 1);
   if (generated && (!e.sweep.seq_len.empty() || !e.sweep.documents_mean.empty())) {
+    documents = 0;
     // Each case regenerates its documents; the first that can't be made is the error.
     for (std::int64_t s :
          e.sweep.seq_len.empty() ? std::vector<std::int64_t>{e.problem.seq_len} : e.sweep.seq_len)
@@ -380,8 +390,16 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
         if (!l)
           return r.error(root["problem"]["documents"], "problem.documents",
                          l.status().message() + " (sweep case seq_len=" + std::to_string(s) + ")");
+        // Each (seq_len, mean) pair's documents, in the cases of every other field's values.
+        documents += static_cast<std::int64_t>(l->size()) * cases /
+                     (count(e.sweep.seq_len) * count(e.sweep.documents_mean));
       }
   }
+  if (documents > kMaxSweepDocuments)
+    return r.error(root["sweep"], "sweep",
+                   "its " + std::to_string(cases) + " cases hold " + std::to_string(documents) +
+                       " documents together (each case its own), more than the limit " +
+                       std::to_string(kMaxSweepDocuments));
   // Every case of the sweep must be a valid problem.
   for (const ExperimentCase& c : expand_cases(e))
     SPATTN_RETURN_IF_ERROR(validate_at(r, root["problem"], c.problem, c.label));

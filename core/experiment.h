@@ -35,6 +35,9 @@ struct ChoiceSpec {
 // The most cases a sweep may make (the product of its lists' lengths): each case is loaded,
 // checked and planned, so more would take hours, or memory without bound, before any result.
 inline constexpr std::int64_t kMaxSweepCases = 10'000;
+// The most documents the cases hold together (each case holds its own boundaries, 8 bytes a
+// document): 10,000 cases of a million documents each were 80 GB before any plan was built.
+inline constexpr std::int64_t kMaxSweepDocuments = std::int64_t{1} << 24;
 
 // Lists that replace one field each; the cases are their cartesian product (an empty list leaves
 // the field as the problem has it).

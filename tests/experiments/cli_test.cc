@@ -79,6 +79,7 @@ const std::map<std::string, Expect> kBad = {
     {"degrees_vs_sweep.yaml", {"8:32", "plans[0].ulysses"}},
     {"documents_bad_sum.yaml", {"6:14", "problem.documents"}},
     {"documents_negative_length.yaml", {"6:21", "problem.documents[1]"}},
+    {"documents_over_cases.yaml", {"10:3", "sweep"}},
     {"documents_fractional_mean.yaml", {"6:46", "problem.documents.mean"}},
     {"documents_huge_sigma.yaml", {"6:57", "problem.documents.sigma"}},
     {"documents_sum_overflow.yaml", {"6:20", "problem.documents[1]"}},
@@ -163,6 +164,17 @@ TEST(Cli, SweepCasesWithinTheLimit) {
   const Result r = spattn({"plan", kBadInputs + "/sweep_too_many_cases.yaml"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("key 'sweep': the lists make 101 x 101 cases, more than the limit 10000"),
+            std::string::npos)
+      << r.err;
+}
+
+// The documents of all cases together are bounded by core::kMaxSweepDocuments: each case holds
+// its own, and 10,000 cases of a million documents were an uncaught std::bad_alloc (or 80 GB).
+TEST(Cli, SweepDocumentsWithinTheLimit) {
+  const Result r = spattn({"plan", kBadInputs + "/documents_over_cases.yaml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("documents_over_cases.yaml:10:3: key 'sweep': its 17 cases hold 17825792 "
+                       "documents together (each case its own), more than the limit 16777216"),
             std::string::npos)
       << r.err;
 }
