@@ -104,8 +104,11 @@ Expected<std::vector<Measurement>> parse_measurements_csv(const std::string& tex
     // As a profile's times: a fit of 1e300 us wrote a profile that did not read back (exit 1).
     if (!(m.median_us <= core::kMaxLatencyUs))
       return bad(fmt::format("bad median_us '{}' (at most {:g})", f[5], core::kMaxLatencyUs));
-    if (f.size() == 7 && (!parse_number(f[6], m.point.heads) || m.point.heads < 0))
-      return bad("bad heads '" + f[6] + "'");
+    // attention_heads measures fewer heads than kHeads: 2^62 heads overflowed the block's bytes
+    // (the fit took a simulated 5 us for the point, exit 0), 65,536 at 1M tokens ran for minutes.
+    if (f.size() == 7 &&
+        (!parse_number(f[6], m.point.heads) || m.point.heads < 0 || m.point.heads > kHeads))
+      return bad(fmt::format("bad heads '{}' (0 to {})", f[6], kHeads));
     // One row a point: the fit took both rows of a repeated point, and two times for one point
     // wrote a profile that did not read back (size_delay: a second point for the same bytes).
     if (const auto [it, fresh] = first_line.emplace(m.point, n); !fresh)

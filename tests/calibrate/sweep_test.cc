@@ -83,6 +83,13 @@ TEST(Measurements, RepeatedPointsAndHugeTimesAreRefused) {
   ASSERT_FALSE(tokens.ok());
   EXPECT_EQ(tokens.status().message(), "m.csv:2: bad tokens '9223372036854775807' (0 to 1048576)");
   EXPECT_TRUE(parse_measurements_csv(head + "attention,1,0,1048576,0,5,0\n", "m.csv").ok());
+  // Heads up to kHeads (40): 2^62 overflowed the block's bytes (the fit took a simulated 5 us for
+  // the point and wrote its profile, exit 0); 65,536 at 1M tokens ran for minutes.
+  Expected<std::vector<Measurement>> heads =
+      parse_measurements_csv(head + "attention_heads,1,0,2048,0,79,4611686018427387904\n", "m.csv");
+  ASSERT_FALSE(heads.ok());
+  EXPECT_EQ(heads.status().message(), "m.csv:2: bad heads '4611686018427387904' (0 to 40)");
+  EXPECT_TRUE(parse_measurements_csv(head + "attention_heads,1,0,2048,0,79,40\n", "m.csv").ok());
   // The same kind and size on other ranks, or causal, is another point.
   EXPECT_TRUE(parse_measurements_csv(head +
                                          "all_to_all,4,4096,0,0,1,0\nall_to_all,8,4096,0,0,1,"
