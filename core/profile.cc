@@ -89,6 +89,13 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
   SPATTN_RETURN_IF_ERROR(y.get(a, "lone_speedup", k.lone_speedup, false));
   if (!(k.lone_speedup >= 1) || !std::isfinite(k.lone_speedup))
     return y.error(a["lone_speedup"], "lone_speedup", "must be a finite number >= 1");
+  // A CTA alone on its SM runs at most ctas_per_sm times as fast (the bound calibrate fits
+  // within); 1e10 left the simulator's CTA events no time to advance in (a hang). One CTA per
+  // SM never runs alone beside others: there it is unused.
+  if (k.ctas_per_sm > 1 && k.lone_speedup > k.ctas_per_sm)
+    return y.error(a["lone_speedup"], "lone_speedup",
+                   fmt::format("must be at most ctas_per_sm ({}), got {}", k.ctas_per_sm,
+                               a["lone_speedup"].Scalar()));
   if (const YAML::Node t = a["keys_factor"]) {
     if (!t.IsSequence()) return y.error(t, "keys_factor", "expected a list of {keys, factor}");
     k.keys_factor.clear();
