@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/yaml_util.h"
 #include "experiments/cli/plans.h"
 #include "planner/planner.h"
 
@@ -208,10 +209,11 @@ Status write_file_atomic(const std::string& path, const std::string& content) {
 }
 
 Expected<nlohmann::json> read_json_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return not_found(path + ": cannot read");
+  // A regular file of a bounded size (a folder named host.json threw std::ios_failure: abort).
+  Expected<std::string> text = core::read_input_file(path);
+  if (!text) return text.status();
   try {
-    return nlohmann::json::parse(f);
+    return nlohmann::json::parse(*text);
   } catch (const nlohmann::json::exception& e) {
     return invalid_argument(path + ": " + e.what());
   }

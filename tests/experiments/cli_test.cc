@@ -657,6 +657,19 @@ TEST(Cli, ResumeReusesFinishedRows) {
   EXPECT_EQ(spattn({"run", kQuickstart, "--backend", "sim", "--resume"}).code, 2);
 }
 
+// --resume where the report to read back is a folder: exit 2 naming it (std::ios_failure from
+// reading the folder aborted the command).
+TEST(Cli, ResumeRefusesAReportThatIsAFolder) {
+  const fs::path dir = fs::path(testing::TempDir()) / "resume_folder";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "host.json");
+  const Result r = spattn({"run", kQuickstart, "--backend", "host", "--out", dir.string(),
+                           "--scale-down", "10", "--resume"});
+  ASSERT_TRUE(r.exited) << "crashed: " << r.err;
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.err, "spattn: " + (dir / "host.json").string() + ": not a regular file (a directory)\n");
+}
+
 // Global --nodes resizes a generated cluster file: multinode.yaml has 4 nodes x 8 = 32 GPUs; a
 // 64-GPU case is bad input there (exit 2, suggesting --nodes) and runs with --nodes 8.
 TEST(Cli, NodesOptionResizesAGeneratedCluster) {
