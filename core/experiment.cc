@@ -241,6 +241,18 @@ Status check_degrees(const YamlReader& r, const YAML::Node& n, const std::string
     if (product == w) continue;
     const char* key = n["ulysses"] ? "ulysses" : "ring";
     if (c.scheme == Scheme::kRing) key = "ring";
+    // A hybrid's `auto` resolves to 0 when the other degree does not divide the GPU count: say
+    // so rather than "degrees 0 (ulysses) x 3 (ring)".
+    if (c.ulysses_degree == 0 || c.ring_degree == 0) {
+      const bool ulysses_auto = c.ulysses_degree == 0;
+      const char* other = ulysses_auto ? "ring" : "ulysses";
+      return r.error(n[other], what + "." + other,
+                     std::string(other) + " degree " +
+                         std::to_string(ulysses_auto ? c.ring_degree : c.ulysses_degree) +
+                         " does not divide the GPU count " + std::to_string(w) + " (" +
+                         (ulysses_auto ? "ulysses" : "ring") +
+                         ": auto is the GPU count divided by it)");
+    }
     return r.error(n[key], what + "." + key,
                    "degrees " + std::to_string(pc.ulysses_degree) + " (ulysses) x " +
                        std::to_string(pc.ring_degree) +

@@ -38,7 +38,11 @@ plans: [{scheme: hybrid, ulysses: 4, ring: auto}]
 sweep: {gpus: [4, 6]}
 )");
   ASSERT_FALSE(odd.ok());
-  EXPECT_NE(odd.status().message().find("GPU count 6"), std::string::npos)
+  // Named as the division it is (it said "degrees 4 (ulysses) x 0 (ring) = 0").
+  EXPECT_NE(odd.status().message().find(
+                "auto_odd.yaml:3:35: key 'plans[0].ulysses': ulysses degree 4 does not divide the "
+                "GPU count 6 (ring: auto is the GPU count divided by it)"),
+            std::string::npos)
       << odd.status().message();
   Expected<Experiment> both = load_text("auto_both.yaml", R"(
 problem: {q_heads: 8, head_dim: 8, seq_len: 64}
