@@ -343,12 +343,27 @@ Expected<core::Cluster> import_nccl_topology(const std::string& xml_path,
       switch_links[nv.gpu] += nv.count;
       continue;
     }
+    if (peer->second == nv.gpu)
+      return invalid_argument(
+          fmt::format("{}: {}: the target is the GPU itself (its own bus id)", xml_path, nv.elem));
+    if (nv.count * options.nvlink_gbps > core::kMaxLinkGbps)
+      return invalid_argument(fmt::format(
+          "{}: {}: {} NVLinks x {:g} GB/s (--nvlink-gbps) = {:g} GB/s, more than {:g}", xml_path,
+          nv.elem, nv.count, options.nvlink_gbps, nv.count * options.nvlink_gbps,
+          core::kMaxLinkGbps));
     // A direct GPU-GPU NVLink; the peer lists the reverse direction.
     im.c.links.push_back({nv.gpu, peer->second, core::LinkClass::kNvlink, nv.count * link_bw,
                           im.us(options.nvlink_latency_us)});
   }
   if (!switch_links.empty())
     im.nvswitch = im.c.add_device("nvswitch", core::DeviceKind::kNvSwitch, 0);
+  for (const auto& [gpu, count] : switch_links)
+    if (count * options.nvlink_gbps > core::kMaxLinkGbps)
+      return invalid_argument(fmt::format(
+          "{}: {}: {} NVLinks into NVSwitches x {:g} GB/s (--nvlink-gbps) = {:g} GB/s, more than "
+          "{:g}",
+          xml_path, im.gpu_elem[gpu], count, options.nvlink_gbps, count * options.nvlink_gbps,
+          core::kMaxLinkGbps));
   for (const auto& [gpu, count] : switch_links)
     im.c.add_duplex(gpu, im.nvswitch, core::LinkClass::kNvlink, count * link_bw,
                     im.us(options.nvlink_latency_us));

@@ -262,6 +262,13 @@ TEST(InputLimits, NcclImportIsStrict) {
             "speed=\"400000\""),
        "neither a GPU of this topology nor an NVSwitch"},
       {"rank_range.xml", topo("rank=\"3\"", ok_link, "speed=\"400000\""), "rank 3, outside 0..0"},
+      // An NVLink to the GPU's own bus id was a link from a device to itself: "cluster nccl: link
+      // 2 has a bad end", naming neither the file nor the element.
+      {"self.xml",
+       topo("rank=\"0\"", "<nvlink target=\"0000:18:00.0\" count=\"2\" tclass=\"0x030200\"/>",
+            "speed=\"400000\""),
+       "self.xml: <nvlink target=\"0000:18:00.0\"> (line 1) of <gpu> (line 1) of <pci "
+       "busid=\"0000:18:00.0\">: the target is the GPU itself (its own bus id)"},
   };
   for (const auto& c : cases) {
     Expected<core::Cluster> r = import_nccl_topology(write(c.name, c.xml));
@@ -271,6 +278,16 @@ TEST(InputLimits, NcclImportIsStrict) {
   inf.nvlink_gbps = std::numeric_limits<double>::infinity();
   expect_error(import_nccl_topology(write("ok.xml", topo("rank=\"0\"", ok_link, "")), inf).status(),
                "--nvlink-gbps: must be a number in");
+  // A GPU's NVLinks times --nvlink-gbps past a link's bound: it said "cluster nccl: link 3 has a
+  // bandwidth outside (0, 1e+06] GB/s".
+  NcclImportOptions fast;
+  fast.nvlink_gbps = 1000;
+  const std::string many = "<nvlink target=\"0000:05:00.0\" count=\"1024\" tclass=\"0x068000\"/>";
+  expect_error(
+      import_nccl_topology(write("many.xml", topo("rank=\"0\"", many, "speed=\"400000\"")), fast)
+          .status(),
+      "many.xml: <gpu> (line 1) of <pci busid=\"0000:18:00.0\">: 1024 NVLinks into NVSwitches x "
+      "1000 GB/s (--nvlink-gbps) = 1.024e+06 GB/s, more than 1e+06");
 }
 
 // System: 10,000 nested <pci> elements (the parser recurses per level). Expectation: refused
