@@ -80,9 +80,15 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
   const fs::path out_path(a.out);
   if (out_path.extension() != ".yaml" && out_path.extension() != ".yml")
     return fail(err, invalid_argument("--out: expected a .yaml path, got '" + a.out + "'"));
-  if (!out_path.parent_path().empty() && !fs::is_directory(out_path.parent_path()))
-    return fail(
-        err, not_found("--out: directory " + out_path.parent_path().string() + " does not exist"));
+  // With an error_code: a folder name past 255 bytes threw filesystem_error (an abort). A missing
+  // folder is not_found (ec set too); only none is another error.
+  std::error_code ec;
+  const fs::file_status parent = fs::status(out_path.parent_path(), ec);
+  if (!out_path.parent_path().empty() && !fs::is_directory(parent))
+    return fail(err,
+                not_found("--out: directory " + out_path.parent_path().string() +
+                          (parent.type() == fs::file_type::none ? ": " + ec.message()
+                                                                : std::string(" does not exist"))));
   // A file an option names that cannot be read, or is broken, is that option's error (the
   // defaults are relative to the current folder: from elsewhere they are missing).
   Expected<core::Cluster> cluster = core::load_cluster(a.cluster);

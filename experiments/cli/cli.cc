@@ -39,7 +39,15 @@ Status for_option(const std::string& option, const Status& s) {
 }
 
 Status file_not_folder(const std::string& option, const std::string& path, const char* example) {
-  if (std::filesystem::path(path).has_filename() && !std::filesystem::is_directory(path)) return {};
+  // With an error_code: a name the system refuses (a component past 255 bytes) threw
+  // std::filesystem::filesystem_error (an abort).
+  // (A missing path is not_found, with ec set too: only none is an error.)
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(path, ec);
+  if (st.type() == std::filesystem::file_type::none)
+    return invalid_argument(option + ": " + path + ": " + ec.message());
+  const bool folder = std::filesystem::is_directory(st);
+  if (std::filesystem::path(path).has_filename() && !folder) return {};
   return invalid_argument(option + ": " + path + ": is a folder; give a file name such as " +
                           (std::filesystem::path(path) / example).string());
 }

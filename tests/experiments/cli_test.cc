@@ -318,6 +318,28 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
   }
 }
 
+// A file name the system refuses (a component past 255 bytes) for --trace, topo import --out and
+// calibrate --out's folder: exit 2 naming the option (std::filesystem threw: an abort).
+TEST(Cli, FileNamesTooLongAreRefused) {
+  const std::string name = (fs::path(testing::TempDir()) / std::string(300, 'x')).string();
+  const Result trace = spattn({"run", kQuickstart, "--backend", "sim", "--trace", name + ".json"});
+  ASSERT_TRUE(trace.exited) << "crashed: " << trace.err;
+  EXPECT_EQ(trace.code, 2);
+  EXPECT_EQ(trace.err, "spattn: --trace: " + name + ".json: File name too long\n");
+  const Result topo = spattn({"topo", "import", kSource + "/tests/sim/data/nccl_topo_2socket.xml",
+                              "--out", name + ".yaml"});
+  ASSERT_TRUE(topo.exited) << "crashed: " << topo.err;
+  EXPECT_EQ(topo.code, 2);
+  EXPECT_EQ(topo.err, "spattn: --out: " + name + ".yaml: File name too long\n");
+  const Result calibrate =
+      spattn({"calibrate", "--refit",
+              kSource + "/experiments/profiles/h200_sxm_nvswitch_flash_fwd.measurements.csv",
+              "--out", name + "/p.yaml"});
+  ASSERT_TRUE(calibrate.exited) << "crashed: " << calibrate.err;
+  EXPECT_EQ(calibrate.code, 2);
+  EXPECT_EQ(calibrate.err, "spattn: --out: directory " + name + ": File name too long\n");
+}
+
 TEST(Cli, CudaBackendNotBuiltIsExitOne) {
   const Result r = spattn({"run", kQuickstart, "--backend", "cuda"});
   ASSERT_TRUE(r.exited);
@@ -667,7 +689,8 @@ TEST(Cli, ResumeRefusesAReportThatIsAFolder) {
                            "--scale-down", "10", "--resume"});
   ASSERT_TRUE(r.exited) << "crashed: " << r.err;
   EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err, "spattn: " + (dir / "host.json").string() + ": not a regular file (a directory)\n");
+  EXPECT_EQ(r.err,
+            "spattn: " + (dir / "host.json").string() + ": not a regular file (a directory)\n");
 }
 
 // Global --nodes resizes a generated cluster file: multinode.yaml has 4 nodes x 8 = 32 GPUs; a
