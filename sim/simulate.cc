@@ -31,8 +31,9 @@ class Engine {
     // (node: 1000 on every GPU is one node), and the host threads are indexed by it.
     std::unordered_map<int, int> dense;
     for (int g : cluster.gpus)
-      node_.push_back(dense.try_emplace(cluster.devices[static_cast<std::size_t>(g)].node,
-                                        static_cast<int>(dense.size()))
+      node_.push_back(dense
+                          .try_emplace(cluster.devices[static_cast<std::size_t>(g)].node,
+                                       static_cast<int>(dense.size()))
                           .first->second);
   }
 

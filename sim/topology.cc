@@ -347,10 +347,10 @@ Expected<core::Cluster> import_nccl_topology(const std::string& xml_path,
       return invalid_argument(
           fmt::format("{}: {}: the target is the GPU itself (its own bus id)", xml_path, nv.elem));
     if (nv.count * options.nvlink_gbps > core::kMaxLinkGbps)
-      return invalid_argument(fmt::format(
-          "{}: {}: {} NVLinks x {:g} GB/s (--nvlink-gbps) = {:g} GB/s, more than {:g}", xml_path,
-          nv.elem, nv.count, options.nvlink_gbps, nv.count * options.nvlink_gbps,
-          core::kMaxLinkGbps));
+      return invalid_argument(
+          fmt::format("{}: {}: {} NVLinks x {:g} GB/s (--nvlink-gbps) = {:g} GB/s, more than {:g}",
+                      xml_path, nv.elem, nv.count, options.nvlink_gbps,
+                      nv.count * options.nvlink_gbps, core::kMaxLinkGbps));
     // A direct GPU-GPU NVLink; the peer lists the reverse direction.
     im.c.links.push_back({nv.gpu, peer->second, core::LinkClass::kNvlink, nv.count * link_bw,
                           im.us(options.nvlink_latency_us)});

@@ -238,13 +238,14 @@ TEST(Profile, OldAttentionTablesAndBadScheduleAreRejected) {
   EXPECT_NE(slow.status().message().find("lone_speedup"), std::string::npos);
   // Above ctas_per_sm (2 by default) a lone CTA's speed left the CTA events no time to advance
   // in: `spattn plan` hung.
-  Expected<Profile> fast =
-      parse_profile("profile:\n  attention:\n    tile_us: 2\n    lone_speedup: 1e10\n", "fast.yaml");
+  Expected<Profile> fast = parse_profile(
+      "profile:\n  attention:\n    tile_us: 2\n    lone_speedup: 1e10\n", "fast.yaml");
   ASSERT_FALSE(fast.ok());
   EXPECT_EQ(fast.status().message(),
             "fast.yaml:4:19: key 'lone_speedup': must be at most ctas_per_sm (2), got 1e10");
   EXPECT_TRUE(
-      parse_profile("profile:\n  attention:\n    tile_us: 2\n    lone_speedup: 2\n", "two.yaml").ok());
+      parse_profile("profile:\n  attention:\n    tile_us: 2\n    lone_speedup: 2\n", "two.yaml")
+          .ok());
   EXPECT_FALSE(parse_profile("profile:\n  name: x\n", "none.yaml").ok());
 }
 
