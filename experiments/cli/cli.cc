@@ -72,6 +72,7 @@ struct RunArgs {
   std::string out_dir;  // --out DIR
   std::string profile;  // --profile FILE: replaces the experiment's `profile`
   bool resume = false;
+  std::string cuda_option;  // "--warmup" or "--iters" when given (they apply to cuda only)
   RunOptions options;
 };
 
@@ -202,6 +203,12 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
   if (a.options.one_gpu && !has(Backend::kCuda))
     return fail(err, invalid_argument("--one-gpu: applies to the cuda backend, which is not among "
                                       "the backends (" +
+                                      list + ")"));
+  // --warmup and --iters time the cuda backend: given without it they changed nothing (exit 0).
+  if (!a.cuda_option.empty() && !has(Backend::kCuda))
+    return fail(err, invalid_argument(a.cuda_option +
+                                      ": applies to the cuda backend, which is not among the "
+                                      "backends (" +
                                       list + ")"));
   if (a.options.one_gpu && comparing)
     return fail(err,
@@ -490,10 +497,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       ->capture_default_str()
       ->check(at_least(1));
   run->add_option("--warmup", run_args.options.warmup, "cuda: untimed iterations before timing")
-      ->check(at_least(0));
+      ->check(at_least(0))
+      ->each([&run_args](const std::string&) { run_args.cuda_option = "--warmup"; });
   run->add_option("--iters", run_args.options.iterations,
                   "cuda: timed iterations (median reported)")
-      ->check(at_least(1));
+      ->check(at_least(1))
+      ->each([&run_args](const std::string&) { run_args.cuda_option = "--iters"; });
   run->add_flag("--one-gpu", run_args.options.one_gpu,
                 "cuda: run every rank of each plan on GPU 0, transfers as device copies instead "
                 "of NCCL: checks plans of any GPU count with the real kernels on one GPU (reports "

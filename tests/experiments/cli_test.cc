@@ -728,13 +728,21 @@ TEST(Cli, SimulatesARingOver16kGpus) {
   }
 }
 
-// --one-gpu (every rank on GPU 0) is for the cuda backend alone: without cuda it does nothing,
-// and beside sim its times would be compared as if they were the plan's. Both are bad input.
+// --one-gpu (every rank on GPU 0) is for the cuda backend alone: without cuda it does nothing
+// (as --warmup and --iters do), and beside sim its times would be compared as if they were the plan's. Both are bad input.
 TEST(Cli, OneGpuNeedsTheCudaBackendAlone) {
   const Result without = spattn({"run", kQuickstart, "--backend", "host", "--one-gpu"});
   EXPECT_EQ(without.code, 2) << without.err;
   EXPECT_NE(without.err.find("--one-gpu: applies to the cuda backend"), std::string::npos)
       << without.err;
+  // --warmup and --iters likewise: without cuda they changed nothing and the run said exit 0.
+  for (const char* option : {"--warmup", "--iters"}) {
+    const Result r = spattn({"run", kQuickstart, "--backend", "host,sim", option, "3"});
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(r.err, std::string("spattn: ") + option +
+                         ": applies to the cuda backend, which is not among the backends "
+                         "(host,sim)\n");
+  }
   const Result beside = spattn({"run", kQuickstart, "--backend", "sim,cuda", "--one-gpu"});
   EXPECT_EQ(beside.code, 2) << beside.err;
   EXPECT_NE(beside.err.find("cannot be compared with sim"), std::string::npos) << beside.err;
