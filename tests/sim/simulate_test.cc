@@ -109,11 +109,8 @@ TEST(Simulate, CommThatWaitsForComputeRunsAfterIt) {
   EXPECT_NEAR(ps_to_us(r->timeline.total), 1000 + comm_us, 1e-3);
 }
 
-// System: 2 ranks, each with 50 independent fills of one small row on its compute stream (simple
-// profile: no memory launch, 1 TB/s: under a nanosecond each), and a host that takes 10 us to
-// issue a task. Expectation: the tasks run as they are issued: one thread for both ranks issues
-// 100 tasks, so the last ends at 1000 us; one thread per rank (mpirun) issues 50 each: 500 us.
-TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
+// 2 ranks, each with 50 independent fills of one small row on its compute stream.
+core::Plan hundred_fills() {
   core::Plan plan = testing::ring_step_plan(one_head(), 2, 1024, 0);
   plan.tasks.clear();
   core::PlanBuilder builder(plan);
@@ -123,6 +120,15 @@ TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
     while (plan.buffers[static_cast<std::size_t>(b)].rank != rank) ++b;
     builder.task(rank, core::Stream::kCompute, "fill", core::Fill{core::View{b, 0, 1, 0, 1}, 0.0});
   }
+  return plan;
+}
+
+// System: 2 ranks, each with 50 independent fills of one small row on its compute stream (simple
+// profile: no memory launch, 1 TB/s: under a nanosecond each), and a host that takes 10 us to
+// issue a task. Expectation: the tasks run as they are issued: one thread for both ranks issues
+// 100 tasks, so the last ends at 1000 us; one thread per rank (mpirun) issues 50 each: 500 us.
+TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
+  core::Plan plan = hundred_fills();
   core::Profile p = simple_profile(0);
   p.host_task = 10 * kPsPerUs;
   Expected<SimResult> one = simulate(plan, h200x4(), p);
@@ -166,15 +172,7 @@ TEST(Simulate, HostIssueRateBoundsManySmallTasks) {
 // one thread issues all 100 (1000 us); the node number once indexed the 2 threads' cursors out of
 // bounds (a 23 ms ring2 from `spattn plan` on such a cluster).
 TEST(Simulate, HostThreadOfAnExplicitNodeNumber) {
-  core::Plan plan = testing::ring_step_plan(one_head(), 2, 1024, 0);
-  plan.tasks.clear();
-  core::PlanBuilder builder(plan);
-  for (int i = 0; i < 100; ++i) {
-    const int rank = i % 2;
-    core::BufferId b = 0;
-    while (plan.buffers[static_cast<std::size_t>(b)].rank != rank) ++b;
-    builder.task(rank, core::Stream::kCompute, "fill", core::Fill{core::View{b, 0, 1, 0, 1}, 0.0});
-  }
+  core::Plan plan = hundred_fills();
   core::Profile p = simple_profile(0);
   p.host_task = 10 * kPsPerUs;
   for (int node : {0, 1000}) {
