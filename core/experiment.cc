@@ -351,6 +351,12 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
       c.where = r.where(plans[i]);
       SPATTN_RETURN_IF_ERROR(read_choice(r, plans[i], what, c));
       SPATTN_RETURN_IF_ERROR(check_degrees(r, plans[i], what, c, worlds));
+      // The same entry twice ran the same plan twice, its rows side by side (and --resume,
+      // which finds a row by case and plan name, could not tell them apart).
+      for (const ChoiceSpec& o : e.plans)
+        if (o.scheme == c.scheme && o.ulysses_degree == c.ulysses_degree &&
+            o.ring_degree == c.ring_degree && o.layout == c.layout && o.placement == c.placement)
+          return r.error(plans[i], what, "the same plan as the entry at " + o.where);
       e.plans.push_back(c);
     }
   } else {

@@ -54,6 +54,28 @@ plans: [{scheme: hybrid, ulysses: auto, ring: auto}]
       << both.status().message();
 }
 
+// The same plan entry twice ran the plan twice, with two rows of one name (which --resume, finding
+// a row by case and plan name, could not tell apart): refused at the second entry.
+TEST(Experiment, APlanListedTwiceIsRefused) {
+  Expected<Experiment> e = load_text("twice.yaml", R"(
+problem: {q_heads: 8, head_dim: 8, seq_len: 64}
+gpus: 4
+plans: [{scheme: ring}, {scheme: ulysses}, {scheme: ring, layout: contiguous}]
+)");
+  ASSERT_FALSE(e.ok());
+  const std::string& m = e.status().message();
+  EXPECT_NE(m.find("twice.yaml:4:44: key 'plans[2]': the same plan as the entry at "),
+            std::string::npos)
+      << m;
+  EXPECT_TRUE(m.ends_with("twice.yaml:4:9")) << m;
+  EXPECT_TRUE(load_text("twice.yaml", R"(
+problem: {q_heads: 8, head_dim: 8, seq_len: 64}
+gpus: 4
+plans: [{scheme: ring}, {scheme: ring, layout: zigzag}]
+)")
+                  .ok());
+}
+
 TEST(Experiment, QuickstartLoads) {
   Expected<Experiment> e = load_experiment(kExamples + "quickstart.yaml");
   ASSERT_TRUE(e.ok()) << e.status().message();
