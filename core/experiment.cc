@@ -279,15 +279,11 @@ Status read_sweep(const YamlReader& r, const YAML::Node& n, Sweep& s) {
     s.gpus.push_back(g);
   }
   // The cases are the lists' product: a few lines (or aliases of one list) could ask for 1e9.
-  std::int64_t cases = 1;
   std::string product;
   for (std::size_t size : {s.batch.size(), s.joint_len.size(), s.seq_len.size(),
-                           s.documents_mean.size(), s.gpus.size()}) {
-    if (size == 0) continue;
-    cases = std::min(cases * static_cast<std::int64_t>(size), kMaxSweepCases + 1);
-    product += (product.empty() ? "" : " x ") + std::to_string(size);
-  }
-  if (cases > kMaxSweepCases)
+                           s.documents_mean.size(), s.gpus.size()})
+    if (size > 0) product += (product.empty() ? "" : " x ") + std::to_string(size);
+  if (s.cases(kMaxSweepCases) > kMaxSweepCases)
     return r.error(n, "sweep",
                    "the lists make " + product + " cases, more than the limit " +
                        std::to_string(kMaxSweepCases));
@@ -385,9 +381,7 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
   // The documents of every case together (read_sweep bounds the cases to kMaxSweepCases, each
   // case's documents to kMaxDocuments: no overflow).
   auto count = [](const auto& list) { return std::max<std::int64_t>(1, std::ssize(list)); };
-  const std::int64_t cases = count(e.sweep.batch) * count(e.sweep.joint_len) *
-                             count(e.sweep.seq_len) * count(e.sweep.documents_mean) *
-                             count(e.sweep.gpus);
+  const std::int64_t cases = e.sweep.cases(kMaxSweepCases);
   std::int64_t documents = e.problem.doc_bounds.empty()
                                ? 0
                                : cases * static_cast<std::int64_t>(e.problem.doc_bounds.size() - 1);

@@ -5,6 +5,7 @@
 // experiments/ expands it with planner::enumerate_choices.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -51,6 +52,14 @@ struct Sweep {
   bool empty() const {
     return seq_len.empty() && joint_len.empty() && batch.empty() && gpus.empty() &&
            documents_mean.empty();
+  }
+  // The number of cases (the lists' product, an empty list counting 1), at most `cap` + 1.
+  std::int64_t cases(std::int64_t cap) const {
+    std::int64_t n = 1;
+    for (std::size_t size :
+         {seq_len.size(), joint_len.size(), batch.size(), gpus.size(), documents_mean.size()})
+      if (size > 0) n = std::min(n * static_cast<std::int64_t>(size), cap + 1);
+    return n;
   }
 };
 
