@@ -292,7 +292,7 @@ Status read_sweep(const YamlReader& r, const YAML::Node& n, Sweep& s) {
 
 // Positions of the keys later checks name (Experiment::where).
 void record_positions(const YamlReader& r, const YAML::Node& root, Experiment& e) {
-  for (const char* k : {"gpus", "cluster", "profile"})
+  for (const char* k : {"gpus", "cluster", "profile", "plans"})
     if (root[k]) e.where[k] = r.where(root[k]);
   if (const YAML::Node s = root["sweep"]; s && s["gpus"] && s["gpus"].IsSequence())
     for (std::size_t i = 0; i < s["gpus"].size(); ++i)

@@ -79,7 +79,8 @@ struct Experiment {
   std::vector<std::string> backends;  // from {host, sim, cuda}; default {host}
   std::string outputs;                // results folder, resolved like cluster_path; "" = none
   // "FILE:LINE:COL" of the keys that checks after loading name (the GPU count against a cluster,
-  // a missing cluster file): "gpus", "sweep.gpus[i]", "cluster", "profile"; absent when not given.
+  // a missing cluster file, a case with no plan): "gpus", "sweep.gpus[i]", "cluster", "profile",
+  // "plans"; absent when not given.
   std::map<std::string, std::string> where;
   // "FILE:LINE:COL: key 'K'" for a key of `where` (or "FILE: key 'K'" when it has no position).
   std::string at(const std::string& key) const;

@@ -175,6 +175,10 @@ Status report_status(const Report& r) {
                           "): " + row.status.message()};
     }
   }
+  SPATTN_RETURN_IF_ERROR(unplannable_case(
+      r.cases, [](const ReportCase& c) -> const auto& { return c.rows; },
+      [](const ReportCase& c) { return std::pair(c.label, c.gpus); },
+      [](const ReportRow& row) -> const std::string& { return row.plan; }));
   int failed = 0, total = 0;
   std::string first;
   for (const ReportCase& c : r.cases) {

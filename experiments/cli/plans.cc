@@ -15,8 +15,10 @@ namespace spattn::experiments {
 std::vector<Candidate> candidates(const core::Experiment& e, int world) {
   std::vector<Candidate> out;
   if (e.auto_plans) {
+    const auto at = e.where.find("plans");
+    const std::string where = at != e.where.end() ? at->second : e.source;
     for (const core::PlanChoice& c : planner::enumerate_choices(world))
-      out.push_back({c, false, "", ""});
+      out.push_back({c, false, where, "plans"});
     return out;
   }
   for (std::size_t i = 0; i < e.plans.size(); ++i) {
@@ -220,7 +222,10 @@ Status explicit_failure(const Listing& l) {
       return {code, msg};
     }
   }
-  return {};
+  return unplannable_case(
+      l.cases, [](const CaseListing& c) -> const auto& { return c.rows; },
+      [](const CaseListing& c) { return std::pair(c.c.label, c.c.gpus); },
+      [](const PlanRow& r) -> const std::string& { return r.name; });
 }
 
 Status internal_failure(const Listing& l) {
