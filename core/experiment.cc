@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <tuple>
 
 #include "core/yaml_util.h"
 
@@ -169,10 +170,12 @@ Status read_documents(const YamlReader& r, const YAML::Node& problem, Problem& p
   return {};
 }
 
-// core::validate(Problem) says "problem.FIELD: why"; point at FIELD's node when the file has it.
-Status validate_at(const YamlReader& r, const YAML::Node& problem_node, const Problem& p,
-                   const std::string& case_label) {
-  const Status st = validate(p);
+// core::validate(Problem) says "problem.FIELD: why" of a case; point at FIELD's node when the
+// file has it, or at the sweep's entry when the case took FIELD from a sweep list
+// (`sweep.seq_len[1]`).
+Status validate_at(const YamlReader& r, const YAML::Node& root, const ExperimentCase& c,
+                   const Sweep& sweep) {
+  const Status st = validate(c.problem);
   if (st.ok()) return st;
   std::string field = "problem";
   std::string why = st.message();
@@ -184,9 +187,17 @@ Status validate_at(const YamlReader& r, const YAML::Node& problem_node, const Pr
       why = why.substr(colon + 2);
     }
   }
-  const YAML::Node at = problem_node[field] ? problem_node[field] : problem_node;
-  if (!case_label.empty()) why += " (sweep case " + case_label + ")";
-  return r.error(at, "problem." + field, why);
+  if (!c.label.empty()) why += " (sweep case " + c.label + ")";
+  for (const auto& [name, list, value] :
+       {std::tuple{"seq_len", &sweep.seq_len, c.problem.seq_len},
+        std::tuple{"joint_len", &sweep.joint_len, c.problem.joint_len},
+        std::tuple{"batch", &sweep.batch, c.problem.batch}}) {
+    const auto i = std::find(list->begin(), list->end(), value) - list->begin();
+    if (field == name && i < std::ssize(*list))
+      return r.error(root["sweep"][name][i], "sweep." + field + "[" + std::to_string(i) + "]", why);
+  }
+  const YAML::Node problem = root["problem"];
+  return r.error(problem[field] ? problem[field] : problem, "problem." + field, why);
 }
 
 Status read_choice(const YamlReader& r, const YAML::Node& n, const std::string& what,
@@ -414,7 +425,7 @@ Status read_experiment(const YamlReader& r, Experiment& e) {
                        std::to_string(kMaxSweepDocuments));
   // Every case of the sweep must be a valid problem.
   for (const ExperimentCase& c : expand_cases(e))
-    SPATTN_RETURN_IF_ERROR(validate_at(r, root["problem"], c.problem, c.label));
+    SPATTN_RETURN_IF_ERROR(validate_at(r, root, c, e.sweep));
   record_positions(r, root, e);
   return {};
 }

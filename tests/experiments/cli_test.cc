@@ -95,6 +95,7 @@ const std::map<std::string, Expect> kBad = {
     {"not_a_map.yaml", {"1:1", "(top level)"}},
     {"seq_len_over_limit.yaml", {"5:12", "problem.seq_len"}},
     {"sweep_bad_value.yaml", {"9:19", "sweep.seq_len[1]"}},
+    {"sweep_seq_len_over_limit.yaml", {"9:19", "sweep.seq_len[1]"}},
     {"sweep_too_many_cases.yaml", {"10:3", "sweep"}},
     {"syntax_error.yaml", {"5:10", ""}},
     {"unknown_backend.yaml", {"8:18", "backends[1]"}},
