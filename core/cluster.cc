@@ -166,6 +166,7 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
     for (const auto& [rank, node] : ranks)
       if (rank >= 0) return y.error(node, "rank", "give every GPU a rank, or none");
   }
+  std::map<std::string, std::string> directions;  // "FROM\nTO" -> the link that has it
   for (std::size_t i = 0; i < links.size(); ++i) {
     const YAML::Node l = links[i];
     const std::string what = "links[" + std::to_string(i) + "]";
@@ -187,6 +188,17 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
     Expected<LinkClass> lc = parse_link_class(cls);
     if (!lc) return y.error(l["class"], "class", lc.status().message());
     const Link link{index[from], index[to], *lc, gbps * kBytesPerGB, us_to_ps(lat_us)};
+    // Routes take one link per hop, so a second link of a direction would be ignored, not added.
+    std::vector<std::pair<std::string, std::string>> dirs{{from, to}};
+    if (duplex) dirs.emplace_back(to, from);
+    for (const auto& [a, b] : dirs) {
+      const auto [it, fresh] = directions.emplace(a + "\n" + b, what);
+      if (!fresh)
+        return y.error(l, what,
+                       "a second link from '" + a + "' to '" + b + "' (" + it->second +
+                           " has one); routes use one link per direction: give one link with "
+                           "the summed bandwidth_gbps");
+    }
     c.links.push_back(link);
     if (duplex) c.links.push_back({link.dst, link.src, link.cls, link.bandwidth, link.latency});
   }

@@ -212,6 +212,34 @@ TEST(InputLimits, ExplicitClusterLinksJoinEveryGpu) {
   EXPECT_TRUE(core::parse_cluster(star, "c.yaml").ok());
 }
 
+// Two links of one direction between two devices: the router takes one link per hop, so the
+// second one's bandwidth was silently ignored (two 10 GB/s NVLinks simulated as one). Refused,
+// whether the second is listed or comes from a duplex link's reverse.
+TEST(InputLimits, ExplicitClusterHasOneLinkPerDirection) {
+  const std::string head =
+      "cluster:\n  devices:\n    - {name: g0, kind: gpu}\n    - {name: g1, kind: gpu}\n"
+      "  links:\n    - {from: g0, to: g1, class: nvlink, bandwidth_gbps: 10, duplex: true}\n";
+  expect_error(core::parse_cluster(head + "    - {from: g0, to: g1, class: nvlink, "
+                                          "bandwidth_gbps: 10}\n",
+                                   "c.yaml")
+                   .status(),
+               "c.yaml:7:7: key 'links[1]': a second link from 'g0' to 'g1' (links[0] has one); "
+               "routes use one link per direction: give one link with the summed bandwidth_gbps");
+  expect_error(core::parse_cluster(head + "    - {from: g1, to: g0, class: nvlink, "
+                                          "bandwidth_gbps: 10}\n",
+                                   "c.yaml")
+                   .status(),
+               "c.yaml:7:7: key 'links[1]': a second link from 'g1' to 'g0' (links[0] has one); "
+               "routes use one link per direction: give one link with the summed bandwidth_gbps");
+  // The other direction alone, not duplex: fine.
+  EXPECT_TRUE(core::parse_cluster(
+                  "cluster:\n  devices:\n    - {name: g0, kind: gpu}\n    - {name: g1, kind: gpu}\n"
+                  "  links:\n    - {from: g0, to: g1, class: nvlink, bandwidth_gbps: 10}\n"
+                  "    - {from: g1, to: g0, class: nvlink, bandwidth_gbps: 20}\n",
+                  "c.yaml")
+                  .ok());
+}
+
 // An explicit cluster's `nodes` was read and never checked: `nodes: 4` over GPUs all on node 0
 // sized the CLI's rank-symmetric unit at a quarter of the GPUs. It is now what the devices say.
 TEST(InputLimits, ExplicitClusterNodesAreTheDevicesNodes) {
