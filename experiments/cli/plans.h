@@ -126,11 +126,11 @@ Status unplannable_case(const std::vector<Case>& cases, Rows rows, Info info, Na
     if (!none) continue;
     const auto& r = rs.front();
     const auto [label, gpus] = info(c);
-    return {r.status.code(),
-            r.where + ": key '" + r.key + "': no plan can be built for " + std::to_string(gpus) +
-                " GPUs" + (label.empty() ? "" : " (sweep case " + label + ")") +
-                ": the planner refused all " + std::to_string(rs.size()) + "; the first, " +
-                name(r) + ": " + r.status.message()};
+    return {r.status.code(), r.where + ": key '" + r.key + "': no plan can be built for " +
+                                 std::to_string(gpus) + " GPUs" +
+                                 (label.empty() ? "" : " (sweep case " + label + ")") +
+                                 ": the planner refused all " + std::to_string(rs.size()) +
+                                 "; the first, " + name(r) + ": " + r.status.message()};
   }
   return {};
 }

@@ -199,15 +199,17 @@ TEST(Cli, ACaseWithNoPlanIsRefused) {
   const fs::path exp = dir / "e.yaml";
   std::ofstream(exp) << "problem: {q_heads: 1, kv_heads: 1, head_dim: 64, seq_len: 1048576, "
                         "causal: true}\nplans: auto\nsweep: {gpus: [2, 4096]}\n";
-  const std::string want = exp.string() +
-                           ":2:8: key 'plans': no plan can be built for 4096 GPUs (sweep case "
-                           "gpus=4096): the planner refused all 93; the first, ulysses4096: plan "
-                           "ulysses4096: ulysses degree 4096 exceeds q_heads 1, so some ranks would "
-                           "hold no heads\n";
+  const std::string want =
+      exp.string() +
+      ":2:8: key 'plans': no plan can be built for 4096 GPUs (sweep case "
+      "gpus=4096): the planner refused all 93; the first, ulysses4096: plan "
+      "ulysses4096: ulysses degree 4096 exceeds q_heads 1, so some ranks would "
+      "hold no heads\n";
   const Result p = spattn({"plan", exp.string()});
   EXPECT_EQ(p.code, 2);
   EXPECT_EQ(p.err, "spattn: " + want);
-  EXPECT_NE(p.out.find("ring2-zigzag"), std::string::npos) << p.out;  // the case of 2 GPUs is listed
+  // The case of 2 GPUs is listed.
+  EXPECT_NE(p.out.find("ring2-zigzag"), std::string::npos) << p.out;
   const Result r = spattn({"run", exp.string(), "--backend", "sim", "--out", (dir / "o").string()});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
