@@ -84,6 +84,24 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
     if (rest > 0) t += work.front() / speed(static_cast<int>((rest + kernel.sms - 1) / kernel.sms));
     return t;
   }
+  if (per_sm == 1) {
+    // One CTA an SM: each next CTA goes to the SM that frees first (the lowest index on ties,
+    // as the general loop below fills freed slots), with no shared speed to track. The fit runs
+    // this thousands of times over every CTA of its shapes (a causal 1M-token point: 327,680).
+    using Slot = std::pair<double, int>;  // the time an SM frees, the SM
+    std::priority_queue<Slot, std::vector<Slot>, std::greater<>> slots;
+    for (int i = 0; i < kernel.sms; ++i) slots.emplace(0.0, i);
+    const std::size_t size = work.size();
+    double end = 0;
+    for (std::int64_t n = 0; n < total; ++n) {
+      const auto [at, i] = slots.top();
+      slots.pop();
+      const double done = at + work[static_cast<std::size_t>(n) % size];
+      end = std::max(end, done);
+      slots.emplace(done, i);
+    }
+    return end;
+  }
   struct Sm {
     std::vector<double> left;  // work left of its resident CTAs at `at`
     double at = 0;

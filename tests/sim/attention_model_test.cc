@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
+#include <vector>
 
 #include "core/documents.h"
 
@@ -156,6 +158,31 @@ TEST(AttentionModel, MakespanOfHandWorkedSchedules) {
   k.sms = 1;
   k.lone_speedup = 2;
   EXPECT_DOUBLE_EQ(cta_makespan({1.0, 3.0}, 1, k), 2.0);
+}
+
+// One CTA an SM (the Hopper kernel) takes its own loop. Expectation: the makespan of a plain list
+// schedule, each next CTA (the work list repeated) to the SM that frees first, the lowest on
+// ties, over random works with many ties (small integers) and without, and repeat counts that
+// leave a partial last round.
+TEST(AttentionModel, MakespanOfOneCtaAnSmIsTheListSchedule) {
+  std::mt19937_64 rng(7);
+  core::AttentionKernelProfile k;
+  k.ctas_per_sm = 1;
+  for (int trial = 0; trial < 200; ++trial) {
+    k.sms = 1 + static_cast<int>(rng() % 20);
+    std::vector<double> work(1 + rng() % 40);
+    for (double& w : work)
+      w = trial % 2 ? static_cast<double>(1 + rng() % 4)
+                    : 0.5 + static_cast<double>(rng() % 1000) / 7;
+    const std::int64_t repeats = 1 + static_cast<std::int64_t>(rng() % 5);
+    std::vector<double> free(static_cast<std::size_t>(k.sms), 0.0);
+    for (std::int64_t n = 0; n < std::ssize(work) * repeats; ++n) {
+      double& sm = *std::min_element(free.begin(), free.end());  // the first of equal minima
+      sm += work[static_cast<std::size_t>(n) % work.size()];
+    }
+    EXPECT_EQ(cta_makespan(work, repeats, k), *std::max_element(free.begin(), free.end()))
+        << "trial " << trial;
+  }
 }
 
 // System: one CTA of 128 queries over 640 keys (10 tiles) plus 0.5 tiles of fixed work, alone on
