@@ -4,11 +4,11 @@
 // -DSPATTN_CUDA_TUNE=ON.
 //   attn_tune heads reps S [S ...]   (d 128 at every S, d 64 at the first; causal and not)
 //   -> rows: variant,S,d,causal,median_ms,tflops,speed_vs_first(median,min,max),max|dout|,max|dlse|
-// Variants: lazy8 = the kernel as dispatched (a row's max kept stale while a tile raises it by at
-// most 8 in exp2 units, Sm90Traits::kLazyLog2); eager = the max always current (kLazyLog2 0: the
-// more accurate one, traits.h). A sample
-// is 3 calls back to back between two events; the variants take turns sample by sample, and the
-// order rotates by repetition, so clock drift falls on all of them.
+// Variants: lazy8 = v7's rescale (a row's max kept stale while a tile raises it by at most 8 in
+// exp2 units, Sm90Traits::kLazyLog2); eager = the max always current (kLazyLog2 0: the kernel as
+// dispatched since v8, traits.h). A sample is 3 calls back to back between two events; the
+// variants take turns sample by sample, and the order rotates by repetition, so clock drift falls
+// on all of them.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -159,10 +159,10 @@ void run_shape(long long S, long long H, int reps) {
   p.group = 1;
   std::vector<Variant> vs;
   if constexpr (d == 128) {
-    vs = {variant<f9::Sm90Traits<B, 128>>("lazy8"),
+    vs = {variant<f9::Sm90Traits<B, 128, 128, 2, 2, 8>>("lazy8"),
           variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0>>("eager")};
   } else {
-    vs = {variant<f9::Sm90Traits<B, 64>>("lazy8"),
+    vs = {variant<f9::Sm90Traits<B, 64, 128, 2, 3, 8>>("lazy8"),
           variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0>>("eager")};
   }
   for (int causal : {0, 1}) {

@@ -15,8 +15,9 @@
 //   softmax of S(j+1) runs while P(j) V(j) is still in the tensor cores;
 // - ping-pong between the consumers: a ring of named barriers orders their matrix issue, so one
 //   warpgroup's softmax overlaps the others' matrix work;
-// - online softmax with a lazy rescale (O is rescaled only when some row's max rose by more than
-//   2^kLazyLog2, traits.h; 0 is eager), exp2 with the scale folded in.
+// - online softmax, eager since v8 (O rescaled whenever a row's max rises; Sm90Traits::kLazyLog2
+//   > 0 keeps a stale max while a tile raises it by at most 2^kLazyLog2), exp2 with the scale
+//   folded in.
 // CTAs are ordered longest causal rows first (the grid's x runs backwards over query blocks).
 #pragma once
 

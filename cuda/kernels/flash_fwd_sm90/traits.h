@@ -11,13 +11,13 @@
 namespace spattn::cuda::flash_sm90 {
 
 // kLazyLog2: a row's running max stays stale while a tile raises it by at most this much (exp2
-// units), so such tiles skip the O rescale pass (8: the lazy rescale, dispatched since v1). 0 is
-// the eager rescale of the mma.sync kernel (flash_fwd/config.h): with a stale max a row's largest
-// P is some 2^x, x in (0, kLazyLog2], rounded to 16 bits where eager's is exactly 1, and that
-// explains v7's error of 1.32x the mma.sync kernel's on fp32 outputs (NOTES.md, "Accuracy"). Eager
-// is the fix; its cost is not yet measured (attn_tune times the two side by side).
+// units), so such tiles skip the O rescale pass. 0 (dispatched since v8) is the eager rescale of
+// the mma.sync kernel (flash_fwd/config.h); v1-v7 were lazy with 8. With a stale max a row's
+// largest P is some 2^x, x in (0, kLazyLog2], rounded to 16 bits where eager's is exactly 1: v7's
+// error was 1.32x the mma.sync kernel's on fp32 outputs, v8's is 1.04x, for 2-3.5% of speed
+// (NOTES.md, v8; attn_tune times the two side by side).
 template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2,
-          int kConsumers_ = kHeadDim_ == 64 ? 3 : 2, int kLazyLog2_ = 8>
+          int kConsumers_ = kHeadDim_ == 64 ? 3 : 2, int kLazyLog2_ = 0>
 struct Sm90Traits {
   using T = T_;
   static constexpr int kHeadDim = kHeadDim_;
