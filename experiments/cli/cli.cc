@@ -283,6 +283,9 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
       if (j) {
         Expected<Report> r = report_from_json(*j);
         if (!r) return fail(err, Status(r.status().code(), file + ": " + r.status().message()));
+        if (r->backend != b)
+          return fail(err, invalid_argument(file + ": a " + to_string(r->backend) +
+                                            " report, not " + to_string(b) + "'s: not resumed"));
         earlier = std::move(*r);
       } else if (j.status().code() != StatusCode::kNotFound) {
         return fail(err, j.status());

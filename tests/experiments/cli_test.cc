@@ -704,6 +704,14 @@ TEST(Cli, ResumeReusesFinishedRows) {
   const nlohmann::json sim = nlohmann::json::parse(slurp(dir / "sim.json"));
   EXPECT_NE(sim["cases"][0]["plans"][0]["metrics"]["predicted_ms"].get<double>(), 777.0);
   EXPECT_EQ(spattn({"run", kQuickstart, "--backend", "sim", "--resume"}).code, 2);
+  // Another backend's report under host's name would have its rows taken as host's: refused.
+  nlohmann::json other = host;
+  other["backend"] = "sim";
+  std::ofstream(dir / "host.json") << other.dump();
+  const Result wrong = spattn(again);
+  EXPECT_EQ(wrong.code, 2);
+  EXPECT_EQ(wrong.err,
+            "spattn: " + (dir / "host.json").string() + ": a sim report, not host's: not resumed\n");
 }
 
 // --resume where the report to read back is a folder: exit 2 naming it (std::ios_failure from
