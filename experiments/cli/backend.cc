@@ -69,6 +69,30 @@ bool ReportRow::has_metric(const std::string& name) const {
 
 namespace {
 
+// A case of the report being resumed must have run this case's problem (after scale_down) on as
+// many GPUs: its rows are matched by label and plan name alone, so an edited file (another
+// seq_len, no sweep) would otherwise pass old rows off as the new problem's.
+Status check_resumed_case(const RunOptions& o, const ReportCase& now) {
+  if (o.resume == nullptr) return {};
+  for (const ReportCase& was : o.resume->cases) {
+    if (was.label != now.label) continue;
+    const nlohmann::json a = problem_json(was.problem), b = problem_json(now.problem);
+    std::string what;
+    if (was.gpus > 0 && was.gpus != now.gpus)
+      what = fmt::format("{} GPUs where this run has {}", was.gpus, now.gpus);
+    for (const auto& [key, value] : b.items())
+      if (what.empty() && a.value(key, nlohmann::json()) != value)
+        what = fmt::format("{} {} where this run has {}", key, a.value(key, nlohmann::json()).dump(),
+                           value.dump());
+    if (!what.empty())
+      return invalid_argument(
+          fmt::format("--resume: the earlier report's case{} ran {}: its rows are another "
+                      "problem's (run without --resume, or into another --out)",
+                      now.label.empty() ? "" : " '" + now.label + "'", what));
+  }
+  return {};
+}
+
 const ReportRow* resumed_row(const RunOptions& o, const std::string& label,
                              const std::string& plan) {
   if (o.resume == nullptr) return nullptr;
@@ -106,6 +130,7 @@ Status run_plans(const core::Experiment& e, const RunOptions& o, const BackendSt
     if (rc.problem.seq_len != c.problem.seq_len || rc.problem.joint_len != c.problem.joint_len)
       rc.shape_note = fmt::format("scaled down by {} from seq_len={} joint_len={}", o.scale_down,
                                   c.problem.seq_len, c.problem.joint_len);
+    SPATTN_RETURN_IF_ERROR(check_resumed_case(o, rc));
     if (m.setup) SPATTN_RETURN_IF_ERROR(m.setup(c, rc));
     const std::vector<Candidate> cands = candidates(e, c.gpus);
     for (std::size_t pi = 0; pi < cands.size(); ++pi) {

@@ -714,6 +714,24 @@ TEST(Cli, ResumeReusesFinishedRows) {
             "spattn: " + (dir / "host.json").string() + ": a sim report, not host's: not resumed\n");
 }
 
+// --resume matched rows by case label and plan name alone: a report of another problem (here the
+// same file at another --scale-down; an edited seq_len does the same) had its rows kept as this
+// run's. Refused with both values.
+TEST(Cli, ResumeRefusesAReportOfAnotherProblem) {
+  const fs::path dir = fs::path(testing::TempDir()) / "resume_other";
+  fs::remove_all(dir);
+  std::vector<std::string> run = {"run",   kQuickstart,  "--backend",    "host",
+                                  "--out", dir.string(), "--scale-down", "10"};
+  ASSERT_EQ(spattn(run).code, 0);
+  run.back() = "8";
+  run.push_back("--resume");
+  const Result r = spattn(run);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--resume: the earlier report's case ran seq_len "), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(": its rows are another problem's"), std::string::npos) << r.err;
+}
+
 // --resume where the report to read back is a folder: exit 2 naming it (std::ios_failure from
 // reading the folder aborted the command).
 TEST(Cli, ResumeRefusesAReportThatIsAFolder) {
