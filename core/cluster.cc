@@ -239,6 +239,9 @@ Expected<Cluster> read_explicit(const YamlReader& y, const YAML::Node& m, const 
 }
 
 Expected<Cluster> read_cluster(const YamlReader& y, const ClusterOptions& options) {
+  if (options.nodes < 0)
+    return invalid_argument(fmt::format("nodes: must be >= 1 (or 0: the file's), got {}",
+                                        options.nodes));
   SPATTN_RETURN_IF_ERROR(y.check_root("cluster"));
   const YAML::Node m = y.root()["cluster"];
   SPATTN_RETURN_IF_ERROR(y.check_keys(

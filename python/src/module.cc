@@ -917,6 +917,7 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("build_plan", &build, py::arg("problem"), py::arg("name"), py::arg("gpus"));
   m.def("plan_names", [](int gpus) {
+    if (gpus < 1) raise(invalid_argument("gpus: must be >= 1, got " + std::to_string(gpus)));
     std::vector<std::string> v;
     for (const core::PlanChoice& c : planner::enumerate_choices(gpus)) v.push_back(c.name());
     return v;

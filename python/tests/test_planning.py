@@ -186,6 +186,19 @@ def test_none_is_not_a_plan():
         spattn.simulate(None)
 
 
+def test_counts_below_one_are_refused():
+    # plan_names(0) and plan_names(-4) were empty lists, load_cluster(nodes=-3) the file's size.
+    for gpus in (0, -4):
+        with pytest.raises(spattn.InvalidArgumentError, match=f"gpus: must be >= 1, got {gpus}"):
+            spattn.plan_names(gpus)
+    path = os.path.join(ROOT, "experiments", "clusters", "multinode.yaml")
+    with pytest.raises(spattn.InvalidArgumentError,
+                       match=r"nodes: must be >= 1 \(or 0: the file's\), got -3"):
+        spattn.load_cluster(path, nodes=-3)
+    whole = spattn.load_cluster(path).to_dict()
+    assert spattn.load_cluster(path, nodes=2).num_gpus == 2 * whole["gpus"] // whole["nodes"]
+
+
 def test_clusters_and_profiles():
     c = spattn.generate_cluster(nodes=2, gpus_per_node=4)
     d = c.to_dict()
