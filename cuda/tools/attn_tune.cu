@@ -6,7 +6,8 @@
 //   -> rows: variant,S,d,causal,median_ms,tflops,speed_vs_first(median,min,max),max|dout|,max|dlse|
 // Variants: lazy8 = v7's rescale (a row's max kept stale while a tile raises it by at most 8 in
 // exp2 units, Sm90Traits::kLazyLog2); eager = the max always current (kLazyLog2 0: the kernel as
-// dispatched since v8, traits.h). A sample is 3 calls back to back between two events; the
+// dispatched since v8, traits.h); eager_win = eager with O's rescale under the next Q K^T
+// (kRescaleInWindow). A sample is 3 calls back to back between two events; the
 // variants take turns sample by sample, and the order rotates by repetition, so clock drift falls
 // on all of them.
 #include <algorithm>
@@ -160,10 +161,12 @@ void run_shape(long long S, long long H, int reps) {
   std::vector<Variant> vs;
   if constexpr (d == 128) {
     vs = {variant<f9::Sm90Traits<B, 128, 128, 2, 2, 8>>("lazy8"),
-          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0>>("eager")};
+          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0>>("eager"),
+          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, true>>("eager_win")};
   } else {
     vs = {variant<f9::Sm90Traits<B, 64, 128, 2, 3, 8>>("lazy8"),
-          variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0>>("eager")};
+          variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0>>("eager"),
+          variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0, true>>("eager_win")};
   }
   for (int causal : {0, 1}) {
     p.causal = causal;

@@ -17,7 +17,7 @@
 //   warpgroup's softmax overlaps the others' matrix work;
 // - online softmax, eager since v8 (O rescaled whenever a row's max rises; Sm90Traits::kLazyLog2
 //   > 0 keeps a stale max while a tile raises it by at most 2^kLazyLog2), exp2 with the scale
-//   folded in.
+//   folded in; Sm90Traits::kRescaleInWindow moves that rescale under the next Q K^T (a variant).
 // CTAs are ordered longest causal rows first (the grid's x runs backwards over query blocks).
 #pragma once
 
@@ -374,25 +374,8 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       pack_p();
       // Tile j: S(j) = Q K(j)^T and O += P(j-1) V(j-1) in flight together; softmax of S(j) while
       // P V runs; then O rescaled and P(j) packed.
-      while (c.advance()) {
-        wait_barrier(k_full + ks, kph);
-        pingpong_wait(cw);
-        wgmma_fence();
-        issue_s(ks);
-        wait_barrier(v_full + vs, vph);
-        issue_pv(vs);
-        pingpong_pass<Tr::kConsumers>(cw);
-        wgmma_wait<1>();  // S(j) done
-        fence_regs(s);
-        release(k_empty + ks);
-        next_slot(ks, kph);
-        const bool moved = softmax(c, alpha);
-        wgmma_wait<0>();  // P(j-1) V(j-1) done
-        fence_regs(o);
-#pragma unroll
-        for (int kk = 0; kk < Tr::kPSteps; ++kk) fence_regs(pa[kk]);
-        release(v_empty + vs);
-        next_slot(vs, vph);
+      bool moved = false;  // O to be rescaled by alpha before the next P V
+      auto rescale = [&]() {
         if (moved) {
 #pragma unroll
           for (int j = 0; j < D / 8; ++j) {
@@ -402,9 +385,35 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
             o[4 * j + 3] *= alpha[1];
           }
         }
+      };
+      while (c.advance()) {
+        wait_barrier(k_full + ks, kph);
+        pingpong_wait(cw);
+        wgmma_fence();
+        issue_s(ks);
+        if constexpr (Tr::kRescaleInWindow) {
+          rescale();
+          wgmma_fence();
+        }
+        wait_barrier(v_full + vs, vph);
+        issue_pv(vs);
+        pingpong_pass<Tr::kConsumers>(cw);
+        wgmma_wait<1>();  // S(j) done
+        fence_regs(s);
+        release(k_empty + ks);
+        next_slot(ks, kph);
+        moved = softmax(c, alpha);
+        wgmma_wait<0>();  // P(j-1) V(j-1) done
+        fence_regs(o);
+#pragma unroll
+        for (int kk = 0; kk < Tr::kPSteps; ++kk) fence_regs(pa[kk]);
+        release(v_empty + vs);
+        next_slot(vs, vph);
+        if constexpr (!Tr::kRescaleInWindow) rescale();
         pack_p();
       }
       wait_barrier(v_full + vs, vph);
+      if constexpr (Tr::kRescaleInWindow) rescale();
       wgmma_fence();
       issue_pv(vs);
       wgmma_wait<0>();

@@ -17,7 +17,8 @@ namespace spattn::cuda::flash_sm90 {
 // error was 1.32x the mma.sync kernel's on fp32 outputs, v8's is 1.04x, for 2-3.5% of speed
 // (NOTES.md, v8; attn_tune times the two side by side).
 template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2,
-          int kConsumers_ = kHeadDim_ == 64 ? 3 : 2, int kLazyLog2_ = 0>
+          int kConsumers_ = kHeadDim_ == 64 ? 3 : 2, int kLazyLog2_ = 0,
+          bool kRescaleInWindow_ = false>
 struct Sm90Traits {
   using T = T_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -26,6 +27,10 @@ struct Sm90Traits {
   static constexpr int kBlockN = kBlockN_;         // keys per tile
   static constexpr int kStages = kStages_;         // K and V slots each
   static constexpr float kLazyLog2 = kLazyLog2_;
+  // true: O's rescale for tile j runs after S(j + 1) is issued, under that Q K^T, instead of
+  // between P V's wait and the pack of P(j). Faster in attn_tune (NOTES.md, "eager_win"), not yet
+  // through the kernel tests: not dispatched.
+  static constexpr bool kRescaleInWindow = kRescaleInWindow_;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kConsumerWarps = 4 * kConsumers;
   static constexpr int kProducerRegs = 24;       // setmaxnreg: the producer holds little
