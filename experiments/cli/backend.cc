@@ -200,7 +200,7 @@ Status report_status(const Report& r) {
                           "): " + row.status.message()};
     }
   }
-  SPATTN_RETURN_IF_ERROR(unplannable_case(
+  SPATTN_RETURN_IF_ERROR(nothing_planned(
       r.cases, [](const ReportCase& c) -> const auto& { return c.rows; },
       [](const ReportCase& c) { return std::pair(c.label, c.gpus); },
       [](const ReportRow& row) -> const std::string& { return row.plan; }));

@@ -118,8 +118,8 @@ Status run_plans(const core::Experiment& e, const RunOptions& o, const BackendSt
 // otherwise. The work bound and other refusals found while building stay per-row.
 Status check_explicit_plans(const core::Experiment& e, std::int64_t scale_down_by);
 
-// The first refused explicit choice (exit 2), then the first case with no plan built
-// (unplannable_case, exit 2), then the first other failed row or failed check (exit 1); ok when
+// The first refused explicit choice (exit 2), then a run with no plan built at all
+// (nothing_planned, exit 2), then the first other failed row or failed check (exit 1); ok when
 // every row passed.
 Status report_status(const Report& r);
 

@@ -450,7 +450,7 @@ static CLI::Validator unsigned_64() {
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   CLI::App app{
       "spattn: plans, simulates and runs sequence-parallel attention (Ulysses, Ring, Hybrid).\n"
-      "Exit codes: 0 ok, 2 bad input (file, key, infeasible explicit plan, a case with no feasible "
+      "Exit codes: 0 ok, 2 bad input (file, key, infeasible explicit plan, a run with no feasible "
       "plan, command line), 1 other failures."};
   app.require_subcommand(1);
   GlobalArgs global;

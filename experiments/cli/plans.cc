@@ -222,7 +222,7 @@ Status explicit_failure(const Listing& l) {
       return {code, msg};
     }
   }
-  return unplannable_case(
+  return nothing_planned(
       l.cases, [](const CaseListing& c) -> const auto& { return c.rows; },
       [](const CaseListing& c) { return std::pair(c.c.label, c.c.gpus); },
       [](const PlanRow& r) -> const std::string& { return r.name; });

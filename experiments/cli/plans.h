@@ -93,8 +93,8 @@ Listing list_plans(const core::Experiment& e, SimInputs* sim = nullptr);
 std::string why_first(const std::vector<PlanRow>& ranked_rows);
 
 // The first explicit choice the planner refused in every case, as "WHERE: key 'plans[i]' (NAME):
-// why" keeping the planner's code (InvalidArgument or Infeasible, both exit 2), then the first case
-// with no plan built (unplannable_case); ok when there is neither.
+// why" keeping the planner's code (InvalidArgument or Infeasible, both exit 2), then a run with
+// no plan built at all (nothing_planned); ok when there is neither.
 Status explicit_failure(const Listing& l);
 
 // Whether the planner refused a choice: Infeasible (it cannot be built) or InvalidArgument.
@@ -112,27 +112,29 @@ std::set<std::string> explicit_built(const std::vector<Case>& cases, Rows rows) 
       if (r.explicit_choice && !refused(r.status.code())) built.insert(r.key);
   return built;
 }
-// The first case in which the planner refused every plan (each choice `auto` enumerates, or each
-// entry, though each may be built in other cases): nothing of it can be reported, so the run is
-// bad input (exit 2), named at its first row's key (`plans`, or `plans[i]`). `info(c)`: the case's
-// {label, gpus}; `name(r)`: a row's plan name.
+// When the planner refused every plan of every case (each choice `auto` enumerates, or each
+// entry): the run has nothing to report, so it is bad input (exit 2), named at the first row's
+// key (`plans`, or `plans[i]`) with its case. A sweep in which some cases have a plan lists the
+// others' refusals as rows (the GPU count where a scheme stops is an answer). `info(c)`: the
+// case's {label, gpus}; `name(r)`: a row's plan name.
 template <class Case, class Rows, class Info, class Name>
-Status unplannable_case(const std::vector<Case>& cases, Rows rows, Info info, Name name) {
-  for (const Case& c : cases) {
-    const auto& rs = rows(c);
-    if (rs.empty()) continue;
-    bool none = true;
-    for (const auto& r : rs) none = none && refused(r.status.code());
-    if (!none) continue;
-    const auto& r = rs.front();
-    const auto [label, gpus] = info(c);
-    return {r.status.code(), r.where + ": key '" + r.key + "': no plan can be built for " +
-                                 std::to_string(gpus) + " GPUs" +
-                                 (label.empty() ? "" : " (sweep case " + label + ")") +
-                                 ": the planner refused all " + std::to_string(rs.size()) +
-                                 "; the first, " + name(r) + ": " + r.status.message()};
-  }
-  return {};
+Status nothing_planned(const std::vector<Case>& cases, Rows rows, Info info, Name name) {
+  const Case* first = nullptr;
+  for (const Case& c : cases)
+    for (const auto& r : rows(c)) {
+      if (!refused(r.status.code())) return {};
+      if (first == nullptr) first = &c;
+    }
+  if (first == nullptr) return {};
+  const auto& rs = rows(*first);
+  const auto& r = rs.front();
+  const auto [label, gpus] = info(*first);
+  return {r.status.code(),
+          r.where + ": key '" + r.key + "': no plan can be built" +
+              (cases.size() > 1 ? " in any sweep case" : "") + ": for " + std::to_string(gpus) +
+              " GPUs" + (label.empty() ? "" : " (sweep case " + label + ")") +
+              " the planner refused all " + std::to_string(rs.size()) + "; the first, " +
+              name(r) + ": " + r.status.message()};
 }
 // The first plan the planner built malformed (Internal, exit 1); ok when there is none.
 Status internal_failure(const Listing& l);

@@ -190,30 +190,42 @@ TEST(Cli, RunRefusesInfeasibleExplicitPlansBeforeRunningAny) {
   EXPECT_EQ(r.out, "");
 }
 
-// A sweep case in which the planner refuses every plan `auto` enumerates (4096 GPUs: Ulysses past
-// the one head, rings past the work bound) has nothing to report: exit 2 at `plans`, naming the
-// case, from `plan` and from `run` alike (whose file then says it is not ok).
-TEST(Cli, ACaseWithNoPlanIsRefused) {
+// When the planner refuses every plan `auto` enumerates (4096 GPUs: Ulysses past the one head,
+// rings past the work bound) the run has nothing to report: exit 2 at `plans`, naming the case,
+// from `plan` and from `run` alike (whose file then says it is not ok). A sweep with one case of 2
+// GPUs lists 4096's refusals as rows and exits 0.
+TEST(Cli, ARunWithNoPlanIsRefused) {
   const fs::path dir = fs::path(testing::TempDir()) / "no_plan";
   fs::create_directories(dir);
-  const fs::path exp = dir / "e.yaml";
-  std::ofstream(exp) << "problem: {q_heads: 1, kv_heads: 1, head_dim: 64, seq_len: 1048576, "
-                        "causal: true}\nplans: auto\nsweep: {gpus: [2, 4096]}\n";
-  const std::string want =
-      exp.string() +
-      ":2:8: key 'plans': no plan can be built for 4096 GPUs (sweep case "
-      "gpus=4096): the planner refused all 93; the first, ulysses4096: plan "
-      "ulysses4096: ulysses degree 4096 exceeds q_heads 1, so some ranks would "
-      "hold no heads\n";
-  const Result p = spattn({"plan", exp.string()});
+  const std::string problem =
+      "problem: {q_heads: 1, kv_heads: 1, head_dim: 64, seq_len: 1048576, causal: true}\n"
+      "plans: auto\n";
+  const fs::path one = dir / "one.yaml", sweep = dir / "sweep.yaml", some = dir / "some.yaml";
+  std::ofstream(one) << problem << "gpus: 4096\n";
+  std::ofstream(sweep) << problem << "sweep: {gpus: [4096, 8192]}\n";
+  std::ofstream(some) << problem << "sweep: {gpus: [2, 4096]}\n";
+  const std::string why =
+      " the planner refused all 93; the first, ulysses4096: plan ulysses4096: ulysses degree 4096 "
+      "exceeds q_heads 1, so some ranks would hold no heads\n";
+  const std::string want_one =
+      one.string() + ":2:8: key 'plans': no plan can be built: for 4096 GPUs" + why;
+  const Result p = spattn({"plan", one.string()});
   EXPECT_EQ(p.code, 2);
-  EXPECT_EQ(p.err, "spattn: " + want);
-  // The case of 2 GPUs is listed.
-  EXPECT_NE(p.out.find("ring2-zigzag"), std::string::npos) << p.out;
-  const Result r = spattn({"run", exp.string(), "--backend", "sim", "--out", (dir / "o").string()});
+  EXPECT_EQ(p.err, "spattn: " + want_one);
+  const Result r = spattn({"run", one.string(), "--backend", "sim", "--out", (dir / "o").string()});
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(want_one), std::string::npos) << r.err;
   EXPECT_FALSE(nlohmann::json::parse(slurp(dir / "o" / "sim.json"))["ok"].get<bool>());
+  const Result s = spattn({"plan", sweep.string()});
+  EXPECT_EQ(s.code, 2);
+  EXPECT_EQ(s.err, "spattn: " + sweep.string() +
+                       ":2:8: key 'plans': no plan can be built in any sweep case: for 4096 GPUs "
+                       "(sweep case gpus=4096)" +
+                       why);
+  const Result ok = spattn({"plan", some.string()});
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("ring2-zigzag"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("infeasible: plan ring4096-zigzag"), std::string::npos) << ok.out;
 }
 
 // seq_len 1e9 on the quickstart: every plan's predicted peak is far above an H200's memory.
