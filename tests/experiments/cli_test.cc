@@ -722,8 +722,8 @@ TEST(Cli, ResumeReusesFinishedRows) {
   std::ofstream(dir / "host.json") << other.dump();
   const Result wrong = spattn(again);
   EXPECT_EQ(wrong.code, 2);
-  EXPECT_EQ(wrong.err,
-            "spattn: " + (dir / "host.json").string() + ": a sim report, not host's: not resumed\n");
+  EXPECT_EQ(wrong.err, "spattn: " + (dir / "host.json").string() +
+                           ": a sim report, not host's: not resumed\n");
 }
 
 // --resume matched rows by case label and plan name alone: a report of another problem (here the
