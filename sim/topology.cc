@@ -330,6 +330,8 @@ Expected<core::Cluster> import_nccl_topology(const std::string& xml_path,
                       im.us(options.pcie_latency_us));
   const double link_bw = options.nvlink_gbps * 1e9;
   std::map<int, int> switch_links;  // GPU device -> NVLinks into any NVSwitch
+  // (GPU, peer GPU) -> direct NVLinks, and the last element naming them
+  std::map<std::pair<int, int>, std::pair<int, std::string>> direct;
   for (const auto& nv : im.nvlinks) {
     auto peer = im.gpu_by_bus.find(nv.target);
     if (peer == im.gpu_by_bus.end()) {
@@ -346,15 +348,19 @@ Expected<core::Cluster> import_nccl_topology(const std::string& xml_path,
     if (peer->second == nv.gpu)
       return invalid_argument(
           fmt::format("{}: {}: the target is the GPU itself (its own bus id)", xml_path, nv.elem));
-    if (nv.count * options.nvlink_gbps > core::kMaxLinkGbps)
-      return invalid_argument(
-          fmt::format("{}: {}: {} NVLinks x {:g} GB/s (--nvlink-gbps) = {:g} GB/s, more than {:g}",
-                      xml_path, nv.elem, nv.count, options.nvlink_gbps,
-                      nv.count * options.nvlink_gbps, core::kMaxLinkGbps));
-    // A direct GPU-GPU NVLink; the peer lists the reverse direction.
-    im.c.links.push_back({nv.gpu, peer->second, core::LinkClass::kNvlink, nv.count * link_bw,
-                          im.us(options.nvlink_latency_us)});
+    // A direct GPU-GPU NVLink; the peer lists the reverse direction. Elements naming one target
+    // twice add up: routes take one link per direction (core/cluster.cc refuses a second).
+    auto& [count, elem] = direct[{nv.gpu, peer->second}];
+    count += nv.count;
+    elem = nv.elem;
+    if (count * options.nvlink_gbps > core::kMaxLinkGbps)
+      return invalid_argument(fmt::format(
+          "{}: {}: {} NVLinks x {:g} GB/s (--nvlink-gbps) = {:g} GB/s, more than {:g}", xml_path,
+          elem, count, options.nvlink_gbps, count * options.nvlink_gbps, core::kMaxLinkGbps));
   }
+  for (const auto& [ends, link] : direct)
+    im.c.links.push_back({ends.first, ends.second, core::LinkClass::kNvlink, link.first * link_bw,
+                          im.us(options.nvlink_latency_us)});
   if (!switch_links.empty())
     im.nvswitch = im.c.add_device("nvswitch", core::DeviceKind::kNvSwitch, 0);
   for (const auto& [gpu, count] : switch_links)

@@ -269,6 +269,38 @@ std::string topo(const std::string& gpu_attrs, const std::string& nvlink, const 
          "/></nic></cpu></system>\n";
 }
 
+// Two <nvlink> elements of one GPU naming the same peer GPU were two parallel links: the router
+// used one (half the NVLinks), and `topo import` wrote a file that cluster loading refuses (a
+// second link of one direction). Expectation: one link each way of the summed count, and the saved
+// cluster loads.
+TEST(InputLimits, NcclImportAddsNvlinksToOnePeer) {
+  auto gpu = [](const char* bus, const char* rank, const std::string& links) {
+    return std::string("<pci busid=\"") + bus +
+           "\" link_speed=\"32.0 GT/s PCIe\" link_width=\"16\"><gpu dev=\"" + rank + "\" rank=\"" +
+           rank + "\">" + links + "</gpu></pci>";
+  };
+  const std::string xml = "<system version=\"1\"><cpu numaid=\"0\">" +
+                          gpu("0000:18:00.0", "0",
+                              "<nvlink target=\"0000:19:00.0\" count=\"2\" tclass=\"0x030200\"/>"
+                              "<nvlink target=\"0000:19:00.0\" count=\"3\" tclass=\"0x030200\"/>") +
+                          gpu("0000:19:00.0", "1",
+                              "<nvlink target=\"0000:18:00.0\" count=\"5\" tclass=\"0x030200\"/>") +
+                          "</cpu></system>\n";
+  NcclImportOptions opt;
+  opt.nvlink_gbps = 10;
+  Expected<core::Cluster> c = import_nccl_topology(write("twice.xml", xml), opt);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  int nvlinks = 0;
+  for (const core::Link& l : c->links)
+    if (l.cls == core::LinkClass::kNvlink) {
+      ++nvlinks;
+      EXPECT_DOUBLE_EQ(l.bandwidth, 50e9);
+    }
+  EXPECT_EQ(nvlinks, 2);
+  Expected<core::Cluster> saved = core::parse_cluster(core::cluster_yaml(*c), "imported.yaml");
+  EXPECT_TRUE(saved.ok()) << saved.status().message();
+}
+
 TEST(InputLimits, NcclImportIsStrict) {
   const std::string ok_link = "<nvlink target=\"0000:05:00.0\" count=\"18\" tclass=\"0x068000\"/>";
   Expected<core::Cluster> fine =
