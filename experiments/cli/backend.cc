@@ -81,9 +81,8 @@ Status check_resumed_case(const RunOptions& o, const ReportCase& now) {
     if (was.gpus > 0 && was.gpus != now.gpus)
       what = fmt::format("{} GPUs where this run has {}", was.gpus, now.gpus);
     for (const auto& [key, value] : b.items())
-      if (what.empty() && a.value(key, nlohmann::json()) != value)
-        what = fmt::format("{} {} where this run has {}", key, a.value(key, nlohmann::json()).dump(),
-                           value.dump());
+      if (const nlohmann::json old = a.value(key, nlohmann::json()); what.empty() && old != value)
+        what = fmt::format("{} {} where this run has {}", key, old.dump(), value.dump());
     if (!what.empty())
       return invalid_argument(
           fmt::format("--resume: the earlier report's case{} ran {}: its rows are another "
