@@ -4,10 +4,10 @@
 // -DSPATTN_CUDA_TUNE=ON.
 //   attn_tune heads reps S [S ...]   (d 128 at every S, d 64 at the first; causal and not)
 //   -> rows: variant,S,d,causal,median_ms,tflops,speed_vs_first(median,min,max),max|dout|,max|dlse|
-// Variants: lazy8 = v7's rescale (a row's max kept stale while a tile raises it by at most 8 in
-// exp2 units, Sm90Traits::kLazyLog2); eager = the max always current (kLazyLog2 0: the kernel as
-// dispatched since v8, traits.h); eager_win = eager with O's rescale under the next Q K^T
-// (kRescaleInWindow). A sample is 3 calls back to back between two events; the
+// Variants, every template parameter given: eager = v8 (the max always current, kLazyLog2 0;
+// O's rescale between P V's wait and the pack of P); eager_win = v9 (that rescale under the next
+// Q K^T, kRescaleInWindow); win_store = v10 (and O stored through shared memory by the copy
+// engine, kStoreViaSmem). lazy8 (kLazyLog2 8) was v7's rescale. A sample is 3 calls back to back between two events; the
 // variants take turns sample by sample, and the order rotates by repetition, so clock drift falls
 // on all of them.
 #include <algorithm>
@@ -160,13 +160,13 @@ void run_shape(long long S, long long H, int reps) {
   p.group = 1;
   std::vector<Variant> vs;
   if constexpr (d == 128) {
-    vs = {variant<f9::Sm90Traits<B, 128, 128, 2, 2, 8>>("lazy8"),
-          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0>>("eager"),
-          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, true>>("eager_win")};
+    vs = {variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, false, false>>("eager"),
+          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, true, false>>("eager_win"),
+          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, true, true>>("win_store")};
   } else {
-    vs = {variant<f9::Sm90Traits<B, 64, 128, 2, 3, 8>>("lazy8"),
-          variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0>>("eager"),
-          variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0, true>>("eager_win")};
+    vs = {variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0, false, false>>("eager"),
+          variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0, true, false>>("eager_win"),
+          variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0, true, true>>("win_store")};
   }
   for (int causal : {0, 1}) {
     p.causal = causal;

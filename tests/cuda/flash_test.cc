@@ -46,6 +46,9 @@ struct Case {
   std::vector<SegSpec> segs;
   bool out_f32 = false;
   bool pad = true;  // views inside buffers with one extra head in front
+  // out's view this many elements past that (2: 4-byte aligned, so the Hopper kernel cannot store
+  // O through the copy engine and takes its plain stores).
+  std::int64_t out_shift = 0;
   AttentionKernel kernel = AttentionKernel::kMma;
   // With p.doc_bounds (packed documents): the kernel gets only the boundaries that cut its queries
   // (core::bounds_for_queries, as AttnBlock::doc_bounds) unless all_bounds.
@@ -66,6 +69,7 @@ struct Case {
       s += " win(" + std::to_string(p.window.left) + "," + std::to_string(p.window.right) + ")";
     if (p.softcap > 0) s += " softcap" + std::to_string(p.softcap);
     if (!p.doc_bounds.empty()) s += " docs" + std::to_string(p.doc_bounds.size() - 1);
+    if (out_shift != 0) s += " out+" + std::to_string(out_shift);
     return s + (out_f32 ? " out_f32" : "");
   }
 };
@@ -147,25 +151,25 @@ double max_abs_error(const HostTensor& a, const HostTensor& b) {
 }
 
 // A device copy of a host tensor [b, t, h, w] inside a buffer with `pad` extra heads in front of
-// each token (poison elsewhere); the view starts at head `pad`.
+// each token (poison elsewhere); the view starts at head `pad`, `shift` elements further.
 struct DeviceTensor {
   std::unique_ptr<DeviceBuffer> buf;
-  std::int64_t b = 0, t = 0, h = 0, w = 0, pad = 0, esize = 2;
+  std::int64_t b = 0, t = 0, h = 0, w = 0, pad = 0, esize = 2, shift = 0;
   std::int64_t head_stride() const { return w; }
   std::int64_t token_stride() const { return (h + pad) * w; }
   std::int64_t batch_stride() const { return t * token_stride(); }
-  std::size_t elems() const { return static_cast<std::size_t>(b * t * (h + pad) * w); }
-  void* view() const { return static_cast<char*>(buf->get()) + pad * w * esize; }
+  std::size_t elems() const { return static_cast<std::size_t>(b * t * (h + pad) * w + shift); }
+  void* view() const { return static_cast<char*>(buf->get()) + (pad * w + shift) * esize; }
   std::size_t index(std::int64_t bi, std::int64_t ti, std::int64_t hi, std::int64_t wi) const {
     return static_cast<std::size_t>(bi * batch_stride() + ti * token_stride() + (hi + pad) * w +
-                                    wi);
+                                    shift + wi);
   }
 };
 
 DeviceTensor make_device(std::int64_t b, std::int64_t t, std::int64_t h, std::int64_t w,
-                         std::int64_t pad, std::int64_t esize) {
+                         std::int64_t pad, std::int64_t esize, std::int64_t shift = 0) {
   DeviceTensor d;
-  d.b = b, d.t = t, d.h = h, d.w = w, d.pad = pad, d.esize = esize;
+  d.b = b, d.t = t, d.h = h, d.w = w, d.pad = pad, d.esize = esize, d.shift = shift;
   d.buf = std::make_unique<DeviceBuffer>(std::max<std::size_t>(d.elems() * esize, 16));
   return d;
 }
@@ -253,7 +257,7 @@ void run_case(const Case& c, std::uint64_t seed) {
     SPATTN_ASSERT_OK(upload16(dk.back(), ks[s], p.dtype));
     SPATTN_ASSERT_OK(upload16(dv.back(), vs[s], p.dtype));
   }
-  DeviceTensor dout = make_device(B, c.nq, hq, d, pad, c.out_f32 ? 4 : 2);
+  DeviceTensor dout = make_device(B, c.nq, hq, d, pad, c.out_f32 ? 4 : 2, c.out_shift);
   DeviceTensor dlse = make_device(B, c.nq, hq, 1, pad, 4);
   SPATTN_ASSERT_OK(device_memset(dout.buf->get(), 0xff, dout.buf->bytes()));  // NaN poison
   SPATTN_ASSERT_OK(device_memset(dlse.buf->get(), 0xff, dlse.buf->bytes()));
@@ -382,6 +386,17 @@ TEST_P(FlashShapes, NoMaskWithTails) {
   c.p.batch = 2;
   c.out_f32 = true;
   run_case(c, 3);
+}
+
+// System: O's view 4-byte aligned (the API's least), batch 2, tails. Expectation: the same
+// attention as an aligned view (the Hopper kernel's plain stores: no copy-engine store can take
+// it), nothing written outside the view.
+TEST_P(FlashShapes, OutputViewOffAlignment) {
+  SPATTN_REQUIRE_GPU();
+  Case c = base(200, 333);
+  c.p.batch = 2;
+  c.out_shift = 2;
+  run_case(c, 21);
 }
 
 // System: causal, queries at positions 100.. against keys 0..299. Expectation: query i sees keys

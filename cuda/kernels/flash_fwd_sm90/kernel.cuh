@@ -17,7 +17,9 @@
 //   warpgroup's softmax overlaps the others' matrix work;
 // - online softmax, eager since v8 (O rescaled whenever a row's max rises; Sm90Traits::kLazyLog2
 //   > 0 keeps a stale max while a tile raises it by at most 2^kLazyLog2), exp2 with the scale
-//   folded in; Sm90Traits::kRescaleInWindow moves that rescale under the next Q K^T (a variant).
+//   folded in; since v9 that rescale runs under the next Q K^T (Sm90Traits::kRescaleInWindow).
+// - O written through shared memory (each warpgroup's Q rows) by a bulk tensor store when out is
+//   16-bit and 16-byte aligned (Sm90Traits::kStoreViaSmem), else straight from the registers.
 // CTAs are ordered longest causal rows first (the grid's x runs backwards over query blocks).
 #pragma once
 
@@ -105,6 +107,10 @@ template <int kConsumers>
 __device__ __forceinline__ void pingpong_pass(int c) {
   asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (c + 1) % kConsumers) : "memory");
 }
+// The 128 threads of one warpgroup on named barrier `id` (past the ping-pong ring's).
+__device__ __forceinline__ void warpgroup_sync(int id) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
+}
 
 // The (segment, key tile) sequence of a CTA over its tile table, skipping fully masked tiles;
 // the producer and the consumers walk the same sequence. The segment's bounds are held in
@@ -165,6 +171,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       prefetch_tensormap(&P.k[s]);
       prefetch_tensormap(&P.v[s]);
     }
+    if (Tr::kStoreViaSmem && P.o_tma) prefetch_tensormap(&P.o);
     ::cuda::ptx::mbarrier_init(q_full, 1);
     for (int s = 0; s < S; ++s) {
       ::cuda::ptx::mbarrier_init(k_full + s, 1);
@@ -423,24 +430,59 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     }
 
     // out = o / l; lse = m + log(l); rows with l == 0 saw no key: out 0, lse -inf.
+    float inv[2];
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
       float l = row_sum[hr];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
       l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const float inv = l > 0.f ? 1.f / l : 0.f;
+      inv[hr] = l > 0.f ? 1.f / l : 0.f;
       const int row = r0 + hr * 8;
-      if (row >= rows_valid) continue;
-      const i64 qi = q0 + row;
-      if (p.lse != nullptr && (lane & 3) == 0) {
-        p.lse[b * p.lse_batch_stride + qi * p.lse_token_stride + h * p.lse_head_stride] =
+      if (p.lse != nullptr && (lane & 3) == 0 && row < rows_valid) {
+        p.lse[b * p.lse_batch_stride + (q0 + row) * p.lse_token_stride + h * p.lse_head_stride] =
             l > 0.f ? row_max[hr] * p.score_to_nat + logf(l) : -INFINITY;
       }
-      const i64 base = b * p.out_batch_stride + qi * p.out_token_stride + h * p.out_head_stride;
+    }
+    if (Tr::kStoreViaSmem && P.o_tma) {
+      // O goes through this warpgroup's own Q rows (its last Q K^T is done) in Q's layout, the
+      // 128-byte swizzle (16-byte chunk c of row r at chunk c ^ (r % 8): the warp's 8 rows x 16
+      // bytes of a store fall on 32 distinct banks), then out by one bulk tensor copy per atom.
+      unsigned char* oq = smem + cw * 64 * 128;
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int row = warp * 16 + lane / 4 + hr * 8;  // of this warpgroup's 64
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+          unsigned char* at =
+              oq + (j / 8) * BM * 128 + row * 128 + ((j % 8) ^ (row % 8)) * 16 + (lane & 3) * 4;
+          *reinterpret_cast<std::uint32_t*>(at) =
+              flash::pack2<T>(o[4 * j + 2 * hr] * inv[hr], o[4 * j + 2 * hr + 1] * inv[hr]);
+        }
+      }
+      ::cuda::ptx::fence_proxy_async(::cuda::ptx::space_shared);  // visible to the copy engine
+      warpgroup_sync(Tr::kConsumers + 1 + cw);
+      if (tid % 128 == 0 && q0 + cw * 64 < p.nq) {  // rows past nq are clipped by the copy
+#pragma unroll
+        for (int a = 0; a < Tr::kAtoms; ++a) {
+          const std::int32_t coords[4] = {a * 64, static_cast<int>(q0) + cw * 64, h, b};
+          ::cuda::ptx::cp_async_bulk_tensor(::cuda::ptx::space_global, ::cuda::ptx::space_shared,
+                                            &P.o, coords, oq + a * BM * 128);
+        }
+        ::cuda::ptx::cp_async_bulk_commit_group();
+        ::cuda::ptx::cp_async_bulk_wait_group_read(::cuda::ptx::n32_t<0>{});  // smem stays ours
+      }
+      return;
+    }
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      const int row = r0 + hr * 8;
+      if (row >= rows_valid) continue;
+      const i64 base =
+          b * p.out_batch_stride + (q0 + row) * p.out_token_stride + h * p.out_head_stride;
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
         const int col = j * 8 + (lane & 3) * 2;
-        const float v0 = o[4 * j + 2 * hr] * inv, v1 = o[4 * j + 2 * hr + 1] * inv;
+        const float v0 = o[4 * j + 2 * hr] * inv[hr], v1 = o[4 * j + 2 * hr + 1] * inv[hr];
         if (p.out_f32) {
           *reinterpret_cast<float2*>(static_cast<float*>(p.out) + base + col) = make_float2(v0, v1);
         } else {

@@ -1,5 +1,5 @@
 // cuda/kernels/flash_fwd_sm90/launch.cuh: the host side of one Hopper instantiation: the tensor
-// maps of Q and of each key segment's K and V (cuTensorMapEncodeTiled, reached through the runtime
+// maps of Q, of each key segment's K and V and of the output (cuTensorMapEncodeTiled, reached through the runtime
 // so nothing links the driver library), the grid and the launch. Each inst/*.cu instantiates it.
 #pragma once
 
@@ -80,6 +80,13 @@ Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64
                                          g.v_token_stride, g.v_head_stride, g.v_batch_stride,
                                          Tr::kBlockN));
   }
+  const auto a16 = [](std::int64_t stride) { return stride % 8 == 0; };  // 16 bytes of 16-bit
+  P.o_tma = Tr::kStoreViaSmem && !f.out_f32 && reinterpret_cast<std::uintptr_t>(f.out) % 16 == 0 &&
+            a16(f.out_token_stride) && a16(f.out_head_stride) && a16(f.out_batch_stride);
+  if (P.o_tma)
+    SPATTN_RETURN_IF_ERROR(encode_map<T>(&P.o, f.out, Tr::kHeadDim, f.nq, hq, batch,
+                                         f.out_token_stride, f.out_head_stride,
+                                         f.out_batch_stride, 64));
   auto* kernel = &flash_fwd_sm90_kernel<Tr>;
   SPATTN_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));

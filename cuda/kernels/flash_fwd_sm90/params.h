@@ -19,6 +19,10 @@ struct Sm90Params {
   CUtensorMap q;
   CUtensorMap k[flash::kMaxSegments];
   CUtensorMap v[flash::kMaxSegments];
+  // out's map (boxes of 64 elements by 64 tokens: one consumer warpgroup's rows), for the copy
+  // engine's store of O; o_tma 0 when out is fp32 or not 16-byte aligned (then plain stores).
+  CUtensorMap o;
+  int o_tma;
 };
 
 }  // namespace spattn::cuda::flash_sm90

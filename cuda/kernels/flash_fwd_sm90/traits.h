@@ -18,7 +18,7 @@ namespace spattn::cuda::flash_sm90 {
 // (NOTES.md, v8; attn_tune times the two side by side).
 template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2,
           int kConsumers_ = kHeadDim_ == 64 ? 3 : 2, int kLazyLog2_ = 0,
-          bool kRescaleInWindow_ = false>
+          bool kRescaleInWindow_ = true, bool kStoreViaSmem_ = true>
 struct Sm90Traits {
   using T = T_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -27,10 +27,14 @@ struct Sm90Traits {
   static constexpr int kBlockN = kBlockN_;         // keys per tile
   static constexpr int kStages = kStages_;         // K and V slots each
   static constexpr float kLazyLog2 = kLazyLog2_;
-  // true: O's rescale for tile j runs after S(j + 1) is issued, under that Q K^T, instead of
-  // between P V's wait and the pack of P(j). Faster in attn_tune (NOTES.md, "eager_win"), not yet
-  // through the kernel tests: not dispatched.
+  // true (dispatched since v9): O's rescale for tile j runs after S(j + 1) is issued, under that
+  // Q K^T, instead of between P V's wait and the pack of P(j) (false: v8). Same arithmetic, same
+  // output; as fast as v8 or faster in attn_tune (NOTES.md, v9).
   static constexpr bool kRescaleInWindow = kRescaleInWindow_;
+  // true: a 16-bit O (with 16-byte aligned rows and strides: Sm90Params::o_tma) is written through
+  // the warpgroup's Q rows in shared memory and stored by the copy engine, whole 128-byte lines;
+  // false, or fp32 / unaligned outputs: 4- or 8-byte stores straight from the accumulators.
+  static constexpr bool kStoreViaSmem = kStoreViaSmem_;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kConsumerWarps = 4 * kConsumers;
   static constexpr int kProducerRegs = 24;       // setmaxnreg: the producer holds little
