@@ -55,7 +55,7 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
   SPATTN_RETURN_IF_ERROR(y.check_keys(
       a, "attention",
       {"kernel", "launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm", "tile_us",
-       "cta_tiles", "masked_tiles", "lone_speedup", "keys_factor", "keys_visited",
+       "cta_tiles", "masked_tiles", "lone_speedup", "sync_tiles", "keys_factor", "keys_visited",
        "head_dim_factor", "softcap_factor", "fp16_factor", "documents_factor"}));
   SPATTN_RETURN_IF_ERROR(y.get(a, "kernel", k.kernel, false));
   if (k.kernel != "mma" && k.kernel != "wgmma")
@@ -81,7 +81,8 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
         a["tile_us"], "tile_us",
         fmt::format("must be at most {:g}, got {}", kMaxLatencyUs, a["tile_us"].Scalar()));
   for (auto [key, field] :
-       {std::pair{"cta_tiles", &k.cta_tiles}, std::pair{"masked_tiles", &k.masked_tiles}}) {
+       {std::pair{"cta_tiles", &k.cta_tiles}, std::pair{"masked_tiles", &k.masked_tiles},
+        std::pair{"sync_tiles", &k.sync_tiles}}) {
     SPATTN_RETURN_IF_ERROR(y.get(a, key, *field, false));
     if (!(*field >= 0) || !std::isfinite(*field))
       return y.error(a[key], key, "must be a finite number >= 0");
@@ -353,6 +354,7 @@ std::string profile_yaml(const Profile& p) {
       "    masked_tiles: {}\n    lone_speedup: {}\n",
       k.kernel, ps_to_us_exact(k.launch), k.block_m, k.block_n, k.head_dim, k.sms, k.ctas_per_sm,
       k.tile_us, k.cta_tiles, k.masked_tiles, k.lone_speedup);
+  if (k.sync_tiles != 0) s += fmt::format("    sync_tiles: {}\n", k.sync_tiles);
   if (k.keys_visited) s += "    keys_visited: true\n";
   if (!k.keys_factor.empty()) s += "    keys_factor:\n";
   for (const KeysFactorPoint& f : k.keys_factor)

@@ -36,11 +36,15 @@ struct CommDelayPoint {
 // the SMs, up to ctas_per_sm per SM, and a freed slot takes the next CTA. A CTA's work is
 // cta_tiles + its tiles + masked_tiles per tile that applies the per-element mask, in tiles of
 // tile_us; a CTA runs lone_speedup times faster alone on its SM than beside ctas_per_sm - 1 others
-// (linear in between). Blocks of many keys run slower than that (their K and V no longer stay in
-// L2): tile_us is multiplied by keys_factor at the block's key count (all its segments), or with
-// keys_visited at the keys its CTAs visit (tiles x block_n, the mean over the CTAs weighted by
-// their tiles: a causal block's long rows, a window's span, a document's length), linear in
-// log(keys) between the points, the first's below it, the last's beyond it; empty = 1 everywhere.
+// (linear in between). CTAs that start at the same instant (a wave of equal CTAs, or a block's
+// first) load their Q and first K/V tiles together: each of k such CTAs carries sync_tiles * k /
+// (sms * ctas_per_sm) more work (a whole wave: sync_tiles); CTAs that start one by one, as a causal
+// block's do once its first wave ends, carry almost none. Blocks of many keys run slower than that
+// (their K and V no longer stay in L2): tile_us is multiplied by keys_factor at the block's key
+// count (all its segments), or with keys_visited at the keys its CTAs visit (tiles x block_n, the
+// mean over the CTAs weighted by their tiles: a causal block's long rows, a window's span, a
+// document's length), linear in log(keys) between the points, the first's below it, the last's
+// beyond it; empty = 1 everywhere.
 struct KeysFactorPoint {
   double keys = 0;
   double factor = 1;
@@ -66,6 +70,7 @@ struct AttentionKernelProfile {
   double cta_tiles = 0;       // a CTA's fixed work (load Q, write O and LSE), in tiles
   double masked_tiles = 0;    // extra work of a tile that applies the per-element mask, in tiles
   double lone_speedup = 1.0;  // >= 1
+  double sync_tiles = 0;      // extra work of a CTA in a wave that starts together, in tiles
   std::vector<KeysFactorPoint> keys_factor;
   bool keys_visited = false;  // keys_factor at the keys the CTAs visit, not the block's keys
   std::vector<HeadDimFactor> head_dim_factor;

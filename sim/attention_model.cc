@@ -75,14 +75,46 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
                        : 1.0 + (kernel.lone_speedup - 1.0) * static_cast<double>(per_sm - n) /
                                    static_cast<double>(per_sm - 1);
   };
+  const std::int64_t slots = static_cast<std::int64_t>(kernel.sms) * per_sm;
+  // The extra work of each of k CTAs that start at the same instant.
+  auto sync = [&](std::int64_t k) {
+    return kernel.sync_tiles * static_cast<double>(k) / static_cast<double>(slots);
+  };
   // Equal CTAs run in synchronous waves (ties fill breadth-first): full waves of sms x per_sm,
   // then a last wave whose busiest SMs hold ceil(rest / sms) CTAs.
   if (std::all_of(work.begin(), work.end(), [&](double w) { return w == work.front(); })) {
-    const std::int64_t slots = static_cast<std::int64_t>(kernel.sms) * per_sm;
     const std::int64_t full = total / slots, rest = total % slots;
-    double t = static_cast<double>(full) * work.front() / speed(per_sm);
-    if (rest > 0) t += work.front() / speed(static_cast<int>((rest + kernel.sms - 1) / kernel.sms));
+    double t = static_cast<double>(full) * (work.front() + sync(slots)) / speed(per_sm);
+    if (rest > 0)
+      t += (work.front() + sync(rest)) /
+           speed(static_cast<int>((rest + kernel.sms - 1) / kernel.sms));
     return t;
+  }
+  if (per_sm == 1 && kernel.sync_tiles > 0) {
+    // As below, but the SMs that free at the same instant (within rounding) take their next CTAs
+    // together, each carrying sync(k) for the k CTAs that start then.
+    using Slot = std::pair<double, int>;
+    std::priority_queue<Slot, std::vector<Slot>, std::greater<>> free_at;
+    for (int i = 0; i < kernel.sms; ++i) free_at.emplace(0.0, i);
+    const std::size_t size = work.size();
+    std::vector<Slot> group;
+    double end = 0;
+    for (std::int64_t n = 0; n < total;) {
+      const double at = free_at.top().first;
+      group.clear();
+      while (!free_at.empty() && free_at.top().first <= at + 1e-9 * (1.0 + at) &&
+             n + std::ssize(group) < total) {
+        group.push_back(free_at.top());
+        free_at.pop();
+      }
+      const double extra = sync(std::ssize(group));
+      for (const auto& [t, i] : group) {
+        const double done = t + work[static_cast<std::size_t>(n++) % size] + extra;
+        end = std::max(end, done);
+        free_at.emplace(done, i);
+      }
+    }
+    return end;
   }
   if (per_sm == 1) {
     // One CTA an SM: each next CTA goes to the SM that frees first (the lowest index on ties,
@@ -109,9 +141,10 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
   };
   std::vector<Sm> sms(static_cast<std::size_t>(kernel.sms));
   std::int64_t next = 0;
+  double extra = 0;  // sync() of the CTAs being placed together
   auto take = [&](Sm& sm) {
     sm.left.push_back(
-        work[static_cast<std::size_t>(next % static_cast<std::int64_t>(work.size()))]);
+        work[static_cast<std::size_t>(next % static_cast<std::int64_t>(work.size()))] + extra);
     ++next;
   };
   using Event = std::tuple<double, std::size_t, std::uint64_t>;  // time, SM, its version
@@ -123,6 +156,7 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
     const double first = *std::min_element(sm.left.begin(), sm.left.end());
     events.emplace(sm.at + first / speed(static_cast<int>(sm.left.size())), i, sm.version);
   };
+  extra = sync(std::min(total, slots));
   for (int round = 0; round < per_sm; ++round)  // breadth-first over the SMs
     for (Sm& sm : sms)
       if (next < total) take(sm);
@@ -150,6 +184,9 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
     if (freed.empty()) continue;
     end = std::max(end, t);
     std::sort(freed.begin(), freed.end());
+    std::int64_t open = 0;  // slots the freed SMs fill now
+    for (std::size_t i : freed) open += per_sm - static_cast<std::int64_t>(sms[i].left.size());
+    extra = sync(std::min(open, total - next));
     for (bool more = true; more && next < total;) {
       more = false;
       for (std::size_t i : freed)

@@ -37,7 +37,8 @@ std::vector<CtaTiles> attention_cta_tiles(const core::Problem& problem, const co
 double visited_keys(const std::vector<CtaTiles>& ctas, std::int64_t block_n);
 
 // When the last of `repeats` copies of the CTA list `work` (work in tile units, dispatched in
-// order, the list repeated) ends on the kernel's SMs, in tile units.
+// order, the list repeated) ends on the kernel's SMs, in tile units. Each of k CTAs that start at
+// the same instant (within rounding) carries kernel.sync_tiles * k / (sms * ctas_per_sm) more.
 double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
                     const core::AttentionKernelProfile& kernel);
 

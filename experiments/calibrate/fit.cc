@@ -291,8 +291,11 @@ Status attention_rows(const std::vector<Measurement>& ms, const core::AttentionK
   return {};
 }
 
-// The CTA schedule: its shape x = (cta_tiles, masked_tiles, lone_speedup), tile_us and keys_factor
-// at the keys the CTAs visit (keys_visited). The anchors (the non-causal square points and the
+// The CTA schedule: its shape x = (cta_tiles, masked_tiles, lone_speedup or sync_tiles), tile_us
+// and keys_factor
+// at the keys the CTAs visit (keys_visited). The third coordinate is lone_speedup where several
+// CTAs share an SM (the mma.sync kernel; sync_tiles 0 there) and sync_tiles where one CTA holds an
+// SM (the Hopper kernel; lone_speedup 1 there). The anchors (the non-causal square points and the
 // attention_long points, whose CTAs visit every key) each get their own factor: for a shape,
 // tile_us x factor is what the anchor measured over its schedule, and tile_us is that of the
 // longest non-causal square point (factor 1). The shape is the one under which the other points
@@ -326,7 +329,8 @@ void fit_attention_shape(const std::vector<AttnRow>& rows, const std::vector<Att
   auto solve = [&](const std::array<double, 3>& x, core::AttentionKernelProfile& k) {
     k.cta_tiles = x[0];
     k.masked_tiles = x[1];
-    k.lone_speedup = x[2];
+    k.lone_speedup = k.ctas_per_sm > 1 ? x[2] : 1.0;
+    k.sync_tiles = k.ctas_per_sm > 1 ? 0.0 : x[2];
     k.keys_factor.clear();
     k.keys_visited = by_keys;
     std::vector<double> span;  // makespan in tiles x head_dim scale
@@ -360,14 +364,14 @@ void fit_attention_shape(const std::vector<AttnRow>& rows, const std::vector<Att
     return err;
   };
   const bool shape = by_keys || rows.size() >= 4;
-  std::array<double, 3> x = {k0.cta_tiles, k0.masked_tiles, k0.lone_speedup};
-  // One CTA per SM (the Hopper kernel) leaves lone_speedup nothing to say: it is 1 and the
-  // simplex searches the other two.
+  // One CTA per SM (the Hopper kernel) leaves lone_speedup nothing to say (it is 1): the third
+  // coordinate is sync_tiles there, >= 0.
   const bool lone = k0.ctas_per_sm > 1;
+  std::array<double, 3> x = {k0.cta_tiles, k0.masked_tiles, lone ? k0.lone_speedup : k0.sync_tiles};
   if (shape) {
     auto cost = [&](std::array<double, 3> v) {
-      if (!lone) v[2] = 1;
-      if (v[0] < 0 || v[1] < 0 || v[2] < 1 || v[2] > k0.ctas_per_sm) return 1e300;
+      if (v[0] < 0 || v[1] < 0) return 1e300;
+      if (lone ? v[2] < 1 || v[2] > k0.ctas_per_sm : v[2] < 0) return 1e300;
       core::AttentionKernelProfile k = k0;
       return solve(v, k);
     };
@@ -375,18 +379,18 @@ void fit_attention_shape(const std::vector<AttnRow>& rows, const std::vector<Att
     // gets a fresh start.
     x = {1.0, 1.0, lone ? 1.3 : 1.0};
     for (double step : {1.0, 0.25, 0.0625, 0.0156})
-      x = nelder_mead(cost, x, {step, step, step / 5}, 300);
-    if (!lone) x[2] = 1;
+      x = nelder_mead(cost, x, {step, step, lone ? step / 5 : step}, 300);
   }
   const double err = solve(x, k0);
   std::string keys;
   for (const core::KeysFactorPoint& f : k0.keys_factor)
     keys += fmt::format("{}{:.0f}: {:.3f}", keys.empty() ? "" : ", ", f.keys, f.factor);
   res.notes.push_back(fmt::format(
-      "attention tile_us {:.4f}, cta_tiles {:.3f}, masked_tiles {:.3f}, lone_speedup {:.3f}{}: "
+      "attention tile_us {:.4f}, cta_tiles {:.3f}, masked_tiles {:.3f}, lone_speedup {:.3f}, "
+      "sync_tiles {:.3f}{}: "
       "{} over {} attention points (rms error {:.1f}%; launch {} us, {} SMs x {} CTAs, tiles "
       "{}x{} from the base)",
-      k0.tile_us, k0.cta_tiles, k0.masked_tiles, k0.lone_speedup,
+      k0.tile_us, k0.cta_tiles, k0.masked_tiles, k0.lone_speedup, k0.sync_tiles,
       by_keys ? fmt::format(", keys_factor at the keys the CTAs visit {{{}}} (each of {} "
                             "non-causal square and {} attention_long points its own)",
                             keys, anchors.size() - long_rows.size(), long_rows.size())

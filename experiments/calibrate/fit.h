@@ -14,8 +14,8 @@
 // least squares, alternating twice (each step uses the other's latest values).
 // Attention: the CTA schedule of sim/attention_model.h: keys_factor at the keys the CTAs visit,
 // one factor per non-causal square and attention_long point, tile_us from the longest square, the
-// shape (cta_tiles, masked_tiles, lone_speedup) by Nelder-Mead over the other points; then
-// head_dim_factor, softcap_factor, fp16_factor and documents_factor from their own points.
+// shape (cta_tiles, masked_tiles, lone_speedup, sync_tiles) by Nelder-Mead over the other points;
+// then head_dim_factor, softcap_factor, fp16_factor and documents_factor from their own points.
 // Memory: T = bytes / hbm + memory.launch, least squares over copy and merge (bytes read +
 // written). Slowdown: the attention alone (W) against the same attention under the ring of
 // kOverlapBytes (T_c, the ring alone lasting t_c):

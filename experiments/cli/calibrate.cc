@@ -63,7 +63,8 @@ core::Profile rounded(core::Profile p) {
   p.hbm_bandwidth = std::round(p.hbm_bandwidth / 1e9) * 1e9;
   p.compute_slowdown = round_to(p.compute_slowdown, 1e4);
   p.attention.tile_us = round_to(p.attention.tile_us, 1e4);
-  for (double* x : {&p.attention.cta_tiles, &p.attention.masked_tiles, &p.attention.lone_speedup})
+  for (double* x : {&p.attention.cta_tiles, &p.attention.masked_tiles, &p.attention.lone_speedup,
+                    &p.attention.sync_tiles})
     *x = round_to(*x, 1e3);
   for (core::KeysFactorPoint& f : p.attention.keys_factor) f.factor = round_to(f.factor, 1e4);
   for (core::HeadDimFactor& f : p.attention.head_dim_factor) f.factor = round_to(f.factor, 1e4);

@@ -46,6 +46,7 @@ core::Profile truth() {
   p.attention.cta_tiles = 1.5;
   p.attention.masked_tiles = 2.0;
   p.attention.lone_speedup = 1.3;
+  // sync_tiles stays 0: with two CTAs an SM the fit keeps lone_speedup in its place.
   // A tile's cost by the keys its CTA visits: 7% less at 16K than at 4K and 64K (linear in log keys
   // between), and long blocks slower (K and V out of L2): 1.05 at 128K keys, 1.08 at 256K. The
   // points are anchors of the calibration (non-causal squares and attention_long points), so the
@@ -118,6 +119,7 @@ void expect_recovered(const core::Profile& got, const core::Profile& want,
   EXPECT_NEAR(got.attention.cta_tiles, want.attention.cta_tiles, 0.3);
   EXPECT_NEAR(got.attention.masked_tiles, want.attention.masked_tiles, 0.05);
   EXPECT_NEAR(got.attention.lone_speedup, want.attention.lone_speedup, 0.01);
+  EXPECT_EQ(got.attention.sync_tiles, 0);  // fitted only for one CTA an SM (Hopper)
   // keys_factor at the keys the CTAs visit: one point per anchor (non-causal square and
   // attention_long point), 1 at the longest square (64K, or 4K in the quick sweep), each the
   // truth's.
@@ -151,6 +153,32 @@ TEST(Fit, RecoversTheProfileFromTheFullSweepOnFourGpus) {
     EXPECT_NEAR(k.fitted_us, k.measured_us,
                 (k.point.kind == PointKind::kAttentionDocuments ? 0.02 : 0.005) * k.measured_us)
         << describe(k.point);  // (documents: see expect_recovered)
+}
+
+// One CTA an SM (the Hopper kernel): the third coordinate of the shape is sync_tiles. System: the
+// truth with one CTA an SM (lone_speedup unused) and 0.8 tiles more for each CTA of a wave that
+// starts together. Expectation: sync_tiles back within 0.1 tiles, cta_tiles within 0.3 (they
+// trade on the short points), masked_tiles within 0.05, and every shape point reproduced.
+TEST(Fit, RecoversSyncTilesWithOneCtaAnSm) {
+  const core::Cluster c = h200(4);
+  core::Profile t = truth();
+  t.attention.ctas_per_sm = 1;
+  t.attention.lone_speedup = 1;
+  t.attention.sync_tiles = 0.8;
+  core::Profile b = base();
+  b.attention.ctas_per_sm = 1;
+  const std::vector<Measurement> ms = synthetic(calibration_points(4, false), c, t);
+  Expected<FitResult> fit = fit_profile(ms, c, b);
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  const core::AttentionKernelProfile& got = fit->profile.attention;
+  EXPECT_NEAR(got.sync_tiles, 0.8, 0.1);
+  EXPECT_NEAR(got.cta_tiles, 1.5, 0.3);
+  EXPECT_NEAR(got.masked_tiles, 2.0, 0.05);
+  EXPECT_EQ(got.lone_speedup, 1.0);
+  for (const PointCheck& k : fit->checks)
+    if (k.point.kind == PointKind::kAttention || k.point.kind == PointKind::kAttentionUnmasked ||
+        k.point.kind == PointKind::kAttentionHeads)
+      EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
 }
 
 // The truth's NCCL bends at 16 MiB (the messages neither line fit uses): a ring step (exchange

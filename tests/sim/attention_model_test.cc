@@ -160,6 +160,60 @@ TEST(AttentionModel, MakespanOfHandWorkedSchedules) {
   EXPECT_DOUBLE_EQ(cta_makespan({1.0, 3.0}, 1, k), 2.0);
 }
 
+// CTAs that start together carry sync_tiles x (their share of the slots) more work.
+// System: 132 SMs, one CTA each, sync_tiles 0.5. Expectation: 264 equal CTAs of 1 tile run in two
+// whole waves of 1.5 (3.0); 200 run in a whole wave (1.5) and one of 68 starting together, each
+// 1 + 0.5 x 68 / 132. System: 2 SMs, works 2, 1, 1, sync 1. Expectation: the first two start
+// together (1 each: ends at 3 and 2); the third starts alone at 2 (0.5): ends at 3.5. With two
+// CTAs a slot on one SM (works 1, 2, 1, sync 1): both start together (ends 2 and 3), the third
+// alone at 2 (0.5 of the two slots): 3.5. sync_tiles 0 (a profile without the key) leaves the
+// schedule as it was.
+TEST(AttentionModel, CtasStartingTogetherCarrySyncTiles) {
+  core::AttentionKernelProfile k;
+  k.ctas_per_sm = 1;
+  k.sync_tiles = 0.5;
+  EXPECT_DOUBLE_EQ(cta_makespan({1.0}, 264, k), 3.0);
+  EXPECT_DOUBLE_EQ(cta_makespan({1.0}, 200, k), 1.5 + 1.0 + 0.5 * 68 / 132);
+  k.sms = 2;
+  k.sync_tiles = 1;
+  EXPECT_DOUBLE_EQ(cta_makespan({2.0, 1.0, 1.0}, 1, k), 3.5);
+  k.sms = 1;
+  k.ctas_per_sm = 2;
+  EXPECT_DOUBLE_EQ(cta_makespan({1.0, 2.0, 1.0}, 1, k), 3.5);
+  k.sync_tiles = 0;
+  EXPECT_DOUBLE_EQ(cta_makespan({1.0, 2.0, 1.0}, 1, k), 2.0);
+  k.sms = 2;
+  k.ctas_per_sm = 1;
+  EXPECT_DOUBLE_EQ(cta_makespan({2.0, 1.0, 1.0}, 1, k), 2.0);
+}
+
+// A causal block's CTAs end one by one, so after the first wave they start alone and carry almost
+// no sync_tiles; a non-causal block's equal CTAs start in whole waves and carry it every wave.
+// System: 1,024 causal or non-causal queries and keys, tiles 128 x 128 (8 query blocks, 1 to 8
+// tiles a CTA), 132 heads, 132 SMs of one CTA. Expectation: non-causal, 8 whole waves of 8 tiles:
+// sync 1 adds 8 tiles; causal, the first wave starts together (+1) and the rest by ones and few.
+TEST(AttentionModel, SyncTilesWeighOnWavesNotOnStaggeredCtas) {
+  core::AttentionKernelProfile k;
+  k.ctas_per_sm = 1;
+  k.block_m = k.block_n = 128;
+  core::Problem p;
+  p.head_dim = 128;
+  core::AttnBlock a = block(1024, 0, 1, {{1024, 0, 1, false}});
+  a.q.heads = 132;
+  const double tile = 1e6;  // ps per tile at tile_us 1
+  k.tile_us = 1;
+  const double plain = static_cast<double>(attention_duration(p, a, k));
+  k.sync_tiles = 1;
+  EXPECT_DOUBLE_EQ(static_cast<double>(attention_duration(p, a, k)) - plain, 8 * tile);
+  p.causal = true;
+  k.sync_tiles = 0;
+  const double causal = static_cast<double>(attention_duration(p, a, k));
+  k.sync_tiles = 1;
+  const double extra = (static_cast<double>(attention_duration(p, a, k)) - causal) / tile;
+  EXPECT_GE(extra, 1.0);
+  EXPECT_LT(extra, 3.0);
+}
+
 // One CTA an SM (the Hopper kernel) takes its own loop. Expectation: the makespan of a plain list
 // schedule, each next CTA (the work list repeated) to the SM that frees first, the lowest on
 // ties, over random works with many ties (small integers) and without, and repeat counts that

@@ -84,8 +84,7 @@ TEST(InputLimits, GeneratedLinksAreWithinTheBandwidthBound) {
                "c.yaml:10:15: key 'nic_gbps': 4 nodes per leaf x 300000 GB/s = 1.2e+06 GB/s per "
                "leaf-spine link, more than 1e+06");
   // One leaf has no spine: the same NICs are fine.
-  EXPECT_TRUE(
-      core::parse_cluster(fat + "    nic_gbps: 300000\n", "c.yaml", {.nodes = 4}).ok());
+  EXPECT_TRUE(core::parse_cluster(fat + "    nic_gbps: 300000\n", "c.yaml", {.nodes = 4}).ok());
 }
 
 TEST(InputLimits, ProfileSizeDelayPeersAndTimesAreChecked) {
@@ -140,6 +139,29 @@ TEST(InputLimits, ProfileTimesAndFactorsAreFinite) {
                "p.yaml:2:24: key 'tile_us': must be a finite number > 0, got .inf");
   expect_error(core::parse_profile("profile:\n  attention: {tile_us: 1e300}\n", "p.yaml").status(),
                "p.yaml:2:24: key 'tile_us': must be at most 1e+09, got 1e300");
+  for (const char* key : {"cta_tiles", "masked_tiles", "sync_tiles"}) {
+    expect_error(
+        core::parse_profile(std::string("profile:\n  attention: {tile_us: 1, ") + key + ": -1}\n",
+                            "p.yaml")
+            .status(),
+        std::string("key '") + key + "': must be a finite number >= 0");
+    expect_error(
+        core::parse_profile(std::string("profile:\n  attention: {tile_us: 1, ") + key + ": .inf}\n",
+                            "p.yaml")
+            .status(),
+        std::string("key '") + key + "': must be a finite number >= 0");
+  }
+  // A profile without sync_tiles reads 0, written back without the key; one with it round-trips.
+  Expected<core::Profile> plain = core::parse_profile("profile:\n  attention: {tile_us: 1}\n", "p");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->attention.sync_tiles, 0);
+  EXPECT_EQ(core::profile_yaml(*plain).find("sync_tiles"), std::string::npos);
+  Expected<core::Profile> synced =
+      core::parse_profile("profile:\n  attention: {tile_us: 1, sync_tiles: 1.5}\n", "p");
+  ASSERT_TRUE(synced.ok());
+  Expected<core::Profile> again = core::parse_profile(core::profile_yaml(*synced), "p");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->attention.sync_tiles, 1.5);
   for (const char* key : {"softcap_factor", "fp16_factor", "documents_factor"})
     expect_error(
         core::parse_profile(std::string("profile:\n  attention: {tile_us: 1, ") + key + ": .inf}\n",
