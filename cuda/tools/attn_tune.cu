@@ -7,9 +7,9 @@
 // Variants, every template parameter given: eager = v8 (the max always current, kLazyLog2 0;
 // O's rescale between P V's wait and the pack of P); eager_win = v9 (that rescale under the next
 // Q K^T, kRescaleInWindow); win_store = v10 (and O stored through shared memory by the copy
-// engine, kStoreViaSmem). lazy8 (kLazyLog2 8) was v7's rescale. A sample is 3 calls back to back between two events; the
-// variants take turns sample by sample, and the order rotates by repetition, so clock drift falls
-// on all of them.
+// engine, kStoreViaSmem). lazy8 (kLazyLog2 8) was v7's rescale. A sample is 3 calls back to back
+// between two events; the variants take turns sample by sample, and the order rotates by
+// repetition, so clock drift falls on all of them.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

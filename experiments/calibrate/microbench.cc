@@ -199,9 +199,8 @@ std::vector<Point> calibration_points(int gpus, bool quick) {
   // factor serves every size); packed documents at 4K and 16K only: their blocks are mostly masked
   // tiles and short CTAs, where the fitted shape's own error is largest, and points at 2K and 64K
   // pull the factor off what the middle sizes need (tests/calibrate/fit_test.cc).
-  for (std::int64_t n :
-       quick ? std::vector<std::int64_t>{4096}
-             : std::vector<std::int64_t>{2048, 4096, 16384, 65536}) {
+  for (std::int64_t n : quick ? std::vector<std::int64_t>{4096}
+                              : std::vector<std::int64_t>{2048, 4096, 16384, 65536}) {
     pts.push_back({PointKind::kAttentionD64, 1, 0, n, false});
     pts.push_back({PointKind::kAttentionSoftcap, 1, 0, n, false});
     for (bool causal : {false, true}) pts.push_back({PointKind::kAttentionFp16, 1, 0, n, causal});

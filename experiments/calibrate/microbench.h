@@ -72,17 +72,17 @@ bool is_comm(PointKind k);  // pair, ring, all_to_all
 
 inline constexpr std::int64_t kHeads = 40;
 inline constexpr std::int64_t kHeadDim = 128;
-inline constexpr std::int64_t kSmallHeadDim = 64;  // attention_d64
-inline constexpr double kSoftcap = 30;              // attention_softcap
+inline constexpr std::int64_t kSmallHeadDim = 64;    // attention_d64
+inline constexpr double kSoftcap = 30;               // attention_softcap
 inline constexpr std::int64_t kDocumentMean = 1024;  // attention_documents (the validation set's
 inline constexpr std::uint64_t kDocumentSeed = 7;    // packed blocks: mean 2048, seed 15)
 inline constexpr std::int64_t kOverlapTokens = 4096;
 inline constexpr Bytes kOverlapBytes = kGiB;
-inline constexpr std::int64_t kIssueTasks = 100;   // per rank
-inline constexpr std::int64_t kWaveTokens = 2048;  // attention_heads: the block's size
+inline constexpr std::int64_t kIssueTasks = 100;    // per rank
+inline constexpr std::int64_t kWaveTokens = 2048;   // attention_heads: the block's size
 inline constexpr std::int64_t kLongQueries = 4096;  // attention_long: the block's queries
-inline constexpr std::int64_t kIssueComms = 10;    // issue_comm: all-to-alls
-inline constexpr int kIssueMessages = 16;          // issue_comm: messages per (rank, peer)
+inline constexpr std::int64_t kIssueComms = 10;     // issue_comm: all-to-alls
+inline constexpr int kIssueMessages = 16;           // issue_comm: messages per (rank, peer)
 
 struct Point {
   PointKind kind = PointKind::kAttention;
@@ -107,9 +107,9 @@ std::string format_bytes(Bytes b);
 // 256 MiB, 1 GiB; attention at 1K..64K tokens, causal and not (a 64K block runs 100+ ms, as the
 // longest plan blocks do), attention_long at 128K and 256K keys; copy 1 MiB and 1000 MiB, merge
 // 1000 MiB; overlap. Quick: pair, ring, all-to-all over P at 4 KiB, 1 MiB, 64 MiB, 1 GiB;
-// attention at 1024 and 4096, attention_long at 128K keys; the same memory and overlap points. Both include what the fit
-// needs: small and large messages of every collective, the ring of 1 GiB over P and the attention
-// of kOverlapTokens (for the slowdown).
+// attention at 1024 and 4096, attention_long at 128K keys; the same memory and overlap points. Both
+// include what the fit needs: small and large messages of every collective, the ring of 1 GiB over
+// P and the attention of kOverlapTokens (for the slowdown).
 std::vector<Point> calibration_points(int gpus, bool quick);
 
 struct MicroBench {

@@ -60,8 +60,7 @@ struct Desc {
 };
 __device__ __forceinline__ Desc make_desc(std::uint32_t addr, std::uint32_t lbo,
                                           std::uint32_t sbo) {
-  return {((addr & 0x3ffff) >> 4) | ((lbo >> 4) & 0x3fff) << 16,
-          ((sbo >> 4) & 0x3fff) | 1u << 30};
+  return {((addr & 0x3ffff) >> 4) | ((lbo >> 4) & 0x3fff) << 16, ((sbo >> 4) & 0x3fff) | 1u << 30};
 }
 
 __device__ __forceinline__ void wait_barrier(std::uint64_t* bar, std::uint32_t parity) {
@@ -78,8 +77,7 @@ __device__ __forceinline__ void tma_load(void* dst, const CUtensorMap* map, int 
 }
 
 __device__ __forceinline__ void prefetch_tensormap(const CUtensorMap* map) {
-  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<std::uint64_t>(map))
-               : "memory");
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
 }
 
 __device__ __forceinline__ float fast_tanh(float x) {  // MUFU.TANH, max rel error ~2^-11
@@ -188,8 +186,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       tma_load(smem + a * BM * 128, &P.q, a * 64, static_cast<int>(q0), h, b, q_full);
   }
   flash::RowDoc* row_doc = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
-  flash::build_tables<BN, BM, Tr::kThreads, Tr::kTableInts>(p, q0, rows_valid, table, row_doc,
-                                                            tid);
+  flash::build_tables<BN, BM, Tr::kThreads, Tr::kTableInts>(p, q0, rows_valid, table, row_doc, tid);
 
   // Producer: one thread issues every K and V copy (Q's went out with the barriers' init).
   auto producer = [&]() {

@@ -1,6 +1,7 @@
 // cuda/kernels/flash_fwd_sm90/launch.cuh: the host side of one Hopper instantiation: the tensor
-// maps of Q, of each key segment's K and V and of the output (cuTensorMapEncodeTiled, reached through the runtime
-// so nothing links the driver library), the grid and the launch. Each inst/*.cu instantiates it.
+// maps of Q, of each key segment's K and V and of the output (cuTensorMapEncodeTiled, reached
+// through the runtime so nothing links the driver library), the grid and the launch. Each inst/*.cu
+// instantiates it.
 #pragma once
 
 #include <cuda.h>
@@ -85,8 +86,8 @@ Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64
             a16(f.out_token_stride) && a16(f.out_head_stride) && a16(f.out_batch_stride);
   if (P.o_tma)
     SPATTN_RETURN_IF_ERROR(encode_map<T>(&P.o, f.out, Tr::kHeadDim, f.nq, hq, batch,
-                                         f.out_token_stride, f.out_head_stride,
-                                         f.out_batch_stride, 64));
+                                         f.out_token_stride, f.out_head_stride, f.out_batch_stride,
+                                         64));
   auto* kernel = &flash_fwd_sm90_kernel<Tr>;
   SPATTN_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));

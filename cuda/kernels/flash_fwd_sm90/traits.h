@@ -2,8 +2,9 @@
 // warpgroup (a single thread issues the copy engine's loads) and two consumer warpgroups of 64
 // query rows each (three at head_dim 64, whose matrix work per tile is half as long while its
 // softmax is not: a third warpgroup's softmax hides under the other two's matrix work, as
-// FlashAttention-3 does at d 64); K and V tiles in a kStages-deep ring of shared-memory slots; shared memory laid
-// out as the copy engine's 128-byte swizzle writes it and wgmma's descriptors read it.
+// FlashAttention-3 does at d 64); K and V tiles in a kStages-deep ring of shared-memory slots;
+// shared memory laid out as the copy engine's 128-byte swizzle writes it and wgmma's descriptors
+// read it.
 #pragma once
 
 #include "cuda/kernels/flash_fwd/params.h"
@@ -37,7 +38,7 @@ struct Sm90Traits {
   static constexpr bool kStoreViaSmem = kStoreViaSmem_;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kConsumerWarps = 4 * kConsumers;
-  static constexpr int kProducerRegs = 24;       // setmaxnreg: the producer holds little
+  static constexpr int kProducerRegs = 24;  // setmaxnreg: the producer holds little
   static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;  // ... and gives it to them
   static constexpr int kAtoms = kHeadDim / 64;   // 128-byte column blocks per row
   static constexpr int kKSteps = kHeadDim / 16;  // k16 steps of Q K^T
