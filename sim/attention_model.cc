@@ -90,47 +90,33 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
            speed(static_cast<int>((rest + kernel.sms - 1) / kernel.sms));
     return t;
   }
-  if (per_sm == 1 && kernel.sync_tiles > 0) {
-    // As below, but the SMs that free at the same instant (within rounding) take their next CTAs
-    // together, each carrying sync(k) for the k CTAs that start then.
-    using Slot = std::pair<double, int>;
+  if (per_sm == 1) {
+    // One CTA an SM: each next CTA goes to the SM that frees first (the lowest index on ties,
+    // as the general loop below fills freed slots), with no shared speed to track. The fit runs
+    // this thousands of times over every CTA of its shapes (a causal 1M-token point: 327,680).
+    // With sync_tiles, the SMs that free at the same instant (within rounding) take their next
+    // CTAs together, each carrying sync(k) for the k CTAs that start then.
+    using Slot = std::pair<double, int>;  // the time an SM frees, the SM
     std::priority_queue<Slot, std::vector<Slot>, std::greater<>> free_at;
     for (int i = 0; i < kernel.sms; ++i) free_at.emplace(0.0, i);
     const std::size_t size = work.size();
+    const bool together = kernel.sync_tiles > 0;
     std::vector<Slot> group;
     double end = 0;
     for (std::int64_t n = 0; n < total;) {
       const double at = free_at.top().first;
       group.clear();
-      while (!free_at.empty() && free_at.top().first <= at + 1e-9 * (1.0 + at) &&
-             n + std::ssize(group) < total) {
+      do {
         group.push_back(free_at.top());
         free_at.pop();
-      }
+      } while (together && !free_at.empty() && free_at.top().first <= at + 1e-9 * (1.0 + at) &&
+               n + std::ssize(group) < total);
       const double extra = sync(std::ssize(group));
       for (const auto& [t, i] : group) {
         const double done = t + work[static_cast<std::size_t>(n++) % size] + extra;
         end = std::max(end, done);
         free_at.emplace(done, i);
       }
-    }
-    return end;
-  }
-  if (per_sm == 1) {
-    // One CTA an SM: each next CTA goes to the SM that frees first (the lowest index on ties,
-    // as the general loop below fills freed slots), with no shared speed to track. The fit runs
-    // this thousands of times over every CTA of its shapes (a causal 1M-token point: 327,680).
-    using Slot = std::pair<double, int>;  // the time an SM frees, the SM
-    std::priority_queue<Slot, std::vector<Slot>, std::greater<>> slots;
-    for (int i = 0; i < kernel.sms; ++i) slots.emplace(0.0, i);
-    const std::size_t size = work.size();
-    double end = 0;
-    for (std::int64_t n = 0; n < total; ++n) {
-      const auto [at, i] = slots.top();
-      slots.pop();
-      const double done = at + work[static_cast<std::size_t>(n) % size];
-      end = std::max(end, done);
-      slots.emplace(done, i);
     }
     return end;
   }

@@ -292,13 +292,12 @@ Status attention_rows(const std::vector<Measurement>& ms, const core::AttentionK
 }
 
 // The CTA schedule: its shape x = (cta_tiles, masked_tiles, lone_speedup or sync_tiles), tile_us
-// and keys_factor
-// at the keys the CTAs visit (keys_visited). The third coordinate is lone_speedup where several
-// CTAs share an SM (the mma.sync kernel; sync_tiles 0 there) and sync_tiles where one CTA holds an
-// SM (the Hopper kernel; lone_speedup 1 there). The anchors (the non-causal square points and the
-// attention_long points, whose CTAs visit every key) each get their own factor: for a shape,
-// tile_us x factor is what the anchor measured over its schedule, and tile_us is that of the
-// longest non-causal square point (factor 1). The shape is the one under which the other points
+// and keys_factor at the keys the CTAs visit (keys_visited). The third coordinate is lone_speedup
+// where several CTAs share an SM (the mma.sync kernel; sync_tiles 0 there) and sync_tiles where one
+// CTA holds an SM (the Hopper kernel; lone_speedup 1 there). The anchors (the non-causal square
+// points and the attention_long points, whose CTAs visit every key) each get their own factor: for
+// a shape, tile_us x factor is what the anchor measured over its schedule, and tile_us is that of
+// the longest non-causal square point (factor 1). The shape is the one under which the other points
 // (causal, unmasked, heads: a causal block's CTAs visit 2/3 of its keys on average, interpolated
 // between the anchors) fit best, by Nelder-Mead on their relative squared errors. Without a
 // non-causal square point, or with fewer than 3 others: no factors (the attention_long points
