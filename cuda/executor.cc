@@ -626,9 +626,20 @@ Expected<ExecResult> execute(const Plan& plan, const ExecOptions& options) {
   res.device = describe_devices(res.local_ranks);
   if (options.one_gpu) res.device += ", every rank on GPU 0, transfers as device copies";
   double ms = 0;
-  for (int i = 0; i < options.warmup; ++i)
+  int warmup = options.warmup, iterations = std::max(options.iterations, 1);
+  const bool by_time = options.warmup_ms > 0 || options.timed_ms > 0;
+  for (int i = 0; i < warmup || (by_time && i == 0); ++i) {
     SPATTN_RETURN_IF_ERROR(runner.run_iteration(nullptr, &ms));
-  std::vector<core::Timeline> timelines(static_cast<std::size_t>(std::max(options.iterations, 1)));
+    if (by_time && i == 0) {  // the counts from the first run, the same in every process
+      double run_ms = ms;
+#ifdef SPATTN_WITH_MPI
+      if (use_mpi) MPI_Allreduce(&ms, &run_ms, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+#endif
+      warmup = runs_for(options.warmup_ms, run_ms, std::max(warmup, 1));
+      iterations = runs_for(options.timed_ms, run_ms, iterations);
+    }
+  }
+  std::vector<core::Timeline> timelines(static_cast<std::size_t>(iterations));
   for (core::Timeline& tl : timelines) {
     SPATTN_RETURN_IF_ERROR(runner.run_iteration(&tl, &ms));
     res.iteration_ms.push_back(ms);

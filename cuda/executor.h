@@ -4,6 +4,8 @@
 // any number of nodes) each process runs its own rank. No CUDA type leaks from this header.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,6 +19,13 @@ namespace spattn::cuda {
 struct ExecOptions {
   int warmup = 2;
   int iterations = 10;
+  // At least this much GPU time of warm-up and of timed iterations (milliseconds; 0: the counts
+  // alone). The first warm-up run's time (the slowest rank's, across processes under mpirun, so
+  // every process makes the same count) sets how many runs that takes (runs_for). A short plan
+  // after two warm-up runs is timed on a GPU not yet at its steady clock: one H100 calibration
+  // timed 4 heads x 2K tokens (64 CTAs, one wave, 50 us) 24% slower than 8 heads.
+  double warmup_ms = 0;
+  double timed_ms = 0;
   double watchdog_s = 120.0;  // an iteration that has not finished by then aborts NCCL, fails
   std::uint64_t seed = 1;     // inputs are core::input_value(seed, ...) rounded to the dtype
   bool check = true;
@@ -53,6 +62,15 @@ struct ExecResult {
   // the inputs), the warm-up and timed iterations, and the numerical check.
   double setup_s = 0, run_s = 0, check_s = 0;
 };
+
+// How many runs of `run_ms` each make `target_ms`: at least `least`, at most kMaxRuns; `least`
+// when nothing was measured.
+inline constexpr int kMaxRuns = 2'000;
+inline int runs_for(double target_ms, double run_ms, int least) {
+  if (!(run_ms > 0) || !(target_ms > 0)) return least;
+  const double n = target_ms / run_ms;
+  return n >= kMaxRuns ? std::max(least, kMaxRuns) : std::max(least, static_cast<int>(std::ceil(n)));
+}
 
 // Unavailable when no GPU / too few GPUs (without ExecOptions::one_gpu) / NCCL fails to start;
 // Infeasible when the plan does not fit a GPU's free memory (with both numbers); Internal when a

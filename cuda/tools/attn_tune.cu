@@ -4,11 +4,11 @@
 // -DSPATTN_CUDA_TUNE=ON.
 //   attn_tune heads reps S [S ...]   (d 128 at every S, d 64 at the first; causal and not)
 //   -> rows: variant,S,d,causal,median_ms,tflops,speed_vs_first(median,min,max),max|dout|,max|dlse|
-// Variants, every template parameter given: eager = v8 (the max always current, kLazyLog2 0;
-// O's rescale between P V's wait and the pack of P); eager_win = v9 (that rescale under the next
-// Q K^T, kRescaleInWindow); win_store = v10 (and O stored through shared memory by the copy
-// engine, kStoreViaSmem). lazy8 (kLazyLog2 8) was v7's rescale. A sample is 3 calls back to back
-// between two events; the variants take turns sample by sample, and the order rotates by
+// Variants, every template parameter given: v10 (eager rescale under the next Q K^T, O stored
+// through shared memory by the copy engine; one CTA a cluster) and v11_cluster (two CTAs of a
+// cluster share each K/V tile's copy where the block allows: non-causal rows only). Earlier
+// variants (v7's lazy rescale, v8, v9) are in NOTES.md with their parameters. A sample is 3 calls
+// back to back between two events; the variants take turns sample by sample, and the order rotates by
 // repetition, so clock drift falls on all of them.
 #include <algorithm>
 #include <cmath>
@@ -160,13 +160,10 @@ void run_shape(long long S, long long H, int reps) {
   p.group = 1;
   std::vector<Variant> vs;
   if constexpr (d == 128) {
-    vs = {variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, false, false>>("eager"),
-          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, true, false>>("eager_win"),
-          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, true, true>>("win_store")};
-  } else {
-    vs = {variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0, false, false>>("eager"),
-          variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0, true, false>>("eager_win"),
-          variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0, true, true>>("win_store")};
+    vs = {variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, true, true, 1>>("v10"),
+          variant<f9::Sm90Traits<B, 128, 128, 2, 2, 0, true, true, 2>>("v11_cluster")};
+  } else {  // no cluster at d 64 (Sm90Traits::kMulticast): v10 and v11 are one kernel
+    vs = {variant<f9::Sm90Traits<B, 64, 128, 2, 3, 0, true, true, 1>>("v10")};
   }
   for (int causal : {0, 1}) {
     p.causal = causal;

@@ -47,7 +47,7 @@ if [[ " $STEPS " == *" validate "* ]]; then
     say "validation $set_name (profile $PROFILE)"
     mkdir -p "$WORK/$set_name"
     timeout "$(left 560)" ./"$BUILD"/spattn run "$f" --backend sim,cuda --profile "$PROFILE" --iters 5 \
-      --warmup 1 --out "$WORK/$set_name" --resume >>"$WORK/validation_log.txt" 2>&1
+      --warmup 1 --warmup-ms 20 --timed-ms 10 --out "$WORK/$set_name" --resume >>"$WORK/validation_log.txt" 2>&1
     say "exit $?"
     pack calibrate_validate
   done

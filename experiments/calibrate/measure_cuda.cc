@@ -23,18 +23,12 @@ MeasureFn cuda_measure(const CudaMeasureOptions& options) {
     cuda::ExecOptions o;
     o.warmup = options.warmup;
     o.iterations = options.iterations;
+    o.warmup_ms = kWarmupMs;  // a short point runs long enough to be warm and steady
+    o.timed_ms = kTimedMs;
     o.check = false;
     o.watchdog_s = 60;
     Expected<cuda::ExecResult> r = cuda::execute(mb.plan, o);
     if (!r) return r.status();
-    // A short point runs again, long enough to be warm and to time many runs (repetitions_for).
-    const Repetitions n = repetitions_for(r->median_ms * 1e3, options.warmup, options.iterations);
-    if (n.warmup != o.warmup || n.iterations != o.iterations) {
-      o.warmup = n.warmup;
-      o.iterations = n.iterations;
-      r = cuda::execute(mb.plan, o);
-      if (!r) return r.status();
-    }
     return timed_us(mb, r->timeline);
   };
 }

@@ -366,12 +366,4 @@ double timed_us(const MicroBench& mb, const core::Timeline& timeline) {
   return ps_to_us(mb.span ? last - first : longest);
 }
 
-Repetitions repetitions_for(double run_us, int warmup, int iterations) {
-  auto runs = [&](double us, int least) {
-    if (!(run_us > 0)) return least;  // nothing measured: as asked
-    return std::max(least, static_cast<int>(std::min<double>(std::ceil(us / run_us), kMaxRuns)));
-  };
-  return {runs(kWarmupUs, warmup), runs(kTimedUs, iterations)};
-}
-
 }  // namespace spattn::calibrate

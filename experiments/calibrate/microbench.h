@@ -124,17 +124,9 @@ MicroBench build_microbench(const Point& p);
 // Microseconds: max over the timed tasks of (end - start), or their whole span (MicroBench::span).
 double timed_us(const MicroBench& mb, const core::Timeline& timeline);
 
-// How often to run a point whose run (one iteration) took `run_us`: at least `warmup` and
-// `iterations` times, and so that the warm-up lasts kWarmupUs and the timed runs kTimedUs of GPU
-// time (at most kMaxRuns each). A short point after two warm-up runs is measured on a GPU not yet
-// at its steady clock: one H100 calibration of kernel v10 timed 4 heads x 2K tokens (64 CTAs, one
-// wave, 50 us) 24% slower than 8 heads (128 CTAs), where the long points of two calibrations
-// agree within 3%.
-inline constexpr double kWarmupUs = 20'000, kTimedUs = 10'000;
-inline constexpr int kMaxRuns = 2'000;
-struct Repetitions {
-  int warmup = 2, iterations = 5;
-};
-Repetitions repetitions_for(double run_us, int warmup, int iterations);
+// GPU time of warm-up and of timed runs of each point (cuda::ExecOptions::warmup_ms, timed_ms):
+// a short point after two warm-up runs was measured on a GPU not yet at its steady clock (one H100
+// calibration of kernel v10 timed 4 heads x 2K tokens, 64 CTAs, 24% slower than 8 heads).
+inline constexpr double kWarmupMs = 20, kTimedMs = 10;
 
 }  // namespace spattn::calibrate

@@ -34,6 +34,8 @@ struct RunOptions {
   std::uint64_t seed = 0;       // random inputs
   int warmup = 2;               // cuda: untimed iterations first
   int iterations = 10;          // cuda: timed iterations (the median is reported)
+  double warmup_ms = 0;         // cuda: at least this much GPU time of warm-up ...
+  double timed_ms = 0;          // ... and of timed iterations (cuda::ExecOptions)
   int nodes = 0;                // sim: > 0 replaces `nodes` of a generated cluster file (--nodes)
   bool one_gpu = false;         // cuda: every rank on GPU 0 (cuda::ExecOptions::one_gpu)
   bool keep_timelines = false;  // sim, cuda: keep each row's Timeline (traces, comparison)

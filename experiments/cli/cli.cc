@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -72,7 +73,7 @@ struct RunArgs {
   std::string out_dir;  // --out DIR
   std::string profile;  // --profile FILE: replaces the experiment's `profile`
   bool resume = false;
-  std::string cuda_option;  // "--warmup" or "--iters" when given (they apply to cuda only)
+  std::string cuda_option;  // "--warmup", "--iters", ... when given (they apply to cuda only)
   RunOptions options;
 };
 
@@ -204,7 +205,7 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
     return fail(err, invalid_argument("--one-gpu: applies to the cuda backend, which is not among "
                                       "the backends (" +
                                       list + ")"));
-  // --warmup and --iters time the cuda backend: given without it they changed nothing (exit 0).
+  // --warmup, --iters, --warmup-ms and --timed-ms time the cuda backend: given without it they changed nothing (exit 0).
   if (!a.cuda_option.empty() && !has(Backend::kCuda))
     return fail(err, invalid_argument(a.cuda_option +
                                       ": applies to the cuda backend, which is not among the "
@@ -423,6 +424,19 @@ static CLI::Validator at_least(long long lo) {
       "INT>=" + std::to_string(lo));
 }
 
+// A time option in milliseconds: a finite number >= 0 (an hour at most).
+static CLI::Validator milliseconds() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(s, v) || !std::isfinite(v))
+          return "must be a number of milliseconds, got '" + s + "'";
+        if (v < 0 || v > 3.6e6) return "must be in [0, 3600000] ms, got " + s;
+        return {};
+      },
+      "MS>=0");
+}
+
 // A path option given as '' names nothing: refused rather than taken as not given.
 static CLI::Validator names(const char* what) {
   return CLI::Validator(
@@ -506,6 +520,16 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
                   "cuda: timed iterations (median reported)")
       ->check(at_least(1))
       ->each([&run_args](const std::string&) { run_args.cuda_option = "--iters"; });
+  run->add_option("--warmup-ms", run_args.options.warmup_ms,
+                  "cuda: more warm-up iterations until this much GPU time (ms) has run, counted "
+                  "from the first one's time (short plans reach the GPU's steady clock)")
+      ->check(milliseconds())
+      ->each([&run_args](const std::string&) { run_args.cuda_option = "--warmup-ms"; });
+  run->add_option("--timed-ms", run_args.options.timed_ms,
+                  "cuda: more timed iterations (beyond --iters) until they make this much GPU "
+                  "time (ms)")
+      ->check(milliseconds())
+      ->each([&run_args](const std::string&) { run_args.cuda_option = "--timed-ms"; });
   run->add_flag("--one-gpu", run_args.options.one_gpu,
                 "cuda: run every rank of each plan on GPU 0, transfers as device copies instead "
                 "of NCCL: checks plans of any GPU count with the real kernels on one GPU (reports "

@@ -21,10 +21,13 @@ Expected<Report> run_cuda(const core::Experiment& e, const RunOptions& o) {
   opt.seed = o.seed + 1;
   opt.iterations = o.iterations;
   opt.warmup = o.warmup;
+  opt.warmup_ms = o.warmup_ms;
+  opt.timed_ms = o.timed_ms;
   opt.one_gpu = o.one_gpu;
   if (o.one_gpu) {  // untimed: only the check counts
     opt.warmup = 0;
     opt.iterations = 1;
+    opt.warmup_ms = opt.timed_ms = 0;
   }
   BackendSteps m;
   m.measure = [&](const core::Plan& plan, const ReportCase&, ReportRow& row) -> Status {

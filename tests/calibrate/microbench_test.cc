@@ -6,6 +6,8 @@
 
 #include <variant>
 
+#include "cuda/executor.h"
+
 namespace spattn::calibrate {
 namespace {
 
@@ -175,24 +177,21 @@ TEST(MicroBench, Describe) {
   EXPECT_EQ(format_bytes(kGiB), "1 GiB");
 }
 
-// A short point is warmed up for kWarmupUs and timed over kTimedUs of runs; a long one keeps the
-// counts asked for; never more than kMaxRuns; a run that took no time keeps the counts.
+// A short point is warmed up for kWarmupMs and timed over kTimedMs of runs; a long one keeps the
+// counts asked for; never more than cuda::kMaxRuns; a run that took no time keeps the counts.
 TEST(MicroBench, ShortPointsRunLongEnoughToBeWarmAndSteady) {
-  const Repetitions shortp = repetitions_for(50, 2, 5);
-  EXPECT_EQ(shortp.warmup, 400);      // 20 ms / 50 us
-  EXPECT_EQ(shortp.iterations, 200);  // 10 ms / 50 us
-  const Repetitions mid = repetitions_for(3000, 2, 5);
-  EXPECT_EQ(mid.warmup, 7);  // ceil(20 / 3)
-  EXPECT_EQ(mid.iterations, 5);
-  const Repetitions longp = repetitions_for(100'000, 2, 5);
-  EXPECT_EQ(longp.warmup, 2);
-  EXPECT_EQ(longp.iterations, 5);
-  const Repetitions tiny = repetitions_for(0.5, 2, 5);
-  EXPECT_EQ(tiny.warmup, kMaxRuns);
-  EXPECT_EQ(tiny.iterations, kMaxRuns);
-  const Repetitions none = repetitions_for(0, 3, 7);
-  EXPECT_EQ(none.warmup, 3);
-  EXPECT_EQ(none.iterations, 7);
+  using cuda::kMaxRuns;
+  using cuda::runs_for;
+  EXPECT_EQ(runs_for(kWarmupMs, 0.05, 2), 400);  // 20 ms / 50 us
+  EXPECT_EQ(runs_for(kTimedMs, 0.05, 5), 200);   // 10 ms / 50 us
+  EXPECT_EQ(runs_for(kWarmupMs, 3, 2), 7);       // ceil(20 / 3)
+  EXPECT_EQ(runs_for(kTimedMs, 3, 5), 5);
+  EXPECT_EQ(runs_for(kWarmupMs, 100, 2), 2);
+  EXPECT_EQ(runs_for(kWarmupMs, 5e-4, 2), kMaxRuns);
+  EXPECT_EQ(runs_for(kTimedMs, 5e-4, 5), kMaxRuns);
+  EXPECT_EQ(runs_for(kWarmupMs, 5e-4, 3000), 3000);  // more asked for than the cap: as asked
+  EXPECT_EQ(runs_for(kWarmupMs, 0, 3), 3);
+  EXPECT_EQ(runs_for(0, 0.05, 7), 7);  // no target: the count alone
 }
 
 }  // namespace

@@ -463,6 +463,25 @@ TEST_P(FlashShapes, JointFrontAndBack) {
   run_case(c, 13);
 }
 
+// System: non-causal blocks with an even number of query blocks, where the Hopper kernel at
+// head_dim 128 pairs CTAs in clusters that share each K/V tile's copy: many key tiles (the slots'
+// phases wrap many times), a joint segment beside the image keys, GQA, batch 2, the last query
+// block short; then an odd number of blocks (no cluster). Expectation: the error rule on each.
+TEST_P(FlashShapes, NonCausalClusterPairs) {
+  SPATTN_REQUIRE_GPU();
+  Case c = base(500, 2000);
+  c.p.batch = 2;
+  c.p.q_heads = 4;
+  c.p.kv_heads = 2;
+  c.segs = {{77, true, 0, 1}, {2000, false, 0, 1}};
+  run_case(c, 22);
+  c.nq = 700;  // 6 query blocks of 128 (the last 60 rows)
+  c.segs = {{1500, false, 0, 2}};
+  run_case(c, 23);
+  c.nq = 300;  // 3 blocks: one CTA a cluster
+  run_case(c, 24);
+}
+
 // System: softcap 5 on scaled scores, large q so that the cap bites, with causal.
 TEST_P(FlashShapes, Softcap) {
   SPATTN_REQUIRE_GPU();

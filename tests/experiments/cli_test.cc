@@ -303,6 +303,9 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
        "--nodes: must be at most 2147483647, got 2147483648"},
       {{"run", kQuickstart, "--iters", "4294967297"},
        "--iters: must be at most 2147483647, got 4294967297"},
+      {{"run", kQuickstart, "--warmup-ms", "-1"}, "--warmup-ms: must be in [0, 3600000] ms, got -1"},
+      {{"run", kQuickstart, "--timed-ms", "nan"},
+       "--timed-ms: must be a number of milliseconds, got 'nan'"},
   };
   for (const auto& [args, message] : said) {
     const Result r = spattn(args);
@@ -801,7 +804,7 @@ TEST(Cli, OneGpuNeedsTheCudaBackendAlone) {
   EXPECT_NE(without.err.find("--one-gpu: applies to the cuda backend"), std::string::npos)
       << without.err;
   // --warmup and --iters likewise: without cuda they changed nothing and the run said exit 0.
-  for (const char* option : {"--warmup", "--iters"}) {
+  for (const char* option : {"--warmup", "--iters", "--warmup-ms", "--timed-ms"}) {
     const Result r = spattn({"run", kQuickstart, "--backend", "host,sim", option, "3"});
     EXPECT_EQ(r.code, 2) << r.err;
     EXPECT_EQ(r.err, std::string("spattn: ") + option +

@@ -20,6 +20,8 @@
 //   folded in; since v9 that rescale runs under the next Q K^T (Sm90Traits::kRescaleInWindow).
 // - O written through shared memory (each warpgroup's Q rows) by a bulk tensor store when out is
 //   16-bit and 16-byte aligned (Sm90Traits::kStoreViaSmem), else straight from the registers.
+// - clusters of two CTAs (adjacent query blocks) sharing each K and V tile's copy, where both read
+//   the same tiles (Sm90Traits::kClusterM, chosen at launch: Sm90Params::cluster).
 // CTAs are ordered longest causal rows first (the grid's x runs backwards over query blocks).
 #pragma once
 
@@ -174,8 +176,10 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     for (int s = 0; s < S; ++s) {
       ::cuda::ptx::mbarrier_init(k_full + s, 1);
       ::cuda::ptx::mbarrier_init(v_full + s, 1);
-      ::cuda::ptx::mbarrier_init(k_empty + s, Tr::kConsumerWarps);
-      ::cuda::ptx::mbarrier_init(v_empty + s, Tr::kConsumerWarps);
+      // A slot is free once every consumer warp of the cluster (both CTAs when they share it)
+      // has read it.
+      ::cuda::ptx::mbarrier_init(k_empty + s, Tr::kConsumerWarps * P.cluster);
+      ::cuda::ptx::mbarrier_init(v_empty + s, Tr::kConsumerWarps * P.cluster);
     }
     ::cuda::ptx::fence_mbarrier_init(::cuda::ptx::sem_release, ::cuda::ptx::scope_cluster);
     // Q needs no tile table: its copy flies while the tables are built.
@@ -187,6 +191,16 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
   }
   flash::RowDoc* row_doc = reinterpret_cast<flash::RowDoc*>(smem + Tr::kRowDocOffset);
   flash::build_tables<BN, BM, Tr::kThreads, Tr::kTableInts>(p, q0, rows_valid, table, row_doc, tid);
+  // A cluster's CTAs copy into each other's slots and arrive on each other's barriers: each
+  // CTA's barriers are initialised before the other's first copy (and, at the end, neither leaves
+  // while the other may still do so).
+  const bool shared_kv = Tr::kMulticast && P.cluster == 2;
+  const std::uint32_t cta_rank = shared_kv ? ::cuda::ptx::get_sreg_cluster_ctarank() : 0;
+  auto cluster_sync = [&]() {
+    ::cuda::ptx::barrier_cluster_arrive(::cuda::ptx::sem_release);
+    ::cuda::ptx::barrier_cluster_wait(::cuda::ptx::sem_acquire);
+  };
+  if (shared_kv) cluster_sync();
 
   // Producer: one thread issues every K and V copy (Q's went out with the barriers' init).
   auto producer = [&]() {
@@ -201,9 +215,17 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       const CUtensorMap* map = is_k ? &P.k[c.seg] : &P.v[c.seg];
       unsigned char* dst = smem + (is_k ? Tr::kKOffset : Tr::kVOffset) + slot * Tr::kKVBytes;
       const int hk = static_cast<int>(kv_head - p.seg[c.seg].kv_head_start);
+      if (shared_kv) {  // this CTA's atom of the tile, into both CTAs' slots
+        const int a = static_cast<int>(cta_rank);
+        const std::int32_t coords[4] = {a * 64, c.tile * BN, hk, static_cast<int>(b)};
+        ::cuda::ptx::cp_async_bulk_tensor(::cuda::ptx::space_cluster, ::cuda::ptx::space_global,
+                                          dst + a * BN * 128, map, coords, full,
+                                          static_cast<std::uint16_t>(0x3));
+      } else {
 #pragma unroll
-      for (int a = 0; a < Tr::kAtoms; ++a)
-        tma_load(dst + a * BN * 128, map, a * 64, c.tile * BN, hk, b, full);
+        for (int a = 0; a < Tr::kAtoms; ++a)
+          tma_load(dst + a * BN * 128, map, a * 64, c.tile * BN, hk, b, full);
+      }
       if (++slot == S) {
         slot = 0;
         phase ^= 1;
@@ -348,7 +370,13 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
       wgmma_commit();
     };
     auto release = [&](std::uint64_t* empty) {
-      if (lane == 0) ::cuda::ptx::mbarrier_arrive(empty);
+      if (lane == 0) {
+        ::cuda::ptx::mbarrier_arrive(empty);
+        if (shared_kv)  // the other CTA's copy also lands in this slot
+          ::cuda::ptx::mbarrier_arrive(
+              ::cuda::ptx::sem_release, ::cuda::ptx::scope_cluster, ::cuda::ptx::space_cluster,
+              static_cast<std::uint64_t*>(__cluster_map_shared_rank(empty, cta_rank ^ 1)));
+      }
     };
 
     wait_barrier(q_full, 0);
@@ -498,6 +526,7 @@ __global__ void __launch_bounds__(Tr::kThreads, 1)
     regs_inc<Tr::kConsumerRegs>();
     consumer();
   }
+  if (shared_kv) cluster_sync();
 }
 
 }  // namespace spattn::cuda::flash_sm90

@@ -88,13 +88,27 @@ Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64
     SPATTN_RETURN_IF_ERROR(encode_map<T>(&P.o, f.out, Tr::kHeadDim, f.nq, hq, batch,
                                          f.out_token_stride, f.out_head_stride, f.out_batch_stride,
                                          64));
+  // Two CTAs share each K/V tile where every CTA of the block reads the same tiles (no causal
+  // mask, window or documents) and the query blocks pair up.
+  const bool same_tiles =
+      !f.causal && f.window_left < 0 && f.window_right < 0 && f.num_doc_bounds == 0;
+  P.cluster = Tr::kMulticast && same_tiles && m_blocks % 2 == 0 ? 2 : 1;
   auto* kernel = &flash_fwd_sm90_kernel<Tr>;
   SPATTN_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
-  const dim3 grid(static_cast<unsigned>(m_blocks), static_cast<unsigned>(hq),
-                  static_cast<unsigned>(batch));
-  kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(P);
-  SPATTN_CUDA_CHECK(cudaGetLastError());
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(m_blocks), static_cast<unsigned>(hq),
+                        static_cast<unsigned>(batch));
+  config.blockDim = dim3(Tr::kThreads);
+  config.dynamicSmemBytes = Tr::kSmemBytes;
+  config.stream = stream;
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = static_cast<unsigned>(P.cluster);
+  cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  SPATTN_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, P));
   return {};
 }
 

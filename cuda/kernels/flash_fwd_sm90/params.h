@@ -23,6 +23,9 @@ struct Sm90Params {
   // engine's store of O; o_tma 0 when out is fp32 or not 16-byte aligned (then plain stores).
   CUtensorMap o;
   int o_tma;
+  // CTAs per cluster (1 or 2: launch_fwd_sm90 chooses, Sm90Traits::kClusterM): at 2 the pair's
+  // CTAs read the same key tiles, each copying half of every K and V tile into both.
+  int cluster;
 };
 
 }  // namespace spattn::cuda::flash_sm90

@@ -19,7 +19,7 @@ namespace spattn::cuda::flash_sm90 {
 // (NOTES.md, v8; attn_tune times the two side by side).
 template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2,
           int kConsumers_ = kHeadDim_ == 64 ? 3 : 2, int kLazyLog2_ = 0,
-          bool kRescaleInWindow_ = true, bool kStoreViaSmem_ = true>
+          bool kRescaleInWindow_ = true, bool kStoreViaSmem_ = true, int kClusterM_ = 2>
 struct Sm90Traits {
   using T = T_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -36,6 +36,13 @@ struct Sm90Traits {
   // the warpgroup's Q rows in shared memory and stored by the copy engine, whole 128-byte lines;
   // false, or fp32 / unaligned outputs: 4- or 8-byte stores straight from the accumulators.
   static constexpr bool kStoreViaSmem = kStoreViaSmem_;
+  // 2 (v11): where every CTA of a block reads the same key tiles (no causal mask, no window, no
+  // documents) and the block has an even number of query blocks, two CTAs of adjacent query
+  // blocks form a cluster and share each K and V tile: each copies one 64-column atom of it into
+  // both CTAs' shared memory (multicast), which halves the tiles' traffic from L2, as
+  // FlashAttention-3 does for non-causal head_dim >= 128. Only at head_dim 128 (one atom each).
+  static constexpr int kClusterM = kClusterM_;
+  static constexpr bool kMulticast = kClusterM_ == 2 && kHeadDim_ == 128;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kConsumerWarps = 4 * kConsumers;
   static constexpr int kProducerRegs = 24;  // setmaxnreg: the producer holds little
@@ -61,6 +68,7 @@ struct Sm90Traits {
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128 (whole 128-byte atoms)");
   static_assert(kBlockN == 128, "S on wgmma_ss_n128 (176-key tiles spilled: NOTES.md)");
   static_assert(kConsumers == 2 || kConsumers == 3, "the ping-pong ring has 2 or 3 warpgroups");
+  static_assert(kClusterM_ == 1 || kClusterM_ == 2, "clusters of one or two CTAs");
   static_assert(kLazyLog2_ >= 0 && kLazyLog2_ <= 8, "P stays within the 16-bit type's range");
   static_assert(kBlockN <= 256 && kBlockM <= 256, "a copy-engine box is at most 256 rows");
   static_assert(kQBytes % 1024 == 0 && kKVBytes % 1024 == 0,
