@@ -77,6 +77,10 @@ struct AttentionKernelProfile {
   double softcap_factor = 1;    // a block with softcap takes this times as long (tanh per score)
   double fp16_factor = 1;       // a block in fp16 takes this times as long as in bf16
   double documents_factor = 1;  // a block of packed documents takes this times as long
+  // A block the Hopper kernel runs in clusters of two CTAs sharing each K/V tile's copy
+  // (sim::clustered: no causal mask, window or documents, head_dim 128, an even number of query
+  // blocks) takes this times as long.
+  double cluster_factor = 1;
 
   double keys_factor_at(double keys) const;
   double head_dim_scale(std::int64_t hd) const;    // (hd / head_dim) x its factor

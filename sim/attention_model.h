@@ -49,10 +49,17 @@ constexpr std::int64_t kMaxModelledCtas = std::int64_t{1} << 22;
 Status check_attention_size(const core::Problem& problem, const core::AttnBlock& a,
                             const core::AttentionKernelProfile& kernel);
 
+// Whether the Hopper kernel runs block `a` in clusters of two CTAs that share each K/V tile's copy
+// (cuda/kernels/flash_fwd_sm90/launch.cuh): the wgmma kernel, no causal mask, window or documents
+// (every CTA reads the same tiles), head_dim 128 and an even number of query blocks.
+bool clustered(const core::Problem& problem, const core::AttnBlock& a,
+               const core::AttentionKernelProfile& kernel);
+
 // The kernel's time on block `a`: launch + makespan * tile_us * keys_factor(the block's keys, or
 // with keys_visited the keys its CTAs visit) *
 // head_dim_scale(head_dim) (* softcap_factor with softcap) (* fp16_factor in fp16)
-// (* documents_factor for a block that carries document boundaries).
+// (* documents_factor for a block that carries document boundaries) (* cluster_factor when
+// clustered).
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
                           const core::AttentionKernelProfile& kernel);
 

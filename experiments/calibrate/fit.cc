@@ -251,6 +251,7 @@ struct AttnRow {
   core::Problem problem;
   std::vector<sim::CtaTiles> ctas;
   std::int64_t repeats;
+  bool clustered;  // sim::clustered: cluster_factor applies
 };
 
 // The keys a row's CTAs visit (sim::visited_keys at its head_dim's tile).
@@ -286,7 +287,7 @@ Status attention_rows(const std::vector<Measurement>& ms, const core::AttentionK
             {&m, mb.plan.problem,
              sim::attention_cta_tiles(mb.plan.problem, a, k0.block_m_at(mb.plan.problem.head_dim),
                                       k0.block_n_at(mb.plan.problem.head_dim)),
-             a.q.heads * mb.plan.problem.batch});
+             a.q.heads * mb.plan.problem.batch, sim::clustered(mb.plan.problem, a, k0)});
   }
   return {};
 }
@@ -324,6 +325,22 @@ void fit_attention_shape(const std::vector<AttnRow>& rows, const std::vector<Att
     for (const AttnRow& r : rows) others.push_back(&r);
   }
   const double launch = ps_to_us(k0.launch);
+  // cluster_factor: a non-causal square point that the Hopper kernel pairs in clusters over the
+  // unmasked point of the same length (queries after all keys, causal: every tile full, the same
+  // CTAs, no cluster), geometric mean over the lengths measured both ways. The anchors' rates are
+  // then those of blocks without clusters, and each clustered row is predicted with the factor.
+  double log_sum = 0;
+  int pairs = 0;
+  for (const AttnRow& c : rows)
+    for (const AttnRow& u : rows)
+      if (c.clustered && c.m->point.kind == PointKind::kAttention && !c.m->point.causal &&
+          u.m->point.kind == PointKind::kAttentionUnmasked &&
+          u.m->point.tokens == c.m->point.tokens) {
+        log_sum += std::log((c.m->median_us - launch) / (u.m->median_us - launch));
+        ++pairs;
+      }
+  k0.cluster_factor = pairs > 0 ? std::exp(log_sum / pairs) : 1.0;
+  auto cluster = [&](const AttnRow& r) { return r.clustered ? k0.cluster_factor : 1.0; };
   // Shape x -> the profile (tile_us, and the factors from the anchors) and the others' error.
   auto solve = [&](const std::array<double, 3>& x, core::AttentionKernelProfile& k) {
     k.cta_tiles = x[0];
@@ -332,16 +349,16 @@ void fit_attention_shape(const std::vector<AttnRow>& rows, const std::vector<Att
     k.sync_tiles = k.ctas_per_sm > 1 ? 0.0 : x[2];
     k.keys_factor.clear();
     k.keys_visited = by_keys;
-    std::vector<double> span;  // makespan in tiles x head_dim scale
-    for (const AttnRow* r : others) span.push_back(span_of(*r, k));
+    std::vector<double> span;  // makespan in tiles x head_dim scale (x cluster_factor)
+    for (const AttnRow* r : others) span.push_back(span_of(*r, k) * cluster(*r));
     if (by_keys) {
       std::map<double, std::pair<double, int>> logs;  // keys -> (sum of log rates, count)
       for (const AttnRow* a : anchors) {
         auto& [sum, n] = logs[keys_of(*a, k)];
-        sum += std::log((a->m->median_us - launch) / span_of(*a, k));
+        sum += std::log((a->m->median_us - launch) / (span_of(*a, k) * cluster(*a)));
         ++n;
       }
-      k.tile_us = (norm->m->median_us - launch) / span_of(*norm, k);
+      k.tile_us = (norm->m->median_us - launch) / (span_of(*norm, k) * cluster(*norm));
       for (const auto& [keys, sn] : logs)
         k.keys_factor.push_back({keys, std::exp(sn.first / sn.second) / k.tile_us});
     } else {
@@ -397,6 +414,11 @@ void fit_attention_shape(const std::vector<AttnRow>& rows, const std::vector<Att
       shape ? "Nelder-Mead" : "tile_us alone", others.size(),
       100 * std::sqrt(err / static_cast<double>(others.size())), launch, k0.sms, k0.ctas_per_sm,
       k0.block_m, k0.block_n));
+  if (pairs > 0)
+    res.notes.push_back(fmt::format(
+        "attention cluster_factor {:.3f}: {} non-causal square points run in clusters over the "
+        "unmasked points of their lengths",
+        k0.cluster_factor, pairs));
 }
 
 // The d 64, softcap, fp16 and documents factors: each point's measured time over the model's

@@ -181,6 +181,48 @@ TEST(Fit, RecoversSyncTilesWithOneCtaAnSm) {
       EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
 }
 
+// The Hopper kernel pairs the CTAs of non-causal d 128 blocks with an even number of query blocks
+// in clusters. System: the sync_tiles truth above on the wgmma kernel, with those blocks 6% faster
+// (cluster_factor 0.94). Expectation: cluster_factor back within 0.5% (the non-causal squares over
+// the unmasked points of their lengths), the shape as without it, the softcap and fp16 factors
+// (their points partly clustered) still the truth's, and every attention point reproduced.
+TEST(Fit, RecoversTheClusterFactorOfTheHopperKernel) {
+  const core::Cluster c = h200(4);
+  core::Profile t = truth();
+  t.attention.kernel = "wgmma";
+  t.attention.ctas_per_sm = 1;
+  t.attention.lone_speedup = 1;
+  t.attention.sync_tiles = 0.8;
+  t.attention.cluster_factor = 0.94;
+  core::Profile b = base();
+  b.attention.kernel = "wgmma";
+  b.attention.ctas_per_sm = 1;
+  const std::vector<Measurement> ms = synthetic(calibration_points(4, false), c, t);
+  Expected<FitResult> fit = fit_profile(ms, c, b);
+  ASSERT_TRUE(fit.ok()) << fit.status().message();
+  const core::AttentionKernelProfile& got = fit->profile.attention;
+  EXPECT_NEAR(got.cluster_factor, 0.94, 0.005 * 0.94);
+  EXPECT_NEAR(got.sync_tiles, 0.8, 0.1);
+  EXPECT_NEAR(got.cta_tiles, 1.5, 0.3);
+  EXPECT_NEAR(got.masked_tiles, 2.0, 0.05);
+  EXPECT_NEAR(got.softcap_factor, 1.3, 0.01 * 1.3);
+  EXPECT_NEAR(got.fp16_factor, 1.08, 0.01 * 1.08);
+  int clustered = 0;
+  for (const PointCheck& k : fit->checks) {
+    if (k.point.kind == PointKind::kAttention && !k.point.causal) ++clustered;
+    if (k.point.kind == PointKind::kAttention || k.point.kind == PointKind::kAttentionUnmasked ||
+        k.point.kind == PointKind::kAttentionHeads || k.point.kind == PointKind::kAttentionSoftcap ||
+        k.point.kind == PointKind::kAttentionFp16)
+      EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
+  }
+  EXPECT_GT(clustered, 3);
+  // Without clusters in the truth the fit finds none: the factor stays 1 (not written).
+  t.attention.cluster_factor = 1;
+  Expected<FitResult> plain = fit_profile(synthetic(calibration_points(4, false), c, t), c, b);
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_NEAR(plain->profile.attention.cluster_factor, 1.0, 1e-9);
+}
+
 // The truth's NCCL bends at 16 MiB (the messages neither line fit uses): a ring step (exchange
 // with 2 peers) takes 80 us more than the line there, a one-way pair 15 us more, interpolated in
 // log bytes down to 0 at 1 MiB and 64 MiB. Expectation: the line is still recovered, the size

@@ -353,5 +353,40 @@ TEST(AttentionModel, Fp16AndDocumentsTakeTheirFactors) {
   EXPECT_EQ(attention_duration(p, packed, k), 108'240'000);
 }
 
+// System: cluster_factor 0.9 on the wgmma kernel, a d 128 block of 384 queries (3 query blocks of
+// 128) or 256 (2) against 1280 keys, non-causal, then causal, with a window, with documents, at
+// d 64, on the mma kernel. Expectation: the factor on the even, unmasked d 128 wgmma block alone
+// (the blocks the Hopper kernel pairs in clusters); every other block as without it.
+TEST(AttentionModel, ClusterFactorOnPairedBlocksOnly) {
+  core::AttentionKernelProfile k = two_sms();
+  k.kernel = "wgmma";
+  core::Problem p;
+  p.head_dim = 128;
+  const core::AttnBlock odd = block(384, 0, 1, {{1280, 0, 1, false}});
+  const core::AttnBlock even = block(256, 0, 1, {{1280, 0, 1, false}});
+  const TimePs odd_t = attention_duration(p, odd, k), even_t = attention_duration(p, even, k);
+  k.cluster_factor = 0.9;
+  EXPECT_FALSE(clustered(p, odd, k));
+  EXPECT_EQ(attention_duration(p, odd, k), odd_t);
+  EXPECT_TRUE(clustered(p, even, k));
+  EXPECT_EQ(even_t, 41 * kPsPerUs);  // 2 CTAs of 20.5 tiles at 2 us, one on each SM
+  EXPECT_NEAR(static_cast<double>(attention_duration(p, even, k)), 36.9e6, 1);
+  core::Problem causal = p;
+  causal.causal = true;
+  core::Problem window = p;
+  window.window = {64, 64};
+  core::Problem d64 = p;
+  d64.head_dim = 64;
+  core::AttnBlock packed = even;
+  packed.doc_bounds = {0, 1280};
+  EXPECT_FALSE(clustered(causal, even, k));
+  EXPECT_FALSE(clustered(window, even, k));
+  EXPECT_FALSE(clustered(d64, even, k));
+  EXPECT_FALSE(clustered(p, packed, k));
+  k.kernel = "mma";
+  EXPECT_FALSE(clustered(p, even, k));
+  EXPECT_EQ(attention_duration(p, even, k), even_t);
+}
+
 }  // namespace
 }  // namespace spattn::sim

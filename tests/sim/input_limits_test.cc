@@ -162,7 +162,7 @@ TEST(InputLimits, ProfileTimesAndFactorsAreFinite) {
   Expected<core::Profile> again = core::parse_profile(core::profile_yaml(*synced), "p");
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->attention.sync_tiles, 1.5);
-  for (const char* key : {"softcap_factor", "fp16_factor", "documents_factor"})
+  for (const char* key : {"softcap_factor", "fp16_factor", "documents_factor", "cluster_factor"})
     expect_error(
         core::parse_profile(std::string("profile:\n  attention: {tile_us: 1, ") + key + ": .inf}\n",
                             "p.yaml")
