@@ -57,7 +57,7 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
       {"kernel", "launch_us", "block_m", "block_n", "head_dim", "sms", "ctas_per_sm", "tile_us",
        "cta_tiles", "masked_tiles", "lone_speedup", "sync_tiles", "keys_factor", "keys_visited",
        "head_dim_factor", "softcap_factor", "fp16_factor", "documents_factor",
-       "cluster_factor"}));
+       "cluster_pairs", "cluster_factor"}));
   SPATTN_RETURN_IF_ERROR(y.get(a, "kernel", k.kernel, false));
   if (k.kernel != "mma" && k.kernel != "wgmma")
     return y.error(a["kernel"], "kernel", "must be mma or wgmma, got '" + k.kernel + "'");
@@ -137,6 +137,7 @@ Status read_attention(const YamlReader& y, const YAML::Node& a, AttentionKernelP
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "softcap_factor", k.softcap_factor, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "fp16_factor", k.fp16_factor, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "documents_factor", k.documents_factor, false));
+  SPATTN_RETURN_IF_ERROR(y.get(a, "cluster_pairs", k.cluster_pairs, false));
   SPATTN_RETURN_IF_ERROR(y.get_positive(a, "cluster_factor", k.cluster_factor, false));
   return {};
 }
@@ -369,6 +370,7 @@ std::string profile_yaml(const Profile& p) {
   if (k.softcap_factor != 1) s += fmt::format("    softcap_factor: {}\n", k.softcap_factor);
   if (k.fp16_factor != 1) s += fmt::format("    fp16_factor: {}\n", k.fp16_factor);
   if (k.documents_factor != 1) s += fmt::format("    documents_factor: {}\n", k.documents_factor);
+  if (k.cluster_pairs) s += "    cluster_pairs: true\n";
   if (k.cluster_factor != 1) s += fmt::format("    cluster_factor: {}\n", k.cluster_factor);
   s += fmt::format("  memory: {{hbm_gbps: {}, launch_us: {}}}\n", p.hbm_bandwidth / 1e9,
                    ps_to_us_exact(p.memory_launch));

@@ -77,9 +77,10 @@ struct AttentionKernelProfile {
   double softcap_factor = 1;    // a block with softcap takes this times as long (tanh per score)
   double fp16_factor = 1;       // a block in fp16 takes this times as long as in bf16
   double documents_factor = 1;  // a block of packed documents takes this times as long
-  // A block the Hopper kernel runs in clusters of two CTAs sharing each K/V tile's copy
-  // (sim::clustered: no causal mask, window or documents, head_dim 128, an even number of query
-  // blocks) takes this times as long.
+  // Whether the kernel runs a block in clusters of two CTAs sharing each K/V tile's copy where it
+  // can (the Hopper kernel from v11; sim::clustered: no causal mask, window or documents, head_dim
+  // 128, an even number of query blocks); such a block takes cluster_factor times as long.
+  bool cluster_pairs = false;
   double cluster_factor = 1;
 
   double keys_factor_at(double keys) const;

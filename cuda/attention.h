@@ -54,6 +54,7 @@ inline Expected<AttentionKernel> parse_attention_kernel(const std::string& s) {
 struct AttentionKernelShape {
   const char* name;  // "mma" or "wgmma" (the profile's attention.kernel)
   int block_m, block_n, ctas_per_sm;
+  bool cluster_pairs;  // pairs CTAs in clusters (the profile's attention.cluster_pairs)
 };
 AttentionKernelShape kernel_shape(AttentionKernel k, int head_dim = 128);  // k: kMma or kWgmma
 

@@ -40,7 +40,9 @@ Expected<bool> device_is_sm90() {
 AttentionKernelShape kernel_shape(AttentionKernel k, int head_dim) {
   auto shape = [](AttentionKernel kernel, auto traits, int ctas) -> AttentionKernelShape {
     using Tr = decltype(traits);
-    return {to_string(kernel), Tr::kBlockM, Tr::kBlockN, ctas};
+    bool pairs = false;
+    if constexpr (requires { Tr::kMulticast; }) pairs = Tr::kMulticast;
+    return {to_string(kernel), Tr::kBlockM, Tr::kBlockN, ctas, pairs};
   };
   using T = __nv_bfloat16;
   constexpr AttentionKernel kWgmma = AttentionKernel::kWgmma, kMma = AttentionKernel::kMma;

@@ -140,6 +140,7 @@ int cmd_calibrate(const CalibrateArgs& a, std::ostream& out, std::ostream& err) 
     base->attention.block_m = shape.block_m;
     base->attention.block_n = shape.block_n;
     base->attention.ctas_per_sm = shape.ctas_per_sm;
+    base->attention.cluster_pairs = shape.cluster_pairs;
     // ... and its tile at d 64 where that differs (the base's d 64 factor stays until the fit).
     const cuda::AttentionKernelShape d64 = cuda::kernel_shape(*kernel, 64);
     std::vector<core::HeadDimFactor>& hd = base->attention.head_dim_factor;

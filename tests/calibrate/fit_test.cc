@@ -193,10 +193,12 @@ TEST(Fit, RecoversTheClusterFactorOfTheHopperKernel) {
   t.attention.ctas_per_sm = 1;
   t.attention.lone_speedup = 1;
   t.attention.sync_tiles = 0.8;
+  t.attention.cluster_pairs = true;
   t.attention.cluster_factor = 0.94;
   core::Profile b = base();
   b.attention.kernel = "wgmma";
   b.attention.ctas_per_sm = 1;
+  b.attention.cluster_pairs = true;  // as calibrate takes it from the kernel (cuda::kernel_shape)
   const std::vector<Measurement> ms = synthetic(calibration_points(4, false), c, t);
   Expected<FitResult> fit = fit_profile(ms, c, b);
   ASSERT_TRUE(fit.ok()) << fit.status().message();
@@ -216,11 +218,13 @@ TEST(Fit, RecoversTheClusterFactorOfTheHopperKernel) {
       EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
   }
   EXPECT_GT(clustered, 3);
-  // Without clusters in the truth the fit finds none: the factor stays 1 (not written).
-  t.attention.cluster_factor = 1;
-  Expected<FitResult> plain = fit_profile(synthetic(calibration_points(4, false), c, t), c, b);
+  EXPECT_TRUE(fit->profile.attention.cluster_pairs);
+  // A kernel that does not pair CTAs gets no factor, whatever its points say.
+  b.attention.cluster_pairs = false;
+  Expected<FitResult> plain = fit_profile(ms, c, b);
   ASSERT_TRUE(plain.ok()) << plain.status().message();
-  EXPECT_NEAR(plain->profile.attention.cluster_factor, 1.0, 1e-9);
+  EXPECT_EQ(plain->profile.attention.cluster_factor, 1.0);
+  EXPECT_FALSE(plain->profile.attention.cluster_pairs);
 }
 
 // The truth's NCCL bends at 16 MiB (the messages neither line fit uses): a ring step (exchange

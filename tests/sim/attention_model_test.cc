@@ -353,13 +353,14 @@ TEST(AttentionModel, Fp16AndDocumentsTakeTheirFactors) {
   EXPECT_EQ(attention_duration(p, packed, k), 108'240'000);
 }
 
-// System: cluster_factor 0.9 on the wgmma kernel, a d 128 block of 384 queries (3 query blocks of
-// 128) or 256 (2) against 1280 keys, non-causal, then causal, with a window, with documents, at
-// d 64, on the mma kernel. Expectation: the factor on the even, unmasked d 128 wgmma block alone
-// (the blocks the Hopper kernel pairs in clusters); every other block as without it.
+// System: cluster_factor 0.9 on a kernel that pairs CTAs (cluster_pairs), a d 128 block of 384
+// queries (3 query blocks of 128) or 256 (2) against 1280 keys, non-causal, then causal, with a
+// window, with documents, at d 64, on a kernel that does not pair. Expectation: the factor on the
+// even, unmasked d 128 block alone (the blocks the Hopper kernel pairs in clusters); every other
+// block as without it.
 TEST(AttentionModel, ClusterFactorOnPairedBlocksOnly) {
   core::AttentionKernelProfile k = two_sms();
-  k.kernel = "wgmma";
+  k.cluster_pairs = true;
   core::Problem p;
   p.head_dim = 128;
   const core::AttnBlock odd = block(384, 0, 1, {{1280, 0, 1, false}});
@@ -383,7 +384,7 @@ TEST(AttentionModel, ClusterFactorOnPairedBlocksOnly) {
   EXPECT_FALSE(clustered(window, even, k));
   EXPECT_FALSE(clustered(d64, even, k));
   EXPECT_FALSE(clustered(p, packed, k));
-  k.kernel = "mma";
+  k.cluster_pairs = false;
   EXPECT_FALSE(clustered(p, even, k));
   EXPECT_EQ(attention_duration(p, even, k), even_t);
 }

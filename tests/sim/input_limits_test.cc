@@ -162,6 +162,20 @@ TEST(InputLimits, ProfileTimesAndFactorsAreFinite) {
   Expected<core::Profile> again = core::parse_profile(core::profile_yaml(*synced), "p");
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->attention.sync_tiles, 1.5);
+  // cluster_pairs and cluster_factor likewise: absent, false and 1 (not written); given, kept.
+  EXPECT_FALSE(plain->attention.cluster_pairs);
+  EXPECT_EQ(core::profile_yaml(*plain).find("cluster_"), std::string::npos);
+  Expected<core::Profile> paired = core::parse_profile(
+      "profile:\n  attention: {tile_us: 1, cluster_pairs: true, cluster_factor: 0.95}\n", "p");
+  ASSERT_TRUE(paired.ok());
+  Expected<core::Profile> back = core::parse_profile(core::profile_yaml(*paired), "p");
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->attention.cluster_pairs);
+  EXPECT_EQ(back->attention.cluster_factor, 0.95);
+  expect_error(
+      core::parse_profile("profile:\n  attention: {tile_us: 1, cluster_pairs: maybe}\n", "p.yaml")
+          .status(),
+      "cluster_pairs");
   for (const char* key : {"softcap_factor", "fp16_factor", "documents_factor", "cluster_factor"})
     expect_error(
         core::parse_profile(std::string("profile:\n  attention: {tile_us: 1, ") + key + ": .inf}\n",

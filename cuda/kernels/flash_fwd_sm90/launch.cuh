@@ -107,7 +107,7 @@ Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64
   cluster.val.clusterDim.x = static_cast<unsigned>(P.cluster);
   cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
   config.attrs = &cluster;
-  config.numAttrs = 1;
+  config.numAttrs = P.cluster > 1 ? 1 : 0;
   SPATTN_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, P));
   return {};
 }

@@ -19,7 +19,7 @@ namespace spattn::cuda::flash_sm90 {
 // (NOTES.md, v8; attn_tune times the two side by side).
 template <typename T_, int kHeadDim_, int kBlockN_ = 128, int kStages_ = 2,
           int kConsumers_ = kHeadDim_ == 64 ? 3 : 2, int kLazyLog2_ = 0,
-          bool kRescaleInWindow_ = true, bool kStoreViaSmem_ = true, int kClusterM_ = 2>
+          bool kRescaleInWindow_ = true, bool kStoreViaSmem_ = true, int kClusterM_ = 1>
 struct Sm90Traits {
   using T = T_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -36,11 +36,12 @@ struct Sm90Traits {
   // the warpgroup's Q rows in shared memory and stored by the copy engine, whole 128-byte lines;
   // false, or fp32 / unaligned outputs: 4- or 8-byte stores straight from the accumulators.
   static constexpr bool kStoreViaSmem = kStoreViaSmem_;
-  // 2 (v11): where every CTA of a block reads the same key tiles (no causal mask, no window, no
-  // documents) and the block has an even number of query blocks, two CTAs of adjacent query
-  // blocks form a cluster and share each K and V tile: each copies one 64-column atom of it into
-  // both CTAs' shared memory (multicast), which halves the tiles' traffic from L2, as
-  // FlashAttention-3 does for non-causal head_dim >= 128. Only at head_dim 128 (one atom each).
+  // 2 (v11, not yet run on a GPU, so not dispatched: attn_tune's v11_cluster): where every CTA of a
+  // block reads the same key tiles (no causal mask, no window, no documents) and the block has an
+  // even number of query blocks, two CTAs of adjacent query blocks form a cluster and share each K
+  // and V tile: each copies one 64-column atom of it into both CTAs' shared memory (multicast),
+  // which halves the tiles' traffic from L2, as FlashAttention-3 does for non-causal head_dim >=
+  // 128. Only at head_dim 128 (one atom each).
   static constexpr int kClusterM = kClusterM_;
   static constexpr bool kMulticast = kClusterM_ == 2 && kHeadDim_ == 128;
   static constexpr int kThreads = 128 * (1 + kConsumers);
