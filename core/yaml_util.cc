@@ -1,5 +1,7 @@
 #include "core/yaml_util.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -46,6 +48,50 @@ Status check_tree(const YAML::Node& root, const std::string& file) {
   return {};
 }
 
+// Counts a stream's documents and keeps nothing of them: whether the latest holds any node, and
+// where its first node (or its null) is.
+class DocumentScan : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& m) override {
+    content_ = false;
+    at_ = m;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override {
+    if (!content_) at_ = m;
+  }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(m);
+  }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnMapEnd() override {}
+  bool content() const { return content_; }
+  const YAML::Mark& at() const { return at_; }
+
+ private:
+  void node(const YAML::Mark& m) {
+    if (!content_) at_ = m;
+    content_ = true;
+  }
+  bool content_ = false;
+  YAML::Mark at_;
+};
+
+// More documents than any input file may hold: yaml-cpp (0.7 and 0.8) reads a ',' outside a flow
+// collection ([...] or {...}) as one empty document after another without consuming it, forever
+// (LoadAll then allocates until the process dies: yaml-cpp issue 1040, fixed upstream after 0.8).
+constexpr int kMaxDocuments = 64;
+
 }  // namespace
 
 Expected<std::string> read_input_file(const std::string& path) {
@@ -73,14 +119,20 @@ Expected<std::string> read_input_file(const std::string& path) {
 Expected<YamlReader> YamlReader::parse(const std::string& text, const std::string& name) {
   YAML::Node root;
   try {
-    // Every document, so that one after a `---` is refused rather than silently ignored (an empty
-    // one, such as a trailing `---`, is allowed).
-    const std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (!docs.empty()) root = docs.front();
-    for (std::size_t i = 1; i < docs.size(); ++i)
-      if (docs[i] && !docs[i].IsNull())
-        return invalid_argument(position(name, docs[i].Mark()) +
+    // Every document is scanned, so that one after a `---` is refused rather than silently ignored
+    // (an empty one, such as a trailing `---`, is allowed); then the first is built.
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentScan scan;
+    for (int n = 1; parser.HandleNextDocument(scan); ++n) {
+      if (n > kMaxDocuments)
+        return invalid_argument(position(name, scan.at()) +
+                                ": YAML syntax error: ',' outside a [...] or {...} list");
+      if (n > 1 && scan.content())
+        return invalid_argument(position(name, scan.at()) +
                                 ": a second YAML document (after '---'): an input file holds one");
+    }
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return invalid_argument(position(name, e.mark) + ": YAML syntax error: " + e.msg);
   }

@@ -102,6 +102,26 @@ TEST(Limits, ASecondYamlDocumentIsRefused) {
   EXPECT_EQ(trailing->root()["a"].as<int>(), 1);
 }
 
+// System: a ',' outside a [...] or {...} list at the top level, before a key, and after an
+// indented map (found by tests/fuzz at 5,000 mutants a family: yaml-cpp 0.7 and 0.8 read it as endless empty
+// documents, and LoadAll allocated until the process died), then a list that holds one.
+// Expectation: each refused at the comma's line and column, at once; the flow list read.
+TEST(Limits, AStrayCommaIsASyntaxErrorNotAnEndlessParse) {
+  for (const auto& [text, at] : {std::pair{",a: 1\n", "x.yaml:1:1:"},
+                                 std::pair{"  ,generate:\n  name: x\n", "x.yaml:1:3:"},
+                                 std::pair{"  a: 1\n  b:\n    c: 2\n ,   d: 3\n", "x.yaml:4:2:"}}) {
+    Expected<YamlReader> r = YamlReader::parse(text, "x.yaml");
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message(),
+              std::string(at) + " YAML syntax error: ',' outside a [...] or {...} list")
+        << text;
+  }
+  Expected<YamlReader> flow = YamlReader::parse("a: [1, 2]\n", "x.yaml");
+  ASSERT_TRUE(flow.ok()) << flow.status().message();
+  EXPECT_EQ(flow->root()["a"].size(), 2u);
+}
+
 // System: a directory, /dev/zero (endless) and /dev/null as input files. Expectation: refused at
 // once as not regular files (not read forever, not "empty"); a missing file is NotFound.
 TEST(Limits, InputsThatAreNotRegularFilesAreRefused) {
