@@ -161,10 +161,12 @@ double cta_makespan(const std::vector<double>& work, std::int64_t repeats,
       Sm& sm = sms[i];
       const double done = (at - sm.at) * speed(static_cast<int>(sm.left.size()));
       sm.at = at;
-      std::erase_if(sm.left, [&](double& w) {
-        w -= done;
-        return w <= 1e-9 * (1.0 + done);
-      });
+      for (double& w : sm.left) w -= done;
+      // The CTA this event was scheduled for ends now, whatever rounding left of it (on a clock of
+      // 1e8 tiles a remainder of 1e-8 would schedule the same instant again, forever), and with it
+      // any other within rounding.
+      const double least = *std::min_element(sm.left.begin(), sm.left.end());
+      std::erase_if(sm.left, [&](double w) { return w <= least + 1e-9 * (1.0 + done); });
       freed.push_back(i);
     }
     if (freed.empty()) continue;
