@@ -69,7 +69,8 @@ inline constexpr int kMaxRuns = 2'000;
 inline int runs_for(double target_ms, double run_ms, int least) {
   if (!(run_ms > 0) || !(target_ms > 0)) return least;
   const double n = target_ms / run_ms;
-  return n >= kMaxRuns ? std::max(least, kMaxRuns) : std::max(least, static_cast<int>(std::ceil(n)));
+  return n >= kMaxRuns ? std::max(least, kMaxRuns)
+                       : std::max(least, static_cast<int>(std::ceil(n)));
 }
 
 // Unavailable when no GPU / too few GPUs (without ExecOptions::one_gpu) / NCCL fails to start;

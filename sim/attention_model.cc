@@ -223,8 +223,8 @@ Status check_attention_size(const core::Problem& problem, const core::AttnBlock&
 bool clustered(const core::Problem& problem, const core::AttnBlock& a,
                const core::AttentionKernelProfile& kernel) {
   const std::int64_t bm = kernel.block_m_at(problem.head_dim);
-  return kernel.cluster_pairs && !problem.causal && problem.window.none() &&
-         a.doc_bounds.empty() && problem.head_dim == 128 && ((a.q.tokens + bm - 1) / bm) % 2 == 0;
+  return kernel.cluster_pairs && !problem.causal && problem.window.none() && a.doc_bounds.empty() &&
+         problem.head_dim == 128 && ((a.q.tokens + bm - 1) / bm) % 2 == 0;
 }
 
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,
@@ -260,9 +260,7 @@ TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a
                     (problem.softcap > 0 ? kernel.softcap_factor : 1.0) *
                     (problem.dtype == core::DType::kF16 ? kernel.fp16_factor : 1.0) *
                     (a.doc_bounds.empty() ? 1.0 : kernel.documents_factor) *
-                    (clustered(problem, a, kernel)
-                         ? kernel.cluster_factor
-                         : 1.0);
+                    (clustered(problem, a, kernel) ? kernel.cluster_factor : 1.0);
   return kernel.launch + ceil_ps(us * 1e6);
 }
 

@@ -8,8 +8,8 @@
 // through shared memory by the copy engine; one CTA a cluster) and v11_cluster (two CTAs of a
 // cluster share each K/V tile's copy where the block allows: non-causal rows only). Earlier
 // variants (v7's lazy rescale, v8, v9) are in NOTES.md with their parameters. A sample is 3 calls
-// back to back between two events; the variants take turns sample by sample, and the order rotates by
-// repetition, so clock drift falls on all of them.
+// back to back between two events; the variants take turns sample by sample, and the order rotates
+// by repetition, so clock drift falls on all of them.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

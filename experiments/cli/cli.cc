@@ -205,7 +205,8 @@ int cmd_run(const RunArgs& a, const GlobalArgs& g, std::ostream& out, std::ostre
     return fail(err, invalid_argument("--one-gpu: applies to the cuda backend, which is not among "
                                       "the backends (" +
                                       list + ")"));
-  // --warmup, --iters, --warmup-ms and --timed-ms time the cuda backend: given without it they changed nothing (exit 0).
+  // --warmup, --iters, --warmup-ms and --timed-ms time the cuda backend: given without it they
+  // changed nothing (exit 0).
   if (!a.cuda_option.empty() && !has(Backend::kCuda))
     return fail(err, invalid_argument(a.cuda_option +
                                       ": applies to the cuda backend, which is not among the "

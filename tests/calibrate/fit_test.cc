@@ -213,8 +213,8 @@ TEST(Fit, RecoversTheClusterFactorOfTheHopperKernel) {
   for (const PointCheck& k : fit->checks) {
     if (k.point.kind == PointKind::kAttention && !k.point.causal) ++clustered;
     if (k.point.kind == PointKind::kAttention || k.point.kind == PointKind::kAttentionUnmasked ||
-        k.point.kind == PointKind::kAttentionHeads || k.point.kind == PointKind::kAttentionSoftcap ||
-        k.point.kind == PointKind::kAttentionFp16)
+        k.point.kind == PointKind::kAttentionHeads ||
+        k.point.kind == PointKind::kAttentionSoftcap || k.point.kind == PointKind::kAttentionFp16)
       EXPECT_NEAR(k.fitted_us, k.measured_us, 0.005 * k.measured_us) << describe(k.point);
   }
   EXPECT_GT(clustered, 3);

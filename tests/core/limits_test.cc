@@ -103,13 +103,13 @@ TEST(Limits, ASecondYamlDocumentIsRefused) {
 }
 
 // System: a ',' outside a [...] or {...} list at the top level, before a key, and after an
-// indented map (found by tests/fuzz at 5,000 mutants a family: yaml-cpp 0.7 and 0.8 read it as endless empty
-// documents, and LoadAll allocated until the process died), then a list that holds one.
-// Expectation: each refused at the comma's line and column, at once; the flow list read.
+// indented map (found by tests/fuzz at 5,000 mutants a family: yaml-cpp 0.7 and 0.8 read it as
+// endless empty documents, and LoadAll allocated until the process died), then a list that holds
+// one. Expectation: each refused at the comma's line and column, at once; the flow list read.
 TEST(Limits, AStrayCommaIsASyntaxErrorNotAnEndlessParse) {
-  for (const auto& [text, at] : {std::pair{",a: 1\n", "x.yaml:1:1:"},
-                                 std::pair{"  ,generate:\n  name: x\n", "x.yaml:1:3:"},
-                                 std::pair{"  a: 1\n  b:\n    c: 2\n ,   d: 3\n", "x.yaml:4:2:"}}) {
+  for (const auto& [text, at] :
+       {std::pair{",a: 1\n", "x.yaml:1:1:"}, std::pair{"  ,generate:\n  name: x\n", "x.yaml:1:3:"},
+        std::pair{"  a: 1\n  b:\n    c: 2\n ,   d: 3\n", "x.yaml:4:2:"}}) {
     Expected<YamlReader> r = YamlReader::parse(text, "x.yaml");
     ASSERT_FALSE(r.ok()) << text;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);

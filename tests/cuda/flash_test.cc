@@ -465,8 +465,9 @@ TEST_P(FlashShapes, JointFrontAndBack) {
 
 // System: non-causal blocks with an even number of query blocks, which the Hopper kernel with
 // Sm90Traits::kClusterM 2 (v11) runs at head_dim 128 in clusters of two CTAs that share each K/V
-// tile's copy: many key tiles (the slots' phases wrap many times), a joint segment beside the image keys, GQA, batch 2, the last query
-// block short; then an odd number of blocks (no cluster). Expectation: the error rule on each.
+// tile's copy: many key tiles (the slots' phases wrap many times), a joint segment beside the image
+// keys, GQA, batch 2, the last query block short; then an odd number of blocks (no cluster).
+// Expectation: the error rule on each.
 TEST_P(FlashShapes, NonCausalClusterPairs) {
   SPATTN_REQUIRE_GPU();
   Case c = base(500, 2000);

@@ -303,7 +303,8 @@ TEST(Cli, BadCommandLinesAreExitTwoWithOneLine) {
        "--nodes: must be at most 2147483647, got 2147483648"},
       {{"run", kQuickstart, "--iters", "4294967297"},
        "--iters: must be at most 2147483647, got 4294967297"},
-      {{"run", kQuickstart, "--warmup-ms", "-1"}, "--warmup-ms: must be in [0, 3600000] ms, got -1"},
+      {{"run", kQuickstart, "--warmup-ms", "-1"},
+       "--warmup-ms: must be in [0, 3600000] ms, got -1"},
       {{"run", kQuickstart, "--timed-ms", "nan"},
        "--timed-ms: must be a number of milliseconds, got 'nan'"},
   };
@@ -797,7 +798,8 @@ TEST(Cli, SimulatesARingOver16kGpus) {
 }
 
 // --one-gpu (every rank on GPU 0) is for the cuda backend alone: without cuda it does nothing
-// (as --warmup and --iters do), and beside sim its times would be compared as if they were the plan's. Both are bad input.
+// (as --warmup and --iters do), and beside sim its times would be compared as if they were the
+// plan's. Both are bad input.
 TEST(Cli, OneGpuNeedsTheCudaBackendAlone) {
   const Result without = spattn({"run", kQuickstart, "--backend", "host", "--one-gpu"});
   EXPECT_EQ(without.code, 2) << without.err;

@@ -278,9 +278,8 @@ TEST(Fuzz, LoadersAnswerEveryMutantWithOkOrBadInput) {
   // cases up to 1,024 GPUs (10 s each, several times that under ASan) through the same loader
   // paths as the other examples; kept out so the CI run stays within its time.
   std::vector<fs::path> experiments = files("experiments/examples", ".yaml");
-  std::erase_if(experiments, [](const fs::path& p) {
-    return p.filename() == "sim_scaling_multinode.yaml";
-  });
+  std::erase_if(experiments,
+                [](const fs::path& p) { return p.filename() == "sim_scaling_multinode.yaml"; });
   const Family families[] = {
       {"experiment", experiments, ".yaml", run_plan},
       {"cluster", files("experiments/clusters", ".yaml"), ".yaml", run_cluster},
@@ -317,7 +316,8 @@ TEST(Fuzz, LoadersAnswerEveryMutantWithOkOrBadInput) {
       if (secs > 1.0) std::printf("fuzz: slow (%.1f s, exit %d): %s\n", secs, code, what.c_str());
       if (secs > 5.0) std::printf("%s\n", text.c_str());  // the input, to look into
       ++codes[code == 0 ? 0 : code == 2 ? 1 : 2];
-      if (code != -1) EXPECT_TRUE(code == 0 || code == 2) << what << ": exit " << code << "\n" << text;
+      if (code != -1)
+        EXPECT_TRUE(code == 0 || code == 2) << what << ": exit " << code << "\n" << text;
       ++total;
     }
     std::printf("fuzz: %s: %d mutants, %d ok, %d bad input, %d other\n", f.name, per_family,
