@@ -37,8 +37,26 @@ Expected<Report> run_host(const core::Experiment& e, const RunOptions& o) {
   m.setup = [&](const core::ExperimentCase& c, ReportCase& rc) -> Status {
     const core::Problem& p = rc.problem;
     if (attention_flops(p) > kMaxFlops) {
+      // The least power-of-two multiple of the scale that fits, if scaling down can get there: it
+      // stops shrinking a problem at 2 tokens a rank, 4 joint tokens and one token a document (a
+      // packed batch of 65,536 two-token documents keeps 65,536 tokens).
       std::int64_t n = std::max<std::int64_t>(o.scale_down, 1);
-      while (attention_flops(scale_down(c.problem, n, c.gpus)) > kMaxFlops) n *= 2;
+      core::Problem q = scale_down(c.problem, n, c.gpus);
+      while (attention_flops(q) > kMaxFlops) {
+        const core::Problem next = scale_down(c.problem, 2 * n, c.gpus);
+        if (next.seq_len >= q.seq_len && next.joint_len >= q.joint_len)
+          return invalid_argument(fmt::format(
+              "{}: {}: too large for the host backend ({:.2g} flops per attention in double "
+              "precision) at any --scale-down: scaled down as far as it goes it still has {} "
+              "tokens{}; use the sim or cuda backend",
+              e.source, describe(p), attention_flops(p), q.seq_len,
+              q.doc_bounds.empty()
+                  ? std::string()
+                  : fmt::format(" in {} documents of one token or more",
+                                std::ssize(q.doc_bounds) - 1)));
+        n *= 2;
+        q = next;
+      }
       return invalid_argument(
           fmt::format("{}: {}: too large for the host backend ({:.2g} flops per attention in "
                       "double precision); pass --scale-down {} or more",

@@ -486,7 +486,7 @@ TEST(Cli, RunHostScalesDownLargeProblems) {
   ASSERT_TRUE(big.exited);
   EXPECT_EQ(big.code, 2);
   EXPECT_EQ(big.err_lines(), 1);
-  EXPECT_NE(big.err.find("--scale-down"), std::string::npos) << big.err;
+  EXPECT_NE(big.err.find("pass --scale-down 128 or more"), std::string::npos) << big.err;
 
   const Result r =
       spattn({"run", wan, "--backend", "host", "--scale-down", "1000", "--format", "json"});
@@ -498,6 +498,27 @@ TEST(Cli, RunHostScalesDownLargeProblems) {
   EXPECT_EQ(c["problem"]["joint_len"], 4);
   EXPECT_EQ(c["problem"]["q_heads"], 40);
   EXPECT_NE(c["shape_note"].get<std::string>().find("75600"), std::string::npos);
+}
+
+// A packed batch of about 65,000 two-token documents cannot be scaled below the host backend's
+// limit (every document keeps a token; found by fuzzing: the search for a large enough
+// --scale-down doubled forever). Expectation: exit 2 at once, saying so and what to use instead.
+TEST(Cli, RunHostSaysWhenNoScaleDownIsEnough) {
+  const fs::path dir = fs::path(testing::TempDir()) / "host_tiny_documents";
+  fs::create_directories(dir);
+  const fs::path exp = dir / "e.yaml";
+  std::ofstream(exp) << "problem: {q_heads: 32, kv_heads: 8, head_dim: 128, seq_len: 131072, "
+                        "causal: true, documents: {distribution: lognormal, mean: 2, sigma: 1.5, "
+                        "seed: 15}}\ngpus: 8\nplans: [{scheme: ring, layout: balanced}]\n";
+  const Result r = spattn({"run", exp.string(), "--backend", "host", "--scale-down", "400"});
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.err_lines(), 1) << r.err;
+  EXPECT_NE(r.err.find("too large for the host backend"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("at any --scale-down: scaled down as far as it goes it still has"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("use the sim or cuda backend"), std::string::npos) << r.err;
 }
 
 // In-process: run_cli writes the listing to `out` and nothing to `err` on success.
