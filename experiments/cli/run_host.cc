@@ -50,10 +50,9 @@ Expected<Report> run_host(const core::Experiment& e, const RunOptions& o) {
               "precision) at any --scale-down: scaled down as far as it goes it still has {} "
               "tokens{}; use the sim or cuda backend",
               e.source, describe(p), attention_flops(p), q.seq_len,
-              q.doc_bounds.empty()
-                  ? std::string()
-                  : fmt::format(" in {} documents of one token or more",
-                                std::ssize(q.doc_bounds) - 1)));
+              q.doc_bounds.empty() ? std::string()
+                                   : fmt::format(" in {} documents of one token or more",
+                                                 std::ssize(q.doc_bounds) - 1)));
         n *= 2;
         q = next;
       }
