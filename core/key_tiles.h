@@ -26,6 +26,18 @@ SPATTN_HOST_DEVICE std::int64_t ceil_div(std::int64_t a, std::int64_t b) {  // b
   return -floor_div(-a, b);
 }
 
+// Whether the Hopper kernel, where it pairs CTAs (Sm90Traits::kClusterM 2), runs a block as
+// clusters of two CTAs of adjacent query blocks that share each K/V tile's copy: every CTA reads
+// the same key tiles (no causal mask, no window, no documents), head_dim 128 (one 64-column atom
+// a CTA) and an even number of query blocks. Its launch (cuda/kernels/flash_fwd_sm90/launch.cuh)
+// and the simulator's model (sim::clustered) both ask this.
+SPATTN_HOST_DEVICE bool paired_ctas(bool causal, std::int64_t window_left,
+                                    std::int64_t window_right, bool documents,
+                                    std::int64_t head_dim, std::int64_t query_blocks) {
+  return !causal && window_left < 0 && window_right < 0 && !documents && head_dim == 128 &&
+         query_blocks % 2 == 0;
+}
+
 // Key tiles of block_n keys of one segment (nk keys at positions start + stride * j; joint keys are
 // always visible) for queries at positions [qmin, qmax]: tiles [lo, hi) hold a key visible to some
 // query (image keys are monotone in j, so that set is one range); tiles in [full_lo, full_hi) are

@@ -223,8 +223,9 @@ Status check_attention_size(const core::Problem& problem, const core::AttnBlock&
 bool clustered(const core::Problem& problem, const core::AttnBlock& a,
                const core::AttentionKernelProfile& kernel) {
   const std::int64_t bm = kernel.block_m_at(problem.head_dim);
-  return kernel.cluster_pairs && !problem.causal && problem.window.none() && a.doc_bounds.empty() &&
-         problem.head_dim == 128 && ((a.q.tokens + bm - 1) / bm) % 2 == 0;
+  return kernel.cluster_pairs &&
+         core::paired_ctas(problem.causal, problem.window.left, problem.window.right,
+                           !a.doc_bounds.empty(), problem.head_dim, core::ceil_div(a.q.tokens, bm));
 }
 
 TimePs attention_duration(const core::Problem& problem, const core::AttnBlock& a,

@@ -49,10 +49,8 @@ constexpr std::int64_t kMaxModelledCtas = std::int64_t{1} << 22;
 Status check_attention_size(const core::Problem& problem, const core::AttnBlock& a,
                             const core::AttentionKernelProfile& kernel);
 
-// Whether the kernel runs block `a` in clusters of two CTAs that share each K/V tile's copy
-// (cuda/kernels/flash_fwd_sm90/launch.cuh): a kernel that does (cluster_pairs), no causal mask,
-// window or documents (every CTA reads the same tiles), head_dim 128 and an even number of query
-// blocks.
+// Whether the kernel runs block `a` in clusters of two CTAs that share each K/V tile's copy: a
+// kernel that does (cluster_pairs) and core::paired_ctas, the rule its launch applies.
 bool clustered(const core::Problem& problem, const core::AttnBlock& a,
                const core::AttentionKernelProfile& kernel);
 

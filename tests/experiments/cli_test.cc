@@ -44,6 +44,14 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
+// Writes `text` to TempDir()/folder/name (the folder made first); returns the file's path.
+fs::path write_input(const std::string& folder, const std::string& name, const std::string& text) {
+  const fs::path dir = fs::path(testing::TempDir()) / folder;
+  fs::create_directories(dir);
+  std::ofstream(dir / name) << text;
+  return dir / name;
+}
+
 // Runs `spattn ARGS` through the shell; arguments are single-quoted. Output goes to files named
 // after the running test, so tests that ctest runs in parallel never share them.
 Result spattn(const std::vector<std::string>& args) {
@@ -195,15 +203,13 @@ TEST(Cli, RunRefusesInfeasibleExplicitPlansBeforeRunningAny) {
 // from `plan` and from `run` alike (whose file then says it is not ok). A sweep with one case of 2
 // GPUs lists 4096's refusals as rows and exits 0.
 TEST(Cli, ARunWithNoPlanIsRefused) {
-  const fs::path dir = fs::path(testing::TempDir()) / "no_plan";
-  fs::create_directories(dir);
   const std::string problem =
       "problem: {q_heads: 1, kv_heads: 1, head_dim: 64, seq_len: 1048576, causal: true}\n"
       "plans: auto\n";
-  const fs::path one = dir / "one.yaml", sweep = dir / "sweep.yaml", some = dir / "some.yaml";
-  std::ofstream(one) << problem << "gpus: 4096\n";
-  std::ofstream(sweep) << problem << "sweep: {gpus: [4096, 8192]}\n";
-  std::ofstream(some) << problem << "sweep: {gpus: [2, 4096]}\n";
+  const fs::path one = write_input("no_plan", "one.yaml", problem + "gpus: 4096\n");
+  const fs::path sweep =
+      write_input("no_plan", "sweep.yaml", problem + "sweep: {gpus: [4096, 8192]}\n");
+  const fs::path some = write_input("no_plan", "some.yaml", problem + "sweep: {gpus: [2, 4096]}\n");
   const std::string why =
       " the planner refused all 93; the first, ulysses4096: plan ulysses4096: ulysses degree 4096 "
       "exceeds q_heads 1, so some ranks would hold no heads\n";
@@ -212,10 +218,10 @@ TEST(Cli, ARunWithNoPlanIsRefused) {
   const Result p = spattn({"plan", one.string()});
   EXPECT_EQ(p.code, 2);
   EXPECT_EQ(p.err, "spattn: " + want_one);
-  const Result r = spattn({"run", one.string(), "--backend", "sim", "--out", (dir / "o").string()});
+  const Result r = spattn({"run", one.string(), "--backend", "sim", "--out", (one.parent_path() / "o").string()});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find(want_one), std::string::npos) << r.err;
-  EXPECT_FALSE(nlohmann::json::parse(slurp(dir / "o" / "sim.json"))["ok"].get<bool>());
+  EXPECT_FALSE(nlohmann::json::parse(slurp(one.parent_path() / "o" / "sim.json"))["ok"].get<bool>());
   const Result s = spattn({"plan", sweep.string()});
   EXPECT_EQ(s.code, 2);
   EXPECT_EQ(s.err, "spattn: " + sweep.string() +
@@ -231,12 +237,10 @@ TEST(Cli, ARunWithNoPlanIsRefused) {
 // seq_len 1e9 on the quickstart: every plan's predicted peak is far above an H200's memory.
 // Expectation: exit 0, each plan marked as not fitting with both numbers, and the JSON says so.
 TEST(Cli, PlansThatDoNotFitTheGpuAreMarked) {
-  const fs::path dir = fs::path(testing::TempDir()) / "no_fit";
-  fs::create_directories(dir);
-  const fs::path exp = dir / "e.yaml";
-  std::ofstream(exp) << "problem: {q_heads: 8, kv_heads: 2, head_dim: 64, seq_len: 1000000000}\n"
-                        "gpus: 4\ncluster: "
-                     << kSource << "/experiments/clusters/h200x4.yaml\nplans: auto\n";
+  const fs::path exp = write_input(
+      "no_fit", "e.yaml",
+      "problem: {q_heads: 8, kv_heads: 2, head_dim: 64, seq_len: 1000000000}\ngpus: 4\ncluster: " +
+          kSource + "/experiments/clusters/h200x4.yaml\nplans: auto\n");
   const Result r = spattn({"plan", exp.string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("no plan fits the GPU memory"), std::string::npos) << r.out;
@@ -504,12 +508,11 @@ TEST(Cli, RunHostScalesDownLargeProblems) {
 // limit (every document keeps a token; found by fuzzing: the search for a large enough
 // --scale-down doubled forever). Expectation: exit 2 at once, saying so and what to use instead.
 TEST(Cli, RunHostSaysWhenNoScaleDownIsEnough) {
-  const fs::path dir = fs::path(testing::TempDir()) / "host_tiny_documents";
-  fs::create_directories(dir);
-  const fs::path exp = dir / "e.yaml";
-  std::ofstream(exp) << "problem: {q_heads: 32, kv_heads: 8, head_dim: 128, seq_len: 131072, "
-                        "causal: true, documents: {distribution: lognormal, mean: 2, sigma: 1.5, "
-                        "seed: 15}}\ngpus: 8\nplans: [{scheme: ring, layout: balanced}]\n";
+  const fs::path exp = write_input(
+      "host_tiny_documents", "e.yaml",
+      "problem: {q_heads: 32, kv_heads: 8, head_dim: 128, seq_len: 131072, causal: true, "
+      "documents: {distribution: lognormal, mean: 2, sigma: 1.5, seed: 15}}\ngpus: 8\n"
+      "plans: [{scheme: ring, layout: balanced}]\n");
   const Result r = spattn({"run", exp.string(), "--backend", "host", "--scale-down", "400"});
   ASSERT_TRUE(r.exited);
   EXPECT_EQ(r.code, 2) << r.err;

@@ -88,11 +88,11 @@ Status launch_fwd_sm90(const flash::FwdParams& f, std::int64_t batch, std::int64
     SPATTN_RETURN_IF_ERROR(encode_map<T>(&P.o, f.out, Tr::kHeadDim, f.nq, hq, batch,
                                          f.out_token_stride, f.out_head_stride, f.out_batch_stride,
                                          64));
-  // Two CTAs share each K/V tile where every CTA of the block reads the same tiles (no causal
-  // mask, window or documents) and the query blocks pair up.
-  const bool same_tiles =
-      !f.causal && f.window_left < 0 && f.window_right < 0 && f.num_doc_bounds == 0;
-  P.cluster = Tr::kMulticast && same_tiles && m_blocks % 2 == 0 ? 2 : 1;
+  // Two CTAs share each K/V tile where the block allows it (core::paired_ctas, as the simulator).
+  P.cluster = Tr::kMulticast && core::paired_ctas(f.causal, f.window_left, f.window_right,
+                                                  f.num_doc_bounds > 0, Tr::kHeadDim, m_blocks)
+                  ? 2
+                  : 1;
   auto* kernel = &flash_fwd_sm90_kernel<Tr>;
   SPATTN_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
